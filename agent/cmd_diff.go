@@ -1,0 +1,12 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+)
+
+func runDiff(_ context.Context, _ []string, _, stderr io.Writer) int {
+	fmt.Fprintln(stderr, "agent: this command is not built yet")
+	return 2
+}

@@ -1,0 +1,379 @@
+package schemas
+
+// Config is the whole gateway configuration: the unified content of a config
+// repository's directory after validation and defaulting. Every collection is a
+// map keyed by name so that files merge.
+type Config struct {
+	// Upstreams are the pools of targets that routes send traffic to.
+	Upstreams map[string]Upstream `json:"upstreams,omitempty"`
+	// Routes match requests and send them to weighted backends.
+	Routes map[string]Route `json:"routes,omitempty"`
+	// Policies are named rate limits, auth rules, CORS and IP lists that routes
+	// attach by name.
+	Policies map[string]Policy `json:"policies,omitempty"`
+}
+
+// Balance algorithms for Upstream.Balance.
+const (
+	BalanceRoundRobin    = "round_robin"
+	BalanceLeastRequests = "least_requests"
+	BalanceRandom        = "random"
+	BalanceHash          = "hash"
+)
+
+// Upstream is a pool of equivalent targets.
+type Upstream struct {
+	// Targets are http:// or https:// base URLs. At least one is required.
+	Targets []string `json:"targets"`
+	// Balance picks a target per request. Default "round_robin".
+	Balance string `json:"balance,omitempty"`
+	// HashOn chooses the key when Balance is "hash". Default: client IP.
+	HashOn *HashOn `json:"hashOn,omitempty"`
+	// HealthCheck enables active health checks. Nil: none.
+	HealthCheck *HealthCheck `json:"healthCheck,omitempty"`
+	// OutlierDetection ejects targets after consecutive failures seen on real
+	// traffic. Nil: none.
+	OutlierDetection *OutlierDetection `json:"outlierDetection,omitempty"`
+	// CircuitBreaker opens for the whole upstream after failures. Nil: none.
+	CircuitBreaker *CircuitBreaker `json:"circuitBreaker,omitempty"`
+	// MaxConnsPerTarget caps open connections per target. 0: unlimited.
+	MaxConnsPerTarget int `json:"maxConnsPerTarget,omitempty"`
+	// MaxIdleConnsPerTarget is the keep-alive pool size per target. Default 64.
+	MaxIdleConnsPerTarget int `json:"maxIdleConnsPerTarget,omitempty"`
+	// ConnectTimeout bounds dialing a target. Default 5s.
+	ConnectTimeout Duration `json:"connectTimeout,omitempty"`
+}
+
+// HashOn names the request attribute hashed for sticky choices. Exactly one
+// of the fields is set.
+type HashOn struct {
+	// Header hashes the value of this request header.
+	Header string `json:"header,omitempty"`
+	// Cookie hashes the value of this cookie.
+	Cookie string `json:"cookie,omitempty"`
+	// ClientIP hashes the client address.
+	ClientIP bool `json:"clientIP,omitempty"`
+}
+
+// HealthCheck is an active HTTP probe of every target.
+type HealthCheck struct {
+	// Path is requested with GET. Default "/healthz".
+	Path string `json:"path,omitempty"`
+	// Interval between probes. Default 10s.
+	Interval Duration `json:"interval,omitempty"`
+	// Timeout of one probe. Default 2s.
+	Timeout Duration `json:"timeout,omitempty"`
+	// HealthyThreshold is the number of passing probes that mark a target
+	// healthy. Default 2.
+	HealthyThreshold int `json:"healthyThreshold,omitempty"`
+	// UnhealthyThreshold is the number of failing probes that mark a target
+	// unhealthy. Default 3.
+	UnhealthyThreshold int `json:"unhealthyThreshold,omitempty"`
+	// ExpectedStatuses pass the probe. Default: any 2xx.
+	ExpectedStatuses []int `json:"expectedStatuses,omitempty"`
+}
+
+// OutlierDetection ejects a target after consecutive failures, for a time
+// that doubles on each ejection up to MaxEjection.
+type OutlierDetection struct {
+	// ConsecutiveFailures before ejection. Default 5.
+	ConsecutiveFailures int `json:"consecutiveFailures,omitempty"`
+	// BaseEjection is the first ejection time. Default 30s.
+	BaseEjection Duration `json:"baseEjection,omitempty"`
+	// MaxEjection caps the ejection time. Default 5m.
+	MaxEjection Duration `json:"maxEjection,omitempty"`
+}
+
+// CircuitBreaker stops sending to an upstream that keeps failing.
+type CircuitBreaker struct {
+	// ConsecutiveFailures opens the breaker. Default 5.
+	ConsecutiveFailures int `json:"consecutiveFailures,omitempty"`
+	// ErrorRatio in (0,1] over the last window also opens it. 0: not used.
+	ErrorRatio float64 `json:"errorRatio,omitempty"`
+	// MinRequests in the window before ErrorRatio applies. Default 20.
+	MinRequests int `json:"minRequests,omitempty"`
+	// OpenDuration before half-open probes are let through. Default 30s.
+	OpenDuration Duration `json:"openDuration,omitempty"`
+	// HalfOpenRequests let through while half-open. Default 1.
+	HalfOpenRequests int `json:"halfOpenRequests,omitempty"`
+}
+
+// Path match types for Match.PathType.
+const (
+	PathExact    = "exact"
+	PathPrefix   = "prefix"
+	PathRegex    = "regex"
+	PathTemplate = "template"
+)
+
+// Route matches requests and forwards them to backends.
+type Route struct {
+	// Match selects the requests this route serves.
+	Match Match `json:"match"`
+	// Backends are upstreams with weights that sum to 100.
+	Backends []Backend `json:"backends"`
+	// Split makes the weighted choice sticky. Nil: each request is drawn anew.
+	Split *Split `json:"split,omitempty"`
+	// Priority orders routes before specificity; higher wins. Default 0.
+	Priority int `json:"priority,omitempty"`
+	// Rewrite changes the path or host sent upstream. Nil: unchanged.
+	Rewrite *Rewrite `json:"rewrite,omitempty"`
+	// RequestHeaders edits the headers sent upstream.
+	RequestHeaders *HeaderOps `json:"requestHeaders,omitempty"`
+	// ResponseHeaders edits the headers sent to the client.
+	ResponseHeaders *HeaderOps `json:"responseHeaders,omitempty"`
+	// Timeout is the total time for the request including retries. Default 30s.
+	Timeout Duration `json:"timeout,omitempty"`
+	// PerTryTimeout bounds each attempt. 0: only Timeout applies.
+	PerTryTimeout Duration `json:"perTryTimeout,omitempty"`
+	// Retries retries failed attempts. Nil: no retries.
+	Retries *Retries `json:"retries,omitempty"`
+	// Policies are names of entries in Config.Policies, applied in order.
+	Policies []string `json:"policies,omitempty"`
+	// MaxBodyBytes caps the request body. Default 10 MiB.
+	MaxBodyBytes int64 `json:"maxBodyBytes,omitempty"`
+}
+
+// Match is the request predicate of a route. Empty fields match anything.
+type Match struct {
+	// Hosts are exact names or "*.example.com" wildcards. Empty: any host.
+	Hosts []string `json:"hosts,omitempty"`
+	// Path to match. Default "/".
+	Path string `json:"path,omitempty"`
+	// PathType is exact, prefix, regex or template. Default "prefix".
+	PathType string `json:"pathType,omitempty"`
+	// Methods are upper-case HTTP methods. Empty: any method.
+	Methods []string `json:"methods,omitempty"`
+	// Headers must all match, keyed by header name.
+	Headers map[string]StringMatch `json:"headers,omitempty"`
+	// Query parameters must all match, keyed by parameter name.
+	Query map[string]StringMatch `json:"query,omitempty"`
+}
+
+// StringMatch matches one header or query value. Exactly one field is set.
+type StringMatch struct {
+	// Exact value.
+	Exact string `json:"exact,omitempty"`
+	// Prefix of the value.
+	Prefix string `json:"prefix,omitempty"`
+	// Regex the whole value must match (RE2, size-bounded).
+	Regex string `json:"regex,omitempty"`
+	// Present matches when the header or parameter exists at all.
+	Present bool `json:"present,omitempty"`
+}
+
+// Backend is one weighted destination of a route.
+type Backend struct {
+	// Upstream names an entry of Config.Upstreams.
+	Upstream string `json:"upstream"`
+	// Weight in percent, 0..100; a route's weights sum to 100.
+	Weight int `json:"weight"`
+}
+
+// Split makes a route's weighted backend choice sticky.
+type Split struct {
+	// HashOn is the attribute hashed to pick a backend.
+	HashOn HashOn `json:"hashOn"`
+}
+
+// Rewrite changes the request before it goes upstream. Applied in field order.
+type Rewrite struct {
+	// StripPrefix is removed from the start of the path.
+	StripPrefix string `json:"stripPrefix,omitempty"`
+	// AddPrefix is put before the path.
+	AddPrefix string `json:"addPrefix,omitempty"`
+	// Regex replaces the path: matches of Regex.Pattern become Regex.Replacement.
+	Regex *RegexRewrite `json:"regex,omitempty"`
+	// Path replaces the whole path; "{param}" takes a template parameter of
+	// the match.
+	Path string `json:"path,omitempty"`
+	// Host replaces the Host header sent upstream.
+	Host string `json:"host,omitempty"`
+}
+
+// RegexRewrite is a regular expression path rewrite.
+type RegexRewrite struct {
+	// Pattern is an RE2 expression.
+	Pattern string `json:"pattern"`
+	// Replacement may use $1 or ${name}.
+	Replacement string `json:"replacement"`
+}
+
+// HeaderOps edits headers: Remove first, then Set, then Add.
+type HeaderOps struct {
+	// Set replaces the header's values.
+	Set map[string]string `json:"set,omitempty"`
+	// Add appends a value.
+	Add map[string]string `json:"add,omitempty"`
+	// Remove deletes the header.
+	Remove []string `json:"remove,omitempty"`
+}
+
+// Retry conditions for Retries.On.
+const (
+	RetryConnectFailure = "connect-failure"
+	RetryReset          = "reset"
+	Retry502            = "502"
+	Retry503            = "503"
+	Retry504            = "504"
+)
+
+// Retries retries a failed attempt on another target.
+type Retries struct {
+	// Attempts is the number of retries after the first try. Default 2.
+	Attempts int `json:"attempts,omitempty"`
+	// BackoffBase is the first backoff; it doubles with jitter. Default 25ms.
+	BackoffBase Duration `json:"backoffBase,omitempty"`
+	// BackoffMax caps the backoff. Default 250ms.
+	BackoffMax Duration `json:"backoffMax,omitempty"`
+	// On lists the failures retried. Default connect-failure, reset, 502, 503, 504.
+	On []string `json:"on,omitempty"`
+	// NonIdempotent allows retrying POST, PATCH and other unsafe methods.
+	NonIdempotent bool `json:"nonIdempotent,omitempty"`
+	// BudgetPercent caps retries to this share of active requests. Default 20.
+	BudgetPercent int `json:"budgetPercent,omitempty"`
+	// MinRetriesPerSecond is always allowed regardless of the budget. Default 3.
+	MinRetriesPerSecond int `json:"minRetriesPerSecond,omitempty"`
+}
+
+// Policy is exactly one of its fields.
+type Policy struct {
+	// RateLimit is a local token bucket.
+	RateLimit *RateLimit `json:"rateLimit,omitempty"`
+	// APIKey requires a known API key.
+	APIKey *APIKey `json:"apiKey,omitempty"`
+	// JWT requires a valid bearer token.
+	JWT *JWT `json:"jwt,omitempty"`
+	// CORS answers preflights and sets CORS response headers.
+	CORS *CORS `json:"cors,omitempty"`
+	// IPAllow lets through only these client networks.
+	IPAllow *IPList `json:"ipAllow,omitempty"`
+	// IPDeny refuses these client networks.
+	IPDeny *IPList `json:"ipDeny,omitempty"`
+}
+
+// Kind returns the name of the set field, or "" when none is set.
+func (p Policy) Kind() string {
+	switch {
+	case p.RateLimit != nil:
+		return "rateLimit"
+	case p.APIKey != nil:
+		return "apiKey"
+	case p.JWT != nil:
+		return "jwt"
+	case p.CORS != nil:
+		return "cors"
+	case p.IPAllow != nil:
+		return "ipAllow"
+	case p.IPDeny != nil:
+		return "ipDeny"
+	}
+	return ""
+}
+
+// RateLimit is a token bucket per key.
+type RateLimit struct {
+	// Rate is the number of requests allowed per Per.
+	Rate float64 `json:"rate"`
+	// Per is the period of Rate. Default 1s.
+	Per Duration `json:"per,omitempty"`
+	// Burst is the bucket size. Default: Rate rounded up, at least 1.
+	Burst int `json:"burst,omitempty"`
+	// Key is "client_ip", "route" or "header:NAME". Default "client_ip".
+	Key string `json:"key,omitempty"`
+	// MaxKeys bounds the number of buckets kept. Default 100000.
+	MaxKeys int `json:"maxKeys,omitempty"`
+}
+
+// APIKey checks a key sent in a header or query parameter.
+type APIKey struct {
+	// In is "header" or "query". Default "header".
+	In string `json:"in,omitempty"`
+	// Name of the header or parameter. Default "X-API-Key".
+	Name string `json:"name,omitempty"`
+	// Keys maps a consumer name to "sha256:<64 hex>" of its key; keys are never
+	// stored in clear.
+	Keys map[string]string `json:"keys"`
+	// ConsumerHeader, when set, carries the consumer name upstream.
+	ConsumerHeader string `json:"consumerHeader,omitempty"`
+}
+
+// JWT validates bearer tokens.
+type JWT struct {
+	// Issuer must equal the iss claim. Empty: not checked.
+	Issuer string `json:"issuer,omitempty"`
+	// Audiences: the aud claim must contain one. Empty: not checked.
+	Audiences []string `json:"audiences,omitempty"`
+	// Algorithms accepted: HS256, RS256, ES256. Required.
+	Algorithms []string `json:"algorithms"`
+	// Secret is the HS256 key, by reference only.
+	Secret *SecretRef `json:"secret,omitempty"`
+	// JWKS holds the public keys for RS256 and ES256.
+	JWKS *JWKS `json:"jwks,omitempty"`
+	// JWKSRef reads a JWKS document from a reference at apply time.
+	JWKSRef *SecretRef `json:"jwksRef,omitempty"`
+	// Header carrying the token. Default "Authorization" with a Bearer prefix.
+	Header string `json:"header,omitempty"`
+	// ClaimsToHeaders copies claims (key) to upstream request headers (value).
+	ClaimsToHeaders map[string]string `json:"claimsToHeaders,omitempty"`
+	// Leeway tolerated on exp and nbf. Default 30s.
+	Leeway Duration `json:"leeway,omitempty"`
+}
+
+// JWKS is a JSON Web Key Set (RFC 7517).
+type JWKS struct {
+	// Keys of the set.
+	Keys []JWK `json:"keys"`
+}
+
+// JWK is one public key of a JWKS.
+type JWK struct {
+	Kty string `json:"kty"`
+	Kid string `json:"kid,omitempty"`
+	Alg string `json:"alg,omitempty"`
+	Use string `json:"use,omitempty"`
+	N   string `json:"n,omitempty"`
+	E   string `json:"e,omitempty"`
+	Crv string `json:"crv,omitempty"`
+	X   string `json:"x,omitempty"`
+	Y   string `json:"y,omitempty"`
+}
+
+// CORS configures cross-origin requests.
+type CORS struct {
+	// AllowOrigins are exact origins or "https://*.example.com"; "*" for any.
+	AllowOrigins []string `json:"allowOrigins"`
+	// AllowMethods. Default GET, HEAD, POST.
+	AllowMethods []string `json:"allowMethods,omitempty"`
+	// AllowHeaders requested by preflights.
+	AllowHeaders []string `json:"allowHeaders,omitempty"`
+	// ExposeHeaders to scripts.
+	ExposeHeaders []string `json:"exposeHeaders,omitempty"`
+	// AllowCredentials permits cookies; not with origin "*".
+	AllowCredentials bool `json:"allowCredentials,omitempty"`
+	// MaxAge of a preflight answer in caches. 0: not sent.
+	MaxAge Duration `json:"maxAge,omitempty"`
+}
+
+// IPList is a list of client networks.
+type IPList struct {
+	// CIDRs such as "10.0.0.0/8" or "2001:db8::/32"; a bare address is a /32 or /128.
+	CIDRs []string `json:"cidrs"`
+}
+
+// SecretRef points at a secret resolved by the gateway at apply time. Exactly
+// one field is set. The secret value never appears in a bundle.
+type SecretRef struct {
+	// Env names an environment variable of the gateway process.
+	Env string `json:"env,omitempty"`
+	// File is a path readable by the gateway process.
+	File string `json:"file,omitempty"`
+}
+
+// String describes the reference without its value.
+func (r SecretRef) String() string {
+	if r.Env != "" {
+		return "env:" + r.Env
+	}
+	return "file:" + r.File
+}
