@@ -1,0 +1,403 @@
+package upstream
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/gitgate/gitgate/schemas"
+)
+
+// Errors returned by Pool.Pick. Both mean the request gets a 503.
+var (
+	// ErrNoHealthyTarget means every target is unhealthy or ejected.
+	ErrNoHealthyTarget = errors.New("no healthy target")
+	// ErrBreakerOpen means the upstream's circuit breaker refuses requests.
+	ErrBreakerOpen = errors.New("circuit breaker open")
+)
+
+// Options configure a Pool.
+type Options struct {
+	// Now is the clock of ejections and the breaker. Nil: time.Now.
+	Now func() time.Time
+	// Logger receives health transitions. The zero value logs nothing.
+	Logger zerolog.Logger
+}
+
+// TargetStatus is a snapshot of one target for status pages.
+type TargetStatus struct {
+	// URL of the target.
+	URL string `json:"url"`
+	// Healthy is the active health check's verdict (true without checks).
+	Healthy bool `json:"healthy"`
+	// Ejected is true while outlier detection keeps the target out.
+	Ejected bool `json:"ejected"`
+	// InFlight is the number of attempts being served by the target.
+	InFlight int64 `json:"inFlight"`
+}
+
+// Target is one base URL of a pool with its live state.
+type Target struct {
+	// URL is the parsed base URL; read-only.
+	URL  *url.URL
+	raw  string
+	seed uint64
+
+	inFlight     atomic.Int64
+	healthy      atomic.Bool
+	fails        atomic.Int64
+	ejectedUntil atomic.Int64 // unix nanos; 0: not ejected
+	ejections    atomic.Int64
+
+	// Health check counters, touched only by the pool's checker goroutine.
+	hcPass, hcFail int
+}
+
+// String returns the target URL as configured.
+func (t *Target) String() string { return t.raw }
+
+// InFlight returns the number of attempts the target is serving.
+func (t *Target) InFlight() int64 { return t.inFlight.Load() }
+
+func (t *Target) available(now func() time.Time) bool {
+	if !t.healthy.Load() {
+		return false
+	}
+	if e := t.ejectedUntil.Load(); e != 0 && now().UnixNano() < e {
+		return false
+	}
+	return true
+}
+
+// Pool is the compiled, stateful form of one schemas.Upstream.
+type Pool struct {
+	name        string
+	spec        schemas.Upstream
+	fingerprint string
+	targets     []*Target
+	breaker     *Breaker
+	transport   *http.Transport
+	now         func() time.Time
+	log         zerolog.Logger
+	rr          atomic.Uint64
+
+	startOnce sync.Once
+	closeOnce sync.Once
+	ctx       context.Context
+	cancel    context.CancelFunc
+	wg        sync.WaitGroup
+}
+
+// NewPool builds the pool of upstream name from spec, which must have its
+// defaults applied. Nothing is started; call Start. A bad spec returns a
+// *schemas.InvalidError whose paths start with "upstreams.<name>".
+func NewPool(name string, spec schemas.Upstream, opts Options) (*Pool, error) {
+	var diags []schemas.Diagnostic
+	at := func(path, format string, args ...any) {
+		diags = append(diags, schemas.Diagnostic{Path: "upstreams." + name + path, Message: fmt.Sprintf(format, args...)})
+	}
+	if len(spec.Targets) == 0 {
+		at(".targets", "an upstream needs at least one target")
+	}
+	targets := make([]*Target, 0, len(spec.Targets))
+	for i, raw := range spec.Targets {
+		u, err := url.Parse(raw)
+		switch {
+		case err != nil:
+			at(fmt.Sprintf(".targets[%d]", i), "target %q is not a URL: %v", raw, err)
+			continue
+		case u.Scheme != "http" && u.Scheme != "https":
+			at(fmt.Sprintf(".targets[%d]", i), "target %q must be an http:// or https:// URL", raw)
+			continue
+		case u.Host == "":
+			at(fmt.Sprintf(".targets[%d]", i), "target %q has no host", raw)
+			continue
+		case u.RawQuery != "" || u.Fragment != "" || u.User != nil:
+			at(fmt.Sprintf(".targets[%d]", i), "target %q must not carry a query, fragment or user info", raw)
+			continue
+		}
+		t := &Target{URL: u, raw: raw, seed: mix(fnv64(raw))}
+		t.healthy.Store(true)
+		targets = append(targets, t)
+	}
+	switch spec.Balance {
+	case schemas.BalanceRoundRobin, schemas.BalanceLeastRequests, schemas.BalanceRandom:
+	case schemas.BalanceHash:
+		if err := checkHashOn(spec.HashOn); err != nil {
+			at(".hashOn", "%v", err)
+		}
+	default:
+		at(".balance", "unknown balance %q: use round_robin, least_requests, random or hash", spec.Balance)
+	}
+	if h := spec.HealthCheck; h != nil {
+		if h.Interval <= 0 || h.Timeout <= 0 || h.HealthyThreshold < 1 || h.UnhealthyThreshold < 1 {
+			at(".healthCheck", "interval, timeout and thresholds must be positive")
+		}
+		if len(h.Path) == 0 || h.Path[0] != '/' {
+			at(".healthCheck.path", "path %q must start with /", h.Path)
+		}
+	}
+	if o := spec.OutlierDetection; o != nil && (o.ConsecutiveFailures < 1 || o.BaseEjection <= 0 || o.MaxEjection < o.BaseEjection) {
+		at(".outlierDetection", "consecutiveFailures must be positive and 0 < baseEjection <= maxEjection")
+	}
+	if b := spec.CircuitBreaker; b != nil {
+		if b.ConsecutiveFailures < 1 || b.OpenDuration <= 0 || b.HalfOpenRequests < 1 {
+			at(".circuitBreaker", "consecutiveFailures, openDuration and halfOpenRequests must be positive")
+		}
+		if b.ErrorRatio < 0 || b.ErrorRatio > 1 {
+			at(".circuitBreaker.errorRatio", "errorRatio %v must be within [0, 1]", b.ErrorRatio)
+		}
+	}
+	if spec.MaxConnsPerTarget < 0 || spec.MaxIdleConnsPerTarget < 0 {
+		at("", "connection limits must not be negative")
+	}
+	if len(diags) > 0 {
+		return nil, &schemas.InvalidError{Diagnostics: diags}
+	}
+	fp, err := json.Marshal(spec)
+	if err != nil {
+		return nil, fmt.Errorf("fingerprinting upstream %s: %w", name, err)
+	}
+	now := opts.Now
+	if now == nil {
+		now = time.Now
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	return &Pool{
+		name:        name,
+		spec:        spec,
+		fingerprint: string(fp),
+		targets:     targets,
+		breaker:     newBreaker(spec.CircuitBreaker, now),
+		transport:   newTransport(spec),
+		now:         now,
+		log:         opts.Logger.With().Str("upstream", name).Logger(),
+		ctx:         ctx,
+		cancel:      cancel,
+	}, nil
+}
+
+func newTransport(spec schemas.Upstream) *http.Transport {
+	d := &net.Dialer{Timeout: spec.ConnectTimeout.D(), KeepAlive: 30 * time.Second}
+	return &http.Transport{
+		DialContext:           d.DialContext,
+		MaxIdleConnsPerHost:   spec.MaxIdleConnsPerTarget,
+		MaxConnsPerHost:       spec.MaxConnsPerTarget,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: time.Second,
+		// Upstreams speak HTTP/1.1 with keep-alive; bodies pass through as
+		// they are encoded.
+		ForceAttemptHTTP2:  false,
+		DisableCompression: true,
+	}
+}
+
+// Name returns the upstream's name.
+func (p *Pool) Name() string { return p.name }
+
+// Fingerprint identifies the pool's settings: two pools with equal
+// fingerprints are interchangeable, so the runtime keeps the running one.
+func (p *Pool) Fingerprint() string { return p.fingerprint }
+
+// Transport returns the pool's keep-alive transport.
+func (p *Pool) Transport() http.RoundTripper { return p.transport }
+
+// HashOn returns what the hash balancer hashes, nil for other balancers.
+func (p *Pool) HashOn() *schemas.HashOn {
+	if p.spec.Balance != schemas.BalanceHash {
+		return nil
+	}
+	return p.spec.HashOn
+}
+
+// Targets returns the pool's targets; the slice must not be changed.
+func (p *Pool) Targets() []*Target { return p.targets }
+
+// Breaker returns the pool's circuit breaker, nil when none is configured.
+func (p *Pool) Breaker() *Breaker { return p.breaker }
+
+// Pick chooses a target for one attempt. key is the request's hash for the
+// hash balancer (ignored by the others); avoid, when not nil, is a target
+// to skip if another one is available (the one a retry failed on). A
+// picked target must be handed back with Done.
+func (p *Pool) Pick(key uint64, avoid *Target) (*Target, error) {
+	if !p.breaker.Allow() {
+		return nil, ErrBreakerOpen
+	}
+	var t *Target
+	switch p.spec.Balance {
+	case schemas.BalanceLeastRequests:
+		t = p.pickLeast(avoid)
+	case schemas.BalanceRandom:
+		t = p.pickFrom(rand.Uint64(), avoid)
+	case schemas.BalanceHash:
+		t = p.pickHash(key, avoid)
+	default:
+		t = p.pickFrom(p.rr.Add(1)-1, avoid)
+	}
+	if t == nil {
+		p.breaker.Record(Ignored)
+		return nil, ErrNoHealthyTarget
+	}
+	t.inFlight.Add(1)
+	return t, nil
+}
+
+// Done ends an attempt on t started by Pick, feeding the outcome to the
+// outlier detector and the circuit breaker.
+func (p *Pool) Done(t *Target, o Outcome) {
+	t.inFlight.Add(-1)
+	p.breaker.Record(o)
+	od := p.spec.OutlierDetection
+	if od == nil {
+		return
+	}
+	switch o {
+	case Success:
+		if t.fails.Load() != 0 {
+			t.fails.Store(0)
+		}
+		if t.ejections.Load() != 0 {
+			// Forget past ejections once the target has stayed in for
+			// MaxEjection after its last one.
+			if e := t.ejectedUntil.Load(); p.now().UnixNano()-e > int64(od.MaxEjection) {
+				t.ejections.Store(0)
+			}
+		}
+	case Failure:
+		if t.fails.Add(1) < int64(od.ConsecutiveFailures) {
+			return
+		}
+		t.fails.Store(0)
+		n := t.ejections.Add(1)
+		d := od.BaseEjection.D()
+		for i := int64(1); i < n && d < od.MaxEjection.D(); i++ {
+			d *= 2
+		}
+		d = min(d, od.MaxEjection.D())
+		t.ejectedUntil.Store(p.now().Add(d).UnixNano())
+		p.log.Warn().Str("target", t.raw).Dur("ejection", d).Msg("target ejected after consecutive failures")
+	}
+}
+
+// pickFrom walks the targets from start and returns the first available
+// one that is not avoid, else avoid when it is available, else nil.
+func (p *Pool) pickFrom(start uint64, avoid *Target) *Target {
+	n := uint64(len(p.targets))
+	for i := range n {
+		t := p.targets[(start+i)%n]
+		if t != avoid && t.available(p.now) {
+			return t
+		}
+	}
+	if avoid != nil && avoid.available(p.now) {
+		return avoid
+	}
+	return nil
+}
+
+// pickLeast is power of two choices on the in-flight counts.
+func (p *Pool) pickLeast(avoid *Target) *Target {
+	n := len(p.targets)
+	if n == 1 {
+		return p.pickFrom(0, avoid)
+	}
+	i := rand.IntN(n)
+	j := rand.IntN(n - 1)
+	if j >= i {
+		j++
+	}
+	a, b := p.targets[i], p.targets[j]
+	okA := a != avoid && a.available(p.now)
+	okB := b != avoid && b.available(p.now)
+	switch {
+	case okA && okB:
+		if b.inFlight.Load() < a.inFlight.Load() {
+			return b
+		}
+		return a
+	case okA:
+		return a
+	case okB:
+		return b
+	}
+	// Both drawn targets are out: take the least loaded of the rest.
+	var best *Target
+	for _, t := range p.targets {
+		if t != avoid && t.available(p.now) && (best == nil || t.inFlight.Load() < best.inFlight.Load()) {
+			best = t
+		}
+	}
+	if best == nil && avoid != nil && avoid.available(p.now) {
+		best = avoid
+	}
+	return best
+}
+
+// pickHash is rendezvous (highest random weight) hashing: a key keeps its
+// target while that target is available, and only the keys of a target
+// that leaves move.
+func (p *Pool) pickHash(key uint64, avoid *Target) *Target {
+	var best *Target
+	var bestScore uint64
+	for _, t := range p.targets {
+		if t == avoid || !t.available(p.now) {
+			continue
+		}
+		if s := mix(key ^ t.seed); best == nil || s > bestScore {
+			best, bestScore = t, s
+		}
+	}
+	if best == nil && avoid != nil && avoid.available(p.now) {
+		best = avoid
+	}
+	return best
+}
+
+// Status returns the state of every target.
+func (p *Pool) Status() []TargetStatus {
+	out := make([]TargetStatus, len(p.targets))
+	now := p.now().UnixNano()
+	for i, t := range p.targets {
+		out[i] = TargetStatus{
+			URL:      t.raw,
+			Healthy:  t.healthy.Load(),
+			Ejected:  now < t.ejectedUntil.Load(),
+			InFlight: t.inFlight.Load(),
+		}
+	}
+	return out
+}
+
+// Start launches the active health checker when one is configured. It is
+// safe to call more than once.
+func (p *Pool) Start() {
+	if p.spec.HealthCheck == nil {
+		return
+	}
+	p.startOnce.Do(func() {
+		p.wg.Add(1)
+		go p.checkLoop()
+	})
+}
+
+// Close stops the health checker, waits for it and closes idle
+// connections. It is safe to call more than once.
+func (p *Pool) Close() {
+	p.closeOnce.Do(func() {
+		p.cancel()
+		p.wg.Wait()
+		p.transport.CloseIdleConnections()
+	})
+}
