@@ -1,0 +1,15 @@
+// Package gitsrc owns the agent's view of the config repository: a go-git
+// clone with filesystem storage in the state directory, a cheap remote head
+// check, fetches of the tracked branch only when its head moved, reading the
+// config path at a commit straight from the object store (no worktree),
+// commit metadata, SHA-prefix resolution for rollback and optional PGP
+// signature verification.
+//
+// History is fetched in full, not shallow: rollback must reach any earlier
+// commit of the branch, and a config repository is small. Every access to
+// the go-git repository is serialized by the Source, because a go-git
+// repository on filesystem storage is not safe for concurrent use.
+//
+// Credentials (a token, URL userinfo) never appear in errors or logs: every
+// error that may carry the remote URL passes through Redact.
+package gitsrc

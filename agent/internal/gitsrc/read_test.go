@@ -1,0 +1,181 @@
+package gitsrc
+
+import (
+	"errors"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/plumbing"
+
+	"github.com/gitgate/gitgate/schemas"
+	"github.com/gitgate/gitgate/schemas/load"
+)
+
+func TestReadFiles(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name      string
+		setup     func(t *testing.T, dir string) // extra changes staged before the commit
+		files     map[string]string
+		path      string
+		lim       load.Limits
+		wantPaths []string
+		wantDiag  string // substring of a diagnostic; "" means success
+		wantFile  string // the diagnostic's File
+	}{
+		{
+			name:      "root reads config files and skips others",
+			files:     map[string]string{"a.yaml": "a: 1\n", "b/c.json": "{}", "d.cue": "x: 1", "README.md": "hi", ".github/ci.yml": "on: push"},
+			wantPaths: []string{"a.yaml", "b/c.json", "d.cue"},
+		},
+		{
+			name:      "subdirectory paths are relative to it",
+			files:     map[string]string{"cfg/routes.yml": "r: 1\n", "cfg/sub/up.yaml": "u: 1\n", "other.yaml": "o: 1\n"},
+			path:      "cfg",
+			wantPaths: []string{"routes.yml", "sub/up.yaml"},
+		},
+		{
+			name:      "dot-dot cannot escape the root",
+			files:     map[string]string{"cfg/a.yaml": "a: 1\n"},
+			path:      "../../cfg",
+			wantPaths: []string{"a.yaml"},
+		},
+		{
+			name:     "missing config path",
+			files:    map[string]string{"a.yaml": "a: 1\n"},
+			path:     "nope",
+			wantDiag: `config path "nope" does not exist`,
+			wantFile: "nope",
+		},
+		{
+			name:     "config path is a file",
+			files:    map[string]string{"a.yaml": "a: 1\n"},
+			path:     "a.yaml",
+			wantDiag: "not a directory",
+			wantFile: "a.yaml",
+		},
+		{
+			name:  "symlink refused",
+			files: map[string]string{"a.yaml": "a: 1\n"},
+			setup: func(t *testing.T, dir string) {
+				if err := os.Symlink("/etc/passwd", dir+"/evil.yaml"); err != nil {
+					t.Fatal(err)
+				}
+				run(t, dir, "add", "evil.yaml")
+			},
+			wantDiag: "symlinks are not allowed",
+			wantFile: "evil.yaml",
+		},
+		{
+			name:  "submodule refused",
+			files: map[string]string{"a.yaml": "a: 1\n"},
+			setup: func(t *testing.T, dir string) {
+				run(t, dir, "update-index", "--add", "--cacheinfo", "160000,1111111111111111111111111111111111111111,vendor/sub")
+			},
+			wantDiag: "submodules are not allowed",
+			wantFile: "vendor/sub",
+		},
+		{
+			name:     "oversized file refused",
+			files:    map[string]string{"small.yaml": "a: 1\n", "big.yaml": strings.Repeat("x", 200)},
+			lim:      load.Limits{MaxFileBytes: 100, MaxTotalBytes: 1000},
+			wantDiag: "over the limit of 100 bytes",
+			wantFile: "big.yaml",
+		},
+		{
+			name:     "total size refused",
+			files:    map[string]string{"a.yaml": strings.Repeat("a", 80), "b.yaml": strings.Repeat("b", 80)},
+			lim:      load.Limits{MaxFileBytes: 100, MaxTotalBytes: 100},
+			wantDiag: "total more than the limit",
+			wantFile: "b.yaml",
+		},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			dir := newRepo(t)
+			for p, c := range tc.files {
+				writeAndAdd(t, dir, p, c)
+			}
+			if tc.setup != nil {
+				tc.setup(t, dir)
+			}
+			sha := run(t, dir, "commit", "-q", "-m", "test")
+			_ = sha
+			sha = run(t, dir, "rev-parse", "HEAD")
+			repo, err := git.PlainOpen(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			files, err := ReadFiles(repo, plumbing.NewHash(sha), tc.path, tc.lim)
+			if tc.wantDiag != "" {
+				var inv *schemas.InvalidError
+				if !errors.As(err, &inv) {
+					t.Fatalf("err = %v, want *schemas.InvalidError", err)
+				}
+				found := false
+				for _, d := range inv.Diagnostics {
+					if strings.Contains(d.Message, tc.wantDiag) && d.File == tc.wantFile {
+						found = true
+					}
+				}
+				if !found {
+					t.Fatalf("diagnostics %+v lack %q for file %q", inv.Diagnostics, tc.wantDiag, tc.wantFile)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("ReadFiles: %v", err)
+			}
+			var got []string
+			for _, f := range files {
+				got = append(got, f.Path)
+				if want := tc.files[pathJoin(tc.path, f.Path)]; string(f.Data) != want {
+					t.Errorf("%s: data %q, want %q", f.Path, f.Data, want)
+				}
+			}
+			if strings.Join(got, ",") != strings.Join(tc.wantPaths, ",") {
+				t.Fatalf("paths %v, want %v", got, tc.wantPaths)
+			}
+		})
+	}
+}
+
+func pathJoin(dir, p string) string {
+	dir = strings.Trim(strings.ReplaceAll(dir, "../", ""), "/")
+	if dir == "" || dir == "." {
+		return p
+	}
+	return dir + "/" + p
+}
+
+func writeAndAdd(t *testing.T, dir, p, c string) {
+	t.Helper()
+	full := dir + "/" + p
+	if i := strings.LastIndex(full, "/"); i > 0 {
+		if err := os.MkdirAll(full[:i], 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.WriteFile(full, []byte(c), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	run(t, dir, "add", "-f", "--", p)
+}
+
+func TestReadFilesUnknownCommit(t *testing.T) {
+	t.Parallel()
+	dir := newRepo(t)
+	commitFiles(t, dir, "init", map[string]string{"a.yaml": "a: 1\n"})
+	repo, err := git.PlainOpen(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = ReadFiles(repo, plumbing.NewHash("2222222222222222222222222222222222222222"), "", load.Limits{})
+	var inv *schemas.InvalidError
+	if err == nil || errors.As(err, &inv) {
+		t.Fatalf("err = %v, want a plain (non-user) error", err)
+	}
+}

@@ -1,0 +1,351 @@
+package gitsrc
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/go-git/go-git/v5"
+	"github.com/go-git/go-git/v5/config"
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/go-git/go-git/v5/plumbing/object"
+	"github.com/go-git/go-git/v5/plumbing/storer"
+	"github.com/go-git/go-git/v5/plumbing/transport"
+	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
+	gitssh "github.com/go-git/go-git/v5/plumbing/transport/ssh"
+
+	"github.com/gitgate/gitgate/schemas/load"
+)
+
+// remoteName is the only remote of the agent's clone.
+const remoteName = "origin"
+
+// Errors a caller tells apart. ErrUnknownRevision, ErrAmbiguousRevision,
+// ErrUnsigned and ErrUntrusted need a user's fix and are not retried.
+var (
+	ErrBranchNotFound    = errors.New("branch not found on the remote")
+	ErrUnknownRevision   = errors.New("no commit matches")
+	ErrAmbiguousRevision = errors.New("more than one commit matches")
+	ErrUnsigned          = errors.New("commit is not signed")
+	ErrUntrusted         = errors.New("commit signature is not from a trusted key")
+)
+
+// Options configure a Source. URL and Branch are required; StorageDir is
+// where the clone lives (the agent uses <state-dir>/git).
+type Options struct {
+	// URL is https://..., ssh://..., git@host:path, file://... or a local
+	// path. A local path or file:// needs the git-upload-pack binary.
+	URL string
+	// Branch is the tracked branch name, such as "main".
+	Branch string
+	// StorageDir holds the bare clone; created when missing.
+	StorageDir string
+	// Token authenticates HTTPS as x-access-token (GitHub style). Empty: none.
+	Token string
+	// SSHKeyFile is a private key for ssh:// and scp-like URLs. Empty: none.
+	SSHKeyFile string
+	// SSHKeyPassphrase decrypts SSHKeyFile. Empty: unencrypted key.
+	SSHKeyPassphrase string
+	// KnownHostsFile checks the SSH host key. Empty: the default known_hosts
+	// files ($SSH_KNOWN_HOSTS or ~/.ssh/known_hosts).
+	KnownHostsFile string
+	// TrustedKeys is an armored PGP key ring. When non-empty, VerifyCommit
+	// accepts only commits signed by one of its keys.
+	TrustedKeys string
+	// Timeout bounds one head check or fetch. Default 60s.
+	Timeout time.Duration
+}
+
+// CommitInfo is the metadata of one commit the bundle's Source records.
+type CommitInfo struct {
+	Hash    plumbing.Hash
+	Author  string
+	Email   string
+	Time    time.Time
+	Subject string
+}
+
+// Source is the agent's clone of the config repository. All methods are safe
+// for concurrent use; they are serialized internally.
+type Source struct {
+	opts    Options
+	auth    transport.AuthMethod
+	red     redactor
+	refspec config.RefSpec
+	local   plumbing.ReferenceName
+
+	mu   sync.Mutex
+	repo *git.Repository
+}
+
+// Open opens or creates the bare clone in opts.StorageDir with one remote
+// for opts.URL. It does not touch the network.
+func Open(opts Options) (*Source, error) {
+	if opts.URL == "" || opts.Branch == "" || opts.StorageDir == "" {
+		return nil, errors.New("opening git source: URL, Branch and StorageDir are required")
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = 60 * time.Second
+	}
+	s := &Source{
+		opts:  opts,
+		red:   redactor{rawURL: opts.URL, secrets: []string{opts.Token, opts.SSHKeyPassphrase}},
+		local: plumbing.NewRemoteReferenceName(remoteName, opts.Branch),
+	}
+	s.refspec = config.RefSpec(fmt.Sprintf("+%s:%s", plumbing.NewBranchReferenceName(opts.Branch), s.local))
+	if err := s.refspec.Validate(); err != nil {
+		return nil, fmt.Errorf("opening git source: branch %q: %w", opts.Branch, err)
+	}
+	auth, err := authFor(opts)
+	if err != nil {
+		return nil, s.red.wrap(fmt.Errorf("opening git source %s: %w", Redact(opts.URL), err))
+	}
+	s.auth = auth
+	if err := os.MkdirAll(opts.StorageDir, 0o700); err != nil {
+		return nil, fmt.Errorf("creating git storage %s: %w", opts.StorageDir, err)
+	}
+	repo, err := git.PlainOpen(opts.StorageDir)
+	if errors.Is(err, git.ErrRepositoryNotExists) {
+		repo, err = git.PlainInit(opts.StorageDir, true)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("opening git storage %s: %w", opts.StorageDir, err)
+	}
+	// (Re)write the remote so a changed --repo takes effect.
+	_ = repo.DeleteRemote(remoteName)
+	if _, err := repo.CreateRemote(&config.RemoteConfig{
+		Name: remoteName, URLs: []string{opts.URL}, Fetch: []config.RefSpec{s.refspec},
+	}); err != nil {
+		return nil, s.red.wrap(fmt.Errorf("configuring remote %s: %w", Redact(opts.URL), err))
+	}
+	s.repo = repo
+	return s, nil
+}
+
+func authFor(opts Options) (transport.AuthMethod, error) {
+	ep, err := transport.NewEndpoint(opts.URL)
+	if err != nil {
+		return nil, fmt.Errorf("parsing repository URL: %w", err)
+	}
+	switch ep.Protocol {
+	case "https", "http":
+		if opts.Token != "" {
+			return &githttp.BasicAuth{Username: "x-access-token", Password: opts.Token}, nil
+		}
+		return nil, nil
+	case "ssh":
+		if opts.SSHKeyFile == "" {
+			return nil, nil
+		}
+		user := ep.User
+		if user == "" {
+			user = "git"
+		}
+		pk, err := gitssh.NewPublicKeysFromFile(user, opts.SSHKeyFile, opts.SSHKeyPassphrase)
+		if err != nil {
+			return nil, fmt.Errorf("reading SSH key %s: %w", opts.SSHKeyFile, err)
+		}
+		var files []string
+		if opts.KnownHostsFile != "" {
+			files = append(files, opts.KnownHostsFile)
+		}
+		cb, err := gitssh.NewKnownHostsCallback(files...)
+		if err != nil {
+			return nil, fmt.Errorf("reading known_hosts: %w", err)
+		}
+		pk.HostKeyCallback = cb
+		return pk, nil
+	default:
+		return nil, nil
+	}
+}
+
+// URL returns the repository address with credentials redacted.
+func (s *Source) URL() string { return Redact(s.opts.URL) }
+
+// Branch returns the tracked branch name.
+func (s *Source) Branch() string { return s.opts.Branch }
+
+// Head asks the remote for the tracked branch's tip without fetching
+// (ls-remote). It is the cheap check each poll makes.
+func (s *Source) Head(ctx context.Context) (plumbing.Hash, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.head(ctx)
+}
+
+func (s *Source) head(ctx context.Context) (plumbing.Hash, error) {
+	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
+	defer cancel()
+	rem, err := s.repo.Remote(remoteName)
+	if err != nil {
+		return plumbing.ZeroHash, fmt.Errorf("finding remote: %w", err)
+	}
+	refs, err := rem.ListContext(ctx, &git.ListOptions{Auth: s.auth})
+	if err != nil {
+		return plumbing.ZeroHash, s.red.wrap(fmt.Errorf("listing refs of %s: %w", s.URL(), err))
+	}
+	want := plumbing.NewBranchReferenceName(s.opts.Branch)
+	for _, r := range refs {
+		if r.Name() == want {
+			return r.Hash(), nil
+		}
+	}
+	return plumbing.ZeroHash, fmt.Errorf("listing refs of %s: %w: %q", s.URL(), ErrBranchNotFound, s.opts.Branch)
+}
+
+// Update checks the remote head and fetches the tracked branch when the
+// head's commit is not in the local store yet. It returns the head and
+// whether a fetch ran. A force-push to a known older commit moves the local
+// ref without fetching.
+func (s *Source) Update(ctx context.Context) (head plumbing.Hash, fetched bool, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	head, err = s.head(ctx)
+	if err != nil {
+		return plumbing.ZeroHash, false, err
+	}
+	if _, err := s.repo.CommitObject(head); err == nil {
+		if err := s.repo.Storer.SetReference(plumbing.NewHashReference(s.local, head)); err != nil {
+			return head, false, fmt.Errorf("updating %s: %w", s.local, err)
+		}
+		return head, false, nil
+	}
+	if err := s.fetch(ctx); err != nil {
+		return plumbing.ZeroHash, true, err
+	}
+	ref, err := s.repo.Reference(s.local, true)
+	if err != nil {
+		return plumbing.ZeroHash, true, fmt.Errorf("reading %s after fetch: %w", s.local, err)
+	}
+	return ref.Hash(), true, nil
+}
+
+func (s *Source) fetch(ctx context.Context) error {
+	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
+	defer cancel()
+	err := s.repo.FetchContext(ctx, &git.FetchOptions{
+		RemoteName: remoteName,
+		RefSpecs:   []config.RefSpec{s.refspec},
+		Auth:       s.auth,
+		Tags:       git.NoTags,
+		Force:      true,
+	})
+	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
+		return s.red.wrap(fmt.Errorf("fetching %s from %s: %w", s.opts.Branch, s.URL(), err))
+	}
+	return nil
+}
+
+// Files reads the config files under dir at commit; see ReadFiles.
+func (s *Source) Files(commit plumbing.Hash, dir string, lim load.Limits) ([]load.File, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return ReadFiles(s.repo, commit, dir, lim)
+}
+
+// Commit returns the metadata of a commit in the local store.
+func (s *Source) Commit(h plumbing.Hash) (CommitInfo, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, err := s.repo.CommitObject(h)
+	if err != nil {
+		return CommitInfo{}, fmt.Errorf("reading commit %s: %w", h, err)
+	}
+	return infoOf(c), nil
+}
+
+func infoOf(c *object.Commit) CommitInfo {
+	subject, _, _ := strings.Cut(strings.TrimSpace(c.Message), "\n")
+	return CommitInfo{Hash: c.Hash, Author: c.Author.Name, Email: c.Author.Email, Time: c.Author.When.UTC(), Subject: strings.TrimSpace(subject)}
+}
+
+// Resolve turns a full SHA or a unique hex prefix (at least 4 digits) into
+// the hash of a commit in the local store. Unknown prefixes wrap
+// ErrUnknownRevision, ambiguous ones ErrAmbiguousRevision.
+func (s *Source) Resolve(prefix string) (plumbing.Hash, error) {
+	p := strings.ToLower(strings.TrimSpace(prefix))
+	if len(p) < 4 || len(p) > 40 {
+		return plumbing.ZeroHash, fmt.Errorf("resolving %q: a revision is 4 to 40 hex digits: %w", prefix, ErrUnknownRevision)
+	}
+	if _, err := hex.DecodeString(p + strings.Repeat("0", len(p)%2)); err != nil {
+		return plumbing.ZeroHash, fmt.Errorf("resolving %q: not hex: %w", prefix, ErrUnknownRevision)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if len(p) == 40 {
+		h := plumbing.NewHash(p)
+		if _, err := s.repo.CommitObject(h); err != nil {
+			return plumbing.ZeroHash, fmt.Errorf("resolving %s: %w", p, ErrUnknownRevision)
+		}
+		return h, nil
+	}
+	iter, err := s.repo.CommitObjects()
+	if err != nil {
+		return plumbing.ZeroHash, fmt.Errorf("listing commits: %w", err)
+	}
+	defer iter.Close()
+	var found []plumbing.Hash
+	err = iter.ForEach(func(c *object.Commit) error {
+		if strings.HasPrefix(c.Hash.String(), p) {
+			found = append(found, c.Hash)
+			if len(found) > 1 {
+				return storer.ErrStop
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return plumbing.ZeroHash, fmt.Errorf("listing commits: %w", err)
+	}
+	switch len(found) {
+	case 0:
+		return plumbing.ZeroHash, fmt.Errorf("resolving %s: %w", p, ErrUnknownRevision)
+	case 1:
+		return found[0], nil
+	default:
+		return plumbing.ZeroHash, fmt.Errorf("resolving %s: %w; give more digits", p, ErrAmbiguousRevision)
+	}
+}
+
+// Verifying reports whether VerifyCommit checks signatures.
+func (s *Source) Verifying() bool { return s.opts.TrustedKeys != "" }
+
+// VerifyCommit checks the PGP signature of commit h against the trusted
+// keys. Without trusted keys it accepts every commit. An unsigned commit
+// wraps ErrUnsigned, a bad or unknown signature ErrUntrusted.
+func (s *Source) VerifyCommit(h plumbing.Hash) error {
+	if s.opts.TrustedKeys == "" {
+		return nil
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	c, err := s.repo.CommitObject(h)
+	if err != nil {
+		return fmt.Errorf("reading commit %s: %w", h, err)
+	}
+	return verify(c, s.opts.TrustedKeys)
+}
+
+func verify(c *object.Commit, keyring string) error {
+	if strings.TrimSpace(c.PGPSignature) == "" {
+		return fmt.Errorf("verifying commit %s: %w", short(c.Hash), ErrUnsigned)
+	}
+	if _, err := c.Verify(keyring); err != nil {
+		if errors.Is(err, io.EOF) {
+			return fmt.Errorf("verifying commit %s: %w", short(c.Hash), ErrUnsigned)
+		}
+		return fmt.Errorf("verifying commit %s: %w: %v", short(c.Hash), ErrUntrusted, err)
+	}
+	return nil
+}
+
+// StorageDir is where the clone lives, for tests and diagnostics.
+func (s *Source) StorageDir() string { return filepath.Clean(s.opts.StorageDir) }
