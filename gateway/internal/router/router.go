@@ -1,0 +1,446 @@
+package router
+
+import (
+	"cmp"
+	"fmt"
+	"math"
+	"net/http"
+	"slices"
+	"strings"
+
+	"github.com/gitgate/gitgate/schemas"
+)
+
+// Match is the result of a successful lookup.
+type Match struct {
+	// Route is the name of the matched route (its key in Config.Routes).
+	Route string
+	// Params holds the values of template {param}s, or of a regex path's named
+	// groups. Nil when the route has none.
+	Params map[string]string
+}
+
+// Table is a compiled, immutable route table. It is safe for concurrent use
+// by any number of goroutines.
+type Table struct {
+	exact    map[string]*hostTable // by canonical host
+	wildcard map[string]*hostTable // by suffix with its leading dot: ".example.com"
+	anyHost  *hostTable            // routes without hosts, or with "*"
+	n        int
+}
+
+// Host ranks: exact beats every wildcard (ranked by suffix length) beats any
+// host.
+const (
+	rankExact = math.MaxInt
+	rankAny   = 0
+)
+
+// hostTable holds the routes of one host level.
+type hostTable struct {
+	rank        int
+	maxPriority int
+	lit         *litNode
+	tmpl        *tmplNode
+	regex       []*route // in match order
+}
+
+// litNode is a node of the trie over literal path segments.
+type litNode struct {
+	children map[string]*litNode
+	prefix   []*route // prefix routes whose segments end here, in match order
+	exact    []*route // exact routes whose segments end here, in match order
+}
+
+// tmplNode is a node of the template trie; param is the edge taken by a
+// "{name}" segment.
+type tmplNode struct {
+	children map[string]*tmplNode
+	param    *tmplNode
+	end      []*route // templates ending here, in match order
+	minOrder int      // smallest order in this subtree, to prune the walk
+}
+
+// Build compiles routes (already validated and defaulted, see schemas.Route
+// and schemas.Match) into a Table. It returns a *schemas.InvalidError with one
+// Diagnostic per problem (for instance Path "routes.NAME.match.path" for a bad
+// regex, a regex over the size bounds or a bad template), and no Table.
+func Build(routes map[string]schemas.Route) (*Table, error) {
+	var diags []schemas.Diagnostic
+	compiled := make([]*route, 0, len(routes))
+	for _, name := range sortedKeys(routes) {
+		r := routes[name]
+		if c := compileRoute(name, r, &diags); c != nil {
+			compiled = append(compiled, c)
+		}
+	}
+	hostsOf := make(map[*route][]string, len(compiled))
+	for _, c := range compiled {
+		hosts, ok := canonicalHosts(c.name, routes[c.name].Match.Hosts, &diags)
+		if ok {
+			hostsOf[c] = hosts
+		}
+	}
+	if len(diags) > 0 {
+		slices.SortStableFunc(diags, func(a, b schemas.Diagnostic) int { return cmp.Compare(a.Path, b.Path) })
+		return nil, &schemas.InvalidError{Diagnostics: diags}
+	}
+
+	slices.SortFunc(compiled, compareRoutes)
+	for i, c := range compiled {
+		c.order = i
+	}
+
+	t := &Table{exact: map[string]*hostTable{}, wildcard: map[string]*hostTable{}, n: len(compiled)}
+	for _, c := range compiled { // in match order, so every list stays sorted
+		for _, h := range hostsOf[c] {
+			t.level(h).add(c)
+		}
+	}
+	return t, nil
+}
+
+// compareRoutes orders routes within one host level: priority, then path
+// specificity, then constraints, then name.
+func compareRoutes(a, b *route) int {
+	if c := cmp.Compare(b.priority, a.priority); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(b.class, a.class); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(b.litLen, a.litLen); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(b.sub, a.sub); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(min(len(b.methods), 1), min(len(a.methods), 1)); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(len(b.headers), len(a.headers)); c != 0 {
+		return c
+	}
+	if c := cmp.Compare(len(b.query), len(a.query)); c != 0 {
+		return c
+	}
+	return strings.Compare(a.name, b.name)
+}
+
+// canonicalHosts returns the host keys of a route: a canonical exact host,
+// a wildcard suffix starting with ".", or "*" for any host.
+func canonicalHosts(name string, hosts []string, diags *[]schemas.Diagnostic) ([]string, bool) {
+	if len(hosts) == 0 {
+		return []string{"*"}, true
+	}
+	out := make([]string, 0, len(hosts))
+	ok := true
+	for i, h := range hosts {
+		var key string
+		switch {
+		case h == "*":
+			if !slices.Contains(out, "*") {
+				out = append(out, "*")
+			}
+			continue
+		case strings.HasPrefix(h, "*."):
+			key = canonicalHost(h[1:])
+		default:
+			key = canonicalHost(h)
+		}
+		if key == "" || key == "." || strings.Contains(strings.TrimPrefix(h, "*."), "*") || strings.ContainsAny(key, "/ \t") {
+			*diags = append(*diags, schemas.Diagnostic{
+				Path:    fmt.Sprintf("routes.%s.match.hosts[%d]", name, i),
+				Message: fmt.Sprintf("host %q must be a name, \"*.\" followed by a suffix, or \"*\"", h),
+			})
+			ok = false
+			continue
+		}
+		if !slices.Contains(out, key) {
+			out = append(out, key)
+		}
+	}
+	return out, ok
+}
+
+// level returns the host table for a host key, creating it.
+func (t *Table) level(key string) *hostTable {
+	switch {
+	case key == "*":
+		if t.anyHost == nil {
+			t.anyHost = newHostTable(rankAny)
+		}
+		return t.anyHost
+	case key[0] == '.':
+		h := t.wildcard[key]
+		if h == nil {
+			h = newHostTable(len(key))
+			t.wildcard[key] = h
+		}
+		return h
+	default:
+		h := t.exact[key]
+		if h == nil {
+			h = newHostTable(rankExact)
+			t.exact[key] = h
+		}
+		return h
+	}
+}
+
+func newHostTable(rank int) *hostTable {
+	return &hostTable{rank: rank, maxPriority: math.MinInt, lit: &litNode{}}
+}
+
+// add inserts c; routes must be added in match order.
+func (h *hostTable) add(c *route) {
+	h.maxPriority = max(h.maxPriority, c.priority)
+	switch c.pathType {
+	case schemas.PathRegex:
+		h.regex = append(h.regex, c)
+	case schemas.PathTemplate:
+		if h.tmpl == nil {
+			h.tmpl = &tmplNode{minOrder: c.order}
+		}
+		n := h.tmpl
+		for i, s := range c.segs {
+			n.minOrder = min(n.minOrder, c.order)
+			var next *tmplNode
+			if c.isParam(i) {
+				if n.param == nil {
+					n.param = &tmplNode{minOrder: c.order}
+				}
+				next = n.param
+			} else {
+				if n.children == nil {
+					n.children = map[string]*tmplNode{}
+				}
+				next = n.children[s]
+				if next == nil {
+					next = &tmplNode{minOrder: c.order}
+					n.children[s] = next
+				}
+			}
+			n = next
+		}
+		n.end = append(n.end, c)
+	default:
+		n := h.lit
+		for _, s := range c.segs {
+			if n.children == nil {
+				n.children = map[string]*litNode{}
+			}
+			child := n.children[s]
+			if child == nil {
+				child = &litNode{}
+				n.children[s] = child
+			}
+			n = child
+		}
+		if c.pathType == schemas.PathExact {
+			n.exact = append(n.exact, c)
+		} else {
+			n.prefix = append(n.prefix, c)
+		}
+	}
+}
+
+func (c *route) isParam(seg int) bool {
+	for _, p := range c.params {
+		if p.seg == seg {
+			return true
+		}
+	}
+	return false
+}
+
+// Len returns the number of routes in the table.
+func (t *Table) Len() int { return t.n }
+
+// Match finds the route for r. ok=false means no route matched (404). It
+// reads r.Host (else r.URL.Host), r.URL.Path, r.URL.RawQuery, r.Method and
+// r.Header, and changes nothing.
+func (t *Table) Match(r *http.Request) (m Match, ok bool) {
+	host := r.Host
+	if host == "" {
+		host = r.URL.Host
+	}
+	host = canonicalHost(host)
+	path := r.URL.Path
+	if path == "" {
+		path = "/"
+	}
+	var best *route
+	consider := func(h *hostTable) {
+		if h == nil || (best != nil && h.maxPriority <= best.priority) {
+			return
+		}
+		// Levels come in decreasing rank, so a later level wins only on a
+		// higher priority.
+		if c := h.lookup(path, r); c != nil && (best == nil || c.priority > best.priority) {
+			best = c
+		}
+	}
+	if len(t.exact) > 0 {
+		consider(t.exact[host])
+	}
+	if len(t.wildcard) > 0 {
+		for i := 1; i < len(host); i++ {
+			if host[i] == '.' {
+				consider(t.wildcard[host[i:]])
+			}
+		}
+	}
+	consider(t.anyHost)
+	if best == nil {
+		return Match{}, false
+	}
+	return Match{Route: best.name, Params: best.paramsOf(path)}, true
+}
+
+// lookup returns the first route of this level that matches, or nil.
+func (h *hostTable) lookup(path string, r *http.Request) *route {
+	var best *route
+	if path[0] == '/' {
+		rest := path[1:]
+		n := h.lit
+		best = pick(n.prefix, best, r)
+		for {
+			seg, next, more := cutSegment(rest)
+			n = n.children[seg]
+			if n == nil {
+				break
+			}
+			best = pick(n.prefix, best, r)
+			if !more {
+				best = pick(n.exact, best, r)
+				break
+			}
+			rest = next
+		}
+		if h.tmpl != nil {
+			best = h.tmpl.walk(path[1:], best, r)
+		}
+	}
+	for _, c := range h.regex {
+		if best != nil && c.order >= best.order {
+			break
+		}
+		if c.re.MatchString(path) && c.matchRequest(r) {
+			return c
+		}
+	}
+	return best
+}
+
+// pick returns the first route of list (sorted by order) that beats best and
+// matches r, else best.
+func pick(list []*route, best *route, r *http.Request) *route {
+	for _, c := range list {
+		if best != nil && c.order >= best.order {
+			break
+		}
+		if c.matchRequest(r) {
+			return c
+		}
+	}
+	return best
+}
+
+// walk matches the segments in rest against the template trie.
+func (n *tmplNode) walk(rest string, best *route, r *http.Request) *route {
+	if best != nil && n.minOrder >= best.order {
+		return best
+	}
+	seg, next, more := cutSegment(rest)
+	if child := n.children[seg]; child != nil {
+		best = child.step(next, more, best, r)
+	}
+	if n.param != nil && seg != "" {
+		best = n.param.step(next, more, best, r)
+	}
+	return best
+}
+
+func (n *tmplNode) step(next string, more bool, best *route, r *http.Request) *route {
+	if more {
+		return n.walk(next, best, r)
+	}
+	return pick(n.end, best, r)
+}
+
+// cutSegment splits the first segment off a path without its leading slash.
+func cutSegment(rest string) (seg, next string, more bool) {
+	if i := strings.IndexByte(rest, '/'); i >= 0 {
+		return rest[:i], rest[i+1:], true
+	}
+	return rest, "", false
+}
+
+// matchRequest checks the methods, headers and query matchers of c.
+func (c *route) matchRequest(r *http.Request) bool {
+	if len(c.methods) > 0 && !slices.Contains(c.methods, r.Method) {
+		return false
+	}
+	for i := range c.headers {
+		m := &c.headers[i]
+		vals := r.Header[m.name]
+		found := false
+		for _, v := range vals {
+			if m.matches(v) {
+				found = true
+				break
+			}
+		}
+		if !found {
+			return false
+		}
+	}
+	for i := range c.query {
+		if !queryMatches(r.URL.RawQuery, &c.query[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+// paramsOf extracts the parameters of a matched path, or nil.
+func (c *route) paramsOf(path string) map[string]string {
+	switch {
+	case len(c.params) > 0:
+		out := make(map[string]string, len(c.params))
+		rest, seg, j := path[1:], 0, 0
+		for i := 0; j < len(c.params); i++ {
+			s, next, _ := cutSegment(rest)
+			if c.params[j].seg == i {
+				out[c.params[j].name] = s
+				j++
+			}
+			rest = next
+			seg++
+		}
+		return out
+	case c.reNames != nil:
+		sub := c.re.FindStringSubmatch(path)
+		if sub == nil {
+			return nil
+		}
+		out := make(map[string]string, len(c.reNames))
+		for i, n := range c.reNames {
+			if n != "" {
+				out[n] = sub[i]
+			}
+		}
+		return out
+	}
+	return nil
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	return keys
+}
