@@ -1,0 +1,205 @@
+package policy
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"fmt"
+	"net/http"
+	"net/textproto"
+	"net/url"
+	"strings"
+
+	"github.com/gitgate/gitgate/schemas"
+)
+
+// maxAPIKeyBytes bounds a presented key; a longer one is refused unhashed.
+const maxAPIKeyBytes = 4096
+
+// apiKey is a compiled apiKey policy.
+type apiKey struct {
+	inQuery   bool
+	name      string // canonical header name, or the query parameter name
+	consumers []string
+	hashes    [][sha256.Size]byte
+	consumerH string // canonical ConsumerHeader, "" when not set
+	counters  authCounters
+	challenge []string
+	missing   []byte
+	invalid   []byte
+}
+
+func compileAPIKey(policy, path string, cfg *schemas.APIKey, s *Set, diags *diagnostics) *apiKey {
+	k := &apiKey{
+		counters: s.authCounters(policy),
+		missing:  errorBody("unauthorized", "API key required"),
+		invalid:  errorBody("unauthorized", "API key not valid"),
+	}
+	ok := true
+	switch cfg.In {
+	case "header":
+		if !validHeaderName(cfg.Name) {
+			diags.add(path+".name", fmt.Sprintf("%q is not a valid header name", cfg.Name))
+			ok = false
+		}
+		k.name = textproto.CanonicalMIMEHeaderKey(cfg.Name)
+	case "query":
+		if cfg.Name == "" {
+			diags.add(path+".name", "a query parameter name is required")
+			ok = false
+		}
+		k.inQuery = true
+		k.name = cfg.Name
+	default:
+		diags.add(path+".in", fmt.Sprintf("in must be \"header\" or \"query\", got %q", cfg.In))
+		ok = false
+	}
+	k.challenge = []string{fmt.Sprintf(`APIKey realm="gitgate", %s="%s"`, cfg.In, k.name)}
+	if cfg.ConsumerHeader != "" {
+		if !validHeaderName(cfg.ConsumerHeader) {
+			diags.add(path+".consumerHeader", fmt.Sprintf("%q is not a valid header name", cfg.ConsumerHeader))
+			ok = false
+		}
+		k.consumerH = textproto.CanonicalMIMEHeaderKey(cfg.ConsumerHeader)
+	}
+	if len(cfg.Keys) == 0 {
+		diags.add(path+".keys", "at least one key is required")
+		ok = false
+	}
+	for _, consumer := range sortedKeys(cfg.Keys) {
+		h, err := parseKeyHash(cfg.Keys[consumer])
+		if err != nil {
+			diags.add(path+".keys."+consumer, err.Error())
+			ok = false
+			continue
+		}
+		k.consumers = append(k.consumers, consumer)
+		k.hashes = append(k.hashes, h)
+	}
+	if !ok {
+		return nil
+	}
+	return k
+}
+
+// parseKeyHash reads "sha256:<64 hex>". The message never repeats the value:
+// a user who pasted a clear key by mistake must not see it echoed in CI.
+func parseKeyHash(s string) ([sha256.Size]byte, error) {
+	var out [sha256.Size]byte
+	hexPart, found := strings.CutPrefix(s, "sha256:")
+	if !found || len(hexPart) != 2*sha256.Size {
+		return out, fmt.Errorf(`a key must be stored as "sha256:" and 64 hex digits (the SHA-256 of the key), never in clear`)
+	}
+	if _, err := hex.Decode(out[:], []byte(hexPart)); err != nil {
+		return out, fmt.Errorf(`a key must be stored as "sha256:" and 64 hex digits; the digest is not hex`)
+	}
+	return out, nil
+}
+
+// lookup returns the consumer whose stored hash equals the hash of
+// presented. Every stored hash is compared, in constant time, whether or not
+// an earlier one matched.
+func (k *apiKey) lookup(presented string) (string, bool) {
+	sum := sha256.Sum256([]byte(presented))
+	found, idx := 0, 0
+	for i := range k.hashes {
+		eq := subtle.ConstantTimeCompare(sum[:], k.hashes[i][:])
+		idx = subtle.ConstantTimeSelect(eq, i, idx)
+		found |= eq
+	}
+	if found == 0 {
+		return "", false
+	}
+	return k.consumers[idx], true
+}
+
+// extract returns the presented key and r without it. ok is false when no
+// key is present; several values are refused as ambiguous (multiple=true).
+func (k *apiKey) extract(r *http.Request) (key string, out *http.Request, present, multiple bool) {
+	if !k.inQuery {
+		vals := r.Header[k.name]
+		if len(vals) == 0 {
+			return "", r, false, false
+		}
+		delete(r.Header, k.name)
+		return vals[0], r, vals[0] != "", len(vals) > 1
+	}
+	if r.URL.RawQuery == "" {
+		return "", r, false, false
+	}
+	rest, vals, err := cutQueryParam(r.URL.RawQuery, k.name)
+	if err != nil {
+		return "", r, true, true // unreadable query: refuse as invalid
+	}
+	if len(vals) == 0 {
+		return "", r, false, false
+	}
+	r2 := new(http.Request)
+	*r2 = *r
+	u := *r.URL
+	u.RawQuery = rest
+	r2.URL = &u
+	r2.RequestURI = u.RequestURI()
+	return vals[0], r2, vals[0] != "", len(vals) > 1
+}
+
+// cutQueryParam removes every occurrence of name from the raw query and
+// returns its values, leaving the other parameters byte for byte as sent.
+func cutQueryParam(raw, name string) (rest string, vals []string, err error) {
+	var b strings.Builder
+	for part := range strings.SplitSeq(raw, "&") {
+		if part == "" {
+			continue
+		}
+		rawKey, rawVal, _ := strings.Cut(part, "=")
+		key, err := url.QueryUnescape(rawKey)
+		if err != nil {
+			return "", nil, fmt.Errorf("unescaping query parameter name: %w", err)
+		}
+		if key != name {
+			if b.Len() > 0 {
+				b.WriteByte('&')
+			}
+			b.WriteString(part)
+			continue
+		}
+		v, err := url.QueryUnescape(rawVal)
+		if err != nil {
+			return "", nil, fmt.Errorf("unescaping query parameter %s: %w", name, err)
+		}
+		vals = append(vals, v)
+	}
+	return b.String(), vals, nil
+}
+
+// wrap refuses a missing or unknown key with 401 and WWW-Authenticate, and
+// forwards a known one without the key and with the consumer name.
+func (k *apiKey) wrap(_ string, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if k.consumerH != "" {
+			delete(r.Header, k.consumerH)
+		}
+		key, r, present, multiple := k.extract(r)
+		if !present && !multiple {
+			inc(k.counters.missing)
+			w.Header()["Www-Authenticate"] = k.challenge
+			writeJSON(w, http.StatusUnauthorized, k.missing)
+			return
+		}
+		consumer, ok := "", false
+		if !multiple && len(key) <= maxAPIKeyBytes {
+			consumer, ok = k.lookup(key)
+		}
+		if !ok {
+			inc(k.counters.invalid)
+			w.Header()["Www-Authenticate"] = k.challenge
+			writeJSON(w, http.StatusUnauthorized, k.invalid)
+			return
+		}
+		if k.consumerH != "" {
+			r.Header[k.consumerH] = []string{consumer}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+

@@ -1,0 +1,257 @@
+package policy
+
+import (
+	"fmt"
+	"net/http"
+	"net/textproto"
+	"net/url"
+	"strconv"
+	"strings"
+
+	"github.com/gitgate/gitgate/schemas"
+)
+
+// wildcardOrigin is "scheme://*.suffix": any non-empty run of DNS labels
+// before suffix, and no port unless suffix has one.
+type wildcardOrigin struct {
+	prefix string // "https://"
+	suffix string // ".example.com"
+}
+
+func (o wildcardOrigin) match(origin string) bool {
+	if len(origin) <= len(o.prefix)+len(o.suffix) ||
+		!strings.HasPrefix(origin, o.prefix) || !strings.HasSuffix(origin, o.suffix) {
+		return false
+	}
+	mid := origin[len(o.prefix) : len(origin)-len(o.suffix)]
+	if mid[0] == '.' || mid[len(mid)-1] == '.' {
+		return false
+	}
+	for i := 0; i < len(mid); i++ {
+		c := mid[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// cors is a compiled cors policy.
+type cors struct {
+	anyOrigin   bool
+	exact       map[string]bool
+	wildcards   []wildcardOrigin
+	methods     map[string]bool
+	anyHeader   bool
+	headers     map[string]bool // lower case
+	credentials bool
+
+	allowMethods []string
+	allowHeaders []string // configured list, joined; nil when anyHeader
+	expose       []string
+	maxAge       []string
+	body         []byte
+}
+
+func compileCORS(path string, cfg *schemas.CORS, diags *diagnostics) *cors {
+	c := &cors{
+		exact:       map[string]bool{},
+		methods:     map[string]bool{},
+		headers:     map[string]bool{},
+		credentials: cfg.AllowCredentials,
+		body:        errorBody("forbidden", "CORS preflight refused: origin, method or headers not allowed"),
+	}
+	ok := true
+	if len(cfg.AllowOrigins) == 0 {
+		diags.add(path+".allowOrigins", "at least one origin is required")
+		ok = false
+	}
+	for i, o := range cfg.AllowOrigins {
+		p := fmt.Sprintf("%s.allowOrigins[%d]", path, i)
+		switch {
+		case o == "*":
+			c.anyOrigin = true
+			if cfg.AllowCredentials {
+				diags.add(p, `origin "*" cannot be used with allowCredentials; list the origins`)
+				ok = false
+			}
+		case o == "null":
+			diags.add(p, `origin "null" is sent by sandboxed and file: documents and cannot be trusted; remove it`)
+			ok = false
+		case strings.Contains(o, "*"):
+			w, err := parseWildcardOrigin(o)
+			if err != nil {
+				diags.add(p, err.Error())
+				ok = false
+				continue
+			}
+			c.wildcards = append(c.wildcards, w)
+		default:
+			norm, err := normalizeOrigin(o)
+			if err != nil {
+				diags.add(p, err.Error())
+				ok = false
+				continue
+			}
+			c.exact[norm] = true
+		}
+	}
+	for i, m := range cfg.AllowMethods {
+		if !validHeaderName(m) || strings.ToUpper(m) != m {
+			diags.add(fmt.Sprintf("%s.allowMethods[%d]", path, i), fmt.Sprintf("%q is not an upper-case HTTP method", m))
+			ok = false
+			continue
+		}
+		c.methods[m] = true
+	}
+	c.allowMethods = []string{strings.Join(cfg.AllowMethods, ", ")}
+	for i, h := range cfg.AllowHeaders {
+		if h == "*" {
+			c.anyHeader = true
+			continue
+		}
+		if !validHeaderName(h) {
+			diags.add(fmt.Sprintf("%s.allowHeaders[%d]", path, i), fmt.Sprintf("%q is not a header name", h))
+			ok = false
+			continue
+		}
+		c.headers[strings.ToLower(h)] = true
+	}
+	if !c.anyHeader && len(cfg.AllowHeaders) > 0 {
+		c.allowHeaders = []string{strings.Join(cfg.AllowHeaders, ", ")}
+	}
+	for i, h := range cfg.ExposeHeaders {
+		if !validHeaderName(h) {
+			diags.add(fmt.Sprintf("%s.exposeHeaders[%d]", path, i), fmt.Sprintf("%q is not a header name", h))
+			ok = false
+		}
+	}
+	if len(cfg.ExposeHeaders) > 0 {
+		c.expose = []string{strings.Join(cfg.ExposeHeaders, ", ")}
+	}
+	if cfg.MaxAge > 0 {
+		c.maxAge = []string{strconv.FormatInt(int64(cfg.MaxAge.D().Seconds()), 10)}
+	}
+	if !ok {
+		return nil
+	}
+	return c
+}
+
+// normalizeOrigin checks that o is "scheme://host[:port]" and lower-cases it
+// the way browsers serialize an origin.
+func normalizeOrigin(o string) (string, error) {
+	u, err := url.Parse(o)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
+		u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
+		return "", fmt.Errorf("%q is not an origin such as \"https://app.example.com\" (scheme and host, no path)", o)
+	}
+	return strings.ToLower(u.Scheme + "://" + u.Host), nil
+}
+
+func parseWildcardOrigin(o string) (wildcardOrigin, error) {
+	scheme, rest, found := strings.Cut(o, "://")
+	host, hasStar := strings.CutPrefix(rest, "*.")
+	if !found || (scheme != "http" && scheme != "https") || !hasStar || strings.Contains(host, "*") {
+		return wildcardOrigin{}, fmt.Errorf("%q is not a wildcard origin such as \"https://*.example.com\"", o)
+	}
+	norm, err := normalizeOrigin(scheme + "://" + host)
+	if err != nil || strings.Count(norm, ".") < 1 {
+		return wildcardOrigin{}, fmt.Errorf("%q is not a wildcard origin such as \"https://*.example.com\"", o)
+	}
+	return wildcardOrigin{prefix: scheme + "://", suffix: "." + strings.TrimPrefix(norm, scheme+"://")}, nil
+}
+
+func (c *cors) originAllowed(origin string) bool {
+	if c.anyOrigin {
+		return true
+	}
+	if c.exact[origin] {
+		return true
+	}
+	for _, w := range c.wildcards {
+		if w.match(origin) {
+			return true
+		}
+	}
+	return false
+}
+
+// headersAllowed reports whether every header of a preflight's
+// Access-Control-Request-Headers list is allowed.
+func (c *cors) headersAllowed(list []string) bool {
+	if c.anyHeader {
+		return true
+	}
+	for _, line := range list {
+		for h := range strings.SplitSeq(line, ",") {
+			h = strings.ToLower(textproto.TrimString(h))
+			if h != "" && !c.headers[h] {
+				return false
+			}
+		}
+	}
+	return true
+}
+
+var (
+	varyPreflight = "Origin, Access-Control-Request-Method, Access-Control-Request-Headers"
+	trueValue     = []string{"true"}
+	starValue     = []string{"*"}
+)
+
+// wrap answers preflights itself (204, or 403 for an origin, method or
+// header not allowed) and adds CORS headers to the answers of allowed
+// origins. A request from an origin not listed is forwarded with no CORS
+// headers: the browser then keeps the answer from the script.
+func (c *cors) wrap(_ string, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		origins := r.Header["Origin"]
+		h := w.Header()
+		if r.Method == http.MethodOptions && len(origins) > 0 && len(r.Header["Access-Control-Request-Method"]) > 0 {
+			h.Add("Vary", varyPreflight)
+			origin := origins[0]
+			reqMethod := r.Header.Get("Access-Control-Request-Method")
+			if len(origins) != 1 || !c.originAllowed(origin) || !c.methods[reqMethod] ||
+				!c.headersAllowed(r.Header["Access-Control-Request-Headers"]) {
+				writeJSON(w, http.StatusForbidden, c.body)
+				return
+			}
+			c.setOrigin(h, origin)
+			h["Access-Control-Allow-Methods"] = c.allowMethods
+			if c.anyHeader {
+				if req := r.Header.Get("Access-Control-Request-Headers"); req != "" {
+					h["Access-Control-Allow-Headers"] = []string{req}
+				}
+			} else if c.allowHeaders != nil {
+				h["Access-Control-Allow-Headers"] = c.allowHeaders
+			}
+			if c.maxAge != nil {
+				h["Access-Control-Max-Age"] = c.maxAge
+			}
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
+		if len(origins) == 1 && c.originAllowed(origins[0]) {
+			c.setOrigin(h, origins[0])
+			if c.expose != nil {
+				h["Access-Control-Expose-Headers"] = c.expose
+			}
+		}
+		if !c.anyOrigin || c.credentials {
+			h.Add("Vary", "Origin")
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func (c *cors) setOrigin(h http.Header, origin string) {
+	if c.anyOrigin && !c.credentials {
+		h["Access-Control-Allow-Origin"] = starValue
+		return
+	}
+	h["Access-Control-Allow-Origin"] = []string{origin}
+	if c.credentials {
+		h["Access-Control-Allow-Credentials"] = trueValue
+	}
+}

@@ -1,0 +1,101 @@
+package policy
+
+import (
+	"fmt"
+	"net/http"
+	"net/netip"
+	"strings"
+
+	"github.com/gitgate/gitgate/schemas"
+)
+
+// prefixList is a set of networks. Lists in configs are short (tens to a few
+// hundred entries), so a scan is as fast as a trie and has no build cost.
+type prefixList []netip.Prefix
+
+func (l prefixList) contains(a netip.Addr) bool {
+	if !a.IsValid() {
+		return false
+	}
+	a = a.Unmap()
+	for _, p := range l {
+		if p.Contains(a) {
+			return true
+		}
+	}
+	return false
+}
+
+// parsePrefix reads a CIDR or a bare address (a /32 or /128).
+func parsePrefix(s string) (netip.Prefix, error) {
+	s = strings.TrimSpace(s)
+	if strings.Contains(s, "/") {
+		p, err := netip.ParsePrefix(s)
+		if err != nil {
+			return netip.Prefix{}, err
+		}
+		if p.Addr().Is4In6() {
+			return netip.Prefix{}, fmt.Errorf("%q is an IPv4-mapped IPv6 network; write the IPv4 network", s)
+		}
+		return p.Masked(), nil
+	}
+	a, err := netip.ParseAddr(s)
+	if err != nil {
+		return netip.Prefix{}, err
+	}
+	if a.Zone() != "" {
+		return netip.Prefix{}, fmt.Errorf("%q has a zone; zones are not allowed", s)
+	}
+	a = a.Unmap()
+	return netip.PrefixFrom(a, a.BitLen()), nil
+}
+
+// ipList is a compiled ipAllow or ipDeny policy.
+type ipList struct {
+	allow    bool
+	prefixes prefixList
+	clientIP func(*http.Request) netip.Addr
+	counters authCounters
+	body     []byte
+}
+
+func compileIPList(name, path string, cfg *schemas.IPList, allow bool, s *Set, diags *diagnostics) *ipList {
+	l := &ipList{
+		allow:    allow,
+		clientIP: s.opts.ClientIP,
+		counters: s.authCounters(name),
+		body:     errorBody("forbidden", "client address not allowed"),
+	}
+	ok := true
+	if len(cfg.CIDRs) == 0 {
+		diags.add(path+".cidrs", "at least one CIDR is required")
+		ok = false
+	}
+	for i, c := range cfg.CIDRs {
+		p, err := parsePrefix(c)
+		if err != nil {
+			diags.add(fmt.Sprintf("%s.cidrs[%d]", path, i), fmt.Sprintf("not a CIDR or IP address: %v", err))
+			ok = false
+			continue
+		}
+		l.prefixes = append(l.prefixes, p)
+	}
+	if !ok {
+		return nil
+	}
+	return l
+}
+
+// wrap refuses with 403 a client outside an allow list or inside a deny list.
+// A client without an IP address (a Unix socket peer) never matches: an
+// allow list refuses it and a deny list lets it through.
+func (l *ipList) wrap(_ string, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if l.prefixes.contains(l.clientIP(r)) != l.allow {
+			inc(l.counters.forbidden)
+			writeJSON(w, http.StatusForbidden, l.body)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}

@@ -1,0 +1,419 @@
+package policy
+
+import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rsa"
+	"encoding/base64"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math/big"
+	"net/http"
+	"net/textproto"
+	"strconv"
+	"strings"
+
+	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/gitgate/gitgate/schemas"
+)
+
+// maxTokenBytes bounds a bearer token; a longer one is refused unparsed.
+const maxTokenBytes = 16 << 10
+
+// minRSABits and minHMACBytes refuse keys too weak to sign with.
+const (
+	minRSABits   = 2048
+	minHMACBytes = 32
+)
+
+// Supported JWT algorithms.
+const (
+	algHS256 = "HS256"
+	algRS256 = "RS256"
+	algES256 = "ES256"
+)
+
+// publicKey is one JWKS key usable for verification.
+type publicKey struct {
+	kid string
+	alg string // algorithm the key serves: RS256 or ES256
+	key any    // *rsa.PublicKey or *ecdsa.PublicKey
+}
+
+// jwtPolicy is a compiled jwt policy.
+type jwtPolicy struct {
+	header     string // canonical header name
+	bearer     bool   // the header is Authorization: require the Bearer scheme
+	parser     *jwt.Parser
+	secret     []byte
+	keys       []publicKey
+	claims     []claimHeader
+	counters   authCounters
+	missing    []byte
+	invalid    []byte
+	forbidden  []byte
+	challenge  []string
+	invalidWWW []string
+	scopeWWW   []string
+}
+
+// claimHeader copies one claim to one upstream header.
+type claimHeader struct {
+	claim  string
+	header string // canonical
+}
+
+func compileJWT(policy, path string, cfg *schemas.JWT, s *Set, diags *diagnostics) *jwtPolicy {
+	j := &jwtPolicy{
+		counters:   s.authCounters(policy),
+		missing:    errorBody("unauthorized", "bearer token required"),
+		invalid:    errorBody("unauthorized", "bearer token not valid"),
+		forbidden:  errorBody("forbidden", "bearer token not issued for this audience"),
+		challenge:  []string{`Bearer`},
+		invalidWWW: []string{`Bearer error="invalid_token"`},
+		scopeWWW:   []string{`Bearer error="insufficient_scope"`},
+	}
+	ok := true
+	if !validHeaderName(cfg.Header) {
+		diags.add(path+".header", fmt.Sprintf("%q is not a valid header name", cfg.Header))
+		ok = false
+	}
+	j.header = textproto.CanonicalMIMEHeaderKey(cfg.Header)
+	j.bearer = j.header == "Authorization"
+
+	wantHS, wantPublic := false, map[string]bool{}
+	if len(cfg.Algorithms) == 0 {
+		diags.add(path+".algorithms", "at least one algorithm is required (HS256, RS256, ES256)")
+		ok = false
+	}
+	for i, alg := range cfg.Algorithms {
+		switch alg {
+		case algHS256:
+			wantHS = true
+		case algRS256, algES256:
+			wantPublic[alg] = true
+		default:
+			diags.add(fmt.Sprintf("%s.algorithms[%d]", path, i), fmt.Sprintf("algorithm %q is not supported; use HS256, RS256 or ES256", alg))
+			ok = false
+		}
+	}
+
+	if wantHS {
+		if cfg.Secret == nil {
+			diags.add(path+".secret", "HS256 needs a secret reference ({env: NAME} or {file: PATH})")
+			ok = false
+		} else if secret, err := s.resolveSecret(cfg.Secret); err != nil {
+			diags.add(path+".secret", err.Error())
+			ok = false
+		} else if len(secret) < minHMACBytes {
+			diags.add(path+".secret", fmt.Sprintf("the secret from %s is %d bytes; HS256 needs at least %d", cfg.Secret, len(secret), minHMACBytes))
+			ok = false
+		} else {
+			j.secret = secret
+		}
+	} else if cfg.Secret != nil {
+		diags.add(path+".secret", "a secret is only used with HS256, which is not in algorithms")
+		ok = false
+	}
+
+	if len(wantPublic) > 0 {
+		var sets []struct {
+			path string
+			jwks *schemas.JWKS
+		}
+		if cfg.JWKS != nil {
+			sets = append(sets, struct {
+				path string
+				jwks *schemas.JWKS
+			}{path + ".jwks", cfg.JWKS})
+		}
+		if cfg.JWKSRef != nil {
+			doc, err := s.resolveSecret(cfg.JWKSRef)
+			var set schemas.JWKS
+			if err == nil {
+				if jerr := json.Unmarshal(doc, &set); jerr != nil {
+					err = fmt.Errorf("the document from %s is not a JWKS: %w", cfg.JWKSRef, jerr)
+				}
+			}
+			if err != nil {
+				diags.add(path+".jwksRef", err.Error())
+				ok = false
+			} else {
+				sets = append(sets, struct {
+					path string
+					jwks *schemas.JWKS
+				}{path + ".jwksRef", &set})
+			}
+		}
+		if len(sets) == 0 && ok {
+			diags.add(path+".jwks", "RS256 and ES256 need public keys in jwks or jwksRef")
+			ok = false
+		}
+		for _, set := range sets {
+			for i, k := range set.jwks.Keys {
+				pk, err := parseJWK(k)
+				p := fmt.Sprintf("%s.keys[%d]", set.path, i)
+				if err != nil {
+					diags.add(p, err.Error())
+					ok = false
+					continue
+				}
+				if !wantPublic[pk.alg] {
+					continue // a key for an algorithm not accepted is never used
+				}
+				j.keys = append(j.keys, pk)
+			}
+		}
+		for alg := range wantPublic {
+			if !hasAlg(j.keys, alg) && ok {
+				diags.add(path+".jwks", fmt.Sprintf("%s is in algorithms but no key in the JWKS serves it", alg))
+				ok = false
+			}
+		}
+	} else if cfg.JWKS != nil || cfg.JWKSRef != nil {
+		diags.add(path+".jwks", "public keys are only used with RS256 or ES256, which are not in algorithms")
+		ok = false
+	}
+
+	for _, claim := range sortedKeys(cfg.ClaimsToHeaders) {
+		h := cfg.ClaimsToHeaders[claim]
+		if !validHeaderName(h) {
+			diags.add(path+".claimsToHeaders."+claim, fmt.Sprintf("%q is not a valid header name", h))
+			ok = false
+			continue
+		}
+		j.claims = append(j.claims, claimHeader{claim: claim, header: textproto.CanonicalMIMEHeaderKey(h)})
+	}
+	if !ok {
+		return nil
+	}
+
+	opts := []jwt.ParserOption{
+		jwt.WithValidMethods(cfg.Algorithms),
+		jwt.WithLeeway(cfg.Leeway.D()),
+		jwt.WithTimeFunc(s.opts.Now),
+		jwt.WithJSONNumber(),
+	}
+	if cfg.Issuer != "" {
+		opts = append(opts, jwt.WithIssuer(cfg.Issuer))
+	}
+	if len(cfg.Audiences) > 0 {
+		opts = append(opts, jwt.WithAudience(cfg.Audiences...))
+	}
+	j.parser = jwt.NewParser(opts...)
+	return j
+}
+
+func hasAlg(keys []publicKey, alg string) bool {
+	for _, k := range keys {
+		if k.alg == alg {
+			return true
+		}
+	}
+	return false
+}
+
+// parseJWK turns an RSA or P-256 JWK into a verification key.
+func parseJWK(k schemas.JWK) (publicKey, error) {
+	if k.Use != "" && k.Use != "sig" {
+		return publicKey{}, fmt.Errorf("use %q: only signature keys (use \"sig\") can verify tokens", k.Use)
+	}
+	switch k.Kty {
+	case "RSA":
+		if k.Alg != "" && k.Alg != algRS256 {
+			return publicKey{}, fmt.Errorf("RSA key with alg %q: only RS256 is supported", k.Alg)
+		}
+		n, err := b64Int(k.N)
+		if err != nil {
+			return publicKey{}, fmt.Errorf("RSA modulus n: %w", err)
+		}
+		e, err := b64Int(k.E)
+		if err != nil {
+			return publicKey{}, fmt.Errorf("RSA exponent e: %w", err)
+		}
+		if n.BitLen() < minRSABits {
+			return publicKey{}, fmt.Errorf("RSA key is %d bits; at least %d are required", n.BitLen(), minRSABits)
+		}
+		if !e.IsInt64() || e.Int64() < 3 || e.Int64() > 1<<31-1 || e.Bit(0) == 0 {
+			return publicKey{}, fmt.Errorf("RSA exponent e is not a usable public exponent")
+		}
+		return publicKey{kid: k.Kid, alg: algRS256, key: &rsa.PublicKey{N: n, E: int(e.Int64())}}, nil
+	case "EC":
+		if k.Crv != "P-256" {
+			return publicKey{}, fmt.Errorf("EC curve %q: only P-256 (ES256) is supported", k.Crv)
+		}
+		if k.Alg != "" && k.Alg != algES256 {
+			return publicKey{}, fmt.Errorf("EC key with alg %q: only ES256 is supported", k.Alg)
+		}
+		x, errX := base64.RawURLEncoding.DecodeString(k.X)
+		y, errY := base64.RawURLEncoding.DecodeString(k.Y)
+		if errX != nil || errY != nil || len(x) != 32 || len(y) != 32 {
+			return publicKey{}, fmt.Errorf("EC coordinates x and y must be 32 bytes each, base64url without padding")
+		}
+		pub, err := ecdsa.ParseUncompressedPublicKey(elliptic.P256(), append(append([]byte{4}, x...), y...))
+		if err != nil {
+			return publicKey{}, fmt.Errorf("EC point: %w", err)
+		}
+		return publicKey{kid: k.Kid, alg: algES256, key: pub}, nil
+	default:
+		return publicKey{}, fmt.Errorf("key type %q is not supported; use RSA or EC", k.Kty)
+	}
+}
+
+func b64Int(s string) (*big.Int, error) {
+	b, err := base64.RawURLEncoding.DecodeString(s)
+	if err != nil {
+		return nil, fmt.Errorf("decoding base64url: %w", err)
+	}
+	if len(b) == 0 {
+		return nil, errors.New("empty")
+	}
+	return new(big.Int).SetBytes(b), nil
+}
+
+// keyFunc hands the parser the keys for the token's algorithm only: the HMAC
+// secret for HS256, public keys for RS256 and ES256 (when the token names a
+// kid: the keys with that kid and the keys without one). The parser has
+// already refused algorithms not configured.
+func (j *jwtPolicy) keyFunc(t *jwt.Token) (any, error) {
+	alg := t.Method.Alg()
+	if alg == algHS256 {
+		return j.secret, nil
+	}
+	kid, _ := t.Header["kid"].(string)
+	var set jwt.VerificationKeySet
+	for _, k := range j.keys {
+		if k.alg == alg && (kid == "" || k.kid == "" || k.kid == kid) {
+			set.Keys = append(set.Keys, k.key)
+		}
+	}
+	if len(set.Keys) == 0 {
+		return nil, fmt.Errorf("no key for alg %s and kid %q", alg, kid)
+	}
+	return set, nil
+}
+
+// token returns the token of r, or "" when there is none.
+func (j *jwtPolicy) token(r *http.Request) string {
+	vals := r.Header[j.header]
+	if len(vals) != 1 {
+		return "" // none, or ambiguous
+	}
+	return extractBearer(vals[0], j.bearer)
+}
+
+// extractBearer returns the token of a header value: after a "Bearer "
+// scheme (case-insensitive) when bearer is set, else the value with an
+// optional Bearer scheme removed.
+func extractBearer(v string, bearer bool) string {
+	v = textproto.TrimString(v)
+	if len(v) > 7 && strings.EqualFold(v[:7], "bearer ") {
+		return textproto.TrimString(v[7:])
+	}
+	if bearer {
+		return ""
+	}
+	return v
+}
+
+// classify maps a parse error to a metric reason and an HTTP status.
+func classify(err error) (reason string, status int) {
+	switch {
+	case errors.Is(err, jwt.ErrTokenExpired):
+		return reasonExpired, http.StatusUnauthorized
+	case errors.Is(err, jwt.ErrTokenInvalidAudience) &&
+		!errors.Is(err, jwt.ErrTokenNotValidYet) && !errors.Is(err, jwt.ErrTokenInvalidIssuer) &&
+		!errors.Is(err, jwt.ErrTokenRequiredClaimMissing) && !errors.Is(err, jwt.ErrTokenUsedBeforeIssued):
+		// Signature, time and issuer are good: the caller is authenticated
+		// but the token is for another audience.
+		return reasonForbidden, http.StatusForbidden
+	default:
+		return reasonInvalid, http.StatusUnauthorized
+	}
+}
+
+// wrap refuses a missing token (401, WWW-Authenticate: Bearer), a bad one
+// (401, error="invalid_token") and a good one for another audience (403,
+// error="insufficient_scope"); it forwards a good one with the configured
+// claims as headers.
+func (j *jwtPolicy) wrap(_ string, next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		for _, c := range j.claims {
+			delete(r.Header, c.header)
+		}
+		tok := j.token(r)
+		if tok == "" {
+			inc(j.counters.missing)
+			w.Header()["Www-Authenticate"] = j.challenge
+			writeJSON(w, http.StatusUnauthorized, j.missing)
+			return
+		}
+		claims := jwt.MapClaims{}
+		var err error
+		if len(tok) > maxTokenBytes {
+			err = jwt.ErrTokenMalformed
+		} else {
+			_, err = j.parser.ParseWithClaims(tok, claims, j.keyFunc)
+		}
+		if err != nil {
+			reason, status := classify(err)
+			switch reason {
+			case reasonExpired:
+				inc(j.counters.expired)
+			case reasonForbidden:
+				inc(j.counters.forbidden)
+			default:
+				inc(j.counters.invalid)
+			}
+			if status == http.StatusForbidden {
+				w.Header()["Www-Authenticate"] = j.scopeWWW
+				writeJSON(w, status, j.forbidden)
+			} else {
+				w.Header()["Www-Authenticate"] = j.invalidWWW
+				writeJSON(w, status, j.invalid)
+			}
+			return
+		}
+		for _, c := range j.claims {
+			if v, ok := claimString(claims[c.claim]); ok {
+				r.Header[c.header] = []string{v}
+			}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+// claimString renders a claim as a header value: strings as they are,
+// numbers and booleans in JSON form, arrays of those joined with ",".
+// Objects and values with control characters are not copied.
+func claimString(v any) (string, bool) {
+	var s string
+	switch t := v.(type) {
+	case string:
+		s = t
+	case json.Number:
+		s = t.String()
+	case bool:
+		s = strconv.FormatBool(t)
+	case []any:
+		parts := make([]string, 0, len(t))
+		for _, e := range t {
+			p, ok := claimString(e)
+			if !ok {
+				return "", false
+			}
+			parts = append(parts, p)
+		}
+		s = strings.Join(parts, ",")
+	default:
+		return "", false
+	}
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < ' ' || c == 0x7f {
+			return "", false
+		}
+	}
+	return s, true
+}

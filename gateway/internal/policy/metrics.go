@@ -1,0 +1,88 @@
+package policy
+
+import (
+	"errors"
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Reasons of an auth failure, the values of the "reason" label.
+const (
+	reasonMissing   = "missing"
+	reasonInvalid   = "invalid"
+	reasonExpired   = "expired"
+	reasonForbidden = "forbidden"
+)
+
+// metrics are the policy collectors, registered once per registry.
+type metrics struct {
+	rateLimited  *prometheus.CounterVec
+	authFailures *prometheus.CounterVec
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		rateLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "gitgate",
+			Subsystem: "policy",
+			Name:      "rate_limited_requests_total",
+			Help:      "Requests refused with 429 by a rate-limit policy.",
+		}, []string{"route", "policy"}),
+		authFailures: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "gitgate",
+			Subsystem: "policy",
+			Name:      "auth_failures_total",
+			Help:      "Requests refused by an apiKey, jwt, ipAllow or ipDeny policy, by reason (missing, invalid, expired, forbidden).",
+		}, []string{"policy", "reason"}),
+	}
+	var err error
+	if m.rateLimited, err = register(reg, m.rateLimited); err != nil {
+		return nil, err
+	}
+	if m.authFailures, err = register(reg, m.authFailures); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// register registers c, or returns the collector already registered under
+// the same description (a registry shared by several compiles).
+func register(reg prometheus.Registerer, c *prometheus.CounterVec) (*prometheus.CounterVec, error) {
+	err := reg.Register(c)
+	if err == nil {
+		return c, nil
+	}
+	var are prometheus.AlreadyRegisteredError
+	if errors.As(err, &are) {
+		if existing, ok := are.ExistingCollector.(*prometheus.CounterVec); ok {
+			return existing, nil
+		}
+	}
+	return nil, fmt.Errorf("registering collector: %w", err)
+}
+
+// authCounters are one policy's failure counters, resolved at compile time
+// so the request path does no label lookups. The zero value counts nothing.
+type authCounters struct {
+	missing, invalid, expired, forbidden prometheus.Counter
+}
+
+func (s *Set) authCounters(policy string) authCounters {
+	if s.metrics == nil {
+		return authCounters{}
+	}
+	v := s.metrics.authFailures
+	return authCounters{
+		missing:   v.WithLabelValues(policy, reasonMissing),
+		invalid:   v.WithLabelValues(policy, reasonInvalid),
+		expired:   v.WithLabelValues(policy, reasonExpired),
+		forbidden: v.WithLabelValues(policy, reasonForbidden),
+	}
+}
+
+func inc(c prometheus.Counter) {
+	if c != nil {
+		c.Inc()
+	}
+}
