@@ -1,0 +1,195 @@
+// Command bench measures the gitgate gateway against nginx, Caddy and
+// HAProxy on loopback, in one run, with wrk as the load generator.
+//
+//	go run ./scripts/bench                 # throughput table (1 route, 10k routes, policy chain)
+//	go run ./scripts/bench -mode reload    # failed requests while reloading under load
+//
+// It installs missing peers from Debian's packages (apt-get), pins wrk to
+// one CPU and each proxy with the upstream to the other, interleaves the
+// targets over several runs, and reports medians and ratios to nginx from
+// the same run. Every process it starts, it stops by its process group.
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	var (
+		mode      = flag.String("mode", "throughput", "throughput | reload")
+		duration  = flag.Duration("duration", 10*time.Second, "load time per measurement")
+		runs      = flag.Int("runs", 3, "interleaved runs per target (medians are reported)")
+		conns     = flag.Int("conns", 64, "wrk connections")
+		reloads   = flag.Int("reloads", 200, "reloads in -mode reload, alternating valid and invalid")
+		interval  = flag.Duration("reload-interval", 100*time.Millisecond, "pace of reloads")
+		only      = flag.String("only", "", "comma-separated target names to run (default all)")
+		out       = flag.String("out", "", "also write the markdown table to this file")
+		noInstall = flag.Bool("no-install", false, "do not apt-get install missing peers")
+		upstream  = flag.String("upstream", "", "internal: serve as the benchmark upstream on this address")
+	)
+	flag.Parse()
+	if *upstream != "" {
+		serveUpstream(*upstream)
+		return
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	cfg := benchConfig{mode: *mode, duration: *duration, runs: *runs, conns: *conns, reloads: *reloads, interval: *interval, only: *only, install: !*noInstall}
+	report, err := run(ctx, cfg)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+	fmt.Print(report)
+	if *out != "" {
+		if err := os.WriteFile(*out, []byte(report), 0o644); err != nil {
+			fmt.Fprintln(os.Stderr, "bench:", err)
+			os.Exit(1)
+		}
+	}
+}
+
+type benchConfig struct {
+	mode        string
+	duration    time.Duration
+	runs, conns int
+	reloads     int
+	interval    time.Duration
+	only        string
+	install     bool
+}
+
+// serveUpstream is the origin every proxy forwards to: a small fixed body.
+func serveUpstream(addr string) {
+	body := []byte("hello from the bench upstream\n")
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = w.Write(body)
+	})
+	srv := &http.Server{Addr: addr, Handler: h, ReadHeaderTimeout: 5 * time.Second}
+	if err := srv.ListenAndServe(); err != nil {
+		fmt.Fprintln(os.Stderr, "upstream:", err)
+		os.Exit(1)
+	}
+}
+
+func ensureTools(install bool) error {
+	need := map[string]string{"wrk": "wrk", "nginx": "nginx", "caddy": "caddy", "haproxy": "haproxy", "taskset": "util-linux"}
+	var missing []string
+	for bin, pkg := range need {
+		if _, err := exec.LookPath(bin); err != nil {
+			missing = append(missing, pkg)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	if !install {
+		return fmt.Errorf("missing tools (packages %s); run without -no-install to apt-get them", strings.Join(missing, " "))
+	}
+	sort.Strings(missing)
+	fmt.Fprintf(os.Stderr, "installing %s from Debian's packages\n", strings.Join(missing, " "))
+	for _, args := range [][]string{{"apt-get", "update", "-qq"}, append([]string{"apt-get", "install", "-y", "-qq", "--no-install-recommends"}, missing...)} {
+		cmd := exec.Command(args[0], args[1:]...)
+		cmd.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
+		cmd.Stdout, cmd.Stderr = os.Stderr, os.Stderr
+		if err := cmd.Run(); err != nil {
+			return fmt.Errorf("%s: %w", strings.Join(args, " "), err)
+		}
+	}
+	return nil
+}
+
+// cpus splits the machine: wrk on CPU 0, proxy and upstream on CPU 1.
+func cpus() (load, proxy string) {
+	if runtime.NumCPU() < 2 {
+		return "", ""
+	}
+	return "0", "1"
+}
+
+func run(ctx context.Context, cfg benchConfig) (string, error) {
+	if err := ensureTools(cfg.install); err != nil {
+		return "", err
+	}
+	dir, err := os.MkdirTemp("", "gitgate-bench-")
+	if err != nil {
+		return "", err
+	}
+	defer os.RemoveAll(dir)
+
+	gw := filepath.Join(dir, "gateway")
+	if out, err := exec.CommandContext(ctx, "go", "build", "-o", gw, "./gateway").CombinedOutput(); err != nil {
+		return "", fmt.Errorf("building the gateway: %w: %s", err, out)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		return "", err
+	}
+	loadCPU, proxyCPU := cpus()
+	upPort, err := freePort()
+	if err != nil {
+		return "", err
+	}
+	upAddr := fmt.Sprintf("127.0.0.1:%d", upPort)
+	up, err := startProc(dir, "upstream", proxyCPU, nil, self, "-upstream", upAddr)
+	if err != nil {
+		return "", err
+	}
+	defer up.stop()
+	if err := waitTCP(ctx, upAddr); err != nil {
+		return "", fmt.Errorf("upstream did not start: %w", err)
+	}
+	env := benchEnv{dir: dir, gateway: gw, upstream: upAddr, loadCPU: loadCPU, proxyCPU: proxyCPU}
+	switch cfg.mode {
+	case "throughput":
+		return throughput(ctx, cfg, env)
+	case "reload":
+		return reloadUnderLoad(ctx, cfg, env)
+	}
+	return "", fmt.Errorf("unknown -mode %q", cfg.mode)
+}
+
+type benchEnv struct {
+	dir, gateway, upstream string
+	loadCPU, proxyCPU      string
+}
+
+func selected(only, name string) bool {
+	if only == "" {
+		return true
+	}
+	for _, n := range strings.Split(only, ",") {
+		if strings.TrimSpace(n) == name {
+			return true
+		}
+	}
+	return false
+}
+
+func machineLine() string {
+	host, _ := os.Hostname()
+	ver := func(args ...string) string {
+		out, _ := exec.Command(args[0], args[1:]...).CombinedOutput() // wrk -v exits 1
+		if len(out) == 0 {
+			return args[0] + " ?"
+		}
+		return strings.TrimSpace(strings.SplitN(string(out), "\n", 2)[0])
+	}
+	return fmt.Sprintf("%s, %d CPUs, %s; %s; %s; %s; %s; %s", host, runtime.NumCPU(), runtime.Version(),
+		ver("nginx", "-v"), ver("caddy", "version"), ver("haproxy", "-v"), ver("wrk", "--version"), time.Now().UTC().Format(time.RFC3339))
+}

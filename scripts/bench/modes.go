@@ -1,0 +1,182 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"time"
+)
+
+// sample is one measurement of one target.
+type sample struct {
+	wrk         wrkResult
+	cpuPerReqUS float64 // proxy CPU time per request, microseconds
+}
+
+// clockTick is the kernel's USER_HZ, the unit of /proc/<pid>/stat times.
+const clockTick = 10 * time.Millisecond
+
+func measure(ctx context.Context, cfg benchConfig, env benchEnv, t target) (sample, error) {
+	url, err := t.Start(ctx, env.dir, env.proxyCPU, env.upstream)
+	if err != nil {
+		return sample{}, fmt.Errorf("%s: %w", t.Name(), err)
+	}
+	defer t.Stop()
+	headers := []string{"X-API-Key: " + benchAPIKey}
+	// Warm up connection pools and caches.
+	if _, out, err := runWrk(ctx, env.loadCPU, cfg.conns, time.Second, url+"/", headers...); err != nil {
+		return sample{}, fmt.Errorf("%s warm-up: %w\n%s", t.Name(), err, out)
+	}
+	var before int64
+	if p := t.Proc(); p != nil {
+		before = p.cpuTicks()
+	}
+	r, out, err := runWrk(ctx, env.loadCPU, cfg.conns, cfg.duration, url+"/", headers...)
+	if err != nil {
+		return sample{}, fmt.Errorf("%s: %w", t.Name(), err)
+	}
+	if r.Non2xx > 0 || r.SocketErrors > 0 {
+		fmt.Fprintf(os.Stderr, "%s: %d non-2xx, %d socket errors\n%s\n", t.Name(), r.Non2xx, r.SocketErrors, out)
+	}
+	s := sample{wrk: r}
+	if p := t.Proc(); p != nil && r.Requests > 0 {
+		s.cpuPerReqUS = float64(p.cpuTicks()-before) * float64(clockTick.Microseconds()) / float64(r.Requests)
+	}
+	return s, nil
+}
+
+func median(xs []float64) float64 {
+	if len(xs) == 0 {
+		return 0
+	}
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
+}
+
+func throughput(ctx context.Context, cfg benchConfig, env benchEnv) (string, error) {
+	targets := []target{
+		&direct{},
+		&gitgate{bin: env.gateway, label: "gitgate"},
+		&nginx{},
+		&caddy{},
+		&haproxy{},
+		&gitgate{bin: env.gateway, label: "gitgate 10k routes", routes: 10000},
+		&gitgate{bin: env.gateway, label: "gitgate policy chain", policies: true},
+	}
+	var active []target
+	for _, t := range targets {
+		if selected(cfg.only, t.Name()) {
+			active = append(active, t)
+		}
+	}
+	samples := map[string][]sample{}
+	for run := range cfg.runs {
+		// Rotate the order each run so slow phases of the host spread out.
+		for i := range active {
+			t := active[(i+run)%len(active)]
+			s, err := measure(ctx, cfg, env, t)
+			if err != nil {
+				return "", err
+			}
+			fmt.Fprintf(os.Stderr, "run %d %-22s %10.0f req/s p99 %v cpu %.1fus/req\n", run+1, t.Name(), s.wrk.RPS, s.wrk.P99, s.cpuPerReqUS)
+			samples[t.Name()] = append(samples[t.Name()], s)
+		}
+	}
+	med := func(name string, f func(sample) float64) float64 {
+		var xs []float64
+		for _, s := range samples[name] {
+			xs = append(xs, f(s))
+		}
+		return median(xs)
+	}
+	rps := func(s sample) float64 { return s.wrk.RPS }
+	nginxRPS := med("nginx", rps)
+	nginxCPU := med("nginx", func(s sample) float64 { return s.cpuPerReqUS })
+	var b strings.Builder
+	fmt.Fprintf(&b, "## Proxy throughput (%s, %d connections, %d runs of %v, medians)\n\n", "wrk on CPU 0, proxy + upstream on CPU 1", cfg.conns, cfg.runs, cfg.duration)
+	fmt.Fprintf(&b, "Machine: %s\n\n", machineLine())
+	b.WriteString("| target | req/s | p50 | p99 | proxy CPU µs/req | vs nginx req/s | vs nginx CPU/req |\n|---|---:|---:|---:|---:|---:|---:|\n")
+	for _, t := range active {
+		n := t.Name()
+		r := med(n, rps)
+		cpu := med(n, func(s sample) float64 { return s.cpuPerReqUS })
+		p50 := time.Duration(med(n, func(s sample) float64 { return float64(s.wrk.P50) }))
+		p99 := time.Duration(med(n, func(s sample) float64 { return float64(s.wrk.P99) }))
+		ratio, cpuRatio := "-", "-"
+		if nginxRPS > 0 {
+			ratio = fmt.Sprintf("%.2f", r/nginxRPS)
+		}
+		if nginxCPU > 0 && cpu > 0 {
+			cpuRatio = fmt.Sprintf("%.2f", cpu/nginxCPU)
+		}
+		cpuS := "-"
+		if cpu > 0 {
+			cpuS = fmt.Sprintf("%.1f", cpu)
+		}
+		fmt.Fprintf(&b, "| %s | %.0f | %v | %v | %s | %s | %s |\n", n, r, p50.Round(time.Microsecond), p99.Round(time.Microsecond), cpuS, ratio, cpuRatio)
+	}
+	if g, c := med("gitgate", rps), med("caddy", rps); g > 0 && c > 0 {
+		fmt.Fprintf(&b, "\ngitgate / Caddy: %.2fx\n", g/c)
+	}
+	if g, k := med("gitgate", rps), med("gitgate 10k routes", rps); g > 0 && k > 0 {
+		fmt.Fprintf(&b, "gitgate 10k routes / 1 route: %.3f (%.1f%% loss)\n", k/g, 100*(1-k/g))
+	}
+	if g, p := med("gitgate", rps), med("gitgate policy chain", rps); g > 0 && p > 0 {
+		fmt.Fprintf(&b, "gitgate policy chain cost per request: %+.1f%% (1/req/s)\n", 100*(g/p-1))
+	}
+	return b.String(), nil
+}
+
+// reloadUnderLoad keeps wrk busy while each target reloads cfg.reloads times,
+// alternating valid and invalid configs, and counts what the client saw.
+func reloadUnderLoad(ctx context.Context, cfg benchConfig, env benchEnv) (string, error) {
+	targets := []target{&gitgate{bin: env.gateway, label: "gitgate"}, &nginx{}, &caddy{}}
+	loadFor := time.Duration(cfg.reloads)*cfg.interval + 4*time.Second
+	var b strings.Builder
+	fmt.Fprintf(&b, "## Reloads under load (%d reloads alternating valid/invalid every %v, wrk %d connections, no retries)\n\n", cfg.reloads, cfg.interval, cfg.conns)
+	fmt.Fprintf(&b, "Machine: %s\n\n", machineLine())
+	b.WriteString("| target | reload method | requests | socket errors | of which read | non-2xx | p99 | req/s |\n|---|---|---:|---:|---:|---:|---:|---:|\n")
+	methods := map[string]string{"gitgate": "PUT /v1/bundle (admin socket)", "nginx": "nginx -s reload", "caddy": "POST /load"}
+	for _, t := range targets {
+		if !selected(cfg.only, t.Name()) {
+			continue
+		}
+		url, err := t.Start(ctx, env.dir, env.proxyCPU, env.upstream)
+		if err != nil {
+			return "", fmt.Errorf("%s: %w", t.Name(), err)
+		}
+		type res struct {
+			r   wrkResult
+			out string
+			err error
+		}
+		done := make(chan res, 1)
+		go func() {
+			r, out, err := runWrk(ctx, env.loadCPU, cfg.conns, loadFor, url+"/")
+			done <- res{r, out, err}
+		}()
+		time.Sleep(time.Second)
+		var reloadErr error
+		for i := 1; i <= cfg.reloads && reloadErr == nil; i++ {
+			reloadErr = t.Reload(ctx, i, i%2 == 1)
+			time.Sleep(cfg.interval)
+		}
+		w := <-done
+		t.Stop()
+		if reloadErr != nil {
+			return "", fmt.Errorf("%s reload: %w", t.Name(), reloadErr)
+		}
+		if w.err != nil {
+			return "", fmt.Errorf("%s: %w", t.Name(), w.err)
+		}
+		fmt.Fprintf(os.Stderr, "%s: %s\n", t.Name(), w.out)
+		fmt.Fprintf(&b, "| %s | %s | %d | %d | %d | %d | %v | %.0f |\n", t.Name(), methods[t.Name()], w.r.Requests, w.r.SocketErrors, w.r.ReadErrors, w.r.Non2xx, w.r.P99.Round(time.Microsecond), w.r.RPS)
+	}
+	return b.String(), nil
+}
