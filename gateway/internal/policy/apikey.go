@@ -202,4 +202,3 @@ func (k *apiKey) wrap(_ string, next http.Handler) http.Handler {
 		next.ServeHTTP(w, r)
 	})
 }
-

@@ -119,9 +119,10 @@ func ceilSecs(s float64) int {
 }
 
 // get returns key's entry, moved to the front, creating it when missing.
-// Creating first drops the least recently used entry when it is idle long
-// enough to be full again (forgetting it changes nothing), or when the shard
-// is at capacity (forgetting it hands that key a full bucket).
+// Creating first drops, from the least recently used end, the entries idle
+// long enough to be full again (forgetting them changes nothing), and one
+// more when the shard is at capacity (forgetting it hands that key a full
+// bucket). Each entry is dropped once, so the cost is O(1) amortized.
 func (sh *shard) get(key bucketKey, now time.Time, st *limiterStore) *entry {
 	if e, ok := sh.m[key]; ok {
 		e.last = now
@@ -131,7 +132,7 @@ func (sh *shard) get(key bucketKey, now time.Time, st *limiterStore) *entry {
 		}
 		return e
 	}
-	if t := sh.tail; t != nil && (len(sh.m) >= sh.cap || now.Sub(t.last) >= st.idle) {
+	for t := sh.tail; t != nil && (len(sh.m) >= sh.cap || now.Sub(t.last) >= st.idle); t = sh.tail {
 		sh.unlink(t)
 		delete(sh.m, t.key)
 	}
