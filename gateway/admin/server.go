@@ -1,0 +1,552 @@
+package admin
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log"
+	"net"
+	"net/http"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/rs/zerolog"
+
+	"github.com/gitgate/gitgate/gateway/admin/client"
+	"github.com/gitgate/gitgate/schemas"
+)
+
+// Log field names used by this package.
+const (
+	logComponent = "component"
+	logVersion   = "version"
+	logDigest    = "digest"
+	logProblems  = "problems"
+	logRemote    = "remote"
+)
+
+// Defaults of Options.
+const (
+	DefaultMaxBundleBytes    = 64 << 20
+	DefaultReadHeaderTimeout = 5 * time.Second
+	DefaultReadTimeout       = 60 * time.Second
+	DefaultIdleTimeout       = 120 * time.Second
+	DefaultHeartbeat         = 15 * time.Second
+	DefaultEventBuffer       = 256
+	DefaultWatchTimeout      = 30 * time.Second
+	DefaultMaxWatchTimeout   = 5 * time.Minute
+)
+
+// Runtime is the part of the gateway engine the admin API drives.
+type Runtime interface {
+	// Apply compiles and swaps in b, or returns a *schemas.InvalidError and
+	// leaves the running config untouched.
+	Apply(b *schemas.Bundle) error
+	// Current returns the running bundle, nil before any.
+	Current() *schemas.Bundle
+}
+
+// Health is the live state of the running config shown by GET /v1/status.
+type Health struct {
+	// Routes is the number of routes served.
+	Routes int
+	// Upstreams maps an upstream name to its targets' state.
+	Upstreams map[string][]client.TargetStatus
+	// Breakers maps an upstream name to its breaker state.
+	Breakers map[string]string
+}
+
+// Persister saves the last-known-good bundle. *lkg.Store implements it.
+type Persister interface {
+	// Save writes b atomically.
+	Save(b *schemas.Bundle) error
+}
+
+// Options configure a Server. Zero values take the documented defaults.
+type Options struct {
+	// Runtime compiles and runs bundles. Required.
+	Runtime Runtime
+	// Health reports the live state for GET /v1/status. Nil: only the route
+	// count of the running bundle is shown.
+	Health func() Health
+	// Store persists each applied bundle. Nil: nothing is persisted.
+	Store Persister
+	// Gatherer is served on GET /metrics. Nil: /metrics is not served.
+	Gatherer prometheus.Gatherer
+	// Registerer gets the admin server's own metrics. Nil: not registered.
+	Registerer prometheus.Registerer
+	// Logger receives event logs. Zero: zerolog's zero Logger (discard).
+	Logger zerolog.Logger
+	// Watch enables GET /v1/watch. Default false.
+	Watch bool
+	// Heartbeat is the interval of SSE comment lines. Default 15s.
+	Heartbeat time.Duration
+	// EventBuffer is how many watch events are kept for Last-Event-ID
+	// resume. Default 256.
+	EventBuffer int
+	// MaxWatchTimeout caps a long-poll's ?timeout=. Default 5m.
+	MaxWatchTimeout time.Duration
+	// MaxBundleBytes caps the body of PUT /v1/bundle. Default 64 MiB.
+	MaxBundleBytes int64
+	// ReadHeaderTimeout of the HTTP servers. Default 5s.
+	ReadHeaderTimeout time.Duration
+	// ReadTimeout of the HTTP servers (whole request with body). Default 60s.
+	// Watch streams lift it once their request is read.
+	ReadTimeout time.Duration
+	// IdleTimeout of kept-alive connections. Default 120s.
+	IdleTimeout time.Duration
+	// Now is the clock. Nil: time.Now.
+	Now func() time.Time
+}
+
+// Server is the admin API. Create it with New, serve it with ServeAdmin and
+// ServeObserve, stop it with Shutdown.
+type Server struct {
+	opts    Options
+	log     zerolog.Logger
+	started time.Time
+	bc      *broadcaster
+
+	applyMu      sync.Mutex // one writer at a time
+	stateMu      sync.RWMutex
+	appliedAt    time.Time
+	lastRejected *client.Rejection
+
+	encMu      sync.Mutex
+	encBundle  *schemas.Bundle
+	encoded    []byte
+	adminMux   *http.ServeMux
+	observeMux *http.ServeMux
+
+	srvMu   sync.Mutex
+	servers []*http.Server
+	closed  bool
+
+	lkgFailures prometheus.Counter
+	streams     prometheus.Gauge
+}
+
+// New builds a Server; it starts nothing.
+func New(opts Options) (*Server, error) {
+	if opts.Runtime == nil {
+		return nil, errors.New("admin: Options.Runtime is required")
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	setDefault(&opts.Heartbeat, DefaultHeartbeat)
+	setDefault(&opts.MaxWatchTimeout, DefaultMaxWatchTimeout)
+	setDefault(&opts.ReadHeaderTimeout, DefaultReadHeaderTimeout)
+	setDefault(&opts.ReadTimeout, DefaultReadTimeout)
+	setDefault(&opts.IdleTimeout, DefaultIdleTimeout)
+	if opts.EventBuffer <= 0 {
+		opts.EventBuffer = DefaultEventBuffer
+	}
+	if opts.MaxBundleBytes <= 0 {
+		opts.MaxBundleBytes = DefaultMaxBundleBytes
+	}
+	s := &Server{
+		opts:    opts,
+		log:     opts.Logger.With().Str(logComponent, "admin").Logger(),
+		started: opts.Now(),
+		lkgFailures: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gitgate_admin_lkg_save_failures_total",
+			Help: "Applied bundles that could not be saved as last-known-good.",
+		}),
+		streams: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "gitgate_admin_watch_streams",
+			Help: "Open watch requests (SSE streams and long-polls).",
+		}),
+	}
+	if r := opts.Registerer; r != nil {
+		for _, c := range []prometheus.Collector{s.lkgFailures, s.streams} {
+			if err := r.Register(c); err != nil {
+				return nil, fmt.Errorf("admin: registering metrics: %w", err)
+			}
+		}
+	}
+	if cur := opts.Runtime.Current(); cur != nil {
+		s.appliedAt = s.started
+	}
+	s.bc = newBroadcaster(opts.EventBuffer, uint64(s.started.UnixMicro()), s.watchState())
+	s.adminMux = s.routes(true)
+	s.observeMux = s.routes(false)
+	return s, nil
+}
+
+func setDefault(d *time.Duration, v time.Duration) {
+	if *d <= 0 {
+		*d = v
+	}
+}
+
+func (s *Server) routes(write bool) *http.ServeMux {
+	mux := http.NewServeMux()
+	if write {
+		mux.HandleFunc("PUT /v1/bundle", s.putBundle)
+	}
+	mux.HandleFunc("GET /v1/bundle", s.getBundle)
+	mux.HandleFunc("GET /v1/status", s.getStatus)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("GET /readyz", s.getReady)
+	if s.opts.Gatherer != nil {
+		mux.Handle("GET /metrics", promhttp.HandlerFor(s.opts.Gatherer, promhttp.HandlerOpts{}))
+	}
+	if s.opts.Watch {
+		mux.HandleFunc("GET /v1/watch", s.watch)
+	}
+	return mux
+}
+
+// Handler returns the full admin API, for the Unix socket.
+func (s *Server) Handler() http.Handler { return s.adminMux }
+
+// ObserveHandler returns the read-only routes (bundle, status, health,
+// metrics, watch), for a TCP address. PUT /v1/bundle answers 405 there.
+func (s *Server) ObserveHandler() http.Handler { return s.observeMux }
+
+// ServeAdmin serves Handler on l until Shutdown; it returns nil after
+// Shutdown.
+func (s *Server) ServeAdmin(l net.Listener) error { return s.serve(l, s.adminMux) }
+
+// ServeObserve serves ObserveHandler on l until Shutdown; it returns nil
+// after Shutdown.
+func (s *Server) ServeObserve(l net.Listener) error { return s.serve(l, s.observeMux) }
+
+func (s *Server) serve(l net.Listener, h http.Handler) error {
+	hs := &http.Server{
+		Handler:           h,
+		ReadHeaderTimeout: s.opts.ReadHeaderTimeout,
+		ReadTimeout:       s.opts.ReadTimeout,
+		IdleTimeout:       s.opts.IdleTimeout,
+		MaxHeaderBytes:    64 << 10,
+		ErrorLog:          log.New(s.log.With().Str(logComponent, "admin-http").Logger(), "", 0),
+	}
+	s.srvMu.Lock()
+	if s.closed {
+		s.srvMu.Unlock()
+		_ = l.Close()
+		return nil
+	}
+	s.servers = append(s.servers, hs)
+	s.srvMu.Unlock()
+	if err := hs.Serve(l); !errors.Is(err, http.ErrServerClosed) {
+		return fmt.Errorf("serving admin API on %s: %w", l.Addr(), err)
+	}
+	return nil
+}
+
+// Shutdown ends watch streams, stops accepting, and waits for in-flight
+// requests until ctx ends; then it closes what is left.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.srvMu.Lock()
+	s.closed = true
+	servers := s.servers
+	s.srvMu.Unlock()
+	s.bc.close()
+	var errs []error
+	for _, hs := range servers {
+		if err := hs.Shutdown(ctx); err != nil {
+			errs = append(errs, err, hs.Close())
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// Restore applies b, read from the last-known-good file at start, without
+// persisting it again. A refusal is recorded as the last rejected attempt
+// and returned.
+func (s *Server) Restore(b *schemas.Bundle) error {
+	s.applyMu.Lock()
+	defer s.applyMu.Unlock()
+	if err := b.Verify(); err != nil {
+		s.reject(b, err, verifyDiagnostics(err))
+		return fmt.Errorf("restoring last-known-good bundle: %w", err)
+	}
+	if err := s.opts.Runtime.Apply(b); err != nil {
+		s.reject(b, err, diagnosticsOf(err))
+		return fmt.Errorf("restoring last-known-good bundle %s: %w", b.Version, err)
+	}
+	s.applied(b)
+	s.log.Info().Str(logVersion, b.Version).Str(logDigest, b.Digest).Msg("restored last-known-good bundle")
+	return nil
+}
+
+func (s *Server) putBundle(w http.ResponseWriter, r *http.Request) {
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.opts.MaxBundleBytes))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			writeError(w, http.StatusRequestEntityTooLarge, client.ErrorBody{
+				Error: fmt.Sprintf("bundle larger than %d bytes", tooBig.Limit),
+			})
+			return
+		}
+		writeError(w, http.StatusBadRequest, client.ErrorBody{Error: "reading bundle: " + err.Error()})
+		return
+	}
+	b, err := DecodeBundle(body)
+	if err != nil {
+		writeError(w, http.StatusBadRequest, client.ErrorBody{Error: err.Error()})
+		return
+	}
+
+	s.applyMu.Lock()
+	defer s.applyMu.Unlock()
+	if err := b.Verify(); err != nil {
+		diags := verifyDiagnostics(err)
+		s.reject(b, err, diags)
+		writeError(w, http.StatusUnprocessableEntity, client.ErrorBody{Error: err.Error(), Diagnostics: diags})
+		return
+	}
+	cur := s.opts.Runtime.Current()
+	if im := r.Header.Get("If-Match"); im != "" && !ifMatch(im, cur) {
+		curVersion := ""
+		if cur != nil {
+			curVersion = cur.Version
+			w.Header().Set("ETag", client.ETag(cur.Version))
+		}
+		writeError(w, http.StatusPreconditionFailed, client.ErrorBody{
+			Error:          fmt.Sprintf("If-Match %s does not match the running version %q", im, curVersion),
+			CurrentVersion: curVersion,
+		})
+		return
+	}
+	if cur != nil && cur.Digest == b.Digest {
+		w.Header().Set("ETag", client.ETag(cur.Version))
+		writeJSON(w, http.StatusOK, client.Applied{
+			Version: cur.Version, Digest: cur.Digest, AppliedAt: s.appliedTime(), Unchanged: true,
+		})
+		return
+	}
+	if err := s.opts.Runtime.Apply(b); err != nil {
+		diags := diagnosticsOf(err)
+		s.reject(b, err, diags)
+		code := http.StatusUnprocessableEntity
+		if diags == nil {
+			code = http.StatusInternalServerError
+		}
+		writeError(w, code, client.ErrorBody{Error: err.Error(), Diagnostics: diags})
+		return
+	}
+	at := s.applied(b)
+	ans := client.Applied{Version: b.Version, Digest: b.Digest, AppliedAt: at}
+	if s.opts.Store != nil {
+		if err := s.opts.Store.Save(b); err != nil {
+			s.lkgFailures.Inc()
+			s.log.Error().Err(err).Str(logVersion, b.Version).Msg("applied bundle not saved as last-known-good")
+			ans.Warning = "applied, but not saved as last-known-good: " + err.Error()
+		}
+	}
+	s.log.Info().Str(logVersion, b.Version).Str(logDigest, b.Digest).Str(logRemote, r.RemoteAddr).Msg("applied bundle")
+	w.Header().Set("ETag", client.ETag(b.Version))
+	writeJSON(w, http.StatusOK, ans)
+}
+
+// applied records a successful apply and tells watchers. applyMu is held.
+func (s *Server) applied(b *schemas.Bundle) time.Time {
+	at := s.opts.Now().UTC()
+	s.stateMu.Lock()
+	s.appliedAt = at
+	s.stateMu.Unlock()
+	s.bc.publish(client.EventApplied, s.watchState())
+	return at
+}
+
+// reject records a refused bundle and tells watchers. applyMu is held.
+func (s *Server) reject(b *schemas.Bundle, err error, diags []schemas.Diagnostic) {
+	rej := &client.Rejection{Version: b.Version, Digest: b.Digest, At: s.opts.Now().UTC(), Error: err.Error(), Diagnostics: diags}
+	s.stateMu.Lock()
+	s.lastRejected = rej
+	s.stateMu.Unlock()
+	s.log.Warn().Str(logVersion, b.Version).Str(logDigest, b.Digest).Int(logProblems, len(diags)).
+		Msg("rejected bundle")
+	s.bc.publish(client.EventRejected, s.watchState())
+}
+
+func (s *Server) appliedTime() time.Time {
+	s.stateMu.RLock()
+	defer s.stateMu.RUnlock()
+	return s.appliedAt
+}
+
+func (s *Server) watchState() client.WatchState {
+	var st client.WatchState
+	if cur := s.opts.Runtime.Current(); cur != nil {
+		st.Version, st.Digest = cur.Version, cur.Digest
+	}
+	s.stateMu.RLock()
+	st.AppliedAt = s.appliedAt
+	st.LastRejected = s.lastRejected
+	s.stateMu.RUnlock()
+	return st
+}
+
+func (s *Server) getBundle(w http.ResponseWriter, r *http.Request) {
+	cur := s.opts.Runtime.Current()
+	if cur == nil {
+		writeError(w, http.StatusNotFound, client.ErrorBody{Error: "no bundle applied yet"})
+		return
+	}
+	etag := client.ETag(cur.Version)
+	w.Header().Set("ETag", etag)
+	if inm := r.Header.Get("If-None-Match"); inm != "" && etagListMatches(inm, cur.Version) {
+		w.WriteHeader(http.StatusNotModified)
+		return
+	}
+	data, err := s.encode(cur)
+	if err != nil {
+		writeError(w, http.StatusInternalServerError, client.ErrorBody{Error: err.Error()})
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(data)))
+	_, _ = w.Write(data)
+}
+
+// encode returns the JSON of b, cached for the running bundle.
+func (s *Server) encode(b *schemas.Bundle) ([]byte, error) {
+	s.encMu.Lock()
+	defer s.encMu.Unlock()
+	if s.encBundle == b {
+		return s.encoded, nil
+	}
+	data, err := json.Marshal(b)
+	if err != nil {
+		return nil, fmt.Errorf("encoding running bundle: %w", err)
+	}
+	s.encBundle, s.encoded = b, data
+	return data, nil
+}
+
+func (s *Server) getStatus(w http.ResponseWriter, _ *http.Request) {
+	writeJSON(w, http.StatusOK, s.status())
+}
+
+func (s *Server) status() client.Status {
+	st := client.Status{StartedAt: s.started.UTC()}
+	if cur := s.opts.Runtime.Current(); cur != nil {
+		src := cur.Source
+		st.Ready, st.Version, st.Digest, st.Source = true, cur.Version, cur.Digest, &src
+		st.Routes = len(cur.Config.Routes)
+	}
+	if s.opts.Health != nil {
+		h := s.opts.Health()
+		st.Routes, st.Upstreams, st.Breakers = h.Routes, h.Upstreams, h.Breakers
+	}
+	s.stateMu.RLock()
+	st.AppliedAt, st.LastRejected = s.appliedAt, s.lastRejected
+	s.stateMu.RUnlock()
+	return st
+}
+
+func (s *Server) getReady(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if s.opts.Runtime.Current() == nil {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = io.WriteString(w, "no config loaded\n")
+		return
+	}
+	_, _ = io.WriteString(w, "ok\n")
+}
+
+// DecodeBundle parses a bundle strictly: unknown fields and data after the
+// object are errors. It does not verify the digest.
+func DecodeBundle(data []byte) (*schemas.Bundle, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var b schemas.Bundle
+	if err := dec.Decode(&b); err != nil {
+		return nil, fmt.Errorf("decoding bundle: %w", err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, errors.New("decoding bundle: data after the JSON object")
+	}
+	return &b, nil
+}
+
+// verifyDiagnostics turns a Bundle.Verify error into a diagnostic on the
+// field at fault.
+func verifyDiagnostics(err error) []schemas.Diagnostic {
+	path := ""
+	switch {
+	case errors.Is(err, schemas.ErrAPIVersion):
+		path = "apiVersion"
+	case errors.Is(err, schemas.ErrDigest):
+		path = "digest"
+	case errors.Is(err, schemas.ErrNoVersion):
+		path = "version"
+	}
+	return []schemas.Diagnostic{{Path: path, Message: err.Error()}}
+}
+
+// diagnosticsOf returns the diagnostics of a *schemas.InvalidError, nil for
+// any other error.
+func diagnosticsOf(err error) []schemas.Diagnostic {
+	var inv *schemas.InvalidError
+	if errors.As(err, &inv) {
+		if len(inv.Diagnostics) == 0 {
+			return []schemas.Diagnostic{{Message: err.Error()}}
+		}
+		return inv.Diagnostics
+	}
+	return nil
+}
+
+// ifMatch reports whether an If-Match header value lets a write over cur
+// proceed: "*" needs a running bundle, a list of entity tags needs one equal
+// to the running version.
+func ifMatch(header string, cur *schemas.Bundle) bool {
+	if cur == nil {
+		return false
+	}
+	return etagListMatches(header, cur.Version)
+}
+
+// etagListMatches reports whether a comma-separated list of entity tags
+// (or "*") names version. Weak tags compare by their opaque value.
+func etagListMatches(header, version string) bool {
+	for tag := range strings.SplitSeq(header, ",") {
+		tag = strings.TrimSpace(tag)
+		if tag == "*" {
+			return true
+		}
+		tag = strings.TrimPrefix(tag, "W/")
+		if len(tag) >= 2 && tag[0] == '"' && tag[len(tag)-1] == '"' {
+			if unq, err := strconv.Unquote(tag); err == nil && unq == version {
+				return true
+			}
+			if tag[1:len(tag)-1] == version {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+func writeJSON(w http.ResponseWriter, code int, v any) {
+	data, err := json.Marshal(v)
+	if err != nil {
+		http.Error(w, `{"error":"encoding answer"}`, http.StatusInternalServerError)
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(len(data)+1))
+	w.WriteHeader(code)
+	_, _ = w.Write(append(data, '\n'))
+}
+
+func writeError(w http.ResponseWriter, code int, body client.ErrorBody) {
+	w.Header().Set("Cache-Control", "no-store")
+	writeJSON(w, code, body)
+}
