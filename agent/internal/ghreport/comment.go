@@ -58,8 +58,7 @@ func renderComment(pr PullRequest, ev Evaluation, sha, configPath string, limit 
 	case budget < 256:
 		plan = "_The plan does not fit in a comment; run `agent diff` to see it._\n"
 	default:
-		plan = ev.PlanMarkdown(budget)
-		plan = truncateMarkdown(plan, budget)
+		plan = truncateMarkdown(strings.ToValidUTF8(ev.PlanMarkdown(budget), "�"), budget)
 	}
 	if plan != "" && !strings.HasSuffix(plan, "\n") {
 		plan += "\n"
@@ -94,18 +93,22 @@ func nextSteps(base, configPath string, valid bool) string {
 	return b.String()
 }
 
-// truncateMarkdown returns s if it fits in max bytes; otherwise the longest
-// prefix of whole lines that fits with a truncation note and the closers of
-// whatever was open at the cut (a code fence, <details> blocks), so the
-// result is still well-formed markdown.
+// truncateMarkdown returns s if it fits in max bytes and closes every code
+// fence and <details> it opens; otherwise the longest prefix of whole lines
+// that fits with a truncation note and the closers of whatever was open at
+// the cut, so the result is still well-formed markdown.
 func truncateMarkdown(s string, max int) string {
-	if len(s) <= max {
-		return s
-	}
 	var st mdState
-	best, bestClose := -1, ""
-	if c := st.closers(); len(c) <= max {
-		best, bestClose = 0, c
+	if len(s) <= max {
+		st.text(s)
+		if st.closed() {
+			return s
+		}
+		st = mdState{}
+	}
+	best, bestState := -1, st
+	if st.closersLen() <= max {
+		best = 0
 	}
 	for i := 0; i < len(s); {
 		j := strings.IndexByte(s[i:], '\n')
@@ -114,19 +117,18 @@ func truncateMarkdown(s string, max int) string {
 		}
 		st.line(s[i : i+j])
 		i += j + 1
-		c := st.closers()
-		if i+len(c) > max {
+		if i+st.closersLen() > max {
 			if i > max {
 				break
 			}
 			continue
 		}
-		best, bestClose = i, c
+		best, bestState = i, st
 	}
 	if best < 0 {
 		return ""
 	}
-	return s[:best] + bestClose
+	return s[:best] + bestState.closers()
 }
 
 // mdState tracks what is open while reading markdown line by line.
@@ -172,6 +174,27 @@ func (m *mdState) line(l string) {
 	}
 }
 
+// text advances the state past s.
+func (m *mdState) text(s string) {
+	for _, l := range strings.Split(s, "\n") {
+		m.line(l)
+	}
+}
+
+// closed reports whether nothing is open.
+func (m *mdState) closed() bool { return m.fence == "" && m.details == 0 }
+
+const detailsCloser = "\n</details>\n"
+
+// closersLen is len(m.closers()), computed without building it.
+func (m *mdState) closersLen() int {
+	n := len(truncatedNote) + m.details*len(detailsCloser)
+	if m.fence != "" {
+		n += len(m.fence) + 1
+	}
+	return n
+}
+
 // closers is what must follow a cut to close what is open.
 func (m *mdState) closers() string {
 	var b strings.Builder
@@ -181,7 +204,7 @@ func (m *mdState) closers() string {
 	}
 	b.WriteString(truncatedNote)
 	for k := 0; k < m.details; k++ {
-		b.WriteString("\n</details>\n")
+		b.WriteString(detailsCloser)
 	}
 	return b.String()
 }

@@ -2,10 +2,13 @@ package ghreport
 
 import (
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"path"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -100,7 +103,10 @@ func (r *Reporter) ReportPullRequest(ctx context.Context, pr PullRequest) error 
 func (r *Reporter) postStatus(ctx context.Context, sha, statusContext, state, desc string) error {
 	desc = clip(desc, maxDescription)
 	key, value := sha+"\x00"+statusContext, state+"\x00"+desc
-	if r.posted.seen(key, value) {
+	// Skip what was last posted, and a pending over any earlier status of
+	// the same commit (a redelivered or reopened event re-evaluates a commit
+	// whose result GitHub already shows).
+	if r.posted.seen(key, value) || state == "pending" && r.posted.has(key) {
 		return nil
 	}
 	st := &github.RepoStatus{
@@ -234,6 +240,19 @@ func (r *Reporter) annotations(diags []schemas.Diagnostic) []*github.CheckRunAnn
 // upsertComment edits the pull request's plan comment (found by its marker)
 // or creates it when there is none, so there is only ever one.
 func (r *Reporter) upsertComment(ctx context.Context, number int, body string) error {
+	sum := sha256.Sum256([]byte(body))
+	key, value := "comment\x00"+strconv.Itoa(number), hex.EncodeToString(sum[:])
+	if r.comments.get(number) != 0 && r.posted.seen(key, value) {
+		return nil // the comment already says this
+	}
+	err := r.writeComment(ctx, number, body)
+	if err == nil && r.comments.get(number) != 0 {
+		r.posted.remember(key, value)
+	}
+	return err
+}
+
+func (r *Reporter) writeComment(ctx context.Context, number int, body string) error {
 	edit := func(id int64) error {
 		return r.call(ctx, "editing plan comment", true, func(ctx context.Context) (*github.Response, error) {
 			_, resp, err := r.opts.Client.Issues.EditComment(ctx, r.opts.Owner, r.opts.Repo, id, &github.IssueComment{Body: github.String(body)})

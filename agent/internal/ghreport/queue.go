@@ -124,6 +124,14 @@ func (m *postedMemo) seen(key, value string) bool {
 	return ok && v == value
 }
 
+// has reports whether anything was posted for key.
+func (m *postedMemo) has(key string) bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	_, ok := m.last[key]
+	return ok
+}
+
 func (m *postedMemo) remember(key, value string) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
