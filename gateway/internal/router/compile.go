@@ -43,6 +43,10 @@ type route struct {
 	// level.
 	order int
 
+	// hosts are the route's host keys: canonical exact hosts, wildcard
+	// suffixes with their leading dot, or "*".
+	hosts []string
+
 	pathType string
 	class    int
 	litLen   int

@@ -68,21 +68,18 @@ type tmplNode struct {
 func Build(routes map[string]schemas.Route) (*Table, error) {
 	var diags []schemas.Diagnostic
 	compiled := make([]*route, 0, len(routes))
-	for _, name := range sortedKeys(routes) {
-		r := routes[name]
-		if c := compileRoute(name, r, &diags); c != nil {
+	for name, r := range routes { // order does not matter: both outputs are sorted below
+		c := compileRoute(name, r, &diags)
+		hosts, ok := canonicalHosts(name, r.Match.Hosts, &diags)
+		if c != nil && ok {
+			c.hosts = hosts
 			compiled = append(compiled, c)
 		}
 	}
-	hostsOf := make(map[*route][]string, len(compiled))
-	for _, c := range compiled {
-		hosts, ok := canonicalHosts(c.name, routes[c.name].Match.Hosts, &diags)
-		if ok {
-			hostsOf[c] = hosts
-		}
-	}
 	if len(diags) > 0 {
-		slices.SortStableFunc(diags, func(a, b schemas.Diagnostic) int { return cmp.Compare(a.Path, b.Path) })
+		slices.SortFunc(diags, func(a, b schemas.Diagnostic) int {
+			return cmp.Or(cmp.Compare(a.Path, b.Path), cmp.Compare(a.Message, b.Message))
+		})
 		return nil, &schemas.InvalidError{Diagnostics: diags}
 	}
 
@@ -93,7 +90,7 @@ func Build(routes map[string]schemas.Route) (*Table, error) {
 
 	t := &Table{exact: map[string]*hostTable{}, wildcard: map[string]*hostTable{}, n: len(compiled)}
 	for _, c := range compiled { // in match order, so every list stays sorted
-		for _, h := range hostsOf[c] {
+		for _, h := range c.hosts {
 			t.level(h).add(c)
 		}
 	}
@@ -409,7 +406,7 @@ func (c *route) paramsOf(path string) map[string]string {
 	switch {
 	case len(c.params) > 0:
 		out := make(map[string]string, len(c.params))
-		rest, seg, j := path[1:], 0, 0
+		rest, j := path[1:], 0
 		for i := 0; j < len(c.params); i++ {
 			s, next, _ := cutSegment(rest)
 			if c.params[j].seg == i {
@@ -417,7 +414,6 @@ func (c *route) paramsOf(path string) map[string]string {
 				j++
 			}
 			rest = next
-			seg++
 		}
 		return out
 	case c.reNames != nil:
