@@ -18,7 +18,7 @@ import (
 func refMatch(routes map[string]schemas.Route, r *http.Request) (string, bool) {
 	type key struct {
 		priority, hostRank, class, litLen, sub, methods, headers, query int
-		name                                                           string
+		name                                                            string
 	}
 	better := func(a, b key) bool { // a before b
 		for _, d := range [][2]int{
