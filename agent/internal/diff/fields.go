@@ -229,34 +229,73 @@ func routeMask(path []string) bool {
 }
 
 // withoutDefaults drops the leaves whose value equals the default at the
-// same path.
+// same path. A nested block left with only defaults ("retries: {}") keeps
+// one leaf saying so, so that enabling it still shows.
 func withoutDefaults(leaves, defaults []leaf) []leaf {
 	def := make(map[string]string, len(defaults))
 	for _, d := range defaults {
 		def[d.path] = d.raw
 	}
 	out := leaves[:0:0]
+	kept := make(map[string]bool)
+	var dropped []string
 	for _, l := range leaves {
+		block, nested := topBlock(l.path)
 		if raw, ok := def[l.path]; !ok || raw != l.raw {
 			out = append(out, l)
+			kept[block] = true
+		} else if nested {
+			dropped = append(dropped, block)
+		}
+	}
+	for _, block := range dropped {
+		if !kept[block] {
+			kept[block] = true
+			out = append(out, leaf{path: block, raw: "{}", show: "(defaults)"})
 		}
 	}
 	return out
 }
 
-func routeDefaults(*schemas.Route) []leaf {
-	var r schemas.Route
-	c := schemas.Config{Routes: map[string]schemas.Route{"": r}}
-	c.ApplyDefaults()
-	r = c.Routes[""]
-	return routeLeaves(&r)
+// topBlock returns the first element of a field path and whether the path
+// has more elements.
+func topBlock(p string) (string, bool) {
+	if i := strings.IndexAny(p, ".["); i > 0 {
+		return p[:i], true
+	}
+	return p, false
 }
 
-func upstreamDefaults(*schemas.Upstream) []leaf {
-	c := schemas.Config{Upstreams: map[string]schemas.Upstream{"": {}}}
+// routeDefaults are the defaults of an empty route with the same optional
+// blocks as r.
+func routeDefaults(r *schemas.Route) []leaf {
+	var z schemas.Route
+	if r.Retries != nil {
+		z.Retries = &schemas.Retries{}
+	}
+	c := schemas.Config{Routes: map[string]schemas.Route{"": z}}
 	c.ApplyDefaults()
-	u := c.Upstreams[""]
-	return upstreamLeaves(&u)
+	z = c.Routes[""]
+	return routeLeaves(&z)
+}
+
+// upstreamDefaults are the defaults of an empty upstream with the same
+// optional blocks as u.
+func upstreamDefaults(u *schemas.Upstream) []leaf {
+	var z schemas.Upstream
+	if u.HealthCheck != nil {
+		z.HealthCheck = &schemas.HealthCheck{}
+	}
+	if u.OutlierDetection != nil {
+		z.OutlierDetection = &schemas.OutlierDetection{}
+	}
+	if u.CircuitBreaker != nil {
+		z.CircuitBreaker = &schemas.CircuitBreaker{}
+	}
+	c := schemas.Config{Upstreams: map[string]schemas.Upstream{"": z}}
+	c.ApplyDefaults()
+	z = c.Upstreams[""]
+	return upstreamLeaves(&z)
 }
 
 // policyDefaults are the defaults of an empty policy of the same kind as p.

@@ -65,6 +65,25 @@ func TestCompute(t *testing.T) {
 			}}},
 		},
 		{
+			name: "created blocks left at their defaults still show",
+			new: defaulted(schemas.Config{
+				Routes:    map[string]schemas.Route{"r": {Backends: []schemas.Backend{be("u", 100)}, Retries: &schemas.Retries{}}},
+				Upstreams: map[string]schemas.Upstream{"u": {Targets: []string{"http://u"}, HealthCheck: &schemas.HealthCheck{Path: "/ready"}, CircuitBreaker: &schemas.CircuitBreaker{}}},
+			}),
+			want: []Change{
+				{Action: ActionCreate, Kind: KindRoute, Name: "r", Fields: []Field{
+					{Path: "backends", New: "u 100"},
+					{Path: "match", New: "(defaults)"},
+					{Path: "retries", New: "(defaults)"},
+				}},
+				{Action: ActionCreate, Kind: KindUpstream, Name: "u", Fields: []Field{
+					{Path: "circuitBreaker", New: "(defaults)"},
+					{Path: "healthCheck.path", New: "/ready"},
+					{Path: "targets", New: "[http://u]"},
+				}},
+			},
+		},
+		{
 			name: "created rate limit hides its defaults",
 			new:  defaulted(schemas.Config{Policies: map[string]schemas.Policy{"rl": {RateLimit: &schemas.RateLimit{Rate: 2.5, Key: "header:X-User"}}}}),
 			want: []Change{{Action: ActionCreate, Kind: KindPolicy, Name: "rl", Fields: []Field{
