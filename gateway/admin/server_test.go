@@ -248,9 +248,7 @@ func TestPutBundle(t *testing.T) {
 // rawPut sends body as is to PUT /v1/bundle.
 func rawPut(t *testing.T, sock string, body io.Reader) (int, client.ErrorBody) {
 	t.Helper()
-	hc := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
-	}}}
+	hc := &http.Client{Transport: unixTransport(sock)}
 	defer hc.CloseIdleConnections()
 	req, err := http.NewRequest(http.MethodPut, "http://admin/v1/bundle", body)
 	if err != nil {
@@ -340,6 +338,12 @@ func TestPersistFailureStillApplies(t *testing.T) {
 	if !strings.Contains(body, "gitgate_admin_lkg_save_failures_total 1") {
 		t.Fatalf("metrics do not count the failed save:\n%s", body)
 	}
+}
+
+func unixTransport(sock string) *http.Transport {
+	return &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+	}}
 }
 
 type answer struct {
@@ -469,7 +473,11 @@ func TestRestore(t *testing.T) {
 	}{
 		{name: "valid bundle", b: bundle(t, "lkg", "http://127.0.0.1:1"), wantReady: true},
 		{name: "bundle the runtime refuses", b: bundle(t, "lkg", "http://127.0.0.1:1", "gone")},
-		{name: "tampered bundle", b: func() *schemas.Bundle { b := *bundle(t, "lkg", "http://127.0.0.1:1"); b.Digest = "sha256:00"; return &b }()},
+		{name: "tampered bundle", b: func() *schemas.Bundle {
+			b := *bundle(t, "lkg", "http://127.0.0.1:1")
+			b.Digest = "sha256:00"
+			return &b
+		}()},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
