@@ -1,0 +1,23 @@
+// Package proxy is the per-route forwarding handler of the data plane: a
+// Route picks a weighted backend upstream (sticky when the route has a
+// split), a target of that upstream's pool, applies the route's transforms
+// (path strip/add/regex/template rewrite, host rewrite, request and
+// response header edits) and forwards with one httputil.ReverseProxy per
+// upstream (Rewrite hook, never Director), retrying failed attempts within
+// the route's timeouts and retry budget.
+//
+// Behaviour worth knowing:
+//   - The incoming Host is passed upstream unchanged unless rewrite.host is
+//     set (as Envoy and Traefik do); X-Forwarded-Host carries it too.
+//   - X-Forwarded-For/-Proto/-Host from the client are kept only when the
+//     peer is in Options.TrustedProxies; otherwise they are replaced. Headers
+//     named in Connection are dropped before the proxy adds its own.
+//   - Route.Timeout covers the whole exchange except upgraded (WebSocket)
+//     connections and text/event-stream responses, which live as long as
+//     both sides keep them open. PerTryTimeout runs until response headers.
+//   - Bodies up to MaxRetryBody bytes are buffered when the route may retry,
+//     so a retry can replay them; larger bodies are streamed and never
+//     retried.
+//   - Errors are small JSON bodies: 404 no route, 413 body too large, 502
+//     upstream failed, 503 no healthy target or breaker open, 504 timeout.
+package proxy

@@ -1,0 +1,182 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log"
+	"net/http"
+	"net/http/httputil"
+	"net/netip"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/gitgate/gitgate/gateway/internal/upstream"
+)
+
+// Options configure the handlers of one snapshot.
+type Options struct {
+	// TrustedProxies are the peers whose X-Forwarded-* headers are kept.
+	// Nil: none is trusted.
+	TrustedProxies []netip.Prefix
+	// Logger receives proxy errors and, with AccessLog, one line per request.
+	Logger zerolog.Logger
+	// AccessLog logs every request. Default off.
+	AccessLog bool
+	// Metrics records Prometheus metrics. Nil: none.
+	Metrics *Metrics
+	// Now is the clock of the retry budget. Nil: time.Now.
+	Now func() time.Time
+	// MaxRetryBody is the largest request body buffered so that it can be
+	// replayed on a retry. 0: 64 KiB.
+	MaxRetryBody int64
+}
+
+// DefaultMaxRetryBody is Options.MaxRetryBody's default.
+const DefaultMaxRetryBody = 64 << 10
+
+// Forwarder forwards attempts to the targets of one upstream pool.
+type Forwarder struct {
+	pool *upstream.Pool
+	rp   *httputil.ReverseProxy
+	opts *Options
+}
+
+// NewForwarder returns the forwarder of pool. opts must stay unchanged.
+func NewForwarder(pool *upstream.Pool, opts *Options) *Forwarder {
+	f := &Forwarder{pool: pool, opts: opts}
+	f.rp = &httputil.ReverseProxy{
+		Rewrite:        f.rewrite,
+		Transport:      pool.Transport(),
+		ModifyResponse: f.modifyResponse,
+		ErrorHandler:   f.errorHandler,
+		BufferPool:     bufPool{},
+		ErrorLog:       log.New(opts.Logger.With().Str("component", "proxy").Str("upstream", pool.Name()).Logger(), "", 0),
+	}
+	return f
+}
+
+// Pool returns the forwarder's pool.
+func (f *Forwarder) Pool() *upstream.Pool { return f.pool }
+
+type exchangeKey struct{}
+
+// exchange is the state one request shares with the ReverseProxy hooks.
+type exchange struct {
+	route   *Route
+	backend *backend
+	params  map[string]string
+	client  netip.Addr
+	trusted bool
+	target  *upstream.Target
+
+	// Per attempt, set by the hooks.
+	err      error
+	status   int
+	canRetry bool // a retryable status may be swallowed for a retry
+	retried  bool // the swallowed status was granted a retry
+	kind     attemptKind
+	tryStop  func() bool
+	allStop  func() bool
+}
+
+func exchangeOf(ctx context.Context) *exchange {
+	ex, _ := ctx.Value(exchangeKey{}).(*exchange)
+	return ex
+}
+
+func (f *Forwarder) rewrite(pr *httputil.ProxyRequest) {
+	ex := exchangeOf(pr.In.Context())
+	rt := ex.route
+	out := pr.Out
+	if rt.path != nil {
+		out.URL.Path = rt.path.apply(out.URL.Path, ex.params)
+		out.URL.RawPath = ""
+	}
+	pr.SetURL(ex.target.URL)
+	out.Host = pr.In.Host
+	if rt.host != "" {
+		out.Host = rt.host
+	}
+	setForwarded(pr, ex.trusted)
+	rt.reqHeaders.apply(out.Header)
+}
+
+// setForwarded sets X-Forwarded-For/-Host/-Proto, keeping the client's
+// values only when the peer is trusted. ReverseProxy has already removed
+// the client's values from pr.Out.
+func setForwarded(pr *httputil.ProxyRequest, trusted bool) {
+	in, out := pr.In.Header, pr.Out.Header
+	peer := pr.In.RemoteAddr
+	if ap, err := netip.ParseAddrPort(peer); err == nil {
+		peer = ap.Addr().Unmap().String()
+	} else if i := strings.LastIndexByte(peer, ':'); i > 0 {
+		peer = strings.Trim(peer[:i], "[]")
+	}
+	xff := peer
+	if prior := in["X-Forwarded-For"]; trusted && len(prior) > 0 {
+		xff = strings.Join(prior, ", ") + ", " + peer
+	}
+	if peer != "" {
+		out["X-Forwarded-For"] = []string{xff}
+	}
+	if v := in["X-Forwarded-Host"]; trusted && len(v) > 0 {
+		out["X-Forwarded-Host"] = v
+	} else {
+		out["X-Forwarded-Host"] = []string{pr.In.Host}
+	}
+	if v := in["X-Forwarded-Proto"]; trusted && len(v) > 0 {
+		out["X-Forwarded-Proto"] = v
+	} else if pr.In.TLS != nil {
+		out["X-Forwarded-Proto"] = []string{"https"}
+	} else {
+		out["X-Forwarded-Proto"] = []string{"http"}
+	}
+}
+
+// errRetryStatus turns a retryable response into an attempt error.
+var errRetryStatus = errors.New("retryable upstream status")
+
+// maxDrain is how much of a swallowed response body is read so that the
+// connection can be reused.
+const maxDrain = 4 << 10
+
+func (f *Forwarder) modifyResponse(res *http.Response) error {
+	ex := exchangeOf(res.Request.Context())
+	if ex.tryStop != nil {
+		ex.tryStop() // headers are in: the per-try timeout has done its job
+	}
+	ex.status = res.StatusCode
+	if ex.canRetry && ex.route.retryOnStatus(res.StatusCode) && ex.route.budget.acquire(ex.route.active.Load()) {
+		ex.retried = true
+		_, _ = io.CopyN(io.Discard, res.Body, maxDrain)
+		return errRetryStatus
+	}
+	if res.StatusCode == http.StatusSwitchingProtocols || isEventStream(res.Header) {
+		if ex.allStop != nil {
+			ex.allStop()
+		}
+	}
+	ex.route.respHeaders.apply(res.Header)
+	return nil
+}
+
+func isEventStream(h http.Header) bool {
+	v := h["Content-Type"]
+	return len(v) > 0 && strings.HasPrefix(strings.ToLower(strings.TrimSpace(v[0])), "text/event-stream")
+}
+
+func (f *Forwarder) errorHandler(_ http.ResponseWriter, r *http.Request, err error) {
+	exchangeOf(r.Context()).err = err
+}
+
+// bufPool recycles the 32 KiB copy buffers of ReverseProxy.
+type bufPool struct{}
+
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 32<<10); return &b }}
+
+func (bufPool) Get() []byte  { return *(copyBufs.Get().(*[]byte)) }
+func (bufPool) Put(b []byte) { copyBufs.Put(&b) }

@@ -1,0 +1,427 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/gitgate/gitgate/gateway/internal/upstream"
+	"github.com/gitgate/gitgate/schemas"
+)
+
+// Route is the compiled forwarding handler of one route. It is immutable
+// apart from its counters and safe for concurrent use.
+type Route struct {
+	name        string
+	backends    []*backend
+	split       *schemas.HashOn
+	timeout     time.Duration
+	perTry      time.Duration
+	maxBody     int64
+	path        *pathRewrite
+	host        string
+	reqHeaders  *headerOps
+	respHeaders *headerOps
+	retry       *schemas.Retries
+	retryOn     retryKinds
+	budget      budget
+	active      atomic.Int64
+	opts        *Options
+	maxRetry    int64
+	metrics     atomic.Pointer[routeMetrics]
+}
+
+// backend is one weighted upstream of a route.
+type backend struct {
+	name    string
+	fw      *Forwarder
+	upTo    int // cumulative weight: chosen when draw < upTo
+	hashOn  *schemas.HashOn
+	noHost  []byte
+	breaker []byte
+	metrics atomic.Pointer[backendMetrics]
+}
+
+type retryKinds struct{ connect, reset, s502, s503, s504 bool }
+
+// NewRoute compiles route name from spec (defaults applied). forwarders
+// holds the snapshot's upstreams by name. Problems are returned as a
+// *schemas.InvalidError with paths under "routes.<name>".
+func NewRoute(name string, spec schemas.Route, forwarders map[string]*Forwarder, opts *Options) (*Route, error) {
+	var diags []schemas.Diagnostic
+	diag := func(path, format string, args ...any) {
+		diags = append(diags, schemas.Diagnostic{Path: "routes." + name + path, Message: fmt.Sprintf(format, args...)})
+	}
+	rt := &Route{
+		name:    name,
+		timeout: spec.Timeout.D(),
+		perTry:  spec.PerTryTimeout.D(),
+		maxBody: spec.MaxBodyBytes,
+		opts:    opts,
+		retry:   spec.Retries,
+	}
+	if len(spec.Backends) == 0 {
+		diag(".backends", "a route needs at least one backend")
+	}
+	sum := 0
+	for i, b := range spec.Backends {
+		fw, ok := forwarders[b.Upstream]
+		if !ok {
+			diag(fmt.Sprintf(".backends[%d].upstream", i), "unknown upstream %q", b.Upstream)
+		}
+		if b.Weight < 0 || b.Weight > 100 {
+			diag(fmt.Sprintf(".backends[%d].weight", i), "weight %d is outside 0..100", b.Weight)
+		}
+		sum += b.Weight
+		be := &backend{name: b.Upstream, fw: fw, upTo: sum,
+			noHost: ErrorJSON(MsgNoHealthy, b.Upstream), breaker: ErrorJSON(MsgBreakerOpen, b.Upstream)}
+		if fw != nil {
+			be.hashOn = fw.pool.HashOn()
+		}
+		rt.backends = append(rt.backends, be)
+	}
+	if len(spec.Backends) > 0 && sum != 100 {
+		diag(".backends", "weights sum to %d, they must sum to 100", sum)
+	}
+	if spec.Split != nil {
+		if err := upstream.CheckHashOn(&spec.Split.HashOn); err != nil {
+			diag(".split.hashOn", "%v", err)
+		}
+		rt.split = &spec.Split.HashOn
+	}
+	if rt.timeout <= 0 {
+		diag(".timeout", "timeout must be positive")
+	}
+	if rt.maxBody <= 0 {
+		diag(".maxBodyBytes", "maxBodyBytes must be positive")
+	}
+	rt.path = compileRewrite(spec.Rewrite, spec.Match, diag)
+	if spec.Rewrite != nil {
+		rt.host = spec.Rewrite.Host
+		if rt.host != "" {
+			if _, _, err := net.SplitHostPort(rt.host); err != nil && (len(rt.host) == 0 || !validHost(rt.host)) {
+				diag(".rewrite.host", "host %q is not a valid host[:port]", rt.host)
+			}
+		}
+	}
+	rt.reqHeaders = compileHeaderOps(spec.RequestHeaders, ".requestHeaders", diag)
+	rt.respHeaders = compileHeaderOps(spec.ResponseHeaders, ".responseHeaders", diag)
+	if r := spec.Retries; r != nil {
+		for i, on := range r.On {
+			switch on {
+			case schemas.RetryConnectFailure:
+				rt.retryOn.connect = true
+			case schemas.RetryReset:
+				rt.retryOn.reset = true
+			case schemas.Retry502:
+				rt.retryOn.s502 = true
+			case schemas.Retry503:
+				rt.retryOn.s503 = true
+			case schemas.Retry504:
+				rt.retryOn.s504 = true
+			default:
+				diag(fmt.Sprintf(".retries.on[%d]", i), "unknown retry condition %q: use connect-failure, reset, 502, 503 or 504", on)
+			}
+		}
+		if r.Attempts < 0 || r.BudgetPercent < 0 || r.BudgetPercent > 100 || r.MinRetriesPerSecond < 0 || r.BackoffBase < 0 || r.BackoffMax < r.BackoffBase {
+			diag(".retries", "attempts and budget must be non-negative, budgetPercent at most 100, backoffBase <= backoffMax")
+		}
+		now := opts.Now
+		if now == nil {
+			now = time.Now
+		}
+		rt.budget = budget{percent: int64(r.BudgetPercent), perSecond: int64(r.MinRetriesPerSecond), now: now}
+	}
+	rt.maxRetry = opts.MaxRetryBody
+	if rt.maxRetry <= 0 {
+		rt.maxRetry = DefaultMaxRetryBody
+	}
+	if len(diags) > 0 {
+		return nil, &schemas.InvalidError{Diagnostics: diags}
+	}
+	return rt, nil
+}
+
+func validHost(h string) bool {
+	for i := 0; i < len(h); i++ {
+		c := h[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '-' || c == '.') {
+			return false
+		}
+	}
+	return true
+}
+
+// Name returns the route's name.
+func (rt *Route) Name() string { return rt.name }
+
+func (rt *Route) retryOnStatus(code int) bool {
+	switch code {
+	case http.StatusBadGateway:
+		return rt.retryOn.s502
+	case http.StatusServiceUnavailable:
+		return rt.retryOn.s503
+	case http.StatusGatewayTimeout:
+		return rt.retryOn.s504
+	}
+	return false
+}
+
+type paramsKey struct{}
+
+// WithParams returns r carrying the template parameters of its route
+// match, for path rewrites. Nothing is allocated for an empty map.
+func WithParams(r *http.Request, params map[string]string) *http.Request {
+	if len(params) == 0 {
+		return r
+	}
+	return r.WithContext(context.WithValue(r.Context(), paramsKey{}, params))
+}
+
+// Cancellation causes that tell a timeout apart from a client that left.
+var (
+	errRouteTimeout = errors.New("route timeout")
+	errTryTimeout   = errors.New("per-try timeout")
+)
+
+// ServeHTTP forwards r to a backend of the route.
+func (rt *Route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	rt.active.Add(1)
+	defer rt.active.Add(-1)
+
+	be := rt.pickBackend(r)
+	var rec *recorder
+	if rt.opts.Metrics != nil || rt.opts.AccessLog {
+		rec = &recorder{ResponseWriter: w, status: http.StatusOK}
+		w = rec
+		defer rt.observe(r, be, rec, start)
+		defer rt.inFlight()()
+	}
+
+	if r.ContentLength > rt.maxBody {
+		WriteError(w, http.StatusRequestEntityTooLarge, bodyTooBig)
+		return
+	}
+	var lb *limitedBody
+	if r.Body != nil && r.Body != http.NoBody {
+		lb = &limitedBody{rc: r.Body, left: rt.maxBody}
+		r.Body = lb
+	}
+
+	client, trusted := clientAddr(r, rt.opts.TrustedProxies)
+	ex := &exchange{route: rt, backend: be, client: client, trusted: trusted}
+	if p, ok := r.Context().Value(paramsKey{}).(map[string]string); ok {
+		ex.params = p
+	}
+	ctx, cancel := context.WithCancelCause(context.WithValue(r.Context(), exchangeKey{}, ex))
+	defer cancel(nil)
+	total := time.AfterFunc(rt.timeout, func() { cancel(errRouteTimeout) })
+	defer total.Stop()
+	ex.allStop = total.Stop
+
+	// Decide whether a retry is possible and make the body replayable.
+	attempts := 0
+	var replay []byte
+	if rt.retry != nil && rt.retry.Attempts > 0 && (idempotent(r.Method) || rt.retry.NonIdempotent) {
+		attempts = rt.retry.Attempts
+		if lb != nil {
+			buf, err := readUpTo(lb, rt.maxRetry)
+			switch {
+			case lb.exceeded.Load():
+				WriteError(w, http.StatusRequestEntityTooLarge, bodyTooBig)
+				return
+			case err == nil:
+				replay = buf // whole body read: replayable
+			case errors.Is(err, errBodyNotFit):
+				attempts = 0 // too large to keep: stream it, no retry
+				r.Body = readCloser{io.MultiReader(bytes.NewReader(buf), lb), lb}
+			default:
+				WriteError(w, http.StatusBadRequest, ErrorJSON("reading request body: "+err.Error(), ""))
+				return
+			}
+		}
+	}
+	if replay != nil {
+		r.ContentLength = int64(len(replay))
+	}
+
+	var key uint64
+	if be.hashOn != nil {
+		key = upstream.Key(r, be.hashOn, client)
+	}
+	pool := be.fw.pool
+	var avoid *upstream.Target
+	retryHeld := false
+	for try := 0; ; try++ {
+		t, err := pool.Pick(key, avoid)
+		if err != nil {
+			if retryHeld {
+				rt.budget.release()
+			}
+			if try > 0 {
+				writeFailure(w, ex)
+				return
+			}
+			body := be.noHost
+			if errors.Is(err, upstream.ErrBreakerOpen) {
+				body = be.breaker
+			}
+			WriteError(w, http.StatusServiceUnavailable, body)
+			return
+		}
+		ex.target, ex.err, ex.status, ex.retried = t, nil, 0, false
+		ex.canRetry = try < attempts
+		actx := ctx
+		var tryCancel context.CancelCauseFunc
+		if rt.perTry > 0 {
+			actx, tryCancel = context.WithCancelCause(ctx)
+			tt := time.AfterFunc(rt.perTry, func() { tryCancel(errTryTimeout) })
+			ex.tryStop = tt.Stop
+		}
+		out := r.WithContext(actx)
+		if replay != nil {
+			out.Body = io.NopCloser(bytes.NewReader(replay))
+		}
+		be.fw.rp.ServeHTTP(w, out)
+		if ex.tryStop != nil {
+			ex.tryStop()
+			ex.tryStop = nil
+		}
+		kind := classify(ex, ctx, actx, r, lb)
+		ex.kind = kind
+		if tryCancel != nil {
+			tryCancel(nil)
+		}
+		pool.Done(t, kind.outcome())
+		if retryHeld {
+			rt.budget.release()
+			retryHeld = false
+		}
+		if kind == kindOK || kind == kindStatus && !ex.retried {
+			return // the upstream's response went to the client
+		}
+		if kind == kindStatus {
+			retryHeld = true // granted in modifyResponse
+		} else if try < attempts && rt.retryable(kind) && ctx.Err() == nil && rt.budget.acquire(rt.active.Load()) {
+			retryHeld = true
+		}
+		if !retryHeld {
+			writeFailure(w, ex)
+			return
+		}
+		rt.countRetry(be)
+		if !sleepCtx(ctx, rt.backoff(try)) {
+			rt.budget.release()
+			ex.kind = stopKind(ctx)
+			writeFailure(w, ex)
+			return
+		}
+		avoid = t
+	}
+}
+
+// attemptKind classifies how an attempt ended.
+type attemptKind int
+
+const (
+	kindOK attemptKind = iota
+	kindStatus
+	kindConnect
+	kindReset
+	kindTryTimeout
+	kindTimeout
+	kindTooLarge
+	kindClientGone
+)
+
+func (k attemptKind) outcome() upstream.Outcome {
+	switch k {
+	case kindStatus, kindConnect, kindReset, kindTryTimeout, kindTimeout:
+		return upstream.Failure
+	case kindTooLarge, kindClientGone:
+		return upstream.Ignored
+	}
+	return upstream.Success
+}
+
+func classify(ex *exchange, ctx, actx context.Context, r *http.Request, lb *limitedBody) attemptKind {
+	if ex.err == nil {
+		if ex.status >= 502 && ex.status <= 504 {
+			return kindStatus // passed through, but still a failure for health
+		}
+		return kindOK
+	}
+	switch {
+	case errors.Is(ex.err, errRetryStatus):
+		return kindStatus
+	case lb != nil && lb.exceeded.Load():
+		return kindTooLarge
+	case context.Cause(ctx) == errRouteTimeout:
+		return kindTimeout
+	case context.Cause(actx) == errTryTimeout:
+		return kindTryTimeout
+	case r.Context().Err() != nil:
+		return kindClientGone
+	}
+	var op *net.OpError
+	if errors.As(ex.err, &op) && op.Op == "dial" || errors.Is(ex.err, syscall.ECONNREFUSED) {
+		return kindConnect
+	}
+	return kindReset
+}
+
+func (rt *Route) retryable(k attemptKind) bool {
+	switch k {
+	case kindStatus:
+		return true // modifyResponse only swallows statuses listed in On
+	case kindConnect:
+		return rt.retryOn.connect
+	case kindReset:
+		return rt.retryOn.reset
+	case kindTryTimeout:
+		return rt.retryOn.s504
+	}
+	return false
+}
+
+// writeFailure answers the client for the last failed attempt, ex.kind. A
+// status that was passed through has already been written.
+func writeFailure(w http.ResponseWriter, ex *exchange) {
+	switch ex.kind {
+	case kindOK, kindClientGone:
+		// Answered already, or nobody is left to answer.
+	case kindStatus:
+		switch {
+		case ex.err == nil:
+			// The upstream's own response went to the client.
+		case ex.status == http.StatusServiceUnavailable:
+			WriteError(w, ex.status, ErrorJSON(MsgUpstreamError, ex.backend.name))
+		case ex.status == http.StatusGatewayTimeout:
+			WriteError(w, ex.status, bodyTimeout)
+		default:
+			WriteError(w, http.StatusBadGateway, bodyBadGW)
+		}
+	case kindTooLarge:
+		WriteError(w, http.StatusRequestEntityTooLarge, bodyTooBig)
+	case kindTryTimeout, kindTimeout:
+		WriteError(w, http.StatusGatewayTimeout, bodyTimeout)
+	default:
+		WriteError(w, http.StatusBadGateway, bodyBadGW)
+	}
+}
+
+// stopKind is the kind of a request whose context ended between attempts.
+func stopKind(ctx context.Context) attemptKind {
+	if context.Cause(ctx) == errRouteTimeout {
+		return kindTimeout
+	}
+	return kindClientGone
+}

@@ -1,0 +1,251 @@
+package proxy
+
+import (
+	"fmt"
+	"net/http"
+	"net/textproto"
+	"regexp"
+	"sort"
+	"strings"
+
+	"github.com/gitgate/gitgate/schemas"
+)
+
+// Bounds on user regexes: RE2 runs in linear time, these keep the compiled
+// program and the pattern small.
+const (
+	maxRegexLen  = 1024
+	maxRegexInst = 4096
+)
+
+// pathRewrite is the compiled form of schemas.Rewrite's path fields.
+type pathRewrite struct {
+	strip   string
+	add     string
+	re      *regexp.Regexp
+	repl    string
+	tmpl    []tmplPart // nil: no whole-path replacement
+	hasTmpl bool
+}
+
+// tmplPart is a literal or, when param is true, a parameter name.
+type tmplPart struct {
+	s     string
+	param bool
+}
+
+// apply returns the new path for p.
+func (pr *pathRewrite) apply(p string, params map[string]string) string {
+	if pr.strip != "" && strings.HasPrefix(p, pr.strip) {
+		p = p[len(pr.strip):]
+		if p == "" || p[0] != '/' {
+			p = "/" + p
+		}
+	}
+	if pr.add != "" {
+		p = joinPath(pr.add, p)
+	}
+	if pr.re != nil {
+		p = pr.re.ReplaceAllString(p, pr.repl)
+	}
+	if pr.hasTmpl {
+		var b strings.Builder
+		for _, part := range pr.tmpl {
+			if part.param {
+				b.WriteString(params[part.s])
+			} else {
+				b.WriteString(part.s)
+			}
+		}
+		p = b.String()
+	}
+	if p == "" || p[0] != '/' {
+		p = "/" + p
+	}
+	return p
+}
+
+func joinPath(a, b string) string {
+	a = strings.TrimSuffix(a, "/")
+	if b == "" || b == "/" {
+		if a == "" {
+			return "/"
+		}
+		return a + "/"
+	}
+	if b[0] != '/' {
+		b = "/" + b
+	}
+	return a + b
+}
+
+// templateParams returns the {name} parameters of a path template.
+func templateParams(s string) ([]tmplPart, error) {
+	var parts []tmplPart
+	for s != "" {
+		i := strings.IndexByte(s, '{')
+		if i < 0 {
+			if strings.IndexByte(s, '}') >= 0 {
+				return nil, fmt.Errorf("unbalanced }")
+			}
+			parts = append(parts, tmplPart{s: s})
+			break
+		}
+		if i > 0 {
+			if strings.IndexByte(s[:i], '}') >= 0 {
+				return nil, fmt.Errorf("unbalanced }")
+			}
+			parts = append(parts, tmplPart{s: s[:i]})
+		}
+		j := strings.IndexByte(s[i:], '}')
+		if j < 0 {
+			return nil, fmt.Errorf("unclosed {")
+		}
+		name := s[i+1 : i+j]
+		if name == "" || strings.ContainsAny(name, "{/") {
+			return nil, fmt.Errorf("bad parameter name %q", name)
+		}
+		parts = append(parts, tmplPart{s: name, param: true})
+		s = s[i+j+1:]
+	}
+	return parts, nil
+}
+
+// compileRegex compiles a user regex within the size bounds.
+func compileRegex(pattern string) (*regexp.Regexp, error) {
+	if len(pattern) > maxRegexLen {
+		return nil, fmt.Errorf("regex is %d bytes long, the limit is %d", len(pattern), maxRegexLen)
+	}
+	re, err := regexp.Compile(pattern)
+	if err != nil {
+		return nil, err
+	}
+	if n := progSize(re); n > maxRegexInst {
+		return nil, fmt.Errorf("regex compiles to %d instructions, the limit is %d", n, maxRegexInst)
+	}
+	return re, nil
+}
+
+// compileRewrite compiles r for a route whose match is m. diag reports
+// problems under path.
+func compileRewrite(r *schemas.Rewrite, m schemas.Match, diag func(path, format string, args ...any)) *pathRewrite {
+	if r == nil || (r.StripPrefix == "" && r.AddPrefix == "" && r.Regex == nil && r.Path == "") {
+		return nil
+	}
+	pr := &pathRewrite{strip: r.StripPrefix, add: r.AddPrefix}
+	if pr.strip != "" && pr.strip[0] != '/' {
+		diag(".rewrite.stripPrefix", "stripPrefix %q must start with /", pr.strip)
+	}
+	if pr.add != "" && pr.add[0] != '/' {
+		diag(".rewrite.addPrefix", "addPrefix %q must start with /", pr.add)
+	}
+	if r.Regex != nil {
+		re, err := compileRegex(r.Regex.Pattern)
+		if err != nil {
+			diag(".rewrite.regex.pattern", "bad regex %q: %v", r.Regex.Pattern, err)
+		}
+		pr.re, pr.repl = re, r.Regex.Replacement
+	}
+	if r.Path != "" {
+		parts, err := templateParams(r.Path)
+		if err != nil {
+			diag(".rewrite.path", "bad path template %q: %v", r.Path, err)
+		}
+		known := map[string]bool{}
+		if m.PathType == schemas.PathTemplate {
+			mp, _ := templateParams(m.Path)
+			for _, p := range mp {
+				if p.param {
+					known[p.s] = true
+				}
+			}
+		}
+		for _, p := range parts {
+			if p.param && !known[p.s] {
+				if m.PathType != schemas.PathTemplate {
+					diag(".rewrite.path", "parameter {%s} needs match.pathType template", p.s)
+				} else {
+					diag(".rewrite.path", "parameter {%s} is not in match.path %q", p.s, m.Path)
+				}
+			}
+		}
+		pr.tmpl, pr.hasTmpl = parts, true
+	}
+	return pr
+}
+
+// headerOps is the compiled form of schemas.HeaderOps with canonical keys.
+type headerOps struct {
+	remove []string
+	set    []kv
+	add    []kv
+}
+
+type kv struct{ k, v string }
+
+func compileHeaderOps(h *schemas.HeaderOps, path string, diag func(path, format string, args ...any)) *headerOps {
+	if h == nil || (len(h.Set) == 0 && len(h.Add) == 0 && len(h.Remove) == 0) {
+		return nil
+	}
+	ops := &headerOps{}
+	check := func(field, name, value string) bool {
+		if !validHeaderName(name) {
+			diag(path+"."+field, "%q is not a valid header name", name)
+			return false
+		}
+		if strings.ContainsAny(value, "\r\n\x00") {
+			diag(path+"."+field, "value of %s must not contain CR, LF or NUL", name)
+			return false
+		}
+		return true
+	}
+	for _, name := range h.Remove {
+		if check("remove", name, "") {
+			ops.remove = append(ops.remove, textproto.CanonicalMIMEHeaderKey(name))
+		}
+	}
+	for _, m := range []struct {
+		field string
+		src   map[string]string
+		dst   *[]kv
+	}{{"set", h.Set, &ops.set}, {"add", h.Add, &ops.add}} {
+		for name, v := range m.src {
+			if check(m.field, name, v) {
+				*m.dst = append(*m.dst, kv{textproto.CanonicalMIMEHeaderKey(name), v})
+			}
+		}
+		sort.Slice(*m.dst, func(i, j int) bool { return (*m.dst)[i].k < (*m.dst)[j].k })
+	}
+	return ops
+}
+
+func (o *headerOps) apply(h http.Header) {
+	if o == nil {
+		return
+	}
+	for _, k := range o.remove {
+		delete(h, k)
+	}
+	for _, e := range o.set {
+		h[e.k] = []string{e.v}
+	}
+	for _, e := range o.add {
+		h[e.k] = append(h[e.k], e.v)
+	}
+}
+
+func validHeaderName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
+		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
+		default:
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,11 @@
+// Package runtime owns the gateway's running configuration: it compiles a
+// verified bundle into an immutable snapshot (route table, upstream pools,
+// per-route handler chains of policies, transforms and proxy) off the
+// request path, publishes it with one atomic pointer store, and releases an
+// old snapshot's resources once its in-flight requests have finished.
+//
+// Upstream pools whose settings did not change are carried into the new
+// snapshot as they are, so health, ejections, breaker state and kept-alive
+// connections survive an apply. Engine is the http.Handler of the data plane
+// and the API the admin socket drives (Apply, Check, Current, Status).
+package runtime

@@ -1,0 +1,372 @@
+package runtime
+
+import (
+	"cmp"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"net/netip"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
+
+	"github.com/gitgate/gitgate/gateway/internal/policy"
+	"github.com/gitgate/gitgate/gateway/internal/proxy"
+	"github.com/gitgate/gitgate/gateway/internal/router"
+	"github.com/gitgate/gitgate/gateway/internal/upstream"
+	"github.com/gitgate/gitgate/schemas"
+)
+
+// Options configure an Engine.
+type Options struct {
+	// TrustedProxies are peers whose X-Forwarded-* headers are kept. Nil:
+	// none.
+	TrustedProxies []netip.Prefix
+	// Registry receives the data plane's metrics. Nil: no metrics.
+	Registry prometheus.Registerer
+	// Logger receives events and, with AccessLog, one line per request.
+	Logger zerolog.Logger
+	// LookupEnv resolves {env: NAME} secret references. Nil: os.LookupEnv.
+	LookupEnv func(string) (string, bool)
+	// AccessLog logs every request. Default off.
+	AccessLog bool
+}
+
+// TargetStatus is the state of one upstream target.
+type TargetStatus = upstream.TargetStatus
+
+// Status describes the running snapshot.
+type Status struct {
+	// Version and Digest of the running bundle; empty before the first apply.
+	Version string `json:"version"`
+	Digest  string `json:"digest"`
+	// AppliedAt is when the running bundle was applied.
+	AppliedAt time.Time `json:"appliedAt"`
+	// Routes is the number of routes served.
+	Routes int `json:"routes"`
+	// Upstreams holds each upstream's targets.
+	Upstreams map[string][]TargetStatus `json:"upstreams"`
+	// Breakers holds the state ("closed", "open", "half-open") of each
+	// upstream that has a circuit breaker.
+	Breakers map[string]string `json:"breakers"`
+}
+
+// Engine is the data plane: an http.Handler serving from the current
+// snapshot, and the apply path that replaces it.
+type Engine struct {
+	opts  Options
+	popts *proxy.Options
+	log   zerolog.Logger
+	cur   atomic.Pointer[snapshot]
+
+	mu     sync.Mutex // serializes Apply, Check and Close
+	closed bool
+
+	liveMu sync.Mutex
+	pools  map[*upstream.Pool]int // number of live snapshots using each pool
+	live   map[*snapshot]struct{}
+}
+
+// New returns an Engine with no config; it answers 503 until Apply.
+func New(opts Options) *Engine {
+	e := &Engine{
+		opts:  opts,
+		log:   opts.Logger.With().Str("component", "runtime").Logger(),
+		pools: map[*upstream.Pool]int{},
+		live:  map[*snapshot]struct{}{},
+	}
+	e.popts = &proxy.Options{TrustedProxies: opts.TrustedProxies, Logger: opts.Logger, AccessLog: opts.AccessLog}
+	if opts.Registry != nil {
+		m, err := proxy.NewMetrics(opts.Registry)
+		if err != nil {
+			e.log.Error().Err(err).Msg("data plane metrics disabled")
+		} else {
+			e.popts.Metrics = m
+		}
+		if err := opts.Registry.Register(upstreamCollector{e}); err != nil {
+			e.log.Error().Err(err).Msg("upstream metrics disabled")
+		}
+	}
+	return e
+}
+
+var bodyNoConfig = proxy.ErrorJSON(proxy.MsgNoConfig, "")
+
+// ServeHTTP routes r with the current snapshot and serves it.
+func (e *Engine) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	s := e.acquire()
+	if s == nil {
+		proxy.WriteError(w, http.StatusServiceUnavailable, bodyNoConfig)
+		return
+	}
+	defer s.unref()
+	m, ok := s.table.Match(r)
+	if !ok {
+		proxy.NotFound(w)
+		return
+	}
+	h := s.handlers[m.Route]
+	if h == nil {
+		proxy.NotFound(w)
+		return
+	}
+	h.ServeHTTP(w, proxy.WithParams(r, m.Params))
+}
+
+// acquire returns the current snapshot with a reference held, nil when
+// none is loaded.
+func (e *Engine) acquire() *snapshot {
+	for {
+		s := e.cur.Load()
+		if s == nil || s.ref() {
+			return s
+		}
+		// s drained between Load and ref: it is no longer current.
+	}
+}
+
+// Apply verifies b, compiles it and swaps it in. On error the running
+// snapshot is untouched; the error is a *schemas.InvalidError listing every
+// problem. A bundle with the running digest only updates the recorded
+// bundle (its version and source), since the config is the same.
+func (e *Engine) Apply(b *schemas.Bundle) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return errors.New("applying bundle: engine is closed")
+	}
+	cur := e.cur.Load()
+	if cur != nil && b != nil && cur.bundle().Digest == b.Digest {
+		if err := verify(b); err != nil {
+			return err
+		}
+		cur.meta.Store(&meta{bundle: b, appliedAt: cur.meta.Load().appliedAt})
+		return nil
+	}
+	s, err := e.compile(b, cur)
+	if err != nil {
+		return err
+	}
+	e.liveMu.Lock()
+	for _, p := range s.pools {
+		e.pools[p]++
+	}
+	e.live[s] = struct{}{}
+	e.liveMu.Unlock()
+	for _, p := range s.pools {
+		p.Start()
+	}
+	s.refs.Store(1)
+	e.cur.Store(s)
+	if cur != nil {
+		cur.unref()
+	}
+	e.log.Info().Str("version", b.Version).Str("digest", b.Digest).Int("routes", s.table.Len()).Msg("config applied")
+	return nil
+}
+
+// Check runs the compile of Apply without swapping anything in.
+func (e *Engine) Check(b *schemas.Bundle) error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	s, err := e.compile(b, nil)
+	if err != nil {
+		return err
+	}
+	s.discard(nil)
+	return nil
+}
+
+// Current returns the running bundle, nil before the first apply.
+func (e *Engine) Current() *schemas.Bundle {
+	if s := e.cur.Load(); s != nil {
+		return s.bundle()
+	}
+	return nil
+}
+
+// Status describes the running snapshot and the health of its upstreams.
+func (e *Engine) Status() Status {
+	st := Status{Upstreams: map[string][]TargetStatus{}, Breakers: map[string]string{}}
+	s := e.cur.Load()
+	if s == nil {
+		return st
+	}
+	m := s.meta.Load()
+	st.Version, st.Digest, st.AppliedAt = m.bundle.Version, m.bundle.Digest, m.appliedAt
+	st.Routes = s.table.Len()
+	for name, p := range s.pools {
+		st.Upstreams[name] = p.Status()
+		if b := p.Breaker(); b != nil {
+			st.Breakers[name] = b.State().String()
+		}
+	}
+	return st
+}
+
+// Close stops serving, stops every health checker and policy sweeper,
+// waits for them and closes idle upstream connections. Requests still in
+// flight finish on what they hold.
+func (e *Engine) Close() error {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if e.closed {
+		return nil
+	}
+	e.closed = true
+	if s := e.cur.Swap(nil); s != nil {
+		s.unref()
+	}
+	e.liveMu.Lock()
+	live := make([]*snapshot, 0, len(e.live))
+	for s := range e.live {
+		live = append(live, s)
+	}
+	pools := make([]*upstream.Pool, 0, len(e.pools))
+	for p := range e.pools {
+		pools = append(pools, p)
+	}
+	clear(e.pools)
+	clear(e.live)
+	e.liveMu.Unlock()
+	for _, s := range live {
+		s.closePolicies()
+	}
+	for _, p := range pools {
+		p.Close()
+	}
+	return nil
+}
+
+// verify checks b's envelope and reports a failure as a diagnostic.
+func verify(b *schemas.Bundle) error {
+	if b == nil {
+		return &schemas.InvalidError{Diagnostics: []schemas.Diagnostic{{Path: "bundle", Message: "no bundle"}}}
+	}
+	if err := b.Verify(); err != nil {
+		return &schemas.InvalidError{Diagnostics: []schemas.Diagnostic{{Path: "bundle", Message: err.Error()}}}
+	}
+	return nil
+}
+
+// compile builds a snapshot of b. With prev set, pools whose settings did
+// not change are taken over from prev and policy state is carried over.
+func (e *Engine) compile(b *schemas.Bundle, prev *snapshot) (*snapshot, error) {
+	if err := verify(b); err != nil {
+		return nil, err
+	}
+	cfg := cloneConfig(&b.Config)
+	cfg.ApplyDefaults()
+
+	var diags []schemas.Diagnostic
+	addErr := func(err error, path string) {
+		var inv *schemas.InvalidError
+		if errors.As(err, &inv) {
+			diags = append(diags, inv.Diagnostics...)
+		} else if err != nil {
+			diags = append(diags, schemas.Diagnostic{Path: path, Message: err.Error()})
+		}
+	}
+	s := &snapshot{engine: e, pools: make(map[string]*upstream.Pool, len(cfg.Upstreams))}
+	s.meta.Store(&meta{bundle: b, appliedAt: time.Now().UTC()})
+	fresh := map[*upstream.Pool]bool{}
+	forwarders := make(map[string]*proxy.Forwarder, len(cfg.Upstreams))
+	for name, spec := range cfg.Upstreams {
+		if prev != nil {
+			if old := prev.pools[name]; old != nil {
+				if fp, err := json.Marshal(spec); err == nil && string(fp) == old.Fingerprint() {
+					s.pools[name] = old
+					forwarders[name] = proxy.NewForwarder(old, e.popts)
+					continue
+				}
+			}
+		}
+		p, err := upstream.NewPool(name, spec, upstream.Options{Logger: e.opts.Logger})
+		if err != nil {
+			addErr(err, "upstreams."+name)
+			continue
+		}
+		s.pools[name] = p
+		fresh[p] = true
+		forwarders[name] = proxy.NewForwarder(p, e.popts)
+	}
+	table, err := router.Build(cfg.Routes)
+	addErr(err, "routes")
+	s.table = table
+
+	var prevSet *policy.Set
+	if prev != nil {
+		prevSet = prev.policies
+	}
+	set, err := policy.Compile(&cfg, prevSet, policy.Options{LookupEnv: e.opts.LookupEnv})
+	addErr(err, "policies")
+	s.policies = set
+
+	s.handlers = make(map[string]http.Handler, len(cfg.Routes))
+	for name, spec := range cfg.Routes {
+		for i, pn := range spec.Policies {
+			if _, ok := cfg.Policies[pn]; !ok {
+				diags = append(diags, schemas.Diagnostic{Path: fmt.Sprintf("routes.%s.policies[%d]", name, i), Message: fmt.Sprintf("unknown policy %q", pn)})
+			}
+		}
+		rt, err := proxy.NewRoute(name, spec, forwarders, e.popts)
+		if err != nil {
+			addErr(err, "routes."+name)
+			continue
+		}
+		var h http.Handler = rt
+		if set != nil && len(spec.Policies) > 0 {
+			h = set.Wrap(name, spec.Policies, rt)
+		}
+		s.handlers[name] = h
+	}
+	if len(diags) > 0 {
+		s.discard(fresh)
+		slices.SortStableFunc(diags, func(a, b schemas.Diagnostic) int { return cmp.Compare(a.Path, b.Path) })
+		diags = slices.Compact(diags)
+		return nil, &schemas.InvalidError{Diagnostics: diags}
+	}
+	return s, nil
+}
+
+// cloneConfig copies c deep enough that ApplyDefaults on the copy leaves c
+// (and the bundle's digest) untouched.
+func cloneConfig(c *schemas.Config) schemas.Config {
+	out := schemas.Config{
+		Upstreams: make(map[string]schemas.Upstream, len(c.Upstreams)),
+		Routes:    make(map[string]schemas.Route, len(c.Routes)),
+		Policies:  make(map[string]schemas.Policy, len(c.Policies)),
+	}
+	for k, u := range c.Upstreams {
+		u.HealthCheck = clonePtr(u.HealthCheck)
+		u.OutlierDetection = clonePtr(u.OutlierDetection)
+		u.CircuitBreaker = clonePtr(u.CircuitBreaker)
+		u.HashOn = clonePtr(u.HashOn)
+		out.Upstreams[k] = u
+	}
+	for k, r := range c.Routes {
+		r.Retries = clonePtr(r.Retries)
+		out.Routes[k] = r
+	}
+	for k, p := range c.Policies {
+		p.RateLimit = clonePtr(p.RateLimit)
+		p.APIKey = clonePtr(p.APIKey)
+		p.JWT = clonePtr(p.JWT)
+		p.CORS = clonePtr(p.CORS)
+		out.Policies[k] = p
+	}
+	return out
+}
+
+func clonePtr[T any](p *T) *T {
+	if p == nil {
+		return nil
+	}
+	v := *p
+	return &v
+}
