@@ -42,6 +42,8 @@ type route struct {
 	// path specificity, constraints, name); lower wins among routes of one host
 	// level.
 	order int
+	// index is the route's position in Table.Names.
+	index int
 
 	// hosts are the route's host keys: canonical exact hosts, wildcard
 	// suffixes with their leading dot, or "*".

@@ -56,6 +56,9 @@
 // Two things are scanned: regex routes of a host, which are kept in one list
 // per host in match order, and routes that share the same path and host and
 // differ only by methods, headers or query matchers. A lookup that matches a
-// route without parameters does not allocate; Params (a map) is allocated only
-// when the matched route has parameters.
+// route without parameters, or matches none, does not allocate; Params (a
+// map) is allocated only when the matched route has parameters, and a host
+// with upper-case letters or a percent-escaped query value costs one copy.
+// Match.Index lets the caller keep per-route state in a slice rather than a
+// map keyed by name.
 package router

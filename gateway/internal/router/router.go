@@ -15,6 +15,9 @@ import (
 type Match struct {
 	// Route is the name of the matched route (its key in Config.Routes).
 	Route string
+	// Index is the position of Route in Table.Names, so that a caller can keep
+	// per-route state in a slice instead of a map keyed by name.
+	Index int
 	// Params holds the values of template {param}s, or of a regex path's named
 	// groups. Nil when the route has none.
 	Params map[string]string
@@ -26,6 +29,7 @@ type Table struct {
 	exact    map[string]*hostTable // by canonical host
 	wildcard map[string]*hostTable // by suffix with its leading dot: ".example.com"
 	anyHost  *hostTable            // routes without hosts, or with "*"
+	names    []string              // route names, sorted; Match.Index points here
 	n        int
 }
 
@@ -83,12 +87,17 @@ func Build(routes map[string]schemas.Route) (*Table, error) {
 		return nil, &schemas.InvalidError{Diagnostics: diags}
 	}
 
+	t := &Table{exact: map[string]*hostTable{}, wildcard: map[string]*hostTable{}, n: len(compiled)}
+	slices.SortFunc(compiled, func(a, b *route) int { return strings.Compare(a.name, b.name) })
+	t.names = make([]string, len(compiled))
+	for i, c := range compiled {
+		c.index = i
+		t.names[i] = c.name
+	}
 	slices.SortFunc(compiled, compareRoutes)
 	for i, c := range compiled {
 		c.order = i
 	}
-
-	t := &Table{exact: map[string]*hostTable{}, wildcard: map[string]*hostTable{}, n: len(compiled)}
 	for _, c := range compiled { // in match order, so every list stays sorted
 		for _, h := range c.hosts {
 			t.level(h).add(c)
@@ -220,6 +229,7 @@ func (h *hostTable) add(c *route) {
 			}
 			n = next
 		}
+		n.minOrder = min(n.minOrder, c.order)
 		n.end = append(n.end, c)
 	default:
 		n := h.lit
@@ -253,6 +263,10 @@ func (c *route) isParam(seg int) bool {
 
 // Len returns the number of routes in the table.
 func (t *Table) Len() int { return t.n }
+
+// Names returns the route names sorted, the index space of Match.Index. The
+// caller must not modify the slice.
+func (t *Table) Names() []string { return t.names }
 
 // Match finds the route for r. ok=false means no route matched (404). It
 // reads r.Host (else r.URL.Host), r.URL.Path, r.URL.RawQuery, r.Method and
@@ -292,7 +306,7 @@ func (t *Table) Match(r *http.Request) (m Match, ok bool) {
 	if best == nil {
 		return Match{}, false
 	}
-	return Match{Route: best.name, Params: best.paramsOf(path)}, true
+	return Match{Route: best.name, Index: best.index, Params: best.paramsOf(path)}, true
 }
 
 // lookup returns the first route of this level that matches, or nil.

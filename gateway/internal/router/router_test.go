@@ -2,10 +2,12 @@ package router
 
 import (
 	"errors"
+	"fmt"
 	"maps"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/gitgate/gitgate/schemas"
@@ -98,6 +100,9 @@ func runCases(t *testing.T, routes map[string]schemas.Route, cases []req) {
 			m, ok := tab.Match(tc.request())
 			if got := m.Route; got != tc.want || ok != (tc.want != "") {
 				t.Fatalf("Match(%s %s host=%q) = %q, %v; want %q", tc.method, tc.target, tc.host, got, ok, tc.want)
+			}
+			if ok && tab.Names()[m.Index] != m.Route {
+				t.Fatalf("Names()[%d] = %q, want %q", m.Index, tab.Names()[m.Index], m.Route)
 			}
 			if !maps.Equal(m.Params, tc.params) || (m.Params == nil) != (tc.params == nil) {
 				t.Fatalf("Params = %v, want %v", m.Params, tc.params)
@@ -385,4 +390,38 @@ func TestMatchAllocations(t *testing.T) {
 			t.Errorf("%s: %v allocations per Match, want at most %v", tc.name, got, tc.allocs)
 		}
 	}
+}
+
+func TestNames(t *testing.T) {
+	t.Parallel()
+	tab := mustBuild(t, map[string]schemas.Route{"b": rt("prefix", "/b"), "a": rt("prefix", "/a"), "c": rt("exact", "/c")})
+	if got := strings.Join(tab.Names(), ","); got != "a,b,c" {
+		t.Fatalf("Names() = %s, want a,b,c", got)
+	}
+	for _, name := range tab.Names() {
+		m, ok := tab.Match(httptest.NewRequest("GET", "/"+name, nil))
+		if !ok || m.Route != name || tab.Names()[m.Index] != name {
+			t.Fatalf("Match(/%s) = %+v, %v", name, m, ok)
+		}
+	}
+}
+
+// TestConcurrentMatch shares one table between goroutines; run with -race.
+func TestConcurrentMatch(t *testing.T) {
+	t.Parallel()
+	tab := mustBuild(t, benchRoutes(200))
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Go(func() {
+			for i := range 200 {
+				target := fmt.Sprintf("/t%d/users/%d", (i/4)*4+2, g)
+				m, ok := tab.Match(httptest.NewRequest("GET", target, nil))
+				if want := fmt.Sprintf("r%05d", (i/4)*4+2); !ok || m.Route != want || m.Params["id"] != fmt.Sprint(g) {
+					t.Errorf("Match(%s) = %+v, %v; want %s", target, m, ok, want)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
 }
