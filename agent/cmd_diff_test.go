@@ -432,3 +432,19 @@ func TestDiffBaseAgainstWorkingTree(t *testing.T) {
 		})
 	}
 }
+
+// TestDiffBaseFindsRepositoryFromWorkingDirectory runs as CI does, inside a
+// checkout with no --repo. It changes the working directory, so it does not
+// run in parallel.
+func TestDiffBaseFindsRepositoryFromWorkingDirectory(t *testing.T) {
+	diffSkipUntilLoaderBuilt(t)
+	repo, _ := diffRepo(t)
+	t.Chdir(filepath.Join(repo, "config")) // a subdirectory: the repository is found above it
+	code, stdout, stderr := runDiffCmd("--base", "HEAD~1", "--path", "config", "--format", "markdown", "--exit-code")
+	if code != 2 {
+		t.Fatalf("exit code = %d, want 2\nstderr:\n%s", code, stderr)
+	}
+	if !strings.Contains(stdout, "| upstreams | 0 | 0 | 1 |") {
+		t.Errorf("markdown lacks the counts row:\n%s", stdout)
+	}
+}

@@ -2,6 +2,7 @@ package diff
 
 import (
 	"encoding/json"
+	"reflect"
 	"sort"
 
 	"github.com/gitgate/gitgate/schemas"
@@ -144,6 +145,9 @@ func compareKind[T any](kind Kind, old, new map[string]T, leaves, defaults func(
 		if !ok {
 			out = append(out, Change{Action: ActionDelete, Kind: kind, Name: name})
 			continue
+		}
+		if reflect.DeepEqual(o, n) {
+			continue // the common case in a large config: skip flattening
 		}
 		if fields := diffLeaves(leaves(&o), leaves(&n)); len(fields) > 0 {
 			out = append(out, Change{Action: ActionUpdate, Kind: kind, Name: name, Fields: fields})

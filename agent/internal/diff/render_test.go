@@ -261,3 +261,29 @@ func FuzzMarkdown(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkCompute10kRoutes diffs two 10,000-route configs where every
+// changed-th route's weights shifted, and renders the bounded markdown.
+func BenchmarkCompute10kRoutes(b *testing.B) {
+	mk := func(w, every int) *schemas.Config {
+		c := schemas.Config{Routes: map[string]schemas.Route{}}
+		for i := range 10000 {
+			wi := 90
+			if i%every == 0 {
+				wi = w
+			}
+			c.Routes[fmt.Sprintf("r%05d", i)] = route(fmt.Sprintf("h%d.example.com", i), be("stable", wi), be("canary", 100-wi))
+		}
+		return defaulted(c)
+	}
+	for _, every := range []int{1, 100} {
+		b.Run(fmt.Sprintf("changed=1in%d", every), func(b *testing.B) {
+			old, new := mk(90, every), mk(75, every)
+			b.ReportAllocs()
+			for b.Loop() {
+				p := Compute(old, new)
+				_ = p.Markdown(65536)
+			}
+		})
+	}
+}
