@@ -1,0 +1,342 @@
+package serve
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log"
+	"net"
+	"net/http"
+	"net/netip"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/rs/zerolog"
+
+	"github.com/gitgate/gitgate/gateway/admin"
+	"github.com/gitgate/gitgate/gateway/admin/client"
+	"github.com/gitgate/gitgate/gateway/internal/lkg"
+	"github.com/gitgate/gitgate/gateway/internal/runtime"
+)
+
+// Log field names used by this package.
+const (
+	logComponent = "component"
+	logAddr      = "addr"
+	logPath      = "path"
+	logVersion   = "version"
+	logAside     = "movedTo"
+)
+
+// DefaultShutdownTimeout bounds the drain of in-flight requests.
+const DefaultShutdownTimeout = 30 * time.Second
+
+// Config is the validated configuration of a gateway process.
+type Config struct {
+	// Listen is the data plane's TCP address. Default ":8080".
+	Listen string
+	// AdminSocket is the admin API's Unix socket path. Default
+	// DefaultAdminSocket().
+	AdminSocket string
+	// AdminSocketMode is the socket's file mode. Default 0600.
+	AdminSocketMode fs.FileMode
+	// StateDir holds the last-known-good bundle. Empty: nothing persisted,
+	// nothing restored.
+	StateDir string
+	// TrustedProxies are peers whose X-Forwarded-* headers are kept.
+	TrustedProxies []netip.Prefix
+	// Watch enables GET /v1/watch.
+	Watch bool
+	// ObserveAddr, when set, serves the read-only admin routes on TCP.
+	ObserveAddr string
+	// AccessLog logs one line per proxied request.
+	AccessLog bool
+	// H2C accepts HTTP/2 without TLS (prior knowledge) on Listen.
+	H2C bool
+	// TLSCert and TLSKey, when both set, serve Listen over TLS (HTTP/2 and
+	// HTTP/1.1 by ALPN).
+	TLSCert, TLSKey string
+	// ShutdownTimeout bounds the drain on shutdown. Default 30s.
+	ShutdownTimeout time.Duration
+	// Version is the build's version, exported as gitgate_gateway_build_info.
+	Version string
+	// OnListening, when set, is called once every listener is open with the
+	// data plane's address and the observe address (nil when none). Tests
+	// and embedders use it with ":0" addresses.
+	OnListening func(data, observe net.Addr)
+}
+
+// DefaultAdminSocket is $XDG_RUNTIME_DIR/gitgate/admin.sock when that
+// variable is set, else /run/gitgate/admin.sock.
+func DefaultAdminSocket() string {
+	if d := os.Getenv("XDG_RUNTIME_DIR"); d != "" {
+		return filepath.Join(d, "gitgate", "admin.sock")
+	}
+	return "/run/gitgate/admin.sock"
+}
+
+// DefaultStateDir is $STATE_DIRECTORY (set by systemd's StateDirectory=)
+// when set, else /var/lib/gitgate.
+func DefaultStateDir() string {
+	if d := os.Getenv("STATE_DIRECTORY"); d != "" {
+		return strings.Split(d, ":")[0]
+	}
+	return "/var/lib/gitgate"
+}
+
+// ParsePrefixes parses a comma-separated list of CIDRs; a bare address is a
+// single-host prefix. Empty input gives nil.
+func ParsePrefixes(s string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for f := range strings.SplitSeq(s, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		if !strings.Contains(f, "/") {
+			a, err := netip.ParseAddr(f)
+			if err != nil {
+				return nil, fmt.Errorf("trusted proxy %q is not an address or CIDR: %w", f, err)
+			}
+			out = append(out, netip.PrefixFrom(a.Unmap(), a.Unmap().BitLen()))
+			continue
+		}
+		p, err := netip.ParsePrefix(f)
+		if err != nil {
+			return nil, fmt.Errorf("trusted proxy %q is not a CIDR: %w", f, err)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
+}
+
+func (c *Config) defaults() error {
+	if c.Listen == "" {
+		c.Listen = ":8080"
+	}
+	if c.AdminSocket == "" {
+		c.AdminSocket = DefaultAdminSocket()
+	}
+	if c.AdminSocketMode == 0 {
+		c.AdminSocketMode = admin.DefaultSocketMode
+	}
+	if c.AdminSocketMode&^0o777 != 0 {
+		return fmt.Errorf("admin socket mode %o has bits beyond 0777", c.AdminSocketMode)
+	}
+	if c.ShutdownTimeout <= 0 {
+		c.ShutdownTimeout = DefaultShutdownTimeout
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return errors.New("--tls-cert and --tls-key go together")
+	}
+	return nil
+}
+
+// Run serves until ctx ends or a listener fails, then shuts down: it stops
+// accepting, drains in-flight requests for at most ShutdownTimeout, ends
+// watch streams and closes the engine.
+func Run(ctx context.Context, cfg Config, logger zerolog.Logger) error {
+	if err := cfg.defaults(); err != nil {
+		return fmt.Errorf("gateway config: %w", err)
+	}
+	lg := logger.With().Str(logComponent, "gateway").Logger()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(
+		collectors.NewGoCollector(),
+		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
+	)
+	buildInfo := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "gitgate_gateway_build_info",
+		Help: "Always 1; the label is the gateway's build version.",
+	}, []string{"version"})
+	buildInfo.WithLabelValues(cfg.Version).Set(1)
+	reg.MustRegister(buildInfo)
+
+	eng := runtime.New(runtime.Options{
+		TrustedProxies: cfg.TrustedProxies,
+		Registry:       reg,
+		Logger:         logger,
+		AccessLog:      cfg.AccessLog,
+	})
+	defer eng.Close()
+
+	var store *lkg.Store
+	adminOpts := admin.Options{
+		Runtime:    eng,
+		Health:     healthOf(eng),
+		Gatherer:   reg,
+		Registerer: reg,
+		Logger:     logger,
+		Watch:      cfg.Watch,
+	}
+	if cfg.StateDir != "" {
+		var err error
+		if store, err = lkg.Open(cfg.StateDir); err != nil {
+			return err
+		}
+		adminOpts.Store = store
+	} else {
+		lg.Warn().Msg("no state directory: applied bundles are not kept across restarts")
+	}
+	adm, err := admin.New(adminOpts)
+	if err != nil {
+		return err
+	}
+	if store != nil {
+		restore(lg, store, adm)
+	}
+
+	dataL, err := net.Listen("tcp", cfg.Listen)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", cfg.Listen, err)
+	}
+	adminL, err := admin.ListenUnix(cfg.AdminSocket, cfg.AdminSocketMode)
+	if err != nil {
+		_ = dataL.Close()
+		return err
+	}
+	var observeL net.Listener
+	if cfg.ObserveAddr != "" {
+		if observeL, err = net.Listen("tcp", cfg.ObserveAddr); err != nil {
+			_ = dataL.Close()
+			_ = adminL.Close()
+			return fmt.Errorf("listening on observe address %s: %w", cfg.ObserveAddr, err)
+		}
+	}
+
+	data := &http.Server{
+		Handler:           eng,
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		MaxHeaderBytes:    1 << 20,
+		ErrorLog:          log.New(lg.With().Str(logComponent, "data-http").Logger(), "", 0),
+	}
+	if cfg.H2C {
+		var p http.Protocols
+		p.SetHTTP1(true)
+		p.SetUnencryptedHTTP2(true)
+		data.Protocols = &p
+	}
+	if cfg.TLSCert != "" {
+		data.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
+	}
+
+	errc := make(chan error, 3)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		var err error
+		if cfg.TLSCert != "" {
+			err = data.ServeTLS(dataL, cfg.TLSCert, cfg.TLSKey)
+		} else {
+			err = data.Serve(dataL)
+		}
+		if !errors.Is(err, http.ErrServerClosed) {
+			errc <- fmt.Errorf("serving data plane on %s: %w", dataL.Addr(), err)
+		}
+	})
+	wg.Go(func() {
+		if err := adm.ServeAdmin(adminL); err != nil {
+			errc <- err
+		}
+	})
+	if observeL != nil {
+		wg.Go(func() {
+			if err := adm.ServeObserve(observeL); err != nil {
+				errc <- err
+			}
+		})
+		lg.Info().Str(logAddr, observeL.Addr().String()).Msg("serving read-only admin routes")
+	}
+	lg.Info().Str(logPath, cfg.AdminSocket).Msg("serving admin socket")
+	lg.Info().Str(logAddr, dataL.Addr().String()).Bool("tls", cfg.TLSCert != "").Bool("h2c", cfg.H2C).
+		Msg("serving data plane")
+
+	if cfg.OnListening != nil {
+		var oa net.Addr
+		if observeL != nil {
+			oa = observeL.Addr()
+		}
+		cfg.OnListening(dataL.Addr(), oa)
+	}
+
+	var runErr error
+	select {
+	case <-ctx.Done():
+		lg.Info().Msg("shutting down: draining in-flight requests")
+	case runErr = <-errc:
+		lg.Error().Err(runErr).Msg("shutting down after a listener failed")
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	var errs []error
+	if err := data.Shutdown(sctx); err != nil {
+		errs = append(errs, fmt.Errorf("draining data plane: %w", err), data.Close())
+	}
+	if err := adm.Shutdown(sctx); err != nil {
+		errs = append(errs, fmt.Errorf("stopping admin server: %w", err))
+	}
+	wg.Wait()
+	if err := eng.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("closing engine: %w", err))
+	}
+	if runErr != nil {
+		return runErr
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	lg.Info().Msg("stopped")
+	return nil
+}
+
+// restore applies the last-known-good bundle, if any. A file that cannot
+// be used is reported and moved aside; the gateway then waits for the agent.
+func restore(lg zerolog.Logger, store *lkg.Store, adm *admin.Server) {
+	b, err := store.Load()
+	if errors.Is(err, lkg.ErrNotFound) {
+		lg.Info().Str(logPath, store.Path()).Msg("no last-known-good bundle; waiting for the agent")
+		return
+	}
+	if err == nil {
+		if err = adm.Restore(b); err == nil {
+			return
+		}
+	}
+	ev := lg.Error().Err(err).Str(logPath, store.Path())
+	if b != nil {
+		ev = ev.Str(logVersion, b.Version)
+	}
+	aside, qerr := store.Quarantine(time.Now())
+	if qerr != nil {
+		ev.AnErr("quarantineError", qerr).Msg("last-known-good bundle unusable and could not be moved aside; ignored")
+		return
+	}
+	ev.Str(logAside, aside).Msg("last-known-good bundle unusable; moved aside and ignored")
+}
+
+// healthOf adapts the engine's status to what the admin API shows.
+func healthOf(eng *runtime.Engine) func() admin.Health {
+	return func() admin.Health {
+		st := eng.Status()
+		h := admin.Health{Routes: st.Routes, Breakers: st.Breakers}
+		if len(st.Upstreams) > 0 {
+			h.Upstreams = make(map[string][]client.TargetStatus, len(st.Upstreams))
+			for name, ts := range st.Upstreams {
+				out := make([]client.TargetStatus, len(ts))
+				for i, t := range ts {
+					out[i] = client.TargetStatus{URL: t.URL, Healthy: t.Healthy, Ejected: t.Ejected, InFlight: t.InFlight}
+				}
+				h.Upstreams[name] = out
+			}
+		}
+		return h
+	}
+}
