@@ -52,7 +52,9 @@ func (r *Reporter) ReportPullRequest(ctx context.Context, pr PullRequest) error 
 	keep(r.postStatus(ctx, pr.HeadSHA, ContextValidate, "pending", "gitgate is validating this commit against "+pr.BaseRef))
 	checkID := r.startCheck(ctx, pr.HeadSHA)
 
-	ev, err := r.opts.Evaluate(ctx, pr)
+	ectx, cancel := context.WithTimeout(ctx, r.opts.EvaluateTimeout)
+	ev, err := r.opts.Evaluate(ectx, pr)
+	cancel()
 	if err != nil {
 		if ctx.Err() != nil {
 			return fmt.Errorf("evaluating pull request #%d: %w", pr.Number, ctx.Err())

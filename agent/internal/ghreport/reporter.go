@@ -98,6 +98,9 @@ type Options struct {
 	// Evaluate validates and diffs pull request heads. Required for pull
 	// request reports; nil disables them.
 	Evaluate Evaluator
+	// EvaluateTimeout bounds one Evaluate call (fetch, validate, diff).
+	// Default 2m.
+	EvaluateTimeout time.Duration
 	// Logger receives the Reporter's logs. Default: a disabled logger.
 	Logger zerolog.Logger
 	// DeployStatuses posts the gitgate/deploy status after each apply.
@@ -177,6 +180,9 @@ func New(o Options) (*Reporter, error) {
 	}
 	if o.QueueDeploys <= 0 {
 		o.QueueDeploys = 64
+	}
+	if o.EvaluateTimeout <= 0 {
+		o.EvaluateTimeout = 2 * time.Minute
 	}
 	if o.RequestTimeout <= 0 {
 		o.RequestTimeout = 15 * time.Second

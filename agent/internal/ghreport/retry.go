@@ -72,8 +72,9 @@ func classify(err error, attempt int, base time.Duration, now time.Time) (retryK
 // X-RateLimit-Reset (epoch seconds).
 func retryAfter(h http.Header, now time.Time) time.Duration {
 	if v := h.Get("Retry-After"); v != "" {
-		if s, err := strconv.Atoi(v); err == nil && s >= 0 {
-			return time.Duration(s) * time.Second
+		if s, err := strconv.ParseInt(v, 10, 64); err == nil && s >= 0 {
+			const week = 7 * 24 * 3600 // beyond any real answer; avoids overflow
+			return time.Duration(min(s, week)) * time.Second
 		}
 		if t, err := http.ParseTime(v); err == nil {
 			return max(t.Sub(now), 0)

@@ -242,3 +242,18 @@ func TestCommentCreateFailingAmbiguouslyIsNotDuplicated(t *testing.T) {
 		t.Errorf("comment requests:\n got %q\nwant %q", got, want)
 	}
 }
+
+func FuzzRetryAfter(f *testing.F) {
+	f.Add("120", "")
+	f.Add("", "1800000000")
+	f.Add("Wed, 21 Oct 2015 07:28:00 GMT", "")
+	f.Add("-5", "-99999999999")
+	f.Fuzz(func(t *testing.T, retry, reset string) {
+		h := http.Header{}
+		h.Set("Retry-After", retry)
+		h.Set("X-RateLimit-Reset", reset)
+		if d := retryAfter(h, time.Unix(1_800_000_000, 0)); d < 0 {
+			t.Fatalf("negative wait %v for Retry-After %q, reset %q", d, retry, reset)
+		}
+	})
+}
