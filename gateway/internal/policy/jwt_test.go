@@ -9,6 +9,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"encoding/pem"
+	"errors"
 	"math/big"
 	"net/http"
 	"strings"
@@ -222,6 +223,42 @@ func TestJWTCustomHeaderAndJWKSRef(t *testing.T) {
 			t.Parallel()
 			if res := g.do(t, "GET", "/", tc.header); res.status != tc.status {
 				t.Fatalf("status %d, want %d (%s)", res.status, tc.status, res.body)
+			}
+		})
+	}
+}
+
+func TestJWTParserRefusesAlgorithmsNotConfigured(t *testing.T) {
+	t.Parallel()
+	keys := testKeys()
+	cfg := routeCfg(map[string]schemas.Policy{"jwt": {JWT: &schemas.JWT{
+		Algorithms: []string{"RS256"},
+		JWKS:       &schemas.JWKS{Keys: []schemas.JWK{rsaJWK("k", &keys.rsa.PublicKey)}},
+	}}}, "jwt")
+	cfg.ApplyDefaults()
+	set, err := Compile(cfg, nil, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	j := set.policies["jwt"].mw.(*jwtPolicy)
+	for _, tc := range []struct {
+		name string
+		m    jwt.SigningMethod
+		key  any
+	}{
+		{name: "HS256", m: jwt.SigningMethodHS256, key: []byte(hsSecret)},
+		{name: "none", m: jwt.SigningMethodNone, key: jwt.UnsafeAllowNoneSignatureType},
+		{name: "ES256", m: jwt.SigningMethodES256, key: keys.ec},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			tok := sign(t, tc.m, "k", tc.key, jwt.MapClaims{"exp": time.Now().Add(time.Hour).Unix()})
+			_, err := j.parser.ParseWithClaims(tok, jwt.MapClaims{}, func(*jwt.Token) (any, error) {
+				t.Error("key function reached for an algorithm not configured")
+				return nil, nil
+			})
+			if !errors.Is(err, jwt.ErrTokenSignatureInvalid) || !strings.Contains(err.Error(), "signing method") {
+				t.Fatalf("err = %v, want the signing method refused", err)
 			}
 		})
 	}
