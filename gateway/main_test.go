@@ -1,0 +1,277 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gitgate/gitgate/gateway/admin/client"
+	"github.com/gitgate/gitgate/schemas"
+)
+
+func TestRunFlags(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		args     []string
+		wantCode int
+		wantOut  string
+		wantErr  string
+	}{
+		{name: "version command", args: []string{"version"}, wantOut: "gateway dev\n"},
+		{name: "version flag", args: []string{"run", "--version"}, wantOut: "gateway dev\n"},
+		{name: "bad socket mode", args: []string{"--admin-socket-mode", "rw"}, wantCode: 2, wantErr: "octal mode"},
+		{name: "socket mode too wide", args: []string{"--admin-socket-mode", "1777"}, wantCode: 2, wantErr: "octal mode"},
+		{name: "bad trusted proxy", args: []string{"--trusted-proxies", "10.0.0.0/8,x"}, wantCode: 2, wantErr: "trusted-proxies"},
+		{name: "bad log level", args: []string{"--log-level", "loud"}, wantCode: 2, wantErr: "log-level"},
+		{name: "unknown flag", args: []string{"--nope"}, wantCode: 2, wantErr: "not defined"},
+		{name: "stray argument", args: []string{"run", "extra"}, wantCode: 2, wantErr: "unexpected argument"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var out, errb bytes.Buffer
+			if code := run(tt.args, &out, &errb); code != tt.wantCode {
+				t.Fatalf("exit %d, want %d; stderr %s", code, tt.wantCode, errb.String())
+			}
+			if out.String() != tt.wantOut {
+				t.Errorf("stdout %q, want %q", out.String(), tt.wantOut)
+			}
+			if !strings.Contains(errb.String(), tt.wantErr) {
+				t.Errorf("stderr %q does not say %q", errb.String(), tt.wantErr)
+			}
+		})
+	}
+}
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// binary builds the real gateway binary once per test run.
+func binary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "gateway-e2e-bin")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "gateway")
+		out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput()
+		if err != nil {
+			buildErr = errors.New("go build: " + err.Error() + "\n" + string(out))
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binPath != "" {
+		_ = os.RemoveAll(filepath.Dir(binPath))
+	}
+	os.Exit(code)
+}
+
+// proc is a running gateway binary.
+type proc struct {
+	cmd    *exec.Cmd
+	data   string        // base URL of the data plane
+	exited chan struct{} // closed once Wait returned
+	err    error         // Wait's result, set before exited closes
+}
+
+// wait returns Wait's result once the process exited.
+func (p *proc) wait() error {
+	<-p.exited
+	return p.err
+}
+
+// startBinary starts the gateway and waits until it logs its data address.
+func startBinary(t *testing.T, args ...string) *proc {
+	t.Helper()
+	cmd := exec.Command(binary(t), append([]string{"run", "--listen", "127.0.0.1:0", "--log-level", "info"}, args...)...)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &proc{cmd: cmd, exited: make(chan struct{})}
+	addr := make(chan string, 1)
+	logs := &syncBuffer{}
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			logs.WriteLine(sc.Text())
+			var line struct {
+				Msg  string `json:"message"`
+				Addr string `json:"addr"`
+			}
+			if json.Unmarshal(sc.Bytes(), &line) == nil && line.Msg == "serving data plane" {
+				addr <- line.Addr
+			}
+		}
+		p.err = cmd.Wait()
+		close(p.exited)
+	}()
+	t.Cleanup(func() {
+		select {
+		case <-p.exited:
+		default:
+			_ = cmd.Process.Kill()
+			<-p.exited
+		}
+		if t.Failed() {
+			t.Logf("gateway logs:\n%s", logs.String())
+		}
+	})
+	select {
+	case a := <-addr:
+		p.data = "http://" + a
+	case <-p.exited:
+		t.Fatalf("gateway exited before serving: %v\n%s", p.err, logs.String())
+	case <-time.After(30 * time.Second):
+		t.Fatalf("gateway did not log its address within 30s\n%s", logs.String())
+	}
+	return p
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) WriteLine(l string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.b.WriteString(l)
+	s.b.WriteByte('\n')
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+func get(t *testing.T, url string) (int, string) {
+	t.Helper()
+	resp, err := http.Get(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+// TestBinaryServesLastKnownGoodAfterKill is the end-to-end test of the real
+// binary: push a bundle with the client, proxy through it, SIGKILL it,
+// restart it, and find the last-known-good served at once.
+func TestBinaryServesLastKnownGoodAfterKill(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the gateway binary")
+	}
+	t.Parallel()
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "upstream saw "+r.URL.Path)
+	}))
+	defer up.Close()
+
+	sockDir, err := os.MkdirTemp("", "gge2e")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(sockDir)
+	sock := filepath.Join(sockDir, "admin.sock")
+	state := t.TempDir()
+	args := []string{"--admin-socket", sock, "--state-dir", state, "--watch"}
+
+	first := startBinary(t, args...)
+	fi, err := os.Lstat(sock)
+	if err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("admin socket: %v, mode %v; want 0600", err, fi.Mode())
+	}
+	ac := client.New(sock)
+	defer ac.Close()
+	ctx := context.Background()
+	if err := ac.Ready(ctx); !errors.Is(err, client.ErrNotReady) {
+		t.Fatalf("fresh gateway Ready: %v, want ErrNotReady", err)
+	}
+	if code, _ := get(t, first.data+"/hello"); code != http.StatusServiceUnavailable {
+		t.Fatalf("fresh gateway answers %d, want 503", code)
+	}
+	cfg := schemas.Config{
+		Upstreams: map[string]schemas.Upstream{"app": {Targets: []string{up.URL}}},
+		Routes: map[string]schemas.Route{"all": {
+			Match:    schemas.Match{Path: "/"},
+			Backends: []schemas.Backend{{Upstream: "app", Weight: 100}},
+		}},
+	}
+	cfg.ApplyDefaults()
+	b, err := schemas.NewBundle("c0ffee", schemas.Source{Commit: "c0ffee"}, cfg, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ac.Put(ctx, b, ""); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := get(t, first.data+"/hello"); code != 200 || body != "upstream saw /hello" {
+		t.Fatalf("proxied: %d %q", code, body)
+	}
+
+	if err := first.cmd.Process.Signal(syscall.SIGKILL); err != nil {
+		t.Fatal(err)
+	}
+	_ = first.wait()
+	if _, err := os.Lstat(sock); err != nil {
+		t.Fatalf("SIGKILL should leave the stale socket behind: %v", err)
+	}
+
+	second := startBinary(t, args...)
+	// The first request after the listener opens is served from the
+	// last-known-good: no agent has talked to this process.
+	if code, body := get(t, second.data+"/again"); code != 200 || body != "upstream saw /again" {
+		t.Fatalf("after restart: %d %q, want the last-known-good served", code, body)
+	}
+	st, err := ac.Status(ctx)
+	if err != nil || !st.Ready || st.Version != "c0ffee" {
+		t.Fatalf("status after restart: %+v, %v", st, err)
+	}
+
+	if err := second.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-second.exited:
+		if err := second.err; err != nil {
+			t.Fatalf("exit after SIGTERM: %v", err)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("gateway did not exit within 30s of SIGTERM")
+	}
+	if _, err := os.Lstat(sock); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("socket left after graceful exit: %v", err)
+	}
+}
