@@ -43,11 +43,14 @@ type Forwarder struct {
 	pool *upstream.Pool
 	rp   *httputil.ReverseProxy
 	opts *Options
+	// Prebuilt 503 bodies naming the upstream.
+	noHost, breakerOpen []byte
 }
 
 // NewForwarder returns the forwarder of pool. opts must stay unchanged.
 func NewForwarder(pool *upstream.Pool, opts *Options) *Forwarder {
-	f := &Forwarder{pool: pool, opts: opts}
+	f := &Forwarder{pool: pool, opts: opts,
+		noHost: ErrorJSON(MsgNoHealthy, pool.Name()), breakerOpen: ErrorJSON(MsgBreakerOpen, pool.Name())}
 	f.rp = &httputil.ReverseProxy{
 		Rewrite:        f.rewrite,
 		Transport:      pool.Transport(),

@@ -80,10 +80,10 @@ func NewRoute(name string, spec schemas.Route, forwarders map[string]*Forwarder,
 			diag(fmt.Sprintf(".backends[%d].weight", i), "weight %d is outside 0..100", b.Weight)
 		}
 		sum += b.Weight
-		be := &backend{name: b.Upstream, fw: fw, upTo: sum,
-			noHost: ErrorJSON(MsgNoHealthy, b.Upstream), breaker: ErrorJSON(MsgBreakerOpen, b.Upstream)}
+		be := &backend{name: b.Upstream, fw: fw, upTo: sum}
 		if fw != nil {
 			be.hashOn = fw.pool.HashOn()
+			be.noHost, be.breaker = fw.noHost, fw.breakerOpen
 		}
 		rt.backends = append(rt.backends, be)
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/netip"
 	"slices"
@@ -338,27 +339,35 @@ func (e *Engine) compile(b *schemas.Bundle, prev *snapshot) (*snapshot, error) {
 // (and the bundle's digest) untouched.
 func cloneConfig(c *schemas.Config) schemas.Config {
 	out := schemas.Config{
-		Upstreams: make(map[string]schemas.Upstream, len(c.Upstreams)),
-		Routes:    make(map[string]schemas.Route, len(c.Routes)),
-		Policies:  make(map[string]schemas.Policy, len(c.Policies)),
+		Upstreams: maps.Clone(c.Upstreams),
+		Routes:    maps.Clone(c.Routes),
+		Policies:  maps.Clone(c.Policies),
 	}
-	for k, u := range c.Upstreams {
+	for k, u := range out.Upstreams {
 		u.HealthCheck = clonePtr(u.HealthCheck)
 		u.OutlierDetection = clonePtr(u.OutlierDetection)
 		u.CircuitBreaker = clonePtr(u.CircuitBreaker)
 		u.HashOn = clonePtr(u.HashOn)
 		out.Upstreams[k] = u
 	}
-	for k, r := range c.Routes {
-		r.Retries = clonePtr(r.Retries)
-		out.Routes[k] = r
+	for k, r := range out.Routes {
+		if r.Retries != nil {
+			r.Retries = clonePtr(r.Retries)
+			out.Routes[k] = r
+		}
 	}
-	for k, p := range c.Policies {
+	for k, p := range out.Policies {
 		p.RateLimit = clonePtr(p.RateLimit)
 		p.APIKey = clonePtr(p.APIKey)
 		p.JWT = clonePtr(p.JWT)
 		p.CORS = clonePtr(p.CORS)
 		out.Policies[k] = p
+	}
+	if out.Upstreams == nil {
+		out.Upstreams = map[string]schemas.Upstream{}
+	}
+	if out.Routes == nil {
+		out.Routes = map[string]schemas.Route{}
 	}
 	return out
 }

@@ -6,6 +6,8 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
+	"runtime"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -338,10 +340,9 @@ func TestHealthCheckMarksDownAndUp(t *testing.T) {
 	failing.Store(false)
 	eventually(t, func() bool { return p.Status()[0].Healthy })
 	p.Close()
-	n := probes.Load()
-	time.Sleep(20 * time.Millisecond)
-	if probes.Load() != n {
-		t.Fatal("health checker still probing after Close")
+	buf := make([]byte, 1<<20)
+	if stacks := string(buf[:runtime.Stack(buf, true)]); strings.Contains(stacks, "(*Pool).checkLoop") || strings.Contains(stacks, "(*Pool).probe") {
+		t.Fatal("health checker goroutines still running after Close returned")
 	}
 }
 
