@@ -91,9 +91,18 @@ type verdict struct {
 	retrySecs int
 }
 
+// hash picks a shard for key without allocating.
+func (st *limiterStore) hash(key bucketKey) uint64 {
+	if key.s != "" {
+		return maphash.String(st.seed, key.s)
+	}
+	a := key.addr.As16()
+	return maphash.Bytes(st.seed, a[:])
+}
+
 // take spends one token of key's bucket at now.
 func (st *limiterStore) take(key bucketKey, now time.Time) verdict {
-	sh := &st.shards[maphash.Comparable(st.seed, key)%uint64(len(st.shards))]
+	sh := &st.shards[st.hash(key)%uint64(len(st.shards))]
 	sh.mu.Lock()
 	e := sh.get(key, now, st)
 	ok := e.lim.AllowN(now, 1)
