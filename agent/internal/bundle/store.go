@@ -84,6 +84,8 @@ type State struct {
 	LastAttemptedAt time.Time `json:"lastAttemptedAt,omitzero"`
 	// LastResult is the result of the last attempt.
 	LastResult Result `json:"lastResult,omitempty"`
+	// Head is the branch tip seen by the last successful head check.
+	Head string `json:"head,omitempty"`
 	// Applied lists applied commits, oldest first, without repeats
 	// (bounded); rollback without a sha walks it backwards.
 	Applied []string `json:"applied,omitempty"`

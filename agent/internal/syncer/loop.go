@@ -1,0 +1,364 @@
+package syncer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"sync"
+	"time"
+
+	"github.com/go-git/go-git/v5/plumbing"
+	"github.com/rs/zerolog"
+
+	"github.com/gitgate/gitgate/agent/internal/bundle"
+	"github.com/gitgate/gitgate/agent/internal/gitsrc"
+	"github.com/gitgate/gitgate/gateway/admin/client"
+	"github.com/gitgate/gitgate/schemas"
+	"github.com/gitgate/gitgate/schemas/load"
+)
+
+// Gateway is the part of the gateway admin client the loop uses;
+// *client.Client implements it.
+type Gateway interface {
+	Put(ctx context.Context, b *schemas.Bundle, ifMatch string) (client.Applied, error)
+	Status(ctx context.Context) (client.Status, error)
+}
+
+// Reporter is told about commits the loop applied or refused (the GitHub
+// integration implements it). Calls run on a background worker, never on
+// the loop; when the worker is busy, reports are dropped and logged.
+type Reporter interface {
+	CommitApplied(ctx context.Context, sha, version string)
+	CommitFailed(ctx context.Context, sha string, diags []schemas.Diagnostic, err error)
+}
+
+// Options configure a Loop.
+type Options struct {
+	// Source is the Git repository. Required.
+	Source *gitsrc.Source
+	// Store is the state directory. Required.
+	Store *bundle.Store
+	// Gateway receives bundles. Required.
+	Gateway Gateway
+	// Path is the config directory inside the repository. Default: the root.
+	Path string
+	// Limits bound what is read and validated. Zero: load.DefaultLimits.
+	Limits load.Limits
+	// PollInterval between head checks, jittered by ±10%. Default 30s.
+	PollInterval time.Duration
+	// BackoffMin is the first retry delay after a transient failure.
+	// Default 1s. It doubles up to BackoffMax (default 5m), with jitter.
+	BackoffMin time.Duration
+	// BackoffMax caps the retry delay. Default 5m.
+	BackoffMax time.Duration
+	// Timeout bounds one sync pass. Default 2m.
+	Timeout time.Duration
+	// Reporter is told about applied and failed commits. Nil: none.
+	Reporter Reporter
+	// Metrics records counters; nil: a private set that is not exported.
+	Metrics *Metrics
+	// Logger logs with constant field names.
+	Logger zerolog.Logger
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+}
+
+// Errors of Rollback and Resume that a user must act on.
+var (
+	ErrNoPrevious = errors.New("no earlier applied commit to roll back to")
+	ErrNotPinned  = errors.New("not pinned")
+)
+
+// Loop is the reconcile loop. Create it with New, start it with Run; the
+// methods are safe to call from other goroutines (the control socket).
+type Loop struct {
+	opts    Options
+	log     zerolog.Logger
+	mailbox chan string
+	reports chan func(context.Context)
+
+	// syncMu serializes sync passes, rollbacks and resumes.
+	syncMu  sync.Mutex
+	desired *schemas.Bundle // guarded by syncMu
+
+	mu        sync.Mutex // guards the fields below and done
+	started   uint64
+	completed uint64
+	done      chan struct{} // closed and replaced when a sync completes
+	health    health
+}
+
+// health is what status shows about the outside world.
+type health struct {
+	SourceErr      string
+	GatewayErr     string
+	GatewayVersion string
+	GatewayDigest  string
+	GatewaySeen    bool
+	LastSyncAt     time.Time
+	LastSuccessAt  time.Time
+	LastError      string
+	Failures       int
+	NextSyncAt     time.Time
+}
+
+// New checks opts and returns a Loop that is not yet running.
+func New(opts Options) (*Loop, error) {
+	if opts.Source == nil || opts.Store == nil || opts.Gateway == nil {
+		return nil, errors.New("syncer: Source, Store and Gateway are required")
+	}
+	if opts.PollInterval <= 0 {
+		opts.PollInterval = 30 * time.Second
+	}
+	if opts.BackoffMin <= 0 {
+		opts.BackoffMin = time.Second
+	}
+	if opts.BackoffMax <= 0 {
+		opts.BackoffMax = 5 * time.Minute
+	}
+	if opts.Timeout <= 0 {
+		opts.Timeout = 2 * time.Minute
+	}
+	if opts.Now == nil {
+		opts.Now = time.Now
+	}
+	if opts.Metrics == nil {
+		opts.Metrics = NewMetrics(nil)
+	}
+	return &Loop{
+		opts:    opts,
+		log:     opts.Logger.With().Str("component", "syncer").Logger(),
+		mailbox: make(chan string, 1),
+		reports: make(chan func(context.Context), 64),
+		done:    make(chan struct{}),
+	}, nil
+}
+
+// Trigger asks for a sync without blocking. Triggers coalesce: the newest
+// reason wins, and a trigger during a sync causes exactly one more sync.
+func (l *Loop) Trigger(reason string) {
+	for {
+		select {
+		case l.mailbox <- reason:
+			return
+		default:
+		}
+		select {
+		case <-l.mailbox: // drop the older reason; newest wins
+		default:
+		}
+	}
+}
+
+// SyncAndWait triggers a sync and waits until a sync that started after the
+// call has finished, or ctx ends. It returns the status after that sync.
+func (l *Loop) SyncAndWait(ctx context.Context, reason string) (Status, error) {
+	l.mu.Lock()
+	target := l.started + 1
+	l.mu.Unlock()
+	l.Trigger(reason)
+	for {
+		l.mu.Lock()
+		doneCount, ch := l.completed, l.done
+		l.mu.Unlock()
+		if doneCount >= target {
+			return l.Status(ctx), nil
+		}
+		select {
+		case <-ctx.Done():
+			return Status{}, fmt.Errorf("waiting for sync: %w", ctx.Err())
+		case <-ch:
+		}
+	}
+}
+
+// Run syncs at once, then on every trigger and poll, until ctx ends. It
+// returns nil when ctx ends; it never returns on a sync failure. It waits
+// for its report worker before returning.
+func (l *Loop) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		l.reportWorker(ctx)
+	}()
+	defer wg.Wait()
+
+	l.syncMu.Lock()
+	l.loadDesired(ctx)
+	l.syncMu.Unlock()
+
+	timer := time.NewTimer(0)
+	defer timer.Stop()
+	for {
+		reason := "poll"
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-timer.C:
+		case reason = <-l.mailbox:
+			if !timer.Stop() {
+				select {
+				case <-timer.C:
+				default:
+				}
+			}
+		}
+		err := l.syncPass(ctx, reason)
+		wait := l.nextDelay(err)
+		l.mu.Lock()
+		l.health.NextSyncAt = l.opts.Now().Add(wait)
+		l.mu.Unlock()
+		timer.Reset(wait)
+	}
+}
+
+// nextDelay is the jittered poll interval after a success, or the
+// exponential backoff with jitter after a transient failure.
+func (l *Loop) nextDelay(err error) time.Duration {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if err == nil {
+		l.health.Failures = 0
+		return jitter(l.opts.PollInterval, 0.1)
+	}
+	l.health.Failures++
+	d := l.opts.BackoffMin
+	for i := 1; i < l.health.Failures && d < l.opts.BackoffMax; i++ {
+		d *= 2
+	}
+	d = min(d, l.opts.BackoffMax)
+	return min(jitter(d, 0.2), l.opts.PollInterval+jitter(l.opts.PollInterval, 0.1))
+}
+
+// jitter returns d scaled by a random factor in [1-f, 1+f].
+func jitter(d time.Duration, f float64) time.Duration {
+	return time.Duration(float64(d) * (1 - f + 2*f*rand.Float64()))
+}
+
+func (l *Loop) reportWorker(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case fn := <-l.reports:
+			fn(ctx)
+		}
+	}
+}
+
+func (l *Loop) report(fn func(context.Context)) {
+	if l.opts.Reporter == nil {
+		return
+	}
+	select {
+	case l.reports <- fn:
+	default:
+		l.log.Warn().Msg("reporter busy: commit report dropped")
+	}
+}
+
+// loadDesired restores the bundle of the last applied commit, from the
+// store or rebuilt from Git. Called with syncMu held.
+func (l *Loop) loadDesired(ctx context.Context) {
+	st := l.opts.Store.State()
+	if st.LastApplied == "" {
+		return
+	}
+	b, err := l.opts.Store.Bundle(st.LastApplied)
+	if err != nil {
+		b, err = l.rebuild(ctx, plumbing.NewHash(st.LastApplied))
+	}
+	if err != nil {
+		l.log.Warn().Err(err).Str("version", st.LastApplied).Msg("cannot restore the desired bundle; the next commit will replace it")
+		return
+	}
+	l.desired = b
+}
+
+// rebuild reads, validates and bundles commit h from Git.
+func (l *Loop) rebuild(ctx context.Context, h plumbing.Hash) (*schemas.Bundle, error) {
+	if _, err := l.opts.Source.Commit(h); err != nil {
+		if _, _, uerr := l.opts.Source.Update(ctx); uerr != nil {
+			return nil, fmt.Errorf("rebuilding %s: %w", h, uerr)
+		}
+	}
+	b, _, err := l.build(h)
+	return b, err
+}
+
+// build reads, verifies and validates commit h. A user-fixable problem is a
+// *schemas.InvalidError (or a signature error); others are transient.
+func (l *Loop) build(h plumbing.Hash) (*schemas.Bundle, gitsrc.CommitInfo, error) {
+	src := l.opts.Source
+	info, err := src.Commit(h)
+	if err != nil {
+		return nil, info, err
+	}
+	if err := src.VerifyCommit(h); err != nil {
+		return nil, info, &userError{err}
+	}
+	files, err := src.Files(h, l.opts.Path, l.opts.Limits)
+	if err != nil {
+		return nil, info, err
+	}
+	res := load.Files(files, l.opts.Limits)
+	if len(res.Diagnostics) > 0 || res.Config == nil {
+		diags := res.Diagnostics
+		if len(diags) == 0 {
+			diags = []schemas.Diagnostic{{Message: "the loader returned no config"}}
+		}
+		return nil, info, &schemas.InvalidError{Diagnostics: prefixFiles(diags, l.opts.Path)}
+	}
+	b, err := schemas.NewBundle(h.String(), schemas.Source{
+		Repo: src.URL(), Ref: "refs/heads/" + src.Branch(), Path: l.opts.Path,
+		Commit: h.String(), Author: info.Author, Time: info.Time, Subject: info.Subject,
+	}, *res.Config, l.opts.Now())
+	if err != nil {
+		return nil, info, fmt.Errorf("building bundle of %s: %w", h, err)
+	}
+	return b, info, nil
+}
+
+// prefixFiles makes diagnostic file names relative to the repository root.
+func prefixFiles(diags []schemas.Diagnostic, dir string) []schemas.Diagnostic {
+	if dir == "" || dir == "." {
+		return diags
+	}
+	out := make([]schemas.Diagnostic, len(diags))
+	for i, d := range diags {
+		if d.File != "" {
+			d.File = dir + "/" + d.File
+		}
+		out[i] = d
+	}
+	return out
+}
+
+// userError marks an error a user must fix (not retried).
+type userError struct{ err error }
+
+func (e *userError) Error() string { return e.err.Error() }
+func (e *userError) Unwrap() error { return e.err }
+
+// isUser reports whether err needs a user's fix rather than a retry.
+func isUser(err error) bool {
+	var inv *schemas.InvalidError
+	var ue *userError
+	var rej *client.RejectedError
+	return errors.As(err, &inv) || errors.As(err, &ue) || errors.As(err, &rej)
+}
+
+// diagnosticsOf returns the diagnostics carried by err, if any.
+func diagnosticsOf(err error) []schemas.Diagnostic {
+	var inv *schemas.InvalidError
+	if errors.As(err, &inv) {
+		return inv.Diagnostics
+	}
+	var rej *client.RejectedError
+	if errors.As(err, &rej) {
+		return rej.Diagnostics
+	}
+	return nil
+}

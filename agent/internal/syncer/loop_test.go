@@ -1,0 +1,317 @@
+package syncer
+
+import (
+	"context"
+	"errors"
+	"os"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/gitgate/gitgate/agent/internal/bundle"
+	"github.com/gitgate/gitgate/agent/internal/gitsrc"
+	"github.com/gitgate/gitgate/schemas"
+)
+
+func TestApplyRejectNoop(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	good := h.repo.commit("first", validConfig(9001))
+	h.start()
+
+	steps := []struct {
+		name        string
+		commit      func() string
+		wantResult  bundle.Result
+		wantRunning func(sha string) string
+		wantDiag    bool
+	}{
+		{"valid commit applied", func() string { return good }, bundle.ResultApplied, func(sha string) string { return sha }, false},
+		{"invalid commit rejected, old config kept", func() string { return h.repo.commit("break it", invalidConfig()) },
+			bundle.ResultRejected, func(string) string { return good }, true},
+		{"fix applied", func() string { return h.repo.commit("fix", validConfig(9002)) }, bundle.ResultApplied, func(sha string) string { return sha }, false},
+		{"same digest is a no-op", func() string { return h.repo.commit("docs", map[string]string{"README.md": "hi"}) },
+			bundle.ResultNoop, nil, false},
+	}
+	prevRunning := ""
+	for _, st := range steps {
+		sha := st.commit()
+		s := h.sync()
+		last := h.loop.History(1)[0]
+		if last.SHA != sha || last.Result != st.wantResult {
+			t.Fatalf("%s: last entry %s %s (%s), want %s %s", st.name, last.SHA, last.Result, last.Error, sha, st.wantResult)
+		}
+		want := prevRunning
+		if st.wantRunning != nil {
+			want = st.wantRunning(sha)
+		}
+		if h.running() != want {
+			t.Fatalf("%s: gateway runs %s, want %s", st.name, h.running(), want)
+		}
+		prevRunning = h.running()
+		if s.LastAttempted != sha {
+			t.Fatalf("%s: last attempted %s, want %s", st.name, s.LastAttempted, sha)
+		}
+		if st.wantDiag {
+			if len(last.Diagnostics) == 0 || last.Diagnostics[0].File != "cfg/gw.yaml" || last.Diagnostics[0].Line == 0 {
+				t.Fatalf("%s: diagnostics %+v, want cfg/gw.yaml with a line", st.name, last.Diagnostics)
+			}
+			if s.LastApplied == sha {
+				t.Fatalf("%s: rejected commit recorded as applied", st.name)
+			}
+		}
+	}
+	// The reporter heard about each commit.
+	if got := <-h.rep.failed; got == "" {
+		t.Fatal("no failure report")
+	}
+}
+
+func TestCoalescesTriggers(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.repo.commit("first", validConfig(9001))
+	gate := make(chan struct{})
+	h.gw.mu.Lock()
+	h.gw.gate = gate
+	h.gw.mu.Unlock()
+	h.start()
+	// The first sync is now blocked in the gateway's status call.
+	waitFor(t, func() bool { h.loop.mu.Lock(); defer h.loop.mu.Unlock(); return h.loop.started == 1 })
+	for range 50 {
+		h.loop.Trigger("webhook")
+	}
+	h.gw.mu.Lock()
+	h.gw.gate = nil
+	h.gw.mu.Unlock()
+	close(gate)
+	waitFor(t, func() bool { h.loop.mu.Lock(); defer h.loop.mu.Unlock(); return h.loop.completed == 2 })
+	h.loop.mu.Lock()
+	started, completed := h.loop.started, h.loop.completed
+	h.loop.mu.Unlock()
+	if started != 2 || completed != 2 || len(h.loop.mailbox) != 0 {
+		t.Fatalf("after 50 triggers during a sync: started %d completed %d pending %d; want exactly one more sync", started, completed, len(h.loop.mailbox))
+	}
+}
+
+// waitFor polls cond until it holds (no timing assertion: a stuck test
+// fails on the deadline).
+func waitFor(t *testing.T, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatal("condition not reached")
+		}
+		time.Sleep(2 * time.Millisecond)
+	}
+}
+
+func TestSelfHeal(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	sha := h.repo.commit("first", validConfig(9001))
+	h.start()
+	h.sync()
+	desired := h.gw.current()
+	other, err := schemas.NewBundle(strings.Repeat("b", 40), schemas.Source{}, schemas.Config{}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name   string
+		break_ func()
+	}{
+		{"hand-edited gateway", func() { h.gw.set(other) }},
+		{"gateway restarted empty", func() { h.gw.restart(nil) }},
+		{"gateway restarted from an older file", func() { h.gw.restart(other) }},
+	}
+	for _, tc := range tests {
+		tc.break_()
+		h.sync()
+		if got := h.gw.current(); got == nil || got.Digest != desired.Digest || got.Version != sha {
+			t.Fatalf("%s: gateway runs %+v, want %s healed", tc.name, got, sha)
+		}
+		if e := h.loop.History(1)[0]; e.Trigger != "heal" || e.Result != bundle.ResultApplied {
+			t.Fatalf("%s: last entry %+v, want a heal", tc.name, e)
+		}
+	}
+}
+
+func TestGatewayDownBacksOffThenRecovers(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	sha := h.repo.commit("first", validConfig(9001))
+	h.gw.stop()
+	h.start()
+	s := h.sync()
+	if s.GatewayReachable || s.LastResult != bundle.ResultFailed || s.Failures == 0 || s.GatewayError == "" {
+		t.Fatalf("with the gateway down: %+v", s)
+	}
+	fails := len(h.loop.History(0))
+	h.gw.start()
+	waitFor(t, func() bool { return h.running() == sha }) // the backoff retry recovers by itself
+	s = h.sync()
+	if !s.GatewayReachable || s.LastApplied != sha || s.Failures != 0 {
+		t.Fatalf("after recovery: %+v", s)
+	}
+	if fails != 1 {
+		t.Fatalf("%d history entries while down, want one failed entry per commit", fails)
+	}
+}
+
+func TestGitUnreachableRecovers(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	sha := h.repo.commit("first", validConfig(9001))
+	h.start()
+	h.sync()
+	moved := h.repo.dir + ".away"
+	if err := os.Rename(h.repo.dir, moved); err != nil {
+		t.Fatal(err)
+	}
+	s := h.sync()
+	if s.SourceError == "" || s.Failures == 0 || h.running() != sha {
+		t.Fatalf("with Git unreachable: %+v; running %s", s, h.running())
+	}
+	home := h.repo.dir
+	h.repo.dir = moved
+	sha2 := h.repo.commit("second", validConfig(9002))
+	h.repo.dir = home
+	if err := os.Rename(moved, h.repo.dir); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool { return h.running() == sha2 })
+}
+
+func TestRollbackPinAndResume(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	a := h.repo.commit("A", validConfig(9001))
+	h.start()
+	h.sync()
+	b := h.repo.commit("B", validConfig(9002))
+	h.sync()
+	ctx := context.Background()
+
+	// rollback with no sha returns to A, pins, marks B bad.
+	res, err := h.loop.Rollback(ctx, "", false, "B broke checkout")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.SHA != a || res.From != b || h.running() != a {
+		t.Fatalf("rollback: %+v running %s", res, h.running())
+	}
+	s := h.sync()
+	if s.Mode != "pinned" || s.Pin.Reason != "B broke checkout" || h.running() != a {
+		t.Fatalf("pin did not hold while the branch stays on B: %+v", s)
+	}
+	// A force-push back to the bad commit never applies it by itself.
+	c := h.repo.commit("C", validConfig(9003))
+	git(t, h.repo.dir, "reset", "-q", "--hard", b)
+	s = h.sync()
+	if h.running() != a || s.Mode != "pinned" {
+		t.Fatalf("bad commit re-applied: running %s mode %s", h.running(), s.Mode)
+	}
+	// Fix forward: a new good commit lifts the pin.
+	git(t, h.repo.dir, "reset", "-q", "--hard", c)
+	s = h.sync()
+	if h.running() != c || s.Mode != "tracking" {
+		t.Fatalf("fix-forward: running %s mode %s (%s)", h.running(), s.Mode, s.LastError)
+	}
+	// --hold keeps the pin through new commits until resume.
+	if _, err := h.loop.Rollback(ctx, a[:8], true, "hold"); err != nil {
+		t.Fatal(err)
+	}
+	d := h.repo.commit("D", validConfig(9004))
+	s = h.sync()
+	if h.running() != a || s.Mode != "pinned" || h.loop.History(1)[0].Result != bundle.ResultSkipped {
+		t.Fatalf("hold: running %s mode %s", h.running(), s.Mode)
+	}
+	if err := h.loop.Resume(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s = h.sync()
+	if h.running() != d || s.Mode != "tracking" {
+		t.Fatalf("resume: running %s mode %s", h.running(), s.Mode)
+	}
+	if err := h.loop.Resume(ctx); !errors.Is(err, ErrNotPinned) {
+		t.Fatalf("second resume: %v, want ErrNotPinned", err)
+	}
+	// Pin state survives a restart.
+	if _, err := h.loop.Rollback(ctx, c, true, "persist"); err != nil {
+		t.Fatal(err)
+	}
+	h.stop()
+	h.start()
+	if s := h.sync(); s.Mode != "pinned" || s.Pin.SHA != c || h.running() != c {
+		t.Fatalf("after restart: %+v", s)
+	}
+}
+
+func TestRollbackErrors(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.repo.commit("A", validConfig(9001))
+	h.start()
+	h.sync()
+	bad := h.repo.commit("bad", invalidConfig())
+	h.sync()
+	ctx := context.Background()
+	tests := []struct {
+		name    string
+		rev     string
+		wantErr error
+	}{
+		{"unknown prefix", "00000000", gitsrc.ErrUnknownRevision},
+		{"no previous", "", ErrNoPrevious},
+		{"invalid commit", bad[:10], nil},
+	}
+	for _, tc := range tests {
+		_, err := h.loop.Rollback(ctx, tc.rev, false, "")
+		if err == nil {
+			t.Fatalf("%s: rollback succeeded", tc.name)
+		}
+		if tc.wantErr != nil && !errors.Is(err, tc.wantErr) {
+			t.Fatalf("%s: %v, want %v", tc.name, err, tc.wantErr)
+		}
+		var inv *schemas.InvalidError
+		if tc.wantErr == nil && !errors.As(err, &inv) {
+			t.Fatalf("%s: %v, want *schemas.InvalidError", tc.name, err)
+		}
+		if s := h.loop.Status(ctx); s.Mode != "tracking" {
+			t.Fatalf("%s: a failed rollback pinned the agent", tc.name)
+		}
+	}
+}
+
+// TestRestartBetweenStoreAndPush: the store has the bundle and the history
+// says nothing was applied (kill -9 after SaveBundle); a new agent
+// converges.
+func TestRestartBetweenStoreAndPush(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	sha := h.repo.commit("first", validConfig(9001))
+	h.gw.stop()
+	h.start()
+	h.sync() // builds and stores the bundle, push fails
+	h.stop()
+	h.gw.start()
+	h.start()
+	h.sync()
+	if h.running() != sha {
+		t.Fatalf("gateway runs %q after restart, want %s", h.running(), sha)
+	}
+}
+
+func TestRunStopsItsGoroutines(t *testing.T) {
+	before := runtime.NumGoroutine()
+	h := newHarness(t)
+	h.repo.commit("first", validConfig(9001))
+	h.start()
+	h.sync()
+	h.stop()
+	h.gw.stop()
+	waitFor(t, func() bool { return runtime.NumGoroutine() <= before+2 })
+}

@@ -1,0 +1,50 @@
+package syncer
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// Metrics are the loop's Prometheus collectors.
+type Metrics struct {
+	Syncs       *prometheus.CounterVec
+	HeadChecks  *prometheus.CounterVec
+	Fetches     prometheus.Counter
+	FetchTime   prometheus.Histogram
+	LastSuccess prometheus.Gauge
+	Applied     *prometheus.GaugeVec
+	PushApply   prometheus.Histogram
+}
+
+// NewMetrics creates the collectors and registers them with reg (nil: not
+// registered).
+func NewMetrics(reg prometheus.Registerer) *Metrics {
+	m := &Metrics{
+		Syncs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gitgate_agent_syncs_total", Help: "Sync attempts by result.",
+		}, []string{"result"}),
+		HeadChecks: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gitgate_agent_head_checks_total", Help: "Remote head checks by result (ok, error).",
+		}, []string{"result"}),
+		Fetches: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gitgate_agent_fetches_total", Help: "Fetches run because the head moved.",
+		}),
+		FetchTime: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "gitgate_agent_fetch_duration_seconds", Help: "Head check plus fetch time when the head moved.",
+			Buckets: prometheus.ExponentialBuckets(0.005, 2, 14),
+		}),
+		LastSuccess: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "gitgate_agent_last_successful_sync_timestamp_seconds", Help: "Unix time of the last sync pass without error.",
+		}),
+		Applied: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "gitgate_agent_applied_info", Help: "1 for the version the agent last applied.",
+		}, []string{"version"}),
+		PushApply: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "gitgate_agent_push_to_apply_seconds", Help: "From the start of a sync pass to the gateway's answer for a new commit.",
+			Buckets: prometheus.ExponentialBuckets(0.005, 2, 14),
+		}),
+	}
+	if reg != nil {
+		reg.MustRegister(m.Syncs, m.HeadChecks, m.Fetches, m.FetchTime, m.LastSuccess, m.Applied, m.PushApply)
+	}
+	return m
+}
