@@ -44,24 +44,18 @@ const (
 type hostTable struct {
 	rank        int
 	maxPriority int
-	lit         *litNode
-	tmpl        *tmplNode
+	root        *node    // exact, prefix and template routes
 	regex       []*route // in match order
 }
 
-// litNode is a node of the trie over literal path segments.
-type litNode struct {
-	children map[string]*litNode
+// node is a node of the trie over path segments. Literal segments are
+// children; a template's "{name}" segment is the param edge. Exact and prefix
+// routes only ever use literal edges.
+type node struct {
+	children map[string]*node
+	param    *node
 	prefix   []*route // prefix routes whose segments end here, in match order
-	exact    []*route // exact routes whose segments end here, in match order
-}
-
-// tmplNode is a node of the template trie; param is the edge taken by a
-// "{name}" segment.
-type tmplNode struct {
-	children map[string]*tmplNode
-	param    *tmplNode
-	end      []*route // templates ending here, in match order
+	end      []*route // exact and template routes ending here, in match order
 	minOrder int      // smallest order in this subtree, to prune the walk
 }
 
@@ -195,60 +189,42 @@ func (t *Table) level(key string) *hostTable {
 }
 
 func newHostTable(rank int) *hostTable {
-	return &hostTable{rank: rank, maxPriority: math.MinInt, lit: &litNode{}}
+	return &hostTable{rank: rank, maxPriority: math.MinInt, root: &node{minOrder: math.MaxInt}}
 }
 
-// add inserts c; routes must be added in match order.
+// add inserts c; routes must be added in match order so that every list
+// stays sorted.
 func (h *hostTable) add(c *route) {
 	h.maxPriority = max(h.maxPriority, c.priority)
-	switch c.pathType {
-	case schemas.PathRegex:
+	if c.pathType == schemas.PathRegex {
 		h.regex = append(h.regex, c)
-	case schemas.PathTemplate:
-		if h.tmpl == nil {
-			h.tmpl = &tmplNode{minOrder: c.order}
-		}
-		n := h.tmpl
-		for i, s := range c.segs {
-			n.minOrder = min(n.minOrder, c.order)
-			var next *tmplNode
-			if c.isParam(i) {
-				if n.param == nil {
-					n.param = &tmplNode{minOrder: c.order}
-				}
-				next = n.param
-			} else {
-				if n.children == nil {
-					n.children = map[string]*tmplNode{}
-				}
-				next = n.children[s]
-				if next == nil {
-					next = &tmplNode{minOrder: c.order}
-					n.children[s] = next
-				}
-			}
-			n = next
-		}
+		return
+	}
+	n := h.root
+	for i, s := range c.segs {
 		n.minOrder = min(n.minOrder, c.order)
+		if c.isParam(i) {
+			if n.param == nil {
+				n.param = &node{minOrder: c.order}
+			}
+			n = n.param
+			continue
+		}
+		if n.children == nil {
+			n.children = map[string]*node{}
+		}
+		child := n.children[s]
+		if child == nil {
+			child = &node{minOrder: c.order}
+			n.children[s] = child
+		}
+		n = child
+	}
+	n.minOrder = min(n.minOrder, c.order)
+	if c.pathType == schemas.PathPrefix {
+		n.prefix = append(n.prefix, c)
+	} else {
 		n.end = append(n.end, c)
-	default:
-		n := h.lit
-		for _, s := range c.segs {
-			if n.children == nil {
-				n.children = map[string]*litNode{}
-			}
-			child := n.children[s]
-			if child == nil {
-				child = &litNode{}
-				n.children[s] = child
-			}
-			n = child
-		}
-		if c.pathType == schemas.PathExact {
-			n.exact = append(n.exact, c)
-		} else {
-			n.prefix = append(n.prefix, c)
-		}
 	}
 }
 
@@ -313,25 +289,7 @@ func (t *Table) Match(r *http.Request) (m Match, ok bool) {
 func (h *hostTable) lookup(path string, r *http.Request) *route {
 	var best *route
 	if path[0] == '/' {
-		rest := path[1:]
-		n := h.lit
-		best = pick(n.prefix, best, r)
-		for {
-			seg, next, more := cutSegment(rest)
-			n = n.children[seg]
-			if n == nil {
-				break
-			}
-			best = pick(n.prefix, best, r)
-			if !more {
-				best = pick(n.exact, best, r)
-				break
-			}
-			rest = next
-		}
-		if h.tmpl != nil {
-			best = h.tmpl.walk(path[1:], best, r)
-		}
+		best = h.root.walk(path[1:], nil, r)
 	}
 	for _, c := range h.regex {
 		if best != nil && c.order >= best.order {
@@ -358,11 +316,15 @@ func pick(list []*route, best *route, r *http.Request) *route {
 	return best
 }
 
-// walk matches the segments in rest against the template trie.
-func (n *tmplNode) walk(rest string, best *route, r *http.Request) *route {
+// walk matches rest, the path after the segments that led to n, against the
+// subtree of n: prefix routes on the way, exact and template routes where the
+// path ends. It tries the literal edge, then the param edge, and skips a
+// subtree that cannot beat best.
+func (n *node) walk(rest string, best *route, r *http.Request) *route {
 	if best != nil && n.minOrder >= best.order {
 		return best
 	}
+	best = pick(n.prefix, best, r)
 	seg, next, more := cutSegment(rest)
 	if child := n.children[seg]; child != nil {
 		best = child.step(next, more, best, r)
@@ -373,10 +335,13 @@ func (n *tmplNode) walk(rest string, best *route, r *http.Request) *route {
 	return best
 }
 
-func (n *tmplNode) step(next string, more bool, best *route, r *http.Request) *route {
+// step continues the walk in n after one segment; more says whether the
+// path has segments left.
+func (n *node) step(next string, more bool, best *route, r *http.Request) *route {
 	if more {
 		return n.walk(next, best, r)
 	}
+	best = pick(n.prefix, best, r)
 	return pick(n.end, best, r)
 }
 
