@@ -74,9 +74,11 @@ func BenchmarkMatch(b *testing.B) {
 func BenchmarkBuild(b *testing.B) {
 	routes := benchRoutes(10000)
 	b.ReportAllocs()
-	for b.Loop() {
-		if _, err := Build(routes); err != nil {
-			b.Fatal(err)
+	measureCPU(b, func() {
+		for b.Loop() {
+			if _, err := Build(routes); err != nil {
+				b.Fatal(err)
+			}
 		}
-	}
+	})
 }

@@ -50,15 +50,20 @@
 //
 // Lookup does not scan the routes. The table is indexed by exact host and by
 // wildcard suffix (one map lookup per label of the request host), then, per
-// host, by a trie over path segments holding exact and prefix routes and a
-// second trie, with parameter edges, holding template routes. Cost grows with
-// the number of host labels and path segments, not with the number of routes.
-// Two things are scanned: regex routes of a host, which are kept in one list
-// per host in match order, and routes that share the same path and host and
-// differ only by methods, headers or query matchers. A lookup that matches a
-// route without parameters, or matches none, does not allocate; Params (a
-// map) is allocated only when the matched route has parameters, and a host
-// with upper-case letters or a percent-escaped query value costs one copy.
+// host, by one trie over path segments: literal segments are map edges, a
+// template's {param} is a separate edge, prefix routes sit on the node where
+// their segments end and are collected on the way down, exact and template
+// routes where the path ends. The walk follows the literal edge first, then
+// the param edge, and skips subtrees that cannot beat the best route found so
+// far, so cost grows with the number of host labels and path segments, not
+// with the number of routes. Two things are scanned: regex routes of a host,
+// kept in one list per host in match order, and routes that share the same
+// path and host and differ only by methods, headers or query matchers.
+//
+// A lookup that matches a route without parameters, or matches none, does
+// not allocate; Params (a map) is allocated only when the matched route has
+// parameters, and a host with upper-case letters or a percent-escaped query
+// value costs one copy.
 // Match.Index lets the caller keep per-route state in a slice rather than a
 // map keyed by name.
 package router
