@@ -2,11 +2,317 @@ package main
 
 import (
 	"context"
+	"errors"
+	"flag"
 	"fmt"
 	"io"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/rs/zerolog"
+	"sigs.k8s.io/yaml"
+
+	"github.com/gitgate/gitgate/agent/internal/bundle"
+	"github.com/gitgate/gitgate/agent/internal/control"
+	"github.com/gitgate/gitgate/agent/internal/gitsrc"
+	"github.com/gitgate/gitgate/agent/internal/syncer"
+	"github.com/gitgate/gitgate/agent/internal/webhook"
+	"github.com/gitgate/gitgate/gateway/admin/client"
 )
 
-func runRun(_ context.Context, _ []string, _, stderr io.Writer) int {
-	fmt.Fprintln(stderr, "agent: this command is not built yet")
-	return 2
+// tokenEnv holds the Git token when --git-token-file is not given.
+const tokenEnv = "GITGATE_GIT_TOKEN"
+
+// runConfig is everything `agent run` needs. It is read from --config
+// (agent.yaml, strict) and then from flags, which win.
+type runConfig struct {
+	// Repo is the config repository: https://, ssh://, git@host:path,
+	// file:// or a local path. Required.
+	Repo string `json:"repo"`
+	// Branch to track. Default "main".
+	Branch string `json:"branch,omitempty"`
+	// Path is the config directory in the repository. Default: the root.
+	Path string `json:"path,omitempty"`
+	// GatewaySocket is the gateway's admin socket. Required.
+	GatewaySocket string `json:"gatewaySocket"`
+	// StateDir holds the clone, bundles, history and state. Required.
+	StateDir string `json:"stateDir"`
+	// ControlSocket is this agent's control socket. Default
+	// <stateDir>/agent.sock.
+	ControlSocket string `json:"controlSocket,omitempty"`
+	// WebhookAddr serves POST /webhooks/github and /metrics. Empty: off.
+	WebhookAddr string `json:"webhookAddr,omitempty"`
+	// WebhookRepo ("owner/name") makes deliveries for other repositories
+	// ignored. Empty: any.
+	WebhookRepo string `json:"webhookRepo,omitempty"`
+	// PollInterval between head checks. Default 30s.
+	PollInterval string `json:"pollInterval,omitempty"`
+	// WebhookSecretFile holds the webhook secret; else $GITGATE_WEBHOOK_SECRET.
+	WebhookSecretFile string `json:"webhookSecretFile,omitempty"`
+	// GitTokenFile holds an HTTPS token; else $GITGATE_GIT_TOKEN.
+	GitTokenFile string `json:"gitTokenFile,omitempty"`
+	// SSHKeyFile is a private key for SSH URLs.
+	SSHKeyFile string `json:"sshKeyFile,omitempty"`
+	// KnownHostsFile checks SSH host keys. Default: ~/.ssh/known_hosts.
+	KnownHostsFile string `json:"knownHostsFile,omitempty"`
+	// VerifySignatures rejects commits not signed by TrustedKeys.
+	VerifySignatures bool `json:"verifySignatures,omitempty"`
+	// TrustedKeys is an armored PGP public key ring file.
+	TrustedKeys string `json:"trustedKeys,omitempty"`
+	// KeepBundles is how many bundles stay on disk. Default 100.
+	KeepBundles int `json:"keepBundles,omitempty"`
+	// LogLevel is debug, info, warn or error. Default info.
+	LogLevel string `json:"logLevel,omitempty"`
+}
+
+// parseRunConfig reads --config first, then lets explicitly set flags win.
+func parseRunConfig(args []string, stderr io.Writer) (runConfig, error) {
+	fs := flag.NewFlagSet("agent run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var flagCfg runConfig
+	configFile := fs.String("config", "", "agent.yaml with the same settings (flags win)")
+	fs.StringVar(&flagCfg.Repo, "repo", "", "config repository URL or local path (required)")
+	fs.StringVar(&flagCfg.Branch, "branch", "main", "branch to track")
+	fs.StringVar(&flagCfg.Path, "path", "", "config directory inside the repository (default: the root)")
+	fs.StringVar(&flagCfg.GatewaySocket, "gateway-socket", "", "the gateway's admin socket (required)")
+	fs.StringVar(&flagCfg.StateDir, "state-dir", "", "directory for the clone, bundles, history and state (required)")
+	fs.StringVar(&flagCfg.ControlSocket, "control-socket", "", "control socket (default <state-dir>/agent.sock)")
+	fs.StringVar(&flagCfg.WebhookAddr, "webhook-addr", "", "address for POST /webhooks/github and /metrics (default: off)")
+	fs.StringVar(&flagCfg.WebhookRepo, "webhook-repo", "", "owner/name whose deliveries count (default: any)")
+	fs.StringVar(&flagCfg.PollInterval, "poll-interval", "30s", "time between head checks (jittered ±10%)")
+	fs.StringVar(&flagCfg.WebhookSecretFile, "webhook-secret-file", "", "file with the webhook secret (else $"+webhook.SecretEnv+")")
+	fs.StringVar(&flagCfg.GitTokenFile, "git-token-file", "", "file with an HTTPS token (else $"+tokenEnv+")")
+	fs.StringVar(&flagCfg.SSHKeyFile, "ssh-key-file", "", "SSH private key for ssh:// and git@ URLs")
+	fs.StringVar(&flagCfg.KnownHostsFile, "known-hosts-file", "", "known_hosts for SSH (default ~/.ssh/known_hosts)")
+	fs.BoolVar(&flagCfg.VerifySignatures, "verify-signatures", false, "apply only commits signed by --trusted-keys")
+	fs.StringVar(&flagCfg.TrustedKeys, "trusted-keys", "", "armored PGP public keys for --verify-signatures")
+	fs.IntVar(&flagCfg.KeepBundles, "keep-bundles", 100, "bundles of applied commits kept on disk")
+	fs.StringVar(&flagCfg.LogLevel, "log-level", "info", "debug, info, warn or error")
+	if err := fs.Parse(args); err != nil {
+		return runConfig{}, err
+	}
+	if fs.NArg() > 0 {
+		return runConfig{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
+	}
+	cfg := runConfig{Branch: "main", PollInterval: "30s", KeepBundles: 100, LogLevel: "info"}
+	if *configFile != "" {
+		data, err := os.ReadFile(*configFile)
+		if err != nil {
+			return runConfig{}, fmt.Errorf("reading --config: %w", err)
+		}
+		if err := yaml.UnmarshalStrict(data, &cfg); err != nil {
+			return runConfig{}, fmt.Errorf("%s: %w", *configFile, err)
+		}
+	}
+	// Flags given on the command line win over the file.
+	fs.Visit(func(f *flag.Flag) {
+		switch f.Name {
+		case "repo":
+			cfg.Repo = flagCfg.Repo
+		case "branch":
+			cfg.Branch = flagCfg.Branch
+		case "path":
+			cfg.Path = flagCfg.Path
+		case "gateway-socket":
+			cfg.GatewaySocket = flagCfg.GatewaySocket
+		case "state-dir":
+			cfg.StateDir = flagCfg.StateDir
+		case "control-socket":
+			cfg.ControlSocket = flagCfg.ControlSocket
+		case "webhook-addr":
+			cfg.WebhookAddr = flagCfg.WebhookAddr
+		case "webhook-repo":
+			cfg.WebhookRepo = flagCfg.WebhookRepo
+		case "poll-interval":
+			cfg.PollInterval = flagCfg.PollInterval
+		case "webhook-secret-file":
+			cfg.WebhookSecretFile = flagCfg.WebhookSecretFile
+		case "git-token-file":
+			cfg.GitTokenFile = flagCfg.GitTokenFile
+		case "ssh-key-file":
+			cfg.SSHKeyFile = flagCfg.SSHKeyFile
+		case "known-hosts-file":
+			cfg.KnownHostsFile = flagCfg.KnownHostsFile
+		case "verify-signatures":
+			cfg.VerifySignatures = flagCfg.VerifySignatures
+		case "trusted-keys":
+			cfg.TrustedKeys = flagCfg.TrustedKeys
+		case "keep-bundles":
+			cfg.KeepBundles = flagCfg.KeepBundles
+		case "log-level":
+			cfg.LogLevel = flagCfg.LogLevel
+		}
+	})
+	var missing []string
+	for name, v := range map[string]string{"--repo": cfg.Repo, "--gateway-socket": cfg.GatewaySocket, "--state-dir": cfg.StateDir} {
+		if v == "" {
+			missing = append(missing, name)
+		}
+	}
+	if len(missing) > 0 {
+		return runConfig{}, fmt.Errorf("missing %s", strings.Join(sortedStrings(missing), ", "))
+	}
+	if cfg.ControlSocket == "" {
+		cfg.ControlSocket = filepath.Join(cfg.StateDir, "agent.sock")
+	}
+	if d, err := time.ParseDuration(cfg.PollInterval); err != nil || d < time.Second {
+		return runConfig{}, fmt.Errorf("poll interval %q must be a duration of at least 1s", cfg.PollInterval)
+	}
+	if cfg.VerifySignatures && cfg.TrustedKeys == "" {
+		return runConfig{}, errors.New("--verify-signatures needs --trusted-keys")
+	}
+	if _, err := zerolog.ParseLevel(cfg.LogLevel); err != nil {
+		return runConfig{}, fmt.Errorf("log level: %w", err)
+	}
+	return cfg, nil
+}
+
+func sortedStrings(s []string) []string {
+	sort.Strings(s)
+	return s
+}
+
+func runRun(ctx context.Context, args []string, _, stderr io.Writer) int {
+	cfg, err := parseRunConfig(args, stderr)
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return 0
+		}
+		fmt.Fprintf(stderr, "agent run: %v\n", err)
+		return 2
+	}
+	level, _ := zerolog.ParseLevel(cfg.LogLevel)
+	zerolog.TimeFieldFormat = time.RFC3339Nano
+	logger := zerolog.New(stderr).Level(level).With().Timestamp().Logger()
+	if err := runAgent(ctx, cfg, logger); err != nil {
+		logger.Error().Err(err).Msg("agent failed")
+		return 1
+	}
+	return 0
+}
+
+// readSecretFile returns the trimmed content of file, or $env when file is
+// empty.
+func readSecretFile(file, env string) (string, error) {
+	if file == "" {
+		return os.Getenv(env), nil
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		return "", fmt.Errorf("reading secret file: %w", err)
+	}
+	return strings.TrimRight(string(b), "\r\n"), nil
+}
+
+// runAgent wires the packages together and runs until ctx ends.
+func runAgent(ctx context.Context, cfg runConfig, logger zerolog.Logger) error {
+	poll, _ := time.ParseDuration(cfg.PollInterval)
+	token, err := readSecretFile(cfg.GitTokenFile, tokenEnv)
+	if err != nil {
+		return fmt.Errorf("git token: %w", err)
+	}
+	var trusted string
+	if cfg.VerifySignatures {
+		b, err := os.ReadFile(cfg.TrustedKeys)
+		if err != nil {
+			return fmt.Errorf("reading trusted keys: %w", err)
+		}
+		trusted = string(b)
+	}
+	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
+		return fmt.Errorf("creating state dir: %w", err)
+	}
+	src, err := gitsrc.Open(gitsrc.Options{
+		URL: cfg.Repo, Branch: cfg.Branch, StorageDir: filepath.Join(cfg.StateDir, "git"),
+		Token: token, SSHKeyFile: cfg.SSHKeyFile, KnownHostsFile: cfg.KnownHostsFile, TrustedKeys: trusted,
+	})
+	if err != nil {
+		return err
+	}
+	store, err := bundle.Open(cfg.StateDir, bundle.Options{KeepBundles: cfg.KeepBundles})
+	if err != nil {
+		return err
+	}
+	defer store.Close()
+	if n := store.Dropped(); n > 0 {
+		logger.Warn().Int("lines", n).Msg("dropped torn or corrupt history lines")
+	}
+	gw := client.New(cfg.GatewaySocket)
+	defer gw.Close()
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	loop, err := syncer.New(syncer.Options{
+		Source: src, Store: store, Gateway: gw, Path: cfg.Path, PollInterval: poll,
+		Metrics: syncer.NewMetrics(reg), Logger: logger,
+	})
+	if err != nil {
+		return err
+	}
+
+	ctl, err := control.Listen(cfg.ControlSocket, loop, logger)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = ctl.Close(sctx)
+	}()
+
+	var hookSrv *http.Server
+	hookDone := make(chan error, 1)
+	if cfg.WebhookAddr != "" {
+		secret, err := webhook.LoadSecret(cfg.WebhookSecretFile)
+		if err != nil {
+			return err
+		}
+		hook, err := webhook.New(webhook.Options{
+			Secret: secret, Branch: cfg.Branch, Repo: cfg.WebhookRepo, Nudge: loop.Trigger,
+			Registerer: reg, Logger: logger.With().Str("component", "webhook").Logger(),
+		})
+		if err != nil {
+			return err
+		}
+		defer hook.Close()
+		mux := http.NewServeMux()
+		mux.Handle("POST /webhooks/github", hook)
+		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
+		ln, err := net.Listen("tcp", cfg.WebhookAddr)
+		if err != nil {
+			return fmt.Errorf("listening for webhooks on %s: %w", cfg.WebhookAddr, err)
+		}
+		hookSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 30 * time.Second, IdleTimeout: time.Minute}
+		go func() {
+			err := hookSrv.Serve(ln)
+			if errors.Is(err, http.ErrServerClosed) {
+				err = nil
+			}
+			hookDone <- err
+		}()
+		logger.Info().Str("addr", ln.Addr().String()).Msg("webhook listener started")
+	}
+
+	logger.Info().Str("repo", src.URL()).Str("branch", cfg.Branch).Str("path", cfg.Path).
+		Str("control", cfg.ControlSocket).Dur("poll", poll).Msg("agent started")
+	err = loop.Run(ctx)
+	if hookSrv != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		_ = hookSrv.Shutdown(sctx)
+		cancel()
+		if herr := <-hookDone; herr != nil {
+			err = errors.Join(err, herr)
+		}
+	}
+	logger.Info().Msg("agent stopped")
+	return err
 }

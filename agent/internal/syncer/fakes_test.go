@@ -2,16 +2,11 @@ package syncer
 
 import (
 	"context"
-	"encoding/json"
-	"net"
-	"net/http"
-	"net/http/httptest"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,144 +14,10 @@ import (
 
 	"github.com/gitgate/gitgate/agent/internal/bundle"
 	"github.com/gitgate/gitgate/agent/internal/gitsrc"
+	"github.com/gitgate/gitgate/agent/internal/gwfake"
 	"github.com/gitgate/gitgate/gateway/admin/client"
 	"github.com/gitgate/gitgate/schemas"
 )
-
-// fakeGateway serves the admin API's bundle and status routes over a real
-// Unix socket with the gateway's If-Match, 412, 422 and same-digest
-// semantics. It can be stopped and restarted on the same path.
-type fakeGateway struct {
-	t    *testing.T
-	sock string
-
-	mu      sync.Mutex
-	running *schemas.Bundle
-	puts    int
-	gate    chan struct{} // when non-nil, status calls wait on it
-	srv     *httptest.Server
-}
-
-func newFakeGateway(t *testing.T) *fakeGateway {
-	dir, err := os.MkdirTemp("", "gw") // short path: Unix socket names are limited
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { os.RemoveAll(dir) })
-	g := &fakeGateway{t: t, sock: filepath.Join(dir, "admin.sock")}
-	g.start()
-	t.Cleanup(g.stop)
-	return g
-}
-
-func (g *fakeGateway) start() {
-	ln, err := net.Listen("unix", g.sock)
-	if err != nil {
-		g.t.Fatal(err)
-	}
-	srv := httptest.NewUnstartedServer(g)
-	srv.Listener.Close()
-	srv.Listener = ln
-	srv.Start()
-	g.mu.Lock()
-	g.srv = srv
-	g.mu.Unlock()
-}
-
-func (g *fakeGateway) stop() {
-	g.mu.Lock()
-	srv := g.srv
-	g.srv = nil
-	g.mu.Unlock()
-	if srv != nil {
-		srv.CloseClientConnections()
-		srv.Close()
-		os.Remove(g.sock)
-	}
-}
-
-// restart simulates a gateway restart that comes back with `running`.
-func (g *fakeGateway) restart(running *schemas.Bundle) {
-	g.stop()
-	g.mu.Lock()
-	g.running = running
-	g.mu.Unlock()
-	g.start()
-}
-
-func (g *fakeGateway) current() *schemas.Bundle {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	return g.running
-}
-
-func (g *fakeGateway) set(b *schemas.Bundle) {
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	g.running = b
-}
-
-func writeJSON(w http.ResponseWriter, code int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.WriteHeader(code)
-	json.NewEncoder(w).Encode(v)
-}
-
-func (g *fakeGateway) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	switch {
-	case r.Method == http.MethodGet && r.URL.Path == "/v1/status":
-		g.mu.Lock()
-		gate := g.gate
-		g.mu.Unlock()
-		if gate != nil {
-			<-gate
-		}
-		g.mu.Lock()
-		defer g.mu.Unlock()
-		st := client.Status{}
-		if g.running != nil {
-			st.Ready, st.Version, st.Digest = true, g.running.Version, g.running.Digest
-		}
-		writeJSON(w, 200, st)
-	case r.Method == http.MethodPut && r.URL.Path == "/v1/bundle":
-		var b schemas.Bundle
-		if err := json.NewDecoder(r.Body).Decode(&b); err != nil {
-			writeJSON(w, 400, client.ErrorBody{Error: err.Error()})
-			return
-		}
-		if err := b.Verify(); err != nil {
-			writeJSON(w, 422, client.ErrorBody{Error: err.Error()})
-			return
-		}
-		for name, rt := range b.Config.Routes {
-			for _, be := range rt.Backends {
-				if _, ok := b.Config.Upstreams[be.Upstream]; !ok {
-					writeJSON(w, 422, client.ErrorBody{Error: "invalid", Diagnostics: []schemas.Diagnostic{{Path: "routes." + name, Message: "unknown upstream " + be.Upstream}}})
-					return
-				}
-			}
-		}
-		g.mu.Lock()
-		defer g.mu.Unlock()
-		cur := ""
-		if g.running != nil {
-			cur = g.running.Version
-		}
-		if im := r.Header.Get("If-Match"); im != "" && im != "*" && im != client.ETag(cur) {
-			writeJSON(w, 412, client.ErrorBody{Error: "precondition failed", CurrentVersion: cur})
-			return
-		}
-		if g.running != nil && g.running.Digest == b.Digest {
-			writeJSON(w, 200, client.Applied{Version: cur, Digest: b.Digest, Unchanged: true})
-			return
-		}
-		g.puts++
-		g.running = &b
-		writeJSON(w, 200, client.Applied{Version: b.Version, Digest: b.Digest, AppliedAt: time.Now()})
-	default:
-		http.NotFound(w, r)
-	}
-}
 
 var gitEnv = []string{
 	"GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_SYSTEM=/dev/null", "GIT_CONFIG_NOSYSTEM=1",
@@ -231,7 +92,7 @@ func (r *reported) CommitFailed(_ context.Context, sha string, _ []schemas.Diagn
 type harness struct {
 	t     *testing.T
 	repo  *configRepo
-	gw    *fakeGateway
+	gw    *gwfake.Gateway
 	state string
 	loop  *Loop
 	store *bundle.Store
@@ -240,7 +101,7 @@ type harness struct {
 }
 
 func newHarness(t *testing.T) *harness {
-	h := &harness{t: t, repo: newConfigRepo(t), gw: newFakeGateway(t), state: t.TempDir(),
+	h := &harness{t: t, repo: newConfigRepo(t), gw: gwfake.New(t), state: t.TempDir(),
 		rep: &reported{applied: make(chan string, 100), failed: make(chan string, 100)}}
 	return h
 }
@@ -256,7 +117,7 @@ func (h *harness) start() {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gw := client.New(h.gw.sock)
+	gw := client.New(h.gw.Sock)
 	l, err := New(Options{Source: src, Store: st, Gateway: gw, Path: "cfg", PollInterval: time.Hour,
 		BackoffMin: 5 * time.Millisecond, BackoffMax: 20 * time.Millisecond, Reporter: h.rep, Logger: zerolog.Nop()})
 	if err != nil {
@@ -293,9 +154,4 @@ func (h *harness) sync() Status {
 	return s
 }
 
-func (h *harness) running() string {
-	if b := h.gw.current(); b != nil {
-		return b.Version
-	}
-	return ""
-}
+func (h *harness) running() string { return h.gw.Version() }

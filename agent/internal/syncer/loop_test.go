@@ -72,20 +72,14 @@ func TestCoalescesTriggers(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
 	h.repo.commit("first", validConfig(9001))
-	gate := make(chan struct{})
-	h.gw.mu.Lock()
-	h.gw.gate = gate
-	h.gw.mu.Unlock()
+	release := h.gw.Gate()
 	h.start()
 	// The first sync is now blocked in the gateway's status call.
 	waitFor(t, func() bool { h.loop.mu.Lock(); defer h.loop.mu.Unlock(); return h.loop.started == 1 })
 	for range 50 {
 		h.loop.Trigger("webhook")
 	}
-	h.gw.mu.Lock()
-	h.gw.gate = nil
-	h.gw.mu.Unlock()
-	close(gate)
+	release()
 	waitFor(t, func() bool { h.loop.mu.Lock(); defer h.loop.mu.Unlock(); return h.loop.completed == 2 })
 	h.loop.mu.Lock()
 	started, completed := h.loop.started, h.loop.completed
@@ -114,7 +108,7 @@ func TestSelfHeal(t *testing.T) {
 	sha := h.repo.commit("first", validConfig(9001))
 	h.start()
 	h.sync()
-	desired := h.gw.current()
+	desired := h.gw.Current()
 	other, err := schemas.NewBundle(strings.Repeat("b", 40), schemas.Source{}, schemas.Config{}, time.Now())
 	if err != nil {
 		t.Fatal(err)
@@ -123,14 +117,14 @@ func TestSelfHeal(t *testing.T) {
 		name   string
 		break_ func()
 	}{
-		{"hand-edited gateway", func() { h.gw.set(other) }},
-		{"gateway restarted empty", func() { h.gw.restart(nil) }},
-		{"gateway restarted from an older file", func() { h.gw.restart(other) }},
+		{"hand-edited gateway", func() { h.gw.Set(other) }},
+		{"gateway restarted empty", func() { h.gw.Restart(nil) }},
+		{"gateway restarted from an older file", func() { h.gw.Restart(other) }},
 	}
 	for _, tc := range tests {
 		tc.break_()
 		h.sync()
-		if got := h.gw.current(); got == nil || got.Digest != desired.Digest || got.Version != sha {
+		if got := h.gw.Current(); got == nil || got.Digest != desired.Digest || got.Version != sha {
 			t.Fatalf("%s: gateway runs %+v, want %s healed", tc.name, got, sha)
 		}
 		if e := h.loop.History(1)[0]; e.Trigger != "heal" || e.Result != bundle.ResultApplied {
@@ -143,14 +137,14 @@ func TestGatewayDownBacksOffThenRecovers(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
 	sha := h.repo.commit("first", validConfig(9001))
-	h.gw.stop()
+	h.gw.Stop()
 	h.start()
 	s := h.sync()
 	if s.GatewayReachable || s.LastResult != bundle.ResultFailed || s.Failures == 0 || s.GatewayError == "" {
 		t.Fatalf("with the gateway down: %+v", s)
 	}
 	fails := len(h.loop.History(0))
-	h.gw.start()
+	h.gw.Start()
 	waitFor(t, func() bool { return h.running() == sha }) // the backoff retry recovers by itself
 	s = h.sync()
 	if !s.GatewayReachable || s.LastApplied != sha || s.Failures != 0 {
@@ -293,11 +287,11 @@ func TestRestartBetweenStoreAndPush(t *testing.T) {
 	t.Parallel()
 	h := newHarness(t)
 	sha := h.repo.commit("first", validConfig(9001))
-	h.gw.stop()
+	h.gw.Stop()
 	h.start()
 	h.sync() // builds and stores the bundle, push fails
 	h.stop()
-	h.gw.start()
+	h.gw.Start()
 	h.start()
 	h.sync()
 	if h.running() != sha {
@@ -312,6 +306,6 @@ func TestRunStopsItsGoroutines(t *testing.T) {
 	h.start()
 	h.sync()
 	h.stop()
-	h.gw.stop()
+	h.gw.Stop()
 	waitFor(t, func() bool { return runtime.NumGoroutine() <= before+2 })
 }

@@ -1,0 +1,253 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/rs/zerolog"
+
+	"github.com/gitgate/gitgate/agent/internal/bundle"
+	"github.com/gitgate/gitgate/agent/internal/gwfake"
+	"github.com/gitgate/gitgate/agent/internal/syncer"
+	"github.com/gitgate/gitgate/agent/internal/webhook"
+)
+
+func TestParseRunConfig(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	write := func(name, s string) string {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, []byte(s), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	good := write("agent.yaml", "repo: https://github.com/acme/config.git\nbranch: prod\ngatewaySocket: /run/gw.sock\nstateDir: /var/lib/agent\npollInterval: 10s\n")
+	typo := write("typo.yaml", "repo: x\nbranchh: prod\n")
+	tests := []struct {
+		name    string
+		args    []string
+		wantErr string
+		check   func(t *testing.T, c runConfig)
+	}{
+		{name: "file", args: []string{"--config", good}, check: func(t *testing.T, c runConfig) {
+			if c.Branch != "prod" || c.PollInterval != "10s" || c.ControlSocket != "/var/lib/agent/agent.sock" || c.KeepBundles != 100 {
+				t.Fatalf("%+v", c)
+			}
+		}},
+		{name: "flags win over the file", args: []string{"--config", good, "--branch", "main", "--control-socket", "/tmp/c.sock"}, check: func(t *testing.T, c runConfig) {
+			if c.Branch != "main" || c.ControlSocket != "/tmp/c.sock" || c.Repo != "https://github.com/acme/config.git" {
+				t.Fatalf("%+v", c)
+			}
+		}},
+		{name: "unknown field in the file", args: []string{"--config", typo}, wantErr: "branchh"},
+		{name: "missing required", args: []string{"--repo", "x"}, wantErr: "missing --gateway-socket, --state-dir"},
+		{name: "bad poll interval", args: []string{"--config", good, "--poll-interval", "10ms"}, wantErr: "at least 1s"},
+		{name: "signatures need keys", args: []string{"--config", good, "--verify-signatures"}, wantErr: "--trusted-keys"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var stderr bytes.Buffer
+			c, err := parseRunConfig(tc.args, &stderr)
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("err = %v, want %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			tc.check(t, c)
+		})
+	}
+}
+
+var gitEnv = []string{
+	"GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_SYSTEM=/dev/null", "GIT_CONFIG_NOSYSTEM=1",
+	"GIT_AUTHOR_NAME=Ada", "GIT_AUTHOR_EMAIL=ada@example.com",
+	"GIT_COMMITTER_NAME=Ada", "GIT_COMMITTER_EMAIL=ada@example.com",
+}
+
+func gitCmd(t *testing.T, dir string, args ...string) string {
+	t.Helper()
+	cmd := exec.Command("git", args...)
+	cmd.Dir = dir
+	cmd.Env = append(os.Environ(), gitEnv...)
+	out, err := cmd.CombinedOutput()
+	if err != nil {
+		t.Fatalf("git %v: %v\n%s", args, err, out)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+func commitConfig(t *testing.T, dir, msg, yaml string) string {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Join(dir, "cfg"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "cfg", "gw.yaml"), []byte(yaml), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	gitCmd(t, dir, "add", "-A")
+	gitCmd(t, dir, "commit", "-q", "-m", msg)
+	return gitCmd(t, dir, "rev-parse", "HEAD")
+}
+
+func cfgYAML(port string) string {
+	return "upstreams:\n  web:\n    targets: [\"http://127.0.0.1:" + port + "\"]\nroutes:\n  site:\n    match:\n      path: /\n    backends:\n      - upstream: web\n        weight: 100\n"
+}
+
+func freeAddr(t *testing.T) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+func waitUntil(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
+// cli runs one agent subcommand in-process and returns its exit code and
+// stdout.
+func cli(t *testing.T, fn func(context.Context, []string, *bytes.Buffer, *bytes.Buffer) int, args ...string) (int, string) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	code := fn(context.Background(), args, &out, &errb)
+	if errb.Len() > 0 {
+		t.Logf("stderr: %s", errb.String())
+	}
+	return code, out.String()
+}
+
+func wrap(f func(context.Context, []string, io.Writer, io.Writer) int) func(context.Context, []string, *bytes.Buffer, *bytes.Buffer) int {
+	return func(ctx context.Context, a []string, o, e *bytes.Buffer) int { return f(ctx, a, o, e) }
+}
+
+// TestAgentEndToEnd runs the wired agent against a real repository, a fake
+// gateway on a real Unix socket, signed webhooks and the CLI commands.
+func TestAgentEndToEnd(t *testing.T) {
+	t.Parallel()
+	repo := t.TempDir()
+	gitCmd(t, repo, "init", "-q", "-b", "main")
+	first := commitConfig(t, repo, "first", cfgYAML("9001"))
+	gw := gwfake.New(t)
+	state, err := os.MkdirTemp("", "agent")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(state) })
+	secretFile := filepath.Join(state, "secret")
+	os.WriteFile(secretFile, []byte("s3cret\n"), 0o600)
+	addr := freeAddr(t)
+	cfg := runConfig{Repo: repo, Branch: "main", Path: "cfg", GatewaySocket: gw.Sock, StateDir: state,
+		ControlSocket: filepath.Join(state, "agent.sock"), WebhookAddr: addr, PollInterval: "1h",
+		WebhookSecretFile: secretFile, KeepBundles: 100, LogLevel: "info"}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- runAgent(ctx, cfg, zerolog.Nop()) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("runAgent: %v", err)
+		}
+	})
+	waitUntil(t, "first commit served", func() bool { return gw.Version() == first })
+	ctl := []string{"--control-socket", cfg.ControlSocket}
+
+	// A signed push webhook syncs a new commit; a tampered one is refused.
+	second := commitConfig(t, repo, "second", cfgYAML("9002"))
+	body := []byte(`{"ref":"refs/heads/main","after":"0000000000000000000000000000000000000000"}`)
+	for _, tc := range []struct {
+		name string
+		sig  string
+		want int
+	}{
+		{"tampered", webhook.Sign([]byte("s3cret"), append(body, ' ')), http.StatusUnauthorized},
+		{"signed", webhook.Sign([]byte("s3cret"), body), http.StatusAccepted},
+	} {
+		req, _ := http.NewRequest(http.MethodPost, "http://"+addr+"/webhooks/github", bytes.NewReader(body))
+		req.Header.Set("X-GitHub-Event", "push")
+		req.Header.Set("X-GitHub-Delivery", tc.name)
+		req.Header.Set("X-Hub-Signature-256", tc.sig)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != tc.want {
+			t.Fatalf("%s webhook: %d, want %d", tc.name, resp.StatusCode, tc.want)
+		}
+	}
+	waitUntil(t, "webhook-triggered sync", func() bool { return gw.Version() == second })
+
+	// An invalid commit: `agent sync` fails, the old config keeps serving.
+	bad := commitConfig(t, repo, "bad", strings.Replace(cfgYAML("9003"), "weight: 100", "weight: lots", 1))
+	if code, _ := cli(t, wrap(runSync), ctl...); code != 1 {
+		t.Fatalf("agent sync on an invalid commit: exit %d, want 1", code)
+	}
+	if gw.Version() != second {
+		t.Fatalf("gateway runs %s after an invalid commit, want %s", gw.Version(), second)
+	}
+	code, out := cli(t, wrap(runHistory), append(ctl, "--json", "-n", "1")...)
+	var hist []bundle.Entry
+	if code != 0 || json.Unmarshal([]byte(out), &hist) != nil || len(hist) != 1 || hist[0].SHA != bad || hist[0].Result != bundle.ResultRejected {
+		t.Fatalf("history: exit %d %s", code, out)
+	}
+	if code, out := cli(t, wrap(runHistory), ctl...); code != 0 || !strings.Contains(out, "cfg/gw.yaml:") {
+		t.Fatalf("human history lacks the file:line of the error: %s", out)
+	}
+
+	// Rollback with no sha goes to the previous applied commit and pins.
+	if code, out := cli(t, wrap(runRollback), append(ctl, "--reason", "test")...); code != 0 || !strings.Contains(out, "Rolled back to "+first[:12]) {
+		t.Fatalf("rollback: exit %d %s", code, out)
+	}
+	var st syncer.Status
+	code, out = cli(t, wrap(runStatus), append(ctl, "--json")...)
+	if code != 0 || json.Unmarshal([]byte(out), &st) != nil || st.Mode != "pinned" || gw.Version() != first {
+		t.Fatalf("status after rollback: exit %d %s", code, out)
+	}
+	if code, _ := cli(t, wrap(runRollback), append(ctl, "ffffffff")...); code != 1 {
+		t.Fatalf("rollback to an unknown prefix: exit %d, want 1", code)
+	}
+	if code, out := cli(t, wrap(runResume), ctl...); code != 0 || !strings.Contains(out, "tracking") {
+		t.Fatalf("resume: exit %d %s", code, out)
+	}
+	if code, out := cli(t, wrap(runStatus), ctl...); code != 0 || !strings.Contains(out, "Tracking:") {
+		t.Fatalf("human status: exit %d %s", code, out)
+	}
+	// Metrics are served next to the webhook.
+	resp, err := http.Get("http://" + addr + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var m bytes.Buffer
+	m.ReadFrom(resp.Body)
+	resp.Body.Close()
+	for _, name := range []string{"gitgate_agent_syncs_total", "gitgate_agent_webhook_deliveries_total", "gitgate_agent_fetches_total"} {
+		if !strings.Contains(m.String(), name) {
+			t.Errorf("metrics lack %s", name)
+		}
+	}
+}
