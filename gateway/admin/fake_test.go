@@ -26,7 +26,7 @@ type fakeRuntime struct {
 
 func (f *fakeRuntime) Apply(b *schemas.Bundle) error {
 	if err := b.Verify(); err != nil {
-		return &schemas.InvalidError{Diagnostics: []schemas.Diagnostic{{Message: err.Error()}}}
+		return &schemas.InvalidError{Diagnostics: []schemas.Diagnostic{{Path: "bundle", Message: err.Error()}}}
 	}
 	var diags []schemas.Diagnostic
 	for name, r := range b.Config.Routes {

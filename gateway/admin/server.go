@@ -46,8 +46,10 @@ const (
 
 // Runtime is the part of the gateway engine the admin API drives.
 type Runtime interface {
-	// Apply compiles and swaps in b, or returns a *schemas.InvalidError and
-	// leaves the running config untouched.
+	// Apply verifies b's digest, compiles and swaps it in, or returns a
+	// *schemas.InvalidError and leaves the running config untouched. The
+	// server checks only the envelope (apiVersion, version) before it, so
+	// Apply must check the digest itself.
 	Apply(b *schemas.Bundle) error
 	// Current returns the running bundle, nil before any.
 	Current() *schemas.Bundle
@@ -303,10 +305,11 @@ func (s *Server) putBundle(w http.ResponseWriter, r *http.Request) {
 
 	s.applyMu.Lock()
 	defer s.applyMu.Unlock()
-	if err := b.Verify(); err != nil {
-		diags := verifyDiagnostics(err)
-		s.reject(b, err, diags)
-		writeError(w, http.StatusUnprocessableEntity, client.ErrorBody{Error: err.Error(), Diagnostics: diags})
+	// The envelope is checked here; the digest, which costs a full encode
+	// of the config, is checked once: by the Runtime's Apply, or below
+	// before a no-op is answered.
+	if err := checkEnvelope(b); err != nil {
+		s.refuse(w, b, err)
 		return
 	}
 	cur := s.opts.Runtime.Current()
@@ -323,6 +326,10 @@ func (s *Server) putBundle(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if cur != nil && cur.Digest == b.Digest {
+		if err := b.Verify(); err != nil {
+			s.refuse(w, b, err)
+			return
+		}
 		w.Header().Set("ETag", client.ETag(cur.Version))
 		writeJSON(w, http.StatusOK, client.Applied{
 			Version: cur.Version, Digest: cur.Digest, AppliedAt: s.appliedTime(), Unchanged: true,
@@ -351,6 +358,26 @@ func (s *Server) putBundle(w http.ResponseWriter, r *http.Request) {
 	s.log.Info().Str(logVersion, b.Version).Str(logDigest, b.Digest).Str(logRemote, r.RemoteAddr).Msg("applied bundle")
 	w.Header().Set("ETag", client.ETag(b.Version))
 	writeJSON(w, http.StatusOK, ans)
+}
+
+// refuse answers 422 for a bundle whose envelope or digest is wrong and
+// records it. applyMu is held.
+func (s *Server) refuse(w http.ResponseWriter, b *schemas.Bundle, err error) {
+	diags := verifyDiagnostics(err)
+	s.reject(b, err, diags)
+	writeError(w, http.StatusUnprocessableEntity, client.ErrorBody{Error: err.Error(), Diagnostics: diags})
+}
+
+// checkEnvelope runs the cheap checks of Bundle.Verify: apiVersion and
+// version.
+func checkEnvelope(b *schemas.Bundle) error {
+	if b.APIVersion != schemas.APIVersion {
+		return fmt.Errorf("%w: got %q, want %q", schemas.ErrAPIVersion, b.APIVersion, schemas.APIVersion)
+	}
+	if b.Version == "" {
+		return schemas.ErrNoVersion
+	}
+	return nil
 }
 
 // applied records a successful apply and tells watchers. applyMu is held.

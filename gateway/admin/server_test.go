@@ -211,14 +211,38 @@ func TestPutBundle(t *testing.T) {
 			},
 		},
 		{
-			name: "wrong digest", running: v1, push: func() *schemas.Bundle { b := *bundle(t, "v4", "http://127.0.0.1:4"); b.Digest = v1.Digest; return &b }(),
+			name: "wrong digest", running: v1, push: func() *schemas.Bundle {
+				b := *bundle(t, "v4", "http://127.0.0.1:4")
+				b.Digest = "sha256:0000"
+				return &b
+			}(),
 			check: func(t *testing.T, h *harness, a client.Applied, err error) {
 				var re *client.RejectedError
-				if !errors.As(err, &re) || re.Code != http.StatusUnprocessableEntity || re.Diagnostics[0].Path != "digest" {
+				if !errors.As(err, &re) || re.Code != http.StatusUnprocessableEntity ||
+					!strings.Contains(re.Diagnostics[0].Message, schemas.ErrDigest.Error()) {
 					t.Fatalf("got %v, want 422 on digest", err)
 				}
 				if h.rt.Current().Version != "v1" {
 					t.Fatal("running config changed")
+				}
+			},
+		},
+		{
+			name: "running digest claimed by another config", running: v1,
+			push: func() *schemas.Bundle { b := *bundle(t, "v5", "http://127.0.0.1:5"); b.Digest = v1.Digest; return &b }(),
+			check: func(t *testing.T, h *harness, a client.Applied, err error) {
+				var re *client.RejectedError
+				if !errors.As(err, &re) || re.Diagnostics[0].Path != "digest" {
+					t.Fatalf("got %+v, %v; want 422 on digest, not a no-op", a, err)
+				}
+			},
+		},
+		{
+			name: "no version", push: func() *schemas.Bundle { b := *v1; b.Version = ""; return &b }(),
+			check: func(t *testing.T, h *harness, a client.Applied, err error) {
+				var re *client.RejectedError
+				if !errors.As(err, &re) || re.Diagnostics[0].Path != "version" {
+					t.Fatalf("got %v, want 422 on version", err)
 				}
 			},
 		},

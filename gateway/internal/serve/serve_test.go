@@ -62,7 +62,7 @@ type gateway struct {
 }
 
 // startGateway runs Run in-process until the test ends.
-func startGateway(t *testing.T, state string, tweak func(*Config)) *gateway {
+func startGateway(t testing.TB, state string, tweak func(*Config)) *gateway {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "ggs")
 	if err != nil {
@@ -82,7 +82,11 @@ func startGateway(t *testing.T, state string, tweak func(*Config)) *gateway {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	g.stop = cancel
-	go func() { g.done <- Run(ctx, cfg, zerolog.New(zerolog.NewTestWriter(t))) }()
+	logger := zerolog.New(zerolog.NewTestWriter(t))
+	if _, bench := t.(*testing.B); bench {
+		logger = zerolog.Nop()
+	}
+	go func() { g.done <- Run(ctx, cfg, logger) }()
 	select {
 	case a := <-listening:
 		g.data = "http://" + a.data.String()
