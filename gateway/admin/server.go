@@ -131,8 +131,7 @@ type Server struct {
 	servers []*http.Server
 	closed  bool
 
-	lkgFailures prometheus.Counter
-	streams     prometheus.Gauge
+	m *metrics
 }
 
 // New builds a Server; it starts nothing.
@@ -158,17 +157,10 @@ func New(opts Options) (*Server, error) {
 		opts:    opts,
 		log:     opts.Logger.With().Str(logComponent, "admin").Logger(),
 		started: opts.Now(),
-		lkgFailures: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "gitgate_admin_lkg_save_failures_total",
-			Help: "Applied bundles that could not be saved as last-known-good.",
-		}),
-		streams: prometheus.NewGauge(prometheus.GaugeOpts{
-			Name: "gitgate_admin_watch_streams",
-			Help: "Open watch requests (SSE streams and long-polls).",
-		}),
+		m:       newMetrics(),
 	}
 	if r := opts.Registerer; r != nil {
-		for _, c := range []prometheus.Collector{s.lkgFailures, s.streams} {
+		for _, c := range s.m.collectors() {
 			if err := r.Register(c); err != nil {
 				return nil, fmt.Errorf("admin: registering metrics: %w", err)
 			}
@@ -176,6 +168,7 @@ func New(opts Options) (*Server, error) {
 	}
 	if cur := opts.Runtime.Current(); cur != nil {
 		s.appliedAt = s.started
+		s.m.running(cur.Version, cur.Digest, s.started)
 	}
 	s.bc = newBroadcaster(opts.EventBuffer, uint64(s.started.UnixMicro()), s.watchState())
 	s.adminMux = s.routes(true)
@@ -277,8 +270,10 @@ func (s *Server) Restore(b *schemas.Bundle) error {
 	}
 	if err := s.opts.Runtime.Apply(b); err != nil {
 		s.reject(b, err, diagnosticsOf(err))
+		s.m.outcome(resultRejected)
 		return fmt.Errorf("restoring last-known-good bundle %s: %w", b.Version, err)
 	}
+	s.m.outcome(resultApplied)
 	s.applied(b)
 	s.log.Info().Str(logVersion, b.Version).Str(logDigest, b.Digest).Msg("restored last-known-good bundle")
 	return nil
@@ -330,27 +325,33 @@ func (s *Server) putBundle(w http.ResponseWriter, r *http.Request) {
 			s.refuse(w, b, err)
 			return
 		}
+		s.m.outcome(resultUnchanged)
 		w.Header().Set("ETag", client.ETag(cur.Version))
 		writeJSON(w, http.StatusOK, client.Applied{
 			Version: cur.Version, Digest: cur.Digest, AppliedAt: s.appliedTime(), Unchanged: true,
 		})
 		return
 	}
-	if err := s.opts.Runtime.Apply(b); err != nil {
+	began := time.Now()
+	err = s.opts.Runtime.Apply(b)
+	s.m.applyDuration.Observe(time.Since(began).Seconds())
+	if err != nil {
 		diags := diagnosticsOf(err)
 		s.reject(b, err, diags)
-		code := http.StatusUnprocessableEntity
+		code, result := http.StatusUnprocessableEntity, resultRejected
 		if diags == nil {
-			code = http.StatusInternalServerError
+			code, result = http.StatusInternalServerError, resultFailed
 		}
+		s.m.outcome(result)
 		writeError(w, code, client.ErrorBody{Error: err.Error(), Diagnostics: diags})
 		return
 	}
 	at := s.applied(b)
+	s.m.outcome(resultApplied)
 	ans := client.Applied{Version: b.Version, Digest: b.Digest, AppliedAt: at}
 	if s.opts.Store != nil {
 		if err := s.opts.Store.Save(b); err != nil {
-			s.lkgFailures.Inc()
+			s.m.lkgFailures.Inc()
 			s.log.Error().Err(err).Str(logVersion, b.Version).Msg("applied bundle not saved as last-known-good")
 			ans.Warning = "applied, but not saved as last-known-good: " + err.Error()
 		}
@@ -365,6 +366,7 @@ func (s *Server) putBundle(w http.ResponseWriter, r *http.Request) {
 func (s *Server) refuse(w http.ResponseWriter, b *schemas.Bundle, err error) {
 	diags := verifyDiagnostics(err)
 	s.reject(b, err, diags)
+	s.m.outcome(resultRejected)
 	writeError(w, http.StatusUnprocessableEntity, client.ErrorBody{Error: err.Error(), Diagnostics: diags})
 }
 
@@ -386,6 +388,7 @@ func (s *Server) applied(b *schemas.Bundle) time.Time {
 	s.stateMu.Lock()
 	s.appliedAt = at
 	s.stateMu.Unlock()
+	s.m.running(b.Version, b.Digest, at)
 	s.bc.publish(client.EventApplied, s.watchState())
 	return at
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -115,14 +116,14 @@ func (b *broadcaster) close() {
 // watch serves GET /v1/watch: SSE when the client accepts
 // text/event-stream, else a long-poll.
 func (s *Server) watch(w http.ResponseWriter, r *http.Request) {
-	s.streams.Inc()
-	defer s.streams.Dec()
+	s.m.streams.Inc()
+	defer s.m.streams.Dec()
 	// The request is read; a long wait must not trip the server's read
 	// deadline, which would cancel the request's context.
 	rc := http.NewResponseController(w)
 	_ = rc.SetReadDeadline(time.Time{})
 	_ = rc.SetWriteDeadline(time.Time{})
-	if r.Header.Get("Accept") == "text/event-stream" {
+	if strings.Contains(r.Header.Get("Accept"), "text/event-stream") {
 		s.stream(w, r, rc)
 		return
 	}
