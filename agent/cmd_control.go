@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -192,18 +193,25 @@ func runHistory(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		printJSON(stdout, entries)
 		return 0
 	}
-	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
+	// Align the entry rows, then put each entry's problems under its row.
+	var table bytes.Buffer
+	tw := tabwriter.NewWriter(&table, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "TIME\tCOMMIT\tRESULT\tTRIGGER\tDURATION\tAUTHOR\tSUBJECT")
 	for _, e := range entries {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%dms\t%s\t%s\n", e.Time.Local().Format("2006-01-02 15:04:05"), short(e.SHA), e.Result, e.Trigger, e.DurationMS, e.Author, e.Subject)
-		for _, d := range e.Diagnostics {
-			fmt.Fprintf(tw, "\t\t  %s\n", d.String())
-		}
-		if e.Error != "" && len(e.Diagnostics) == 0 {
-			fmt.Fprintf(tw, "\t\t  %s\n", strings.ReplaceAll(e.Error, "\n", " "))
-		}
 	}
 	tw.Flush()
+	rows := strings.Split(strings.TrimSuffix(table.String(), "\n"), "\n")
+	fmt.Fprintln(stdout, rows[0])
+	for i, e := range entries {
+		fmt.Fprintln(stdout, rows[i+1])
+		for _, d := range e.Diagnostics {
+			fmt.Fprintf(stdout, "    %s\n", d.String())
+		}
+		if e.Error != "" && len(e.Diagnostics) == 0 {
+			fmt.Fprintf(stdout, "    %s\n", strings.ReplaceAll(e.Error, "\n", " "))
+		}
+	}
 	return 0
 }
 
