@@ -1,7 +1,9 @@
 package load
 
 import (
-	"errors"
+	"runtime"
+	"sort"
+	"sync"
 
 	"github.com/gitgate/gitgate/schemas"
 )
@@ -25,6 +27,16 @@ type Limits struct {
 // DefaultLimits are used where a Limits field is zero.
 var DefaultLimits = Limits{MaxFileBytes: 1 << 20, MaxTotalBytes: 16 << 20}
 
+func (l Limits) withDefaults() Limits {
+	if l.MaxFileBytes <= 0 {
+		l.MaxFileBytes = DefaultLimits.MaxFileBytes
+	}
+	if l.MaxTotalBytes <= 0 {
+		l.MaxTotalBytes = DefaultLimits.MaxTotalBytes
+	}
+	return l
+}
+
 // Result is the outcome of loading a config: a defaulted Config when
 // Diagnostics is empty.
 type Result struct {
@@ -32,13 +44,109 @@ type Result struct {
 	Diagnostics []schemas.Diagnostic
 }
 
-// Files validates a set of in-memory files (PLACEHOLDER: being written).
-func Files(files []File, lim Limits) Result {
-	return Result{Diagnostics: []schemas.Diagnostic{{Message: errors.New("loader not built yet").Error()}}}
+// Err returns nil when r is valid, else a *schemas.InvalidError carrying
+// every diagnostic.
+func (r Result) Err() error {
+	if len(r.Diagnostics) == 0 {
+		return nil
+	}
+	return &schemas.InvalidError{Diagnostics: r.Diagnostics}
 }
 
-// Dir reads the config directory dir from disk and validates it
-// (PLACEHOLDER: being written).
-func Dir(dir string, lim Limits) (Result, error) {
-	return Files(nil, lim), nil
+// Files validates a set of in-memory files, such as the tree of a commit.
+// Only *.yaml, *.yml, *.json and *.cue files count; other files and any path
+// with a hidden element (".github/…") are ignored. The files are unified into
+// one document, validated against the CUE schema and the semantic checks,
+// and decoded with defaults applied. Diagnostics are sorted by file, line
+// and column. Files is safe for concurrent use.
+func Files(files []File, lim Limits) Result {
+	lim = lim.withDefaults()
+	files = selectFiles(files)
+	if len(files) == 0 {
+		return Result{Diagnostics: []schemas.Diagnostic{{
+			Message: "no config files (*.yaml, *.yml, *.json, *.cue) found: is the config path right?"}}}
+	}
+	var (
+		diags []schemas.Diagnostic
+		total int64
+		keep  []File
+	)
+	for _, f := range files {
+		size := int64(len(f.Data))
+		if size > lim.MaxFileBytes {
+			diags = append(diags, tooBig(f.Path, size, lim.MaxFileBytes))
+			continue
+		}
+		if total+size > lim.MaxTotalBytes {
+			diags = append(diags, totalTooBig(f.Path, lim.MaxTotalBytes))
+			break
+		}
+		total += size
+		keep = append(keep, f)
+	}
+	if len(diags) > 0 {
+		return fail(diags)
+	}
+	sources, diags := parseAll(keep)
+	if len(diags) > 0 {
+		return fail(diags)
+	}
+	cfg, diags := evaluate(sources)
+	if len(diags) > 0 {
+		return fail(diags)
+	}
+	return Result{Config: cfg}
+}
+
+// parseAll parses files on up to GOMAXPROCS goroutines, keeping the order
+// of files in the result.
+func parseAll(files []File) ([]source, []schemas.Diagnostic) {
+	type parsed struct {
+		src   []source
+		diags []schemas.Diagnostic
+	}
+	out := make([]parsed, len(files))
+	next := make(chan int)
+	var wg sync.WaitGroup
+	for range min(runtime.GOMAXPROCS(0), len(files)) {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range next {
+				out[i].src, out[i].diags = parse(files[i])
+			}
+		}()
+	}
+	for i := range files {
+		next <- i
+	}
+	close(next)
+	wg.Wait()
+	var (
+		sources []source
+		diags   []schemas.Diagnostic
+	)
+	for _, p := range out {
+		sources = append(sources, p.src...)
+		diags = append(diags, p.diags...)
+	}
+	return sources, diags
+}
+
+func fail(diags []schemas.Diagnostic) Result {
+	sortDiagnostics(diags)
+	return Result{Diagnostics: diags}
+}
+
+// selectFiles keeps the config files, sorted by path so results do not
+// depend on the caller's order.
+func selectFiles(files []File) []File {
+	out := make([]File, 0, len(files))
+	for _, f := range files {
+		if configExt(f.Path) && !hidden(f.Path) {
+			out = append(out, f)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Path < out[j].Path })
+	return out
 }

@@ -1,0 +1,325 @@
+package load
+
+import (
+	"encoding/json"
+	"fmt"
+	"runtime"
+	"sync"
+
+	"sort"
+
+	"cuelang.org/go/cue"
+	"cuelang.org/go/cue/ast"
+	"cuelang.org/go/cue/cuecontext"
+	"cuelang.org/go/cue/token"
+
+	"github.com/gitgate/gitgate/schemas"
+)
+
+// The top-level sections of a config document and their CUE definitions.
+var sections = []struct{ name, def string }{
+	{"upstreams", "#Upstream"},
+	{"routes", "#Route"},
+	{"policies", "#Policy"},
+}
+
+func sectionIndex(name string) int {
+	for i, s := range sections {
+		if s.name == name {
+			return i
+		}
+	}
+	return -1
+}
+
+// entry is one named upstream, route or policy, with every place that
+// defines part of it. Most entries are written once.
+type entry struct {
+	section int
+	name    string
+	parts   []part
+}
+
+// part is one definition of an entry: a literal from a YAML or JSON file, or
+// a value of an evaluated CUE file.
+type part struct {
+	expr ast.Expr
+	val  cue.Value
+}
+
+// evaluate validates the sources entry by entry: each named upstream, route
+// and policy is unified with the other places that define it and with its
+// schema definition, then decoded. Evaluating small values one at a time
+// instead of one document of the whole config keeps CUE's cost linear and
+// its memory bounded by the largest entry (about ten times faster at 10,000
+// routes than unifying the whole document with #Config). The document level
+// (known sections, names) is checked here in Go.
+func evaluate(sources []source) (*schemas.Config, []schemas.Diagnostic) {
+	ctx, defs := newContext()
+	idx := newPosIndex(sources)
+
+	entries, diags := collect(ctx, sources, idx)
+	if len(diags) > 0 {
+		return nil, diags
+	}
+	cfg, diags := validateEntries(ctx, defs, entries, idx)
+	if len(diags) > 0 {
+		sortDiagnostics(diags)
+		return nil, diags
+	}
+	if diags := check(cfg); len(diags) > 0 {
+		return nil, idx.locate(diags)
+	}
+	cfg.ApplyDefaults()
+	return cfg, nil
+}
+
+// newContext returns a fresh CUE context with the schema compiled in it
+// and the definitions of the sections, in the order of sections.
+func newContext() (*cue.Context, []cue.Value) {
+	ctx := cuecontext.New()
+	schema := ctx.CompileBytes(schemas.CUESchema, cue.Filename(schemas.CUESchemaFile))
+	if err := schema.Err(); err != nil {
+		// The embedded schema is compiled by the tests; this is a build defect.
+		panic(fmt.Sprintf("compiling the embedded CUE schema: %v", err))
+	}
+	defs := make([]cue.Value, len(sections))
+	for i, s := range sections {
+		defs[i] = schema.LookupPath(cue.ParsePath(s.def))
+	}
+	return ctx, defs
+}
+
+// chunkSize is the number of entries validated in one CUE context. A CUE
+// context keeps every value built in it until it is dropped, so a fresh
+// context per chunk bounds memory (about 50 KB per route) by the chunk, not
+// by the config.
+const chunkSize = 256
+
+// decoded is the outcome of validating one entry.
+type decoded struct {
+	upstream schemas.Upstream
+	route    schemas.Route
+	policy   schemas.Policy
+	diags    []schemas.Diagnostic
+}
+
+// validateEntries validates and decodes every entry. Entries written only
+// in YAML or JSON are validated in chunks by up to GOMAXPROCS workers, each
+// chunk in a context of its own; entries with a part from a CUE file are
+// values of ctx and are validated there.
+func validateEntries(ctx *cue.Context, defs []cue.Value, entries []*entry, idx *posIndex) (*schemas.Config, []schemas.Diagnostic) {
+	out := make([]decoded, len(entries))
+	var literal []int
+	for i, e := range entries {
+		if e.literal() {
+			literal = append(literal, i)
+			continue
+		}
+		e.validate(ctx, defs[e.section], &out[i], idx)
+	}
+	chunks := make(chan []int)
+	var wg sync.WaitGroup
+	workers := min(runtime.GOMAXPROCS(0), (len(literal)+chunkSize-1)/chunkSize, 8)
+	for range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for chunk := range chunks {
+				cctx, cdefs := newContext()
+				for _, i := range chunk {
+					entries[i].validate(cctx, cdefs[entries[i].section], &out[i], idx)
+				}
+			}
+		}()
+	}
+	for start := 0; start < len(literal); start += chunkSize {
+		chunks <- literal[start:min(start+chunkSize, len(literal))]
+	}
+	close(chunks)
+	wg.Wait()
+
+	cfg := &schemas.Config{
+		Upstreams: make(map[string]schemas.Upstream),
+		Routes:    make(map[string]schemas.Route),
+		Policies:  make(map[string]schemas.Policy),
+	}
+	var diags []schemas.Diagnostic
+	for i, e := range entries {
+		d := &out[i]
+		if len(d.diags) > 0 {
+			diags = append(diags, d.diags...)
+			continue
+		}
+		switch sections[e.section].name {
+		case "upstreams":
+			cfg.Upstreams[e.name] = d.upstream
+		case "routes":
+			cfg.Routes[e.name] = d.route
+		case "policies":
+			cfg.Policies[e.name] = d.policy
+		}
+	}
+	return cfg, diags
+}
+
+// literal reports whether every part of e comes from YAML or JSON.
+func (e *entry) literal() bool {
+	for _, p := range e.parts {
+		if p.expr == nil {
+			return false
+		}
+	}
+	return true
+}
+
+// collect splits every source into entries keyed by section and name.
+func collect(ctx *cue.Context, sources []source, idx *posIndex) ([]*entry, []schemas.Diagnostic) {
+	byKey := make(map[[2]string]*entry)
+	var (
+		order []*entry
+		diags []schemas.Diagnostic
+	)
+	add := func(sec int, name string, p part) {
+		k := [2]string{sections[sec].name, name}
+		e := byKey[k]
+		if e == nil {
+			e = &entry{section: sec, name: name}
+			byKey[k] = e
+			order = append(order, e)
+		}
+		e.parts = append(e.parts, p)
+	}
+	unknownSection := func(file string, pos token.Pos, name string) {
+		msg := fmt.Sprintf("unknown top-level field %q: a config has upstreams, routes and policies", name)
+		if s := closest(name, []string{"upstreams", "routes", "policies"}); s != "" {
+			msg = fmt.Sprintf("unknown top-level field %q (did you mean %q?)", name, s)
+		}
+		diags = append(diags, schemas.Diagnostic{File: file, Line: pos.Line(), Column: pos.Column(), Path: formatPath([]string{name}), Message: msg})
+	}
+	for _, s := range sources {
+		switch n := s.node.(type) {
+		case *ast.File:
+			v := ctx.BuildFile(n)
+			if err := v.Err(); err != nil {
+				diags = append(diags, cueDiags(err, idx, nil)...)
+				continue
+			}
+			it, err := v.Fields()
+			if err != nil {
+				diags = append(diags, cueDiags(err, idx, nil)...)
+				continue
+			}
+			for it.Next() {
+				sec := sectionIndex(it.Selector().String())
+				if sec < 0 {
+					unknownSection(s.file, it.Value().Pos(), it.Selector().String())
+					continue
+				}
+				names, err := it.Value().Fields()
+				if err != nil {
+					diags = append(diags, cueDiags(err, idx, []string{sections[sec].name})...)
+					continue
+				}
+				for names.Next() {
+					add(sec, names.Selector().Unquoted(), part{val: names.Value()})
+				}
+			}
+		case *ast.StructLit:
+			for _, el := range n.Elts {
+				f, ok := el.(*ast.Field)
+				if !ok {
+					continue
+				}
+				secName, _, err := ast.LabelName(f.Label)
+				if err != nil {
+					continue
+				}
+				sec := sectionIndex(secName)
+				if sec < 0 {
+					unknownSection(s.file, f.Label.Pos(), secName)
+					continue
+				}
+				switch x := f.Value.(type) {
+				case *ast.StructLit:
+					for _, el := range x.Elts {
+						nf, ok := el.(*ast.Field)
+						if !ok {
+							continue
+						}
+						name, _, err := ast.LabelName(nf.Label)
+						if err != nil {
+							continue
+						}
+						add(sec, name, part{expr: nf.Value})
+					}
+				default:
+					if isNull(x) {
+						continue // "routes:" with nothing under it
+					}
+					pos := f.Value.Pos()
+					diags = append(diags, schemas.Diagnostic{File: s.file, Line: pos.Line(), Column: pos.Column(), Path: secName,
+						Message: fmt.Sprintf("%s must be a mapping from names to definitions", secName)})
+				}
+			}
+		}
+	}
+	sort.SliceStable(order, func(i, j int) bool {
+		if order[i].section != order[j].section {
+			return order[i].section < order[j].section
+		}
+		return order[i].name < order[j].name
+	})
+	return order, diags
+}
+
+// validate unifies the parts of e with def, validates the result and
+// decodes it into out.
+func (e *entry) validate(ctx *cue.Context, def cue.Value, out *decoded, idx *posIndex) {
+	at := []string{sections[e.section].name, e.name}
+	var data cue.Value
+	for i, p := range e.parts {
+		pv := p.val
+		if p.expr != nil {
+			pv = ctx.BuildExpr(p.expr)
+		}
+		if i == 0 {
+			data = pv
+		} else {
+			data = data.Unify(pv)
+		}
+	}
+	if len(e.parts) > 1 {
+		// Conflicts between places first: their message names both.
+		if err := data.Validate(); err != nil {
+			out.diags = cueDiags(err, idx, at)
+			return
+		}
+	}
+	v := def.Unify(data)
+	if err := v.Validate(cue.Concrete(true)); err != nil {
+		out.diags = cueDiags(err, idx, at)
+		return
+	}
+	// MarshalJSON of the evaluated value and encoding/json are several
+	// times faster than Value.Decode, and the Go types read their own JSON.
+	// Optional fields of the schema that the input leaves out are not
+	// marshaled.
+	js, err := v.MarshalJSON()
+	if err != nil {
+		out.diags = cueDiags(err, idx, at)
+		return
+	}
+	switch sections[e.section].name {
+	case "upstreams":
+		err = json.Unmarshal(js, &out.upstream)
+	case "routes":
+		err = json.Unmarshal(js, &out.route)
+	case "policies":
+		err = json.Unmarshal(js, &out.policy)
+	}
+	if err != nil {
+		// The schema admitted what the Go types refuse: a schema defect.
+		out.diags = []schemas.Diagnostic{{Path: formatPath(at), Message: fmt.Sprintf("decoding validated config: %v", err)}}
+	}
+}

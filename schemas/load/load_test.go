@@ -1,0 +1,290 @@
+package load
+
+import (
+	"bytes"
+	"encoding/json"
+	"flag"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/gitgate/gitgate/schemas"
+)
+
+var update = flag.Bool("update", false, "rewrite the expected.golden files of testdata/invalid")
+
+// setups add to a case what cannot live in git: a symlink, a file over the
+// size limit.
+var setups = map[string]func(t *testing.T, dir string){
+	"symlink": func(t *testing.T, dir string) {
+		target := filepath.Join(t.TempDir(), "outside.yaml")
+		if err := os.WriteFile(target, []byte("routes: {}\n"), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Symlink(target, filepath.Join(dir, "linked.yaml")); err != nil {
+			t.Fatal(err)
+		}
+	},
+	"oversized": func(t *testing.T, dir string) {
+		big := bytes.Repeat([]byte("# padding\n"), (1<<20)/10+1)
+		if err := os.WriteFile(filepath.Join(dir, "big.yaml"), big, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	},
+}
+
+// TestInvalidCorpus checks the exact diagnostics, in text form, of every
+// case of testdata/invalid against its expected.golden. Each case is copied
+// to a temporary directory first so that setups can add to it.
+func TestInvalidCorpus(t *testing.T) {
+	t.Parallel()
+	cases, err := os.ReadDir("testdata/invalid")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(cases) < 20 {
+		t.Fatalf("corpus has %d cases, expected at least 20", len(cases))
+	}
+	for _, c := range cases {
+		t.Run(c.Name(), func(t *testing.T) {
+			t.Parallel()
+			src := filepath.Join("testdata", "invalid", c.Name())
+			dir := copyConfig(t, src)
+			if setup := setups[c.Name()]; setup != nil {
+				setup(t, dir)
+			}
+			res, err := Dir(dir, Limits{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(res.Diagnostics) == 0 {
+				t.Fatal("config validated; the case must be invalid")
+			}
+			if res.Config != nil {
+				t.Error("Config is set together with diagnostics")
+			}
+			var got strings.Builder
+			for _, d := range res.Diagnostics {
+				if d.Message == "" {
+					t.Errorf("diagnostic without a message: %+v", d)
+				}
+				got.WriteString(d.String())
+				got.WriteByte('\n')
+			}
+			golden := filepath.Join(src, "expected.golden")
+			if *update {
+				if err := os.WriteFile(golden, []byte(got.String()), 0o644); err != nil {
+					t.Fatal(err)
+				}
+				return
+			}
+			want, err := os.ReadFile(golden)
+			if err != nil {
+				t.Fatalf("%v (run go test -run TestInvalidCorpus -update)", err)
+			}
+			if got.String() != string(want) {
+				t.Errorf("diagnostics differ from %s\n got:\n%s\nwant:\n%s", golden, got.String(), want)
+			}
+		})
+	}
+}
+
+// copyConfig copies the config files of src into a new temporary directory.
+func copyConfig(t *testing.T, src string) string {
+	t.Helper()
+	dir := t.TempDir()
+	entries, err := os.ReadDir(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		if e.IsDir() || !configExt(e.Name()) {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(src, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, e.Name()), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return dir
+}
+
+// TestExamplesValidate loads every config under examples/ and checks that
+// it validates and carries its defaults.
+func TestExamplesValidate(t *testing.T) {
+	t.Parallel()
+	dirs, err := filepath.Glob("../../examples/*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	n := 0
+	for _, dir := range dirs {
+		cfgs, _ := filepath.Glob(filepath.Join(dir, "*.yaml"))
+		if len(cfgs) == 0 {
+			continue
+		}
+		n++
+		t.Run(filepath.Base(dir), func(t *testing.T) {
+			t.Parallel()
+			res, err := Dir(dir, Limits{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, d := range res.Diagnostics {
+				t.Error(d)
+			}
+			if res.Config == nil || len(res.Config.Routes) == 0 {
+				t.Fatal("no routes loaded")
+			}
+			for name, r := range res.Config.Routes {
+				if r.Timeout == 0 || r.Match.PathType == "" {
+					t.Errorf("route %s: defaults not applied: %+v", name, r)
+				}
+			}
+		})
+	}
+	if n < 3 {
+		t.Fatalf("found %d example configs, want at least basic, canary, auth", n)
+	}
+}
+
+func TestFilesFormatsAndMerge(t *testing.T) {
+	t.Parallel()
+	up := File{Path: "up.json", Data: []byte(`{"upstreams": {"web": {"targets": ["http://127.0.0.1:1"]}}}`)}
+	tests := []struct {
+		name   string
+		files  []File
+		routes int
+		diag   string // substring of the first diagnostic; "" means valid
+	}{
+		{name: "yaml json cue together", files: []File{up,
+			{Path: "r.yaml", Data: []byte("routes:\n  a:\n    match: {path: /a}\n    backends: [{upstream: web, weight: 100}]\n")},
+			{Path: "r.cue", Data: []byte("package gitgate\n\n_w: 100\nroutes: b: {match: path: \"/b\", backends: [{upstream: \"web\", weight: _w}]}\n")}}, routes: 2},
+		{name: "same route in two files, equal parts merge", files: []File{up,
+			{Path: "a.yaml", Data: []byte("routes:\n  a:\n    match: {path: /a}\n")},
+			{Path: "b.yaml", Data: []byte("routes:\n  a:\n    match: {path: /a}\n    backends: [{upstream: web, weight: 100}]\n")}}, routes: 1},
+		{name: "multi-document yaml with trailing separator", files: []File{
+			{Path: "all.yaml", Data: []byte("upstreams:\n  web: {targets: [\"http://127.0.0.1:1\"]}\n---\nroutes:\n  a:\n    match: {path: /a}\n    backends: [{upstream: web, weight: 100}]\n---\n")}}, routes: 1},
+		{name: "hidden and foreign files are ignored", files: []File{up,
+			{Path: ".github/workflows/ci.yml", Data: []byte("on: push\n")},
+			{Path: "README.md", Data: []byte("# not config")}}, routes: 0},
+		{name: "no config files", files: []File{{Path: "README.md", Data: []byte("x")}}, diag: "no config files"},
+		{name: "document is a list", files: []File{{Path: "l.yaml", Data: []byte("- a\n- b\n")}}, diag: "must be a mapping"},
+		{name: "section is a list", files: []File{{Path: "l.yaml", Data: []byte("routes: [a]\n")}}, diag: "routes must be a mapping"},
+		{name: "utf-8 bom is accepted", files: []File{{Path: "u.yaml", Data: append([]byte("\xef\xbb\xbf"), up.Data...)}}, routes: 0},
+		{name: "total size bound", files: []File{up, {Path: "z.yaml", Data: bytes.Repeat([]byte("#\n"), 600)}}, diag: "total more than"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			lim := Limits{}
+			if strings.Contains(tt.name, "total") {
+				lim = Limits{MaxFileBytes: 2000, MaxTotalBytes: 1000}
+			}
+			res := Files(tt.files, lim)
+			if tt.diag == "" {
+				if len(res.Diagnostics) > 0 {
+					t.Fatalf("unexpected diagnostics: %v", res.Diagnostics)
+				}
+				if len(res.Config.Routes) != tt.routes {
+					t.Fatalf("got %d routes, want %d", len(res.Config.Routes), tt.routes)
+				}
+				return
+			}
+			if len(res.Diagnostics) == 0 || !strings.Contains(res.Diagnostics[0].Message, tt.diag) {
+				t.Fatalf("got %v, want a diagnostic containing %q", res.Diagnostics, tt.diag)
+			}
+			if res.Err() == nil {
+				t.Fatal("Err() is nil for an invalid result")
+			}
+		})
+	}
+}
+
+// TestSecretsNotEchoed checks that values that may be secrets never appear
+// in diagnostics.
+func TestSecretsNotEchoed(t *testing.T) {
+	t.Parallel()
+	res, err := Dir("testdata/invalid/plain-api-key", Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res2, err := Dir("testdata/invalid/hs256-inline-secret", Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(append(res.Diagnostics, res2.Diagnostics...))
+	for _, secret := range []string{"s3cr3t-plain-key", "my-hmac-secret-in-clear"} {
+		if bytes.Contains(b, []byte(secret)) {
+			t.Errorf("diagnostics echo the secret %q: %s", secret, b)
+		}
+	}
+}
+
+func TestDirErrors(t *testing.T) {
+	t.Parallel()
+	if _, err := Dir(filepath.Join(t.TempDir(), "missing"), Limits{}); err == nil {
+		t.Error("missing directory: no error")
+	}
+	f := filepath.Join(t.TempDir(), "file.yaml")
+	if err := os.WriteFile(f, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := Dir(f, Limits{}); err == nil {
+		t.Error("file given as directory: no error")
+	}
+}
+
+func TestFormatPathRoundTrip(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		segs []string
+		want string
+	}{
+		{"plain", []string{"routes", "api", "backends", "[0]", "weight"}, "routes.api.backends[0].weight"},
+		{"dotted key", []string{"routes", "v1.api", "match"}, `routes["v1.api"].match`},
+		{"quote in key", []string{"policies", `a"b`}, `policies["a\"b"]`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got := formatPath(tt.segs)
+			if got != tt.want {
+				t.Fatalf("formatPath = %q, want %q", got, tt.want)
+			}
+			back := segments(got)
+			if strings.Join(back, "\x00") != strings.Join(tt.segs, "\x00") {
+				t.Fatalf("segments(%q) = %q, want %q", got, back, tt.segs)
+			}
+		})
+	}
+}
+
+func TestCheckRegex(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, re string
+		ok       bool
+	}{
+		{"simple", `^/items/[0-9]+$`, true},
+		{"unclosed", `(`, false},
+		{"too long", strings.Repeat("a", MaxRegexBytes+1), false},
+		{"repeat blowup", `(a{100}){100}`, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if got := checkRegex(tt.re) == ""; got != tt.ok {
+				t.Fatalf("checkRegex(%.20q) ok = %v, want %v", tt.re, got, tt.ok)
+			}
+		})
+	}
+}
+
+// validConfig is a small valid config used as the fuzz seed's base.
+var _ = schemas.Diagnostic{}
