@@ -393,8 +393,20 @@ func (s *Server) applied(b *schemas.Bundle) time.Time {
 	return at
 }
 
+// RecordRejected records err as the last rejected attempt, for a bundle
+// refused before it could be decoded, such as an unreadable last-known-good
+// file at start. b may be nil.
+func (s *Server) RecordRejected(b *schemas.Bundle, err error) {
+	s.applyMu.Lock()
+	defer s.applyMu.Unlock()
+	s.reject(b, err, diagnosticsOf(err))
+}
+
 // reject records a refused bundle and tells watchers. applyMu is held.
 func (s *Server) reject(b *schemas.Bundle, err error, diags []schemas.Diagnostic) {
+	if b == nil {
+		b = &schemas.Bundle{}
+	}
 	rej := &client.Rejection{Version: b.Version, Digest: b.Digest, At: s.opts.Now().UTC(), Error: err.Error(), Diagnostics: diags}
 	s.stateMu.Lock()
 	s.lastRejected = rej

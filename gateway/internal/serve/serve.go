@@ -309,6 +309,8 @@ func restore(lg zerolog.Logger, store *lkg.Store, adm *admin.Server) {
 		if err = adm.Restore(b); err == nil {
 			return
 		}
+	} else {
+		adm.RecordRejected(nil, err)
 	}
 	ev := lg.Error().Err(err).Str(logPath, store.Path())
 	if b != nil {

@@ -198,7 +198,7 @@ func TestRunIgnoresUnusableLastKnownGood(t *testing.T) {
 		write        func(t *testing.T, path string)
 		wantRejected bool
 	}{
-		{name: "truncated file", write: func(t *testing.T, path string) {
+		{name: "truncated file", wantRejected: true, write: func(t *testing.T, path string) {
 			if err := os.WriteFile(path, []byte(`{"apiVersion":"gitgate.dev/v1","vers`), 0o600); err != nil {
 				t.Fatal(err)
 			}
