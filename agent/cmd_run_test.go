@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"sigs.k8s.io/yaml"
 
 	"github.com/gitgate/gitgate/agent/internal/bundle"
 	"github.com/gitgate/gitgate/agent/internal/gwfake"
@@ -249,5 +250,33 @@ func TestAgentEndToEnd(t *testing.T) {
 		if !strings.Contains(m.String(), name) {
 			t.Errorf("metrics lack %s", name)
 		}
+	}
+}
+
+// TestKubernetesExampleConfigParses keeps examples/kubernetes true: its
+// agent.yaml must pass the strict parser.
+func TestKubernetesExampleConfigParses(t *testing.T) {
+	t.Parallel()
+	raw, err := os.ReadFile("../examples/kubernetes/agent-config.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cm struct {
+		Data map[string]string `json:"data"`
+	}
+	if err := yaml.Unmarshal(raw, &cm); err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "agent.yaml")
+	if err := os.WriteFile(p, []byte(cm.Data["agent.yaml"]), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	c, err := parseRunConfig([]string{"--config", p}, &stderr)
+	if err != nil {
+		t.Fatalf("examples/kubernetes agent.yaml: %v", err)
+	}
+	if c.GatewaySocket != "/var/run/gitgate/admin.sock" || c.WebhookAddr != ":9000" {
+		t.Fatalf("parsed %+v", c)
 	}
 }
