@@ -288,3 +288,41 @@ func TestCheckRegex(t *testing.T) {
 
 // validConfig is a small valid config used as the fuzz seed's base.
 var _ = schemas.Diagnostic{}
+
+func TestJSONSchema(t *testing.T) {
+	t.Parallel()
+	b, err := JSONSchema()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var doc struct {
+		Schema     string                     `json:"$schema"`
+		Properties map[string]json.RawMessage `json:"properties"`
+		Defs       map[string]struct {
+			Properties           map[string]json.RawMessage `json:"properties"`
+			AdditionalProperties *bool                      `json:"additionalProperties"`
+			Required             []string                   `json:"required"`
+		} `json:"$defs"`
+	}
+	if err := json.Unmarshal(b, &doc); err != nil {
+		t.Fatalf("not JSON: %v", err)
+	}
+	if !strings.Contains(doc.Schema, "2020-12") {
+		t.Errorf("$schema = %q", doc.Schema)
+	}
+	for _, p := range []string{"upstreams", "routes", "policies"} {
+		if _, ok := doc.Properties[p]; !ok {
+			t.Errorf("no top-level property %q", p)
+		}
+	}
+	backend := doc.Defs["Backend"]
+	if _, ok := backend.Properties["weight"]; !ok {
+		t.Errorf("Backend has no weight: %s", b)
+	}
+	if backend.AdditionalProperties == nil || *backend.AdditionalProperties {
+		t.Error("Backend is not closed (additionalProperties false), so typos pass")
+	}
+	if _, ok := doc.Defs["Policy"].Properties["jwt"]; !ok {
+		t.Error("Policy has no jwt")
+	}
+}
