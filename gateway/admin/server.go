@@ -225,7 +225,7 @@ func (s *Server) serve(l net.Listener, h http.Handler) error {
 		ReadTimeout:       s.opts.ReadTimeout,
 		IdleTimeout:       s.opts.IdleTimeout,
 		MaxHeaderBytes:    64 << 10,
-		ErrorLog:          log.New(s.log.With().Str(logComponent, "admin-http").Logger(), "", 0),
+		ErrorLog:          log.New(s.opts.Logger.With().Str(logComponent, "admin-http").Logger(), "", 0),
 	}
 	s.srvMu.Lock()
 	if s.closed {
@@ -556,24 +556,54 @@ func ifMatch(header string, cur *schemas.Bundle) bool {
 }
 
 // etagListMatches reports whether a comma-separated list of entity tags
-// (or "*") names version. Weak tags compare by their opaque value.
+// (or "*") names version. Weak tags compare by their opaque value. Tags are
+// scanned as quoted strings, so a version holding a comma or an escaped
+// quote (client.ETag quotes with strconv.Quote) still matches.
 func etagListMatches(header, version string) bool {
-	for tag := range strings.SplitSeq(header, ",") {
-		tag = strings.TrimSpace(tag)
-		if tag == "*" {
+	rest := header
+	for {
+		rest = strings.TrimLeft(rest, " \t,")
+		if rest == "" {
+			return false
+		}
+		if rest[0] == '*' {
+			after := strings.TrimLeft(rest[1:], " \t")
+			if after == "" || after[0] == ',' {
+				return true
+			}
+		}
+		rest = strings.TrimPrefix(rest, "W/")
+		if rest == "" || rest[0] != '"' {
+			i := strings.IndexByte(rest, ',')
+			if i < 0 {
+				return false
+			}
+			rest = rest[i+1:]
+			continue
+		}
+		end := -1
+		for i := 1; i < len(rest); i++ {
+			if rest[i] == '\\' {
+				i++
+				continue
+			}
+			if rest[i] == '"' {
+				end = i
+				break
+			}
+		}
+		if end < 0 {
+			return false
+		}
+		tag := rest[:end+1]
+		if unq, err := strconv.Unquote(tag); err == nil && unq == version {
 			return true
 		}
-		tag = strings.TrimPrefix(tag, "W/")
-		if len(tag) >= 2 && tag[0] == '"' && tag[len(tag)-1] == '"' {
-			if unq, err := strconv.Unquote(tag); err == nil && unq == version {
-				return true
-			}
-			if tag[1:len(tag)-1] == version {
-				return true
-			}
+		if tag[1:end] == version {
+			return true
 		}
+		rest = rest[end+1:]
 	}
-	return false
 }
 
 func writeJSON(w http.ResponseWriter, code int, v any) {

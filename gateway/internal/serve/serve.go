@@ -217,7 +217,7 @@ func Run(ctx context.Context, cfg Config, logger zerolog.Logger) error {
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    1 << 20,
-		ErrorLog:          log.New(lg.With().Str(logComponent, "data-http").Logger(), "", 0),
+		ErrorLog:          log.New(logger.With().Str(logComponent, "data-http").Logger(), "", 0),
 	}
 	if cfg.H2C {
 		var p http.Protocols
