@@ -14,6 +14,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -22,10 +23,14 @@ import (
 
 	"github.com/gitgate/gitgate/agent/internal/bundle"
 	"github.com/gitgate/gitgate/agent/internal/control"
+	"github.com/gitgate/gitgate/agent/internal/diff"
+	"github.com/gitgate/gitgate/agent/internal/ghreport"
 	"github.com/gitgate/gitgate/agent/internal/gitsrc"
 	"github.com/gitgate/gitgate/agent/internal/syncer"
 	"github.com/gitgate/gitgate/agent/internal/webhook"
 	"github.com/gitgate/gitgate/gateway/admin/client"
+	"github.com/gitgate/gitgate/schemas"
+	"github.com/gitgate/gitgate/schemas/load"
 )
 
 // tokenEnv holds the Git token when --git-token-file is not given.
@@ -71,6 +76,20 @@ type runConfig struct {
 	KeepBundles int `json:"keepBundles,omitempty"`
 	// LogLevel is debug, info, warn or error. Default info.
 	LogLevel string `json:"logLevel,omitempty"`
+	// GitHubRepo ("owner/name") turns on GitHub reports (PR checks and
+	// comments, deploy statuses) when a token or an App is configured.
+	GitHubRepo string `json:"githubRepo,omitempty"`
+	// GitHubTokenFile holds a GitHub token; else $GITGATE_GITHUB_TOKEN.
+	GitHubTokenFile string `json:"githubTokenFile,omitempty"`
+	// GitHubURL is a GitHub Enterprise Server URL. Default: github.com.
+	GitHubURL string `json:"githubURL,omitempty"`
+	// GitHubAppID, GitHubInstallationID and GitHubAppKeyFile authenticate
+	// as a GitHub App installation (check runs need one).
+	GitHubAppID          int64  `json:"githubAppID,omitempty"`
+	GitHubInstallationID int64  `json:"githubInstallationID,omitempty"`
+	GitHubAppKeyFile     string `json:"githubAppKeyFile,omitempty"`
+	// GitHubDeployStatus posts gitgate/deploy on each applied commit.
+	GitHubDeployStatus bool `json:"githubDeployStatus,omitempty"`
 }
 
 // parseRunConfig reads --config first, then lets explicitly set flags win.
@@ -96,6 +115,13 @@ func parseRunConfig(args []string, stderr io.Writer) (runConfig, error) {
 	fs.StringVar(&flagCfg.TrustedKeys, "trusted-keys", "", "armored PGP public keys for --verify-signatures")
 	fs.IntVar(&flagCfg.KeepBundles, "keep-bundles", 100, "bundles of applied commits kept on disk")
 	fs.StringVar(&flagCfg.LogLevel, "log-level", "info", "debug, info, warn or error")
+	fs.StringVar(&flagCfg.GitHubRepo, "github-repo", "", "owner/name: report PR checks, comments and deploys to GitHub")
+	fs.StringVar(&flagCfg.GitHubTokenFile, "github-token-file", "", "file with a GitHub token (else $"+ghreport.TokenEnv+")")
+	fs.StringVar(&flagCfg.GitHubURL, "github-url", "", "GitHub Enterprise Server URL (default github.com)")
+	fs.Int64Var(&flagCfg.GitHubAppID, "github-app-id", 0, "GitHub App id (with --github-installation-id and --github-app-key-file)")
+	fs.Int64Var(&flagCfg.GitHubInstallationID, "github-installation-id", 0, "GitHub App installation id")
+	fs.StringVar(&flagCfg.GitHubAppKeyFile, "github-app-key-file", "", "GitHub App private key (PEM)")
+	fs.BoolVar(&flagCfg.GitHubDeployStatus, "github-deploy-status", false, "post the gitgate/deploy status on applied commits")
 	if err := fs.Parse(args); err != nil {
 		return runConfig{}, err
 	}
@@ -149,6 +175,20 @@ func parseRunConfig(args []string, stderr io.Writer) (runConfig, error) {
 			cfg.KeepBundles = flagCfg.KeepBundles
 		case "log-level":
 			cfg.LogLevel = flagCfg.LogLevel
+		case "github-repo":
+			cfg.GitHubRepo = flagCfg.GitHubRepo
+		case "github-token-file":
+			cfg.GitHubTokenFile = flagCfg.GitHubTokenFile
+		case "github-url":
+			cfg.GitHubURL = flagCfg.GitHubURL
+		case "github-app-id":
+			cfg.GitHubAppID = flagCfg.GitHubAppID
+		case "github-installation-id":
+			cfg.GitHubInstallationID = flagCfg.GitHubInstallationID
+		case "github-app-key-file":
+			cfg.GitHubAppKeyFile = flagCfg.GitHubAppKeyFile
+		case "github-deploy-status":
+			cfg.GitHubDeployStatus = flagCfg.GitHubDeployStatus
 		}
 	})
 	var missing []string
@@ -171,6 +211,14 @@ func parseRunConfig(args []string, stderr io.Writer) (runConfig, error) {
 	}
 	if _, err := zerolog.ParseLevel(cfg.LogLevel); err != nil {
 		return runConfig{}, fmt.Errorf("log level: %w", err)
+	}
+	if cfg.GitHubRepo != "" {
+		if o, n, ok := strings.Cut(cfg.GitHubRepo, "/"); !ok || o == "" || n == "" || strings.Contains(n, "/") {
+			return runConfig{}, fmt.Errorf("github repo %q must be owner/name", cfg.GitHubRepo)
+		}
+	}
+	if cfg.WebhookRepo == "" {
+		cfg.WebhookRepo = cfg.GitHubRepo
 	}
 	return cfg, nil
 }
@@ -250,9 +298,37 @@ func runAgent(ctx context.Context, cfg runConfig, logger zerolog.Logger) error {
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	// GitHub reports are optional; the reporter's worker is ours to stop.
+	rep, err := newGitHubReporter(cfg, src, logger)
+	if err != nil {
+		return err
+	}
+	var (
+		commitReporter syncer.Reporter
+		prReporter     webhook.PullRequestReporter
+	)
+	if rep != nil {
+		commitReporter, prReporter = rep, rep
+		repDone := make(chan struct{})
+		repCtx, repCancel := context.WithCancel(context.Background())
+		go func() {
+			defer close(repDone)
+			if err := rep.Run(repCtx); err != nil && !errors.Is(err, context.Canceled) {
+				logger.Warn().Err(err).Msg("GitHub reporter stopped")
+			}
+		}()
+		defer func() {
+			repCancel()
+			_ = rep.Close()
+			<-repDone
+		}()
+		logger.Info().Str("repo", cfg.GitHubRepo).Msg("GitHub reports on")
+	}
+
 	loop, err := syncer.New(syncer.Options{
 		Source: src, Store: store, Gateway: gw, Path: cfg.Path, PollInterval: poll,
-		Metrics: syncer.NewMetrics(reg), Logger: logger,
+		Reporter: commitReporter, Metrics: syncer.NewMetrics(reg), Logger: logger,
 	})
 	if err != nil {
 		return err
@@ -277,7 +353,7 @@ func runAgent(ctx context.Context, cfg runConfig, logger zerolog.Logger) error {
 		}
 		hook, err := webhook.New(webhook.Options{
 			Secret: secret, Branch: cfg.Branch, Repo: cfg.WebhookRepo, Nudge: loop.Trigger,
-			Registerer: reg, Logger: logger.With().Str("component", "webhook").Logger(),
+			PullRequests: prReporter, Registerer: reg, Logger: logger.With().Str("component", "webhook").Logger(),
 		})
 		if err != nil {
 			return err
@@ -315,4 +391,96 @@ func runAgent(ctx context.Context, cfg runConfig, logger zerolog.Logger) error {
 	}
 	logger.Info().Msg("agent stopped")
 	return err
+}
+
+// newGitHubReporter returns the GitHub reporter, or nil when GitHub
+// reports are not configured (no --github-repo, or no token and no App).
+func newGitHubReporter(cfg runConfig, src *gitsrc.Source, logger zerolog.Logger) (*ghreport.Reporter, error) {
+	if cfg.GitHubRepo == "" {
+		return nil, nil
+	}
+	token, err := ghreport.LoadToken(cfg.GitHubTokenFile)
+	if err != nil {
+		return nil, err
+	}
+	app := cfg.GitHubAppID != 0 || cfg.GitHubInstallationID != 0 || cfg.GitHubAppKeyFile != ""
+	if token == "" && !app {
+		logger.Warn().Str("repo", cfg.GitHubRepo).Msg("no GitHub token or App configured: GitHub reports off")
+		return nil, nil
+	}
+	gc, err := ghreport.NewClient(ghreport.ClientConfig{
+		Token: token, BaseURL: cfg.GitHubURL,
+		AppID: cfg.GitHubAppID, InstallationID: cfg.GitHubInstallationID, PrivateKeyFile: cfg.GitHubAppKeyFile,
+	})
+	if err != nil {
+		return nil, err
+	}
+	owner, name, _ := strings.Cut(cfg.GitHubRepo, "/")
+	return ghreport.New(ghreport.Options{
+		Client: gc, Owner: owner, Repo: name, BaseBranch: cfg.Branch, ConfigPath: cfg.Path,
+		Evaluate: prEvaluator(src, cfg.Path), DeployStatuses: cfg.GitHubDeployStatus,
+		Logger: logger.With().Str("component", "ghreport").Logger(),
+	})
+}
+
+// prEvaluator validates a pull request's head with the same loader as a
+// sync and diffs it against the base, reading both from the agent's clone
+// (fetching refs/pull/N/head when the head is not local yet).
+func prEvaluator(src *gitsrc.Source, path string) ghreport.Evaluator {
+	return func(ctx context.Context, pr ghreport.PullRequest) (ghreport.Evaluation, error) {
+		head := plumbing.NewHash(pr.HeadSHA)
+		if pr.HeadSHA == "" || !src.HasCommit(head) {
+			h, err := src.FetchRef(ctx, fmt.Sprintf("refs/pull/%d/head", pr.Number))
+			if err != nil {
+				return ghreport.Evaluation{}, err
+			}
+			head = h
+		}
+		ev := ghreport.Evaluation{HeadSHA: head.String()}
+		headCfg, diags, err := loadCommit(src, head, path)
+		if err != nil || len(diags) > 0 {
+			ev.Diagnostics = diags
+			return ev, err
+		}
+		base := plumbing.NewHash(pr.BaseSHA)
+		if pr.BaseSHA == "" || !src.HasCommit(base) {
+			if base, _, err = src.Update(ctx); err != nil {
+				return ev, err
+			}
+		}
+		ev.BaseSHA = base.String()
+		baseCfg, baseDiags, err := loadCommit(src, base, path)
+		if err != nil {
+			return ev, err
+		}
+		if len(baseDiags) > 0 {
+			baseCfg = nil // an invalid base: the plan shows everything as new
+		}
+		plan := diff.Compute(baseCfg, headCfg)
+		sum := plan.Summary()
+		ev.PlanMarkdown = plan.Markdown
+		ev.Changed = !plan.Empty()
+		ev.Counts = map[string]map[string]int{}
+		for kind, c := range map[string]diff.Counts{"routes": sum.Routes, "upstreams": sum.Upstreams, "policies": sum.Policies} {
+			if c.Total() > 0 {
+				ev.Counts[kind] = map[string]int{"create": c.Create, "update": c.Update, "delete": c.Delete}
+			}
+		}
+		return ev, nil
+	}
+}
+
+// loadCommit reads and validates the config path at commit h. Problems a
+// user must fix come back as diagnostics, not as the error.
+func loadCommit(src *gitsrc.Source, h plumbing.Hash, path string) (*schemas.Config, []schemas.Diagnostic, error) {
+	files, err := src.Files(h, path, load.Limits{})
+	if err != nil {
+		var inv *schemas.InvalidError
+		if errors.As(err, &inv) {
+			return nil, inv.Diagnostics, nil
+		}
+		return nil, nil, err
+	}
+	res := load.Files(files, load.Limits{})
+	return res.Config, res.Diagnostics, nil
 }

@@ -18,6 +18,8 @@ import (
 	"sigs.k8s.io/yaml"
 
 	"github.com/gitgate/gitgate/agent/internal/bundle"
+	"github.com/gitgate/gitgate/agent/internal/ghreport"
+	"github.com/gitgate/gitgate/agent/internal/gitsrc"
 	"github.com/gitgate/gitgate/agent/internal/gwfake"
 	"github.com/gitgate/gitgate/agent/internal/syncer"
 	"github.com/gitgate/gitgate/agent/internal/webhook"
@@ -278,5 +280,55 @@ func TestKubernetesExampleConfigParses(t *testing.T) {
 	}
 	if c.GatewaySocket != "/var/run/gitgate/admin.sock" || c.WebhookAddr != ":9000" {
 		t.Fatalf("parsed %+v", c)
+	}
+}
+
+func TestPREvaluator(t *testing.T) {
+	t.Parallel()
+	repo := t.TempDir()
+	gitCmd(t, repo, "init", "-q", "-b", "main")
+	base := commitConfig(t, repo, "base", cfgYAML("9001"))
+	gitCmd(t, repo, "checkout", "-q", "-b", "pr1")
+	good := commitConfig(t, repo, "change port", cfgYAML("9002"))
+	gitCmd(t, repo, "update-ref", "refs/pull/1/head", good)
+	gitCmd(t, repo, "checkout", "-q", "-b", "pr2", base)
+	bad := commitConfig(t, repo, "typo", strings.Replace(cfgYAML("9001"), "weight:", "wieght:", 1))
+	gitCmd(t, repo, "update-ref", "refs/pull/2/head", bad)
+	gitCmd(t, repo, "checkout", "-q", "main")
+	state, err := os.MkdirTemp("", "eval")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(state) })
+	src, err := gitsrc.Open(gitsrc.Options{URL: repo, Branch: "main", StorageDir: filepath.Join(state, "git")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eval := prEvaluator(src, "cfg")
+	tests := []struct {
+		name        string
+		pr          ghreport.PullRequest
+		wantHead    string
+		wantDiags   bool
+		wantChanged bool
+	}{
+		{"valid head is diffed against the base", ghreport.PullRequest{Number: 1, HeadSHA: good, BaseSHA: base}, good, false, true},
+		{"invalid head has diagnostics", ghreport.PullRequest{Number: 2, HeadSHA: bad}, bad, true, false},
+		{"head not named: fetched by number", ghreport.PullRequest{Number: 1}, good, false, true},
+	}
+	for _, tc := range tests {
+		ev, err := eval(context.Background(), tc.pr)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if ev.HeadSHA != tc.wantHead || (len(ev.Diagnostics) > 0) != tc.wantDiags || ev.Changed != tc.wantChanged {
+			t.Fatalf("%s: %+v", tc.name, ev)
+		}
+		if tc.wantDiags && (ev.Diagnostics[0].File != "gw.yaml" || ev.Diagnostics[0].Line == 0) {
+			t.Fatalf("%s: diagnostics %+v, want gw.yaml with a line (relative to --path)", tc.name, ev.Diagnostics)
+		}
+		if tc.wantChanged && (ev.BaseSHA != base || ev.PlanMarkdown == nil || ev.Counts["upstreams"]["update"] != 1) {
+			t.Fatalf("%s: base %s counts %v", tc.name, ev.BaseSHA, ev.Counts)
+		}
 	}
 }

@@ -349,3 +349,36 @@ func verify(c *object.Commit, keyring string) error {
 
 // StorageDir is where the clone lives, for tests and diagnostics.
 func (s *Source) StorageDir() string { return filepath.Clean(s.opts.StorageDir) }
+
+// FetchRef fetches one remote ref, such as "refs/pull/42/head", into the
+// local refs/gitgate/fetched/ namespace and returns its commit. The PR
+// integration uses it to validate a pull request's head.
+func (s *Source) FetchRef(ctx context.Context, ref string) (plumbing.Hash, error) {
+	name := plumbing.ReferenceName(ref)
+	if !strings.HasPrefix(ref, "refs/") || strings.Contains(ref, "..") || strings.ContainsAny(ref, " :*?[\\^~") {
+		return plumbing.ZeroHash, fmt.Errorf("fetching %q: not a plain ref name", ref)
+	}
+	local := plumbing.ReferenceName("refs/gitgate/fetched/" + strings.TrimPrefix(ref, "refs/"))
+	spec := config.RefSpec(fmt.Sprintf("+%s:%s", name, local))
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
+	defer cancel()
+	err := s.repo.FetchContext(ctx, &git.FetchOptions{RemoteName: remoteName, RefSpecs: []config.RefSpec{spec}, Auth: s.auth, Tags: git.NoTags, Force: true})
+	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
+		return plumbing.ZeroHash, s.red.wrap(fmt.Errorf("fetching %s from %s: %w", ref, s.URL(), err))
+	}
+	r, err := s.repo.Reference(local, true)
+	if err != nil {
+		return plumbing.ZeroHash, fmt.Errorf("reading fetched %s: %w", ref, err)
+	}
+	return r.Hash(), nil
+}
+
+// HasCommit reports whether commit h is in the local store.
+func (s *Source) HasCommit(h plumbing.Hash) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	_, err := s.repo.CommitObject(h)
+	return err == nil
+}

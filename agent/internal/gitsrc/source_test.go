@@ -320,3 +320,42 @@ func signedCommit(t *testing.T, dir, msg string, key *openpgp.Entity) string {
 	}
 	return h.String()
 }
+
+func TestFetchRef(t *testing.T) {
+	t.Parallel()
+	work := newRepo(t)
+	commitFiles(t, work, "base", map[string]string{"a.yaml": "a: 1\n"})
+	run(t, work, "checkout", "-q", "-b", "feature")
+	pr := commitFiles(t, work, "pr head", map[string]string{"a.yaml": "a: 2\n"})
+	run(t, work, "update-ref", "refs/pull/7/head", pr)
+	run(t, work, "checkout", "-q", "main")
+	src := openSource(t, work, nil)
+	if _, _, err := src.Update(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if src.HasCommit(plumbing.NewHash(pr)) {
+		t.Fatal("the PR head is local before FetchRef")
+	}
+	tests := []struct {
+		name, ref, want string
+		wantErr         bool
+	}{
+		{name: "pull request head", ref: "refs/pull/7/head", want: pr},
+		{name: "branch", ref: "refs/heads/feature", want: pr},
+		{name: "missing ref", ref: "refs/pull/8/head", wantErr: true},
+		{name: "refspec injection", ref: "refs/heads/x:refs/heads/main", wantErr: true},
+		{name: "not a ref", ref: "main", wantErr: true},
+	}
+	for _, tc := range tests {
+		h, err := src.FetchRef(context.Background(), tc.ref)
+		if tc.wantErr {
+			if err == nil {
+				t.Fatalf("%s: FetchRef succeeded", tc.name)
+			}
+			continue
+		}
+		if err != nil || h.String() != tc.want || !src.HasCommit(h) {
+			t.Fatalf("%s: FetchRef = %s, %v; want %s", tc.name, h, err, tc.want)
+		}
+	}
+}
