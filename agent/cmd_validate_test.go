@@ -116,7 +116,7 @@ func TestValidateJSON(t *testing.T) {
 				t.Fatalf("exit %d, want %d", code, tt.code)
 			}
 			var got struct {
-				Valid       *bool                 `json:"valid"`
+				Valid       *bool                `json:"valid"`
 				Diagnostics []schemas.Diagnostic `json:"diagnostics"`
 			}
 			if err := json.Unmarshal([]byte(out), &got); err != nil {
