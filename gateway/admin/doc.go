@@ -41,6 +41,8 @@
 // are sent every Heartbeat. Waiters block in their own handler on a channel
 // that each publish closes: the broadcaster starts no goroutine, and a
 // client that goes away leaves nothing behind. Shutdown ends every stream.
+// Watchers are capped (MaxWatchers, then 503) and each SSE write has a
+// deadline, so a remote client that stops reading cannot pin a handler.
 //
 // The read-only routes can also be served on a TCP address
 // (ObserveHandler); PUT /v1/bundle is never registered there (405).

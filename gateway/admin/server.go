@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -42,6 +43,7 @@ const (
 	DefaultEventBuffer       = 256
 	DefaultWatchTimeout      = 30 * time.Second
 	DefaultMaxWatchTimeout   = 5 * time.Minute
+	DefaultMaxWatchers       = 1024
 )
 
 // Runtime is the part of the gateway engine the admin API drives.
@@ -93,6 +95,8 @@ type Options struct {
 	// EventBuffer is how many watch events are kept for Last-Event-ID
 	// resume. Default 256.
 	EventBuffer int
+	// MaxWatchers caps concurrent watch requests; more get 503. Default 1024.
+	MaxWatchers int
 	// MaxWatchTimeout caps a long-poll's ?timeout=. Default 5m.
 	MaxWatchTimeout time.Duration
 	// MaxBundleBytes caps the body of PUT /v1/bundle. Default 64 MiB.
@@ -131,7 +135,8 @@ type Server struct {
 	servers []*http.Server
 	closed  bool
 
-	m *metrics
+	m        *metrics
+	watchers atomic.Int64
 }
 
 // New builds a Server; it starts nothing.
@@ -147,6 +152,9 @@ func New(opts Options) (*Server, error) {
 	setDefault(&opts.ReadHeaderTimeout, DefaultReadHeaderTimeout)
 	setDefault(&opts.ReadTimeout, DefaultReadTimeout)
 	setDefault(&opts.IdleTimeout, DefaultIdleTimeout)
+	if opts.MaxWatchers <= 0 {
+		opts.MaxWatchers = DefaultMaxWatchers
+	}
 	if opts.EventBuffer <= 0 {
 		opts.EventBuffer = DefaultEventBuffer
 	}

@@ -12,6 +12,9 @@ import (
 	"github.com/gitgate/gitgate/gateway/admin/client"
 )
 
+// streamWriteTimeout bounds each write of an SSE stream.
+const streamWriteTimeout = 30 * time.Second
+
 // event is one published watch event with its data already encoded.
 type event struct {
 	id   uint64
@@ -116,10 +119,18 @@ func (b *broadcaster) close() {
 // watch serves GET /v1/watch: SSE when the client accepts
 // text/event-stream, else a long-poll.
 func (s *Server) watch(w http.ResponseWriter, r *http.Request) {
+	if n := s.watchers.Add(1); n > int64(s.opts.MaxWatchers) {
+		s.watchers.Add(-1)
+		w.Header().Set("Retry-After", "5")
+		writeError(w, http.StatusServiceUnavailable, client.ErrorBody{Error: "too many watchers"})
+		return
+	}
+	defer s.watchers.Add(-1)
 	s.m.streams.Inc()
 	defer s.m.streams.Dec()
 	// The request is read; a long wait must not trip the server's read
-	// deadline, which would cancel the request's context.
+	// deadline, which would cancel the request's context. Writes get their
+	// own deadline, so a client that stops reading cannot pin the handler.
 	rc := http.NewResponseController(w)
 	_ = rc.SetReadDeadline(time.Time{})
 	_ = rc.SetWriteDeadline(time.Time{})
@@ -189,6 +200,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, rc *http.Respons
 	defer heartbeat.Stop()
 	for {
 		sn := s.bc.after(cursor)
+		_ = rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
 		if sn.reset {
 			data, err := json.Marshal(sn.state)
 			if err != nil {
@@ -210,6 +222,7 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, rc *http.Respons
 		select {
 		case <-sn.changed:
 		case <-heartbeat.C:
+			_ = rc.SetWriteDeadline(time.Now().Add(streamWriteTimeout))
 			if _, err := w.Write([]byte(": heartbeat\n\n")); err != nil {
 				return
 			}

@@ -369,3 +369,17 @@ func waitFor(t *testing.T, cond func() bool) {
 		time.Sleep(10 * time.Millisecond)
 	}
 }
+
+func TestWatchersAreCapped(t *testing.T) {
+	t.Parallel()
+	h := start(t, func(o *Options) { o.MaxWatchers = 2 })
+	for range 2 {
+		sub := subscribe(t, h.client, 0)
+		sub.next(t)
+	}
+	_, _, err := h.client.Watch(context.Background(), "", time.Second)
+	var se *client.StatusError
+	if !errors.As(err, &se) || se.Code != http.StatusServiceUnavailable {
+		t.Fatalf("third watcher: %v, want 503", err)
+	}
+}
