@@ -4,7 +4,6 @@ import (
 	"cmp"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"maps"
 	"net/http"
 	"net/netip"
@@ -60,8 +59,9 @@ type Status struct {
 // Engine is the data plane: an http.Handler serving from the current
 // snapshot, and the apply path that replaces it.
 type Engine struct {
-	opts  Options
-	popts *proxy.Options
+	opts       Options
+	popts      *proxy.Options
+	policyOpts policy.Options
 	log   zerolog.Logger
 	cur   atomic.Pointer[snapshot]
 
@@ -82,6 +82,12 @@ func New(opts Options) *Engine {
 		live:  map[*snapshot]struct{}{},
 	}
 	e.popts = &proxy.Options{TrustedProxies: opts.TrustedProxies, Logger: opts.Logger, AccessLog: opts.AccessLog}
+	// Policies see the same client address as the proxy: the peer, or the
+	// right-most untrusted X-Forwarded-For entry behind a trusted proxy.
+	e.policyOpts = policy.Options{LookupEnv: opts.LookupEnv, Registry: opts.Registry, ClientIP: policy.PeerIP}
+	if len(opts.TrustedProxies) > 0 {
+		e.policyOpts.ClientIP = policy.ClientIPFunc(policy.TrustPrefixes(opts.TrustedProxies))
+	}
 	if opts.Registry != nil {
 		m, err := proxy.NewMetrics(opts.Registry)
 		if err != nil {
@@ -111,7 +117,7 @@ func (e *Engine) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		proxy.NotFound(w)
 		return
 	}
-	h := s.handlers[m.Route]
+	h := s.handlers[m.Index]
 	if h == nil {
 		proxy.NotFound(w)
 		return
@@ -165,10 +171,27 @@ func (e *Engine) Apply(b *schemas.Bundle) error {
 	s.refs.Store(1)
 	e.cur.Store(s)
 	if cur != nil {
+		e.forgetRemoved(cur, s)
 		cur.unref()
 	}
 	e.log.Info().Str("version", b.Version).Str("digest", b.Digest).Int("routes", s.table.Len()).Msg("config applied")
 	return nil
+}
+
+// forgetRemoved drops the metric series of routes that old serves and s
+// does not, so that a config churning route names does not grow the
+// registry for ever.
+func (e *Engine) forgetRemoved(old, s *snapshot) {
+	m := e.popts.Metrics
+	if m == nil {
+		return
+	}
+	keep := s.table.Names() // sorted
+	for _, name := range old.table.Names() {
+		if _, found := slices.BinarySearch(keep, name); !found {
+			m.Forget(name)
+		}
+	}
 }
 
 // Check runs the compile of Apply without swapping anything in.
@@ -304,17 +327,21 @@ func (e *Engine) compile(b *schemas.Bundle, prev *snapshot) (*snapshot, error) {
 	if prev != nil {
 		prevSet = prev.policies
 	}
-	set, err := policy.Compile(&cfg, prevSet, policy.Options{LookupEnv: e.opts.LookupEnv})
+	// policy.Compile reports routes naming unknown policies.
+	set, err := policy.Compile(&cfg, prevSet, e.policyOpts)
 	addErr(err, "policies")
 	s.policies = set
 
-	s.handlers = make(map[string]http.Handler, len(cfg.Routes))
-	for name, spec := range cfg.Routes {
-		for i, pn := range spec.Policies {
-			if _, ok := cfg.Policies[pn]; !ok {
-				diags = append(diags, schemas.Diagnostic{Path: fmt.Sprintf("routes.%s.policies[%d]", name, i), Message: fmt.Sprintf("unknown policy %q", pn)})
-			}
-		}
+	// handlers is indexed like table.Names (Match.Index); a route that
+	// failed to compile leaves no table, so the slice is only served when
+	// every entry is set.
+	var names []string
+	if table != nil {
+		names = table.Names()
+	}
+	s.handlers = make([]http.Handler, len(names))
+	for i, name := range names {
+		spec := cfg.Routes[name]
 		rt, err := proxy.NewRoute(name, spec, forwarders, e.popts)
 		if err != nil {
 			addErr(err, "routes."+name)
@@ -324,7 +351,7 @@ func (e *Engine) compile(b *schemas.Bundle, prev *snapshot) (*snapshot, error) {
 		if set != nil && len(spec.Policies) > 0 {
 			h = set.Wrap(name, spec.Policies, rt)
 		}
-		s.handlers[name] = h
+		s.handlers[i] = h
 	}
 	if len(diags) > 0 {
 		s.discard(fresh)

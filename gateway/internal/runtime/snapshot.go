@@ -18,7 +18,7 @@ type snapshot struct {
 	engine   *Engine
 	meta     atomic.Pointer[meta]
 	table    *router.Table
-	handlers map[string]http.Handler
+	handlers []http.Handler // by router Match.Index
 	pools    map[string]*upstream.Pool
 	policies *policy.Set
 
