@@ -62,8 +62,8 @@ type Engine struct {
 	opts       Options
 	popts      *proxy.Options
 	policyOpts policy.Options
-	log   zerolog.Logger
-	cur   atomic.Pointer[snapshot]
+	log        zerolog.Logger
+	cur        atomic.Pointer[snapshot]
 
 	mu     sync.Mutex // serializes Apply, Check and Close
 	closed bool
