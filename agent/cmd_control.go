@@ -140,7 +140,7 @@ func writeStatus(w io.Writer, st syncer.Status) {
 			fmt.Fprintf(w, "Rolled back:   from %s (marked bad)\n", short(st.Pin.From))
 		}
 	} else {
-		fmt.Fprintf(w, "Tracking:      %s\n", where)
+		fmt.Fprintf(w, "Tracking:      every new commit of %s is validated and applied\n", st.Branch)
 	}
 	fmt.Fprintf(w, "Source:        %s\n", where)
 	fmt.Fprintf(w, "Branch head:   %s\n", short(st.BranchHead))

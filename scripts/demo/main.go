@@ -35,6 +35,9 @@ import (
 
 const secret = "demo-webhook-secret"
 
+// gwArgs are the gateway's flags, reused when the demo restarts it.
+var gwArgs []string
+
 func main() {
 	keep := flag.Bool("keep", false, "keep the gateway, agent and upstreams running until Ctrl-C")
 	timeout := flag.Duration("timeout", 5*time.Minute, "give up after this long (building included)")
@@ -137,7 +140,8 @@ func (d *demo) run(ctx context.Context, keep bool, measure int) error {
 	if err := os.WriteFile(secretFile, []byte(secret+"\n"), 0o600); err != nil {
 		return err
 	}
-	if err := d.start(ctx, "gateway", "--listen", d.gwAddr, "--admin-socket", gwSock, "--state-dir", filepath.Join(d.dir, "gateway-state")); err != nil {
+	gwArgs = []string{"--listen", d.gwAddr, "--admin-socket", gwSock, "--state-dir", filepath.Join(d.dir, "gateway-state")}
+	if err := d.start(ctx, "gateway", gwArgs...); err != nil {
 		return err
 	}
 	if err := waitFor(ctx, "the gateway's admin socket", func() bool { _, err := os.Stat(gwSock); return err == nil }); err != nil {
@@ -214,6 +218,50 @@ func (d *demo) run(ctx context.Context, keep bool, measure int) error {
 	}
 	fmt.Print(indent(out))
 	info("20 requests: %s", d.sample(20))
+
+	step("Fix forward: a new good commit (90/10) lifts the pin")
+	if err := d.write("routes.yaml", routes(90, 10, "weight")); err != nil {
+		return err
+	}
+	fix, err := d.commit("shop: canary 90/10")
+	if err != nil {
+		return err
+	}
+	if err := d.webhook(ctx); err != nil {
+		return err
+	}
+	if err := waitFor(ctx, "the fix to be applied", func() bool {
+		out, err := d.agent(ctx, "status", "--json")
+		var st struct {
+			Mode        string `json:"mode"`
+			LastApplied string `json:"lastApplied"`
+		}
+		return err == nil && json.Unmarshal([]byte(out), &st) == nil && st.Mode == "tracking" && st.LastApplied == fix
+	}); err != nil {
+		return err
+	}
+	info("commit %s applied, tracking main again; 50 requests: %s", fix[:12], d.sample(50))
+
+	step("kill -9 the gateway, restart it: it serves its last-known-good before the agent talks to it")
+	gw := d.procs[0]
+	if err := gw.Process.Kill(); err != nil {
+		return err
+	}
+	_ = gw.Wait()
+	info("killed gateway (pid %d); curl -> %q", gw.Process.Pid, d.get())
+	d.procs = d.procs[1:]
+	if err := d.start(ctx, "gateway", gwArgs...); err != nil {
+		return err
+	}
+	if err := waitFor(ctx, "the restarted gateway to serve", func() bool { return d.get() != "" }); err != nil {
+		return err
+	}
+	info("restarted; 20 requests: %s", d.sample(20))
+	out, err = d.agent(ctx, "sync")
+	if err != nil {
+		return err
+	}
+	info("agent sync: the agent re-checks the gateway's digest and converges")
 
 	step("agent status")
 	out, err = d.agent(ctx, "status")
