@@ -36,7 +36,8 @@ func configExt(name string) bool {
 // Entries whose name starts with "." (such as .github) are skipped.
 //
 // Problems a user must fix in the repository come back as a
-// *schemas.InvalidError naming each file: a missing config path, a symlink or
+// *schemas.InvalidError naming each file (relative to dir; a problem with dir
+// itself has no File): a missing config path, a symlink or
 // submodule anywhere under dir, a file over lim.MaxFileBytes, or a total over
 // lim.MaxTotalBytes. Zero limits take load.DefaultLimits. Other errors
 // (a missing object, a corrupt store) are wrapped and returned as they are.
@@ -64,13 +65,13 @@ func ReadFiles(repo *git.Repository, commit plumbing.Hash, dir string, lim load.
 		switch {
 		case errors.Is(err, object.ErrDirectoryNotFound), errors.Is(err, object.ErrEntryNotFound):
 			return nil, &schemas.InvalidError{Diagnostics: []schemas.Diagnostic{{
-				File: dir, Message: fmt.Sprintf("config path %q does not exist at commit %s", dir, short(commit)),
+				Message: fmt.Sprintf("config path %q does not exist at commit %s", dir, short(commit)),
 			}}}
 		case err != nil:
 			return nil, fmt.Errorf("finding config path %q at commit %s: %w", dir, commit, err)
 		case ent.Mode != filemode.Dir:
 			return nil, &schemas.InvalidError{Diagnostics: []schemas.Diagnostic{{
-				File: dir, Message: fmt.Sprintf("config path %q is a %s, not a directory", dir, modeName(ent.Mode)),
+				Message: fmt.Sprintf("config path %q is a %s, not a directory", dir, modeName(ent.Mode)),
 			}}}
 		}
 		if tree, err = repo.TreeObject(ent.Hash); err != nil {

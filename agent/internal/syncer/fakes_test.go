@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ProtonMail/go-crypto/openpgp"
+	"github.com/ProtonMail/go-crypto/openpgp/armor"
 	"github.com/rs/zerolog"
 
 	"github.com/gitgate/gitgate/agent/internal/bundle"
@@ -98,6 +100,8 @@ type harness struct {
 	store *bundle.Store
 	rep   *reported
 	stop  func()
+	// trustedKeys, when set, turns on signature verification.
+	trustedKeys string
 }
 
 func newHarness(t *testing.T) *harness {
@@ -109,7 +113,7 @@ func newHarness(t *testing.T) *harness {
 // start opens the store and source in the state dir and runs a Loop.
 func (h *harness) start() {
 	t := h.t
-	src, err := gitsrc.Open(gitsrc.Options{URL: h.repo.dir, Branch: "main", StorageDir: filepath.Join(h.state, "git"), Timeout: 10 * time.Second})
+	src, err := gitsrc.Open(gitsrc.Options{URL: h.repo.dir, Branch: "main", StorageDir: filepath.Join(h.state, "git"), Timeout: 10 * time.Second, TrustedKeys: h.trustedKeys})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -155,3 +159,22 @@ func (h *harness) sync() Status {
 }
 
 func (h *harness) running() string { return h.gw.Version() }
+
+// testKeyRing returns an armored public key ring of a fresh PGP key.
+func testKeyRing(t *testing.T) string {
+	t.Helper()
+	e, err := openpgp.NewEntity("trusted", "", "trusted@example.com", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var b strings.Builder
+	w, err := armor.Encode(&b, openpgp.PublicKeyType, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Serialize(w); err != nil {
+		t.Fatal(err)
+	}
+	w.Close()
+	return b.String()
+}

@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"path"
+	"strings"
 	"sync"
 	"time"
 
@@ -108,6 +110,7 @@ func New(opts Options) (*Loop, error) {
 	if opts.Source == nil || opts.Store == nil || opts.Gateway == nil {
 		return nil, errors.New("syncer: Source, Store and Gateway are required")
 	}
+	opts.Path = strings.Trim(path.Clean("/"+opts.Path), "/")
 	if opts.PollInterval <= 0 {
 		opts.PollInterval = 30 * time.Second
 	}
@@ -301,6 +304,10 @@ func (l *Loop) build(h plumbing.Hash) (*schemas.Bundle, gitsrc.CommitInfo, error
 	}
 	files, err := src.Files(h, l.opts.Path, l.opts.Limits)
 	if err != nil {
+		var inv *schemas.InvalidError
+		if errors.As(err, &inv) {
+			return nil, info, &schemas.InvalidError{Diagnostics: prefixFiles(inv.Diagnostics, l.opts.Path)}
+		}
 		return nil, info, err
 	}
 	res := load.Files(files, l.opts.Limits)

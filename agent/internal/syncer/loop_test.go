@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"os"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
@@ -33,6 +34,17 @@ func TestApplyRejectNoop(t *testing.T) {
 		{"fix applied", func() string { return h.repo.commit("fix", validConfig(9002)) }, bundle.ResultApplied, func(sha string) string { return sha }, false},
 		{"same digest is a no-op", func() string { return h.repo.commit("docs", map[string]string{"README.md": "hi"}) },
 			bundle.ResultNoop, nil, false},
+		{"force-push to an older commit applies it", func() string {
+			git(t, h.repo.dir, "reset", "-q", "--hard", good)
+			return good
+		}, bundle.ResultApplied, func(sha string) string { return sha }, false},
+		{"symlink in the config path rejected", func() string {
+			if err := os.Symlink("/etc/passwd", filepath.Join(h.repo.dir, "cfg", "evil.yaml")); err != nil {
+				t.Fatal(err)
+			}
+			git(t, h.repo.dir, "add", "cfg/evil.yaml")
+			return h.repo.commit("symlink", nil)
+		}, bundle.ResultRejected, func(string) string { return good }, true},
 	}
 	prevRunning := ""
 	for _, st := range steps {
@@ -54,8 +66,8 @@ func TestApplyRejectNoop(t *testing.T) {
 			t.Fatalf("%s: last attempted %s, want %s", st.name, s.LastAttempted, sha)
 		}
 		if st.wantDiag {
-			if len(last.Diagnostics) == 0 || last.Diagnostics[0].File != "cfg/gw.yaml" || last.Diagnostics[0].Line == 0 {
-				t.Fatalf("%s: diagnostics %+v, want cfg/gw.yaml with a line", st.name, last.Diagnostics)
+			if len(last.Diagnostics) == 0 || !strings.HasPrefix(last.Diagnostics[0].File, "cfg/") {
+				t.Fatalf("%s: diagnostics %+v, want files under cfg/", st.name, last.Diagnostics)
 			}
 			if s.LastApplied == sha {
 				t.Fatalf("%s: rejected commit recorded as applied", st.name)
@@ -308,4 +320,17 @@ func TestRunStopsItsGoroutines(t *testing.T) {
 	h.stop()
 	h.gw.Stop()
 	waitFor(t, func() bool { return runtime.NumGoroutine() <= before+2 })
+}
+
+func TestUnsignedCommitRejectedWhenVerifying(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.trustedKeys = testKeyRing(t)
+	sha := h.repo.commit("unsigned", validConfig(9001))
+	h.start()
+	s := h.sync()
+	last := h.loop.History(1)[0]
+	if last.SHA != sha || last.Result != bundle.ResultRejected || !strings.Contains(last.Error, "not signed") || h.running() != "" || s.LastApplied != "" {
+		t.Fatalf("unsigned commit: %+v, running %q", last, h.running())
+	}
 }
