@@ -15,6 +15,7 @@ const (
 	MsgNoHealthy     = "no healthy target"
 	MsgBreakerOpen   = "circuit breaker open"
 	MsgTimeout       = "upstream timeout"
+	MsgBadPath       = "bad request path"
 )
 
 // errorBody is the JSON shape of every error the gateway itself answers.

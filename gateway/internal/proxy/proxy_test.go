@@ -103,7 +103,7 @@ func TestPerTryTimeoutRetriesAnotherAttempt(t *testing.T) {
 	t.Cleanup(up.Close)
 	rt := newRoute(t, up.URL, schemas.Route{
 		Match:         schemas.Match{Path: "/"},
-		PerTryTimeout: schemas.Duration(30 * time.Millisecond),
+		PerTryTimeout: schemas.Duration(300 * time.Millisecond), // long enough for a loaded machine to answer the second attempt
 		Retries:       &schemas.Retries{Attempts: 1, BackoffBase: schemas.Duration(time.Millisecond), BackoffMax: schemas.Duration(time.Millisecond)},
 	}, &Options{})
 	rec := httptest.NewRecorder()

@@ -29,8 +29,10 @@
 //     present).
 //
 // The router matches the path as the request carries it. It does not clean
-// dot segments or merge slashes: the proxy must reject or normalize such
-// paths before matching, so that the path matched is the path forwarded.
+// dot segments or merge slashes itself: the caller normalizes the path with
+// CleanPath (and refuses encoded slashes with SafeEscapes) before matching
+// and forwards the same normalized path, so that the path matched is the
+// path forwarded.
 //
 // # Order
 //

@@ -112,6 +112,11 @@ func (e *Engine) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer s.unref()
+	r, ok := normalizePath(r)
+	if !ok {
+		proxy.WriteError(w, http.StatusBadRequest, bodyBadPath)
+		return
+	}
 	m, ok := s.table.Match(r)
 	if !ok {
 		proxy.NotFound(w)
@@ -123,6 +128,35 @@ func (e *Engine) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h.ServeHTTP(w, proxy.WithParams(r, m.Params))
+}
+
+var bodyBadPath = proxy.ErrorJSON(proxy.MsgBadPath, "")
+
+// normalizePath returns r with its path cleaned by router.CleanPath, so that
+// the path matched is the path forwarded: "/public/../admin" is routed, and
+// sent upstream, as "/admin". ok is false for a path the gateway refuses:
+// an encoded slash, backslash or NUL, a raw backslash or NUL, or a bad
+// percent-escape. A clean path costs no allocation; a changed one costs a
+// shallow copy of r and its URL, with RawPath dropped (the upstream gets
+// the path in its default escaping).
+func normalizePath(r *http.Request) (*http.Request, bool) {
+	u := r.URL
+	if u.RawPath != "" && !router.SafeEscapes(u.RawPath) {
+		return r, false
+	}
+	clean, ok := router.CleanPath(u.Path)
+	if !ok {
+		return r, false
+	}
+	if clean == u.Path {
+		return r, true
+	}
+	u2 := *u
+	u2.Path, u2.RawPath = clean, ""
+	r2 := new(http.Request)
+	*r2 = *r
+	r2.URL = &u2
+	return r2, true
 }
 
 // acquire returns the current snapshot with a reference held, nil when
