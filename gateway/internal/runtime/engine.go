@@ -314,12 +314,42 @@ func verify(b *schemas.Bundle) error {
 
 // compile builds a snapshot of b. With prev set, pools whose settings did
 // not change are taken over from prev and policy state is carried over.
+//
+// The work runs on up to three goroutines, all finished before compile
+// returns: the digest check (a full JSON encode of the config), the route
+// table, and the rest (pools, policies, per-route handlers). On the
+// gateway's two cores this halves the wall time of a large apply; the
+// digest is still checked before anything compiled is used.
 func (e *Engine) compile(b *schemas.Bundle, prev *snapshot) (*snapshot, error) {
-	if err := verify(b); err != nil {
-		return nil, err
+	if b == nil {
+		return nil, verify(b)
 	}
+	var wg sync.WaitGroup
+	var verr error
+	wg.Go(func() { verr = verify(b) })
 	cfg := cloneConfig(&b.Config)
 	cfg.ApplyDefaults()
+	// From here cfg is only read.
+	var table *router.Table
+	var terr error
+	wg.Go(func() { table, terr = router.Build(cfg.Routes) })
+	s, err := e.build(b, &cfg, prev, &wg, &table, &terr)
+	wg.Wait()
+	if verr != nil {
+		if s != nil {
+			s.discard(s.fresh)
+		}
+		return nil, verr
+	}
+	if s != nil {
+		s.fresh = nil
+	}
+	return s, err
+}
+
+// build compiles everything but the route table, which another goroutine
+// builds into *table; build waits for it (wg) before it needs it.
+func (e *Engine) build(b *schemas.Bundle, cfg *schemas.Config, prev *snapshot, wg *sync.WaitGroup, table **router.Table, terr *error) (*snapshot, error) {
 
 	var diags []schemas.Diagnostic
 	addErr := func(err error, path string) {
@@ -353,26 +383,18 @@ func (e *Engine) compile(b *schemas.Bundle, prev *snapshot) (*snapshot, error) {
 		fresh[p] = true
 		forwarders[name] = proxy.NewForwarder(p, e.popts)
 	}
-	table, err := router.Build(cfg.Routes)
-	addErr(err, "routes")
-	s.table = table
-
 	var prevSet *policy.Set
 	if prev != nil {
 		prevSet = prev.policies
 	}
 	// policy.Compile reports routes naming unknown policies.
-	set, err := policy.Compile(&cfg, prevSet, e.policyOpts)
+	set, err := policy.Compile(cfg, prevSet, e.policyOpts)
 	addErr(err, "policies")
 	s.policies = set
 
-	// handlers is indexed like table.Names (Match.Index); a route that
-	// failed to compile leaves no table, so the slice is only served when
-	// every entry is set.
-	var names []string
-	if table != nil {
-		names = table.Names()
-	}
+	// handlers is indexed like the table's Names (Match.Index): route
+	// names in sorted order.
+	names := slices.Sorted(maps.Keys(cfg.Routes))
 	s.handlers = make([]http.Handler, len(names))
 	for i, name := range names {
 		spec := cfg.Routes[name]
@@ -387,6 +409,14 @@ func (e *Engine) compile(b *schemas.Bundle, prev *snapshot) (*snapshot, error) {
 		}
 		s.handlers[i] = h
 	}
+	wg.Wait()
+	addErr(*terr, "routes")
+	s.table = *table
+	if s.table != nil && !slices.Equal(s.table.Names(), names) {
+		// Cannot happen: Build keeps every route when it succeeds.
+		addErr(errors.New("route table and handlers disagree"), "routes")
+	}
+	s.fresh = fresh
 	if len(diags) > 0 {
 		s.discard(fresh)
 		slices.SortStableFunc(diags, func(a, b schemas.Diagnostic) int { return cmp.Compare(a.Path, b.Path) })

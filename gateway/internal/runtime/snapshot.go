@@ -21,6 +21,9 @@ type snapshot struct {
 	handlers []http.Handler // by router Match.Index
 	pools    map[string]*upstream.Pool
 	policies *policy.Set
+	// fresh holds the pools this snapshot created, while it is being
+	// compiled; nil once compile returns it.
+	fresh map[*upstream.Pool]bool
 
 	// refs is 1 while the snapshot is current, plus one per request in
 	// flight; the snapshot is released when it drops to 0.
