@@ -5,27 +5,33 @@ import (
 	"strings"
 )
 
-// Redact returns rawURL with any password or token in its userinfo replaced
-// by "REDACTED". scp-like addresses (git@host:path) and local paths have no
+// Redact returns rawURL with the secret part of its userinfo replaced by
+// "REDACTED": the password of user:password, or a lone user name other than
+// "git" (a token may be sent as the user name). Anything after "://" and
+// before the last '@' of the authority that does not parse as userinfo is
+// redacted whole. scp-like addresses (git@host:path) and local paths have no
 // secret and come back unchanged.
 func Redact(rawURL string) string {
-	if !strings.Contains(rawURL, "://") {
+	scheme, rest, ok := strings.Cut(rawURL, "://")
+	if !ok {
+		return rawURL
+	}
+	authority := rest
+	if i := strings.IndexByte(rest, '/'); i >= 0 {
+		authority = rest[:i]
+	}
+	at := strings.LastIndexByte(authority, '@')
+	if at < 0 {
 		return rawURL
 	}
 	u, err := url.Parse(rawURL)
-	if err != nil {
-		// Unparseable: drop everything up to the last '@' of the authority.
-		scheme, rest, _ := strings.Cut(rawURL, "://")
-		if i := strings.LastIndex(strings.SplitN(rest, "/", 2)[0], "@"); i >= 0 {
-			return scheme + "://REDACTED@" + rest[i+1:]
-		}
-		return rawURL
-	}
-	if u.User == nil {
-		return rawURL
+	if err != nil || u.User == nil || strings.ContainsAny(authority[:at], "#?") {
+		return scheme + "://REDACTED@" + rest[at+1:]
 	}
 	if _, has := u.User.Password(); has {
 		u.User = url.UserPassword(u.User.Username(), "REDACTED")
+	} else if u.User.Username() != "git" {
+		u.User = url.User("REDACTED")
 	}
 	return u.String()
 }
