@@ -52,7 +52,8 @@ type Options struct {
 	// BackoffMin is the first retry delay after a transient failure.
 	// Default 1s. It doubles up to BackoffMax (default 5m), with jitter.
 	BackoffMin time.Duration
-	// BackoffMax caps the retry delay. Default 5m.
+	// BackoffMax caps the retry delay. Default 5m. A retry never waits
+	// longer than one (jittered) poll interval either.
 	BackoffMax time.Duration
 	// Timeout bounds one sync pass. Default 2m.
 	Timeout time.Duration
