@@ -82,8 +82,32 @@ type exchange struct {
 	canRetry bool // a retryable status may be swallowed for a retry
 	retried  bool // the swallowed status was granted a retry
 	kind     attemptKind
-	tryStop  func() bool
-	allStop  func() bool
+	tryTimer *time.Timer // per-try timeout of the attempt, nil when none
+	allTimer *time.Timer // the route timeout
+}
+
+// requestState is everything a request needs beside the http.Request, in
+// one allocation.
+type requestState struct {
+	ex  exchange
+	ctx exchangeCtx
+	rec recorder
+}
+
+// exchangeCtx is the request's cancelable context carrying its exchange,
+// so the ReverseProxy hooks find it without a context.WithValue layer.
+type exchangeCtx struct {
+	context.Context
+	ex *exchange
+}
+
+// Value returns the exchange for exchangeKey and defers to the parent
+// otherwise.
+func (c *exchangeCtx) Value(key any) any {
+	if _, ok := key.(exchangeKey); ok {
+		return c.ex
+	}
+	return c.Context.Value(key)
 }
 
 func exchangeOf(ctx context.Context) *exchange {
@@ -113,31 +137,55 @@ func (f *Forwarder) rewrite(pr *httputil.ProxyRequest) {
 // the client's values from pr.Out.
 func setForwarded(pr *httputil.ProxyRequest, trusted bool) {
 	in, out := pr.In.Header, pr.Out.Header
-	peer := pr.In.RemoteAddr
-	if ap, err := netip.ParseAddrPort(peer); err == nil {
-		peer = ap.Addr().Unmap().String()
-	} else if i := strings.LastIndexByte(peer, ':'); i > 0 {
-		peer = strings.Trim(peer[:i], "[]")
-	}
+	peer := peerHost(pr.In.RemoteAddr)
 	xff := peer
 	if prior := in["X-Forwarded-For"]; trusted && len(prior) > 0 {
 		xff = strings.Join(prior, ", ") + ", " + peer
 	}
+	// One backing array for the three values; each slice is capped at one
+	// element so that an append (a header "add") copies instead of
+	// overwriting a neighbour.
+	vals := new([3]string)
 	if peer != "" {
-		out["X-Forwarded-For"] = []string{xff}
+		vals[0] = xff
+		out["X-Forwarded-For"] = vals[0:1:1]
 	}
 	if v := in["X-Forwarded-Host"]; trusted && len(v) > 0 {
 		out["X-Forwarded-Host"] = v
 	} else {
-		out["X-Forwarded-Host"] = []string{pr.In.Host}
+		vals[1] = pr.In.Host
+		out["X-Forwarded-Host"] = vals[1:2:2]
 	}
 	if v := in["X-Forwarded-Proto"]; trusted && len(v) > 0 {
 		out["X-Forwarded-Proto"] = v
-	} else if pr.In.TLS != nil {
-		out["X-Forwarded-Proto"] = []string{"https"}
 	} else {
-		out["X-Forwarded-Proto"] = []string{"http"}
+		vals[2] = "http"
+		if pr.In.TLS != nil {
+			vals[2] = "https"
+		}
+		out["X-Forwarded-Proto"] = vals[2:3:3]
 	}
+}
+
+// peerHost returns the address part of a RemoteAddr ("ip:port" or
+// "[ipv6]:port"), unmapping IPv4-mapped IPv6 addresses. It allocates only
+// for a mapped or non-canonical address.
+func peerHost(remote string) string {
+	host := remote
+	if i := strings.LastIndexByte(remote, ':'); i > 0 {
+		host = strings.Trim(remote[:i], "[]")
+	}
+	a, err := netip.ParseAddr(host)
+	if err != nil || a.Zone() != "" {
+		return host
+	}
+	if a.Is4In6() {
+		return a.Unmap().String()
+	}
+	if a.Is6() && host != a.String() { // not in canonical form
+		return a.String()
+	}
+	return host
 }
 
 // errRetryStatus turns a retryable response into an attempt error.
@@ -149,8 +197,8 @@ const maxDrain = 4 << 10
 
 func (f *Forwarder) modifyResponse(res *http.Response) error {
 	ex := exchangeOf(res.Request.Context())
-	if ex.tryStop != nil {
-		ex.tryStop() // headers are in: the per-try timeout has done its job
+	if ex.tryTimer != nil {
+		ex.tryTimer.Stop() // headers are in: the per-try timeout has done its job
 	}
 	ex.status = res.StatusCode
 	if ex.canRetry && ex.route.retryOnStatus(res.StatusCode) && ex.route.budget.acquire(ex.route.active.Load()) {
@@ -159,8 +207,8 @@ func (f *Forwarder) modifyResponse(res *http.Response) error {
 		return errRetryStatus
 	}
 	if res.StatusCode == http.StatusSwitchingProtocols || isEventStream(res.Header) {
-		if ex.allStop != nil {
-			ex.allStop()
+		if ex.allTimer != nil {
+			ex.allTimer.Stop()
 		}
 	}
 	ex.route.respHeaders.apply(res.Header)

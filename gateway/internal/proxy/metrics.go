@@ -112,20 +112,19 @@ func (rt *Route) observe(r *http.Request, be *backend, rec *recorder, start time
 	}
 }
 
-// InFlight tracks the route's in-flight gauge around a request; it returns
-// the function that ends the request.
-func (rt *Route) inFlight() func() {
+// inFlightGauge returns the route's in-flight gauge, resolved on first
+// use; nil without metrics.
+func (rt *Route) inFlightGauge() prometheus.Gauge {
 	m := rt.opts.Metrics
 	if m == nil {
-		return func() {}
+		return nil
 	}
 	rm := rt.metrics.Load()
 	if rm == nil {
 		rm = &routeMetrics{inFlight: m.inFlight.WithLabelValues(rt.name)}
 		rt.metrics.Store(rm)
 	}
-	rm.inFlight.Inc()
-	return rm.inFlight.Dec
+	return rm.inFlight
 }
 
 // recorder captures the status and size of a response. Unwrap lets

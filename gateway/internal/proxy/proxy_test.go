@@ -203,3 +203,29 @@ func FuzzPathTemplate(f *testing.F) {
 		}
 	})
 }
+
+func TestPeerHost(t *testing.T) {
+	t.Parallel()
+	cases := []struct{ name, remote, want string }{
+		{"ipv4", "192.0.2.1:4711", "192.0.2.1"},
+		{"ipv6", "[2001:db8::1]:80", "2001:db8::1"},
+		{"ipv6 not canonical", "[2001:DB8:0::1]:80", "2001:db8::1"},
+		{"ipv4 mapped", "[::ffff:192.0.2.1]:80", "192.0.2.1"},
+		{"no port", "192.0.2.1", "192.0.2.1"},
+		{"not an address", "pipe", "pipe"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if got := peerHost(tc.remote); got != tc.want {
+				t.Fatalf("peerHost(%q) = %q, want %q", tc.remote, got, tc.want)
+			}
+		})
+	}
+}
+
+func TestPeerHostDoesNotAllocateForIPv4(t *testing.T) {
+	if n := testing.AllocsPerRun(100, func() { peerHost("192.0.2.1:4711") }); n != 0 {
+		t.Errorf("peerHost allocates %v times for an IPv4 peer", n)
+	}
+}

@@ -198,12 +198,18 @@ func (rt *Route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer rt.active.Add(-1)
 
 	be := rt.pickBackend(r)
-	var rec *recorder
+	// One allocation holds the request's exchange, its context and its
+	// response recorder.
+	st := &requestState{}
 	if rt.opts.Metrics != nil || rt.opts.AccessLog {
-		rec = &recorder{ResponseWriter: w, status: http.StatusOK}
+		rec := &st.rec
+		rec.ResponseWriter, rec.status = w, http.StatusOK
 		w = rec
 		defer rt.observe(r, be, rec, start)
-		defer rt.inFlight()()
+		if g := rt.inFlightGauge(); g != nil {
+			g.Inc()
+			defer g.Dec()
+		}
 	}
 
 	if r.ContentLength > rt.maxBody {
@@ -217,15 +223,20 @@ func (rt *Route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	client, trusted := clientAddr(r, rt.opts.TrustedProxies)
-	ex := &exchange{route: rt, backend: be, client: client, trusted: trusted}
-	if p, ok := r.Context().Value(paramsKey{}).(map[string]string); ok {
-		ex.params = p
+	ex := &st.ex
+	ex.route, ex.backend, ex.client, ex.trusted = rt, be, client, trusted
+	if rt.path != nil && rt.path.hasTmpl {
+		if p, ok := r.Context().Value(paramsKey{}).(map[string]string); ok {
+			ex.params = p
+		}
 	}
-	ctx, cancel := context.WithCancelCause(context.WithValue(r.Context(), exchangeKey{}, ex))
+	cctx, cancel := context.WithCancelCause(r.Context())
 	defer cancel(nil)
+	st.ctx = exchangeCtx{Context: cctx, ex: ex}
+	var ctx context.Context = &st.ctx
 	total := time.AfterFunc(rt.timeout, func() { cancel(errRouteTimeout) })
 	defer total.Stop()
-	ex.allStop = total.Stop
+	ex.allTimer = total
 
 	// Decide whether a retry is possible and make the body replayable.
 	attempts := 0
@@ -283,17 +294,16 @@ func (rt *Route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		var tryCancel context.CancelCauseFunc
 		if rt.perTry > 0 {
 			actx, tryCancel = context.WithCancelCause(ctx)
-			tt := time.AfterFunc(rt.perTry, func() { tryCancel(errTryTimeout) })
-			ex.tryStop = tt.Stop
+			ex.tryTimer = time.AfterFunc(rt.perTry, func() { tryCancel(errTryTimeout) })
 		}
 		out := r.WithContext(actx)
 		if replay != nil {
 			out.Body = io.NopCloser(bytes.NewReader(replay))
 		}
 		be.fw.rp.ServeHTTP(w, out)
-		if ex.tryStop != nil {
-			ex.tryStop()
-			ex.tryStop = nil
+		if ex.tryTimer != nil {
+			ex.tryTimer.Stop()
+			ex.tryTimer = nil
 		}
 		kind := classify(ex, ctx, actx, r, lb)
 		ex.kind = kind
