@@ -175,7 +175,9 @@ func (d *demo) run(ctx context.Context, keep bool, measure int) error {
 		return err
 	}
 	info("commit %s: webhook to first request served by v2 took %s", canary[:12], time.Since(sent).Round(time.Millisecond))
-	info("20 requests: %s", d.sample(20))
+	if err := d.expect("the canary", 20, true); err != nil {
+		return err
+	}
 
 	step("Committing an invalid change (a typo: wieght) and pushing it")
 	if err := d.write("routes.yaml", routes(50, 50, "wieght")); err != nil {
@@ -209,7 +211,9 @@ func (d *demo) run(ctx context.Context, keep bool, measure int) error {
 	for _, dg := range last[0].Diagnostics {
 		info("  %s:%d:%d: %s: %s", dg.File, dg.Line, dg.Column, dg.Path, dg.Message)
 	}
-	info("still serving the canary: %s", d.sample(20))
+	if err := d.expect("still the canary", 20, true); err != nil {
+		return err
+	}
 
 	step("agent rollback  (no sha: back to the previously applied commit, pinned)")
 	out, err := d.agent(ctx, "rollback", "--reason", "canary looked bad")
@@ -217,7 +221,9 @@ func (d *demo) run(ctx context.Context, keep bool, measure int) error {
 		return err
 	}
 	fmt.Print(indent(out))
-	info("20 requests: %s", d.sample(20))
+	if err := d.expect("rolled back: stable only", 20, false); err != nil {
+		return err
+	}
 
 	step("Fix forward: a new good commit (90/10) lifts the pin")
 	if err := d.write("routes.yaml", routes(90, 10, "weight")); err != nil {
@@ -240,7 +246,10 @@ func (d *demo) run(ctx context.Context, keep bool, measure int) error {
 	}); err != nil {
 		return err
 	}
-	info("commit %s applied, tracking main again; 50 requests: %s", fix[:12], d.sample(50))
+	info("commit %s applied, tracking main again", fix[:12])
+	if err := d.expect("90/10", 50, true); err != nil {
+		return err
+	}
 
 	step("kill -9 the gateway, restart it: it serves its last-known-good before the agent talks to it")
 	gw := d.procs[0]
@@ -256,7 +265,9 @@ func (d *demo) run(ctx context.Context, keep bool, measure int) error {
 	if err := waitFor(ctx, "the restarted gateway to serve", func() bool { return d.get() != "" }); err != nil {
 		return err
 	}
-	info("restarted; 20 requests: %s", d.sample(20))
+	if err := d.expect("restarted from last-known-good", 20, true); err != nil {
+		return err
+	}
 	out, err = d.agent(ctx, "sync")
 	if err != nil {
 		return err
@@ -475,8 +486,9 @@ func (d *demo) get() string {
 	return strings.TrimSpace(string(b))
 }
 
-// sample counts which upstream answered n requests.
-func (d *demo) sample(n int) string {
+// expect sends n requests, prints which upstream answered, and fails on
+// any failed request, or on v2 answers when v2 must get no traffic.
+func (d *demo) expect(what string, n int, v2Allowed bool) error {
 	counts := map[string]int{}
 	for range n {
 		body := d.get()
@@ -485,7 +497,14 @@ func (d *demo) sample(n int) string {
 		}
 		counts[strings.TrimPrefix(body, "hello from ")]++
 	}
-	return fmt.Sprintf("v1=%d v2=%d errors=%d", counts["v1"], counts["v2"], counts["error"])
+	info("%s, %d requests: v1=%d v2=%d failed=%d", what, n, counts["v1"], counts["v2"], counts["error"])
+	if counts["error"] > 0 || counts["v1"]+counts["v2"] != n {
+		return fmt.Errorf("%s: %d of %d requests failed", what, n-counts["v1"]-counts["v2"], n)
+	}
+	if !v2Allowed && counts["v2"] > 0 {
+		return fmt.Errorf("%s: v2 answered %d requests", what, counts["v2"])
+	}
+	return nil
 }
 
 // cleanup stops every process the demo started (by pid: SIGTERM, then kill
