@@ -3,6 +3,7 @@
 //
 //	go run ./scripts/bench                 # throughput table (1 route, 10k routes, policy chain)
 //	go run ./scripts/bench -mode reload    # failed requests while reloading under load
+//	go run ./scripts/bench -mode sync      # commit + signed webhook -> first request served
 //
 // It installs missing peers from Debian's packages (apt-get), pins wrk to
 // one CPU and each proxy with the upstream to the other, interleaves the
@@ -29,7 +30,7 @@ import (
 
 func main() {
 	var (
-		mode      = flag.String("mode", "throughput", "throughput | reload")
+		mode      = flag.String("mode", "throughput", "throughput | reload | sync (push-to-serve latency over 50 commits per run, and idle RSS)")
 		duration  = flag.Duration("duration", 10*time.Second, "load time per measurement")
 		runs      = flag.Int("runs", 3, "interleaved runs per target (medians are reported)")
 		conns     = flag.Int("conns", 64, "wrk connections")
@@ -160,6 +161,8 @@ func run(ctx context.Context, cfg benchConfig) (string, error) {
 		return throughput(ctx, cfg, env)
 	case "reload":
 		return reloadUnderLoad(ctx, cfg, env)
+	case "sync":
+		return pushToServe(ctx, cfg, env)
 	}
 	return "", fmt.Errorf("unknown -mode %q", cfg.mode)
 }
