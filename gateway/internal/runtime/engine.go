@@ -7,6 +7,8 @@ import (
 	"maps"
 	"net/http"
 	"net/netip"
+	"os"
+	"runtime/debug"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -35,6 +37,43 @@ type Options struct {
 	LookupEnv func(string) (string, bool)
 	// AccessLog logs every request. Default off.
 	AccessLog bool
+	// GCPercent is the garbage collector target New sets when the GOGC
+	// environment variable is unset: 0 means DefaultGCPercent, a negative
+	// value leaves the Go runtime's setting alone. GOGC, when set, always
+	// wins.
+	GCPercent int
+}
+
+// DefaultGCPercent is the GC target of a gateway whose GOGC is unset. The
+// data plane's live heap is small (the snapshot) while every request
+// allocates a few KiB of short-lived objects, so Go's default of 100 runs
+// the collector very often: in BenchmarkServe, 400 cut CPU per request by
+// 15-25% and the CPU of a 10,000-route apply by about 20%, for a heap that
+// peaks at about five times the live snapshot instead of twice. Set GOGC
+// (or GOMEMLIMIT, which still applies) to trade back.
+const DefaultGCPercent = 400
+
+var gcOnce sync.Once
+
+// tuneGC applies Options.GCPercent once per process.
+func tuneGC(percent int) {
+	if p := gcTarget(percent, os.LookupEnv); p > 0 {
+		gcOnce.Do(func() { debug.SetGCPercent(p) })
+	}
+}
+
+// gcTarget returns the GC percent to set, 0 for none.
+func gcTarget(percent int, lookupEnv func(string) (string, bool)) int {
+	if percent < 0 {
+		return 0
+	}
+	if _, set := lookupEnv("GOGC"); set {
+		return 0
+	}
+	if percent == 0 {
+		return DefaultGCPercent
+	}
+	return percent
 }
 
 // TargetStatus is the state of one upstream target.
@@ -73,8 +112,10 @@ type Engine struct {
 	live   map[*snapshot]struct{}
 }
 
-// New returns an Engine with no config; it answers 503 until Apply.
+// New returns an Engine with no config; it answers 503 until Apply. The
+// first New of a process sets the GC target (see Options.GCPercent).
 func New(opts Options) *Engine {
+	tuneGC(opts.GCPercent)
 	e := &Engine{
 		opts:  opts,
 		log:   opts.Logger.With().Str("component", "runtime").Logger(),

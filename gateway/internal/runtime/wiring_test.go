@@ -120,3 +120,34 @@ func TestApplyForgetsRemovedRouteMetrics(t *testing.T) {
 		t.Error("series of kept route were dropped")
 	}
 }
+
+// TestGCTarget checks the GC target New sets: DefaultGCPercent or the
+// option when GOGC is unset, nothing when GOGC is set or the option is
+// negative.
+func TestGCTarget(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name    string
+		percent int
+		env     map[string]string
+		want    int
+	}{
+		{"default", 0, nil, DefaultGCPercent},
+		{"option", 200, nil, 200},
+		{"GOGC set", 0, map[string]string{"GOGC": "100"}, 0},
+		{"GOGC off", 300, map[string]string{"GOGC": "off"}, 0},
+		{"negative percent", -1, nil, 0},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			got := gcTarget(tc.percent, func(k string) (string, bool) {
+				v, ok := tc.env[k]
+				return v, ok
+			})
+			if got != tc.want {
+				t.Fatalf("gcTarget = %d, want %d", got, tc.want)
+			}
+		})
+	}
+}
