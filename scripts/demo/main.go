@@ -35,8 +35,8 @@ import (
 
 const secret = "demo-webhook-secret"
 
-// gwArgs are the gateway's flags, reused when the demo restarts it.
-var gwArgs []string
+// gwArgs and agentArgs are the flags, reused when the demo restarts them.
+var gwArgs, agentArgs []string
 
 func main() {
 	keep := flag.Bool("keep", false, "keep the gateway, agent and upstreams running until Ctrl-C")
@@ -147,9 +147,10 @@ func (d *demo) run(ctx context.Context, keep bool, measure int) error {
 	if err := waitFor(ctx, "the gateway's admin socket", func() bool { _, err := os.Stat(gwSock); return err == nil }); err != nil {
 		return err
 	}
-	if err := d.start(ctx, "agent", "run", "--repo", d.repo, "--branch", "main", "--gateway-socket", gwSock,
+	agentArgs = []string{"run", "--repo", d.repo, "--branch", "main", "--gateway-socket", gwSock,
 		"--state-dir", filepath.Join(d.dir, "agent-state"), "--control-socket", d.ctlSock,
-		"--webhook-addr", d.hookAddr, "--webhook-secret-file", secretFile, "--poll-interval", "1h"); err != nil {
+		"--webhook-addr", d.hookAddr, "--webhook-secret-file", secretFile, "--poll-interval", "1h"}
+	if err := d.start(ctx, "agent", agentArgs...); err != nil {
 		return err
 	}
 	info("gateway  http://%s  (admin socket %s)", d.gwAddr, gwSock)
@@ -252,13 +253,11 @@ func (d *demo) run(ctx context.Context, keep bool, measure int) error {
 	}
 
 	step("kill -9 the gateway, restart it: it serves its last-known-good before the agent talks to it")
-	gw := d.procs[0]
-	if err := gw.Process.Kill(); err != nil {
+	pid, err := d.kill9("gateway")
+	if err != nil {
 		return err
 	}
-	_ = gw.Wait()
-	info("killed gateway (pid %d); curl -> %q", gw.Process.Pid, d.get())
-	d.procs = d.procs[1:]
+	info("killed gateway (pid %d); curl -> %q", pid, d.get())
 	if err := d.start(ctx, "gateway", gwArgs...); err != nil {
 		return err
 	}
@@ -268,11 +267,40 @@ func (d *demo) run(ctx context.Context, keep bool, measure int) error {
 	if err := d.expect("restarted from last-known-good", 20, true); err != nil {
 		return err
 	}
-	out, err = d.agent(ctx, "sync")
-	if err != nil {
+	if _, err = d.agent(ctx, "sync"); err != nil {
 		return err
 	}
 	info("agent sync: the agent re-checks the gateway's digest and converges")
+
+	step("kill -9 the agent, commit while it is down, restart it: it picks up from its state dir")
+	if pid, err = d.kill9("agent"); err != nil {
+		return err
+	}
+	info("killed agent (pid %d)", pid)
+	if err := d.write("routes.yaml", routes(80, 20, "weight")); err != nil {
+		return err
+	}
+	next, err := d.commit("shop: canary 80/20")
+	if err != nil {
+		return err
+	}
+	if err := d.start(ctx, "agent", agentArgs...); err != nil {
+		return err
+	}
+	if err := waitFor(ctx, "the restarted agent to apply "+next[:12], func() bool {
+		out, err := d.agent(ctx, "status", "--json")
+		var st struct {
+			LastApplied    string `json:"lastApplied"`
+			GatewayVersion string `json:"gatewayVersion"`
+		}
+		return err == nil && json.Unmarshal([]byte(out), &st) == nil && st.LastApplied == next && st.GatewayVersion == next
+	}); err != nil {
+		return err
+	}
+	info("commit %s applied by the restarted agent", next[:12])
+	if err := d.expect("80/20", 50, true); err != nil {
+		return err
+	}
 
 	step("agent status")
 	out, err = d.agent(ctx, "status")
@@ -418,6 +446,23 @@ func (d *demo) start(ctx context.Context, name string, args ...string) error {
 	d.procs = append(d.procs, cmd)
 	info("started %s (pid %d)", name, cmd.Process.Pid)
 	return nil
+}
+
+// kill9 sends SIGKILL to the running process started from binary name,
+// reaps it and forgets it. It returns the pid.
+func (d *demo) kill9(name string) (int, error) {
+	for i, p := range d.procs {
+		if filepath.Base(p.Path) != name {
+			continue
+		}
+		if err := p.Process.Kill(); err != nil {
+			return 0, fmt.Errorf("killing %s: %w", name, err)
+		}
+		_ = p.Wait()
+		d.procs = append(d.procs[:i], d.procs[i+1:]...)
+		return p.Process.Pid, nil
+	}
+	return 0, fmt.Errorf("no running %s", name)
 }
 
 // agent runs an agent CLI command against the running agent.
