@@ -74,9 +74,12 @@ func TestApplyRejectNoop(t *testing.T) {
 			}
 		}
 	}
-	// The reporter heard about each commit.
-	if got := <-h.rep.failed; got == "" {
-		t.Fatal("no failure report")
+	// The reporter heard about the applied and the refused commits.
+	if got := <-h.rep.applied; got != good {
+		t.Fatalf("first applied report for %s, want %s", got, good)
+	}
+	if got := <-h.rep.failed; got == good || got == "" {
+		t.Fatalf("failure report for %q", got)
 	}
 }
 
