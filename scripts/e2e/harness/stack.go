@@ -374,3 +374,23 @@ func WaitFor(ctx context.Context, timeout time.Duration, what string, cond func(
 		}
 	}
 }
+
+// AdminGet requests path from the gateway's admin socket and returns the
+// status code and up to 1 MiB of the body.
+func (s *Stack) AdminGet(ctx context.Context, path string) (int, string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://gateway"+path, nil)
+	if err != nil {
+		return 0, "", err
+	}
+	c := unixClient(s.AdminSocket)
+	defer c.CloseIdleConnections()
+	resp, err := c.Do(req)
+	if err != nil {
+		return 0, "", fmt.Errorf("gateway admin %s: %w", path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	return resp.StatusCode, string(b), err
+}

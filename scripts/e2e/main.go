@@ -1,0 +1,255 @@
+// Command e2e is gitgate's fault battery: it builds the real gateway and
+// agent binaries and runs each scenario on loopback against a fresh pair,
+// with a config repository made by the git CLI and signed webhooks. Every
+// scenario states its pass criterion, checks it, and prints PASS, FAIL,
+// SKIP or KNOWN-FAIL; the exit status is 1 when any scenario fails.
+//
+//	go run ./scripts/e2e                  # the whole battery
+//	go run ./scripts/e2e -run 'gateway'   # scenarios whose name matches
+//	go run ./scripts/e2e -keep            # keep every scenario's directory (logs, state)
+//
+// Everything a scenario starts (processes in their own process groups, an
+// HTTP Git host, tmpfs mounts) it stops or unmounts before the next one.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/gitgate/gitgate/scripts/e2e/harness"
+)
+
+func main() {
+	var (
+		runRE   = flag.String("run", "", "run only scenarios whose name matches this regexp")
+		keep    = flag.Bool("keep", false, "keep every scenario's directory (logs, state) instead of only failed ones")
+		perTest = flag.Duration("scenario-timeout", 60*time.Second, "give up on one scenario after this long")
+		list    = flag.Bool("list", false, "list the scenarios and their pass criteria, then exit")
+	)
+	flag.Parse()
+	if *list {
+		for _, sc := range scenarios {
+			fmt.Printf("%s\n    %s\n", sc.name, sc.criterion)
+		}
+		return
+	}
+	re, err := regexp.Compile(*runRE)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "e2e: -run: %v\n", err)
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(battery(ctx, re, *keep, *perTest))
+}
+
+// battery builds the binaries and runs the selected scenarios in order.
+func battery(ctx context.Context, re *regexp.Regexp, keep bool, perTest time.Duration) int {
+	began := time.Now()
+	root, err := harness.ModuleRoot()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	top, err := os.MkdirTemp("", "gitgate-e2e-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	fmt.Printf("building the gateway and the agent into %s\n", top)
+	bins, err := harness.Build(ctx, root, filepath.Join(top, "bin"))
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		return 1
+	}
+	up := harness.NewUpstream()
+	defer up.Close()
+
+	type outcome struct {
+		name, verdict string
+		took          time.Duration
+	}
+	var results []outcome
+	failed := 0
+	for _, sc := range scenarios {
+		if !re.MatchString(sc.name) {
+			continue
+		}
+		if ctx.Err() != nil {
+			break
+		}
+		dir := filepath.Join(top, sc.name)
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			fmt.Fprintln(os.Stderr, "e2e:", err)
+			return 1
+		}
+		fmt.Printf("\n=== RUN   %s\n    criterion: %s\n", sc.name, sc.criterion)
+		t := &T{dir: dir, bins: bins, upstream: up.URL}
+		start := time.Now()
+		sctx, cancel := context.WithTimeout(ctx, perTest)
+		err := t.run(sctx, sc.run)
+		cancel()
+		took := time.Since(start)
+		verdict := "PASS"
+		var skip *skipError
+		switch {
+		case errors.As(err, &skip):
+			verdict = "SKIP"
+			fmt.Printf("    skipped: %s\n", skip.reason)
+		case err != nil && t.knownFail != "":
+			verdict = "KNOWN-FAIL"
+			fmt.Printf("    error: %v\n    known failure: %s\n", err, t.knownFail)
+		case err != nil:
+			verdict = "FAIL"
+			failed++
+			fmt.Printf("    error: %v\n    logs and state kept in %s\n", err, dir)
+		}
+		fmt.Printf("--- %s  %s (%.1fs)\n", verdict, sc.name, took.Seconds())
+		results = append(results, outcome{sc.name, verdict, took})
+		if verdict != "FAIL" && !keep {
+			_ = os.RemoveAll(dir)
+		}
+	}
+
+	fmt.Printf("\n| scenario | result | time |\n|---|---|---|\n")
+	for _, r := range results {
+		fmt.Printf("| %s | %s | %.1fs |\n", r.name, r.verdict, r.took.Seconds())
+	}
+	fmt.Printf("\n%d scenarios, %d failed, %.1fs in all\n", len(results), failed, time.Since(began).Seconds())
+	if failed > 0 || ctx.Err() != nil {
+		return 1
+	}
+	if !keep {
+		_ = os.RemoveAll(top)
+	}
+	return 0
+}
+
+// scenario is one fault with its pass criterion.
+type scenario struct {
+	name      string
+	criterion string
+	run       func(ctx context.Context, t *T) error
+}
+
+// T is what a scenario gets: its directory, the binaries, the upstream,
+// and cleanups that run when it ends (last registered first).
+type T struct {
+	dir       string
+	bins      harness.Bins
+	upstream  string
+	cleanups  []func()
+	knownFail string
+}
+
+func (t *T) run(ctx context.Context, fn func(context.Context, *T) error) error {
+	defer func() {
+		for i := len(t.cleanups) - 1; i >= 0; i-- {
+			t.cleanups[i]()
+		}
+	}()
+	return fn(ctx, t)
+}
+
+// Cleanup registers fn to run when the scenario ends.
+func (t *T) Cleanup(fn func()) { t.cleanups = append(t.cleanups, fn) }
+
+// Logf prints a step of the scenario.
+func (t *T) Logf(format string, args ...any) { fmt.Printf("    "+format+"\n", args...) }
+
+// KnownFail marks a failure of this scenario as a known bug (printed,
+// not counted).
+func (t *T) KnownFail(reason string) { t.knownFail = reason }
+
+// Upstream returns the in-process upstream's URL.
+func (t *T) Upstream() string { return t.upstream }
+
+type skipError struct{ reason string }
+
+func (e *skipError) Error() string { return "skipped: " + e.reason }
+
+// Skip ends the scenario as skipped.
+func Skip(reason string) error { return &skipError{reason} }
+
+// Stack makes a stack in the scenario's directory, commits the config
+// labelled "c1", starts the gateway and the agent, and waits until c1 is
+// served. The stack is closed when the scenario ends.
+func (t *T) Stack(ctx context.Context, opts harness.Options) (*harness.Stack, string, error) {
+	opts.Bins, opts.Dir = t.bins, t.dir
+	st, err := harness.NewStack(opts)
+	if err != nil {
+		return nil, "", err
+	}
+	t.Cleanup(st.Close)
+	c1, err := st.Repo.WriteCommit("config.yaml", harness.ConfigYAML(t.upstream, "c1", nil), "c1")
+	if err != nil {
+		return nil, "", err
+	}
+	if err := st.StartGateway(ctx); err != nil {
+		return nil, "", err
+	}
+	if err := st.StartAgent(ctx); err != nil {
+		return nil, "", err
+	}
+	if err := t.waitServed(ctx, st, c1, "c1"); err != nil {
+		return nil, "", err
+	}
+	return st, c1, nil
+}
+
+// commit writes the config labelled label and commits it.
+func (t *T) commit(st *harness.Stack, label string) (string, error) {
+	return st.Repo.WriteCommit("config.yaml", harness.ConfigYAML(t.upstream, label, nil), label)
+}
+
+// push commits the config labelled label and sends a signed webhook.
+func (t *T) push(ctx context.Context, st *harness.Stack, label string) (string, error) {
+	sha, err := t.commit(st, label)
+	if err != nil {
+		return "", err
+	}
+	_, err = st.Webhook(ctx)
+	return sha, err
+}
+
+// waitServed waits until the agent applied sha, the gateway runs it, and a
+// request on a new connection is answered by the config labelled label.
+func (t *T) waitServed(ctx context.Context, st *harness.Stack, sha, label string) error {
+	return harness.WaitFor(ctx, 20*time.Second, fmt.Sprintf("%s (%s) to be applied and served", label, short(sha)), func() (bool, error) {
+		ok, err := st.Converged(ctx, sha)
+		return ok && st.Get("/").OK(label), err
+	})
+}
+
+// expectServing checks n requests on new connections are all answered by
+// the config labelled label.
+func expectServing(st *harness.Stack, label string, n int) error {
+	for i := range n {
+		if r := st.Get("/"); !r.OK(label) {
+			return fmt.Errorf("request %d of %d: %s, want 200 from %s", i+1, n, r, label)
+		}
+	}
+	return nil
+}
+
+func short(sha string) string {
+	if len(sha) > 12 {
+		return sha[:12]
+	}
+	return sha
+}
+
+// logContains reports whether the process log at path holds substr.
+func logContains(path, substr string) bool {
+	b, err := os.ReadFile(path)
+	return err == nil && strings.Contains(string(b), substr)
+}
