@@ -49,6 +49,12 @@ var scenarios = []scenario{
 		run: agentKillDuringSync,
 	},
 	{
+		name: "c2-agent-kill-between-push-and-record",
+		criterion: "the gateway already runs commit c2 (pushed, as an agent killed before recording it had done) when " +
+			"the agent starts: it records c2 as applied, and after one more restart c2 is still served",
+		run: killBetweenPushAndRecord,
+	},
+	{
 		name: "d-disk-full",
 		criterion: "agent and gateway state dirs on 8 MiB tmpfs mounts filled to ENOSPC: with the agent's full, c1 keeps " +
 			"serving and agent status reports \"no space left on device\"; with space back, c2 is applied; full again, " +
@@ -366,6 +372,16 @@ func agentKillDuringSync(ctx context.Context, t *T) error {
 	head, err := st.Repo.Head()
 	if err != nil {
 		return err
+	}
+	var s harness.AgentStatus
+	if err := harness.WaitFor(ctx, 20*time.Second, "the head to be attempted and served", func() (bool, error) {
+		s, err = st.AgentStatus(ctx)
+		return err == nil && s.LastAttempted == head && st.Get("/").OK(label), nil
+	}); err != nil {
+		return err
+	}
+	if s.LastApplied != head && s.LastResult == "no-op" {
+		t.KnownFail("the kill landed between the gateway's apply and the agent's record: see c2-agent-kill-between-push-and-record")
 	}
 	if err := t.waitServed(ctx, st, head, label); err != nil {
 		return err
@@ -997,5 +1013,65 @@ func historyOnFullDisk(ctx context.Context, t *T) error {
 		return fmt.Errorf("history after a failed append and a successful one: %s", strings.Join(rep.Bad, "; "))
 	}
 	t.Logf("append %d failed for want of space; after space came back the history file is clean (%d lines)", failedAt, rep.Lines)
+	return nil
+}
+
+// killBetweenPushAndRecord reproduces, deterministically, an agent killed
+// after the gateway applied a commit but before the agent recorded it: the
+// agent is stopped, a commit is made and its bundle (from `agent bundle`)
+// is pushed to the gateway, as the killed agent had done; then the agent
+// starts. It must record the head as applied, and a second restart must
+// not push an older config over it.
+func killBetweenPushAndRecord(ctx context.Context, t *T) error {
+	st, _, err := t.Stack(ctx, harness.Options{})
+	if err != nil {
+		return err
+	}
+	if err := st.Agent.Stop(); err != nil {
+		return err
+	}
+	c2, err := t.commit(st, "c2")
+	if err != nil {
+		return err
+	}
+	out, err := exec.CommandContext(ctx, t.bins.Agent, "bundle", st.Repo.Dir, "--version", c2).Output()
+	if err != nil {
+		return fmt.Errorf("agent bundle: %w", err)
+	}
+	var b schemas.Bundle
+	if err := json.Unmarshal(out, &b); err != nil {
+		return fmt.Errorf("decoding `agent bundle`: %w", err)
+	}
+	if _, err := st.Admin.Put(ctx, &b, ""); err != nil {
+		return err
+	}
+	if err := st.StartAgent(ctx); err != nil {
+		return err
+	}
+	var s harness.AgentStatus
+	if err := harness.WaitFor(ctx, 15*time.Second, "the agent to attempt c2", func() (bool, error) {
+		s, err = st.AgentStatus(ctx)
+		return err == nil && s.LastAttempted == c2, nil
+	}); err != nil {
+		return err
+	}
+	t.Logf("gateway at c2 before the agent recorded it; agent: last result %q, lastApplied %s", s.LastResult, short(s.LastApplied))
+	if err := st.Agent.Stop(); err != nil {
+		return err
+	}
+	if err := st.StartAgent(ctx); err != nil {
+		return err
+	}
+	if _, err := st.CLI(ctx, "sync"); err != nil {
+		return err
+	}
+	r := st.Get("/")
+	s, _ = st.AgentStatus(ctx)
+	if s.LastApplied != c2 || !r.OK("c2") {
+		t.KnownFail("agent/internal/syncer: processCommit records a commit the gateway already runs as \"no-op\" and markApplied " +
+			"leaves lastApplied at the older commit; on the next start loadDesired restores that older bundle and heal pushes it over the head")
+		return fmt.Errorf("after a restart: lastApplied %s, gateway answers %s; want c2 (%s) applied and served", short(s.LastApplied), r, short(c2))
+	}
+	t.Logf("c2 recorded as applied and still served after another restart")
 	return nil
 }
