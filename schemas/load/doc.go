@@ -13,9 +13,13 @@
 //  2. parsing: .yaml/.yml with CUE's YAML decoder (YAML 1.2, exact positions),
 //     .json with CUE's JSON decoder, .cue with the CUE parser; duplicate keys
 //     are refused;
-//  3. unification of all files, then of the result with #Config: conflicts
-//     between files name both places, closed definitions refuse unknown
-//     fields;
+//  3. validation entry by entry (evaluate.go): each named upstream, route
+//     and policy is unified with the other places that define it (conflicts
+//     name both) and with its closed definition (unknown fields are
+//     refused). Entries written once in YAML or JSON take a memoized fast
+//     path (fast.go) that asks CUE only about shapes and values it has not
+//     seen in this load; whatever it refuses is evaluated in full, and only
+//     the full evaluation's diagnostics are reported;
 //  4. decoding into schemas.Config and the semantic checks of check.go
 //     (references, weights, regexes, duplicate routes, secrets);
 //  5. ApplyDefaults.

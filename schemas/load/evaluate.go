@@ -106,8 +106,10 @@ type decoded struct {
 
 // validateEntries validates and decodes every entry. Entries written only
 // in YAML or JSON are validated in chunks by up to GOMAXPROCS workers, each
-// chunk in a context of its own; entries with a part from a CUE file are
-// values of ctx and are validated there.
+// chunk in a context of its own, on the fast path of fast.go when they have
+// one part and with the full evaluation otherwise or when the fast path
+// refuses them; entries with a part from a CUE file are values of ctx and
+// are validated there.
 func validateEntries(ctx *cue.Context, defs []cue.Value, entries []*entry, idx *posIndex) (*schemas.Config, []schemas.Diagnostic) {
 	out := make([]decoded, len(entries))
 	var literal []int
@@ -119,6 +121,7 @@ func validateEntries(ctx *cue.Context, defs []cue.Value, entries []*entry, idx *
 		e.validate(ctx, defs[e.section], &out[i], idx)
 	}
 	chunks := make(chan []int)
+	memo := newPassed()
 	var wg sync.WaitGroup
 	workers := min(runtime.GOMAXPROCS(0), (len(literal)+chunkSize-1)/chunkSize, 8)
 	for range workers {
@@ -127,8 +130,13 @@ func validateEntries(ctx *cue.Context, defs []cue.Value, entries []*entry, idx *
 			defer wg.Done()
 			for chunk := range chunks {
 				cctx, cdefs := newContext()
+				fc := newFastChecker(cctx, cdefs, memo)
 				for _, i := range chunk {
-					entries[i].validate(cctx, cdefs[entries[i].section], &out[i], idx)
+					e := entries[i]
+					if len(e.parts) == 1 && fc.decode(e, &out[i]) {
+						continue
+					}
+					e.validate(cctx, cdefs[e.section], &out[i], idx)
 				}
 			}
 		}()
