@@ -327,7 +327,9 @@ func TestWebSocketUpgradeEcho(t *testing.T) {
 	t.Cleanup(up.Close)
 	e := newEngine(t, Options{})
 	r := route("/", to("a", 100))
-	r.Timeout = schemas.Duration(50 * time.Millisecond)
+	// Long enough that a loaded CI machine completes the handshake within
+	// it; the sleep below then outlasts it.
+	r.Timeout = schemas.Duration(time.Second)
 	mustApply(t, e, schemas.Config{Upstreams: map[string]schemas.Upstream{"a": ups(up.URL)}, Routes: map[string]schemas.Route{"r": r}})
 	srv := front(t, e)
 	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
@@ -341,7 +343,7 @@ func TestWebSocketUpgradeEcho(t *testing.T) {
 	if err != nil || resp.StatusCode != 101 {
 		t.Fatalf("handshake: %v %v", resp, err)
 	}
-	time.Sleep(100 * time.Millisecond) // past the route timeout: upgraded connections outlive it
+	time.Sleep(1500 * time.Millisecond) // past the route timeout: upgraded connections outlive it
 	_, _ = io.WriteString(conn, "hello\n")
 	line, err := br.ReadString('\n')
 	if err != nil || line != "echo: hello\n" {
