@@ -87,6 +87,7 @@ func Files(files []File, lim Limits) Result {
 	if len(diags) > 0 {
 		return fail(diags)
 	}
+	defer tuneGC(total)()
 	sources, diags := parseAll(keep)
 	if len(diags) > 0 {
 		return fail(diags)
