@@ -419,15 +419,30 @@ func (s *Store) Append(e Entry) error {
 	if s.hist == nil {
 		return errors.New("appending history: store is closed")
 	}
-	if _, err := s.hist.Write(line); err != nil {
+	fi, err := s.hist.Stat()
+	if err != nil {
 		return fmt.Errorf("appending history: %w", err)
 	}
+	end := fi.Size()
+	if _, err := s.hist.Write(line); err != nil {
+		// A short write (ENOSPC) leaves a fragment that the next append would
+		// be glued to, losing that entry on the next open: cut it off.
+		return errors.Join(fmt.Errorf("appending history: %w", err), s.truncateTo(end))
+	}
 	if err := s.hist.Sync(); err != nil {
-		return fmt.Errorf("syncing history: %w", err)
+		return errors.Join(fmt.Errorf("syncing history: %w", err), s.truncateTo(end))
 	}
 	s.entries = append(s.entries, e)
 	if len(s.entries) >= 2*s.opts.MaxHistory {
 		return s.compact()
+	}
+	return nil
+}
+
+// truncateTo cuts the history file back to size bytes after a failed append.
+func (s *Store) truncateTo(size int64) error {
+	if err := s.hist.Truncate(size); err != nil {
+		return fmt.Errorf("cutting off a partial history line: %w", err)
 	}
 	return nil
 }

@@ -337,3 +337,42 @@ func TestUnsignedCommitRejectedWhenVerifying(t *testing.T) {
 		t.Fatalf("unsigned commit: %+v, running %q", last, h.running())
 	}
 }
+
+// TestRestartBetweenApplyAndRecord: the gateway applied the head but the
+// agent died before recording it. The restarted agent sees the same digest
+// (a no-op) and must record the head as applied, so that a later restart
+// does not heal the gateway back to the older commit.
+func TestRestartBetweenApplyAndRecord(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.repo.commit("first", validConfig(9001))
+	h.start()
+	h.sync()
+	h.stop()
+	before := t.TempDir()
+	if err := os.CopyFS(before, os.DirFS(h.state)); err != nil {
+		t.Fatal(err)
+	}
+	head := h.repo.commit("second", validConfig(9002))
+	h.start()
+	h.sync()
+	h.stop()
+	if h.running() != head {
+		t.Fatalf("gateway runs %q, want the head %s", h.running(), head)
+	}
+	// Forget the record of the head, as a kill -9 after the push would.
+	if err := os.RemoveAll(h.state); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.CopyFS(h.state, os.DirFS(before)); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 {
+		h.start()
+		h.sync()
+		h.stop()
+		if h.running() != head {
+			t.Fatalf("restart %d: gateway runs %q, want the head %s", i+1, h.running(), head)
+		}
+	}
+}

@@ -143,7 +143,11 @@ func (l *Loop) processCommit(ctx context.Context, head plumbing.Hash, reason str
 func (l *Loop) markApplied(b *schemas.Bundle, result bundle.Result) error {
 	now := l.opts.Now().UTC()
 	_, err := l.opts.Store.Update(func(s *bundle.State) {
-		if result != bundle.ResultNoop || s.LastApplied == "" {
+		// A no-op keeps the recorded version only when the recorded config is
+		// the same one: after a crash between the gateway's apply and this
+		// record, the gateway already runs b, and keeping the older entry would
+		// make a restarted agent push that older config back over the head.
+		if result != bundle.ResultNoop || s.LastApplied == "" || s.LastAppliedDigest != b.Digest {
 			s.LastApplied, s.LastAppliedDigest, s.LastAppliedAt = b.Version, b.Digest, now
 			s.Applied = append(slices.DeleteFunc(s.Applied, func(v string) bool { return v == b.Version }), b.Version)
 		}
