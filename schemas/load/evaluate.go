@@ -90,11 +90,18 @@ func newContext() (*cue.Context, []cue.Value) {
 	return ctx, defs
 }
 
-// chunkSize is the number of entries validated in one CUE context. A CUE
-// context keeps every value built in it until it is dropped, so a fresh
-// context per chunk bounds memory (about 50 KB per route) by the chunk, not
-// by the config.
-const chunkSize = 256
+// chunkSize is the number of entries handed to a worker at a time.
+// A CUE context keeps every value built in it until it is dropped, so a
+// worker replaces its context after contextBudget evaluations, counting a
+// full evaluation of an entry (about 50 KB at most) as fastPerFull
+// evaluations of the fast path (a field or a value): memory stays bounded
+// by the budget, not by the config, and a config that validates on the
+// fast path compiles the schema about once per worker.
+const (
+	chunkSize     = 256
+	contextBudget = 256 * fastPerFull
+	fastPerFull   = 16
+)
 
 // decoded is the outcome of validating one entry.
 type decoded struct {
@@ -128,15 +135,25 @@ func validateEntries(ctx *cue.Context, defs []cue.Value, entries []*entry, idx *
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			var (
+				cctx  *cue.Context
+				cdefs []cue.Value
+				fc    *fastChecker
+				spent int
+			)
 			for chunk := range chunks {
-				cctx, cdefs := newContext()
-				fc := newFastChecker(cctx, cdefs, memo)
 				for _, i := range chunk {
+					if cctx == nil || spent+fc.evals > contextBudget {
+						cctx, cdefs = newContext()
+						fc = newFastChecker(cctx, cdefs, memo)
+						spent = 0
+					}
 					e := entries[i]
 					if len(e.parts) == 1 && fc.decode(e, &out[i]) {
 						continue
 					}
 					e.validate(cctx, cdefs[e.section], &out[i], idx)
+					spent += fastPerFull
 				}
 			}
 		}()

@@ -73,6 +73,7 @@ type fastChecker struct {
 	passed *passed
 	key    []byte // scratch for memo keys
 	out    []byte // JSON of the entry being checked
+	evals  int    // CUE evaluations made in ctx
 }
 
 func newFastChecker(ctx *cue.Context, defs []cue.Value, p *passed) *fastChecker {
@@ -209,6 +210,7 @@ func (f *fastChecker) fields(n *schemaNode, spath string, st *ast.StructLit, val
 // unifies reports whether x, as a CUE value, unifies with n into a valid,
 // concrete value.
 func (f *fastChecker) unifies(n *schemaNode, x ast.Expr) bool {
+	f.evals++
 	v := f.ctx.BuildExpr(x)
 	if v.Err() != nil {
 		return false

@@ -192,3 +192,25 @@ func FuzzFastPath(f *testing.F) {
 		fastAgrees(t, warmConfig+"---\n"+string(data))
 	})
 }
+
+// TestContextRenewal validates more invalid entries than one CUE context
+// may evaluate, so that workers replace their contexts midway, and checks
+// that every entry still gets its diagnostic.
+func TestContextRenewal(t *testing.T) {
+	t.Parallel()
+	const n = 2*contextBudget/fastPerFull + 50
+	var b strings.Builder
+	b.WriteString("upstreams:\n  web: {targets: [\"http://127.0.0.1:1\"]}\nroutes:\n")
+	for i := range n {
+		fmt.Fprintf(&b, "  r%d:\n    match: {path: /r%d}\n    backends: [{upstream: web, weight: 100}]\n    timeoutt: 1s\n", i, i)
+	}
+	res := Files([]File{{Path: "r.yaml", Data: []byte(b.String())}}, Limits{})
+	if len(res.Diagnostics) != n {
+		t.Fatalf("got %d diagnostics, want one per route (%d)", len(res.Diagnostics), n)
+	}
+	for _, d := range res.Diagnostics {
+		if !strings.Contains(d.Message, `unknown field "timeoutt"`) || d.Line == 0 {
+			t.Fatalf("unexpected diagnostic %v", d)
+		}
+	}
+}
