@@ -141,18 +141,20 @@ func validateEntries(ctx *cue.Context, defs []cue.Value, entries []*entry, idx *
 				fc    *fastChecker
 				spent int
 			)
+			renew := func() {
+				cctx, cdefs = newContext()
+				fc = newFastChecker(cctx, cdefs, memo)
+				spent = 0
+			}
 			for chunk := range chunks {
-				for _, i := range chunk {
-					if cctx == nil || spent+fc.evals > contextBudget {
-						cctx, cdefs = newContext()
-						fc = newFastChecker(cctx, cdefs, memo)
-						spent = 0
+				if cctx == nil || spent+fc.evals > contextBudget {
+					renew()
+				}
+				for _, i := range fc.decodeAll(entries, chunk, out) {
+					if spent+fc.evals > contextBudget {
+						renew()
 					}
-					e := entries[i]
-					if len(e.parts) == 1 && fc.decode(e, &out[i]) {
-						continue
-					}
-					e.validate(cctx, cdefs[e.section], &out[i], idx)
+					entries[i].validate(cctx, cdefs[entries[i].section], &out[i], idx)
 					spent += fastPerFull
 				}
 			}

@@ -2,6 +2,7 @@ package load
 
 import (
 	"encoding/json"
+	"strconv"
 	"strings"
 	"sync"
 	"unicode/utf8"
@@ -64,6 +65,9 @@ type schemaNode struct {
 	// its fields can be checked one by one.
 	plain  bool
 	fields map[string]*schemaNode
+	// pattern is {[string]: v}, to check scalars in batches.
+	pattern    cue.Value
+	patternSet bool
 }
 
 // fastChecker validates entries of one CUE context.
@@ -74,6 +78,8 @@ type fastChecker struct {
 	key    []byte // scratch for memo keys
 	out    []byte // JSON of the entry being checked
 	evals  int    // CUE evaluations made in ctx
+	// pending are scalars of the entries checked since the last flush.
+	pending []pendingCheck
 }
 
 func newFastChecker(ctx *cue.Context, defs []cue.Value, p *passed) *fastChecker {
@@ -132,11 +138,79 @@ func (f *fastChecker) value(n *schemaNode, spath string, x ast.Expr, validate bo
 	if f.passed.has(f.key) {
 		return true
 	}
+	switch x.(type) {
+	case *ast.BasicLit, *ast.UnaryExpr:
+		// A scalar seen for the first time, such as the path of each
+		// route: checked later with others of its schema path (flush).
+		f.pending = append(f.pending, pendingCheck{n: n, x: x, key: string(f.key)})
+		return true
+	}
 	if !f.unifies(n, x) {
 		return false
 	}
 	f.passed.add(f.key)
 	return true
+}
+
+// pendingCheck is a scalar whose check was deferred to flush.
+type pendingCheck struct {
+	n   *schemaNode
+	x   ast.Expr
+	key string
+}
+
+// flush checks the pending scalars, one CUE evaluation per schema path
+// (a struct of all of them unified with a pattern constraint of the
+// definition, about half the cost of one at a time), and returns whether
+// each passed. Only when a batch fails are its scalars checked one by one.
+func (f *fastChecker) flush() []bool {
+	ok := make([]bool, len(f.pending))
+	groups := make(map[*schemaNode][]int)
+	var order []*schemaNode
+	for i, p := range f.pending {
+		if groups[p.n] == nil {
+			order = append(order, p.n)
+		}
+		groups[p.n] = append(groups[p.n], i)
+	}
+	for _, n := range order {
+		idx := groups[n]
+		if len(idx) > 1 && f.unifiesAll(n, idx) {
+			for _, i := range idx {
+				ok[i] = true
+				f.passed.add([]byte(f.pending[i].key))
+			}
+			continue
+		}
+		for _, i := range idx {
+			if ok[i] = f.unifies(n, f.pending[i].x); ok[i] {
+				f.passed.add([]byte(f.pending[i].key))
+			}
+		}
+	}
+	f.pending = f.pending[:0]
+	return ok
+}
+
+// unifiesAll reports whether all pending scalars idx pass n.
+func (f *fastChecker) unifiesAll(n *schemaNode, idx []int) bool {
+	f.evals++
+	if !n.patternSet {
+		n.patternSet = true
+		n.pattern = f.ctx.CompileString("{}").FillPath(cue.MakePath(cue.AnyString), n.v)
+	}
+	if n.pattern.Err() != nil {
+		return false
+	}
+	st := &ast.StructLit{Elts: make([]ast.Decl, len(idx))}
+	for j, i := range idx {
+		st.Elts[j] = &ast.Field{Label: ast.NewString(strconv.Itoa(j)), Value: f.pending[i].x}
+	}
+	v := f.ctx.BuildExpr(st)
+	if v.Err() != nil {
+		return false
+	}
+	return n.pattern.Unify(v).Validate(cue.Concrete(true)) == nil
 }
 
 // structValue checks a struct under a plain struct definition: whole the
@@ -336,8 +410,38 @@ func appendJSONString(b []byte, s string) []byte {
 	return append(b, '"')
 }
 
+// decodeAll validates and decodes the entries chunk (indices of entries
+// and out) on the fast path and returns those that the full evaluation
+// must decide: entries of several parts and those the fast path refused.
+func (f *fastChecker) decodeAll(entries []*entry, chunk []int, out []decoded) (slow []int) {
+	type held struct{ i, from, to int }
+	var hold []held
+	for _, i := range chunk {
+		e := entries[i]
+		from := len(f.pending)
+		if len(e.parts) != 1 || !f.decode(e, &out[i]) {
+			f.pending = f.pending[:from]
+			slow = append(slow, i)
+			continue
+		}
+		hold = append(hold, held{i, from, len(f.pending)})
+	}
+	passed := f.flush()
+	for _, h := range hold {
+		for k := h.from; k < h.to; k++ {
+			if !passed[k] {
+				out[h.i] = decoded{}
+				slow = append(slow, h.i)
+				break
+			}
+		}
+	}
+	return slow
+}
+
 // decode validates e, an entry of one literal part, on the fast path and
-// decodes it into out; false means the full evaluation must decide.
+// decodes it into out; false means the full evaluation must decide. The
+// scalars it left pending must pass flush too.
 func (f *fastChecker) decode(e *entry, out *decoded) bool {
 	js, ok := f.check(e.section, e.parts[0].expr)
 	if !ok {

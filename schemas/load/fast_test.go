@@ -62,18 +62,19 @@ func fastAgrees(t *testing.T, yaml string) map[string]bool {
 		if len(e.parts) != 1 || !e.literal() {
 			continue
 		}
-		var fast, full decoded
-		ok := fc.decode(e, &fast)
+		fast := make([]decoded, 1)
+		var full decoded
+		slow := fc.decodeAll([]*entry{e}, []int{0}, fast)
 		e.validate(ctx, defs[e.section], &full, idx)
-		if !ok {
+		if len(slow) > 0 {
 			continue
 		}
 		accepted[sections[e.section].name+"."+e.name] = true
 		if len(full.diags) > 0 {
 			t.Fatalf("fast path accepted %s %s, full evaluation refused it: %v", sections[e.section].name, e.name, full.diags)
 		}
-		if !reflect.DeepEqual(fast, full) {
-			t.Fatalf("%s %s decoded differently:\nfast %+v\nfull %+v", sections[e.section].name, e.name, fast, full)
+		if !reflect.DeepEqual(fast[0], full) {
+			t.Fatalf("%s %s decoded differently:\nfast %+v\nfull %+v", sections[e.section].name, e.name, fast[0], full)
 		}
 	}
 	return accepted
@@ -212,5 +213,43 @@ func TestContextRenewal(t *testing.T) {
 		if !strings.Contains(d.Message, `unknown field "timeoutt"`) || d.Line == 0 {
 			t.Fatalf("unexpected diagnostic %v", d)
 		}
+	}
+}
+
+// TestBatchedScalars puts one bad scalar, in a shape seen before, among
+// many new ones checked in one batch: the batch fails, and exactly the bad
+// entry must be reported while the others still validate.
+func TestBatchedScalars(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, bad, want string
+	}{
+		{"empty path", `""`, "routes.r150.match.path"},
+		{"path of a number", `150`, "routes.r150.match.path"},
+		{"no bad entry", "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var b strings.Builder
+			b.WriteString("upstreams:\n  web: {targets: [\"http://127.0.0.1:1\"]}\nroutes:\n")
+			for i := range 300 {
+				path := fmt.Sprintf("/r%d", i)
+				if i == 150 && tt.bad != "" {
+					path = tt.bad
+				}
+				fmt.Fprintf(&b, "  r%d:\n    match: {path: %s}\n    backends: [{upstream: web, weight: 100}]\n", i, path)
+			}
+			res := Files([]File{{Path: "r.yaml", Data: []byte(b.String())}}, Limits{})
+			if tt.want == "" {
+				if len(res.Diagnostics) > 0 || len(res.Config.Routes) != 300 {
+					t.Fatalf("want 300 valid routes, got %v", res.Diagnostics)
+				}
+				return
+			}
+			if len(res.Diagnostics) != 1 || res.Diagnostics[0].Path != tt.want || res.Diagnostics[0].Line != 455 {
+				t.Fatalf("want one diagnostic at %s line 455, got %v", tt.want, res.Diagnostics)
+			}
+		})
 	}
 }
