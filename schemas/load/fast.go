@@ -22,7 +22,10 @@ import (
 //     fields, pattern constraints on keys); later structs with the same
 //     keys check each field against the field's own definition instead;
 //   - any other value (a scalar, a list, a struct under a definition that
-//     is not a plain struct) is checked once per schema path and JSON form.
+//     is not a plain struct) is checked once per schema path and JSON form;
+//     scalars seen for the first time (each route's path) wait until the
+//     end of the chunk and are checked together, one evaluation per schema
+//     path (flush), and an entry counts as passed only when its scalars do.
 //
 // This is exact as long as a definition relates no two of its fields, which
 // config.cue guarantees (rules between fields are checked in Go). Most
