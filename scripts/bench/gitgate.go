@@ -91,7 +91,7 @@ func (g *gitgate) Start(ctx context.Context, dir, cpus, upstream string) (string
 		"--admin-socket", sock, "--state-dir", filepath.Join(dir, "gitgate-state"), "--log-level", "warn"); err != nil {
 		return "", err
 	}
-	if err := waitTCP(ctx, addr); err != nil {
+	if err := g.p.waitListening(ctx, addr); err != nil {
 		return "", err
 	}
 	g.admin = client.New(sock)

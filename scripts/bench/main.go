@@ -152,7 +152,7 @@ func run(ctx context.Context, cfg benchConfig) (string, error) {
 		return "", err
 	}
 	defer up.stop()
-	if err := waitTCP(ctx, upAddr); err != nil {
+	if err := up.waitListening(ctx, upAddr); err != nil {
 		return "", fmt.Errorf("upstream did not start: %w", err)
 	}
 	env := benchEnv{dir: dir, gateway: gw, upstream: upAddr, loadCPU: loadCPU, proxyCPU: proxyCPU}

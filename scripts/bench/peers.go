@@ -99,7 +99,7 @@ func (n *nginx) Start(ctx context.Context, dir, cpus, upstream string) (string, 
 		return "", err
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(n.port)
-	return "http://" + addr, waitTCP(ctx, addr)
+	return "http://" + addr, n.p.waitListening(ctx, addr)
 }
 
 func (n *nginx) Reload(ctx context.Context, i int, valid bool) error {
@@ -128,7 +128,7 @@ func (h *haproxy) Start(ctx context.Context, dir, cpus, upstream string) (string
 	}
 	cfg := fmt.Sprintf(`global
   nbthread 1
-  maxconn 20000
+  maxconn 4096
 defaults
   mode http
   timeout connect 5s
@@ -150,7 +150,7 @@ backend be
 		return "", err
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(port)
-	return "http://" + addr, waitTCP(ctx, addr)
+	return "http://" + addr, h.p.waitListening(ctx, addr)
 }
 
 // caddy proxies through its JSON config and reloads with POST /load.
@@ -198,7 +198,7 @@ func (c *caddy) Start(ctx context.Context, dir, cpus, upstream string) (string, 
 		return "", err
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(c.port)
-	return "http://" + addr, waitTCP(ctx, addr)
+	return "http://" + addr, c.p.waitListening(ctx, addr)
 }
 
 func (c *caddy) Reload(ctx context.Context, i int, valid bool) error {

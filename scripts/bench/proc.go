@@ -104,18 +104,37 @@ func freePort() (int, error) {
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
-// waitHTTP polls url until it answers with want status or ctx ends.
-func waitTCP(ctx context.Context, addr string) error {
+// waitListening waits until addr accepts connections, at most 30 seconds,
+// and fails at once with the process's log when the process has exited.
+func (p *proc) waitListening(ctx context.Context, addr string) error {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
 	for {
 		c, err := net.DialTimeout("tcp", addr, 200*time.Millisecond)
 		if err == nil {
 			c.Close()
 			return nil
 		}
+		if p.exited() {
+			log, _ := os.ReadFile(p.log.Name())
+			return fmt.Errorf("%s exited before listening on %s:\n%s", p.name, addr, log)
+		}
 		select {
 		case <-ctx.Done():
-			return errors.Join(ctx.Err(), err)
+			return fmt.Errorf("%s not listening on %s: %w", p.name, addr, errors.Join(ctx.Err(), err))
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
+}
+
+// exited reports whether the process has ended (a zombie counts), without
+// reaping it.
+func (p *proc) exited() bool {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", p.cmd.Process.Pid))
+	if err != nil {
+		return true
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	return i < 0 || len(s) < i+3 || s[i+2] == 'Z'
 }
