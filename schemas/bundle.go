@@ -1,11 +1,13 @@
 package schemas
 
 import (
+	"bytes"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"time"
 )
 
@@ -84,4 +86,19 @@ func (b *Bundle) Verify() error {
 		return fmt.Errorf("%w: computed %s, bundle says %s", ErrDigest, d, b.Digest)
 	}
 	return nil
+}
+
+// DecodeBundle parses a bundle strictly: unknown fields and data after the
+// JSON object are errors. It does not verify the digest; call Verify.
+func DecodeBundle(data []byte) (*Bundle, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var b Bundle
+	if err := dec.Decode(&b); err != nil {
+		return nil, fmt.Errorf("decoding bundle: %w", err)
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return nil, errors.New("decoding bundle: data after the JSON object")
+	}
+	return &b, nil
 }

@@ -1,7 +1,6 @@
 package lkg
 
 import (
-	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -100,19 +99,14 @@ func (s *Store) Load() (*schemas.Bundle, error) {
 // Decode parses a bundle strictly (unknown fields and trailing data are
 // errors) and verifies its apiVersion, version and digest.
 func Decode(data []byte) (*schemas.Bundle, error) {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	var b schemas.Bundle
-	if err := dec.Decode(&b); err != nil {
-		return nil, fmt.Errorf("decoding bundle: %w", err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return nil, errors.New("decoding bundle: data after the JSON object")
+	b, err := schemas.DecodeBundle(data)
+	if err != nil {
+		return nil, err
 	}
 	if err := b.Verify(); err != nil {
 		return nil, fmt.Errorf("verifying bundle: %w", err)
 	}
-	return &b, nil
+	return b, nil
 }
 
 // Quarantine renames the bundle file aside to "bundle.json.corrupt-<time>"
