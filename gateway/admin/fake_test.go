@@ -66,6 +66,13 @@ func (m *memStore) Save(b *schemas.Bundle) error {
 	return nil
 }
 
+// failWith makes the next saves fail with err (nil: succeed).
+func (m *memStore) failWith(err error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.fail = err
+}
+
 func (m *memStore) last() *schemas.Bundle {
 	m.mu.Lock()
 	defer m.mu.Unlock()

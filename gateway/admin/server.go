@@ -124,6 +124,7 @@ type Server struct {
 	stateMu      sync.RWMutex
 	appliedAt    time.Time
 	lastRejected *client.Rejection
+	lkg          client.LastKnownGood
 
 	encMu      sync.Mutex
 	encBundle  *schemas.Bundle
@@ -283,6 +284,9 @@ func (s *Server) Restore(b *schemas.Bundle) error {
 	}
 	s.m.outcome(resultApplied)
 	s.applied(b)
+	s.stateMu.Lock()
+	s.lkg.SavedVersion = b.Version
+	s.stateMu.Unlock()
 	s.log.Info().Str(logVersion, b.Version).Str(logDigest, b.Digest).Msg("restored last-known-good bundle")
 	return nil
 }
@@ -358,7 +362,7 @@ func (s *Server) putBundle(w http.ResponseWriter, r *http.Request) {
 	s.m.outcome(resultApplied)
 	ans := client.Applied{Version: b.Version, Digest: b.Digest, AppliedAt: at}
 	if s.opts.Store != nil {
-		if err := s.opts.Store.Save(b); err != nil {
+		if err := s.save(b); err != nil {
 			s.m.lkgFailures.Inc()
 			s.log.Error().Err(err).Str(logVersion, b.Version).Msg("applied bundle not saved as last-known-good")
 			ans.Warning = "applied, but not saved as last-known-good: " + err.Error()
@@ -367,6 +371,22 @@ func (s *Server) putBundle(w http.ResponseWriter, r *http.Request) {
 	s.log.Info().Str(logVersion, b.Version).Str(logDigest, b.Digest).Str(logRemote, r.RemoteAddr).Msg("applied bundle")
 	w.Header().Set("ETag", client.ETag(b.Version))
 	writeJSON(w, http.StatusOK, ans)
+}
+
+// save persists b as last-known-good and records the outcome for
+// GET /v1/status. applyMu is held.
+func (s *Server) save(b *schemas.Bundle) error {
+	err := s.opts.Store.Save(b)
+	at := s.opts.Now().UTC()
+	s.stateMu.Lock()
+	defer s.stateMu.Unlock()
+	s.lkg.At, s.lkg.Error = at, ""
+	if err != nil {
+		s.lkg.Error = err.Error()
+		return err
+	}
+	s.lkg.SavedVersion, s.lkg.SavedAt = b.Version, at
+	return nil
 }
 
 // refuse answers 422 for a bundle whose envelope or digest is wrong and
@@ -496,6 +516,10 @@ func (s *Server) status() client.Status {
 	}
 	s.stateMu.RLock()
 	st.AppliedAt, st.LastRejected = s.appliedAt, s.lastRejected
+	if s.opts.Store != nil {
+		lkg := s.lkg
+		st.LastKnownGood = &lkg
+	}
 	s.stateMu.RUnlock()
 	return st
 }

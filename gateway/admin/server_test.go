@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"net"
@@ -361,6 +362,71 @@ func TestPersistFailureStillApplies(t *testing.T) {
 	body := get(t, h.sock, "/metrics", nil).body
 	if !strings.Contains(body, "gitgate_admin_lkg_save_failures_total 1") {
 		t.Fatalf("metrics do not count the failed save:\n%s", body)
+	}
+}
+
+// TestStatusShowsLastKnownGood checks that a failed save of the
+// last-known-good copy shows in GET /v1/status, not only in a metric and a
+// log line, and that the next good save clears it.
+func TestStatusShowsLastKnownGood(t *testing.T) {
+	t.Parallel()
+	diskFull := errors.New("writing last-known-good: no space left on device")
+	tests := []struct {
+		name string
+		// saves[i] is what the store answers to the i-th apply (v1, v2, ...).
+		saves     []error
+		noStore   bool
+		wantSaved string
+		wantError string
+	}{
+		{name: "every save succeeds", saves: []error{nil, nil}, wantSaved: "v2"},
+		{name: "disk full keeps the older copy", saves: []error{nil, diskFull}, wantSaved: "v1", wantError: "no space left on device"},
+		{name: "disk full from the start", saves: []error{diskFull}, wantError: "no space left on device"},
+		{name: "a good save clears the error", saves: []error{nil, diskFull, nil}, wantSaved: "v3"},
+		{name: "no store, no field", saves: []error{nil}, noStore: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			h := start(t, func(o *Options) {
+				if tt.noStore {
+					o.Store = nil
+				}
+			})
+			for i, saveErr := range tt.saves {
+				h.store.failWith(saveErr)
+				// Each version routes elsewhere, so none is a no-op.
+				a := h.mustPut(t, bundle(t, fmt.Sprintf("v%d", i+1), fmt.Sprintf("http://127.0.0.1:%d", i+1)))
+				if (a.Warning != "") != (saveErr != nil && !tt.noStore) {
+					t.Fatalf("apply %d answered warning %q with save error %v", i+1, a.Warning, saveErr)
+				}
+			}
+			st, err := h.client.Status(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			lkg := st.LastKnownGood
+			if tt.noStore {
+				if lkg != nil {
+					t.Fatalf("lastKnownGood %+v without a store, want none", lkg)
+				}
+				return
+			}
+			if lkg == nil {
+				t.Fatal("status has no lastKnownGood")
+			}
+			if lkg.SavedVersion != tt.wantSaved || lkg.At.IsZero() || (lkg.SavedVersion != "") == lkg.SavedAt.IsZero() {
+				t.Fatalf("lastKnownGood %+v, want saved version %q with its time and the attempt's", lkg, tt.wantSaved)
+			}
+			if (tt.wantError == "") != (lkg.Error == "") || !strings.Contains(lkg.Error, tt.wantError) {
+				t.Fatalf("lastKnownGood error %q, want %q", lkg.Error, tt.wantError)
+			}
+			// The wire names are what other tools read.
+			body := get(t, h.sock, "/v1/status", nil).body
+			if !strings.Contains(body, `"lastKnownGood":{`) || (tt.wantError != "" && !strings.Contains(body, `"error":"`+diskFull.Error()+`"`)) {
+				t.Fatalf("status body lacks the lastKnownGood object: %s", body)
+			}
+		})
 	}
 }
 

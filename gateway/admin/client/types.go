@@ -72,6 +72,24 @@ type Status struct {
 	LastRejected *Rejection `json:"lastRejected,omitempty"`
 	// StartedAt is when the gateway process started.
 	StartedAt time.Time `json:"startedAt,omitzero"`
+	// LastKnownGood says whether the running bundle is saved for the next
+	// start. Nil when the gateway persists nothing.
+	LastKnownGood *LastKnownGood `json:"lastKnownGood,omitempty"`
+}
+
+// LastKnownGood is the state of the gateway's last-known-good copy.
+type LastKnownGood struct {
+	// SavedVersion is the version on disk: the last one saved, or the one
+	// restored at start. Empty when none.
+	SavedVersion string `json:"savedVersion,omitempty"`
+	// SavedAt is when SavedVersion was saved; zero when it was restored.
+	SavedAt time.Time `json:"savedAt,omitzero"`
+	// Error says why the last save failed (a full disk, say); empty when it
+	// succeeded. While it is set, a restart would come back with
+	// SavedVersion, not the running version.
+	Error string `json:"error,omitempty"`
+	// At is when the last save was attempted; zero before any.
+	At time.Time `json:"at,omitzero"`
 }
 
 // ErrorBody is the JSON body of every 4xx and 5xx answer of the admin API.
