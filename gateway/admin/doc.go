@@ -18,7 +18,9 @@
 //	GET /v1/bundle   the running bundle, ETag "<version>", If-None-Match ->
 //	                 304; 404 before any.
 //	GET /v1/status   client.Status: version, digest, source, applied at,
-//	                 routes, upstream health, breakers, last rejected, ready.
+//	                 routes, upstream health, breakers, last rejected, ready,
+//	                 and with a Store the last-known-good copy (version
+//	                 saved, error of the last save such as a full disk).
 //	GET /healthz     200 while the process serves.
 //	GET /readyz      200 once a config is loaded, 503 before.
 //	GET /metrics     Prometheus text of Options.Gatherer.
