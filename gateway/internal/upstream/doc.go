@@ -9,4 +9,13 @@
 // so the runtime keeps one Pool across config applies when the upstream's
 // settings did not change. Start launches the pool's health checker; Close
 // stops it, waits for it and closes idle connections.
+//
+// The pool's transport sends plain requests to http:// targets itself, in
+// the calling goroutine, on kept-alive connections of its own (see
+// fastTransport); TLS targets, upgrades, Expect, trailers, streamed or
+// large request bodies, and every request of a pool with MaxConnsPerTarget
+// go through an http.Transport. A request whose reused connection turns out
+// closed by the upstream before any response byte is resent once on a new
+// connection when it is replayable (GET, HEAD, OPTIONS, TRACE or an
+// Idempotency-Key), as http.Transport does.
 package upstream

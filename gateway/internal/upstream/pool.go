@@ -87,6 +87,7 @@ type Pool struct {
 	targets     []*Target
 	breaker     *Breaker
 	transport   *http.Transport
+	fast        *fastTransport
 	now         func() time.Time
 	log         zerolog.Logger
 	rr          atomic.Uint64
@@ -173,13 +174,15 @@ func NewPool(name string, spec schemas.Upstream, opts Options) (*Pool, error) {
 		now = time.Now
 	}
 	ctx, cancel := context.WithCancel(context.Background())
+	tr, dialer := newTransport(spec)
 	return &Pool{
 		name:        name,
 		spec:        spec,
 		fingerprint: string(fp),
 		targets:     targets,
 		breaker:     newBreaker(spec.CircuitBreaker, now),
-		transport:   newTransport(spec),
+		transport:   tr,
+		fast:        newFastTransport(tr, dialer, targets, spec.MaxIdleConnsPerTarget, spec.MaxConnsPerTarget),
 		now:         now,
 		log:         opts.Logger.With().Str("upstream", name).Logger(),
 		ctx:         ctx,
@@ -187,7 +190,7 @@ func NewPool(name string, spec schemas.Upstream, opts Options) (*Pool, error) {
 	}, nil
 }
 
-func newTransport(spec schemas.Upstream) *http.Transport {
+func newTransport(spec schemas.Upstream) (*http.Transport, *net.Dialer) {
 	d := &net.Dialer{Timeout: spec.ConnectTimeout.D(), KeepAlive: 30 * time.Second}
 	return &http.Transport{
 		DialContext:           d.DialContext,
@@ -200,7 +203,7 @@ func newTransport(spec schemas.Upstream) *http.Transport {
 		// they are encoded.
 		ForceAttemptHTTP2:  false,
 		DisableCompression: true,
-	}
+	}, d
 }
 
 // Name returns the upstream's name.
@@ -210,8 +213,10 @@ func (p *Pool) Name() string { return p.name }
 // fingerprints are interchangeable, so the runtime keeps the running one.
 func (p *Pool) Fingerprint() string { return p.fingerprint }
 
-// Transport returns the pool's keep-alive transport.
-func (p *Pool) Transport() http.RoundTripper { return p.transport }
+// Transport returns the pool's keep-alive transport: a synchronous
+// HTTP/1.1 client for plain requests to http:// targets, http.Transport
+// for the rest (see fastTransport).
+func (p *Pool) Transport() http.RoundTripper { return p.fast }
 
 // HashOn returns what the hash balancer hashes, nil for other balancers.
 func (p *Pool) HashOn() *schemas.HashOn {
@@ -398,6 +403,6 @@ func (p *Pool) Close() {
 	p.closeOnce.Do(func() {
 		p.cancel()
 		p.wg.Wait()
-		p.transport.CloseIdleConnections()
+		p.fast.CloseIdleConnections()
 	})
 }

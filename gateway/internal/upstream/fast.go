@@ -1,0 +1,494 @@
+package upstream
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"net/textproto"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+)
+
+// fastTransport is the pool's http.RoundTripper. Plain http:// requests
+// without an upgrade, an Expect header, trailers or a streamed body take a
+// synchronous HTTP/1.1 exchange on a kept-alive connection of the target
+// (write the request, read the response head with http.ReadResponse in the
+// calling goroutine, hand the connection back when the body has been read
+// to its end). Everything else, and every request of a pool with
+// MaxConnsPerTarget set, goes through slow, the pool's http.Transport.
+//
+// The synchronous path saves what http.Transport spends per request on its
+// two connection goroutines (a hand-off to the writer, a hand-off back from
+// the reader, and the reader's extra read after each response).
+type fastTransport struct {
+	slow    *http.Transport
+	dialer  *net.Dialer
+	conns   map[string]*connPool // by URL.Host of the targets
+	maxHead int64
+}
+
+// Bounds of the fast path.
+const (
+	// maxFastBody is the largest request body (with a Content-Length) that
+	// is buffered and sent by the fast path; larger ones stream through the
+	// slow path.
+	maxFastBody = 64 << 10
+	// probeAfter is how long a connection may sit idle before it is checked
+	// for a close by the upstream (one non-blocking peek) ahead of reuse.
+	probeAfter = time.Second
+	// idleTimeout closes connections idle for longer, as http.Transport's
+	// IdleConnTimeout does.
+	idleTimeout = 90 * time.Second
+	// max1xx is how many informational responses one request may get, as
+	// in http.Transport.
+	max1xx = 5
+	// defaultMaxHead is http.Transport's default MaxResponseHeaderBytes.
+	defaultMaxHead = 10 << 20
+)
+
+func newFastTransport(slow *http.Transport, dialer *net.Dialer, targets []*Target, maxIdle, maxConns int) *fastTransport {
+	t := &fastTransport{slow: slow, dialer: dialer, maxHead: slow.MaxResponseHeaderBytes}
+	if t.maxHead <= 0 {
+		t.maxHead = defaultMaxHead
+	}
+	if maxConns > 0 {
+		// A cap on connections is enforced by http.Transport alone, so that
+		// the two paths never add up to more than the cap.
+		return t
+	}
+	t.conns = make(map[string]*connPool, len(targets))
+	for _, tg := range targets {
+		if tg.URL.Scheme != "http" {
+			continue
+		}
+		t.conns[tg.URL.Host] = &connPool{maxIdle: maxIdle, addr: hostPort(tg.URL.Host)}
+	}
+	return t
+}
+
+// hostPort adds the default port 80 to a host without one.
+func hostPort(host string) string {
+	if _, _, err := net.SplitHostPort(host); err == nil {
+		return host
+	}
+	return net.JoinHostPort(trimBrackets(host), "80")
+}
+
+func trimBrackets(h string) string {
+	if len(h) > 1 && h[0] == '[' && h[len(h)-1] == ']' {
+		return h[1 : len(h)-1]
+	}
+	return h
+}
+
+// CloseIdleConnections closes the idle connections of both paths; later
+// returned connections are closed instead of kept.
+func (t *fastTransport) CloseIdleConnections() {
+	for _, cp := range t.conns {
+		cp.closeIdle()
+	}
+	t.slow.CloseIdleConnections()
+}
+
+// RoundTrip sends req on the fast path when it can, else on the slow one.
+func (t *fastTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	cp := t.conns[req.URL.Host]
+	if cp == nil || !fastEligible(req) {
+		return t.slow.RoundTrip(req)
+	}
+	var body []byte
+	if req.Body != nil && req.Body != http.NoBody {
+		b, err := readBody(req.Body, req.ContentLength)
+		_ = req.Body.Close()
+		if err != nil {
+			return nil, fmt.Errorf("reading request body for %s: %w", cp.addr, err)
+		}
+		body = b
+	}
+	ctx := req.Context()
+	for try := 0; ; try++ {
+		pc, reused, err := cp.get(ctx, t.dialer, try > 0)
+		if err != nil {
+			return nil, err
+		}
+		res, stale, err := t.exchange(ctx, cp, pc, req, body)
+		if err == nil {
+			return res, nil
+		}
+		if reused && stale && try == 0 && ctx.Err() == nil {
+			continue // the upstream closed the idle connection: not processed
+		}
+		return nil, err
+	}
+}
+
+// fastEligible reports whether req can take the synchronous path.
+func fastEligible(req *http.Request) bool {
+	if req.URL.Scheme != "http" || len(req.Trailer) > 0 || req.Close {
+		return false
+	}
+	h := req.Header
+	if len(h["Upgrade"]) > 0 || len(h["Expect"]) > 0 || len(h["Te"]) > 0 {
+		return false
+	}
+	if req.Body != nil && req.Body != http.NoBody && (req.ContentLength <= 0 || req.ContentLength > maxFastBody) {
+		return false
+	}
+	return true
+}
+
+// readBody reads a body of known length n.
+func readBody(r io.Reader, n int64) ([]byte, error) {
+	buf := make([]byte, n)
+	if _, err := io.ReadFull(r, buf); err != nil {
+		return nil, err
+	}
+	var one [1]byte
+	if m, _ := r.Read(one[:]); m > 0 {
+		return nil, errors.New("request body longer than its Content-Length")
+	}
+	return buf, nil
+}
+
+// exchange writes req on pc and reads the response head. stale reports an
+// error that a reused connection closed by the upstream explains, before
+// the request could have been processed.
+func (t *fastTransport) exchange(ctx context.Context, cp *connPool, pc *persistConn, req *http.Request, body []byte) (*http.Response, bool, error) {
+	stop := context.AfterFunc(ctx, pc.abort)
+	fail := func(err error) (*http.Response, bool, error) {
+		stop()
+		_ = pc.conn.Close()
+		if ctxErr := ctx.Err(); ctxErr != nil {
+			return nil, false, fmt.Errorf("exchange with %s: %w", cp.addr, context.Cause(ctx))
+		}
+		return nil, false, fmt.Errorf("exchange with %s: %w", cp.addr, err)
+	}
+	if err := writeRequest(pc.bw, req, body); err != nil {
+		return fail(err)
+	}
+	if err := pc.bw.Flush(); err != nil {
+		res, _, err := fail(err)
+		return res, pc.cr.written == 0, err
+	}
+	pc.cr.limit = t.maxHead
+	n1xx := 0
+	var res *http.Response
+	for {
+		var err error
+		pc.cr.read = 0
+		res, err = http.ReadResponse(pc.br, req)
+		if err != nil {
+			// Nothing at all came back: the upstream had closed the idle
+			// connection. Only replayable requests are resent, as
+			// http.Transport does.
+			stale := pc.cr.read == 0 && pc.br.Buffered() == 0 && replayable(req) && isClosedConn(err)
+			res, _, err := fail(err)
+			return res, stale, err
+		}
+		code := res.StatusCode
+		if code < 100 || code > 199 {
+			break
+		}
+		if code == http.StatusSwitchingProtocols {
+			return fail(errors.New("upstream switched protocols without an upgrade request"))
+		}
+		if n1xx++; n1xx > max1xx {
+			return fail(errors.New("too many 1xx informational responses"))
+		}
+		pc.cr.limit = t.maxHead
+		if trace := httptrace.ContextClientTrace(ctx); trace != nil && trace.Got1xxResponse != nil {
+			if err := trace.Got1xxResponse(code, textproto.MIMEHeader(res.Header)); err != nil {
+				return fail(err)
+			}
+		}
+	}
+	pc.cr.limit = -1
+	keep := !res.Close && !req.Close
+	if res.Body == http.NoBody {
+		pc.done(cp, stop, keep)
+		return res, false, nil
+	}
+	res.Body = &fastBody{rc: res.Body, pc: pc, cp: cp, stop: stop, keep: keep}
+	return res, false, nil
+}
+
+func replayable(req *http.Request) bool {
+	switch req.Method {
+	case http.MethodGet, http.MethodHead, http.MethodOptions, http.MethodTrace:
+		return true
+	}
+	return len(req.Header["Idempotency-Key"]) > 0 || len(req.Header["X-Idempotency-Key"]) > 0
+}
+
+// isClosedConn reports an error that an upstream's close explains.
+func isClosedConn(err error) bool {
+	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+		return true
+	}
+	var op *net.OpError
+	return errors.As(err, &op) && (op.Op == "read" || op.Op == "write")
+}
+
+// Headers the request line and framing carry, not the header map (as in
+// net/http's request writer).
+var excludedHeaders = map[string]bool{"Host": true, "User-Agent": true, "Content-Length": true, "Transfer-Encoding": true, "Trailer": true}
+
+var errHeaderValue = errors.New("invalid header field value")
+
+// writeRequest writes req's head and body in HTTP/1.1 framing, as
+// http.Transport would: Host from req.Host, User-Agent only when set,
+// Content-Length for a body and for methods other than GET and HEAD.
+func writeRequest(bw *bufio.Writer, req *http.Request, body []byte) error {
+	host := req.Host
+	if host == "" {
+		host = req.URL.Host
+	}
+	if !validValue(host) {
+		return fmt.Errorf("invalid Host header %q", host)
+	}
+	_, _ = bw.WriteString(req.Method)
+	_ = bw.WriteByte(' ')
+	_, _ = bw.WriteString(req.URL.RequestURI())
+	_, _ = bw.WriteString(" HTTP/1.1\r\nHost: ")
+	_, _ = bw.WriteString(host)
+	_, _ = bw.WriteString("\r\n")
+	if ua := req.Header["User-Agent"]; len(ua) > 0 && ua[0] != "" {
+		if err := writeHeader(bw, "User-Agent", ua[:1]); err != nil {
+			return err
+		}
+	}
+	if len(body) > 0 || (req.Method != http.MethodGet && req.Method != http.MethodHead) {
+		_, _ = bw.WriteString("Content-Length: ")
+		var num [20]byte
+		_, _ = bw.Write(strconv.AppendInt(num[:0], int64(len(body)), 10))
+		_, _ = bw.WriteString("\r\n")
+	}
+	for k, vv := range req.Header {
+		if excludedHeaders[k] {
+			continue
+		}
+		if err := writeHeader(bw, k, vv); err != nil {
+			return err
+		}
+	}
+	_, _ = bw.WriteString("\r\n")
+	_, err := bw.Write(body)
+	return err
+}
+
+func writeHeader(bw *bufio.Writer, k string, vv []string) error {
+	if !validName(k) {
+		return fmt.Errorf("invalid header field name %q", k)
+	}
+	for _, v := range vv {
+		v = textproto.TrimString(v)
+		if !validValue(v) {
+			return fmt.Errorf("%w for %q", errHeaderValue, k)
+		}
+		_, _ = bw.WriteString(k)
+		_, _ = bw.WriteString(": ")
+		_, _ = bw.WriteString(v)
+		_, _ = bw.WriteString("\r\n")
+	}
+	return nil
+}
+
+// validName reports a non-empty RFC 9110 token.
+func validName(s string) bool {
+	if s == "" {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c <= ' ' || c >= 0x7f || strings.IndexByte(`"(),/:;<=>?@[\]{}`, c) >= 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// validValue reports a field value without control characters but tab.
+func validValue(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if c := s[i]; c < ' ' && c != '\t' || c == 0x7f {
+			return false
+		}
+	}
+	return true
+}
+
+// fastBody is the response body of a fast exchange: the connection goes
+// back to the pool once the body was read to its end, and is closed when
+// the body is closed early.
+type fastBody struct {
+	rc       io.ReadCloser
+	pc       *persistConn
+	cp       *connPool
+	stop     func() bool
+	keep     bool
+	finished bool
+}
+
+func (b *fastBody) Read(p []byte) (int, error) {
+	if b.finished {
+		return 0, io.EOF
+	}
+	n, err := b.rc.Read(p)
+	if err == io.EOF {
+		b.finished = true
+		b.pc.done(b.cp, b.stop, b.keep)
+	} else if err != nil {
+		b.finished = true
+		b.pc.done(b.cp, b.stop, false)
+	}
+	return n, err
+}
+
+func (b *fastBody) Close() error {
+	if !b.finished {
+		b.finished = true
+		b.pc.done(b.cp, b.stop, false)
+	}
+	return nil
+}
+
+// connPool holds the idle connections of one target.
+type connPool struct {
+	addr    string
+	maxIdle int
+
+	mu     sync.Mutex
+	idle   []*persistConn // most recently used last
+	closed bool
+}
+
+// get returns an idle connection (reused true) or dials a new one; fresh
+// forces a dial.
+func (cp *connPool) get(ctx context.Context, d *net.Dialer, fresh bool) (*persistConn, bool, error) {
+	for !fresh {
+		cp.mu.Lock()
+		n := len(cp.idle)
+		if n == 0 {
+			cp.mu.Unlock()
+			break
+		}
+		pc := cp.idle[n-1]
+		cp.idle[n-1] = nil
+		cp.idle = cp.idle[:n-1]
+		cp.mu.Unlock()
+		idle := time.Since(pc.since)
+		if idle > idleTimeout || idle > probeAfter && !alive(pc.conn) {
+			_ = pc.conn.Close()
+			continue
+		}
+		return pc, true, nil
+	}
+	c, err := d.DialContext(ctx, "tcp", cp.addr)
+	if err != nil {
+		return nil, false, err
+	}
+	pc := &persistConn{conn: c}
+	pc.cr.c = c
+	pc.br = bufio.NewReaderSize(&pc.cr, 4<<10)
+	pc.bw = bufio.NewWriterSize(&countWriter{pc: pc}, 4<<10)
+	return pc, false, nil
+}
+
+// put keeps pc for reuse, or closes it when the pool is full or closed.
+func (cp *connPool) put(pc *persistConn) {
+	pc.since = time.Now()
+	cp.mu.Lock()
+	if cp.closed || len(cp.idle) >= cp.maxIdle {
+		cp.mu.Unlock()
+		_ = pc.conn.Close()
+		return
+	}
+	var expired *persistConn
+	if len(cp.idle) > 0 && pc.since.Sub(cp.idle[0].since) > idleTimeout {
+		expired = cp.idle[0]
+		cp.idle = append(cp.idle[:0], cp.idle[1:]...)
+	}
+	cp.idle = append(cp.idle, pc)
+	cp.mu.Unlock()
+	if expired != nil {
+		_ = expired.conn.Close()
+	}
+}
+
+func (cp *connPool) closeIdle() {
+	cp.mu.Lock()
+	idle := cp.idle
+	cp.idle, cp.closed = nil, true
+	cp.mu.Unlock()
+	for _, pc := range idle {
+		_ = pc.conn.Close()
+	}
+}
+
+// persistConn is one kept-alive connection with its buffers.
+type persistConn struct {
+	conn  net.Conn
+	cr    connReader
+	br    *bufio.Reader
+	bw    *bufio.Writer
+	since time.Time // when it went idle
+}
+
+// abort interrupts a blocked read or write when the request's context ends.
+func (pc *persistConn) abort() { _ = pc.conn.SetDeadline(aLongTimeAgo) }
+
+var aLongTimeAgo = time.Unix(1, 0)
+
+// done ends an exchange: the connection is kept when keep holds, the
+// response was read to its end with nothing after it, and the context did
+// not abort it.
+func (pc *persistConn) done(cp *connPool, stop func() bool, keep bool) {
+	if !stop() || !keep || pc.br.Buffered() > 0 {
+		_ = pc.conn.Close()
+		return
+	}
+	pc.cr.written = 0
+	cp.put(pc)
+}
+
+// connReader counts what is read and bounds a response head: limit bytes
+// may be read while it is positive; -1 lifts it.
+type connReader struct {
+	c     net.Conn
+	limit int64
+	read  int64
+	// written counts bytes written by the current exchange.
+	written int64
+}
+
+var errHeadTooLarge = errors.New("upstream response headers too large")
+
+func (r *connReader) Read(p []byte) (int, error) {
+	if r.limit == 0 {
+		return 0, errHeadTooLarge
+	}
+	if r.limit > 0 && int64(len(p)) > r.limit {
+		p = p[:r.limit]
+	}
+	n, err := r.c.Read(p)
+	r.read += int64(n)
+	if r.limit > 0 {
+		r.limit -= int64(n)
+	}
+	return n, err
+}
+
+type countWriter struct{ pc *persistConn }
+
+func (w *countWriter) Write(p []byte) (int, error) {
+	n, err := w.pc.conn.Write(p)
+	w.pc.cr.written += int64(n)
+	return n, err
+}

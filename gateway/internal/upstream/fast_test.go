@@ -1,0 +1,466 @@
+package upstream
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptrace"
+	"net/textproto"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gitgate/gitgate/schemas"
+)
+
+// rawServer is a scripted HTTP/1.1 upstream: answer writes the raw
+// response to the i-th request (counted over all connections) and returns
+// false to close the connection afterwards.
+type rawServer struct {
+	addr    string
+	accepts atomic.Int64
+	answer  func(w io.Writer, req *http.Request, body []byte, i int) bool
+}
+
+func newRawServer(t *testing.T, answer func(w io.Writer, req *http.Request, body []byte, i int) bool) *rawServer {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &rawServer{addr: ln.Addr().String(), answer: answer}
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	conns := map[net.Conn]bool{}
+	var n atomic.Int64
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			s.accepts.Add(1)
+			mu.Lock()
+			conns[c] = true
+			mu.Unlock()
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					req, err := http.ReadRequest(br)
+					if err != nil {
+						return
+					}
+					body, err := io.ReadAll(req.Body)
+					if err != nil {
+						return
+					}
+					if !s.answer(c, req, body, int(n.Add(1)-1)) {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	t.Cleanup(func() {
+		_ = ln.Close()
+		mu.Lock()
+		for c := range conns {
+			_ = c.Close()
+		}
+		mu.Unlock()
+		wg.Wait()
+	})
+	return s
+}
+
+func fastPool(t *testing.T, addr string, mut func(*schemas.Upstream)) *Pool {
+	t.Helper()
+	spec := defaulted(schemas.Upstream{Targets: []string{"http://" + addr}})
+	if mut != nil {
+		mut(&spec)
+	}
+	p, err := NewPool("u", spec, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	return p
+}
+
+// do sends one request through the pool's transport and reads the body
+// the way ReverseProxy does (read to the end, then Close).
+func do(ctx context.Context, rt http.RoundTripper, method, addr, body string) (*http.Response, string, error) {
+	var rb io.Reader
+	if body != "" {
+		rb = strings.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, "http://"+addr+"/p?q=1", rb)
+	if err != nil {
+		return nil, "", err
+	}
+	res, err := rt.RoundTrip(req)
+	if err != nil {
+		return nil, "", err
+	}
+	b, err := io.ReadAll(res.Body)
+	_ = res.Body.Close()
+	return res, string(b), err
+}
+
+func TestFastTransportResponses(t *testing.T) {
+	t.Parallel()
+	ok := "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
+	cases := []struct {
+		name     string
+		method   string
+		reqBody  string
+		answer   func(w io.Writer, req *http.Request, body []byte, i int) bool
+		wantBody []string // per request
+		wantCode int
+		accepts  int64 // connections the upstream saw after all requests
+	}{
+		{
+			name:   "chunked response keeps the connection",
+			method: http.MethodGet,
+			answer: func(w io.Writer, _ *http.Request, _ []byte, _ int) bool {
+				_, _ = io.WriteString(w, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\n")
+				return true
+			},
+			wantBody: []string{"abcde", "abcde", "abcde"}, wantCode: 200, accepts: 1,
+		},
+		{
+			name:   "connection close from upstream is honoured",
+			method: http.MethodGet,
+			answer: func(w io.Writer, _ *http.Request, _ []byte, _ int) bool {
+				_, _ = io.WriteString(w, "HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 2\r\n\r\nok")
+				return false
+			},
+			wantBody: []string{"ok", "ok", "ok"}, wantCode: 200, accepts: 3,
+		},
+		{
+			name:   "body until close",
+			method: http.MethodGet,
+			answer: func(w io.Writer, _ *http.Request, _ []byte, _ int) bool {
+				_, _ = io.WriteString(w, "HTTP/1.1 200 OK\r\n\r\nuntil-eof")
+				return false
+			},
+			wantBody: []string{"until-eof", "until-eof"}, wantCode: 200, accepts: 2,
+		},
+		{
+			name:   "stale pooled connection is retried on a fresh one",
+			method: http.MethodGet,
+			answer: func(w io.Writer, _ *http.Request, _ []byte, _ int) bool {
+				_, _ = io.WriteString(w, ok)
+				return false // closes without saying so: the pooled conn goes stale
+			},
+			wantBody: []string{"ok", "ok", "ok"}, wantCode: 200, accepts: 3,
+		},
+		{
+			name:   "HEAD has no body whatever Content-Length says",
+			method: http.MethodHead,
+			answer: func(w io.Writer, _ *http.Request, _ []byte, _ int) bool {
+				_, _ = io.WriteString(w, "HTTP/1.1 200 OK\r\nContent-Length: 1000\r\n\r\n")
+				return true
+			},
+			wantBody: []string{"", "", ""}, wantCode: 200, accepts: 1,
+		},
+		{
+			name:   "204 without body",
+			method: http.MethodDelete,
+			answer: func(w io.Writer, _ *http.Request, _ []byte, _ int) bool {
+				_, _ = io.WriteString(w, "HTTP/1.1 204 No Content\r\n\r\n")
+				return true
+			},
+			wantBody: []string{"", ""}, wantCode: 204, accepts: 1,
+		},
+		{
+			name:   "304 without body",
+			method: http.MethodGet,
+			answer: func(w io.Writer, _ *http.Request, _ []byte, _ int) bool {
+				_, _ = io.WriteString(w, "HTTP/1.1 304 Not Modified\r\nETag: \"x\"\r\n\r\n")
+				return true
+			},
+			wantBody: []string{"", ""}, wantCode: 304, accepts: 1,
+		},
+		{
+			name:   "large body",
+			method: http.MethodGet,
+			answer: func(w io.Writer, _ *http.Request, _ []byte, _ int) bool {
+				body := strings.Repeat("x", 1<<20)
+				_, _ = io.WriteString(w, "HTTP/1.1 200 OK\r\nContent-Length: "+strconv.Itoa(len(body))+"\r\n\r\n"+body)
+				return true
+			},
+			wantBody: []string{strings.Repeat("x", 1<<20), strings.Repeat("x", 1<<20)}, wantCode: 200, accepts: 1,
+		},
+		{
+			name:   "chunked wins over Content-Length",
+			method: http.MethodGet,
+			answer: func(w io.Writer, _ *http.Request, _ []byte, _ int) bool {
+				_, _ = io.WriteString(w, "HTTP/1.1 200 OK\r\nContent-Length: 100\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nhi\r\n0\r\n\r\n")
+				return true
+			},
+			wantBody: []string{"hi", "hi"}, wantCode: 200, accepts: 1,
+		},
+		{
+			name:    "small request body is sent with its length",
+			method:  http.MethodPost,
+			reqBody: "payload",
+			answer: func(w io.Writer, req *http.Request, body []byte, _ int) bool {
+				b := req.Method + " " + req.URL.String() + " " + strconv.FormatInt(req.ContentLength, 10) + " " + string(body)
+				_, _ = io.WriteString(w, "HTTP/1.1 200 OK\r\nContent-Length: "+strconv.Itoa(len(b))+"\r\n\r\n"+b)
+				return true
+			},
+			wantBody: []string{"POST /p?q=1 7 payload", "POST /p?q=1 7 payload"}, wantCode: 200, accepts: 1,
+		},
+		{
+			name:   "informational responses are skipped",
+			method: http.MethodGet,
+			answer: func(w io.Writer, _ *http.Request, _ []byte, _ int) bool {
+				_, _ = io.WriteString(w, "HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\n"+ok)
+				return true
+			},
+			wantBody: []string{"ok", "ok"}, wantCode: 200, accepts: 1,
+		},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			s := newRawServer(t, c.answer)
+			rt := fastPool(t, s.addr, nil).Transport()
+			for i, want := range c.wantBody {
+				res, body, err := do(context.Background(), rt, c.method, s.addr, c.reqBody)
+				if err != nil {
+					t.Fatalf("request %d: %v", i, err)
+				}
+				if res.StatusCode != c.wantCode || body != want {
+					t.Fatalf("request %d: %d %.40q, want %d %.40q", i, res.StatusCode, body, c.wantCode, want)
+				}
+			}
+			if got := s.accepts.Load(); got != c.accepts {
+				t.Errorf("upstream accepted %d connections, want %d", got, c.accepts)
+			}
+		})
+	}
+}
+
+func TestFastTransportFailures(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name    string
+		method  string
+		body    string
+		answer  func(w io.Writer, req *http.Request, body []byte, i int) bool
+		maxHead int64
+		timeout time.Duration
+		wantErr func(error) bool
+	}{
+		{
+			name:   "non-replayable request on a stale connection is not resent",
+			method: http.MethodPost,
+			body:   "x",
+			answer: func(w io.Writer, _ *http.Request, _ []byte, i int) bool {
+				_, _ = io.WriteString(w, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+				return false
+			},
+			wantErr: func(err error) bool { return err != nil },
+		},
+		{
+			name:   "response head over the limit",
+			method: http.MethodGet,
+			answer: func(w io.Writer, _ *http.Request, _ []byte, _ int) bool {
+				_, _ = io.WriteString(w, "HTTP/1.1 200 OK\r\nX-Big: "+strings.Repeat("a", 4000)+"\r\nContent-Length: 2\r\n\r\nok")
+				return true
+			},
+			maxHead: 1024,
+			wantErr: func(err error) bool { return errors.Is(err, errHeadTooLarge) },
+		},
+		{
+			name:   "slow upstream ends with the context's cause",
+			method: http.MethodGet,
+			answer: func(w io.Writer, _ *http.Request, _ []byte, _ int) bool {
+				time.Sleep(500 * time.Millisecond)
+				return false
+			},
+			timeout: 50 * time.Millisecond,
+			wantErr: func(err error) bool { return errors.Is(err, context.DeadlineExceeded) },
+		},
+		{
+			name:   "unrequested switch of protocols",
+			method: http.MethodGet,
+			answer: func(w io.Writer, _ *http.Request, _ []byte, _ int) bool {
+				_, _ = io.WriteString(w, "HTTP/1.1 101 Switching Protocols\r\nUpgrade: x\r\n\r\n")
+				return true
+			},
+			wantErr: func(err error) bool { return err != nil && strings.Contains(err.Error(), "switched protocols") },
+		},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			s := newRawServer(t, c.answer)
+			p := fastPool(t, s.addr, nil)
+			if c.maxHead > 0 {
+				p.fast.maxHead = c.maxHead
+			}
+			ctx := context.Background()
+			// A first request puts a connection in the pool, except when
+			// the case is about the very first exchange.
+			if c.maxHead == 0 && c.timeout == 0 && c.method == http.MethodPost {
+				if _, _, err := do(ctx, p.Transport(), http.MethodGet, s.addr, ""); err != nil {
+					t.Fatalf("first request: %v", err)
+				}
+			}
+			if c.timeout > 0 {
+				var cancel context.CancelFunc
+				ctx, cancel = context.WithTimeout(ctx, c.timeout)
+				defer cancel()
+			}
+			_, _, err := do(ctx, p.Transport(), c.method, s.addr, c.body)
+			if !c.wantErr(err) {
+				t.Fatalf("unexpected error %v", err)
+			}
+			if n := len(p.fast.conns[s.addr].idle); n != 0 {
+				t.Errorf("%d connections kept after a failed exchange", n)
+			}
+		})
+	}
+}
+
+func TestFastTransportSlowPath(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name string
+		mut  func(*http.Request)
+		fast bool
+	}{
+		{"plain GET", func(*http.Request) {}, true},
+		{"small body", func(r *http.Request) { r.Body, r.ContentLength = io.NopCloser(strings.NewReader("ab")), 2 }, true},
+		{"streamed body", func(r *http.Request) { r.Body, r.ContentLength = io.NopCloser(strings.NewReader("ab")), -1 }, false},
+		{"large body", func(r *http.Request) { r.Body, r.ContentLength = io.NopCloser(strings.NewReader("ab")), maxFastBody+1 }, false},
+		{"upgrade", func(r *http.Request) { r.Header.Set("Upgrade", "websocket") }, false},
+		{"expect", func(r *http.Request) { r.Header.Set("Expect", "100-continue") }, false},
+		{"te trailers", func(r *http.Request) { r.Header.Set("Te", "trailers") }, false},
+		{"request trailers", func(r *http.Request) { r.Trailer = http.Header{"X-T": nil} }, false},
+		{"https", func(r *http.Request) { r.URL.Scheme = "https" }, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			r, _ := http.NewRequest(http.MethodGet, "http://example.com/", nil)
+			c.mut(r)
+			if got := fastEligible(r); got != c.fast {
+				t.Errorf("fastEligible = %v, want %v", got, c.fast)
+			}
+		})
+	}
+}
+
+func TestFastTransportMaxConnsUsesTransport(t *testing.T) {
+	t.Parallel()
+	s := newRawServer(t, func(w io.Writer, _ *http.Request, _ []byte, _ int) bool {
+		_, _ = io.WriteString(w, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		return true
+	})
+	p := fastPool(t, s.addr, func(u *schemas.Upstream) { u.MaxConnsPerTarget = 1 })
+	if len(p.fast.conns) != 0 {
+		t.Fatal("a pool with a connection cap must not use the fast path")
+	}
+	if _, body, err := do(context.Background(), p.Transport(), http.MethodGet, s.addr, ""); err != nil || body != "ok" {
+		t.Fatalf("got %q, %v", body, err)
+	}
+}
+
+func TestFastTransport1xxTrace(t *testing.T) {
+	t.Parallel()
+	s := newRawServer(t, func(w io.Writer, _ *http.Request, _ []byte, _ int) bool {
+		_, _ = io.WriteString(w, "HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		return true
+	})
+	p := fastPool(t, s.addr, nil)
+	var got []string
+	ctx := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{
+		Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
+			got = append(got, strconv.Itoa(code)+" "+h.Get("Link"))
+			return nil
+		},
+	})
+	if _, body, err := do(ctx, p.Transport(), http.MethodGet, s.addr, ""); err != nil || body != "ok" {
+		t.Fatalf("got %q, %v", body, err)
+	}
+	if len(got) != 1 || got[0] != "103 </a.css>" {
+		t.Errorf("1xx seen: %q", got)
+	}
+}
+
+func TestFastTransportCloseIdle(t *testing.T) {
+	t.Parallel()
+	s := newRawServer(t, func(w io.Writer, _ *http.Request, _ []byte, _ int) bool {
+		_, _ = io.WriteString(w, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		return true
+	})
+	p := fastPool(t, s.addr, nil)
+	if _, _, err := do(context.Background(), p.Transport(), http.MethodGet, s.addr, ""); err != nil {
+		t.Fatal(err)
+	}
+	cp := p.fast.conns[s.addr]
+	if n := len(cp.idle); n != 1 {
+		t.Fatalf("%d idle connections, want 1", n)
+	}
+	p.Close()
+	if n := len(cp.idle); n != 0 {
+		t.Fatalf("%d idle connections after Close", n)
+	}
+	// A request after Close still works; its connection is not kept.
+	if _, _, err := do(context.Background(), p.Transport(), http.MethodGet, s.addr, ""); err != nil {
+		t.Fatal(err)
+	}
+	if n := len(cp.idle); n != 0 {
+		t.Fatalf("%d idle connections kept after Close", n)
+	}
+}
+
+// FuzzWriteRequest checks that what writeRequest accepts reads back as
+// the same request, and that no value can smuggle a header or a second
+// request.
+func FuzzWriteRequest(f *testing.F) {
+	f.Add("GET", "/a?b=c", "example.com", "X-A", "1", "")
+	f.Add("POST", "/", "h:8080", "X-B", "v\r\nX-Injected: 1", "body")
+	f.Add("PUT", "/%2F", "h", "Bad Name", "v", "")
+	f.Fuzz(func(t *testing.T, method, uri, host, name, value, body string) {
+		req, err := http.NewRequest(method, "http://"+host+uri, nil)
+		if err != nil || req.Host == "" || len(body) > maxFastBody {
+			return
+		}
+		req.Header[name] = []string{value}
+		var sb strings.Builder
+		bw := bufio.NewWriter(&sb)
+		if err := writeRequest(bw, req, []byte(body)); err != nil {
+			return
+		}
+		_ = bw.Flush()
+		got, err := http.ReadRequest(bufio.NewReader(strings.NewReader(sb.String())))
+		if err != nil {
+			return // a method or path net/http's reader refuses is not ours to judge
+		}
+		b, _ := io.ReadAll(got.Body)
+		if string(b) != body {
+			t.Fatalf("body %q read back as %q", body, b)
+		}
+		for k := range got.Header {
+			if k != "Content-Length" && k != name && textproto.CanonicalMIMEHeaderKey(name) != k {
+				t.Fatalf("header %q appeared from %q: %q", k, name, value)
+			}
+		}
+	})
+}
