@@ -211,8 +211,13 @@ func (l *Loop) Run(ctx context.Context) error {
 		}
 		err := l.syncPass(ctx, reason)
 		wait := l.nextDelay(err)
+		// The pass counts as completed only now, so that SyncAndWait's
+		// status shows its failure count and next sync time.
 		l.mu.Lock()
 		l.health.NextSyncAt = l.opts.Now().Add(wait)
+		l.completed++
+		close(l.done)
+		l.done = make(chan struct{})
 		l.mu.Unlock()
 		timer.Reset(wait)
 	}

@@ -20,13 +20,6 @@ func (l *Loop) syncPass(ctx context.Context, reason string) error {
 	l.mu.Lock()
 	l.started++
 	l.mu.Unlock()
-	defer func() {
-		l.mu.Lock()
-		l.completed++
-		close(l.done)
-		l.done = make(chan struct{})
-		l.mu.Unlock()
-	}()
 	ctx, cancel := context.WithTimeout(ctx, l.opts.Timeout)
 	defer cancel()
 	l.syncMu.Lock()
