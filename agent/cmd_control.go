@@ -154,6 +154,9 @@ func writeStatus(w io.Writer, st syncer.Status) {
 	if st.GatewayError != "" {
 		fmt.Fprintf(w, "Gateway error: %s\n", st.GatewayError)
 	}
+	if st.GatewayWarning != "" {
+		fmt.Fprintf(w, "Gateway warns: %s\n", st.GatewayWarning)
+	}
 	if st.SourceError != "" {
 		fmt.Fprintf(w, "Source error:  %s\n", st.SourceError)
 	}

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -102,6 +103,43 @@ type harness struct {
 	stop  func()
 	// trustedKeys, when set, turns on signature verification.
 	trustedKeys string
+	// wrap, when set, wraps the admin client the loop talks through.
+	wrap func(Gateway) Gateway
+}
+
+// warningGateway passes calls to a real admin client and adds what a
+// gateway that cannot save its last-known-good copy would say.
+type warningGateway struct {
+	Gateway
+	mu      sync.Mutex
+	warning string                // added to each successful Put
+	lkg     *client.LastKnownGood // set as Status().LastKnownGood
+}
+
+func (w *warningGateway) set(warning string, lkg *client.LastKnownGood) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.warning, w.lkg = warning, lkg
+}
+
+func (w *warningGateway) Put(ctx context.Context, b *schemas.Bundle, ifMatch string) (client.Applied, error) {
+	a, err := w.Gateway.Put(ctx, b, ifMatch)
+	if err == nil {
+		w.mu.Lock()
+		a.Warning = w.warning
+		w.mu.Unlock()
+	}
+	return a, err
+}
+
+func (w *warningGateway) Status(ctx context.Context) (client.Status, error) {
+	st, err := w.Gateway.Status(ctx)
+	if err == nil {
+		w.mu.Lock()
+		st.LastKnownGood = w.lkg
+		w.mu.Unlock()
+	}
+	return st, err
 }
 
 func newHarness(t *testing.T) *harness {
@@ -122,7 +160,11 @@ func (h *harness) start() {
 		t.Fatal(err)
 	}
 	gw := client.New(h.gw.Sock)
-	l, err := New(Options{Source: src, Store: st, Gateway: gw, Path: "cfg", PollInterval: time.Hour,
+	var through Gateway = gw
+	if h.wrap != nil {
+		through = h.wrap(gw)
+	}
+	l, err := New(Options{Source: src, Store: st, Gateway: through, Path: "cfg", PollInterval: time.Hour,
 		BackoffMin: 5 * time.Millisecond, BackoffMax: 20 * time.Millisecond, Reporter: h.rep, Logger: zerolog.Nop()})
 	if err != nil {
 		t.Fatal(err)

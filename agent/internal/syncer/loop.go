@@ -99,6 +99,9 @@ type health struct {
 	GatewayVersion string
 	GatewayDigest  string
 	GatewaySeen    bool
+	// GatewayWarning is the gateway's last warning about an apply that
+	// succeeded, such as a last-known-good copy it could not save.
+	GatewayWarning string
 	LastSyncAt     time.Time
 	LastSuccessAt  time.Time
 	LastError      string

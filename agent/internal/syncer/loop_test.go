@@ -12,6 +12,7 @@ import (
 
 	"github.com/gitgate/gitgate/agent/internal/bundle"
 	"github.com/gitgate/gitgate/agent/internal/gitsrc"
+	"github.com/gitgate/gitgate/gateway/admin/client"
 	"github.com/gitgate/gitgate/schemas"
 )
 
@@ -374,5 +375,55 @@ func TestRestartBetweenApplyAndRecord(t *testing.T) {
 		if h.running() != head {
 			t.Fatalf("restart %d: gateway runs %q, want the head %s", i+1, h.running(), head)
 		}
+	}
+}
+
+// TestGatewayWarningShowsInStatus checks that a warning the gateway gives
+// with a successful apply (its last-known-good copy could not be saved)
+// reaches the agent's status, and that the gateway's own status keeps it or
+// clears it.
+func TestGatewayWarningShowsInStatus(t *testing.T) {
+	t.Parallel()
+	const diskFull = "applied, but not saved as last-known-good: no space left on device"
+	tests := []struct {
+		name string
+		// warning is added to the gateway's answer to the push.
+		warning string
+		// lkg is what the gateway's status says after the push (nil: an
+		// older gateway that says nothing).
+		lkg         *client.LastKnownGood
+		wantWarning string
+	}{
+		{name: "no warning", wantWarning: ""},
+		{name: "push warns, status silent", warning: diskFull, wantWarning: diskFull},
+		{name: "status reports the failed save", warning: diskFull,
+			lkg:         &client.LastKnownGood{SavedVersion: "0123abc", Error: "no space left on device"},
+			wantWarning: "last-known-good is 0123abc: no space left on device"},
+		{name: "status reports the save succeeded since", warning: diskFull,
+			lkg: &client.LastKnownGood{SavedVersion: "current"}, wantWarning: ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			h := newHarness(t)
+			wg := &warningGateway{}
+			h.wrap = func(g Gateway) Gateway { wg.Gateway = g; return wg }
+			sha := h.repo.commit("first", validConfig(9001))
+			wg.set(tt.warning, nil)
+			h.start()
+			s := h.sync()
+			if s.LastApplied != sha {
+				t.Fatalf("not applied: %+v", s)
+			}
+			if tt.warning != "" && s.GatewayWarning != tt.warning {
+				t.Fatalf("after the push: warning %q, want %q", s.GatewayWarning, tt.warning)
+			}
+			// Later passes read the gateway's status.
+			wg.set("", tt.lkg)
+			s = h.sync()
+			if !strings.Contains(s.GatewayWarning, tt.wantWarning) || (tt.wantWarning == "") != (s.GatewayWarning == "") {
+				t.Fatalf("after a status read: warning %q, want %q", s.GatewayWarning, tt.wantWarning)
+			}
+		})
 	}
 }

@@ -221,6 +221,7 @@ func (l *Loop) push(ctx context.Context, b *schemas.Bundle) (client.Applied, err
 			return client.Applied{}, fmt.Errorf("pushing %s to the gateway: %w", b.Version[:12], err)
 		}
 		l.noteGateway(nil, applied.Version, applied.Digest)
+		l.noteWarning(applied.Warning)
 		return applied, nil
 	}
 }
@@ -232,7 +233,35 @@ func (l *Loop) gatewayStatus(ctx context.Context) (client.Status, error) {
 		return gs, fmt.Errorf("reading gateway status: %w", err)
 	}
 	l.noteGateway(nil, gs.Version, gs.Digest)
+	if lkg := gs.LastKnownGood; lkg != nil {
+		// The gateway says how its last save went; an older gateway says
+		// nothing, and the warning of the last push stands.
+		w := ""
+		if lkg.Error != "" {
+			w = "running " + gs.Version + " but last-known-good is " + orNone(lkg.SavedVersion) + ": " + lkg.Error
+		}
+		l.noteWarning(w)
+	}
 	return gs, nil
+}
+
+// noteWarning records the gateway's warning ("" clears it) and logs a new
+// one.
+func (l *Loop) noteWarning(w string) {
+	l.mu.Lock()
+	changed := l.health.GatewayWarning != w
+	l.health.GatewayWarning = w
+	l.mu.Unlock()
+	if changed && w != "" {
+		l.log.Warn().Str("warning", w).Msg("the gateway applied the bundle with a warning")
+	}
+}
+
+func orNone(v string) string {
+	if v == "" {
+		return "none"
+	}
+	return v
 }
 
 func (l *Loop) noteGateway(err error, version, digest string) {
@@ -412,17 +441,21 @@ type Status struct {
 	LastResult      bundle.Result `json:"lastResult,omitempty"`
 	Bad             []string      `json:"bad,omitempty"`
 	// GatewayReachable is false after a failed call to the gateway.
-	GatewayReachable bool      `json:"gatewayReachable"`
-	GatewayVersion   string    `json:"gatewayVersion,omitempty"`
-	GatewayDigest    string    `json:"gatewayDigest,omitempty"`
-	GatewayError     string    `json:"gatewayError,omitempty"`
-	SourceError      string    `json:"sourceError,omitempty"`
-	LastError        string    `json:"lastError,omitempty"`
-	LastSyncAt       time.Time `json:"lastSyncAt,omitzero"`
-	LastSuccessAt    time.Time `json:"lastSuccessAt,omitzero"`
-	NextSyncAt       time.Time `json:"nextSyncAt,omitzero"`
-	Failures         int       `json:"consecutiveFailures,omitempty"`
-	Syncs            uint64    `json:"syncs"`
+	GatewayReachable bool   `json:"gatewayReachable"`
+	GatewayVersion   string `json:"gatewayVersion,omitempty"`
+	GatewayDigest    string `json:"gatewayDigest,omitempty"`
+	GatewayError     string `json:"gatewayError,omitempty"`
+	// GatewayWarning is a problem the gateway reported about a bundle it
+	// runs, such as a last-known-good copy it could not save (a restart
+	// would come back with an older config).
+	GatewayWarning string    `json:"gatewayWarning,omitempty"`
+	SourceError    string    `json:"sourceError,omitempty"`
+	LastError      string    `json:"lastError,omitempty"`
+	LastSyncAt     time.Time `json:"lastSyncAt,omitzero"`
+	LastSuccessAt  time.Time `json:"lastSuccessAt,omitzero"`
+	NextSyncAt     time.Time `json:"nextSyncAt,omitzero"`
+	Failures       int       `json:"consecutiveFailures,omitempty"`
+	Syncs          uint64    `json:"syncs"`
 }
 
 // Status reports the loop's state without touching Git or the gateway.
@@ -439,7 +472,8 @@ func (l *Loop) Status(_ context.Context) Status {
 		LastAttempted: st.LastAttempted, LastAttemptedAt: st.LastAttemptedAt, LastResult: st.LastResult,
 		Bad:              st.Bad,
 		GatewayReachable: h.GatewaySeen, GatewayVersion: h.GatewayVersion, GatewayDigest: h.GatewayDigest, GatewayError: h.GatewayErr,
-		SourceError: h.SourceErr, LastError: h.LastError, LastSyncAt: h.LastSyncAt, LastSuccessAt: h.LastSuccessAt,
+		GatewayWarning: h.GatewayWarning,
+		SourceError:    h.SourceErr, LastError: h.LastError, LastSyncAt: h.LastSyncAt, LastSuccessAt: h.LastSuccessAt,
 		NextSyncAt: h.NextSyncAt, Failures: h.Failures, Syncs: syncs,
 	}
 	if st.Pin != nil {
