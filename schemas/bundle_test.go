@@ -143,11 +143,42 @@ func TestDiagnosticString(t *testing.T) {
 	}
 }
 
-func mustJSON(t *testing.T, v any) []byte {
+func mustJSON(t testing.TB, v any) []byte {
 	t.Helper()
 	b, err := json.Marshal(v)
 	if err != nil {
 		t.Fatal(err)
 	}
 	return b
+}
+
+func FuzzDecodeBundle(f *testing.F) {
+	good, err := NewBundle("v1", Source{Commit: "v1"}, sampleConfig(), time.Unix(0, 0))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(mustJSON(f, good))
+	f.Add([]byte(`{"apiVersion":"gitgate.dev/v1","version":"v","config":{"routes":{"r":{"match":{},"backends":[]}}}}`))
+	f.Add([]byte(`{"config":{"upstreams":{"a":{"targets":["x"],"connectTimeout":"-1s"}}}}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		b, err := DecodeBundle(data)
+		if err != nil {
+			return
+		}
+		// Whatever decodes must survive a round trip unchanged in digest.
+		again, err := json.Marshal(b)
+		if err != nil {
+			t.Fatalf("decoded bundle does not encode: %v", err)
+		}
+		b2, err := DecodeBundle(again)
+		if err != nil {
+			t.Fatalf("re-encoded bundle does not decode: %v", err)
+		}
+		d1, err1 := Digest(&b.Config)
+		d2, err2 := Digest(&b2.Config)
+		if err1 != nil || err2 != nil || d1 != d2 {
+			t.Fatalf("digest changed in a round trip: %s %v / %s %v", d1, err1, d2, err2)
+		}
+		_ = b.Verify()
+	})
 }

@@ -1,7 +1,6 @@
 package admin
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -304,7 +303,7 @@ func (s *Server) putBundle(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusBadRequest, client.ErrorBody{Error: "reading bundle: " + err.Error()})
 		return
 	}
-	b, err := DecodeBundle(body)
+	b, err := schemas.DecodeBundle(body)
 	if err != nil {
 		writeError(w, http.StatusBadRequest, client.ErrorBody{Error: err.Error()})
 		return
@@ -532,21 +531,6 @@ func (s *Server) getReady(w http.ResponseWriter, _ *http.Request) {
 		return
 	}
 	_, _ = io.WriteString(w, "ok\n")
-}
-
-// DecodeBundle parses a bundle strictly: unknown fields and data after the
-// object are errors. It does not verify the digest.
-func DecodeBundle(data []byte) (*schemas.Bundle, error) {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
-	var b schemas.Bundle
-	if err := dec.Decode(&b); err != nil {
-		return nil, fmt.Errorf("decoding bundle: %w", err)
-	}
-	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
-		return nil, errors.New("decoding bundle: data after the JSON object")
-	}
-	return &b, nil
 }
 
 // verifyDiagnostics turns a Bundle.Verify error into a diagnostic on the

@@ -627,28 +627,3 @@ func TestObserveIsReadOnly(t *testing.T) {
 		}
 	}
 }
-
-func FuzzDecodeBundle(f *testing.F) {
-	good, err := json.Marshal(bundle(f, "v1", "http://127.0.0.1:1"))
-	if err != nil {
-		f.Fatal(err)
-	}
-	f.Add(good)
-	f.Add([]byte(`{"apiVersion":"gitgate.dev/v1","version":"v","config":{"routes":{"r":{"match":{},"backends":[]}}}}`))
-	f.Add([]byte(`{"config":{"upstreams":{"a":{"targets":["x"],"connectTimeout":"-1s"}}}}`))
-	f.Fuzz(func(t *testing.T, data []byte) {
-		b, err := DecodeBundle(data)
-		if err != nil {
-			return
-		}
-		// Whatever decodes must survive a round trip and a verification.
-		again, err := json.Marshal(b)
-		if err != nil {
-			t.Fatalf("decoded bundle does not encode: %v", err)
-		}
-		if _, err := DecodeBundle(again); err != nil {
-			t.Fatalf("re-encoded bundle does not decode: %v", err)
-		}
-		_ = b.Verify()
-	})
-}

@@ -230,7 +230,7 @@ func (l *Loop) gatewayStatus(ctx context.Context) (client.Status, error) {
 	gs, err := l.opts.Gateway.Status(ctx)
 	if err != nil {
 		l.noteGateway(err, "", "")
-		return gs, fmt.Errorf("reading gateway status: %w", err)
+		return gs, err // the admin client's errors already say "reading gateway status"
 	}
 	l.noteGateway(nil, gs.Version, gs.Digest)
 	if lkg := gs.LastKnownGood; lkg != nil {
