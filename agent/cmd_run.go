@@ -90,6 +90,11 @@ type runConfig struct {
 	GitHubAppKeyFile     string `json:"githubAppKeyFile,omitempty"`
 	// GitHubDeployStatus posts gitgate/deploy on each applied commit.
 	GitHubDeployStatus bool `json:"githubDeployStatus,omitempty"`
+	// GitHubDeployments creates a GitHub Deployment and its statuses for
+	// each applied commit instead of the gitgate/deploy status.
+	GitHubDeployments bool `json:"githubDeployments,omitempty"`
+	// GitHubEnvironment names the Deployments' environment. Default "production".
+	GitHubEnvironment string `json:"githubEnvironment,omitempty"`
 }
 
 // parseRunConfig reads --config first, then lets explicitly set flags win.
@@ -122,6 +127,8 @@ func parseRunConfig(args []string, stderr io.Writer) (runConfig, error) {
 	fs.Int64Var(&flagCfg.GitHubInstallationID, "github-installation-id", 0, "GitHub App installation id")
 	fs.StringVar(&flagCfg.GitHubAppKeyFile, "github-app-key-file", "", "GitHub App private key (PEM)")
 	fs.BoolVar(&flagCfg.GitHubDeployStatus, "github-deploy-status", false, "post the gitgate/deploy status on applied commits")
+	fs.BoolVar(&flagCfg.GitHubDeployments, "github-deployments", false, "create a GitHub Deployment and its statuses for applied commits (instead of --github-deploy-status)")
+	fs.StringVar(&flagCfg.GitHubEnvironment, "github-environment", "", "environment of --github-deployments (default \"production\")")
 	if err := fs.Parse(args); err != nil {
 		return runConfig{}, err
 	}
@@ -189,6 +196,10 @@ func parseRunConfig(args []string, stderr io.Writer) (runConfig, error) {
 			cfg.GitHubAppKeyFile = flagCfg.GitHubAppKeyFile
 		case "github-deploy-status":
 			cfg.GitHubDeployStatus = flagCfg.GitHubDeployStatus
+		case "github-deployments":
+			cfg.GitHubDeployments = flagCfg.GitHubDeployments
+		case "github-environment":
+			cfg.GitHubEnvironment = flagCfg.GitHubEnvironment
 		}
 	})
 	var missing []string
@@ -419,6 +430,7 @@ func newGitHubReporter(cfg runConfig, src *gitsrc.Source, logger zerolog.Logger)
 	return ghreport.New(ghreport.Options{
 		Client: gc, Owner: owner, Repo: name, BaseBranch: cfg.Branch, ConfigPath: cfg.Path,
 		Evaluate: prEvaluator(src, cfg.Path), DeployStatuses: cfg.GitHubDeployStatus,
+		Deployments: cfg.GitHubDeployments, Environment: cfg.GitHubEnvironment,
 		Logger: logger.With().Str("component", "ghreport").Logger(),
 	})
 }

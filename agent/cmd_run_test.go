@@ -53,6 +53,11 @@ func TestParseRunConfig(t *testing.T) {
 				t.Fatalf("%+v", c)
 			}
 		}},
+		{name: "deployments from flags", args: []string{"--config", good, "--github-deployments", "--github-environment", "staging"}, check: func(t *testing.T, c runConfig) {
+			if !c.GitHubDeployments || c.GitHubEnvironment != "staging" || c.GitHubDeployStatus {
+				t.Fatalf("%+v", c)
+			}
+		}},
 		{name: "unknown field in the file", args: []string{"--config", typo}, wantErr: "branchh"},
 		{name: "missing required", args: []string{"--repo", "x"}, wantErr: "missing --gateway-socket, --state-dir"},
 		{name: "bad poll interval", args: []string{"--config", good, "--poll-interval", "10ms"}, wantErr: "at least 1s"},
