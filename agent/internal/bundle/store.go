@@ -444,6 +444,11 @@ func (s *Store) truncateTo(size int64) error {
 	if err := s.hist.Truncate(size); err != nil {
 		return fmt.Errorf("cutting off a partial history line: %w", err)
 	}
+	// The file is not opened O_APPEND (until a compaction): move the offset
+	// back too, or the next append would leave a hole of NULs.
+	if _, err := s.hist.Seek(size, io.SeekStart); err != nil {
+		return fmt.Errorf("cutting off a partial history line: %w", err)
+	}
 	return nil
 }
 

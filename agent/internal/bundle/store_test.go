@@ -231,3 +231,39 @@ func FuzzDecodeLine(f *testing.F) {
 		}
 	})
 }
+
+// TestFailedAppendIsCutOff: a short write (ENOSPC) leaves part of a line;
+// the store cuts it off so the next append starts a clean line and nothing
+// is lost on the next open.
+func TestFailedAppendIsCutOff(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	s := openStore(t, dir, Options{})
+	if err := s.Append(entry(1)); err != nil {
+		t.Fatal(err)
+	}
+	fi, err := s.hist.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	line, err := encodeLine(entry(2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What a write that ran out of space leaves behind, and what Append does
+	// about it.
+	if _, err := s.hist.Write(line[:len(line)/2]); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.truncateTo(fi.Size()); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Append(entry(3)); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s2 := openStore(t, dir, Options{})
+	if got := s2.History(0); len(got) != 2 || got[0].SHA != sha(3) || got[1].SHA != sha(1) || s2.Dropped() != 0 {
+		t.Fatalf("after reopen: %v, dropped %d; want entries 3 and 1, none dropped", got, s2.Dropped())
+	}
+}
