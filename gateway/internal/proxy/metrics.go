@@ -108,6 +108,7 @@ func (rt *Route) observe(r *http.Request, be *backend, rec *recorder, start time
 			Int("status", rec.status).
 			Int64("bytes", rec.bytes).
 			Dur("duration", d).
+			Str("version", rt.version).
 			Msg("request")
 	}
 }

@@ -34,9 +34,14 @@ type Route struct {
 	budget      budget
 	active      atomic.Int64
 	opts        *Options
+	version     string // config version, for the access log
 	maxRetry    int64
 	metrics     atomic.Pointer[routeMetrics]
 }
+
+// SetConfigVersion records the version of the config the route belongs to,
+// written to each access log line. Call it before the route serves.
+func (rt *Route) SetConfigVersion(v string) { rt.version = v }
 
 // backend is one weighted upstream of a route.
 type backend struct {

@@ -444,6 +444,7 @@ func (e *Engine) build(b *schemas.Bundle, cfg *schemas.Config, prev *snapshot, w
 			addErr(err, "routes."+name)
 			continue
 		}
+		rt.SetConfigVersion(b.Version)
 		var h http.Handler = rt
 		if set != nil && len(spec.Policies) > 0 {
 			h = set.Wrap(name, spec.Policies, rt)
