@@ -70,6 +70,24 @@ func (c *configDir) setRoot(pos []string) error {
 	return nil
 }
 
+// parse parses fs's flags and the optional DIR argument. It returns false
+// with the exit code when the command must stop: after --help, or on bad
+// usage (reported on stderr).
+func (c *configDir) parse(fs *flag.FlagSet, args []string, stderr io.Writer) (code int, ok bool) {
+	pos, err := parseInterleaved(fs, args)
+	if errors.Is(err, flag.ErrHelp) {
+		return exitOK, false
+	}
+	if err != nil {
+		return exitUsage, false
+	}
+	if err := c.setRoot(pos); err != nil {
+		fmt.Fprintf(stderr, "agent %s: %v\n", fs.Name(), err)
+		return exitUsage, false
+	}
+	return exitOK, true
+}
+
 // load validates the config and returns the result with every diagnostic's
 // File made relative to the root.
 func (c *configDir) load() (load.Result, error) {
@@ -112,16 +130,8 @@ bad usage or an unreadable directory.`, stderr)
 	var dir configDir
 	dir.register(fs)
 	format := fs.String("format", "text", "output `format`: text, json (\"valid\" and \"diagnostics\") or github (workflow commands that annotate a PR)")
-	pos, err := parseInterleaved(fs, args)
-	if errors.Is(err, flag.ErrHelp) {
-		return exitOK
-	}
-	if err != nil {
-		return exitUsage
-	}
-	if err := dir.setRoot(pos); err != nil {
-		fmt.Fprintf(stderr, "agent validate: %v\n", err)
-		return exitUsage
+	if code, ok := dir.parse(fs, args, stderr); !ok {
+		return code
 	}
 	switch *format {
 	case "text", "json", "github":
@@ -284,16 +294,8 @@ stderr when the config is invalid.`, stderr)
 	var dir configDir
 	dir.register(fs)
 	ver := fs.String("version", "", "bundle `version` (the agent uses the commit SHA; default: \"local-\" and 12 hex digits of the config digest)")
-	pos, err := parseInterleaved(fs, args)
-	if errors.Is(err, flag.ErrHelp) {
-		return exitOK
-	}
-	if err != nil {
-		return exitUsage
-	}
-	if err := dir.setRoot(pos); err != nil {
-		fmt.Fprintf(stderr, "agent bundle: %v\n", err)
-		return exitUsage
+	if code, ok := dir.parse(fs, args, stderr); !ok {
+		return code
 	}
 	res, err := dir.load()
 	if err != nil {
