@@ -84,6 +84,12 @@ type exchange struct {
 	kind     attemptKind
 	tryTimer *time.Timer // per-try timeout of the attempt, nil when none
 	allTimer *time.Timer // the route timeout
+
+	// hdr backs the X-Forwarded-For/-Host/-Proto values and the empty
+	// User-Agent of the outgoing request, so that setting them allocates
+	// nothing. Each header's slice is capped at one element, so an append
+	// by a header "add" copies instead of writing into a neighbour.
+	hdr [4]string
 }
 
 // requestState is everything a request needs beside the http.Request, in
@@ -128,24 +134,26 @@ func (f *Forwarder) rewrite(pr *httputil.ProxyRequest) {
 	if rt.host != "" {
 		out.Host = rt.host
 	}
-	setForwarded(pr, ex.trusted)
+	setForwarded(pr, ex.trusted, &ex.hdr)
 	rt.reqHeaders.apply(out.Header)
+	if _, ok := out.Header["User-Agent"]; !ok {
+		// What ReverseProxy would set after this hook (an empty value
+		// keeps the transport's default out), without its allocation.
+		ex.hdr[3] = ""
+		out.Header["User-Agent"] = ex.hdr[3:4:4]
+	}
 }
 
 // setForwarded sets X-Forwarded-For/-Host/-Proto, keeping the client's
 // values only when the peer is trusted. ReverseProxy has already removed
-// the client's values from pr.Out.
-func setForwarded(pr *httputil.ProxyRequest, trusted bool) {
+// the client's values from pr.Out. vals backs the values set.
+func setForwarded(pr *httputil.ProxyRequest, trusted bool, vals *[4]string) {
 	in, out := pr.In.Header, pr.Out.Header
 	peer := peerHost(pr.In.RemoteAddr)
 	xff := peer
 	if prior := in["X-Forwarded-For"]; trusted && len(prior) > 0 {
 		xff = strings.Join(prior, ", ") + ", " + peer
 	}
-	// One backing array for the three values; each slice is capped at one
-	// element so that an append (a header "add") copies instead of
-	// overwriting a neighbour.
-	vals := new([3]string)
 	if peer != "" {
 		vals[0] = xff
 		out["X-Forwarded-For"] = vals[0:1:1]
