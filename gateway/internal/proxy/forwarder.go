@@ -75,6 +75,7 @@ type exchange struct {
 	client  netip.Addr
 	trusted bool
 	target  *upstream.Target
+	w       http.ResponseWriter // the writer the ReverseProxy answers on
 
 	// Per attempt, set by the hooks.
 	err      error
@@ -220,7 +221,28 @@ func (f *Forwarder) modifyResponse(res *http.Response) error {
 		}
 	}
 	ex.route.respHeaders.apply(res.Header)
+	if res.StatusCode != http.StatusSwitchingProtocols {
+		moveContentType(ex.w.Header(), res.Header)
+	}
 	return nil
+}
+
+// moveContentType hands a Content-Type other than text/event-stream to the
+// client's header map itself, as ReverseProxy's header copy would, so that
+// ReverseProxy's flush-interval choice finds none and skips parsing it
+// (mime.ParseMediaType, one allocation per response). An event stream's
+// Content-Type stays, so ReverseProxy still flushes it on every write; a
+// response without Content-Length is flushed on every write either way.
+func moveContentType(dst, src http.Header) {
+	v, ok := src["Content-Type"]
+	if !ok || isEventStream(src) {
+		return
+	}
+	if prior := dst["Content-Type"]; len(prior) > 0 {
+		v = append(prior, v...) // ReverseProxy's copy adds; keep that
+	}
+	dst["Content-Type"] = v
+	delete(src, "Content-Type")
 }
 
 func isEventStream(h http.Header) bool {

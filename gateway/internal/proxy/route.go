@@ -229,7 +229,7 @@ func (rt *Route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	client, trusted := clientAddr(r, rt.opts.TrustedProxies)
 	ex := &st.ex
-	ex.route, ex.backend, ex.client, ex.trusted = rt, be, client, trusted
+	ex.route, ex.backend, ex.client, ex.trusted, ex.w = rt, be, client, trusted, w
 	if rt.path != nil && rt.path.hasTmpl {
 		if p, ok := r.Context().Value(paramsKey{}).(map[string]string); ok {
 			ex.params = p
