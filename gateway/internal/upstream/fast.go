@@ -161,7 +161,7 @@ func readBody(r io.Reader, n int64) ([]byte, error) {
 // error that a reused connection closed by the upstream explains, before
 // the request could have been processed.
 func (t *fastTransport) exchange(ctx context.Context, cp *connPool, pc *persistConn, req *http.Request, body []byte) (*http.Response, bool, error) {
-	stop := context.AfterFunc(ctx, pc.abort)
+	stop := context.AfterFunc(ctx, pc.abortFn)
 	fail := func(err error) (*http.Response, bool, error) {
 		stop()
 		_ = pc.conn.Close()
@@ -398,6 +398,7 @@ func (cp *connPool) get(ctx context.Context, d *net.Dialer, fresh bool) (*persis
 	pc.cr.c = c
 	pc.br = bufio.NewReaderSize(&pc.cr, 4<<10)
 	pc.bw = bufio.NewWriterSize(&countWriter{pc: pc}, 4<<10)
+	pc.abortFn = pc.abort
 	return pc, false, nil
 }
 
@@ -439,6 +440,9 @@ type persistConn struct {
 	br    *bufio.Reader
 	bw    *bufio.Writer
 	since time.Time // when it went idle
+	// abortFn is pc.abort, made once per connection rather than once per
+	// exchange (a method value allocates).
+	abortFn func()
 }
 
 // abort interrupts a blocked read or write when the request's context ends.
