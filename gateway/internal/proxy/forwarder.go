@@ -222,27 +222,31 @@ func (f *Forwarder) modifyResponse(res *http.Response) error {
 	}
 	ex.route.respHeaders.apply(res.Header)
 	if res.StatusCode != http.StatusSwitchingProtocols {
-		moveContentType(ex.w.Header(), res.Header)
+		moveHeaders(ex.w.Header(), res.Header)
 	}
 	return nil
 }
 
-// moveContentType hands a Content-Type other than text/event-stream to the
-// client's header map itself, as ReverseProxy's header copy would, so that
-// ReverseProxy's flush-interval choice finds none and skips parsing it
-// (mime.ParseMediaType, one allocation per response). An event stream's
-// Content-Type stays, so ReverseProxy still flushes it on every write; a
-// response without Content-Length is flushed on every write either way.
-func moveContentType(dst, src http.Header) {
-	v, ok := src["Content-Type"]
-	if !ok || isEventStream(src) {
-		return
+// moveHeaders hands the upstream's response headers to the client's header
+// map itself, as ReverseProxy's header copy would (adding to values already
+// there), but sharing the value slices instead of allocating one per header.
+// ReverseProxy then finds nothing left to copy, and its flush-interval
+// choice finds no Content-Type to parse (mime.ParseMediaType allocates).
+// An event stream's Content-Type stays behind for ReverseProxy to copy and
+// see, so it is still flushed on every write; a response without
+// Content-Length is flushed on every write either way.
+func moveHeaders(dst, src http.Header) {
+	stream := isEventStream(src)
+	for k, v := range src {
+		if len(v) == 0 || stream && k == "Content-Type" {
+			continue // nothing to add, or left for ReverseProxy
+		}
+		if prior := dst[k]; len(prior) > 0 {
+			v = append(prior, v...)
+		}
+		dst[k] = v
+		delete(src, k)
 	}
-	if prior := dst["Content-Type"]; len(prior) > 0 {
-		v = append(prior, v...) // ReverseProxy's copy adds; keep that
-	}
-	dst["Content-Type"] = v
-	delete(src, "Content-Type")
 }
 
 func isEventStream(h http.Header) bool {

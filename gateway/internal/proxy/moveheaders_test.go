@@ -1,0 +1,54 @@
+package proxy
+
+import (
+	"net/http"
+	"reflect"
+	"testing"
+)
+
+func TestMoveHeaders(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name             string
+		src, dst         http.Header
+		wantSrc, wantDst http.Header
+	}{
+		{name: "all move",
+			src:     http.Header{"Content-Type": {"application/json"}, "X-A": {"1", "2"}},
+			dst:     http.Header{},
+			wantSrc: http.Header{},
+			wantDst: http.Header{"Content-Type": {"application/json"}, "X-A": {"1", "2"}}},
+		{name: "event stream content type stays for the flush choice",
+			src:     http.Header{"Content-Type": {"text/event-stream; charset=utf-8"}, "X-A": {"1"}},
+			dst:     http.Header{},
+			wantSrc: http.Header{"Content-Type": {"text/event-stream; charset=utf-8"}},
+			wantDst: http.Header{"X-A": {"1"}}},
+		{name: "upper case event stream stays",
+			src:     http.Header{"Content-Type": {" Text/Event-Stream"}},
+			dst:     http.Header{},
+			wantSrc: http.Header{"Content-Type": {" Text/Event-Stream"}},
+			wantDst: http.Header{}},
+		{name: "added to values already set",
+			src:     http.Header{"Content-Type": {"text/plain"}, "Vary": {"Origin"}},
+			dst:     http.Header{"Vary": {"Accept"}},
+			wantSrc: http.Header{},
+			wantDst: http.Header{"Content-Type": {"text/plain"}, "Vary": {"Accept", "Origin"}}},
+		{name: "empty value list stays",
+			src:     http.Header{"X-Empty": {}},
+			dst:     http.Header{},
+			wantSrc: http.Header{"X-Empty": {}},
+			wantDst: http.Header{}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			moveHeaders(tc.dst, tc.src)
+			if !reflect.DeepEqual(tc.src, tc.wantSrc) {
+				t.Errorf("upstream header left %v, want %v", tc.src, tc.wantSrc)
+			}
+			if !reflect.DeepEqual(tc.dst, tc.wantDst) {
+				t.Errorf("client header %v, want %v", tc.dst, tc.wantDst)
+			}
+		})
+	}
+}
