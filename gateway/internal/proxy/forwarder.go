@@ -96,9 +96,10 @@ type exchange struct {
 // requestState is everything a request needs beside the http.Request, in
 // one allocation.
 type requestState struct {
-	ex  exchange
-	ctx exchangeCtx
-	rec recorder
+	ex     exchange
+	ctx    exchangeCtx
+	rec    recorder
+	cancel context.CancelCauseFunc // cancels ctx
 }
 
 // exchangeCtx is the request's cancelable context carrying its exchange,

@@ -237,11 +237,12 @@ func (rt *Route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	cctx, cancel := context.WithCancelCause(r.Context())
 	defer cancel(nil)
+	st.cancel = cancel
 	st.ctx = exchangeCtx{Context: cctx, ex: ex}
 	var ctx context.Context = &st.ctx
-	total := time.AfterFunc(rt.timeout, func() { cancel(errRouteTimeout) })
-	defer total.Stop()
-	ex.allTimer = total
+	total := armRouteTimer(st, rt.timeout)
+	defer total.release()
+	ex.allTimer = total.t
 
 	// Decide whether a retry is possible and make the body replayable.
 	attempts := 0
