@@ -60,6 +60,9 @@ type runConfig struct {
 	WebhookRepo string `json:"webhookRepo,omitempty"`
 	// PollInterval between head checks. Default 30s.
 	PollInterval string `json:"pollInterval,omitempty"`
+	// HealInterval between checks that the gateway runs the desired digest
+	// (no Git involved). Default 5s; "0s" checks only during syncs.
+	HealInterval string `json:"healInterval,omitempty"`
 	// WebhookSecretFile holds the webhook secret; else $GITGATE_WEBHOOK_SECRET.
 	WebhookSecretFile string `json:"webhookSecretFile,omitempty"`
 	// GitTokenFile holds an HTTPS token; else $GITGATE_GIT_TOKEN.
@@ -112,6 +115,7 @@ func parseRunConfig(args []string, stderr io.Writer) (runConfig, error) {
 	fs.StringVar(&flagCfg.WebhookAddr, "webhook-addr", "", "address for POST /webhooks/github and /metrics (default: off)")
 	fs.StringVar(&flagCfg.WebhookRepo, "webhook-repo", "", "owner/name whose deliveries count (default: any)")
 	fs.StringVar(&flagCfg.PollInterval, "poll-interval", "30s", "time between head checks (jittered ±10%)")
+	fs.StringVar(&flagCfg.HealInterval, "heal-interval", "5s", "time between checks that the gateway runs the desired config (0s: only during syncs)")
 	fs.StringVar(&flagCfg.WebhookSecretFile, "webhook-secret-file", "", "file with the webhook secret (else $"+webhook.SecretEnv+")")
 	fs.StringVar(&flagCfg.GitTokenFile, "git-token-file", "", "file with an HTTPS token (else $"+tokenEnv+")")
 	fs.StringVar(&flagCfg.SSHKeyFile, "ssh-key-file", "", "SSH private key for ssh:// and git@ URLs")
@@ -135,7 +139,7 @@ func parseRunConfig(args []string, stderr io.Writer) (runConfig, error) {
 	if fs.NArg() > 0 {
 		return runConfig{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	cfg := runConfig{Branch: "main", PollInterval: "30s", KeepBundles: 100, LogLevel: "info"}
+	cfg := runConfig{Branch: "main", PollInterval: "30s", HealInterval: "5s", KeepBundles: 100, LogLevel: "info"}
 	if *configFile != "" {
 		data, err := os.ReadFile(*configFile)
 		if err != nil {
@@ -166,6 +170,8 @@ func parseRunConfig(args []string, stderr io.Writer) (runConfig, error) {
 			cfg.WebhookRepo = flagCfg.WebhookRepo
 		case "poll-interval":
 			cfg.PollInterval = flagCfg.PollInterval
+		case "heal-interval":
+			cfg.HealInterval = flagCfg.HealInterval
 		case "webhook-secret-file":
 			cfg.WebhookSecretFile = flagCfg.WebhookSecretFile
 		case "git-token-file":
@@ -213,6 +219,9 @@ func parseRunConfig(args []string, stderr io.Writer) (runConfig, error) {
 	}
 	if cfg.ControlSocket == "" {
 		cfg.ControlSocket = filepath.Join(cfg.StateDir, "agent.sock")
+	}
+	if d, err := time.ParseDuration(cfg.HealInterval); err != nil || d < 0 || (d > 0 && d < 100*time.Millisecond) {
+		return runConfig{}, fmt.Errorf("heal interval %q must be 0s or a duration of at least 100ms", cfg.HealInterval)
 	}
 	if d, err := time.ParseDuration(cfg.PollInterval); err != nil || d < time.Second {
 		return runConfig{}, fmt.Errorf("poll interval %q must be a duration of at least 1s", cfg.PollInterval)
@@ -274,6 +283,7 @@ func readSecretFile(file, env string) (string, error) {
 // runAgent wires the packages together and runs until ctx ends.
 func runAgent(ctx context.Context, cfg runConfig, logger zerolog.Logger) error {
 	poll, _ := time.ParseDuration(cfg.PollInterval)
+	heal, _ := time.ParseDuration(cfg.HealInterval)
 	token, err := readSecretFile(cfg.GitTokenFile, tokenEnv)
 	if err != nil {
 		return fmt.Errorf("git token: %w", err)
@@ -338,7 +348,7 @@ func runAgent(ctx context.Context, cfg runConfig, logger zerolog.Logger) error {
 	}
 
 	loop, err := syncer.New(syncer.Options{
-		Source: src, Store: store, Gateway: gw, Path: cfg.Path, PollInterval: poll,
+		Source: src, Store: store, Gateway: gw, Path: cfg.Path, PollInterval: poll, HealInterval: heal,
 		Reporter: commitReporter, Metrics: syncer.NewMetrics(reg), Logger: logger,
 	})
 	if err != nil {

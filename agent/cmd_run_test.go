@@ -44,7 +44,7 @@ func TestParseRunConfig(t *testing.T) {
 		check   func(t *testing.T, c runConfig)
 	}{
 		{name: "file", args: []string{"--config", good}, check: func(t *testing.T, c runConfig) {
-			if c.Branch != "prod" || c.PollInterval != "10s" || c.ControlSocket != "/var/lib/agent/agent.sock" || c.KeepBundles != 100 {
+			if c.Branch != "prod" || c.PollInterval != "10s" || c.HealInterval != "5s" || c.ControlSocket != "/var/lib/agent/agent.sock" || c.KeepBundles != 100 {
 				t.Fatalf("%+v", c)
 			}
 		}},
@@ -61,6 +61,12 @@ func TestParseRunConfig(t *testing.T) {
 		{name: "unknown field in the file", args: []string{"--config", typo}, wantErr: "branchh"},
 		{name: "missing required", args: []string{"--repo", "x"}, wantErr: "missing --gateway-socket, --state-dir"},
 		{name: "bad poll interval", args: []string{"--config", good, "--poll-interval", "10ms"}, wantErr: "at least 1s"},
+		{name: "heal interval default and off", args: []string{"--config", good, "--heal-interval", "0s"}, check: func(t *testing.T, c runConfig) {
+			if c.HealInterval != "0s" {
+				t.Fatalf("%+v", c)
+			}
+		}},
+		{name: "bad heal interval", args: []string{"--config", good, "--heal-interval", "1ms"}, wantErr: "at least 100ms"},
 		{name: "signatures need keys", args: []string{"--config", good, "--verify-signatures"}, wantErr: "--trusted-keys"},
 	}
 	for _, tc := range tests {

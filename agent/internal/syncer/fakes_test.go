@@ -105,6 +105,8 @@ type harness struct {
 	trustedKeys string
 	// wrap, when set, wraps the admin client the loop talks through.
 	wrap func(Gateway) Gateway
+	// healInterval, when set, checks the gateway between sync passes.
+	healInterval time.Duration
 }
 
 // warningGateway passes calls to a real admin client and adds what a
@@ -165,7 +167,7 @@ func (h *harness) start() {
 		through = h.wrap(gw)
 	}
 	l, err := New(Options{Source: src, Store: st, Gateway: through, Path: "cfg", PollInterval: time.Hour,
-		BackoffMin: 5 * time.Millisecond, BackoffMax: 20 * time.Millisecond, Reporter: h.rep, Logger: zerolog.Nop()})
+		BackoffMin: 5 * time.Millisecond, BackoffMax: 20 * time.Millisecond, Reporter: h.rep, Logger: zerolog.Nop(), HealInterval: h.healInterval})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -57,6 +57,12 @@ type Options struct {
 	BackoffMax time.Duration
 	// Timeout bounds one sync pass. Default 2m.
 	Timeout time.Duration
+	// HealInterval is how often the gateway's digest is compared with the
+	// desired one between sync passes (a cheap status call over the admin
+	// socket, no Git), so a gateway restarted without its last-known-good
+	// is healed within it and status notices a gateway that went down.
+	// Zero: only during sync passes.
+	HealInterval time.Duration
 	// Reporter is told about applied and failed commits. Nil: none.
 	Reporter Reporter
 	// Metrics records counters; nil: a private set that is not exported.
@@ -198,11 +204,20 @@ func (l *Loop) Run(ctx context.Context) error {
 
 	timer := time.NewTimer(0)
 	defer timer.Stop()
+	var healC <-chan time.Time
+	if l.opts.HealInterval > 0 {
+		healTicker := time.NewTicker(l.opts.HealInterval)
+		defer healTicker.Stop()
+		healC = healTicker.C
+	}
 	for {
 		reason := "poll"
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-healC:
+			l.healBetweenPasses(ctx)
+			continue
 		case <-timer.C:
 		case reason = <-l.mailbox:
 			if !timer.Stop() {
@@ -223,6 +238,19 @@ func (l *Loop) Run(ctx context.Context) error {
 		l.done = make(chan struct{})
 		l.mu.Unlock()
 		timer.Reset(wait)
+	}
+}
+
+// healBetweenPasses re-pushes the desired bundle when the gateway runs
+// another digest. Failures are left to the next pass's backoff: they are
+// logged at debug level and shown in status.
+func (l *Loop) healBetweenPasses(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(ctx, l.opts.Timeout)
+	defer cancel()
+	l.syncMu.Lock()
+	defer l.syncMu.Unlock()
+	if err := l.heal(ctx); err != nil {
+		l.log.Debug().Err(err).Msg("heal check between sync passes failed")
 	}
 }
 

@@ -427,3 +427,20 @@ func TestGatewayWarningShowsInStatus(t *testing.T) {
 		})
 	}
 }
+
+// TestHealBetweenPasses: a gateway that restarts with no config (no
+// last-known-good) is healed by the heal check alone, long before the next
+// poll (an hour away here), and status reports the gateway down meanwhile.
+func TestHealBetweenPasses(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	h.healInterval = 20 * time.Millisecond
+	sha := h.repo.commit("first", validConfig(9001))
+	h.start()
+	h.sync()
+	h.gw.Stop()
+	waitFor(t, func() bool { return !h.loop.Status(context.Background()).GatewayReachable })
+	h.gw.Restart(nil)
+	waitFor(t, func() bool { return h.running() == sha })
+	waitFor(t, func() bool { return h.loop.Status(context.Background()).GatewayReachable })
+}
