@@ -2,6 +2,7 @@ package load
 
 import (
 	"fmt"
+	"maps"
 	"net/netip"
 	"net/url"
 	"regexp"
@@ -38,26 +39,17 @@ func (c *checker) errf(path string, format string, args ...any) {
 // not defaulted.
 func check(cfg *schemas.Config) []schemas.Diagnostic {
 	c := &checker{cfg: cfg}
-	for _, name := range sortedKeys(cfg.Upstreams) {
+	for _, name := range slices.Sorted(maps.Keys(cfg.Upstreams)) {
 		c.upstream(formatPath([]string{"upstreams", name}), cfg.Upstreams[name])
 	}
-	for _, name := range sortedKeys(cfg.Policies) {
+	for _, name := range slices.Sorted(maps.Keys(cfg.Policies)) {
 		c.policy(formatPath([]string{"policies", name}), cfg.Policies[name])
 	}
-	for _, name := range sortedKeys(cfg.Routes) {
+	for _, name := range slices.Sorted(maps.Keys(cfg.Routes)) {
 		c.route(formatPath([]string{"routes", name}), cfg.Routes[name])
 	}
 	c.duplicateRoutes()
 	return c.diags
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	return keys
 }
 
 func (c *checker) upstream(at string, u schemas.Upstream) {
@@ -146,7 +138,7 @@ func (c *checker) route(at string, r schemas.Route) {
 		name string
 		m    map[string]schemas.StringMatch
 	}{{"headers", m.Headers}, {"query", m.Query}} {
-		for _, k := range sortedKeys(kind.m) {
+		for _, k := range slices.Sorted(maps.Keys(kind.m)) {
 			c.stringMatch(formatPath(append(segments(at), "match", kind.name, k)), kind.m[k])
 		}
 	}
@@ -156,7 +148,7 @@ func (c *checker) route(at string, r schemas.Route) {
 		p := fmt.Sprintf("%s.backends[%d]", at, i)
 		sum += b.Weight
 		if _, ok := c.cfg.Upstreams[b.Upstream]; !ok {
-			c.errf(p+".upstream", "unknown upstream %q%s", b.Upstream, suggest(b.Upstream, sortedKeys(c.cfg.Upstreams), "upstreams"))
+			c.errf(p+".upstream", "unknown upstream %q%s", b.Upstream, suggest(b.Upstream, slices.Sorted(maps.Keys(c.cfg.Upstreams)), "upstreams"))
 		}
 		if j, dup := seen[b.Upstream]; dup {
 			c.errf(p+".upstream", "upstream %q is already backends[%d]: merge the weights", b.Upstream, j)
@@ -196,7 +188,7 @@ func (c *checker) route(at string, r schemas.Route) {
 	}
 	for i, p := range r.Policies {
 		if _, ok := c.cfg.Policies[p]; !ok {
-			c.errf(fmt.Sprintf("%s.policies[%d]", at, i), "unknown policy %q%s", p, suggest(p, sortedKeys(c.cfg.Policies), "policies"))
+			c.errf(fmt.Sprintf("%s.policies[%d]", at, i), "unknown policy %q%s", p, suggest(p, slices.Sorted(maps.Keys(c.cfg.Policies)), "policies"))
 		}
 	}
 }
@@ -313,7 +305,7 @@ func (c *checker) policy(at string, p schemas.Policy) {
 		c.errf(at, "a policy has exactly one kind, this one has %s: split it into %d policies", strings.Join(kinds, " and "), len(kinds))
 	}
 	if k := p.APIKey; k != nil {
-		for _, consumer := range sortedKeys(k.Keys) {
+		for _, consumer := range slices.Sorted(maps.Keys(k.Keys)) {
 			if !sha256Key.MatchString(k.Keys[consumer]) {
 				// Never echo the value: it may be a key in clear.
 				c.errf(formatPath(append(segments(at), "apiKey", "keys", consumer)),
@@ -372,7 +364,7 @@ func (c *checker) policy(at string, p schemas.Policy) {
 // priority the two are duplicates; otherwise the lower one never matches.
 func (c *checker) duplicateRoutes() {
 	byKey := make(map[string]string, len(c.cfg.Routes))
-	for _, name := range sortedKeys(c.cfg.Routes) {
+	for _, name := range slices.Sorted(maps.Keys(c.cfg.Routes)) {
 		r := c.cfg.Routes[name]
 		k := matchKey(r.Match)
 		other, dup := byKey[k]
@@ -411,7 +403,7 @@ func matchKey(m schemas.Match) string {
 	fmt.Fprintf(&b, "%q %q %q %q", hosts, methods, cmpOr(m.PathType, schemas.PathPrefix), cmpOr(m.Path, "/"))
 	for i, kind := range []map[string]schemas.StringMatch{m.Headers, m.Query} {
 		b.WriteString(" |")
-		for _, k := range sortedKeys(kind) {
+		for _, k := range slices.Sorted(maps.Keys(kind)) {
 			v := kind[k]
 			if i == 0 {
 				k = strings.ToLower(k) // header names are case-insensitive

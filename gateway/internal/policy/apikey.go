@@ -5,9 +5,11 @@ import (
 	"crypto/subtle"
 	"encoding/hex"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/textproto"
 	"net/url"
+	"slices"
 	"strings"
 
 	"github.com/gitgate/gitgate/schemas"
@@ -66,7 +68,7 @@ func compileAPIKey(policy, path string, cfg *schemas.APIKey, s *Set, diags *diag
 		diags.add(path+".keys", "at least one key is required")
 		ok = false
 	}
-	for _, consumer := range sortedKeys(cfg.Keys) {
+	for _, consumer := range slices.Sorted(maps.Keys(cfg.Keys)) {
 		h, err := parseKeyHash(cfg.Keys[consumer])
 		if err != nil {
 			diags.add(path+".keys."+consumer, err.Error())

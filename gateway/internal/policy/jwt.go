@@ -8,9 +8,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math/big"
 	"net/http"
 	"net/textproto"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -177,7 +179,7 @@ func compileJWT(policy, path string, cfg *schemas.JWT, s *Set, diags *diagnostic
 		ok = false
 	}
 
-	for _, claim := range sortedKeys(cfg.ClaimsToHeaders) {
+	for _, claim := range slices.Sorted(maps.Keys(cfg.ClaimsToHeaders)) {
 		h := cfg.ClaimsToHeaders[claim]
 		if !validHeaderName(h) {
 			diags.add(path+".claimsToHeaders."+claim, fmt.Sprintf("%q is not a valid header name", h))

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
 	"net/netip"
 	"os"
@@ -95,7 +96,7 @@ func Compile(cfg *schemas.Config, prev *Set, opts Options) (*Set, error) {
 		}
 	}
 
-	for _, name := range sortedKeys(cfg.Policies) {
+	for _, name := range slices.Sorted(maps.Keys(cfg.Policies)) {
 		p := cfg.Policies[name]
 		path := "policies." + name
 		var mw middleware
@@ -148,7 +149,7 @@ func Compile(cfg *schemas.Config, prev *Set, opts Options) (*Set, error) {
 		}
 	}
 
-	for _, rname := range sortedKeys(cfg.Routes) {
+	for _, rname := range slices.Sorted(maps.Keys(cfg.Routes)) {
 		for i, pname := range cfg.Routes[rname].Policies {
 			if _, ok := cfg.Policies[pname]; !ok {
 				diags.add(fmt.Sprintf("routes.%s.policies[%d]", rname, i),
@@ -228,15 +229,6 @@ func (d diagnostics) err() error {
 	out := slices.Clone(d)
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Path < out[j].Path })
 	return &schemas.InvalidError{Diagnostics: out}
-}
-
-func sortedKeys[V any](m map[string]V) []string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	return keys
 }
 
 // writeJSON answers with a small JSON error body.

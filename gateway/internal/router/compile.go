@@ -2,9 +2,11 @@ package router
 
 import (
 	"fmt"
+	"maps"
 	"net/textproto"
 	"regexp"
 	"regexp/syntax"
+	"slices"
 	"strings"
 
 	"github.com/gitgate/gitgate/schemas"
@@ -255,7 +257,7 @@ func compileMatchers(in map[string]schemas.StringMatch, header bool, base string
 	}
 	out := make([]valueMatcher, 0, len(in))
 	ok := true
-	for _, name := range sortedKeys(in) {
+	for _, name := range slices.Sorted(maps.Keys(in)) {
 		sm := in[name]
 		vm := valueMatcher{name: name}
 		if header {
