@@ -111,6 +111,19 @@ type decoded struct {
 	diags    []schemas.Diagnostic
 }
 
+// unmarshal decodes the JSON of one entry of section into its Go type.
+func (d *decoded) unmarshal(section string, js []byte) error {
+	switch section {
+	case "upstreams":
+		return json.Unmarshal(js, &d.upstream)
+	case "routes":
+		return json.Unmarshal(js, &d.route)
+	case "policies":
+		return json.Unmarshal(js, &d.policy)
+	}
+	return fmt.Errorf("no Go type for section %q", section)
+}
+
 // validateEntries validates and decodes every entry. Entries written only
 // in YAML or JSON are validated in chunks by up to GOMAXPROCS workers, each
 // chunk in a context of its own, on the fast path of fast.go when they have
@@ -337,15 +350,7 @@ func (e *entry) validate(ctx *cue.Context, def cue.Value, out *decoded, idx *pos
 		out.diags = cueDiags(err, idx, at)
 		return
 	}
-	switch sections[e.section].name {
-	case "upstreams":
-		err = json.Unmarshal(js, &out.upstream)
-	case "routes":
-		err = json.Unmarshal(js, &out.route)
-	case "policies":
-		err = json.Unmarshal(js, &out.policy)
-	}
-	if err != nil {
+	if err := out.unmarshal(sections[e.section].name, js); err != nil {
 		// The schema admitted what the Go types refuse: a schema defect.
 		out.diags = []schemas.Diagnostic{{Path: formatPath(at), Message: fmt.Sprintf("decoding validated config: %v", err)}}
 	}

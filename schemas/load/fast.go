@@ -1,7 +1,6 @@
 package load
 
 import (
-	"encoding/json"
 	"strconv"
 	"strings"
 	"sync"
@@ -450,16 +449,7 @@ func (f *fastChecker) decode(e *entry, out *decoded) bool {
 	if !ok {
 		return false
 	}
-	var err error
-	switch sections[e.section].name {
-	case "upstreams":
-		err = json.Unmarshal(js, &out.upstream)
-	case "routes":
-		err = json.Unmarshal(js, &out.route)
-	case "policies":
-		err = json.Unmarshal(js, &out.policy)
-	}
-	if err != nil {
+	if err := out.unmarshal(sections[e.section].name, js); err != nil {
 		*out = decoded{}
 		return false
 	}
