@@ -103,83 +103,84 @@ func (q *queue) len() int {
 	return len(q.deploys) + len(q.order)
 }
 
-// postedMemo remembers the last status posted per SHA and context, bounded
-// (oldest forgotten first), so the same status is never posted twice.
-type postedMemo struct {
+// boundedMap is a map safe for concurrent use that forgets its oldest key
+// once it holds max keys.
+type boundedMap[K comparable, V any] struct {
 	mu    sync.Mutex
-	last  map[string]string
-	order []string
+	m     map[K]V
+	order []K
 	max   int
 }
 
+func newBoundedMap[K comparable, V any](max int) *boundedMap[K, V] {
+	return &boundedMap[K, V]{m: make(map[K]V), max: max}
+}
+
+func (b *boundedMap[K, V]) get(k K) (V, bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	v, ok := b.m[k]
+	return v, ok
+}
+
+// set stores v under k; a new key evicts the oldest one when full.
+func (b *boundedMap[K, V]) set(k K, v V) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if _, ok := b.m[k]; !ok {
+		if len(b.order) >= b.max {
+			delete(b.m, b.order[0])
+			b.order = b.order[1:]
+		}
+		b.order = append(b.order, k)
+	}
+	b.m[k] = v
+}
+
+// update stores v under k only when k is already there, keeping its place.
+func (b *boundedMap[K, V]) update(k K, v V) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if _, ok := b.m[k]; ok {
+		b.m[k] = v
+	}
+}
+
+// postedMemo remembers the last status posted per SHA and context, bounded
+// (oldest forgotten first), so the same status is never posted twice.
+type postedMemo struct{ last *boundedMap[string, string] }
+
 func newPostedMemo(max int) *postedMemo {
-	return &postedMemo{last: make(map[string]string), max: max}
+	return &postedMemo{last: newBoundedMap[string, string](max)}
 }
 
 // seen reports whether state+description is what was last posted for key.
 func (m *postedMemo) seen(key, value string) bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	v, ok := m.last[key]
+	v, ok := m.last.get(key)
 	return ok && v == value
 }
 
 // has reports whether anything was posted for key.
 func (m *postedMemo) has(key string) bool {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	_, ok := m.last[key]
+	_, ok := m.last.get(key)
 	return ok
 }
 
-func (m *postedMemo) remember(key, value string) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	if _, ok := m.last[key]; !ok {
-		if len(m.order) >= m.max {
-			delete(m.last, m.order[0])
-			m.order = m.order[1:]
-		}
-		m.order = append(m.order, key)
-	}
-	m.last[key] = value
-}
+func (m *postedMemo) remember(key, value string) { m.last.set(key, value) }
 
 // commentCache remembers the plan comment's id per pull request, bounded.
-type commentCache struct {
-	mu    sync.Mutex
-	ids   map[int]int64
-	order []int
-	max   int
-}
+type commentCache struct{ ids *boundedMap[int, int64] }
 
 func newCommentCache(max int) *commentCache {
-	return &commentCache{ids: make(map[int]int64), max: max}
+	return &commentCache{ids: newBoundedMap[int, int64](max)}
 }
 
 func (c *commentCache) get(pr int) int64 {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.ids[pr]
+	id, _ := c.ids.get(pr)
+	return id
 }
 
-func (c *commentCache) set(pr int, id int64) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if _, ok := c.ids[pr]; !ok {
-		if len(c.order) >= c.max {
-			delete(c.ids, c.order[0])
-			c.order = c.order[1:]
-		}
-		c.order = append(c.order, pr)
-	}
-	c.ids[pr] = id
-}
+func (c *commentCache) set(pr int, id int64) { c.ids.set(pr, id) }
 
-func (c *commentCache) forget(pr int) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if _, ok := c.ids[pr]; ok {
-		c.ids[pr] = 0 // keep its place in order; 0 means unknown
-	}
-}
+// forget marks the comment of pr unknown (0), keeping its place in order.
+func (c *commentCache) forget(pr int) { c.ids.update(pr, 0) }
