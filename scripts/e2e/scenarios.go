@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -891,7 +892,7 @@ func scriptedScenario(ctx context.Context, t *T) error {
 	if err != nil {
 		return err
 	}
-	if status.Mode != "pinned" || status.Pin == nil || status.Pin.SHA != c1 || status.Pin.From != c2 || !contains(status.Bad, c2) {
+	if status.Mode != "pinned" || status.Pin == nil || status.Pin.SHA != c1 || status.Pin.From != c2 || !slices.Contains(status.Bad, c2) {
 		return fmt.Errorf("after rollback: mode %q pin %+v bad %v; want pinned to c1 from c2, c2 bad", status.Mode, status.Pin, status.Bad)
 	}
 	t.Logf("`agent rollback`: c1 served, pinned to %s, c2 marked bad", short(c1))
@@ -923,15 +924,6 @@ func scriptedScenario(ctx context.Context, t *T) error {
 	}
 	t.Logf("SIGKILL of the gateway: restart serves c4 at once; `agent sync` shows it converged")
 	return nil
-}
-
-func contains(xs []string, x string) bool {
-	for _, v := range xs {
-		if v == x {
-			return true
-		}
-	}
-	return false
 }
 
 // handEdit pushes a copy of the gateway's running bundle whose catch-all
