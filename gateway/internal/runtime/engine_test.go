@@ -373,9 +373,7 @@ func TestHTTP2FromClients(t *testing.T) {
 
 func TestErrorStatuses(t *testing.T) {
 	t.Parallel()
-	dead := httptest.NewServer(http.NotFoundHandler())
-	deadURL := dead.URL
-	dead.Close()
+	deadURL := refusedURL(t)
 	slow := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { <-r.Context().Done() }))
 	t.Cleanup(slow.Close)
 	a := named(t, "a")
@@ -453,9 +451,7 @@ func TestRetries(t *testing.T) {
 		_, _ = io.WriteString(w, "ok")
 	}))
 	t.Cleanup(flaky.Close)
-	dead := httptest.NewServer(http.NotFoundHandler())
-	deadURL := dead.URL
-	dead.Close()
+	deadURL := refusedURL(t)
 	a := named(t, "a")
 	r := route("/", to("flaky", 100))
 	r.Retries = &schemas.Retries{Attempts: 2, BackoffBase: schemas.Duration(time.Millisecond), BackoffMax: schemas.Duration(2 * time.Millisecond), BudgetPercent: 100, MinRetriesPerSecond: 100}

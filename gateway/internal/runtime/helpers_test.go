@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -104,4 +105,24 @@ func invalid(t testing.TB, err error) *schemas.InvalidError {
 		t.Fatalf("err = %v, want *schemas.InvalidError", err)
 	}
 	return inv
+}
+
+// refusedURL is an http:// address that refuses connections for the whole
+// test: its port is bound but never listened on, so no other test's server
+// can take it over (a closed httptest server's port can be reused at once).
+func refusedURL(t testing.TB) string {
+	t.Helper()
+	fd, err := syscall.Socket(syscall.AF_INET, syscall.SOCK_STREAM, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = syscall.Close(fd) })
+	if err := syscall.Bind(fd, &syscall.SockaddrInet4{Addr: [4]byte{127, 0, 0, 1}}); err != nil {
+		t.Fatal(err)
+	}
+	sa, err := syscall.Getsockname(fd)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("http://127.0.0.1:%d", sa.(*syscall.SockaddrInet4).Port)
 }
