@@ -25,11 +25,12 @@ import (
 
 // Log field names used by this package.
 const (
-	logComponent = "component"
-	logVersion   = "version"
-	logDigest    = "digest"
-	logProblems  = "problems"
-	logRemote    = "remote"
+	logComponent   = "component"
+	logVersion     = "version"
+	logDigest      = "digest"
+	logProblems    = "problems"
+	logRemote      = "remote"
+	logMaxWatchers = "maxWatchers"
 )
 
 // Defaults of Options.
@@ -94,7 +95,10 @@ type Options struct {
 	// EventBuffer is how many watch events are kept for Last-Event-ID
 	// resume. Default 256.
 	EventBuffer int
-	// MaxWatchers caps concurrent watch requests; more get 503. Default 1024.
+	// MaxWatchers caps concurrent watch requests; more get 503 and their
+	// connection is closed. Default 1024, lowered to a quarter of the
+	// process's soft RLIMIT_NOFILE so watchers cannot starve the data plane
+	// of file descriptors.
 	MaxWatchers int
 	// MaxWatchTimeout caps a long-poll's ?timeout=. Default 5m.
 	MaxWatchTimeout time.Duration
@@ -154,6 +158,13 @@ func New(opts Options) (*Server, error) {
 	setDefault(&opts.IdleTimeout, DefaultIdleTimeout)
 	if opts.MaxWatchers <= 0 {
 		opts.MaxWatchers = DefaultMaxWatchers
+	}
+	if capped := watcherCap(opts.MaxWatchers, fdSoftLimit()); capped < opts.MaxWatchers {
+		if opts.Watch {
+			opts.Logger.Info().Str(logComponent, "admin").Int(logMaxWatchers, capped).
+				Msg("watchers capped at a quarter of the file descriptor limit (RLIMIT_NOFILE)")
+		}
+		opts.MaxWatchers = capped
 	}
 	if opts.EventBuffer <= 0 {
 		opts.EventBuffer = DefaultEventBuffer
