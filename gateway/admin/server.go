@@ -141,6 +141,7 @@ type Server struct {
 
 	m        *metrics
 	watchers atomic.Int64
+	draining atomic.Bool // set by Drain: /readyz answers 503
 }
 
 // New builds a Server; it starts nothing.
@@ -534,8 +535,18 @@ func (s *Server) status() client.Status {
 	return st
 }
 
+// Drain makes GET /readyz answer 503 from now on, while every other route
+// keeps serving: a load balancer or Kubernetes takes the process out of
+// rotation before it stops accepting connections.
+func (s *Server) Drain() { s.draining.Store(true) }
+
 func (s *Server) getReady(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if s.draining.Load() {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = io.WriteString(w, "shutting down\n")
+		return
+	}
 	if s.opts.Runtime.Current() == nil {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		_, _ = io.WriteString(w, "no config loaded\n")

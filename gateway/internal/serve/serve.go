@@ -33,6 +33,7 @@ const (
 	logPath      = "path"
 	logVersion   = "version"
 	logAside     = "movedTo"
+	logDelay     = "delay"
 )
 
 // DefaultShutdownTimeout bounds the drain of in-flight requests.
@@ -63,6 +64,12 @@ type Config struct {
 	// TLSCert and TLSKey, when both set, serve Listen over TLS (HTTP/2 and
 	// HTTP/1.1 by ALPN).
 	TLSCert, TLSKey string
+	// ShutdownDelay is how long the listeners keep serving after ctx ends,
+	// with /readyz answering 503 and keep-alives off, before the graceful
+	// shutdown starts: the time a load balancer (Kubernetes endpoints,
+	// kube-proxy, an ingress) needs to stop sending new connections.
+	// Default 0: shut down at once.
+	ShutdownDelay time.Duration
 	// ShutdownTimeout bounds the drain on shutdown. Default 30s.
 	ShutdownTimeout time.Duration
 	// Version is the build's version, exported as gitgate_gateway_build_info.
@@ -129,6 +136,9 @@ func (c *Config) defaults() error {
 	}
 	if c.AdminSocketMode&^0o777 != 0 {
 		return fmt.Errorf("admin socket mode %o has bits beyond 0777", c.AdminSocketMode)
+	}
+	if c.ShutdownDelay < 0 {
+		return fmt.Errorf("shutdown delay %v is negative", c.ShutdownDelay)
 	}
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = DefaultShutdownTimeout
@@ -270,6 +280,7 @@ func Run(ctx context.Context, cfg Config, logger zerolog.Logger) error {
 	var runErr error
 	select {
 	case <-ctx.Done():
+		runErr = delayShutdown(lg, cfg.ShutdownDelay, adm, data, errc)
 		lg.Info().Msg("shutting down: draining in-flight requests")
 	case runErr = <-errc:
 		lg.Error().Err(runErr).Msg("shutting down after a listener failed")
@@ -295,6 +306,28 @@ func Run(ctx context.Context, cfg Config, logger zerolog.Logger) error {
 	}
 	lg.Info().Msg("stopped")
 	return nil
+}
+
+// delayShutdown keeps serving for delay with /readyz answering 503 and
+// keep-alives off, so that kept-alive clients are told Connection: close and
+// reconnect through the load balancer, which by then has taken this process
+// out of rotation. A listener failure ends the delay early and is returned.
+func delayShutdown(lg zerolog.Logger, delay time.Duration, adm *admin.Server, data *http.Server, errc <-chan error) error {
+	if delay <= 0 {
+		return nil
+	}
+	adm.Drain()
+	data.SetKeepAlivesEnabled(false)
+	lg.Info().Dur(logDelay, delay).Msg("shutting down: not ready, serving for the shutdown delay")
+	t := time.NewTimer(delay)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case err := <-errc:
+		lg.Error().Err(err).Msg("a listener failed during the shutdown delay")
+		return err
+	}
 }
 
 // restore applies the last-known-good bundle, if any. A file that cannot
