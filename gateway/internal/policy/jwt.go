@@ -199,6 +199,12 @@ func compileJWT(policy, path string, cfg *schemas.JWT, s *Set, diags *diagnostic
 		jwt.WithLeeway(cfg.Leeway.D()),
 		jwt.WithTimeFunc(s.opts.Now),
 		jwt.WithJSONNumber(),
+		// A token issued in the future (iat beyond the leeway) is refused:
+		// a clock far ahead, or a token minted to outlive its exp.
+		jwt.WithIssuedAt(),
+	}
+	if cfg.ExpRequired() {
+		opts = append(opts, jwt.WithExpirationRequired())
 	}
 	if cfg.Issuer != "" {
 		opts = append(opts, jwt.WithIssuer(cfg.Issuer))
