@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -64,6 +65,7 @@ func parseFlags(args []string, stdout, stderr io.Writer) (cfg serve.Config, leve
 	var (
 		socketMode   = fset.String("admin-socket-mode", "0600", "file mode of the admin socket, octal")
 		trusted      = fset.String("trusted-proxies", "", "comma-separated CIDRs whose X-Forwarded-* headers are trusted")
+		observeHosts = fset.String("observe-allowed-hosts", "", "comma-separated Host names served on --observe-addr besides IP literals, localhost and its own host (others get 421, against DNS rebinding); * for any")
 		logLevel     = fset.String("log-level", "info", "log level: debug, info, warn, error")
 		printVersion = fset.Bool("version", false, "print the version and exit")
 	)
@@ -101,6 +103,11 @@ func parseFlags(args []string, stdout, stderr io.Writer) (cfg serve.Config, leve
 	if cfg.TrustedProxies, err = serve.ParsePrefixes(*trusted); err != nil {
 		fmt.Fprintf(stderr, "gateway: --trusted-proxies: %v\n", err)
 		return cfg, level, 2
+	}
+	for h := range strings.SplitSeq(*observeHosts, ",") {
+		if h = strings.TrimSpace(h); h != "" {
+			cfg.ObserveAllowedHosts = append(cfg.ObserveAllowedHosts, h)
+		}
 	}
 	level, err = zerolog.ParseLevel(*logLevel)
 	if err != nil {

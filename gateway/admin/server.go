@@ -111,6 +111,13 @@ type Options struct {
 	ReadTimeout time.Duration
 	// IdleTimeout of kept-alive connections. Default 120s.
 	IdleTimeout time.Duration
+	// ObserveAllowedHosts are the names a request to the observe address
+	// may carry in its Host header, besides IP literals and localhost
+	// (always allowed: DNS rebinding needs a name). Another name is
+	// answered 421, so a web page whose name an attacker re-points at this
+	// address cannot read it. "*" allows any Host. Nil: IP literals and
+	// localhost only. The admin socket does not check Host.
+	ObserveAllowedHosts []string
 	// Now is the clock. Nil: time.Now.
 	Now func() time.Time
 }
@@ -133,7 +140,7 @@ type Server struct {
 	encBundle  *schemas.Bundle
 	encoded    []byte
 	adminMux   *http.ServeMux
-	observeMux *http.ServeMux
+	observeMux http.Handler // the read-only mux behind the Host check
 
 	srvMu   sync.Mutex
 	servers []*http.Server
@@ -192,7 +199,7 @@ func New(opts Options) (*Server, error) {
 	}
 	s.bc = newBroadcaster(opts.EventBuffer, uint64(s.started.UnixMicro()), s.watchState())
 	s.adminMux = s.routes(true)
-	s.observeMux = s.routes(false)
+	s.observeMux = newHostCheck(opts.ObserveAllowedHosts).wrap(s.routes(false))
 	return s, nil
 }
 
@@ -227,7 +234,8 @@ func (s *Server) routes(write bool) *http.ServeMux {
 func (s *Server) Handler() http.Handler { return s.adminMux }
 
 // ObserveHandler returns the read-only routes (bundle, status, health,
-// metrics, watch), for a TCP address. PUT /v1/bundle answers 405 there.
+// metrics, watch), for a TCP address. PUT /v1/bundle answers 405 there, and
+// a Host that ObserveAllowedHosts does not allow answers 421.
 func (s *Server) ObserveHandler() http.Handler { return s.observeMux }
 
 // ServeAdmin serves Handler on l until Shutdown; it returns nil after

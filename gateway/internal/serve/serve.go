@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -57,6 +58,10 @@ type Config struct {
 	Watch bool
 	// ObserveAddr, when set, serves the read-only admin routes on TCP.
 	ObserveAddr string
+	// ObserveAllowedHosts are the Host names served on ObserveAddr besides
+	// IP literals, localhost and ObserveAddr's own host name; others get
+	// 421 (DNS rebinding). "*" allows any.
+	ObserveAllowedHosts []string
 	// AccessLog logs one line per proxied request.
 	AccessLog bool
 	// H2C accepts HTTP/2 without TLS (prior knowledge) on Listen.
@@ -186,6 +191,8 @@ func Run(ctx context.Context, cfg Config, logger zerolog.Logger) error {
 		Registerer: reg,
 		Logger:     logger,
 		Watch:      cfg.Watch,
+
+		ObserveAllowedHosts: observeHosts(cfg.ObserveAddr, cfg.ObserveAllowedHosts),
 	}
 	if cfg.StateDir != "" {
 		var err error
@@ -328,6 +335,19 @@ func delayShutdown(lg zerolog.Logger, delay time.Duration, adm *admin.Server, da
 		lg.Error().Err(err).Msg("a listener failed during the shutdown delay")
 		return err
 	}
+}
+
+// observeHosts is the Host allowlist of the observe address: the names
+// given plus the address's own host when it is a name (an IP literal is
+// always allowed).
+func observeHosts(addr string, names []string) []string {
+	out := slices.Clone(names)
+	if host, _, err := net.SplitHostPort(addr); err == nil && host != "" {
+		if _, err := netip.ParseAddr(host); err != nil {
+			out = append(out, host)
+		}
+	}
+	return out
 }
 
 // restore applies the last-known-good bundle, if any. A file that cannot
