@@ -68,6 +68,7 @@ func parseFlags(args []string, stdout, stderr io.Writer) (cfg serve.Config, leve
 		observeHosts = fset.String("observe-allowed-hosts", "", "comma-separated Host names served on --observe-addr besides IP literals, localhost and its own host (others get 421, against DNS rebinding); * for any")
 		logLevel     = fset.String("log-level", "info", "log level: debug, info, warn, error")
 		printVersion = fset.Bool("version", false, "print the version and exit")
+		redact       = fset.Bool("observe-redact-secrets", true, "leave API-key hashes out of GET /v1/bundle on --observe-addr (the admin socket serves them always)")
 	)
 	fset.StringVar(&cfg.Listen, "listen", ":8080", "data plane address")
 	fset.StringVar(&cfg.AdminSocket, "admin-socket", serve.DefaultAdminSocket(), "admin API Unix socket path")
@@ -100,6 +101,7 @@ func parseFlags(args []string, stdout, stderr io.Writer) (cfg serve.Config, leve
 		return cfg, level, 2
 	}
 	cfg.AdminSocketMode = fs.FileMode(mode)
+	cfg.ObserveShowSecrets = !*redact
 	if cfg.TrustedProxies, err = serve.ParsePrefixes(*trusted); err != nil {
 		fmt.Fprintf(stderr, "gateway: --trusted-proxies: %v\n", err)
 		return cfg, level, 2

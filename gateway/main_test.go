@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
@@ -368,5 +369,33 @@ func TestBinaryShutdownDelay(t *testing.T) {
 	}
 	if elapsed := time.Since(signalled); elapsed < delay {
 		t.Fatalf("exited %v after SIGTERM, before the %v delay", elapsed, delay)
+	}
+}
+
+func TestParseFlagsObserveAndShutdown(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name        string
+		args        []string
+		hosts       []string
+		showSecrets bool
+		delay       time.Duration
+	}{
+		{name: "defaults", args: nil, hosts: nil, showSecrets: false, delay: 0},
+		{name: "hosts listed", args: []string{"--observe-allowed-hosts", " gw.internal, status.example.com ,"}, hosts: []string{"gw.internal", "status.example.com"}},
+		{name: "secrets shown on request", args: []string{"--observe-redact-secrets=false"}, showSecrets: true},
+		{name: "shutdown delay", args: []string{"--shutdown-delay", "5s"}, delay: 5 * time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			cfg, _, exit := parseFlags(tt.args, io.Discard, io.Discard)
+			if exit >= 0 {
+				t.Fatalf("exit %d", exit)
+			}
+			if !slices.Equal(cfg.ObserveAllowedHosts, tt.hosts) || cfg.ObserveShowSecrets != tt.showSecrets || cfg.ShutdownDelay != tt.delay {
+				t.Fatalf("got hosts %q, show secrets %v, delay %v", cfg.ObserveAllowedHosts, cfg.ObserveShowSecrets, cfg.ShutdownDelay)
+			}
+		})
 	}
 }

@@ -118,6 +118,11 @@ type Options struct {
 	// address cannot read it. "*" allows any Host. Nil: IP literals and
 	// localhost only. The admin socket does not check Host.
 	ObserveAllowedHosts []string
+	// ObserveShowSecrets serves the full bundle on the observe address.
+	// Default false: GET /v1/bundle there replaces API-key hashes with
+	// RedactedValue (the digest stays the running config's). The admin
+	// socket always serves the full bundle, which the agent's checks need.
+	ObserveShowSecrets bool
 	// Now is the clock. Nil: time.Now.
 	Now func() time.Time
 }
@@ -137,8 +142,8 @@ type Server struct {
 	lkg          client.LastKnownGood
 
 	encMu      sync.Mutex
-	encBundle  *schemas.Bundle
-	encoded    []byte
+	encFull    encodedBundle // the running bundle as the admin socket serves it
+	encRedact  encodedBundle // and as the observe address serves it
 	adminMux   *http.ServeMux
 	observeMux http.Handler // the read-only mux behind the Host check
 
@@ -214,7 +219,7 @@ func (s *Server) routes(write bool) *http.ServeMux {
 	if write {
 		mux.HandleFunc("PUT /v1/bundle", s.putBundle)
 	}
-	mux.HandleFunc("GET /v1/bundle", s.getBundle)
+	mux.HandleFunc("GET /v1/bundle", s.getBundle(!write && !s.opts.ObserveShowSecrets))
 	mux.HandleFunc("GET /v1/status", s.getStatus)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -481,40 +486,59 @@ func (s *Server) watchState() client.WatchState {
 	return st
 }
 
-func (s *Server) getBundle(w http.ResponseWriter, r *http.Request) {
-	cur := s.opts.Runtime.Current()
-	if cur == nil {
-		writeError(w, http.StatusNotFound, client.ErrorBody{Error: "no bundle applied yet"})
-		return
+// getBundle serves the running bundle; with redact, its API-key hashes are
+// left out (see Options.ObserveShowSecrets).
+func (s *Server) getBundle(redact bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		cur := s.opts.Runtime.Current()
+		if cur == nil {
+			writeError(w, http.StatusNotFound, client.ErrorBody{Error: "no bundle applied yet"})
+			return
+		}
+		etag := client.ETag(cur.Version)
+		w.Header().Set("ETag", etag)
+		if inm := r.Header.Get("If-None-Match"); inm != "" && etagListMatches(inm, cur.Version) {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		data, err := s.encode(cur, redact)
+		if err != nil {
+			writeError(w, http.StatusInternalServerError, client.ErrorBody{Error: err.Error()})
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Content-Length", strconv.Itoa(len(data)))
+		_, _ = w.Write(data)
 	}
-	etag := client.ETag(cur.Version)
-	w.Header().Set("ETag", etag)
-	if inm := r.Header.Get("If-None-Match"); inm != "" && etagListMatches(inm, cur.Version) {
-		w.WriteHeader(http.StatusNotModified)
-		return
-	}
-	data, err := s.encode(cur)
-	if err != nil {
-		writeError(w, http.StatusInternalServerError, client.ErrorBody{Error: err.Error()})
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Length", strconv.Itoa(len(data)))
-	_, _ = w.Write(data)
 }
 
-// encode returns the JSON of b, cached for the running bundle.
-func (s *Server) encode(b *schemas.Bundle) ([]byte, error) {
+// encodedBundle caches the JSON of one bundle.
+type encodedBundle struct {
+	b    *schemas.Bundle
+	data []byte
+}
+
+// encode returns the JSON of b, redacted or not, cached for the running
+// bundle.
+func (s *Server) encode(b *schemas.Bundle, redact bool) ([]byte, error) {
 	s.encMu.Lock()
 	defer s.encMu.Unlock()
-	if s.encBundle == b {
-		return s.encoded, nil
+	cache := &s.encFull
+	if redact {
+		cache = &s.encRedact
 	}
-	data, err := json.Marshal(b)
+	if cache.b == b {
+		return cache.data, nil
+	}
+	v := b
+	if redact {
+		v = redactBundle(b)
+	}
+	data, err := json.Marshal(v)
 	if err != nil {
 		return nil, fmt.Errorf("encoding running bundle: %w", err)
 	}
-	s.encBundle, s.encoded = b, data
+	*cache = encodedBundle{b: b, data: data}
 	return data, nil
 }
 

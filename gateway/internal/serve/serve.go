@@ -62,6 +62,10 @@ type Config struct {
 	// IP literals, localhost and ObserveAddr's own host name; others get
 	// 421 (DNS rebinding). "*" allows any.
 	ObserveAllowedHosts []string
+	// ObserveShowSecrets serves API-key hashes in GET /v1/bundle on
+	// ObserveAddr. Default false: they are replaced, since that address is
+	// reachable over the network; the admin socket serves them always.
+	ObserveShowSecrets bool
 	// AccessLog logs one line per proxied request.
 	AccessLog bool
 	// H2C accepts HTTP/2 without TLS (prior knowledge) on Listen.
@@ -193,6 +197,7 @@ func Run(ctx context.Context, cfg Config, logger zerolog.Logger) error {
 		Watch:      cfg.Watch,
 
 		ObserveAllowedHosts: observeHosts(cfg.ObserveAddr, cfg.ObserveAllowedHosts),
+		ObserveShowSecrets:  cfg.ObserveShowSecrets,
 	}
 	if cfg.StateDir != "" {
 		var err error
