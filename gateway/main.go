@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/signal"
 	"strconv"
+	"strings"
 	"syscall"
 	"time"
 
@@ -31,11 +32,30 @@ func main() {
 }
 
 func run(args []string, stdout, stderr io.Writer) int {
+	cfg, level, exit := parseFlags(args, stdout, stderr)
+	if exit >= 0 {
+		return exit
+	}
+	zerolog.TimeFieldFormat = time.RFC3339Nano
+	logger := zerolog.New(stderr).Level(level).With().Timestamp().Logger()
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	if err := serve.Run(ctx, cfg, logger); err != nil {
+		logger.Error().Err(err).Msg("gateway failed")
+		return 1
+	}
+	return 0
+}
+
+// parseFlags turns the command line into a serve.Config and a log level.
+// exit is -1 when the gateway should run, else the code to exit with at
+// once (version, --help, a bad flag).
+func parseFlags(args []string, stdout, stderr io.Writer) (cfg serve.Config, level zerolog.Level, exit int) {
 	if len(args) > 0 {
 		switch args[0] {
 		case "version":
 			fmt.Fprintf(stdout, "gateway %s\n", version)
-			return 0
+			return cfg, level, 0
 		case "run":
 			args = args[1:]
 		}
@@ -43,11 +63,12 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fset := flag.NewFlagSet("gateway", flag.ContinueOnError)
 	fset.SetOutput(stderr)
 	var (
-		cfg          serve.Config
 		socketMode   = fset.String("admin-socket-mode", "0600", "file mode of the admin socket, octal")
 		trusted      = fset.String("trusted-proxies", "", "comma-separated CIDRs whose X-Forwarded-* headers are trusted")
+		observeHosts = fset.String("observe-allowed-hosts", "", "comma-separated Host names served on --observe-addr besides IP literals, localhost and its own host (others get 421, against DNS rebinding); * for any")
 		logLevel     = fset.String("log-level", "info", "log level: debug, info, warn, error")
 		printVersion = fset.Bool("version", false, "print the version and exit")
+		redact       = fset.Bool("observe-redact-secrets", true, "leave API-key hashes out of GET /v1/bundle on --observe-addr (the admin socket serves them always)")
 	)
 	fset.StringVar(&cfg.Listen, "listen", ":8080", "data plane address")
 	fset.StringVar(&cfg.AdminSocket, "admin-socket", serve.DefaultAdminSocket(), "admin API Unix socket path")
@@ -58,45 +79,43 @@ func run(args []string, stdout, stderr io.Writer) int {
 	fset.BoolVar(&cfg.H2C, "h2c", false, "accept HTTP/2 without TLS on --listen")
 	fset.StringVar(&cfg.TLSCert, "tls-cert", "", "TLS certificate file for --listen (with --tls-key)")
 	fset.StringVar(&cfg.TLSKey, "tls-key", "", "TLS key file for --listen (with --tls-cert)")
+	fset.DurationVar(&cfg.ShutdownDelay, "shutdown-delay", 0, "on SIGTERM, keep serving this long with /readyz answering 503 before draining (e.g. 5s on Kubernetes)")
 	fset.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", serve.DefaultShutdownTimeout, "how long to drain in-flight requests on SIGTERM")
 	if err := fset.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
-			return 0
+			return cfg, level, 0
 		}
-		return 2
+		return cfg, level, 2
 	}
 	if *printVersion {
 		fmt.Fprintf(stdout, "gateway %s\n", version)
-		return 0
+		return cfg, level, 0
 	}
 	if fset.NArg() > 0 {
 		fmt.Fprintf(stderr, "gateway: unexpected argument %q\n", fset.Arg(0))
-		return 2
+		return cfg, level, 2
 	}
 	mode, err := strconv.ParseUint(*socketMode, 8, 32)
 	if err != nil || mode > 0o777 {
 		fmt.Fprintf(stderr, "gateway: --admin-socket-mode %q is not an octal mode such as 0600\n", *socketMode)
-		return 2
+		return cfg, level, 2
 	}
 	cfg.AdminSocketMode = fs.FileMode(mode)
+	cfg.ObserveShowSecrets = !*redact
 	if cfg.TrustedProxies, err = serve.ParsePrefixes(*trusted); err != nil {
 		fmt.Fprintf(stderr, "gateway: --trusted-proxies: %v\n", err)
-		return 2
+		return cfg, level, 2
 	}
-	level, err := zerolog.ParseLevel(*logLevel)
+	for h := range strings.SplitSeq(*observeHosts, ",") {
+		if h = strings.TrimSpace(h); h != "" {
+			cfg.ObserveAllowedHosts = append(cfg.ObserveAllowedHosts, h)
+		}
+	}
+	level, err = zerolog.ParseLevel(*logLevel)
 	if err != nil {
 		fmt.Fprintf(stderr, "gateway: --log-level: %v\n", err)
-		return 2
+		return cfg, level, 2
 	}
 	cfg.Version = version
-
-	zerolog.TimeFieldFormat = time.RFC3339Nano
-	logger := zerolog.New(stderr).Level(level).With().Timestamp().Logger()
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
-	if err := serve.Run(ctx, cfg, logger); err != nil {
-		logger.Error().Err(err).Msg("gateway failed")
-		return 1
-	}
-	return 0
+	return cfg, level, -1
 }

@@ -316,9 +316,16 @@ type JWT struct {
 	Header string `json:"header,omitempty"`
 	// ClaimsToHeaders copies claims (key) to upstream request headers (value).
 	ClaimsToHeaders map[string]string `json:"claimsToHeaders,omitempty"`
-	// Leeway tolerated on exp and nbf. Default 30s.
+	// RequireExp refuses tokens without an exp claim. Default true; nil
+	// (a bundle from before the field existed) is true as well.
+	RequireExp *bool `json:"requireExp,omitempty"`
+	// Leeway tolerated on exp, nbf and iat. Default 30s.
 	Leeway Duration `json:"leeway,omitempty"`
 }
+
+// ExpRequired reports whether tokens must carry exp: RequireExp, true when
+// unset.
+func (j *JWT) ExpRequired() bool { return j.RequireExp == nil || *j.RequireExp }
 
 // JWKS is a JSON Web Key Set (RFC 7517).
 type JWKS struct {

@@ -113,6 +113,9 @@ func (p *Policy) applyDefaults() {
 	if j := p.JWT; j != nil {
 		setStr(&j.Header, "Authorization")
 		setDur(&j.Leeway, 30*time.Second)
+		if j.RequireExp == nil {
+			j.RequireExp = new(true)
+		}
 	}
 	if c := p.CORS; c != nil && len(c.AllowMethods) == 0 {
 		c.AllowMethods = []string{"GET", "HEAD", "POST"}

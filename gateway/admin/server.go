@@ -25,11 +25,12 @@ import (
 
 // Log field names used by this package.
 const (
-	logComponent = "component"
-	logVersion   = "version"
-	logDigest    = "digest"
-	logProblems  = "problems"
-	logRemote    = "remote"
+	logComponent   = "component"
+	logVersion     = "version"
+	logDigest      = "digest"
+	logProblems    = "problems"
+	logRemote      = "remote"
+	logMaxWatchers = "maxWatchers"
 )
 
 // Defaults of Options.
@@ -94,7 +95,10 @@ type Options struct {
 	// EventBuffer is how many watch events are kept for Last-Event-ID
 	// resume. Default 256.
 	EventBuffer int
-	// MaxWatchers caps concurrent watch requests; more get 503. Default 1024.
+	// MaxWatchers caps concurrent watch requests; more get 503 and their
+	// connection is closed. Default 1024, lowered to a quarter of the
+	// process's soft RLIMIT_NOFILE so watchers cannot starve the data plane
+	// of file descriptors.
 	MaxWatchers int
 	// MaxWatchTimeout caps a long-poll's ?timeout=. Default 5m.
 	MaxWatchTimeout time.Duration
@@ -107,6 +111,18 @@ type Options struct {
 	ReadTimeout time.Duration
 	// IdleTimeout of kept-alive connections. Default 120s.
 	IdleTimeout time.Duration
+	// ObserveAllowedHosts are the names a request to the observe address
+	// may carry in its Host header, besides IP literals and localhost
+	// (always allowed: DNS rebinding needs a name). Another name is
+	// answered 421, so a web page whose name an attacker re-points at this
+	// address cannot read it. "*" allows any Host. Nil: IP literals and
+	// localhost only. The admin socket does not check Host.
+	ObserveAllowedHosts []string
+	// ObserveShowSecrets serves the full bundle on the observe address.
+	// Default false: GET /v1/bundle there replaces API-key hashes with
+	// RedactedValue (the digest stays the running config's). The admin
+	// socket always serves the full bundle, which the agent's checks need.
+	ObserveShowSecrets bool
 	// Now is the clock. Nil: time.Now.
 	Now func() time.Time
 }
@@ -126,10 +142,10 @@ type Server struct {
 	lkg          client.LastKnownGood
 
 	encMu      sync.Mutex
-	encBundle  *schemas.Bundle
-	encoded    []byte
+	encFull    encodedBundle // the running bundle as the admin socket serves it
+	encRedact  encodedBundle // and as the observe address serves it
 	adminMux   *http.ServeMux
-	observeMux *http.ServeMux
+	observeMux http.Handler // the read-only mux behind the Host check
 
 	srvMu   sync.Mutex
 	servers []*http.Server
@@ -137,6 +153,7 @@ type Server struct {
 
 	m        *metrics
 	watchers atomic.Int64
+	draining atomic.Bool // set by Drain: /readyz answers 503
 }
 
 // New builds a Server; it starts nothing.
@@ -154,6 +171,13 @@ func New(opts Options) (*Server, error) {
 	setDefault(&opts.IdleTimeout, DefaultIdleTimeout)
 	if opts.MaxWatchers <= 0 {
 		opts.MaxWatchers = DefaultMaxWatchers
+	}
+	if capped := watcherCap(opts.MaxWatchers, fdSoftLimit()); capped < opts.MaxWatchers {
+		if opts.Watch {
+			opts.Logger.Info().Str(logComponent, "admin").Int(logMaxWatchers, capped).
+				Msg("watchers capped at a quarter of the file descriptor limit (RLIMIT_NOFILE)")
+		}
+		opts.MaxWatchers = capped
 	}
 	if opts.EventBuffer <= 0 {
 		opts.EventBuffer = DefaultEventBuffer
@@ -180,7 +204,7 @@ func New(opts Options) (*Server, error) {
 	}
 	s.bc = newBroadcaster(opts.EventBuffer, uint64(s.started.UnixMicro()), s.watchState())
 	s.adminMux = s.routes(true)
-	s.observeMux = s.routes(false)
+	s.observeMux = newHostCheck(opts.ObserveAllowedHosts).wrap(s.routes(false))
 	return s, nil
 }
 
@@ -195,7 +219,7 @@ func (s *Server) routes(write bool) *http.ServeMux {
 	if write {
 		mux.HandleFunc("PUT /v1/bundle", s.putBundle)
 	}
-	mux.HandleFunc("GET /v1/bundle", s.getBundle)
+	mux.HandleFunc("GET /v1/bundle", s.getBundle(!write && !s.opts.ObserveShowSecrets))
 	mux.HandleFunc("GET /v1/status", s.getStatus)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -215,7 +239,8 @@ func (s *Server) routes(write bool) *http.ServeMux {
 func (s *Server) Handler() http.Handler { return s.adminMux }
 
 // ObserveHandler returns the read-only routes (bundle, status, health,
-// metrics, watch), for a TCP address. PUT /v1/bundle answers 405 there.
+// metrics, watch), for a TCP address. PUT /v1/bundle answers 405 there, and
+// a Host that ObserveAllowedHosts does not allow answers 421.
 func (s *Server) ObserveHandler() http.Handler { return s.observeMux }
 
 // ServeAdmin serves Handler on l until Shutdown; it returns nil after
@@ -461,40 +486,59 @@ func (s *Server) watchState() client.WatchState {
 	return st
 }
 
-func (s *Server) getBundle(w http.ResponseWriter, r *http.Request) {
-	cur := s.opts.Runtime.Current()
-	if cur == nil {
-		writeError(w, http.StatusNotFound, client.ErrorBody{Error: "no bundle applied yet"})
-		return
+// getBundle serves the running bundle; with redact, its API-key hashes are
+// left out (see Options.ObserveShowSecrets).
+func (s *Server) getBundle(redact bool) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		cur := s.opts.Runtime.Current()
+		if cur == nil {
+			writeError(w, http.StatusNotFound, client.ErrorBody{Error: "no bundle applied yet"})
+			return
+		}
+		etag := client.ETag(cur.Version)
+		w.Header().Set("ETag", etag)
+		if inm := r.Header.Get("If-None-Match"); inm != "" && etagListMatches(inm, cur.Version) {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		data, err := s.encode(cur, redact)
+		if err != nil {
+			writeError(w, http.StatusInternalServerError, client.ErrorBody{Error: err.Error()})
+			return
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("Content-Length", strconv.Itoa(len(data)))
+		_, _ = w.Write(data)
 	}
-	etag := client.ETag(cur.Version)
-	w.Header().Set("ETag", etag)
-	if inm := r.Header.Get("If-None-Match"); inm != "" && etagListMatches(inm, cur.Version) {
-		w.WriteHeader(http.StatusNotModified)
-		return
-	}
-	data, err := s.encode(cur)
-	if err != nil {
-		writeError(w, http.StatusInternalServerError, client.ErrorBody{Error: err.Error()})
-		return
-	}
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Content-Length", strconv.Itoa(len(data)))
-	_, _ = w.Write(data)
 }
 
-// encode returns the JSON of b, cached for the running bundle.
-func (s *Server) encode(b *schemas.Bundle) ([]byte, error) {
+// encodedBundle caches the JSON of one bundle.
+type encodedBundle struct {
+	b    *schemas.Bundle
+	data []byte
+}
+
+// encode returns the JSON of b, redacted or not, cached for the running
+// bundle.
+func (s *Server) encode(b *schemas.Bundle, redact bool) ([]byte, error) {
 	s.encMu.Lock()
 	defer s.encMu.Unlock()
-	if s.encBundle == b {
-		return s.encoded, nil
+	cache := &s.encFull
+	if redact {
+		cache = &s.encRedact
 	}
-	data, err := json.Marshal(b)
+	if cache.b == b {
+		return cache.data, nil
+	}
+	v := b
+	if redact {
+		v = redactBundle(b)
+	}
+	data, err := json.Marshal(v)
 	if err != nil {
 		return nil, fmt.Errorf("encoding running bundle: %w", err)
 	}
-	s.encBundle, s.encoded = b, data
+	*cache = encodedBundle{b: b, data: data}
 	return data, nil
 }
 
@@ -523,8 +567,18 @@ func (s *Server) status() client.Status {
 	return st
 }
 
+// Drain makes GET /readyz answer 503 from now on, while every other route
+// keeps serving: a load balancer or Kubernetes takes the process out of
+// rotation before it stops accepting connections.
+func (s *Server) Drain() { s.draining.Store(true) }
+
 func (s *Server) getReady(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if s.draining.Load() {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = io.WriteString(w, "shutting down\n")
+		return
+	}
 	if s.opts.Runtime.Current() == nil {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		_, _ = io.WriteString(w, "no config loaded\n")

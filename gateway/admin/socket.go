@@ -14,10 +14,18 @@ import (
 const DefaultSocketMode fs.FileMode = 0o600
 
 // ListenUnix listens on a Unix socket at path with the given mode (0: 0600).
+// The socket is created with that mode (under a umask), never chmod-ed
+// after bind, so there is no moment when another local user could connect.
 // A missing parent directory is created with mode 0700. A file already at
 // path is removed only when it is a socket nobody listens on; a live socket
 // or any other kind of file is refused with an error.
 func ListenUnix(path string, mode fs.FileMode) (net.Listener, error) {
+	return listenUnix(path, mode, nil)
+}
+
+// listenUnix is ListenUnix; afterBind, when set, is called with the path
+// as soon as the socket exists, so that tests can see its first mode.
+func listenUnix(path string, mode fs.FileMode, afterBind func(string)) (net.Listener, error) {
 	if mode == 0 {
 		mode = DefaultSocketMode
 	}
@@ -27,13 +35,12 @@ func ListenUnix(path string, mode fs.FileMode) (net.Listener, error) {
 	if err := removeStaleSocket(path); err != nil {
 		return nil, err
 	}
-	l, err := net.Listen("unix", path)
+	l, err := listenWithMode(path, mode)
 	if err != nil {
 		return nil, fmt.Errorf("listening on admin socket %s: %w", path, err)
 	}
-	if err := os.Chmod(path, mode); err != nil {
-		_ = l.Close()
-		return nil, fmt.Errorf("setting mode of admin socket %s: %w", path, err)
+	if afterBind != nil {
+		afterBind(path)
 	}
 	return l, nil
 }

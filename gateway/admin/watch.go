@@ -121,6 +121,9 @@ func (b *broadcaster) close() {
 func (s *Server) watch(w http.ResponseWriter, r *http.Request) {
 	if n := s.watchers.Add(1); n > int64(s.opts.MaxWatchers) {
 		s.watchers.Add(-1)
+		// Close the connection: a refused client must not keep holding a
+		// file descriptor, which is what the cap protects.
+		w.Header().Set("Connection", "close")
 		w.Header().Set("Retry-After", "5")
 		writeError(w, http.StatusServiceUnavailable, client.ErrorBody{Error: "too many watchers"})
 		return

@@ -121,32 +121,30 @@ func compileJWT(policy, path string, cfg *schemas.JWT, s *Set, diags *diagnostic
 	}
 
 	if len(wantPublic) > 0 {
-		var sets []struct {
+		// ref is the reference a set was read from, nil for an inline set:
+		// messages about its keys name the reference, never a value.
+		type keySet struct {
 			path string
 			jwks *schemas.JWKS
+			ref  *schemas.SecretRef
 		}
+		var sets []keySet
 		if cfg.JWKS != nil {
-			sets = append(sets, struct {
-				path string
-				jwks *schemas.JWKS
-			}{path + ".jwks", cfg.JWKS})
+			sets = append(sets, keySet{path + ".jwks", cfg.JWKS, nil})
 		}
 		if cfg.JWKSRef != nil {
 			doc, err := s.resolveSecret(cfg.JWKSRef)
 			var set schemas.JWKS
 			if err == nil {
 				if jerr := json.Unmarshal(doc, &set); jerr != nil {
-					err = fmt.Errorf("the document from %s is not a JWKS: %w", cfg.JWKSRef, jerr)
+					err = fmt.Errorf("the document from %s is not a JWKS: %s", cfg.JWKSRef, jsonProblem(jerr))
 				}
 			}
 			if err != nil {
 				diags.add(path+".jwksRef", err.Error())
 				ok = false
 			} else {
-				sets = append(sets, struct {
-					path string
-					jwks *schemas.JWKS
-				}{path + ".jwksRef", &set})
+				sets = append(sets, keySet{path + ".jwksRef", &set, cfg.JWKSRef})
 			}
 		}
 		if len(sets) == 0 && ok {
@@ -158,7 +156,11 @@ func compileJWT(policy, path string, cfg *schemas.JWT, s *Set, diags *diagnostic
 				pk, err := parseJWK(k)
 				p := fmt.Sprintf("%s.keys[%d]", set.path, i)
 				if err != nil {
-					diags.add(p, err.Error())
+					msg := err.Error()
+					if set.ref != nil {
+						msg = fmt.Sprintf("key %d of the JWKS from %s: %s", i, set.ref, redacted(err))
+					}
+					diags.add(p, msg)
 					ok = false
 					continue
 				}
@@ -197,6 +199,12 @@ func compileJWT(policy, path string, cfg *schemas.JWT, s *Set, diags *diagnostic
 		jwt.WithLeeway(cfg.Leeway.D()),
 		jwt.WithTimeFunc(s.opts.Now),
 		jwt.WithJSONNumber(),
+		// A token issued in the future (iat beyond the leeway) is refused:
+		// a clock far ahead, or a token minted to outlive its exp.
+		jwt.WithIssuedAt(),
+	}
+	if cfg.ExpRequired() {
+		opts = append(opts, jwt.WithExpirationRequired())
 	}
 	if cfg.Issuer != "" {
 		opts = append(opts, jwt.WithIssuer(cfg.Issuer))
@@ -217,15 +225,59 @@ func hasAlg(keys []publicKey, alg string) bool {
 	return false
 }
 
-// parseJWK turns an RSA or P-256 JWK into a verification key.
+// jwkError is a key refused for the value of one of its fields. Its Error
+// quotes the value, for keys written in the config; redacted leaves it out,
+// for keys read from a secret reference.
+type jwkError struct {
+	field  string // the JWK member, such as "kty"
+	value  string
+	reason string
+}
+
+func (e *jwkError) Error() string {
+	return fmt.Sprintf("%s %q: %s", e.field, e.value, e.reason)
+}
+
+// redacted returns the message of an error about a key without any value
+// of the key: a *jwkError names its field only, and every other error of
+// parseJWK is built from constant text and lengths.
+func redacted(err error) string {
+	var je *jwkError
+	if errors.As(err, &je) {
+		return fmt.Sprintf("%s: %s", je.field, je.reason)
+	}
+	return err.Error()
+}
+
+// jsonProblem describes a JSON decoding error without quoting the input:
+// encoding/json's syntax errors show the offending character, which in a
+// secret document is part of the secret.
+func jsonProblem(err error) string {
+	var syn *json.SyntaxError
+	var typ *json.UnmarshalTypeError
+	switch {
+	case errors.As(err, &syn):
+		return fmt.Sprintf("not valid JSON (syntax error at byte %d)", syn.Offset)
+	case errors.As(err, &typ):
+		// Value is "number 42" for a number: keep the kind only. Field is
+		// a path of JWKS member names, taken from the Go type.
+		kind, _, _ := strings.Cut(typ.Value, " ")
+		return fmt.Sprintf("a JSON %s where the JWKS needs a %s (at %s)", kind, typ.Type, typ.Field)
+	default:
+		return "not valid JSON"
+	}
+}
+
+// parseJWK turns an RSA or P-256 JWK into a verification key. An error
+// that quotes a value of the key is a *jwkError.
 func parseJWK(k schemas.JWK) (publicKey, error) {
 	if k.Use != "" && k.Use != "sig" {
-		return publicKey{}, fmt.Errorf("use %q: only signature keys (use \"sig\") can verify tokens", k.Use)
+		return publicKey{}, &jwkError{"use", k.Use, `only signature keys (use "sig") can verify tokens`}
 	}
 	switch k.Kty {
 	case "RSA":
 		if k.Alg != "" && k.Alg != algRS256 {
-			return publicKey{}, fmt.Errorf("RSA key with alg %q: only RS256 is supported", k.Alg)
+			return publicKey{}, &jwkError{"alg", k.Alg, "an RSA key supports RS256 only"}
 		}
 		n, err := b64Int(k.N)
 		if err != nil {
@@ -244,10 +296,10 @@ func parseJWK(k schemas.JWK) (publicKey, error) {
 		return publicKey{kid: k.Kid, alg: algRS256, key: &rsa.PublicKey{N: n, E: int(e.Int64())}}, nil
 	case "EC":
 		if k.Crv != "P-256" {
-			return publicKey{}, fmt.Errorf("EC curve %q: only P-256 (ES256) is supported", k.Crv)
+			return publicKey{}, &jwkError{"crv", k.Crv, "only the EC curve P-256 (ES256) is supported"}
 		}
 		if k.Alg != "" && k.Alg != algES256 {
-			return publicKey{}, fmt.Errorf("EC key with alg %q: only ES256 is supported", k.Alg)
+			return publicKey{}, &jwkError{"alg", k.Alg, "an EC key supports ES256 only"}
 		}
 		x, errX := base64.RawURLEncoding.DecodeString(k.X)
 		y, errY := base64.RawURLEncoding.DecodeString(k.Y)
@@ -260,7 +312,7 @@ func parseJWK(k schemas.JWK) (publicKey, error) {
 		}
 		return publicKey{kid: k.Kid, alg: algES256, key: pub}, nil
 	default:
-		return publicKey{}, fmt.Errorf("key type %q is not supported; use RSA or EC", k.Kty)
+		return publicKey{}, &jwkError{"kty", k.Kty, "key type not supported; use RSA or EC"}
 	}
 }
 

@@ -263,3 +263,49 @@ func TestJWTParserRefusesAlgorithmsNotConfigured(t *testing.T) {
 		})
 	}
 }
+
+// TestJWTTimeClaims checks exp is required unless requireExp is false, and
+// a token issued in the future (iat beyond the leeway) is refused.
+func TestJWTTimeClaims(t *testing.T) {
+	t.Parallel()
+	no := false
+	cfg := routeCfg(map[string]schemas.Policy{
+		"strict": {JWT: &schemas.JWT{Algorithms: []string{"HS256"}, Secret: &schemas.SecretRef{Env: "JWT_SECRET"}}},
+		"noexp":  {JWT: &schemas.JWT{Algorithms: []string{"HS256"}, Secret: &schemas.SecretRef{Env: "JWT_SECRET"}, RequireExp: &no}},
+	}, "strict")
+	cfg.Routes["noexp"] = schemas.Route{Policies: []string{"noexp"}}
+	g := newGateway(t, cfg, "r", Options{LookupEnv: env(map[string]string{"JWT_SECRET": hsSecret})})
+	noExp := httpServer(t, g.set.Wrap("noexp", []string{"noexp"}, proxyTo(t, g.up)))
+	now := time.Now()
+	tok := func(claims jwt.MapClaims) http.Header {
+		return bearer(sign(t, jwt.SigningMethodHS256, "", []byte(hsSecret), claims))
+	}
+	exp := now.Add(time.Hour).Unix()
+	tests := []struct {
+		name   string
+		srv    *gateway
+		header http.Header
+		status int
+	}{
+		{name: "exp required by default", header: tok(jwt.MapClaims{"sub": "u"}), status: 401},
+		{name: "exp present", header: tok(jwt.MapClaims{"exp": exp}), status: 200},
+		{name: "no exp with requireExp false", srv: noExp, header: tok(jwt.MapClaims{"sub": "u"}), status: 200},
+		{name: "expired with requireExp false", srv: noExp, header: tok(jwt.MapClaims{"exp": now.Add(-time.Hour).Unix()}), status: 401},
+		{name: "iat in the past", header: tok(jwt.MapClaims{"exp": exp, "iat": now.Add(-time.Minute).Unix()}), status: 200},
+		{name: "iat within the leeway", header: tok(jwt.MapClaims{"exp": exp, "iat": now.Add(10 * time.Second).Unix()}), status: 200},
+		{name: "iat in the future", header: tok(jwt.MapClaims{"exp": exp, "iat": now.Add(time.Hour).Unix()}), status: 401},
+		{name: "iat in the future with requireExp false", srv: noExp, header: tok(jwt.MapClaims{"iat": now.Add(time.Hour).Unix()}), status: 401},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			srv := g
+			if tc.srv != nil {
+				srv = tc.srv
+			}
+			if res := srv.do(t, "GET", "/", tc.header); res.status != tc.status {
+				t.Fatalf("status %d, want %d (%s)", res.status, tc.status, res.body)
+			}
+		})
+	}
+}

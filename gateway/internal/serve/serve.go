@@ -12,6 +12,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -33,6 +34,7 @@ const (
 	logPath      = "path"
 	logVersion   = "version"
 	logAside     = "movedTo"
+	logDelay     = "delay"
 )
 
 // DefaultShutdownTimeout bounds the drain of in-flight requests.
@@ -56,6 +58,14 @@ type Config struct {
 	Watch bool
 	// ObserveAddr, when set, serves the read-only admin routes on TCP.
 	ObserveAddr string
+	// ObserveAllowedHosts are the Host names served on ObserveAddr besides
+	// IP literals, localhost and ObserveAddr's own host name; others get
+	// 421 (DNS rebinding). "*" allows any.
+	ObserveAllowedHosts []string
+	// ObserveShowSecrets serves API-key hashes in GET /v1/bundle on
+	// ObserveAddr. Default false: they are replaced, since that address is
+	// reachable over the network; the admin socket serves them always.
+	ObserveShowSecrets bool
 	// AccessLog logs one line per proxied request.
 	AccessLog bool
 	// H2C accepts HTTP/2 without TLS (prior knowledge) on Listen.
@@ -63,6 +73,12 @@ type Config struct {
 	// TLSCert and TLSKey, when both set, serve Listen over TLS (HTTP/2 and
 	// HTTP/1.1 by ALPN).
 	TLSCert, TLSKey string
+	// ShutdownDelay is how long the listeners keep serving after ctx ends,
+	// with /readyz answering 503 and keep-alives off, before the graceful
+	// shutdown starts: the time a load balancer (Kubernetes endpoints,
+	// kube-proxy, an ingress) needs to stop sending new connections.
+	// Default 0: shut down at once.
+	ShutdownDelay time.Duration
 	// ShutdownTimeout bounds the drain on shutdown. Default 30s.
 	ShutdownTimeout time.Duration
 	// Version is the build's version, exported as gitgate_gateway_build_info.
@@ -130,6 +146,9 @@ func (c *Config) defaults() error {
 	if c.AdminSocketMode&^0o777 != 0 {
 		return fmt.Errorf("admin socket mode %o has bits beyond 0777", c.AdminSocketMode)
 	}
+	if c.ShutdownDelay < 0 {
+		return fmt.Errorf("shutdown delay %v is negative", c.ShutdownDelay)
+	}
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = DefaultShutdownTimeout
 	}
@@ -176,6 +195,9 @@ func Run(ctx context.Context, cfg Config, logger zerolog.Logger) error {
 		Registerer: reg,
 		Logger:     logger,
 		Watch:      cfg.Watch,
+
+		ObserveAllowedHosts: observeHosts(cfg.ObserveAddr, cfg.ObserveAllowedHosts),
+		ObserveShowSecrets:  cfg.ObserveShowSecrets,
 	}
 	if cfg.StateDir != "" {
 		var err error
@@ -270,6 +292,7 @@ func Run(ctx context.Context, cfg Config, logger zerolog.Logger) error {
 	var runErr error
 	select {
 	case <-ctx.Done():
+		runErr = delayShutdown(lg, cfg.ShutdownDelay, adm, data, errc)
 		lg.Info().Msg("shutting down: draining in-flight requests")
 	case runErr = <-errc:
 		lg.Error().Err(runErr).Msg("shutting down after a listener failed")
@@ -295,6 +318,41 @@ func Run(ctx context.Context, cfg Config, logger zerolog.Logger) error {
 	}
 	lg.Info().Msg("stopped")
 	return nil
+}
+
+// delayShutdown keeps serving for delay with /readyz answering 503 and
+// keep-alives off, so that kept-alive clients are told Connection: close and
+// reconnect through the load balancer, which by then has taken this process
+// out of rotation. A listener failure ends the delay early and is returned.
+func delayShutdown(lg zerolog.Logger, delay time.Duration, adm *admin.Server, data *http.Server, errc <-chan error) error {
+	if delay <= 0 {
+		return nil
+	}
+	adm.Drain()
+	data.SetKeepAlivesEnabled(false)
+	lg.Info().Dur(logDelay, delay).Msg("shutting down: not ready, serving for the shutdown delay")
+	t := time.NewTimer(delay)
+	defer t.Stop()
+	select {
+	case <-t.C:
+		return nil
+	case err := <-errc:
+		lg.Error().Err(err).Msg("a listener failed during the shutdown delay")
+		return err
+	}
+}
+
+// observeHosts is the Host allowlist of the observe address: the names
+// given plus the address's own host when it is a name (an IP literal is
+// always allowed).
+func observeHosts(addr string, names []string) []string {
+	out := slices.Clone(names)
+	if host, _, err := net.SplitHostPort(addr); err == nil && host != "" {
+		if _, err := netip.ParseAddr(host); err != nil {
+			out = append(out, host)
+		}
+	}
+	return out
 }
 
 // restore applies the last-known-good bundle, if any. A file that cannot

@@ -336,6 +336,7 @@ func TestConfigErrors(t *testing.T) {
 	}{
 		{name: "tls cert without key", cfg: Config{TLSCert: "c.pem"}, want: "go together"},
 		{name: "socket mode beyond 0777", cfg: Config{AdminSocketMode: 0o4777}, want: "beyond 0777"},
+		{name: "negative shutdown delay", cfg: Config{ShutdownDelay: -time.Second}, want: "shutdown delay"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
