@@ -136,6 +136,7 @@ func (f *Forwarder) rewrite(pr *httputil.ProxyRequest) {
 	if rt.host != "" {
 		out.Host = rt.host
 	}
+	scrubForwarded(out.Header, ex.trusted)
 	setForwarded(pr, ex.trusted, &ex.hdr)
 	rt.reqHeaders.apply(out.Header)
 	if _, ok := out.Header["User-Agent"]; !ok {
@@ -215,6 +216,9 @@ func (f *Forwarder) modifyResponse(res *http.Response) error {
 		ex.retried = true
 		_, _ = io.CopyN(io.Discard, res.Body, maxDrain)
 		return errRetryStatus
+	}
+	if res.StatusCode == http.StatusSwitchingProtocols {
+		scrubSwitching(res.Header)
 	}
 	if res.StatusCode == http.StatusSwitchingProtocols || isEventStream(res.Header) {
 		if ex.allTimer != nil {
