@@ -72,6 +72,7 @@ type exchange struct {
 	route   *Route
 	backend *backend
 	params  map[string]string
+	path    string // the rewritten path, when the route rewrites
 	client  netip.Addr
 	trusted bool
 	target  *upstream.Target
@@ -128,7 +129,7 @@ func (f *Forwarder) rewrite(pr *httputil.ProxyRequest) {
 	rt := ex.route
 	out := pr.Out
 	if rt.path != nil {
-		out.URL.Path = rt.path.apply(out.URL.Path, ex.params)
+		out.URL.Path = ex.path // rewritten and checked in ServeHTTP
 		out.URL.RawPath = ""
 	}
 	pr.SetURL(ex.target.URL)
