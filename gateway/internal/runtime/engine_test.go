@@ -590,6 +590,8 @@ func TestApplyRejectsBadBundlesAndKeepsRunning(t *testing.T) {
 	running := e.Current()
 	badRegex := route("/x", to("a", 100))
 	badRegex.Rewrite = &schemas.Rewrite{Regex: &schemas.RegexRewrite{Pattern: "(", Replacement: ""}}
+	h2cUpgrade := route("/", to("a", 100))
+	h2cUpgrade.Upgrades = []string{"websocket", "h2c"}
 	cases := []struct {
 		name   string
 		bundle func() *schemas.Bundle
@@ -603,6 +605,9 @@ func TestApplyRejectsBadBundlesAndKeepsRunning(t *testing.T) {
 		{"bad regex", func() *schemas.Bundle {
 			return bundleOf(t, schemas.Config{Upstreams: good.Upstreams, Routes: map[string]schemas.Route{"r": badRegex}})
 		}, "routes.r.rewrite.regex.pattern"},
+		{"h2c upgrade", func() *schemas.Bundle {
+			return bundleOf(t, schemas.Config{Upstreams: good.Upstreams, Routes: map[string]schemas.Route{"r": h2cUpgrade}})
+		}, "routes.r.upgrades[1]"},
 		{"weights", func() *schemas.Bundle {
 			return bundleOf(t, schemas.Config{Upstreams: good.Upstreams, Routes: map[string]schemas.Route{"r": route("/", to("a", 60))}})
 		}, "routes.r.backends"},
