@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/gitgate/gitgate/gateway/internal/headers"
 	"github.com/gitgate/gitgate/gateway/internal/router"
 	"github.com/gitgate/gitgate/schemas"
 )
@@ -258,10 +259,13 @@ func (o *headerOps) apply(h http.Header) {
 	if o == nil {
 		return
 	}
+	// Removed and set headers lose their other spellings too ("X_Tenant"
+	// for "X-Tenant"), which CGI-style servers read under the same name.
 	for _, k := range o.remove {
-		delete(h, k)
+		headers.DeleteAll(h, k)
 	}
 	for _, e := range o.set {
+		headers.DeleteAll(h, e.k)
 		h[e.k] = []string{e.v}
 	}
 	for _, e := range o.add {
