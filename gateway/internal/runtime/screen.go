@@ -7,6 +7,7 @@ import (
 
 	"github.com/gitgate/gitgate/gateway/internal/headers"
 	"github.com/gitgate/gitgate/gateway/internal/proxy"
+	"github.com/gitgate/gitgate/gateway/internal/router"
 	"github.com/gitgate/gitgate/schemas"
 )
 
@@ -15,6 +16,7 @@ var (
 	bodyMethod      = proxy.ErrorJSON("method not allowed: the gateway does not proxy CONNECT or TRACE", "")
 	bodyDotParams   = proxy.ErrorJSON(proxy.MsgBadPath+": a dot segment with ';' parameters", "")
 	bodyDoubleEnc   = proxy.ErrorJSON(proxy.MsgBadPath+": a percent-encoded '.', '/' or '\\' after decoding (double encoding)", "")
+	bodyEncodedDot  = proxy.ErrorJSON(proxy.MsgBadPath+": a percent-encoded '.' (%2e) that is not a dot segment", "")
 	bodyPathParams  = proxy.ErrorJSON(proxy.MsgBadPath+": ';' path parameters are not allowed on this route", "")
 	bodyUpgrade     = proxy.ErrorJSON("upgrade not allowed: the route does not allow switching to this protocol", "")
 	allowedMethods  = []string{"GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"}
@@ -29,6 +31,12 @@ var (
 //   - a dot segment carrying ';' parameters ("/pub/..;/priv"), which Tomcat,
 //     Jetty and Spring resolve as ".." after the gateway chose a route by
 //     the literal segment: 400.
+//   - a percent-encoded dot ("%2e") that survives normalization: the
+//     gateway resolves "/pub/%2e%2e/priv" to "/priv" and forwards that, but
+//     keeps the client's escaping of a path that needs no cleaning, so
+//     "/pub/%2e%2e;/x" or "/pub/x%2e" would reach the upstream encoded,
+//     for it to decode after its own dot-segment handling. "." never
+//     needs escaping (Spring Security's strict firewall refuses it too): 400.
 //   - a decoded path that still holds "%2e", "%2f" or "%5c" (a double-encoded
 //     dot, slash or backslash), which an upstream decoding once more reads
 //     as a path the gateway never saw: 400.
@@ -42,7 +50,7 @@ func screen(w http.ResponseWriter, r *http.Request) bool {
 		proxy.WriteError(w, http.StatusMethodNotAllowed, bodyMethod)
 		return false
 	}
-	if body := checkPath(r.URL.Path); body != nil {
+	if body := checkPath(r.URL.Path, r.URL.RawPath); body != nil {
 		proxy.WriteError(w, http.StatusBadRequest, body)
 		return false
 	}
@@ -50,21 +58,18 @@ func screen(w http.ResponseWriter, r *http.Request) bool {
 	return true
 }
 
-// checkPath returns the answer to a decoded path screen refuses, nil when
-// the path is fine. A path with neither ';' nor '%' costs two byte scans.
-func checkPath(p string) []byte {
-	if strings.IndexByte(p, '%') >= 0 {
-		for i := strings.IndexByte(p, '%'); i >= 0 && i+2 < len(p); {
-			switch strings.ToLower(p[i+1 : i+3]) {
-			case "2e", "2f", "5c":
-				return bodyDoubleEnc
-			}
-			j := strings.IndexByte(p[i+1:], '%')
-			if j < 0 {
-				break
-			}
-			i += 1 + j
+// checkPath returns the answer to a path screen refuses, nil when the path
+// is fine; p is the decoded path, raw its escaped form when it differs from
+// the default escaping (url.URL.RawPath). A path with neither ';' nor '%'
+// costs two byte scans.
+func checkPath(p, raw string) []byte {
+	if hasEscape(raw, "2e") {
+		if clean, _ := router.CleanPath(p); clean == p {
+			return bodyEncodedDot // normalizePath would forward raw as it is
 		}
+	}
+	if hasEscape(p, "2e", "2f", "5c") {
+		return bodyDoubleEnc
 	}
 	if strings.IndexByte(p, ';') < 0 {
 		return nil
@@ -170,6 +175,25 @@ func containsFold(list []string, s string) bool {
 		if strings.EqualFold(e, s) {
 			return true
 		}
+	}
+	return false
+}
+
+// hasEscape reports whether s holds a percent-escape of one of codes (two
+// lower-case hex digits), in either case.
+func hasEscape(s string, codes ...string) bool {
+	for i := strings.IndexByte(s, '%'); i >= 0 && i+2 < len(s); {
+		hex := s[i+1 : i+3]
+		for _, c := range codes {
+			if strings.EqualFold(hex, c) {
+				return true
+			}
+		}
+		j := strings.IndexByte(s[i+1:], '%')
+		if j < 0 {
+			break
+		}
+		i += 1 + j
 	}
 	return false
 }

@@ -391,6 +391,12 @@ func TestRequestScreening(t *testing.T) {
 		{name: "double-encoded dots", raw: get("/pub/%252e%252e/priv"), wantStatus: http.StatusBadRequest, wantBody: "path"},
 		{name: "double-encoded capital dots", raw: get("/pub/%252E%252E/priv"), wantStatus: http.StatusBadRequest},
 		{name: "encoded dots are normalized and routed", raw: get("/pub/%2e%2e/priv"), wantStatus: http.StatusOK, wantSeen: []string{"/priv"}},
+		{name: "encoded capital dots are normalized and routed", raw: get("/pub/%2E%2E/priv"), wantStatus: http.StatusOK, wantSeen: []string{"/priv"}},
+		{name: "encoded dots with a parameter", raw: get("/pub/%2e%2e;/priv"), wantStatus: http.StatusBadRequest},
+		{name: "one encoded dot beside a plain one", raw: get("/pub/.%2e;/priv"), wantStatus: http.StatusBadRequest},
+		{name: "encoded dots inside a segment", raw: get("/pub/%2e%2ex"), wantStatus: http.StatusBadRequest, wantBody: "%2e"},
+		{name: "encoded dot at the end", raw: get("/pub/x%2E"), wantStatus: http.StatusBadRequest, wantBody: "%2e"},
+		{name: "other escapes pass", raw: get("/a%20b"), wantStatus: http.StatusOK, wantSeen: []string{"/a b"}},
 		{name: "forwarding headers of an untrusted peer", raw: "GET /h HTTP/1.1\r\nHost: x\r\nX-Real-IP: 6.6.6.6\r\nX-Forwarded-Port: 1\r\n" +
 			"X-Forwarded-Prefix: /admin\r\nX-Original-URL: /priv\r\nX-Rewrite-URL: /priv\r\n\r\n",
 			wantStatus: http.StatusOK, wantSeen: []string{"/h"},
