@@ -19,6 +19,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 	"golang.org/x/net/http2"
+	//lint:ignore SA1019 the attack needs a server that switches on "Upgrade: h2c", which only this package implements
 	"golang.org/x/net/http2/h2c"
 	"golang.org/x/net/http2/hpack"
 
@@ -130,6 +131,7 @@ func TestUpgradeOnlyWhatTheRouteAllows(t *testing.T) {
 		log.add(r)
 		_, _ = io.WriteString(w, "up "+r.URL.Path)
 	})
+	//lint:ignore SA1019 see the import: the upstream must accept an h2c upgrade
 	h2cApp := h2c.NewHandler(app, &http2.Server{})
 	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		// A lenient upstream: it does not insist on HTTP2-Settings being
