@@ -132,6 +132,19 @@ type Route struct {
 	Policies []string `json:"policies,omitempty"`
 	// MaxBodyBytes caps the request body. Default 10 MiB.
 	MaxBodyBytes int64 `json:"maxBodyBytes,omitempty"`
+	// Upgrades are the protocols a client may switch to with an Upgrade
+	// header (RFC 9110 section 7.8), compared case-insensitively. A request
+	// asking for another protocol is refused with 403. Default
+	// ["websocket"]; an empty list allows none. "h2c" is never allowed:
+	// the gateway drops an h2c upgrade and serves the request as HTTP/1.1,
+	// because an HTTP/2 connection tunnelled to the upstream would carry
+	// requests that no route or policy ever sees.
+	Upgrades []string `json:"upgrades,omitzero"`
+	// AllowPathParameters forwards paths with ";" path parameters
+	// ("/a;jsessionid=1"). Default false: such paths are refused with 400,
+	// since Tomcat, Jetty and Spring read "/pub/..;/priv" as "/priv". Dot
+	// segments with parameters ("..;x") are refused either way.
+	AllowPathParameters bool `json:"allowPathParameters,omitempty"`
 }
 
 // Match is the request predicate of a route. Empty fields match anything.

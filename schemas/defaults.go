@@ -85,6 +85,9 @@ func (r *Route) applyDefaults() {
 	if r.MaxBodyBytes == 0 {
 		r.MaxBodyBytes = DefaultMaxBodyBytes
 	}
+	if r.Upgrades == nil {
+		r.Upgrades = []string{UpgradeWebSocket}
+	}
 	if rt := r.Retries; rt != nil {
 		setInt(&rt.Attempts, 2)
 		setDur(&rt.BackoffBase, 25*time.Millisecond)

@@ -186,6 +186,11 @@ func (c *checker) route(at string, r schemas.Route) {
 	if rt := r.Retries; rt != nil && rt.BackoffBase != 0 && rt.BackoffMax != 0 && rt.BackoffBase > rt.BackoffMax {
 		c.errf(at+".retries.backoffMax", "backoffMax %s is shorter than backoffBase %s", rt.BackoffMax.D(), rt.BackoffBase.D())
 	}
+	for i, u := range r.Upgrades {
+		if err := schemas.CheckUpgrade(u); err != nil {
+			c.errf(fmt.Sprintf("%s.upgrades[%d]", at, i), "%v", err)
+		}
+	}
 	for i, p := range r.Policies {
 		if _, ok := c.cfg.Policies[p]; !ok {
 			c.errf(fmt.Sprintf("%s.policies[%d]", at, i), "unknown policy %q%s", p, suggest(p, slices.Sorted(maps.Keys(c.cfg.Policies)), "policies"))

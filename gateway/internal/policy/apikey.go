@@ -12,6 +12,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/gitgate/gitgate/gateway/internal/headers"
 	"github.com/gitgate/gitgate/schemas"
 )
 
@@ -179,7 +180,7 @@ func cutQueryParam(raw, name string) (rest string, vals []string, err error) {
 func (k *apiKey) wrap(_ string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if k.consumerH != "" {
-			delete(r.Header, k.consumerH)
+			headers.DeleteAll(r.Header, k.consumerH) // X_Consumer too
 		}
 		key, r, present, multiple := k.extract(r)
 		if !present && !multiple {

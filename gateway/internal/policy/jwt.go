@@ -18,6 +18,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/gitgate/gitgate/gateway/internal/headers"
 	"github.com/gitgate/gitgate/schemas"
 )
 
@@ -395,7 +396,7 @@ func classify(err error) (reason string, status int) {
 func (j *jwtPolicy) wrap(_ string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		for _, c := range j.claims {
-			delete(r.Header, c.header)
+			headers.DeleteAll(r.Header, c.header) // X_User_Id too
 		}
 		tok := j.token(r)
 		if tok == "" {

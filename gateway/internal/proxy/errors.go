@@ -16,6 +16,8 @@ const (
 	MsgBreakerOpen   = "circuit breaker open"
 	MsgTimeout       = "upstream timeout"
 	MsgBadPath       = "bad request path"
+	MsgBadRewrite    = "bad request path: the route's rewrite of it leaves the path with a '..' segment"
+	MsgBadBody       = "bad request body"
 )
 
 // errorBody is the JSON shape of every error the gateway itself answers.
@@ -35,6 +37,9 @@ var (
 	bodyTooBig  = ErrorJSON(MsgBodyTooLarge, "")
 	bodyTimeout = ErrorJSON(MsgTimeout, "")
 	bodyBadGW   = ErrorJSON(MsgUpstreamError, "")
+
+	bodyBadRewrite = ErrorJSON(MsgBadRewrite, "")
+	bodyBadBody    = ErrorJSON(MsgBadBody, "")
 )
 
 // WriteError answers status with a prebuilt JSON body.

@@ -72,6 +72,7 @@ type exchange struct {
 	route   *Route
 	backend *backend
 	params  map[string]string
+	path    string // the rewritten path, when the route rewrites
 	client  netip.Addr
 	trusted bool
 	target  *upstream.Target
@@ -128,7 +129,7 @@ func (f *Forwarder) rewrite(pr *httputil.ProxyRequest) {
 	rt := ex.route
 	out := pr.Out
 	if rt.path != nil {
-		out.URL.Path = rt.path.apply(out.URL.Path, ex.params)
+		out.URL.Path = ex.path // rewritten and checked in ServeHTTP
 		out.URL.RawPath = ""
 	}
 	pr.SetURL(ex.target.URL)
@@ -136,6 +137,7 @@ func (f *Forwarder) rewrite(pr *httputil.ProxyRequest) {
 	if rt.host != "" {
 		out.Host = rt.host
 	}
+	scrubForwarded(out.Header, ex.trusted)
 	setForwarded(pr, ex.trusted, &ex.hdr)
 	rt.reqHeaders.apply(out.Header)
 	if _, ok := out.Header["User-Agent"]; !ok {
@@ -215,6 +217,9 @@ func (f *Forwarder) modifyResponse(res *http.Response) error {
 		ex.retried = true
 		_, _ = io.CopyN(io.Discard, res.Body, maxDrain)
 		return errRetryStatus
+	}
+	if res.StatusCode == http.StatusSwitchingProtocols {
+		scrubSwitching(res.Header)
 	}
 	if res.StatusCode == http.StatusSwitchingProtocols || isEventStream(res.Header) {
 		if ex.allTimer != nil {

@@ -123,8 +123,20 @@ func TestPathRewrite(t *testing.T) {
 		params  map[string]string
 		want    string
 		wantErr bool
+		refused bool // apply refuses the result
 	}{
 		{name: "strip", rw: schemas.Rewrite{StripPrefix: "/api"}, in: "/api/users", want: "/users"},
+		{name: "strip whole segments only", rw: schemas.Rewrite{StripPrefix: "/api"}, in: "/apiary", want: "/apiary"},
+		{name: "strip with a trailing slash", rw: schemas.Rewrite{StripPrefix: "/api/"}, in: "/api/users", want: "/users"},
+		{name: "regex climbing out", rw: schemas.Rewrite{Regex: &schemas.RegexRewrite{Pattern: `^/pub/([^/]*)-(.*)$`, Replacement: "/pub/$1/$2"}},
+			in: "/pub/..-priv", refused: true},
+		{name: "regex making a dot-dot parameter", rw: schemas.Rewrite{Regex: &schemas.RegexRewrite{Pattern: `^/pub/([^/]*)-(.*)$`, Replacement: "/pub/$1/$2"}},
+			in: "/pub/..;x-priv", refused: true},
+		{name: "regex making a dot segment", rw: schemas.Rewrite{Regex: &schemas.RegexRewrite{Pattern: `^/pub/([^/]*)-(.*)$`, Replacement: "/pub/$1/$2"}},
+			in: "/pub/.-x", want: "/pub/x"},
+		{name: "regex making double slashes", rw: schemas.Rewrite{Regex: &schemas.RegexRewrite{Pattern: `^/pub/(.*)$`, Replacement: "/pub//$1"}},
+			in: "/pub/x", want: "/pub/x"},
+		{name: "add prefix to a dot-dot name", rw: schemas.Rewrite{AddPrefix: "/v1"}, in: "/..x", want: "/v1/..x"},
 		{name: "strip all", rw: schemas.Rewrite{StripPrefix: "/api"}, in: "/api", want: "/"},
 		{name: "strip no match", rw: schemas.Rewrite{StripPrefix: "/api"}, in: "/web/x", want: "/web/x"},
 		{name: "add", rw: schemas.Rewrite{AddPrefix: "/v1/"}, in: "/users", want: "/v1/users"},
@@ -149,7 +161,11 @@ func TestPathRewrite(t *testing.T) {
 			if tc.wantErr {
 				return
 			}
-			if got := pr.apply(tc.in, tc.params); got != tc.want {
+			got, ok := pr.apply(tc.in, tc.params)
+			if ok == tc.refused {
+				t.Fatalf("apply(%q) = %q, ok %v; want refused %v", tc.in, got, ok, tc.refused)
+			}
+			if ok && got != tc.want {
 				t.Fatalf("apply(%q) = %q, want %q", tc.in, got, tc.want)
 			}
 		})
@@ -198,7 +214,7 @@ func FuzzPathTemplate(f *testing.F) {
 				params[p.s] = "v"
 			}
 		}
-		if got := pr.apply(path, params); got == "" || got[0] != '/' {
+		if got, ok := pr.apply(path, params); ok && (got == "" || got[0] != '/') {
 			t.Fatalf("apply gave %q", got)
 		}
 	})

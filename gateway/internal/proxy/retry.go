@@ -124,12 +124,15 @@ type readCloser struct {
 // errBodyTooLarge is returned by limitedBody past the route's limit.
 var errBodyTooLarge = errors.New("request body too large")
 
-// limitedBody enforces MaxBodyBytes and remembers that it did; the flag is
-// read after the transport's writer goroutine has used the body.
+// limitedBody enforces MaxBodyBytes and remembers that it did, and whether
+// reading the client's body failed (a malformed chunk, a truncated body);
+// the flags are read after the transport's writer goroutine has used the
+// body.
 type limitedBody struct {
 	rc       io.ReadCloser
 	left     int64
 	exceeded atomic.Bool
+	broken   atomic.Bool
 }
 
 func (l *limitedBody) Read(p []byte) (int, error) {
@@ -147,6 +150,9 @@ func (l *limitedBody) Read(p []byte) (int, error) {
 		return n, errBodyTooLarge
 	}
 	l.left -= int64(n)
+	if err != nil && err != io.EOF {
+		l.broken.Store(true)
+	}
 	return n, err
 }
 

@@ -230,10 +230,16 @@ func (rt *Route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	client, trusted := clientAddr(r, rt.opts.TrustedProxies)
 	ex := &st.ex
 	ex.route, ex.backend, ex.client, ex.trusted, ex.w = rt, be, client, trusted, w
-	if rt.path != nil && rt.path.hasTmpl {
-		if p, ok := r.Context().Value(paramsKey{}).(map[string]string); ok {
+	if rt.path != nil {
+		if p, ok := r.Context().Value(paramsKey{}).(map[string]string); ok && rt.path.hasTmpl {
 			ex.params = p
 		}
+		p, ok := rt.path.apply(r.URL.Path, ex.params)
+		if !ok {
+			WriteError(w, http.StatusBadRequest, bodyBadRewrite)
+			return
+		}
+		ex.path = p
 	}
 	cctx, cancel := context.WithCancelCause(r.Context())
 	defer cancel(nil)
@@ -356,13 +362,14 @@ const (
 	kindTimeout
 	kindTooLarge
 	kindClientGone
+	kindBadBody // the client's request body could not be read
 )
 
 func (k attemptKind) outcome() upstream.Outcome {
 	switch k {
 	case kindStatus, kindConnect, kindReset, kindTryTimeout, kindTimeout:
 		return upstream.Failure
-	case kindTooLarge, kindClientGone:
+	case kindTooLarge, kindClientGone, kindBadBody:
 		return upstream.Ignored
 	}
 	return upstream.Success
@@ -386,6 +393,8 @@ func classify(ex *exchange, ctx, actx context.Context, r *http.Request, lb *limi
 		return kindTryTimeout
 	case r.Context().Err() != nil:
 		return kindClientGone
+	case lb != nil && lb.broken.Load():
+		return kindBadBody
 	}
 	var op *net.OpError
 	if errors.As(ex.err, &op) && op.Op == "dial" || errors.Is(ex.err, syscall.ECONNREFUSED) {
@@ -427,6 +436,8 @@ func writeFailure(w http.ResponseWriter, ex *exchange) {
 		}
 	case kindTooLarge:
 		WriteError(w, http.StatusRequestEntityTooLarge, bodyTooBig)
+	case kindBadBody:
+		WriteError(w, http.StatusBadRequest, bodyBadBody)
 	case kindTryTimeout, kindTimeout:
 		WriteError(w, http.StatusGatewayTimeout, bodyTimeout)
 	default:

@@ -8,6 +8,8 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/gitgate/gitgate/gateway/internal/headers"
+	"github.com/gitgate/gitgate/gateway/internal/router"
 	"github.com/gitgate/gitgate/schemas"
 )
 
@@ -34,9 +36,16 @@ type tmplPart struct {
 	param bool
 }
 
-// apply returns the new path for p.
-func (pr *pathRewrite) apply(p string, params map[string]string) string {
-	if pr.strip != "" && strings.HasPrefix(p, pr.strip) {
+// apply returns the new path for p, a path the gateway has normalized and
+// routed. stripPrefix removes whole segments only ("/api" strips "/api" and
+// "/api/x", never "/apiary"). The result is normalized again (router.CleanPath),
+// so that "." segments and repeated slashes a rewrite produced never reach
+// the upstream. ok is false when the result has a ".." segment (or a dot
+// segment with ';' parameters, which Tomcat and Jetty read as one): a
+// rewrite built from client input that climbs out of the path the route's
+// policies were chosen for is refused, not resolved.
+func (pr *pathRewrite) apply(p string, params map[string]string) (string, bool) {
+	if pr.strip != "" && stripsSegment(p, pr.strip) {
 		p = p[len(pr.strip):]
 		if p == "" || p[0] != '/' {
 			p = "/" + p
@@ -62,7 +71,34 @@ func (pr *pathRewrite) apply(p string, params map[string]string) string {
 	if p == "" || p[0] != '/' {
 		p = "/" + p
 	}
-	return p
+	if climbs(p) {
+		return p, false
+	}
+	return router.CleanPath(p)
+}
+
+// stripsSegment reports whether prefix covers whole leading segments of p:
+// p is prefix, or continues after it with "/" (or prefix ends in "/").
+func stripsSegment(p, prefix string) bool {
+	if !strings.HasPrefix(p, prefix) {
+		return false
+	}
+	return len(p) == len(prefix) || prefix[len(prefix)-1] == '/' || p[len(prefix)] == '/'
+}
+
+// climbs reports whether path p has a ".." segment, or a "." or ".."
+// segment followed by ';' parameters.
+func climbs(p string) bool {
+	if !strings.Contains(p, "/.") {
+		return false
+	}
+	for seg := range strings.SplitSeq(p, "/") {
+		name, _, params := strings.Cut(seg, ";")
+		if name == ".." || params && name == "." {
+			return true
+		}
+	}
+	return false
 }
 
 func joinPath(a, b string) string {
@@ -223,10 +259,13 @@ func (o *headerOps) apply(h http.Header) {
 	if o == nil {
 		return
 	}
+	// Removed and set headers lose their other spellings too ("X_Tenant"
+	// for "X-Tenant"), which CGI-style servers read under the same name.
 	for _, k := range o.remove {
-		delete(h, k)
+		headers.DeleteAll(h, k)
 	}
 	for _, e := range o.set {
+		headers.DeleteAll(h, e.k)
 		h[e.k] = []string{e.v}
 	}
 	for _, e := range o.add {

@@ -153,6 +153,9 @@ func (e *Engine) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer s.unref()
+	if !screen(w, r) {
+		return
+	}
 	r, ok := normalizePath(r)
 	if !ok {
 		proxy.WriteError(w, http.StatusBadRequest, bodyBadPath)
@@ -449,6 +452,8 @@ func (e *Engine) build(b *schemas.Bundle, cfg *schemas.Config, prev *snapshot, w
 		if set != nil && len(spec.Policies) > 0 {
 			h = set.Wrap(name, spec.Policies, rt)
 		}
+		h, gdiags := guardRoute(name, spec, h)
+		diags = append(diags, gdiags...)
 		s.handlers[i] = h
 	}
 	wg.Wait()

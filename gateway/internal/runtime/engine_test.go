@@ -237,6 +237,17 @@ func TestHopByHopAndForwardedHeaders(t *testing.T) {
 			want:    map[string]string{"X-Forwarded-For": "203.0.113.9, 127.0.0.1", "X-Forwarded-Proto": "https", "X-Forwarded-Host": "shop.example"},
 		},
 		{
+			name:    "trusted peer: its X-Real-IP and X-Original-URL kept",
+			trusted: []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")},
+			send:    map[string]string{"X-Real-IP": "203.0.113.9", "X-Original-URL": "/a", "X-Forwarded-Prefix": "/p"},
+			want:    map[string]string{"X-Real-Ip": "203.0.113.9", "X-Original-Url": "/a", "X-Forwarded-Prefix": "/p"},
+		},
+		{
+			name:   "untrusted peer: its X-Real-IP and X-Original-URL dropped",
+			send:   map[string]string{"X-Real-IP": "203.0.113.9", "X-Original-URL": "/a", "X-Forwarded-Prefix": "/p"},
+			absent: []string{"X-Real-Ip", "X-Original-Url", "X-Forwarded-Prefix"},
+		},
+		{
 			name:   "connection-listed headers dropped, own X-Forwarded-For survives",
 			send:   map[string]string{"Connection": "X-Forwarded-For, X-Secret", "X-Secret": "1", "Keep-Alive": "timeout=5", "Proxy-Authorization": "x"},
 			want:   map[string]string{"X-Forwarded-For": "127.0.0.1"},
@@ -590,6 +601,8 @@ func TestApplyRejectsBadBundlesAndKeepsRunning(t *testing.T) {
 	running := e.Current()
 	badRegex := route("/x", to("a", 100))
 	badRegex.Rewrite = &schemas.Rewrite{Regex: &schemas.RegexRewrite{Pattern: "(", Replacement: ""}}
+	h2cUpgrade := route("/", to("a", 100))
+	h2cUpgrade.Upgrades = []string{"websocket", "h2c"}
 	cases := []struct {
 		name   string
 		bundle func() *schemas.Bundle
@@ -603,6 +616,9 @@ func TestApplyRejectsBadBundlesAndKeepsRunning(t *testing.T) {
 		{"bad regex", func() *schemas.Bundle {
 			return bundleOf(t, schemas.Config{Upstreams: good.Upstreams, Routes: map[string]schemas.Route{"r": badRegex}})
 		}, "routes.r.rewrite.regex.pattern"},
+		{"h2c upgrade", func() *schemas.Bundle {
+			return bundleOf(t, schemas.Config{Upstreams: good.Upstreams, Routes: map[string]schemas.Route{"r": h2cUpgrade}})
+		}, "routes.r.upgrades[1]"},
 		{"weights", func() *schemas.Bundle {
 			return bundleOf(t, schemas.Config{Upstreams: good.Upstreams, Routes: map[string]schemas.Route{"r": route("/", to("a", 60))}})
 		}, "routes.r.backends"},
@@ -726,6 +742,40 @@ func TestMetricsRecorded(t *testing.T) {
 	for _, n := range []string{"gitgate_requests_total", "gitgate_request_duration_seconds", "gitgate_requests_in_flight", "gitgate_upstream_target_healthy"} {
 		if !names[n] {
 			t.Errorf("metric %s missing (have %v)", n, names)
+		}
+	}
+}
+
+// TestRouteHeaderOpsCoverOtherSpellings checks that a route's requestHeaders
+// set and remove also take away the client's underscore spellings, which
+// CGI-style upstreams read under the same name.
+func TestRouteHeaderOpsCoverOtherSpellings(t *testing.T) {
+	t.Parallel()
+	seen := make(chan http.Header, 1)
+	echo := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		seen <- r.Header.Clone()
+	}))
+	t.Cleanup(echo.Close)
+	r := route("/", to("a", 100))
+	r.RequestHeaders = &schemas.HeaderOps{Set: map[string]string{"X-Tenant": "t1"}, Remove: []string{"X-Debug"}}
+	e := newEngine(t, Options{})
+	mustApply(t, e, schemas.Config{Upstreams: map[string]schemas.Upstream{"a": ups(echo.URL)}, Routes: map[string]schemas.Route{"r": r}})
+	srv := front(t, e)
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/", nil)
+	req.Header["X_Tenant"] = []string{"evil"}
+	req.Header["x_debug"] = []string{"1"}
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	h := <-seen
+	for k, v := range h {
+		if strings.EqualFold(strings.ReplaceAll(k, "_", "-"), "X-Tenant") && (k != "X-Tenant" || strings.Join(v, ",") != "t1") {
+			t.Errorf("upstream got %s: %q", k, v)
+		}
+		if strings.EqualFold(strings.ReplaceAll(k, "_", "-"), "X-Debug") {
+			t.Errorf("upstream got %s: %q", k, v)
 		}
 	}
 }

@@ -1,0 +1,114 @@
+package headers
+
+import (
+	"net/http"
+	"net/textproto"
+	"strings"
+)
+
+// SameCGIName reports whether CGI, WSGI and PHP read header names a and b
+// under one variable (HTTP_X_CONSUMER for "X-Consumer", "X_Consumer" and
+// "x_consumer"): equal ignoring case, with "_" and "-" equivalent.
+func SameCGIName(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		ca, cb := fold(a[i]), fold(b[i])
+		if ca != cb {
+			return false
+		}
+	}
+	return true
+}
+
+func fold(c byte) byte {
+	switch {
+	case c == '_':
+		return '-'
+	case 'A' <= c && c <= 'Z':
+		return c + 'a' - 'A'
+	}
+	return c
+}
+
+// DeleteAll removes from h the header name (canonical) and every other
+// spelling of it that SameCGIName equates, so that the value the gateway
+// sets next is the only one an upstream can read under that name. Only keys
+// with an underscore or outside canonical form can be such spellings, so a
+// request without them costs one pass over its keys and no allocation.
+func DeleteAll(h http.Header, name string) {
+	delete(h, name)
+	for k := range h {
+		if len(k) == len(name) && SameCGIName(k, name) {
+			delete(h, k)
+		}
+	}
+}
+
+// DeleteAliases removes from h every key with an underscore whose CGI name
+// is the name of one of names (canonical keys stay: the caller decides
+// about those). It is DeleteAll for a list, without touching the canonical
+// spelling.
+func DeleteAliases(h http.Header, names []string) {
+	for k := range h {
+		if strings.IndexByte(k, '_') < 0 {
+			continue
+		}
+		for _, n := range names {
+			if SameCGIName(k, n) {
+				delete(h, k)
+				break
+			}
+		}
+	}
+}
+
+// kept are the hop-by-hop headers a Connection header may name without
+// removing them here: the reverse proxy handles each itself (it keeps
+// "TE: trailers" and the Upgrade of an allowed protocol switch, and drops
+// the rest), and "close" and "keep-alive" are connection options, not
+// header names.
+var kept = map[string]bool{
+	"Close": true, "Keep-Alive": true, "Upgrade": true, "Te": true, "Trailer": true,
+	"Transfer-Encoding": true, "Proxy-Connection": true, "Proxy-Authenticate": true, "Proxy-Authorization": true,
+}
+
+// StripConnectionListed removes from h the headers that its Connection
+// header names (RFC 9110 section 7.6.1), except those in kept, and leaves
+// Connection naming only the kept ones. Run before the policies, it makes
+// the hop-by-hop removal of the reverse proxy find nothing of the gateway's
+// own to remove: "Connection: X-Consumer" can no longer drop the consumer
+// header an API-key policy sets. A request without Connection options is
+// not changed.
+func StripConnectionListed(h http.Header) {
+	vals := h["Connection"]
+	if len(vals) == 0 {
+		return
+	}
+	var keep []string
+	changed := false
+	for _, v := range vals {
+		for opt := range strings.SplitSeq(v, ",") {
+			opt = textproto.TrimString(opt)
+			if opt == "" {
+				continue
+			}
+			name := textproto.CanonicalMIMEHeaderKey(opt)
+			if kept[name] {
+				keep = append(keep, opt)
+				continue
+			}
+			changed = true
+			DeleteAll(h, name)
+		}
+	}
+	if !changed {
+		return
+	}
+	if len(keep) == 0 {
+		delete(h, "Connection")
+		return
+	}
+	h["Connection"] = []string{strings.Join(keep, ", ")}
+}

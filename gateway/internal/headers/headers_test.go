@@ -1,0 +1,70 @@
+package headers
+
+import (
+	"net/http"
+	"reflect"
+	"testing"
+)
+
+func TestSameCGIName(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		a, b string
+		want bool
+	}{
+		{name: "same", a: "X-Consumer", b: "X-Consumer", want: true},
+		{name: "underscore", a: "X_consumer", b: "X-Consumer", want: true},
+		{name: "lower case", a: "x_consumer", b: "X-Consumer", want: true},
+		{name: "mixed", a: "X-User_id", b: "X-User-Id", want: true},
+		{name: "other name", a: "X-Consumers", b: "X-Consumer"},
+		{name: "other letter", a: "X-Consumor", b: "X-Consumer"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if got := SameCGIName(tt.a, tt.b); got != tt.want {
+				t.Fatalf("SameCGIName(%q, %q) = %v", tt.a, tt.b, got)
+			}
+		})
+	}
+}
+
+func TestDeleteAllAndAliases(t *testing.T) {
+	t.Parallel()
+	h := http.Header{"X-Consumer": {"a"}, "X_consumer": {"b"}, "X-Consumer_": {"c"}, "X-Forwarded-For": {"d"}, "X_forwarded_for": {"e"}, "Other": {"f"}}
+	DeleteAll(h, "X-Consumer")
+	DeleteAliases(h, []string{"X-Forwarded-For"})
+	want := http.Header{"X-Consumer_": {"c"}, "X-Forwarded-For": {"d"}, "Other": {"f"}}
+	if !reflect.DeepEqual(h, want) {
+		t.Fatalf("got %v, want %v", h, want)
+	}
+}
+
+func TestStripConnectionListed(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		in   http.Header
+		want http.Header
+	}{
+		{name: "no connection", in: http.Header{"X-Consumer": {"a"}}, want: http.Header{"X-Consumer": {"a"}}},
+		{name: "options only", in: http.Header{"Connection": {"keep-alive, Upgrade"}, "Upgrade": {"websocket"}},
+			want: http.Header{"Connection": {"keep-alive, Upgrade"}, "Upgrade": {"websocket"}}},
+		{name: "a named header", in: http.Header{"Connection": {"close, X-Consumer"}, "X-Consumer": {"a"}, "X_consumer": {"b"}},
+			want: http.Header{"Connection": {"close"}}},
+		{name: "te is left to the proxy", in: http.Header{"Connection": {"TE, x-user-id"}, "Te": {"trailers"}, "X-User-Id": {"u"}},
+			want: http.Header{"Connection": {"TE"}, "Te": {"trailers"}}},
+		{name: "only named headers", in: http.Header{"Connection": {"X-A", "X-B"}, "X-A": {"1"}, "X-B": {"2"}, "X-C": {"3"}},
+			want: http.Header{"X-C": {"3"}}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			StripConnectionListed(tt.in)
+			if !reflect.DeepEqual(tt.in, tt.want) {
+				t.Fatalf("got %v, want %v", tt.in, tt.want)
+			}
+		})
+	}
+}

@@ -1,0 +1,57 @@
+package proxy
+
+import (
+	"net/http"
+	"net/textproto"
+	"strings"
+
+	"github.com/gitgate/gitgate/gateway/internal/headers"
+)
+
+// peerSetHeaders are headers that servers and frameworks read as facts
+// about the client or the original request (its address, port, prefix or
+// URL) and that only a trusted proxy may set: nginx's X-Real-IP, Spring's
+// X-Forwarded-Prefix, IIS's X-Original-URL and X-Rewrite-URL. From any
+// other peer they are removed.
+var peerSetHeaders = []string{"X-Real-Ip", "X-Forwarded-Port", "X-Forwarded-Prefix", "X-Original-Url", "X-Rewrite-Url"}
+
+// forwardingHeaders are the headers whose spellings with "_" (which CGI,
+// WSGI and PHP read under the same name) are removed from every request.
+var forwardingHeaders = append([]string{"X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto", "Forwarded"}, peerSetHeaders...)
+
+// scrubForwarded removes from out the client-sent forwarding headers that
+// the peer may not set (all of peerSetHeaders unless trusted) and every
+// underscore spelling of a forwarding header, whoever sent it.
+func scrubForwarded(out http.Header, trusted bool) {
+	if !trusted {
+		for _, h := range peerSetHeaders {
+			delete(out, h)
+		}
+	}
+	headers.DeleteAliases(out, forwardingHeaders)
+}
+
+// switchHopHeaders are the hop-by-hop headers (RFC 9110 section 7.6.1 and
+// the older RFC 2616 list) that a 101 answer must not pass on; Upgrade and
+// Connection are the handshake itself and are set anew.
+var switchHopHeaders = []string{"Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding"}
+
+// scrubSwitching removes the hop-by-hop headers of an upstream's 101
+// answer, which ReverseProxy copies to the client as they are: the headers
+// its Connection names and those of switchHopHeaders. Connection is left
+// as "Upgrade", Upgrade as the upstream sent it.
+func scrubSwitching(h http.Header) {
+	for _, v := range h["Connection"] {
+		for opt := range strings.SplitSeq(v, ",") {
+			if opt = textproto.TrimString(opt); opt != "" {
+				if name := textproto.CanonicalMIMEHeaderKey(opt); name != "Upgrade" && name != "Connection" {
+					delete(h, name)
+				}
+			}
+		}
+	}
+	for _, n := range switchHopHeaders {
+		delete(h, n)
+	}
+	h["Connection"] = []string{"Upgrade"}
+}
