@@ -277,6 +277,30 @@ func (rt *Route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	pool := be.fw.pool
 	var avoid *upstream.Target
 	retryHeld := false
+	// open is the target of the attempt in progress until its Done.
+	// ReverseProxy panics with http.ErrAbortHandler when copying the
+	// response body fails (the client left, or the upstream broke off
+	// mid-body); this deferred call then hands the attempt back to the
+	// pool, the breaker and the retry budget, and the panic goes on to
+	// net/http, which aborts the client's connection.
+	var open *upstream.Target
+	var tryCancel context.CancelCauseFunc
+	defer func() {
+		if open == nil {
+			return
+		}
+		if ex.tryTimer != nil {
+			ex.tryTimer.Stop()
+		}
+		if tryCancel != nil {
+			tryCancel(nil)
+		}
+		ex.kind = abortKind(ctx, r)
+		pool.Done(open, ex.kind.outcome())
+		if retryHeld {
+			rt.budget.release()
+		}
+	}()
 	for try := 0; ; try++ {
 		t, err := pool.Pick(key, avoid)
 		if err != nil {
@@ -297,7 +321,8 @@ func (rt *Route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		ex.target, ex.err, ex.status, ex.retried = t, nil, 0, false
 		ex.canRetry = try < attempts
 		actx := ctx
-		var tryCancel context.CancelCauseFunc
+		tryCancel = nil
+		open = t
 		if rt.perTry > 0 {
 			actx, tryCancel = context.WithCancelCause(ctx)
 			ex.tryTimer = time.AfterFunc(rt.perTry, func() { tryCancel(errTryTimeout) })
@@ -316,6 +341,7 @@ func (rt *Route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if tryCancel != nil {
 			tryCancel(nil)
 		}
+		open = nil
 		pool.Done(t, kind.outcome())
 		if retryHeld {
 			rt.budget.release()
@@ -432,6 +458,21 @@ func writeFailure(w http.ResponseWriter, ex *exchange) {
 	default:
 		WriteError(w, http.StatusBadGateway, bodyBadGW)
 	}
+}
+
+// abortKind classifies an attempt whose response body copy failed after
+// the status went to the client. A client that left is no failure of the
+// upstream (net/http cancels the request's context when a write to the
+// client fails, before ReverseProxy panics); a body the upstream broke off
+// is a reset, and one cut by the route timeout a timeout.
+func abortKind(ctx context.Context, r *http.Request) attemptKind {
+	switch {
+	case context.Cause(ctx) == errRouteTimeout:
+		return kindTimeout
+	case r.Context().Err() != nil:
+		return kindClientGone
+	}
+	return kindReset
 }
 
 // stopKind is the kind of a request whose context ended between attempts.
