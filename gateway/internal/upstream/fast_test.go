@@ -519,3 +519,30 @@ func TestFastTransportUnsolicitedBytes(t *testing.T) {
 		})
 	}
 }
+
+// BenchmarkProbe is the cost that every reuse of a pooled connection pays
+// for its check for unsolicited bytes: one non-blocking peek.
+func BenchmarkProbe(b *testing.B) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	s, err := ln.Accept()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	p := newProber(c)
+	b.ReportAllocs()
+	for b.Loop() {
+		if !p.alive() {
+			b.Fatal("a quiet connection probed as not alive")
+		}
+	}
+}
