@@ -98,7 +98,7 @@ type exchange struct {
 type requestState struct {
 	ex     exchange
 	ctx    exchangeCtx
-	rec    recorder
+	ob     Observation             // used when no outer handler observes the request
 	cancel context.CancelCauseFunc // cancels ctx
 }
 

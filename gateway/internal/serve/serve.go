@@ -56,7 +56,7 @@ type Config struct {
 	Watch bool
 	// ObserveAddr, when set, serves the read-only admin routes on TCP.
 	ObserveAddr string
-	// AccessLog logs one line per proxied request.
+	// AccessLog logs one line per request, proxied or not.
 	AccessLog bool
 	// H2C accepts HTTP/2 without TLS (prior knowledge) on Listen.
 	H2C bool
