@@ -94,11 +94,10 @@ type exchange struct {
 }
 
 // requestState is everything a request needs beside the http.Request, in
-// one allocation.
+// one allocation (its Observation is the engine's, see Options.Observe).
 type requestState struct {
 	ex     exchange
 	ctx    exchangeCtx
-	ob     Observation             // used when no outer handler observes the request
 	cancel context.CancelCauseFunc // cancels ctx
 }
 

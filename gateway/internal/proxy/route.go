@@ -219,7 +219,7 @@ func (rt *Route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if ob == nil && rt.opts.observing() {
 		// No outer handler observes the request (the route is served
 		// on its own): the route records it.
-		ob = &st.ob
+		ob = &Observation{}
 		ob.init(rt.opts, w, r, start)
 		defer ob.End()
 		w = ob
@@ -338,8 +338,13 @@ func (rt *Route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		tryCancel = nil
 		open = t
 		if rt.perTry > 0 {
-			actx, tryCancel = context.WithCancelCause(ctx)
-			ex.tryTimer = time.AfterFunc(rt.perTry, func() { tryCancel(errTryTimeout) })
+			// The timer's func captures its own variable: one captured
+			// from outside the loop would be moved to the heap for every
+			// request.
+			var cancelTry context.CancelCauseFunc
+			actx, cancelTry = context.WithCancelCause(ctx)
+			tryCancel = cancelTry
+			ex.tryTimer = time.AfterFunc(rt.perTry, func() { cancelTry(errTryTimeout) })
 		}
 		out := r.WithContext(actx)
 		if replay != nil {
