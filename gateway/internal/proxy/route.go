@@ -212,8 +212,7 @@ func (rt *Route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer rt.active.Add(-1)
 
 	be := rt.pickBackend(r)
-	// One allocation holds the request's exchange, its context and its
-	// response recorder.
+	// One allocation holds the request's exchange and its context.
 	st := &requestState{}
 	ob, _ := w.(*Observation)
 	if ob == nil && rt.opts.observing() {
