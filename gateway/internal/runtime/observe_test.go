@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -96,6 +97,7 @@ func TestEveryRequestObserved(t *testing.T) {
 		want   want
 	}{
 		{"unrouted", http.MethodGet, "/nowhere/at/all", nil, want{"none", "none", "none", 404, false}},
+		{"bad path", http.MethodGet, "/shop/%2e%2e%2fadmin", nil, want{"none", "none", "none", 400, false}},
 		{"proxied", http.MethodGet, "/shop/cart", nil, want{"shop", "a", "none", 200, false}},
 		{"rate limit lets the first through", http.MethodGet, "/rl", nil, want{"rl", "a", "none", 200, false}},
 		{"rate limited", http.MethodGet, "/rl", nil, want{"rl", "none", "one-per-hour", 429, false}},
@@ -138,8 +140,9 @@ func TestEveryRequestObserved(t *testing.T) {
 			t.Fatalf("%s: %d access log lines after %d requests:\n%s", c.name, len(lines), i+1, bytes.Join(sink.lines(), []byte("\n")))
 		}
 		got := lines[i]
+		path, _ := url.PathUnescape(c.path)
 		for k, v := range map[string]any{"route": c.want.route, "upstream": c.want.upstream, "policy": c.want.policy,
-			"status": float64(c.want.status), "method": c.method, "path": c.path} {
+			"status": float64(c.want.status), "method": c.method, "path": path} {
 			if got[k] != v {
 				t.Errorf("%s: access log %s = %v, want %v (line %v)", c.name, k, got[k], v, got)
 			}
