@@ -75,7 +75,7 @@ func parseFlags(args []string, stdout, stderr io.Writer) (cfg serve.Config, leve
 	fset.StringVar(&cfg.StateDir, "state-dir", serve.DefaultStateDir(), "directory of the last-known-good bundle; empty: none")
 	fset.BoolVar(&cfg.Watch, "watch", false, "serve GET /v1/watch (long-poll and server-sent events)")
 	fset.StringVar(&cfg.ObserveAddr, "observe-addr", "", "TCP address for the read-only admin routes; empty: none")
-	fset.BoolVar(&cfg.AccessLog, "access-log", false, "log one line per proxied request")
+	fset.BoolVar(&cfg.AccessLog, "access-log", false, "log one line per request: proxied, refused by a policy or unrouted")
 	fset.BoolVar(&cfg.H2C, "h2c", false, "accept HTTP/2 without TLS on --listen")
 	fset.StringVar(&cfg.TLSCert, "tls-cert", "", "TLS certificate file for --listen (with --tls-key)")
 	fset.StringVar(&cfg.TLSKey, "tls-key", "", "TLS key file for --listen (with --tls-cert)")

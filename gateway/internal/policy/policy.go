@@ -166,24 +166,50 @@ func Compile(cfg *schemas.Config, prev *Set, opts Options) (*Set, error) {
 // Wrap returns next behind the policies that route names, in order, except
 // that cors policies run first. A name the Set does not know (a caller bug:
 // Compile refuses routes naming unknown policies) fails closed with 500.
+//
+// Each policy is told to an observed request's ResponseWriter (see
+// AnswerRecorder) before it decides, so that a request a policy answers is
+// counted and logged with that policy's name.
 func (s *Set) Wrap(route string, policies []string, next http.Handler) http.Handler {
-	chain := make([]compiled, 0, len(policies))
+	type link struct {
+		name string
+		compiled
+	}
+	chain := make([]link, 0, len(policies))
 	for _, name := range policies {
 		c, ok := s.policies[name]
 		if !ok {
-			return failClosed(name)
+			return marked(name, failClosed(name))
 		}
-		chain = append(chain, c)
+		chain = append(chain, link{name, c})
 	}
 	// Stable: CORS first, the rest in the listed order.
-	slices.SortStableFunc(chain, func(a, b compiled) int {
+	slices.SortStableFunc(chain, func(a, b link) int {
 		return cmp.Compare(corsRank(a.kind), corsRank(b.kind))
 	})
 	h := next
 	for i := len(chain) - 1; i >= 0; i-- {
-		h = chain[i].mw.wrap(route, h)
+		h = marked(chain[i].name, chain[i].mw.wrap(route, h))
 	}
 	return h
+}
+
+// AnswerRecorder is implemented by the ResponseWriter of a request that is
+// counted and logged (the proxy's observation): SetPolicy names the policy
+// deciding on the request, the one that answered unless a later policy or
+// the route takes over.
+type AnswerRecorder interface {
+	SetPolicy(name string)
+}
+
+// marked tells policy's name to an AnswerRecorder before h runs.
+func marked(policy string, h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if a, ok := w.(AnswerRecorder); ok {
+			a.SetPolicy(policy)
+		}
+		h.ServeHTTP(w, r)
+	})
 }
 
 func corsRank(kind string) int {

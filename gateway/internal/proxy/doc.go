@@ -18,6 +18,13 @@
 //   - Bodies up to MaxRetryBody bytes are buffered when the route may retry,
 //     so a retry can replay them; larger bodies are streamed and never
 //     retried.
+//   - Every attempt is handed back to its pool (in-flight count, outlier
+//     detection, breaker) and the retry budget on every exit path, including
+//     ReverseProxy's http.ErrAbortHandler panic when the body copy fails; a
+//     client that leaves counts as no failure of the upstream.
+//   - An Observation (Options.Observe) counts and logs each request once,
+//     with its route, upstream and the policy that answered, "none" where
+//     there is none; an upstream failure carries its cause.
 //   - Errors are small JSON bodies: 404 no route, 413 body too large, 502
 //     upstream failed, 503 no healthy target or breaker open, 504 timeout.
 package proxy

@@ -95,11 +95,10 @@ type exchange struct {
 }
 
 // requestState is everything a request needs beside the http.Request, in
-// one allocation.
+// one allocation (its Observation is the engine's, see Options.Observe).
 type requestState struct {
 	ex     exchange
 	ctx    exchangeCtx
-	rec    recorder
 	cancel context.CancelCauseFunc // cancels ctx
 }
 

@@ -3,26 +3,33 @@ package proxy
 import (
 	"fmt"
 	"net/http"
-	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
 
 // Metrics are the data plane's Prometheus collectors. Label names are
-// constant: route, upstream, code (a class such as "2xx").
+// constant: route, upstream, policy (None when the request got past its
+// policies), code (the status class, such as "2xx", of the answer the
+// client got, whoever wrote it).
 type Metrics struct {
 	requests *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 	inFlight *prometheus.GaugeVec
 	retries  *prometheus.CounterVec
+	// unrouted are the series of requests no route matched.
+	unrouted struct {
+		codes   [6]prometheus.Counter
+		latency prometheus.Observer
+	}
 }
 
 // NewMetrics creates the collectors and registers them with reg.
 func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 	m := &Metrics{
 		requests: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "gitgate_requests_total", Help: "Requests served, by route, upstream and status class.",
-		}, []string{"route", "upstream", "code"}),
+			Name: "gitgate_requests_total",
+			Help: "Requests answered, by route, upstream and the policy that answered (\"none\" for each when none did) and status class.",
+		}, []string{"route", "upstream", "policy", "code"}),
 		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Name: "gitgate_request_duration_seconds", Help: "Time from request to the end of the response.",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30},
@@ -39,6 +46,10 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 			return nil, fmt.Errorf("registering proxy metrics: %w", err)
 		}
 	}
+	for i, c := range codeClasses {
+		m.unrouted.codes[i] = m.requests.WithLabelValues(None, None, None, c)
+	}
+	m.unrouted.latency = m.latency.WithLabelValues(None, None)
 	return m, nil
 }
 
@@ -76,7 +87,7 @@ func (rt *Route) backendMetrics(be *backend) *backendMetrics {
 		retries: m.retries.WithLabelValues(rt.name, be.name),
 	}
 	for i, c := range codeClasses {
-		bm.codes[i] = m.requests.WithLabelValues(rt.name, be.name, c)
+		bm.codes[i] = m.requests.WithLabelValues(rt.name, be.name, None, c)
 	}
 	be.metrics.Store(bm)
 	return bm
@@ -85,31 +96,6 @@ func (rt *Route) backendMetrics(be *backend) *backendMetrics {
 func (rt *Route) countRetry(be *backend) {
 	if rt.opts.Metrics != nil {
 		rt.backendMetrics(be).retries.Inc()
-	}
-}
-
-func (rt *Route) observe(r *http.Request, be *backend, rec *recorder, start time.Time) {
-	d := time.Since(start)
-	if rt.opts.Metrics != nil {
-		bm := rt.backendMetrics(be)
-		class := rec.status / 100
-		if class < 1 || class > 5 {
-			class = 0
-		}
-		bm.codes[class].Inc()
-		bm.latency.Observe(d.Seconds())
-	}
-	if rt.opts.AccessLog {
-		rt.opts.Logger.Info().
-			Str("route", rt.name).
-			Str("upstream", be.name).
-			Str("method", r.Method).
-			Str("path", r.URL.Path).
-			Int("status", rec.status).
-			Int64("bytes", rec.bytes).
-			Dur("duration", d).
-			Str("version", rt.version).
-			Msg("request")
 	}
 }
 

@@ -8,9 +8,12 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"github.com/rs/zerolog"
 
 	"github.com/gitgate/gitgate/gateway/internal/upstream"
 	"github.com/gitgate/gitgate/schemas"
@@ -37,11 +40,16 @@ type Route struct {
 	version     string // config version, for the access log
 	maxRetry    int64
 	metrics     atomic.Pointer[routeMetrics]
+	failLog     zerolog.Logger // upstream failures, rate-bounded
 }
 
 // SetConfigVersion records the version of the config the route belongs to,
 // written to each access log line. Call it before the route serves.
 func (rt *Route) SetConfigVersion(v string) { rt.version = v }
+
+// failLogBurst is how many upstream failures per second and route are
+// logged when the access log is off.
+const failLogBurst = 5
 
 // backend is one weighted upstream of a route.
 type backend struct {
@@ -71,6 +79,7 @@ func NewRoute(name string, spec schemas.Route, forwarders map[string]*Forwarder,
 		maxBody: spec.MaxBodyBytes,
 		opts:    opts,
 		retry:   spec.Retries,
+		failLog: opts.Logger.Sample(&zerolog.BurstSampler{Burst: failLogBurst, Period: time.Second}),
 	}
 	if len(spec.Backends) == 0 {
 		diag(".backends", "a route needs at least one backend")
@@ -203,18 +212,21 @@ func (rt *Route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	defer rt.active.Add(-1)
 
 	be := rt.pickBackend(r)
-	// One allocation holds the request's exchange, its context and its
-	// response recorder.
+	// One allocation holds the request's exchange and its context.
 	st := &requestState{}
-	if rt.opts.Metrics != nil || rt.opts.AccessLog {
-		rec := &st.rec
-		rec.ResponseWriter, rec.status = w, http.StatusOK
-		w = rec
-		defer rt.observe(r, be, rec, start)
-		if g := rt.inFlightGauge(); g != nil {
-			g.Inc()
-			defer g.Dec()
-		}
+	ob, _ := w.(*Observation)
+	if ob == nil && rt.opts.observing() {
+		// No outer handler observes the request (the route is served
+		// on its own): the route records it.
+		ob = &Observation{}
+		ob.init(rt.opts, w, r, start)
+		defer ob.End()
+		w = ob
+	}
+	ob.forwarding(rt, be)
+	if g := rt.inFlightGauge(); g != nil {
+		g.Inc()
+		defer g.Dec()
 	}
 
 	if r.ContentLength > rt.maxBody {
@@ -283,6 +295,30 @@ func (rt *Route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	pool := be.fw.pool
 	var avoid *upstream.Target
 	retryHeld := false
+	// open is the target of the attempt in progress until its Done.
+	// ReverseProxy panics with http.ErrAbortHandler when copying the
+	// response body fails (the client left, or the upstream broke off
+	// mid-body); this deferred call then hands the attempt back to the
+	// pool, the breaker and the retry budget, and the panic goes on to
+	// net/http, which aborts the client's connection.
+	var open *upstream.Target
+	var tryCancel context.CancelCauseFunc
+	defer func() {
+		if open == nil {
+			return
+		}
+		if ex.tryTimer != nil {
+			ex.tryTimer.Stop()
+		}
+		if tryCancel != nil {
+			tryCancel(nil)
+		}
+		ex.kind = abortKind(ctx, r)
+		pool.Done(open, ex.kind.outcome())
+		if retryHeld {
+			rt.budget.release()
+		}
+	}()
 	for try := 0; ; try++ {
 		t, err := pool.Pick(key, avoid)
 		if err != nil {
@@ -290,7 +326,7 @@ func (rt *Route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				rt.budget.release()
 			}
 			if try > 0 {
-				writeFailure(w, ex)
+				rt.failed(ob, be, ex, writeFailure(w, ex))
 				return
 			}
 			body := be.noHost
@@ -298,15 +334,22 @@ func (rt *Route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				body = be.breaker
 			}
 			WriteError(w, http.StatusServiceUnavailable, body)
+			rt.logFailure(ob, be, "", http.StatusServiceUnavailable, err.Error())
 			return
 		}
 		ex.target, ex.err, ex.status, ex.retried = t, nil, 0, false
 		ex.canRetry = try < attempts
 		actx := ctx
-		var tryCancel context.CancelCauseFunc
+		tryCancel = nil
+		open = t
 		if rt.perTry > 0 {
-			actx, tryCancel = context.WithCancelCause(ctx)
-			ex.tryTimer = time.AfterFunc(rt.perTry, func() { tryCancel(errTryTimeout) })
+			// The timer's func captures its own variable: one captured
+			// from outside the loop would be moved to the heap for every
+			// request.
+			var cancelTry context.CancelCauseFunc
+			actx, cancelTry = context.WithCancelCause(ctx)
+			tryCancel = cancelTry
+			ex.tryTimer = time.AfterFunc(rt.perTry, func() { cancelTry(errTryTimeout) })
 		}
 		out := r.WithContext(actx)
 		if replay != nil {
@@ -322,12 +365,16 @@ func (rt *Route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if tryCancel != nil {
 			tryCancel(nil)
 		}
+		open = nil
 		pool.Done(t, kind.outcome())
 		if retryHeld {
 			rt.budget.release()
 			retryHeld = false
 		}
 		if kind == kindOK || kind == kindStatus && !ex.retried {
+			if kind == kindStatus {
+				rt.failed(ob, be, ex, ex.status) // the upstream's own 502-504
+			}
 			return // the upstream's response went to the client
 		}
 		if kind == kindStatus {
@@ -336,14 +383,14 @@ func (rt *Route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			retryHeld = true
 		}
 		if !retryHeld {
-			writeFailure(w, ex)
+			rt.failed(ob, be, ex, writeFailure(w, ex))
 			return
 		}
 		rt.countRetry(be)
 		if !sleepCtx(ctx, rt.backoff(try)) {
 			rt.budget.release()
 			ex.kind = stopKind(ctx)
-			writeFailure(w, ex)
+			rt.failed(ob, be, ex, writeFailure(w, ex))
 			return
 		}
 		avoid = t
@@ -417,9 +464,11 @@ func (rt *Route) retryable(k attemptKind) bool {
 	return false
 }
 
-// writeFailure answers the client for the last failed attempt, ex.kind. A
-// status that was passed through has already been written.
-func writeFailure(w http.ResponseWriter, ex *exchange) {
+// writeFailure answers the client for the last failed attempt, ex.kind,
+// and returns the status it wrote, 0 for none. A status that was passed
+// through has already been written.
+func writeFailure(w http.ResponseWriter, ex *exchange) int {
+	status := 0
 	switch ex.kind {
 	case kindOK, kindClientGone:
 		// Answered already, or nobody is left to answer.
@@ -428,21 +477,102 @@ func writeFailure(w http.ResponseWriter, ex *exchange) {
 		case ex.err == nil:
 			// The upstream's own response went to the client.
 		case ex.status == http.StatusServiceUnavailable:
-			WriteError(w, ex.status, ErrorJSON(MsgUpstreamError, ex.backend.name))
+			status = ex.status
+			WriteError(w, status, ErrorJSON(MsgUpstreamError, ex.backend.name))
 		case ex.status == http.StatusGatewayTimeout:
-			WriteError(w, ex.status, bodyTimeout)
+			status = ex.status
+			WriteError(w, status, bodyTimeout)
 		default:
-			WriteError(w, http.StatusBadGateway, bodyBadGW)
+			status = http.StatusBadGateway
+			WriteError(w, status, bodyBadGW)
 		}
 	case kindTooLarge:
-		WriteError(w, http.StatusRequestEntityTooLarge, bodyTooBig)
+		status = http.StatusRequestEntityTooLarge
+		WriteError(w, status, bodyTooBig)
 	case kindBadBody:
-		WriteError(w, http.StatusBadRequest, bodyBadBody)
+		status = http.StatusBadRequest
+		WriteError(w, status, bodyBadBody)
 	case kindTryTimeout, kindTimeout:
-		WriteError(w, http.StatusGatewayTimeout, bodyTimeout)
+		status = http.StatusGatewayTimeout
+		WriteError(w, status, bodyTimeout)
 	default:
-		WriteError(w, http.StatusBadGateway, bodyBadGW)
+		status = http.StatusBadGateway
+		WriteError(w, status, bodyBadGW)
 	}
+	return status
+}
+
+// failed records and logs an upstream failure that the client got as
+// status (written by the gateway or passed through from the upstream):
+// anything from 502 up. Other statuses (413, none) are not the upstream's
+// failures.
+func (rt *Route) failed(ob *Observation, be *backend, ex *exchange, status int) {
+	if status < http.StatusBadGateway {
+		return
+	}
+	target := ""
+	if ex.target != nil {
+		target = ex.target.String()
+	}
+	rt.logFailure(ob, be, target, status, failureCause(ex))
+}
+
+// logFailure puts the cause of an upstream failure on the request's access
+// log line, or, with the access log off, on a warning of its own (at most
+// a few per second and route).
+func (rt *Route) logFailure(ob *Observation, be *backend, target string, status int, cause string) {
+	ob.failed(target, cause)
+	if rt.opts.AccessLog {
+		return
+	}
+	rt.failLog.Warn().
+		Str("route", rt.name).
+		Str("upstream", be.name).
+		Str("target", target).
+		Int("status", status).
+		Str("cause", cause).
+		Msg("upstream failed")
+}
+
+// Causes of upstream failures that carry no error of their own.
+var statusCauses = map[int]string{
+	http.StatusBadGateway:         "upstream answered 502",
+	http.StatusServiceUnavailable: "upstream answered 503",
+	http.StatusGatewayTimeout:     "upstream answered 504",
+}
+
+// failureCause says why the last attempt, ex, failed.
+func failureCause(ex *exchange) string {
+	switch ex.kind {
+	case kindStatus:
+		if c, ok := statusCauses[ex.status]; ok {
+			return c
+		}
+		return "upstream answered " + strconv.Itoa(ex.status)
+	case kindTryTimeout:
+		return errTryTimeout.Error()
+	case kindTimeout:
+		return errRouteTimeout.Error()
+	}
+	if ex.err != nil {
+		return ex.err.Error()
+	}
+	return "upstream failed"
+}
+
+// abortKind classifies an attempt whose response body copy failed after
+// the status went to the client. A client that left is no failure of the
+// upstream (net/http cancels the request's context when a write to the
+// client fails, before ReverseProxy panics); a body the upstream broke off
+// is a reset, and one cut by the route timeout a timeout.
+func abortKind(ctx context.Context, r *http.Request) attemptKind {
+	switch {
+	case context.Cause(ctx) == errRouteTimeout:
+		return kindTimeout
+	case r.Context().Err() != nil:
+		return kindClientGone
+	}
+	return kindReset
 }
 
 // stopKind is the kind of a request whose context ended between attempts.

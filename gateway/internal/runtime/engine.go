@@ -145,14 +145,25 @@ func New(opts Options) *Engine {
 
 var bodyNoConfig = proxy.ErrorJSON(proxy.MsgNoConfig, "")
 
-// ServeHTTP routes r with the current snapshot and serves it.
+// ServeHTTP routes r with the current snapshot and serves it. With metrics
+// or the access log on, every request is counted and logged once, by the
+// observation started here, whoever answers it: no config, a bad path, no
+// route, a policy, the upstream or the gateway for a failed upstream.
 func (e *Engine) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	ob := e.popts.Observe(w, r)
+	if ob != nil {
+		defer ob.End() // deferred: a panic (http.ErrAbortHandler) is recorded too
+		w = ob
+	}
 	s := e.acquire()
 	if s == nil {
 		proxy.WriteError(w, http.StatusServiceUnavailable, bodyNoConfig)
 		return
 	}
 	defer s.unref()
+	if ob != nil {
+		ob.SetVersion(s.bundle().Version)
+	}
 	if !screen(w, r) {
 		return
 	}
@@ -167,6 +178,9 @@ func (e *Engine) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h := s.handlers[m.Index]
+	if ob != nil {
+		ob.SetRoute(s.table.Names()[m.Index])
+	}
 	if h == nil {
 		proxy.NotFound(w)
 		return

@@ -66,7 +66,7 @@ type Config struct {
 	// ObserveAddr. Default false: they are replaced, since that address is
 	// reachable over the network; the admin socket serves them always.
 	ObserveShowSecrets bool
-	// AccessLog logs one line per proxied request.
+	// AccessLog logs one line per request, proxied or not.
 	AccessLog bool
 	// H2C accepts HTTP/2 without TLS (prior knowledge) on Listen.
 	H2C bool

@@ -17,5 +17,8 @@
 // go through an http.Transport. A request whose reused connection turns out
 // closed by the upstream before any response byte is resent once on a new
 // connection when it is replayable (GET, HEAD, OPTIONS, TRACE or an
-// Idempotency-Key), as http.Transport does.
+// Idempotency-Key), as http.Transport does. A pooled connection never
+// carries a byte that no request asked for: it is kept only when nothing
+// follows the response in its buffer, and every reuse starts with a
+// non-blocking peek that drops it on any pending byte or end of stream.
 package upstream

@@ -40,9 +40,6 @@ const (
 	// is buffered and sent by the fast path; larger ones stream through the
 	// slow path.
 	maxFastBody = 64 << 10
-	// probeAfter is how long a connection may sit idle before it is checked
-	// for a close by the upstream (one non-blocking peek) ahead of reuse.
-	probeAfter = time.Second
 	// idleTimeout closes connections idle for longer, as http.Transport's
 	// IdleConnTimeout does.
 	idleTimeout = 90 * time.Second
@@ -58,9 +55,11 @@ func newFastTransport(slow *http.Transport, dialer *net.Dialer, targets []*Targe
 	if t.maxHead <= 0 {
 		t.maxHead = defaultMaxHead
 	}
-	if maxConns > 0 {
+	if maxConns > 0 || !canProbe {
 		// A cap on connections is enforced by http.Transport alone, so that
-		// the two paths never add up to more than the cap.
+		// the two paths never add up to more than the cap. Without a
+		// non-blocking probe an idle connection cannot be checked for
+		// unsolicited bytes, so it is not reused by the fast path.
 		return t
 	}
 	t.conns = make(map[string]*connPool, len(targets))
@@ -383,8 +382,12 @@ func (cp *connPool) get(ctx context.Context, d *net.Dialer, fresh bool) (*persis
 		cp.idle[n-1] = nil
 		cp.idle = cp.idle[:n-1]
 		cp.mu.Unlock()
-		idle := time.Since(pc.since)
-		if idle > idleTimeout || idle > probeAfter && !alive(pc.conn) {
+		// Every reuse is checked, however short the idle time: an upstream
+		// may have written a response that nobody asked for (after a HEAD
+		// answer with a Content-Length, a 204, a 304 or a complete body)
+		// after the connection went idle, and that response must never be
+		// read as the answer to the next request.
+		if time.Since(pc.since) > idleTimeout || !pc.probe.alive() {
 			_ = pc.conn.Close()
 			continue
 		}
@@ -394,7 +397,7 @@ func (cp *connPool) get(ctx context.Context, d *net.Dialer, fresh bool) (*persis
 	if err != nil {
 		return nil, false, err
 	}
-	pc := &persistConn{conn: c}
+	pc := &persistConn{conn: c, probe: newProber(c)}
 	pc.cr.c = c
 	pc.br = bufio.NewReaderSize(&pc.cr, 4<<10)
 	pc.bw = bufio.NewWriterSize(&countWriter{pc: pc}, 4<<10)
@@ -440,6 +443,7 @@ type persistConn struct {
 	br    *bufio.Reader
 	bw    *bufio.Writer
 	since time.Time // when it went idle
+	probe *prober   // checks the idle connection before reuse
 	// abortFn is pc.abort, made once per connection rather than once per
 	// exchange (a method value allocates).
 	abortFn func()
@@ -452,7 +456,7 @@ var aLongTimeAgo = time.Unix(1, 0)
 
 // done ends an exchange: the connection is kept when keep holds, the
 // response was read to its end with nothing after it, and the context did
-// not abort it.
+// not abort it. Bytes that arrive later are caught by the probe in get.
 func (pc *persistConn) done(cp *connPool, stop func() bool, keep bool) {
 	if !stop() || !keep || pc.br.Buffered() > 0 {
 		_ = pc.conn.Close()

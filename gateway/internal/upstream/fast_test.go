@@ -266,16 +266,6 @@ func TestFastTransportFailures(t *testing.T) {
 		wantErr func(error) bool
 	}{
 		{
-			name:   "non-replayable request on a stale connection is not resent",
-			method: http.MethodPost,
-			body:   "x",
-			answer: func(w io.Writer, _ *http.Request, _ []byte, i int) bool {
-				_, _ = io.WriteString(w, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-				return false
-			},
-			wantErr: func(err error) bool { return err != nil },
-		},
-		{
 			name:   "response head over the limit",
 			method: http.MethodGet,
 			answer: func(w io.Writer, _ *http.Request, _ []byte, _ int) bool {
@@ -314,13 +304,6 @@ func TestFastTransportFailures(t *testing.T) {
 				p.fast.maxHead = c.maxHead
 			}
 			ctx := context.Background()
-			// A first request puts a connection in the pool, except when
-			// the case is about the very first exchange.
-			if c.maxHead == 0 && c.timeout == 0 && c.method == http.MethodPost {
-				if _, _, err := do(ctx, p.Transport(), http.MethodGet, s.addr, ""); err != nil {
-					t.Fatalf("first request: %v", err)
-				}
-			}
 			if c.timeout > 0 {
 				var cancel context.CancelFunc
 				ctx, cancel = context.WithTimeout(ctx, c.timeout)
@@ -463,4 +446,103 @@ func FuzzWriteRequest(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestFastTransportUnsolicitedBytes: bytes that an upstream sends after a
+// complete response, whether at once or after the connection went back to
+// the pool, never reach a later request. Each case's first answer is
+// followed by an injected response; the next requests must get the
+// upstream's real answer to their own request id, never the injected one.
+func TestFastTransportUnsolicitedBytes(t *testing.T) {
+	t.Parallel()
+	const injected = "HTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\ninjected"
+	cases := []struct {
+		name   string
+		method string
+		first  string // the first answer
+		late   bool   // injected once the first exchange is over, else in the same write
+	}{
+		{"HEAD with Content-Length then a late response", http.MethodHead, "HTTP/1.1 200 OK\r\nContent-Length: 70\r\n\r\n", true},
+		{"HEAD with Content-Length and a body at once", http.MethodHead, "HTTP/1.1 200 OK\r\nContent-Length: 70\r\n\r\n", false},
+		{"bytes after a 204", http.MethodDelete, "HTTP/1.1 204 No Content\r\n\r\n", true},
+		{"bytes after a 304", http.MethodGet, "HTTP/1.1 304 Not Modified\r\nETag: \"x\"\r\n\r\n", true},
+		{"bytes after a complete body", http.MethodGet, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", true},
+		{"bytes after a complete chunked body", http.MethodGet, "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n2\r\nok\r\n0\r\n\r\n", true},
+		{"bytes in the same write as a complete body", http.MethodGet, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok", false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			inject := make(chan struct{})
+			injectedDone := make(chan struct{})
+			s := newRawServer(t, func(w io.Writer, req *http.Request, _ []byte, i int) bool {
+				if i == 0 {
+					if !c.late {
+						_, _ = io.WriteString(w, c.first+injected)
+						close(injectedDone)
+						return true
+					}
+					_, _ = io.WriteString(w, c.first)
+					<-inject // the proxy has consumed the answer and pooled the connection
+					_, _ = io.WriteString(w, injected)
+					close(injectedDone)
+					return true
+				}
+				b := "id=" + req.Header.Get("X-Request-Id")
+				_, _ = io.WriteString(w, "HTTP/1.1 200 OK\r\nContent-Length: "+strconv.Itoa(len(b))+"\r\n\r\n"+b)
+				return true
+			})
+			rt := fastPool(t, s.addr, nil).Transport()
+			if _, _, err := do(context.Background(), rt, c.method, s.addr, ""); err != nil {
+				t.Fatalf("first request: %v", err)
+			}
+			if c.late {
+				close(inject)
+			}
+			<-injectedDone
+			for _, id := range []string{"2", "3", "4"} {
+				req, _ := http.NewRequest(http.MethodGet, "http://"+s.addr+"/p", nil)
+				req.Header.Set("X-Request-Id", id)
+				res, err := rt.RoundTrip(req)
+				if err != nil {
+					t.Fatalf("request %s: %v", id, err)
+				}
+				b, err := io.ReadAll(res.Body)
+				_ = res.Body.Close()
+				if err != nil {
+					t.Fatalf("request %s: reading body: %v", id, err)
+				}
+				if string(b) != "id="+id {
+					t.Fatalf("request %s got %q, want the answer to its own request %q", id, b, "id="+id)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkProbe is the cost that every reuse of a pooled connection pays
+// for its check for unsolicited bytes: one non-blocking peek.
+func BenchmarkProbe(b *testing.B) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer ln.Close()
+	c, err := net.Dial("tcp", ln.Addr().String())
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer c.Close()
+	s, err := ln.Accept()
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	p := newProber(c)
+	b.ReportAllocs()
+	for b.Loop() {
+		if !p.alive() {
+			b.Fatal("a quiet connection probed as not alive")
+		}
+	}
 }

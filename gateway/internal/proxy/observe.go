@@ -1,0 +1,138 @@
+package proxy
+
+import (
+	"net/http"
+	"time"
+)
+
+// None is the route, upstream and policy label and log value of a request
+// that no route, upstream or policy answered: an unrouted request has
+// route "none"; a request refused by a policy has upstream "none"; a
+// request that got past its policies has policy "none". Label values stay
+// bounded by the config: a path never becomes a label.
+const None = "none"
+
+// Observation is one request's access log line and request metric. The
+// outermost handler that sees a request starts it (Options.Observe) and
+// serves the request with it as the ResponseWriter; the handlers inside
+// say who answered (SetRoute, SetPolicy, and the Route its upstream and,
+// when the gateway answers for a failed upstream, the cause). End records
+// it once, on every exit path: call it deferred, so that a panic such as
+// http.ErrAbortHandler is recorded too. All methods accept a nil
+// Observation (nothing observed) and do nothing then.
+type Observation struct {
+	recorder
+	opts    *Options
+	req     *http.Request
+	start   time.Time
+	route   string
+	version string
+	policy  string
+	// Set by the Route that serves the request.
+	upstream string
+	target   string
+	cause    string
+	bm       *backendMetrics // counters of the route's backend, policy "none"
+}
+
+// Observe starts the observation of r answered on w, nil when neither
+// metrics nor the access log are on.
+func (o *Options) Observe(w http.ResponseWriter, r *http.Request) *Observation {
+	if !o.observing() {
+		return nil
+	}
+	ob := &Observation{}
+	ob.init(o, w, r, time.Now())
+	return ob
+}
+
+func (o *Options) observing() bool { return o.Metrics != nil || o.AccessLog }
+
+func (ob *Observation) init(o *Options, w http.ResponseWriter, r *http.Request, start time.Time) {
+	ob.recorder = recorder{ResponseWriter: w, status: http.StatusOK}
+	ob.opts, ob.req, ob.start = o, r, start
+	ob.route, ob.upstream, ob.policy = None, None, None
+}
+
+// SetRoute records the route that the request matched.
+func (ob *Observation) SetRoute(route string) {
+	if ob != nil {
+		ob.route = route
+	}
+}
+
+// SetVersion records the config version that served the request.
+func (ob *Observation) SetVersion(version string) {
+	if ob != nil {
+		ob.version = version
+	}
+}
+
+// SetPolicy records the policy deciding on the request: the one that
+// answered, unless a later policy or the route takes over.
+func (ob *Observation) SetPolicy(policy string) {
+	if ob != nil {
+		ob.policy = policy
+	}
+}
+
+// forwarding records that rt's backend be serves the request: the policies
+// let it through.
+func (ob *Observation) forwarding(rt *Route, be *backend) {
+	if ob == nil {
+		return
+	}
+	ob.route, ob.version, ob.upstream, ob.policy = rt.name, rt.version, be.name, None
+	if rt.opts.Metrics != nil {
+		ob.bm = rt.backendMetrics(be)
+	}
+}
+
+// failed records why the gateway answered for the upstream.
+func (ob *Observation) failed(target, cause string) {
+	if ob != nil {
+		ob.target, ob.cause = target, cause
+	}
+}
+
+// End counts the request and writes its access log line.
+func (ob *Observation) End() {
+	if ob == nil {
+		return
+	}
+	d := time.Since(ob.start)
+	if m := ob.opts.Metrics; m != nil {
+		class := ob.status / 100
+		if class < 1 || class > 5 {
+			class = 0
+		}
+		switch {
+		case ob.bm != nil && ob.policy == None:
+			ob.bm.codes[class].Inc()
+			ob.bm.latency.Observe(d.Seconds())
+		case ob.route == None:
+			m.unrouted.codes[class].Inc()
+			m.unrouted.latency.Observe(d.Seconds())
+		default:
+			m.requests.WithLabelValues(ob.route, ob.upstream, ob.policy, codeClasses[class]).Inc()
+			m.latency.WithLabelValues(ob.route, ob.upstream).Observe(d.Seconds())
+		}
+	}
+	if !ob.opts.AccessLog {
+		return
+	}
+	ev := ob.opts.Logger.Info().
+		Str("route", ob.route).
+		Str("upstream", ob.upstream).
+		Str("policy", ob.policy).
+		Str("method", ob.req.Method).
+		Str("path", ob.req.URL.Path).
+		Int("status", ob.status).
+		Int64("bytes", ob.bytes).
+		Dur("duration", d).
+		Str("version", ob.version)
+	if ob.cause != "" {
+		ev = ev.Str("target", ob.target).Str("cause", ob.cause)
+	}
+	ev.Msg("request")
+}
