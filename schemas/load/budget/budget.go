@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"strings"
 	"syscall"
 	"time"
@@ -123,7 +124,12 @@ func (e *Evaluator) inChild(ctx context.Context, files []load.File, lim load.Lim
 	cmd.SysProcAttr = sysProcAttr()
 	cmd.Cancel = func() error { return killGroup(cmd.Process) }
 	cmd.WaitDelay = time.Second
+	// The kernel sends Pdeathsig when the thread that started the child
+	// exits, not the process: keep this goroutine on its thread until the
+	// child is reaped, so that no thread exit kills the child early.
+	runtime.LockOSThread()
 	runErr := cmd.Run()
+	runtime.UnlockOSThread()
 
 	switch {
 	case runErr == nil && !stdout.over:
