@@ -18,6 +18,7 @@ import (
 	"github.com/gitgate/gitgate/agent/internal/gitsrc"
 	"github.com/gitgate/gitgate/schemas"
 	"github.com/gitgate/gitgate/schemas/load"
+	"github.com/gitgate/gitgate/schemas/load/budget"
 )
 
 // Exit codes of agent diff, as terraform plan -detailed-exitcode has them:
@@ -57,6 +58,7 @@ type diffOptions struct {
 	exitCode                 bool
 	maxBytes                 int
 	args                     []string
+	eval                     evalFlags
 }
 
 // parseDiffArgs parses flags placed before, between or after the
@@ -75,6 +77,7 @@ func parseDiffArgs(args []string, stderr io.Writer) (diffOptions, error) {
 	fs.StringVar(&o.format, "format", "text", "output format: text, markdown or json")
 	fs.BoolVar(&o.exitCode, "exit-code", false, "exit 2 when there are changes, 0 when there are none")
 	fs.IntVar(&o.maxBytes, "max-bytes", 65536, "markdown size budget in bytes, 0 for none (GitHub comments hold 65536)")
+	o.eval.register(fs)
 	pathSet := false
 	for {
 		if err := fs.Parse(args); err != nil {
@@ -114,7 +117,7 @@ func parseDiffArgs(args []string, stderr io.Writer) (diffOptions, error) {
 }
 
 // runDiff implements agent diff.
-func runDiff(_ context.Context, args []string, stdout, stderr io.Writer) int {
+func runDiff(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	o, err := parseDiffArgs(args, stderr)
 	if errors.Is(err, flag.ErrHelp) {
 		return diffExitSame
@@ -123,7 +126,12 @@ func runDiff(_ context.Context, args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "agent diff: %v\nRun 'agent diff --help' for usage.\n", err)
 		return diffExitError
 	}
-	oldCfg, newCfg, err := loadDiffSides(o, stderr)
+	ev, err := o.eval.evaluator()
+	if err != nil {
+		fmt.Fprintf(stderr, "agent diff: %v\n", err)
+		return diffExitError
+	}
+	oldCfg, newCfg, err := loadDiffSides(ctx, ev, o, stderr)
 	if err != nil {
 		var inv *schemas.InvalidError
 		if errors.As(err, &inv) {
@@ -176,13 +184,14 @@ func (e *sideError) Error() string {
 
 func (e *sideError) Unwrap() error { return e.err }
 
-// loadDiffSides loads the OLD and NEW configs that o names.
-func loadDiffSides(o diffOptions, stderr io.Writer) (oldCfg, newCfg *schemas.Config, err error) {
+// loadDiffSides loads the OLD and NEW configs that o names, their CUE under
+// ev's budget.
+func loadDiffSides(ctx context.Context, ev *budget.Evaluator, o diffOptions, stderr io.Writer) (oldCfg, newCfg *schemas.Config, err error) {
 	if o.base == "" && o.repo == "" {
-		if oldCfg, err = loadDiffDir("OLD "+o.args[0], o.args[0]); err != nil {
+		if oldCfg, err = loadDiffDir(ctx, ev, "OLD "+o.args[0], o.args[0]); err != nil {
 			return nil, nil, err
 		}
-		newCfg, err = loadDiffDir("NEW "+o.args[1], o.args[1])
+		newCfg, err = loadDiffDir(ctx, ev, "NEW "+o.args[1], o.args[1])
 		return oldCfg, newCfg, err
 	}
 	repo, root, err := openDiffRepo(o.repo)
@@ -194,18 +203,18 @@ func loadDiffSides(o diffOptions, stderr io.Writer) (oldCfg, newCfg *schemas.Con
 		if len(o.args) == 1 {
 			newDir = o.args[0]
 		}
-		oldCfg, _, err = loadDiffRev(repo, o.base, o.path, stderr)
+		oldCfg, _, err = loadDiffRev(ctx, ev, repo, o.base, o.path, stderr)
 		if err != nil {
 			return nil, nil, err
 		}
-		newCfg, err = loadDiffDir("NEW "+newDir, newDir)
+		newCfg, err = loadDiffDir(ctx, ev, "NEW "+newDir, newDir)
 		return oldCfg, newCfg, err
 	}
-	oldCfg, oldMissing, err := loadDiffRev(repo, o.args[0], o.path, stderr)
+	oldCfg, oldMissing, err := loadDiffRev(ctx, ev, repo, o.args[0], o.path, stderr)
 	if err != nil {
 		return nil, nil, err
 	}
-	newCfg, newMissing, err := loadDiffRev(repo, o.args[1], o.path, stderr)
+	newCfg, newMissing, err := loadDiffRev(ctx, ev, repo, o.args[1], o.path, stderr)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -216,8 +225,8 @@ func loadDiffSides(o diffOptions, stderr io.Writer) (oldCfg, newCfg *schemas.Con
 }
 
 // loadDiffDir validates the config directory dir.
-func loadDiffDir(side, dir string) (*schemas.Config, error) {
-	res, err := load.Dir(dir, load.DefaultLimits)
+func loadDiffDir(ctx context.Context, ev *budget.Evaluator, side, dir string) (*schemas.Config, error) {
+	res, err := ev.Dir(ctx, dir, load.DefaultLimits)
 	if err != nil {
 		return nil, fmt.Errorf("loading %s: %w", side, err)
 	}
@@ -248,7 +257,7 @@ func openDiffRepo(dir string) (*git.Repository, string, error) {
 // loadDiffRev validates the config at configPath in revision rev, read from
 // the object store. A config path absent at rev is an empty config; missing
 // says so.
-func loadDiffRev(repo *git.Repository, rev, configPath string, stderr io.Writer) (cfg *schemas.Config, missing bool, err error) {
+func loadDiffRev(ctx context.Context, ev *budget.Evaluator, repo *git.Repository, rev, configPath string, stderr io.Writer) (cfg *schemas.Config, missing bool, err error) {
 	h, err := repo.ResolveRevision(plumbing.Revision(rev))
 	if err != nil {
 		return nil, false, fmt.Errorf("resolving revision %q: %w", rev, err)
@@ -281,7 +290,10 @@ func loadDiffRev(repo *git.Repository, rev, configPath string, stderr io.Writer)
 		}
 		return nil, false, fmt.Errorf("reading %s: %w", side, err)
 	}
-	res := load.Files(files, load.DefaultLimits)
+	res, err := ev.Files(ctx, files, load.DefaultLimits)
+	if err != nil {
+		return nil, false, fmt.Errorf("validating %s: %w", side, err)
+	}
 	if len(res.Diagnostics) > 0 {
 		return nil, false, &sideError{side: side, err: &schemas.InvalidError{Diagnostics: res.Diagnostics}}
 	}

@@ -31,6 +31,7 @@ import (
 	"github.com/gitgate/gitgate/gateway/admin/client"
 	"github.com/gitgate/gitgate/schemas"
 	"github.com/gitgate/gitgate/schemas/load"
+	"github.com/gitgate/gitgate/schemas/load/budget"
 )
 
 // tokenEnv holds the Git token when --git-token-file is not given.
@@ -98,6 +99,12 @@ type runConfig struct {
 	GitHubDeployments bool `json:"githubDeployments,omitempty"`
 	// GitHubEnvironment names the Deployments' environment. Default "production".
 	GitHubEnvironment string `json:"githubEnvironment,omitempty"`
+	// EvalTimeout bounds the wall-clock time of one validation of a config
+	// with .cue files (pushed commits and pull requests). Default "20s".
+	EvalTimeout string `json:"evalTimeout,omitempty"`
+	// EvalMemory bounds the memory of one validation of a config with .cue
+	// files ("512MiB", "1GiB"). Default "1GiB".
+	EvalMemory string `json:"evalMemory,omitempty"`
 }
 
 // parseRunConfig reads --config first, then lets explicitly set flags win.
@@ -133,13 +140,16 @@ func parseRunConfig(args []string, stderr io.Writer) (runConfig, error) {
 	fs.BoolVar(&flagCfg.GitHubDeployStatus, "github-deploy-status", false, "post the gitgate/deploy status on applied commits")
 	fs.BoolVar(&flagCfg.GitHubDeployments, "github-deployments", false, "create a GitHub Deployment and its statuses for applied commits (instead of --github-deploy-status)")
 	fs.StringVar(&flagCfg.GitHubEnvironment, "github-environment", "", "environment of --github-deployments (default \"production\")")
+	fs.StringVar(&flagCfg.EvalTimeout, "eval-timeout", budget.Default.Timeout.String(), strings.ReplaceAll(evalTimeoutUsage, "`", ""))
+	fs.StringVar(&flagCfg.EvalMemory, "eval-memory", budget.FormatBytes(budget.Default.Memory), strings.ReplaceAll(evalMemoryUsage, "`", ""))
 	if err := fs.Parse(args); err != nil {
 		return runConfig{}, err
 	}
 	if fs.NArg() > 0 {
 		return runConfig{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	cfg := runConfig{Branch: "main", PollInterval: "30s", HealInterval: "5s", KeepBundles: 100, LogLevel: "info"}
+	cfg := runConfig{Branch: "main", PollInterval: "30s", HealInterval: "5s", KeepBundles: 100, LogLevel: "info",
+		EvalTimeout: budget.Default.Timeout.String(), EvalMemory: budget.FormatBytes(budget.Default.Memory)}
 	if *configFile != "" {
 		data, err := os.ReadFile(*configFile)
 		if err != nil {
@@ -206,6 +216,10 @@ func parseRunConfig(args []string, stderr io.Writer) (runConfig, error) {
 			cfg.GitHubDeployments = flagCfg.GitHubDeployments
 		case "github-environment":
 			cfg.GitHubEnvironment = flagCfg.GitHubEnvironment
+		case "eval-timeout":
+			cfg.EvalTimeout = flagCfg.EvalTimeout
+		case "eval-memory":
+			cfg.EvalMemory = flagCfg.EvalMemory
 		}
 	})
 	var missing []string
@@ -226,6 +240,9 @@ func parseRunConfig(args []string, stderr io.Writer) (runConfig, error) {
 	if d, err := time.ParseDuration(cfg.PollInterval); err != nil || d < time.Second {
 		return runConfig{}, fmt.Errorf("poll interval %q must be a duration of at least 1s", cfg.PollInterval)
 	}
+	if _, err := cfg.evaluator(); err != nil {
+		return runConfig{}, err
+	}
 	if cfg.VerifySignatures && cfg.TrustedKeys == "" {
 		return runConfig{}, errors.New("--verify-signatures needs --trusted-keys")
 	}
@@ -241,6 +258,24 @@ func parseRunConfig(args []string, stderr io.Writer) (runConfig, error) {
 		cfg.WebhookRepo = cfg.GitHubRepo
 	}
 	return cfg, nil
+}
+
+// evaluator returns the Evaluator of EvalTimeout and EvalMemory (empty:
+// budget.Default's).
+func (cfg runConfig) evaluator() (*budget.Evaluator, error) {
+	timeout, memory := budget.Default.Timeout, budget.Default.Memory
+	var err error
+	if cfg.EvalTimeout != "" {
+		if timeout, err = time.ParseDuration(cfg.EvalTimeout); err != nil {
+			return nil, fmt.Errorf("eval timeout: %w", err)
+		}
+	}
+	if cfg.EvalMemory != "" {
+		if memory, err = budget.ParseBytes(cfg.EvalMemory); err != nil {
+			return nil, fmt.Errorf("eval memory: %w", err)
+		}
+	}
+	return newEvaluator(timeout, memory)
 }
 
 func sortedStrings(s []string) []string {
@@ -296,6 +331,10 @@ func runAgent(ctx context.Context, cfg runConfig, logger zerolog.Logger) error {
 		}
 		trusted = string(b)
 	}
+	ev, err := cfg.evaluator()
+	if err != nil {
+		return err
+	}
 	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
 		return fmt.Errorf("creating state dir: %w", err)
 	}
@@ -321,7 +360,7 @@ func runAgent(ctx context.Context, cfg runConfig, logger zerolog.Logger) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	// GitHub reports are optional; the reporter's worker is ours to stop.
-	rep, err := newGitHubReporter(cfg, src, logger)
+	rep, err := newGitHubReporter(cfg, src, ev, logger)
 	if err != nil {
 		return err
 	}
@@ -348,7 +387,7 @@ func runAgent(ctx context.Context, cfg runConfig, logger zerolog.Logger) error {
 	}
 
 	loop, err := syncer.New(syncer.Options{
-		Source: src, Store: store, Gateway: gw, Path: cfg.Path, PollInterval: poll, HealInterval: heal,
+		Source: src, Store: store, Gateway: gw, Path: cfg.Path, PollInterval: poll, HealInterval: heal, Validator: ev,
 		Reporter: commitReporter, Metrics: syncer.NewMetrics(reg), Logger: logger,
 	})
 	if err != nil {
@@ -416,7 +455,7 @@ func runAgent(ctx context.Context, cfg runConfig, logger zerolog.Logger) error {
 
 // newGitHubReporter returns the GitHub reporter, or nil when GitHub
 // reports are not configured (no --github-repo, or no token and no App).
-func newGitHubReporter(cfg runConfig, src *gitsrc.Source, logger zerolog.Logger) (*ghreport.Reporter, error) {
+func newGitHubReporter(cfg runConfig, src *gitsrc.Source, ev *budget.Evaluator, logger zerolog.Logger) (*ghreport.Reporter, error) {
 	if cfg.GitHubRepo == "" {
 		return nil, nil
 	}
@@ -439,16 +478,16 @@ func newGitHubReporter(cfg runConfig, src *gitsrc.Source, logger zerolog.Logger)
 	owner, name, _ := strings.Cut(cfg.GitHubRepo, "/")
 	return ghreport.New(ghreport.Options{
 		Client: gc, Owner: owner, Repo: name, BaseBranch: cfg.Branch, ConfigPath: cfg.Path,
-		Evaluate: prEvaluator(src, cfg.Path), DeployStatuses: cfg.GitHubDeployStatus,
+		Evaluate: prEvaluator(src, cfg.Path, ev), DeployStatuses: cfg.GitHubDeployStatus,
 		Deployments: cfg.GitHubDeployments, Environment: cfg.GitHubEnvironment,
 		Logger: logger.With().Str("component", "ghreport").Logger(),
 	})
 }
 
-// prEvaluator validates a pull request's head with the same loader as a
-// sync and diffs it against the base, reading both from the agent's clone
-// (fetching refs/pull/N/head when the head is not local yet).
-func prEvaluator(src *gitsrc.Source, path string) ghreport.Evaluator {
+// prEvaluator validates a pull request's head with the same loader and
+// budget as a sync and diffs it against the base, reading both from the
+// agent's clone (fetching refs/pull/N/head when the head is not local yet).
+func prEvaluator(src *gitsrc.Source, path string, eval *budget.Evaluator) ghreport.Evaluator {
 	return func(ctx context.Context, pr ghreport.PullRequest) (ghreport.Evaluation, error) {
 		head := plumbing.NewHash(pr.HeadSHA)
 		if pr.HeadSHA == "" || !src.HasCommit(head) {
@@ -459,7 +498,7 @@ func prEvaluator(src *gitsrc.Source, path string) ghreport.Evaluator {
 			head = h
 		}
 		ev := ghreport.Evaluation{HeadSHA: head.String()}
-		headCfg, diags, err := loadCommit(src, head, path)
+		headCfg, diags, err := loadCommit(ctx, src, eval, head, path)
 		if err != nil || len(diags) > 0 {
 			ev.Diagnostics = diags
 			return ev, err
@@ -471,7 +510,7 @@ func prEvaluator(src *gitsrc.Source, path string) ghreport.Evaluator {
 			}
 		}
 		ev.BaseSHA = base.String()
-		baseCfg, baseDiags, err := loadCommit(src, base, path)
+		baseCfg, baseDiags, err := loadCommit(ctx, src, eval, base, path)
 		if err != nil {
 			return ev, err
 		}
@@ -492,9 +531,10 @@ func prEvaluator(src *gitsrc.Source, path string) ghreport.Evaluator {
 	}
 }
 
-// loadCommit reads and validates the config path at commit h. Problems a
-// user must fix come back as diagnostics, not as the error.
-func loadCommit(src *gitsrc.Source, h plumbing.Hash, path string) (*schemas.Config, []schemas.Diagnostic, error) {
+// loadCommit reads and validates the config path at commit h, its CUE under
+// ev's budget. Problems a user must fix come back as diagnostics, not as the
+// error.
+func loadCommit(ctx context.Context, src *gitsrc.Source, ev *budget.Evaluator, h plumbing.Hash, path string) (*schemas.Config, []schemas.Diagnostic, error) {
 	files, err := src.Files(h, path, load.Limits{})
 	if err != nil {
 		var inv *schemas.InvalidError
@@ -503,6 +543,9 @@ func loadCommit(src *gitsrc.Source, h plumbing.Hash, path string) (*schemas.Conf
 		}
 		return nil, nil, err
 	}
-	res := load.Files(files, load.Limits{})
+	res, err := ev.Files(ctx, files, load.Limits{})
+	if err != nil {
+		return nil, nil, fmt.Errorf("validating %s: %w", h, err)
+	}
 	return res.Config, res.Diagnostics, nil
 }

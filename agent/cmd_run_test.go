@@ -23,6 +23,7 @@ import (
 	"github.com/gitgate/gitgate/agent/internal/gwfake"
 	"github.com/gitgate/gitgate/agent/internal/syncer"
 	"github.com/gitgate/gitgate/agent/internal/webhook"
+	"github.com/gitgate/gitgate/schemas/load/budget"
 )
 
 func TestParseRunConfig(t *testing.T) {
@@ -37,6 +38,7 @@ func TestParseRunConfig(t *testing.T) {
 	}
 	good := write("agent.yaml", "repo: https://github.com/acme/config.git\nbranch: prod\ngatewaySocket: /run/gw.sock\nstateDir: /var/lib/agent\npollInterval: 10s\n")
 	typo := write("typo.yaml", "repo: x\nbranchh: prod\n")
+	evalFile := write("eval.yaml", "repo: x\ngatewaySocket: /run/gw.sock\nstateDir: /var/lib/agent\nevalTimeout: 5s\nevalMemory: 2GiB\n")
 	tests := []struct {
 		name    string
 		args    []string
@@ -68,6 +70,18 @@ func TestParseRunConfig(t *testing.T) {
 		}},
 		{name: "bad heal interval", args: []string{"--config", good, "--heal-interval", "1ms"}, wantErr: "at least 100ms"},
 		{name: "signatures need keys", args: []string{"--config", good, "--verify-signatures"}, wantErr: "--trusted-keys"},
+		{name: "eval budget defaults", args: []string{"--config", good}, check: func(t *testing.T, c runConfig) {
+			if c.EvalTimeout != "20s" || c.EvalMemory != "1 GiB" {
+				t.Fatalf("%+v", c)
+			}
+		}},
+		{name: "eval budget from the file, flag wins", args: []string{"--config", evalFile, "--eval-memory", "512MiB"}, check: func(t *testing.T, c runConfig) {
+			if c.EvalTimeout != "5s" || c.EvalMemory != "512MiB" {
+				t.Fatalf("%+v", c)
+			}
+		}},
+		{name: "bad eval timeout", args: []string{"--config", good, "--eval-timeout", "soon"}, wantErr: "eval timeout"},
+		{name: "bad eval memory", args: []string{"--config", good, "--eval-memory", "1MiB"}, wantErr: "at least 16 MiB"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -315,7 +329,7 @@ func TestPREvaluator(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	eval := prEvaluator(src, "cfg")
+	eval := prEvaluator(src, "cfg", budget.New(budget.Default))
 	tests := []struct {
 		name        string
 		pr          ghreport.PullRequest

@@ -49,10 +49,12 @@ func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
 type configDir struct {
 	root string
 	path string
+	eval evalFlags
 }
 
 func (c *configDir) register(fs *flag.FlagSet) {
 	fs.StringVar(&c.path, "path", "", "config `path` inside DIR, slash-separated (default: DIR itself)")
+	c.eval.register(fs)
 }
 
 func (c *configDir) setRoot(pos []string) error {
@@ -88,11 +90,15 @@ func (c *configDir) parse(fs *flag.FlagSet, args []string, stderr io.Writer) (co
 	return exitOK, true
 }
 
-// load validates the config and returns the result with every diagnostic's
-// File made relative to the root.
-func (c *configDir) load() (load.Result, error) {
+// load validates the config, its CUE under the --eval-* budget, and returns
+// the result with every diagnostic's File made relative to the root.
+func (c *configDir) load(ctx context.Context) (load.Result, error) {
+	ev, err := c.eval.evaluator()
+	if err != nil {
+		return load.Result{}, err
+	}
 	dir := filepath.Join(c.root, filepath.FromSlash(c.path))
-	res, err := load.Dir(dir, load.Limits{})
+	res, err := ev.Dir(ctx, dir, load.Limits{})
 	if err != nil {
 		return res, err
 	}
@@ -119,14 +125,16 @@ func newFlagSet(name, usage string, stderr io.Writer) *flag.FlagSet {
 }
 
 // runValidate implements `agent validate [DIR] [--path P] [--format F]`.
-func runValidate(_ context.Context, args []string, stdout, stderr io.Writer) int {
+func runValidate(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("validate", `validate [DIR] [--path P] [--format text|json|github]
 
 Validates the config files (*.yaml, *.yml, *.json, *.cue; hidden files and
 directories skipped) under DIR/P against the schema and the semantic checks.
 Exit 0 and a one-line summary when valid; exit 1 and one problem per line
 (file:line:col: path: message, files relative to DIR) when not; exit 2 on
-bad usage or an unreadable directory.`, stderr)
+bad usage or an unreadable directory. A config with .cue files is evaluated
+in a child process under --eval-timeout and --eval-memory; one that exceeds
+them is invalid ("evaluation exceeded its time budget (20s)").`, stderr)
 	var dir configDir
 	dir.register(fs)
 	format := fs.String("format", "text", "output `format`: text, json (\"valid\" and \"diagnostics\") or github (workflow commands that annotate a PR)")
@@ -139,7 +147,7 @@ bad usage or an unreadable directory.`, stderr)
 		fmt.Fprintf(stderr, "agent validate: unknown --format %q (text, json, github)\n", *format)
 		return exitUsage
 	}
-	res, err := dir.load()
+	res, err := dir.load(ctx)
 	if err != nil {
 		fmt.Fprintf(stderr, "agent validate: %v\n", err)
 		return exitUsage
@@ -284,7 +292,7 @@ editors, or the CUE source the agent validates with. The semantic checks
 }
 
 // runBundle implements `agent bundle [DIR] [--path P] [--version V]`.
-func runBundle(_ context.Context, args []string, stdout, stderr io.Writer) int {
+func runBundle(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := newFlagSet("bundle", `bundle [DIR] [--path P] [--version V]
 
 Validates the config under DIR/P and prints, as indented JSON, the bundle the
@@ -297,7 +305,7 @@ stderr when the config is invalid.`, stderr)
 	if code, ok := dir.parse(fs, args, stderr); !ok {
 		return code
 	}
-	res, err := dir.load()
+	res, err := dir.load(ctx)
 	if err != nil {
 		fmt.Fprintf(stderr, "agent bundle: %v\n", err)
 		return exitUsage

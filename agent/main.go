@@ -10,6 +10,8 @@ import (
 	"os/signal"
 	"sort"
 	"syscall"
+
+	"github.com/gitgate/gitgate/schemas/load/budget"
 )
 
 // command is one subcommand: it parses its own flags from args and returns
@@ -48,6 +50,8 @@ func usage(w io.Writer) {
 }
 
 func main() {
+	// The agent evaluates CUE files in a child process of itself.
+	budget.ChildMain()
 	if len(os.Args) < 2 {
 		usage(os.Stderr)
 		os.Exit(2)

@@ -23,6 +23,20 @@ func configExt(name string) bool {
 	return false
 }
 
+// CUEFiles returns the paths, sorted, of the files among files that Files
+// evaluates as CUE code (*.cue, outside hidden directories). Only these can
+// make an evaluation cost more than its input's size: YAML and JSON are
+// data, bounded by the byte limits and the alias pre-scan.
+func CUEFiles(files []File) []string {
+	var out []string
+	for _, f := range selectFiles(files) {
+		if strings.EqualFold(path.Ext(f.Path), ".cue") {
+			out = append(out, f.Path)
+		}
+	}
+	return out
+}
+
 // hidden reports whether any element of the slash-separated path p starts
 // with a dot (".github/workflows/ci.yml", ".cache/x.yaml"). Hidden files and
 // directories are never config, so a config path that is the repository root
@@ -36,20 +50,31 @@ func hidden(p string) bool {
 	return false
 }
 
-// Dir reads the config files (*.yaml, *.yml, *.json, *.cue, at any depth,
-// hidden files and directories skipped) of dir and validates them with
-// Files. A symlink, a file that is not regular, a file over lim.MaxFileBytes
-// or a total over lim.MaxTotalBytes is refused with a diagnostic naming it,
-// without reading it. The error is non-nil only when dir cannot be read at
-// all; everything a user can fix is a diagnostic.
+// Dir reads the config files of dir with ReadDir and validates them with
+// Files. The error is non-nil only when dir cannot be read at all;
+// everything a user can fix is a diagnostic.
 func Dir(dir string, lim Limits) (Result, error) {
+	files, diags, err := ReadDir(dir, lim)
+	if err != nil || len(diags) > 0 {
+		return Result{Diagnostics: diags}, err
+	}
+	return Files(files, lim), nil
+}
+
+// ReadDir reads the config files (*.yaml, *.yml, *.json, *.cue, at any
+// depth, hidden files and directories skipped) of dir without validating
+// them. A symlink, a file that is not regular, a file over lim.MaxFileBytes
+// or a total over lim.MaxTotalBytes is refused with a diagnostic naming it,
+// without reading it; files come back only when there is no diagnostic. The
+// error is non-nil only when dir cannot be read at all.
+func ReadDir(dir string, lim Limits) ([]File, []schemas.Diagnostic, error) {
 	lim = lim.withDefaults()
 	st, err := os.Stat(dir)
 	if err != nil {
-		return Result{}, fmt.Errorf("reading config directory: %w", err)
+		return nil, nil, fmt.Errorf("reading config directory: %w", err)
 	}
 	if !st.IsDir() {
-		return Result{}, fmt.Errorf("reading config directory: %s is not a directory", dir)
+		return nil, nil, fmt.Errorf("reading config directory: %s is not a directory", dir)
 	}
 	var (
 		files []File
@@ -115,13 +140,13 @@ func Dir(dir string, lim Limits) (Result, error) {
 		return nil
 	})
 	if err != nil {
-		return Result{}, fmt.Errorf("reading config directory %s: %w", dir, err)
+		return nil, nil, fmt.Errorf("reading config directory %s: %w", dir, err)
 	}
 	if len(diags) > 0 {
 		sortDiagnostics(diags)
-		return Result{Diagnostics: diags}, nil
+		return nil, diags, nil
 	}
-	return Files(files, lim), nil
+	return files, nil, nil
 }
 
 var errTooBig = errors.New("file grew past the size limit while read")

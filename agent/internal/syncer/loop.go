@@ -35,6 +35,14 @@ type Reporter interface {
 	CommitFailed(ctx context.Context, sha string, diags []schemas.Diagnostic, err error)
 }
 
+// Validator validates the files of a commit; *budget.Evaluator implements
+// it, evaluating CUE files under a time and memory budget. A problem a user
+// must fix is a diagnostic of the result; the error is for failures worth a
+// retry.
+type Validator interface {
+	Files(ctx context.Context, files []load.File, lim load.Limits) (load.Result, error)
+}
+
 // Options configure a Loop.
 type Options struct {
 	// Source is the Git repository. Required.
@@ -47,6 +55,9 @@ type Options struct {
 	Path string
 	// Limits bound what is read and validated. Zero: load.DefaultLimits.
 	Limits load.Limits
+	// Validator validates commits. Nil: load.Files in this process, with
+	// no bound on the evaluation of CUE files.
+	Validator Validator
 	// PollInterval between head checks, jittered by ±10%. Default 30s.
 	PollInterval time.Duration
 	// BackoffMin is the first retry delay after a transient failure.
@@ -324,13 +335,13 @@ func (l *Loop) rebuild(ctx context.Context, h plumbing.Hash) (*schemas.Bundle, e
 			return nil, fmt.Errorf("rebuilding %s: %w", h, uerr)
 		}
 	}
-	b, _, err := l.build(h)
+	b, _, err := l.build(ctx, h)
 	return b, err
 }
 
 // build reads, verifies and validates commit h. A user-fixable problem is a
 // *schemas.InvalidError (or a signature error); others are transient.
-func (l *Loop) build(h plumbing.Hash) (*schemas.Bundle, gitsrc.CommitInfo, error) {
+func (l *Loop) build(ctx context.Context, h plumbing.Hash) (*schemas.Bundle, gitsrc.CommitInfo, error) {
 	src := l.opts.Source
 	info, err := src.Commit(h)
 	if err != nil {
@@ -347,7 +358,10 @@ func (l *Loop) build(h plumbing.Hash) (*schemas.Bundle, gitsrc.CommitInfo, error
 		}
 		return nil, info, err
 	}
-	res := load.Files(files, l.opts.Limits)
+	res, err := l.validate(ctx, files)
+	if err != nil {
+		return nil, info, fmt.Errorf("validating %s: %w", h, err)
+	}
 	if len(res.Diagnostics) > 0 || res.Config == nil {
 		diags := res.Diagnostics
 		if len(diags) == 0 {
@@ -363,6 +377,14 @@ func (l *Loop) build(h plumbing.Hash) (*schemas.Bundle, gitsrc.CommitInfo, error
 		return nil, info, fmt.Errorf("building bundle of %s: %w", h, err)
 	}
 	return b, info, nil
+}
+
+// validate validates files with the Validator, or in process without one.
+func (l *Loop) validate(ctx context.Context, files []load.File) (load.Result, error) {
+	if l.opts.Validator == nil {
+		return load.Files(files, l.opts.Limits), nil
+	}
+	return l.opts.Validator.Files(ctx, files, l.opts.Limits)
 }
 
 // prefixFiles makes diagnostic file names relative to the repository root.

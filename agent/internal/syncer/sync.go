@@ -84,7 +84,7 @@ func (l *Loop) syncHead(ctx context.Context, reason string, start time.Time) err
 func (l *Loop) processCommit(ctx context.Context, head plumbing.Hash, reason string, start time.Time, st bundle.State) error {
 	sha := head.String()
 	log := l.log.With().Str("version", sha).Str("trigger", reason).Logger()
-	b, info, err := l.build(head)
+	b, info, err := l.build(ctx, head)
 	entry := bundle.Entry{Time: start.UTC(), SHA: sha, Author: info.Author, Subject: info.Subject, Trigger: reason}
 	if err != nil {
 		if !isUser(err) {
@@ -363,7 +363,7 @@ func (l *Loop) Rollback(ctx context.Context, rev string, hold bool, reason strin
 		if !errors.Is(err, bundle.ErrNotFound) {
 			l.log.Warn().Err(err).Str("version", sha).Msg("stored bundle unusable; rebuilding from Git")
 		}
-		if b, _, err = l.build(h); err != nil {
+		if b, _, err = l.build(ctx, h); err != nil {
 			return RollbackResult{}, fmt.Errorf("rolling back to %s: %w", sha[:12], err)
 		}
 	}
