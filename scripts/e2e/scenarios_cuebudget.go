@@ -21,7 +21,7 @@ import (
 
 func init() {
 	scenarios = append(scenarios, scenario{
-		name: "i-cue-budget",
+		name: "k-cue-budget",
 		criterion: "with the default --eval-memory (1 GiB) and --eval-timeout 5s: `agent validate` of a string-doubling " +
 			"CUE bomb exits 1 naming bomb.cue and the memory budget; a pushed commit with that bomb (webhook) is recorded " +
 			"rejected with the memory-budget diagnostic on bomb.cue; a pull_request webhook whose head holds nested " +

@@ -13,7 +13,7 @@ import (
 
 func init() {
 	scenarios = append(scenarios, scenario{
-		name: "shutdown-delay-rollout",
+		name: "l-shutdown-delay-rollout",
 		criterion: "a gateway run as in examples/kubernetes (--observe-addr, --shutdown-delay 3s) gets SIGTERM: " +
 			"/readyz on the observe address turns 503 while a client loop (new connection per request, no " +
 			"retries) keeps getting 200 from c1; no request gets an answer other than 200 and none succeeds after " +
