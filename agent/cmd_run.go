@@ -58,6 +58,9 @@ type runConfig struct {
 	// WebhookRepo ("owner/name") makes deliveries for other repositories
 	// ignored. Empty: any.
 	WebhookRepo string `json:"webhookRepo,omitempty"`
+	// WebhookMaxBodyBytes caps a delivery's body; larger ones are refused
+	// (413) before their signature is checked. Default 1 MiB.
+	WebhookMaxBodyBytes int64 `json:"webhookMaxBodyBytes,omitempty"`
 	// PollInterval between head checks. Default 30s.
 	PollInterval string `json:"pollInterval,omitempty"`
 	// HealInterval between checks that the gateway runs the desired digest
@@ -114,6 +117,7 @@ func parseRunConfig(args []string, stderr io.Writer) (runConfig, error) {
 	fs.StringVar(&flagCfg.ControlSocket, "control-socket", "", "control socket (default <state-dir>/agent.sock)")
 	fs.StringVar(&flagCfg.WebhookAddr, "webhook-addr", "", "address for POST /webhooks/github and /metrics (default: off)")
 	fs.StringVar(&flagCfg.WebhookRepo, "webhook-repo", "", "owner/name whose deliveries count (default: any)")
+	fs.Int64Var(&flagCfg.WebhookMaxBodyBytes, "webhook-max-body-bytes", webhook.DefaultMaxBodyBytes, "largest webhook delivery accepted, in bytes (read before its signature is checked)")
 	fs.StringVar(&flagCfg.PollInterval, "poll-interval", "30s", "time between head checks (jittered ±10%)")
 	fs.StringVar(&flagCfg.HealInterval, "heal-interval", "5s", "time between checks that the gateway runs the desired config (0s: only during syncs)")
 	fs.StringVar(&flagCfg.WebhookSecretFile, "webhook-secret-file", "", "file with the webhook secret (else $"+webhook.SecretEnv+")")
@@ -139,7 +143,7 @@ func parseRunConfig(args []string, stderr io.Writer) (runConfig, error) {
 	if fs.NArg() > 0 {
 		return runConfig{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	cfg := runConfig{Branch: "main", PollInterval: "30s", HealInterval: "5s", KeepBundles: 100, LogLevel: "info"}
+	cfg := runConfig{Branch: "main", WebhookMaxBodyBytes: webhook.DefaultMaxBodyBytes, PollInterval: "30s", HealInterval: "5s", KeepBundles: 100, LogLevel: "info"}
 	if *configFile != "" {
 		data, err := os.ReadFile(*configFile)
 		if err != nil {
@@ -168,6 +172,8 @@ func parseRunConfig(args []string, stderr io.Writer) (runConfig, error) {
 			cfg.WebhookAddr = flagCfg.WebhookAddr
 		case "webhook-repo":
 			cfg.WebhookRepo = flagCfg.WebhookRepo
+		case "webhook-max-body-bytes":
+			cfg.WebhookMaxBodyBytes = flagCfg.WebhookMaxBodyBytes
 		case "poll-interval":
 			cfg.PollInterval = flagCfg.PollInterval
 		case "heal-interval":
@@ -225,6 +231,9 @@ func parseRunConfig(args []string, stderr io.Writer) (runConfig, error) {
 	}
 	if d, err := time.ParseDuration(cfg.PollInterval); err != nil || d < time.Second {
 		return runConfig{}, fmt.Errorf("poll interval %q must be a duration of at least 1s", cfg.PollInterval)
+	}
+	if cfg.WebhookMaxBodyBytes < 1024 || cfg.WebhookMaxBodyBytes > 25<<20 {
+		return runConfig{}, fmt.Errorf("webhook max body bytes %d must be between 1024 and %d (GitHub's 25 MB cap)", cfg.WebhookMaxBodyBytes, 25<<20)
 	}
 	if cfg.VerifySignatures && cfg.TrustedKeys == "" {
 		return runConfig{}, errors.New("--verify-signatures needs --trusted-keys")
@@ -373,7 +382,7 @@ func runAgent(ctx context.Context, cfg runConfig, logger zerolog.Logger) error {
 			return err
 		}
 		hook, err := webhook.New(webhook.Options{
-			Secret: secret, Branch: cfg.Branch, Repo: cfg.WebhookRepo, Nudge: loop.Trigger,
+			Secret: secret, Branch: cfg.Branch, Repo: cfg.WebhookRepo, Nudge: loop.Trigger, MaxBodyBytes: cfg.WebhookMaxBodyBytes,
 			PullRequests: prReporter, Registerer: reg, Logger: logger.With().Str("component", "webhook").Logger(),
 		})
 		if err != nil {

@@ -68,6 +68,17 @@ func TestParseRunConfig(t *testing.T) {
 		}},
 		{name: "bad heal interval", args: []string{"--config", good, "--heal-interval", "1ms"}, wantErr: "at least 100ms"},
 		{name: "signatures need keys", args: []string{"--config", good, "--verify-signatures"}, wantErr: "--trusted-keys"},
+		{name: "webhook body cap default", args: []string{"--config", good}, check: func(t *testing.T, c runConfig) {
+			if c.WebhookMaxBodyBytes != 1<<20 {
+				t.Fatalf("WebhookMaxBodyBytes = %d, want 1 MiB", c.WebhookMaxBodyBytes)
+			}
+		}},
+		{name: "webhook body cap set", args: []string{"--config", good, "--webhook-max-body-bytes", "4096"}, check: func(t *testing.T, c runConfig) {
+			if c.WebhookMaxBodyBytes != 4096 {
+				t.Fatalf("WebhookMaxBodyBytes = %d, want 4096", c.WebhookMaxBodyBytes)
+			}
+		}},
+		{name: "webhook body cap over GitHub's", args: []string{"--config", good, "--webhook-max-body-bytes", "30000000"}, wantErr: "between 1024"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
