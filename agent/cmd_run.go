@@ -26,6 +26,7 @@ import (
 	"github.com/gitgate/gitgate/agent/internal/diff"
 	"github.com/gitgate/gitgate/agent/internal/ghreport"
 	"github.com/gitgate/gitgate/agent/internal/gitsrc"
+	"github.com/gitgate/gitgate/agent/internal/statelock"
 	"github.com/gitgate/gitgate/agent/internal/syncer"
 	"github.com/gitgate/gitgate/agent/internal/webhook"
 	"github.com/gitgate/gitgate/gateway/admin/client"
@@ -305,9 +306,13 @@ func runAgent(ctx context.Context, cfg runConfig, logger zerolog.Logger) error {
 		}
 		trusted = string(b)
 	}
-	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
-		return fmt.Errorf("creating state dir: %w", err)
+	// One agent per state directory: a second one would sync too, write
+	// the same history and take over the control socket.
+	lock, err := statelock.Acquire(cfg.StateDir)
+	if err != nil {
+		return err
 	}
+	defer lock.Release()
 	src, err := gitsrc.Open(gitsrc.Options{
 		URL: cfg.Repo, Branch: cfg.Branch, StorageDir: filepath.Join(cfg.StateDir, "git"),
 		Token: token, SSHKeyFile: cfg.SSHKeyFile, KnownHostsFile: cfg.KnownHostsFile, TrustedKeys: trusted,
