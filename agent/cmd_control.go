@@ -214,6 +214,9 @@ func runHistory(ctx context.Context, args []string, stdout, stderr io.Writer) in
 		if e.Error != "" && len(e.Diagnostics) == 0 {
 			fmt.Fprintf(stdout, "    %s\n", strings.ReplaceAll(e.Error, "\n", " "))
 		}
+		if e.Replaced != nil {
+			fmt.Fprintf(stdout, "    healed: gateway ran %s\n", e.Replaced)
+		}
 	}
 	return 0
 }

@@ -26,6 +26,7 @@ import (
 	"github.com/gitgate/gitgate/agent/internal/diff"
 	"github.com/gitgate/gitgate/agent/internal/ghreport"
 	"github.com/gitgate/gitgate/agent/internal/gitsrc"
+	"github.com/gitgate/gitgate/agent/internal/statelock"
 	"github.com/gitgate/gitgate/agent/internal/syncer"
 	"github.com/gitgate/gitgate/agent/internal/webhook"
 	"github.com/gitgate/gitgate/gateway/admin/client"
@@ -59,6 +60,9 @@ type runConfig struct {
 	// WebhookRepo ("owner/name") makes deliveries for other repositories
 	// ignored. Empty: any.
 	WebhookRepo string `json:"webhookRepo,omitempty"`
+	// WebhookMaxBodyBytes caps a delivery's body; larger ones are refused
+	// (413) before their signature is checked. Default 1 MiB.
+	WebhookMaxBodyBytes int64 `json:"webhookMaxBodyBytes,omitempty"`
 	// PollInterval between head checks. Default 30s.
 	PollInterval string `json:"pollInterval,omitempty"`
 	// HealInterval between checks that the gateway runs the desired digest
@@ -121,6 +125,7 @@ func parseRunConfig(args []string, stderr io.Writer) (runConfig, error) {
 	fs.StringVar(&flagCfg.ControlSocket, "control-socket", "", "control socket (default <state-dir>/agent.sock)")
 	fs.StringVar(&flagCfg.WebhookAddr, "webhook-addr", "", "address for POST /webhooks/github and /metrics (default: off)")
 	fs.StringVar(&flagCfg.WebhookRepo, "webhook-repo", "", "owner/name whose deliveries count (default: any)")
+	fs.Int64Var(&flagCfg.WebhookMaxBodyBytes, "webhook-max-body-bytes", webhook.DefaultMaxBodyBytes, "largest webhook delivery accepted, in bytes (read before its signature is checked)")
 	fs.StringVar(&flagCfg.PollInterval, "poll-interval", "30s", "time between head checks (jittered ±10%)")
 	fs.StringVar(&flagCfg.HealInterval, "heal-interval", "5s", "time between checks that the gateway runs the desired config (0s: only during syncs)")
 	fs.StringVar(&flagCfg.WebhookSecretFile, "webhook-secret-file", "", "file with the webhook secret (else $"+webhook.SecretEnv+")")
@@ -148,7 +153,7 @@ func parseRunConfig(args []string, stderr io.Writer) (runConfig, error) {
 	if fs.NArg() > 0 {
 		return runConfig{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	cfg := runConfig{Branch: "main", PollInterval: "30s", HealInterval: "5s", KeepBundles: 100, LogLevel: "info",
+	cfg := runConfig{Branch: "main", WebhookMaxBodyBytes: webhook.DefaultMaxBodyBytes, PollInterval: "30s", HealInterval: "5s", KeepBundles: 100, LogLevel: "info",
 		EvalTimeout: budget.Default.Timeout.String(), EvalMemory: budget.FormatBytes(budget.Default.Memory)}
 	if *configFile != "" {
 		data, err := os.ReadFile(*configFile)
@@ -178,6 +183,8 @@ func parseRunConfig(args []string, stderr io.Writer) (runConfig, error) {
 			cfg.WebhookAddr = flagCfg.WebhookAddr
 		case "webhook-repo":
 			cfg.WebhookRepo = flagCfg.WebhookRepo
+		case "webhook-max-body-bytes":
+			cfg.WebhookMaxBodyBytes = flagCfg.WebhookMaxBodyBytes
 		case "poll-interval":
 			cfg.PollInterval = flagCfg.PollInterval
 		case "heal-interval":
@@ -242,6 +249,9 @@ func parseRunConfig(args []string, stderr io.Writer) (runConfig, error) {
 	}
 	if _, err := cfg.evaluator(); err != nil {
 		return runConfig{}, err
+	}
+	if cfg.WebhookMaxBodyBytes < 1024 || cfg.WebhookMaxBodyBytes > 25<<20 {
+		return runConfig{}, fmt.Errorf("webhook max body bytes %d must be between 1024 and %d (GitHub's 25 MB cap)", cfg.WebhookMaxBodyBytes, 25<<20)
 	}
 	if cfg.VerifySignatures && cfg.TrustedKeys == "" {
 		return runConfig{}, errors.New("--verify-signatures needs --trusted-keys")
@@ -335,9 +345,13 @@ func runAgent(ctx context.Context, cfg runConfig, logger zerolog.Logger) error {
 	if err != nil {
 		return err
 	}
-	if err := os.MkdirAll(cfg.StateDir, 0o700); err != nil {
-		return fmt.Errorf("creating state dir: %w", err)
+	// One agent per state directory: a second one would sync too, write
+	// the same history and take over the control socket.
+	lock, err := statelock.Acquire(cfg.StateDir)
+	if err != nil {
+		return err
 	}
+	defer lock.Release()
 	src, err := gitsrc.Open(gitsrc.Options{
 		URL: cfg.Repo, Branch: cfg.Branch, StorageDir: filepath.Join(cfg.StateDir, "git"),
 		Token: token, SSHKeyFile: cfg.SSHKeyFile, KnownHostsFile: cfg.KnownHostsFile, TrustedKeys: trusted,
@@ -412,7 +426,7 @@ func runAgent(ctx context.Context, cfg runConfig, logger zerolog.Logger) error {
 			return err
 		}
 		hook, err := webhook.New(webhook.Options{
-			Secret: secret, Branch: cfg.Branch, Repo: cfg.WebhookRepo, Nudge: loop.Trigger,
+			Secret: secret, Branch: cfg.Branch, Repo: cfg.WebhookRepo, Nudge: loop.Trigger, MaxBodyBytes: cfg.WebhookMaxBodyBytes,
 			PullRequests: prReporter, Registerer: reg, Logger: logger.With().Str("component", "webhook").Logger(),
 		})
 		if err != nil {

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -21,6 +23,7 @@ import (
 	"github.com/gitgate/gitgate/agent/internal/ghreport"
 	"github.com/gitgate/gitgate/agent/internal/gitsrc"
 	"github.com/gitgate/gitgate/agent/internal/gwfake"
+	"github.com/gitgate/gitgate/agent/internal/statelock"
 	"github.com/gitgate/gitgate/agent/internal/syncer"
 	"github.com/gitgate/gitgate/agent/internal/webhook"
 	"github.com/gitgate/gitgate/schemas/load/budget"
@@ -82,6 +85,17 @@ func TestParseRunConfig(t *testing.T) {
 		}},
 		{name: "bad eval timeout", args: []string{"--config", good, "--eval-timeout", "soon"}, wantErr: "eval timeout"},
 		{name: "bad eval memory", args: []string{"--config", good, "--eval-memory", "1MiB"}, wantErr: "at least 16 MiB"},
+		{name: "webhook body cap default", args: []string{"--config", good}, check: func(t *testing.T, c runConfig) {
+			if c.WebhookMaxBodyBytes != 1<<20 {
+				t.Fatalf("WebhookMaxBodyBytes = %d, want 1 MiB", c.WebhookMaxBodyBytes)
+			}
+		}},
+		{name: "webhook body cap set", args: []string{"--config", good, "--webhook-max-body-bytes", "4096"}, check: func(t *testing.T, c runConfig) {
+			if c.WebhookMaxBodyBytes != 4096 {
+				t.Fatalf("WebhookMaxBodyBytes = %d, want 4096", c.WebhookMaxBodyBytes)
+			}
+		}},
+		{name: "webhook body cap over GitHub's", args: []string{"--config", good, "--webhook-max-body-bytes", "30000000"}, wantErr: "between 1024"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -355,5 +369,52 @@ func TestPREvaluator(t *testing.T) {
 		if tc.wantChanged && (ev.BaseSHA != base || ev.PlanMarkdown == nil || ev.Counts["upstreams"]["update"] != 1) {
 			t.Fatalf("%s: base %s counts %v", tc.name, ev.BaseSHA, ev.Counts)
 		}
+	}
+}
+
+// TestSecondAgentOnStateDirRefused starts a second agent on the state
+// directory of a running one: it must stop at once with an error naming the
+// first one's pid, and leave the first one's control socket serving.
+func TestSecondAgentOnStateDirRefused(t *testing.T) {
+	t.Parallel()
+	repo := t.TempDir()
+	gitCmd(t, repo, "init", "-q", "-b", "main")
+	first := commitConfig(t, repo, "first", cfgYAML("9001"))
+	gw := gwfake.New(t)
+	state, err := os.MkdirTemp("", "agent")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(state) })
+	cfg := runConfig{Repo: repo, Branch: "main", Path: "cfg", GatewaySocket: gw.Sock, StateDir: state,
+		ControlSocket: filepath.Join(state, "agent.sock"), PollInterval: "1h", KeepBundles: 100, LogLevel: "info"}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- runAgent(ctx, cfg, zerolog.Nop()) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("first runAgent: %v", err)
+		}
+	})
+	waitUntil(t, "first commit served", func() bool { return gw.Version() == first })
+
+	ctx2, cancel2 := context.WithCancel(context.Background())
+	defer cancel2()
+	done2 := make(chan error, 1)
+	go func() { done2 <- runAgent(ctx2, cfg, zerolog.Nop()) }()
+	select {
+	case err := <-done2:
+		var held *statelock.HeldError
+		if !errors.As(err, &held) || !strings.Contains(err.Error(), fmt.Sprintf("pid %d", os.Getpid())) {
+			t.Fatalf("second agent: %v, want a refusal naming pid %d", err, os.Getpid())
+		}
+	case <-time.After(20 * time.Second):
+		cancel2()
+		<-done2
+		t.Fatal("a second agent on the same state directory kept running")
+	}
+	if code, out := cli(t, wrap(runStatus), "--control-socket", cfg.ControlSocket); code != 0 || !strings.Contains(out, "Tracking:") {
+		t.Fatalf("first agent's control socket after the refusal: exit %d %s", code, out)
 	}
 }

@@ -258,6 +258,7 @@ func (s *Server) serve(l net.Listener, h http.Handler) error {
 		ReadTimeout:       s.opts.ReadTimeout,
 		IdleTimeout:       s.opts.IdleTimeout,
 		MaxHeaderBytes:    64 << 10,
+		ConnContext:       withPeerCred,
 		ErrorLog:          log.New(s.opts.Logger.With().Str(logComponent, "admin-http").Logger(), "", 0),
 	}
 	s.srvMu.Lock()
@@ -392,7 +393,7 @@ func (s *Server) putBundle(w http.ResponseWriter, r *http.Request) {
 			ans.Warning = "applied, but not saved as last-known-good: " + err.Error()
 		}
 	}
-	s.log.Info().Str(logVersion, b.Version).Str(logDigest, b.Digest).Str(logRemote, r.RemoteAddr).Msg("applied bundle")
+	s.log.Info().Str(logVersion, b.Version).Str(logDigest, b.Digest).Func(logPeer(r)).Msg("applied bundle")
 	w.Header().Set("ETag", client.ETag(b.Version))
 	writeJSON(w, http.StatusOK, ans)
 }

@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"sort"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -51,6 +52,39 @@ type Entry struct {
 	Digest      string               `json:"digest,omitempty"`
 	Diagnostics []schemas.Diagnostic `json:"diagnostics,omitempty"`
 	Error       string               `json:"error,omitempty"`
+	// Replaced is set on a heal (trigger "heal"): what the gateway ran
+	// when the desired bundle was pushed again. Nil on other entries.
+	Replaced *GatewayRun `json:"replaced,omitempty"`
+}
+
+// GatewayRun is what a gateway was running: a bundle's version and digest,
+// or nothing (both empty).
+type GatewayRun struct {
+	// Version of the running bundle; empty when the gateway ran none.
+	Version string `json:"version,omitempty"`
+	// Digest of the running bundle.
+	Digest string `json:"digest,omitempty"`
+}
+
+// String reads "nothing" or "<version> (digest <first 12 hex digits>)".
+func (g GatewayRun) String() string {
+	if g.Version == "" && g.Digest == "" {
+		return "nothing"
+	}
+	v, d := g.Version, strings.TrimPrefix(g.Digest, "sha256:")
+	if len(v) == 40 {
+		v = v[:12]
+	}
+	if v == "" {
+		v = "a bundle without a version"
+	}
+	if len(d) > 12 {
+		d = d[:12]
+	}
+	if d == "" {
+		return v
+	}
+	return v + " (digest " + d + ")"
 }
 
 // Pin holds the agent on one commit after a rollback.

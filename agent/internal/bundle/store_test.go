@@ -267,3 +267,36 @@ func TestFailedAppendIsCutOff(t *testing.T) {
 		t.Fatalf("after reopen: %v, dropped %d; want entries 3 and 1, none dropped", got, s2.Dropped())
 	}
 }
+
+func TestHealEntryNamesWhatTheGatewayRan(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		was  GatewayRun
+		want string
+	}{
+		{"nothing", GatewayRun{}, "nothing"},
+		{"a commit", GatewayRun{Version: sha(7), Digest: "sha256:" + strings.Repeat("ab", 32)}, sha(7)[:12] + " (digest abababababab)"},
+		{"a hand-made version", GatewayRun{Version: "hotfix-1", Digest: strings.Repeat("cd", 32)}, "hotfix-1 (digest cdcdcdcdcdcd)"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			if got := tc.was.String(); got != tc.want {
+				t.Fatalf("String() = %q, want %q", got, tc.want)
+			}
+			// The entry keeps it across a restart.
+			dir := t.TempDir()
+			s := openStore(t, dir, Options{})
+			was := tc.was
+			if err := s.Append(Entry{Time: time.Now().UTC(), SHA: sha(1), Result: ResultApplied, Trigger: "heal", Replaced: &was}); err != nil {
+				t.Fatal(err)
+			}
+			s.Close()
+			got := openStore(t, dir, Options{}).History(1)
+			if len(got) != 1 || got[0].Replaced == nil || *got[0].Replaced != tc.was {
+				t.Fatalf("after reopen: %+v, want replaced %+v", got, tc.was)
+			}
+		})
+	}
+}

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -156,11 +158,20 @@ func authFor(opts Options) (transport.AuthMethod, error) {
 		if opts.KnownHostsFile != "" {
 			files = append(files, opts.KnownHostsFile)
 		}
-		cb, err := gitssh.NewKnownHostsCallback(files...)
+		// One known-hosts database gives both the check and the host key
+		// algorithms to offer: with a callback of its own and no
+		// algorithms, go-git lets the server pick a key type the file may
+		// not hold (an ed25519-only file then fails with "key mismatch").
+		db, err := gitssh.NewKnownHostsDb(files...)
 		if err != nil {
 			return nil, fmt.Errorf("reading known_hosts: %w", err)
 		}
-		pk.HostKeyCallback = cb
+		port := ep.Port
+		if port <= 0 {
+			port = gitssh.DefaultPort
+		}
+		pk.HostKeyCallback = db.HostKeyCallback()
+		pk.HostKeyAlgorithms = db.HostKeyAlgorithms(net.JoinHostPort(ep.Host, strconv.Itoa(port)))
 		return pk, nil
 	default:
 		return nil, nil

@@ -221,6 +221,8 @@ func (l *Loop) Run(ctx context.Context) error {
 		defer healTicker.Stop()
 		healC = healTicker.C
 	}
+	// The pass the timer makes at once is the start pass, not a poll.
+	first := true
 	for {
 		reason := "poll"
 		select {
@@ -238,6 +240,10 @@ func (l *Loop) Run(ctx context.Context) error {
 				}
 			}
 		}
+		if first && reason == "poll" {
+			reason = "start"
+		}
+		first = false
 		err := l.syncPass(ctx, reason)
 		wait := l.nextDelay(err)
 		// The pass counts as completed only now, so that SyncAndWait's

@@ -132,10 +132,12 @@ func TestSelfHeal(t *testing.T) {
 	tests := []struct {
 		name   string
 		break_ func()
+		// wantWas is what the heal entry says the gateway ran before.
+		wantWas bundle.GatewayRun
 	}{
-		{"hand-edited gateway", func() { h.gw.Set(other) }},
-		{"gateway restarted empty", func() { h.gw.Restart(nil) }},
-		{"gateway restarted from an older file", func() { h.gw.Restart(other) }},
+		{"hand-edited gateway", func() { h.gw.Set(other) }, bundle.GatewayRun{Version: other.Version, Digest: other.Digest}},
+		{"gateway restarted empty", func() { h.gw.Restart(nil) }, bundle.GatewayRun{}},
+		{"gateway restarted from an older file", func() { h.gw.Restart(other) }, bundle.GatewayRun{Version: other.Version, Digest: other.Digest}},
 	}
 	for _, tc := range tests {
 		tc.break_()
@@ -143,8 +145,12 @@ func TestSelfHeal(t *testing.T) {
 		if got := h.gw.Current(); got == nil || got.Digest != desired.Digest || got.Version != sha {
 			t.Fatalf("%s: gateway runs %+v, want %s healed", tc.name, got, sha)
 		}
-		if e := h.loop.History(1)[0]; e.Trigger != "heal" || e.Result != bundle.ResultApplied {
+		e := h.loop.History(1)[0]
+		if e.Trigger != "heal" || e.Result != bundle.ResultApplied {
 			t.Fatalf("%s: last entry %+v, want a heal", tc.name, e)
+		}
+		if e.Replaced == nil || *e.Replaced != tc.wantWas {
+			t.Fatalf("%s: heal entry says the gateway ran %+v, want %+v", tc.name, e.Replaced, tc.wantWas)
 		}
 	}
 }
@@ -443,4 +449,23 @@ func TestHealBetweenPasses(t *testing.T) {
 	h.gw.Restart(nil)
 	waitFor(t, func() bool { return h.running() == sha })
 	waitFor(t, func() bool { return h.loop.Status(context.Background()).GatewayReachable })
+}
+
+// TestFirstPassSaysStart checks the trigger recorded for the pass the loop
+// makes when it starts: "start", not "poll".
+func TestFirstPassSaysStart(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	sha := h.repo.commit("first", validConfig(9001))
+	h.start()
+	waitFor(t, func() bool { return len(h.loop.History(0)) > 0 })
+	hist := h.loop.History(0)
+	if e := hist[len(hist)-1]; e.SHA != sha || e.Trigger != "start" || e.Result != bundle.ResultApplied {
+		t.Fatalf("first entry %s %s trigger %q, want %s applied trigger \"start\"", e.SHA, e.Result, e.Trigger, sha)
+	}
+	second := h.repo.commit("second", validConfig(9002))
+	h.sync()
+	if e := h.loop.History(1)[0]; e.SHA != second || e.Trigger != "test" {
+		t.Fatalf("next entry %s trigger %q, want %s trigger \"test\"", e.SHA, e.Trigger, second)
+	}
 }

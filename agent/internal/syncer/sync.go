@@ -296,7 +296,8 @@ func (l *Loop) heal(ctx context.Context) error {
 	l.log.Warn().Str("version", l.desired.Version).Str("running", gs.Version).Msg("gateway runs another config: re-pushing the desired bundle")
 	start := l.opts.Now()
 	_, err = l.push(ctx, l.desired)
-	e := bundle.Entry{Time: start.UTC(), SHA: l.desired.Version, Author: l.desired.Source.Author, Subject: l.desired.Source.Subject, Trigger: "heal", Digest: l.desired.Digest}
+	e := bundle.Entry{Time: start.UTC(), SHA: l.desired.Version, Author: l.desired.Source.Author, Subject: l.desired.Source.Subject, Trigger: "heal", Digest: l.desired.Digest,
+		Replaced: &bundle.GatewayRun{Version: gs.Version, Digest: gs.Digest}}
 	if err != nil {
 		if isUser(err) {
 			// The gateway refuses what it ran before: record it, do not loop.

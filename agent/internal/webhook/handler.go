@@ -4,9 +4,13 @@ import (
 	"container/list"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
+	"strconv"
+	"strings"
 	"sync"
+	"time"
 
 	"github.com/google/go-github/v60/github"
 	"github.com/prometheus/client_golang/prometheus"
@@ -33,8 +37,14 @@ type Options struct {
 	Nudge func(reason string)
 	// PullRequests gets pull_request events. Nil: they are logged only.
 	PullRequests PullRequestReporter
-	// MaxBodyBytes caps a delivery. Default 25 MiB (GitHub's maximum).
+	// MaxBodyBytes caps a delivery. Default DefaultMaxBodyBytes (1 MiB). A
+	// delivery that declares more is refused before its body is read.
 	MaxBodyBytes int64
+	// MaxUnverified bounds the deliveries whose bodies are being read
+	// before their signature is checked; more at once are answered 503
+	// with Retry-After. Default DefaultMaxUnverified (4). Unauthenticated
+	// memory is thus at most MaxUnverified × MaxBodyBytes.
+	MaxUnverified int
 	// DedupeSize is how many delivery IDs are remembered. Default 4096.
 	DedupeSize int
 	// QueueSize bounds pull_request events waiting for the reporter.
@@ -46,11 +56,34 @@ type Options struct {
 	Logger zerolog.Logger
 }
 
+// DefaultMaxBodyBytes is the default cap on a delivery's body. GitHub caps
+// payloads at 25 MB, but the events the agent reads are small: a push
+// carries at most 20 commits with their file lists, a pull_request event a
+// few tens of KB. 1 MiB holds a push of 20 commits touching thousands of
+// files each, and bounds what an unauthenticated sender makes the agent
+// hold. A push refused for its size is still picked up by the next poll.
+const DefaultMaxBodyBytes = 1 << 20
+
+// DefaultMaxUnverified is the default number of delivery bodies read at
+// once before their signature is checked. GitHub sends a hook's deliveries
+// a few at a time.
+const DefaultMaxUnverified = 4
+
+// retryAfterSeconds is the Retry-After of a 503 answered when
+// MaxUnverified bodies are being read.
+const retryAfterSeconds = 10
+
 // Handler serves POST /webhooks/github. It owns one background worker for
 // pull_request events; Close stops and waits for it.
 type Handler struct {
 	opts       Options
 	deliveries *prometheus.CounterVec
+	// unverified counts bodies being read before their signature is
+	// checked; slots holds one token per such body.
+	unverified prometheus.Gauge
+	slots      chan struct{}
+	// busyLog is Logger sampled, for refusals a flood would repeat.
+	busyLog zerolog.Logger
 
 	mu    sync.Mutex
 	seen  map[string]*list.Element
@@ -71,7 +104,10 @@ func New(opts Options) (*Handler, error) {
 		return nil, errors.New("webhook: Nudge is required")
 	}
 	if opts.MaxBodyBytes <= 0 {
-		opts.MaxBodyBytes = 25 << 20
+		opts.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if opts.MaxUnverified <= 0 {
+		opts.MaxUnverified = DefaultMaxUnverified
 	}
 	if opts.DedupeSize <= 0 {
 		opts.DedupeSize = 4096
@@ -85,14 +121,22 @@ func New(opts Options) (*Handler, error) {
 			Name: "gitgate_agent_webhook_deliveries_total",
 			Help: "GitHub webhook deliveries by event and result.",
 		}, []string{"event", "result"}),
-		seen:  make(map[string]*list.Element),
-		order: list.New(),
-		queue: make(chan *github.PullRequestEvent, opts.QueueSize),
-		done:  make(chan struct{}),
+		unverified: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "gitgate_agent_webhook_unverified_bodies",
+			Help: "Webhook delivery bodies being read before their signature is checked.",
+		}),
+		slots:   make(chan struct{}, opts.MaxUnverified),
+		busyLog: opts.Logger.Sample(&zerolog.BurstSampler{Burst: 1, Period: time.Second}),
+		seen:    make(map[string]*list.Element),
+		order:   list.New(),
+		queue:   make(chan *github.PullRequestEvent, opts.QueueSize),
+		done:    make(chan struct{}),
 	}
 	if opts.Registerer != nil {
-		if err := opts.Registerer.Register(h.deliveries); err != nil {
-			return nil, err
+		for _, c := range []prometheus.Collector{h.deliveries, h.unverified} {
+			if err := opts.Registerer.Register(c); err != nil {
+				return nil, fmt.Errorf("registering webhook metrics: %w", err)
+			}
 		}
 	}
 	h.ctx, h.cancel = context.WithCancel(context.Background())
@@ -163,23 +207,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.answer(w, event, "bad_method", http.StatusMethodNotAllowed, "POST only")
 		return
 	}
-	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.opts.MaxBodyBytes))
-	if err != nil {
-		var tooBig *http.MaxBytesError
-		if errors.As(err, &tooBig) {
-			h.answer(w, event, "too_large", http.StatusRequestEntityTooLarge, "body too large")
-			return
-		}
-		h.answer(w, event, "bad_body", http.StatusBadRequest, "reading body failed")
-		return
-	}
-	if err := Verify(h.opts.Secret, body, r.Header.Get("X-Hub-Signature-256"), r.Header.Get("X-Hub-Signature")); err != nil {
-		log.Warn().Err(err).Msg("webhook refused")
-		code := http.StatusUnauthorized
-		if errors.Is(err, ErrSHA1Only) {
-			code = http.StatusForbidden
-		}
-		h.answer(w, event, "bad_signature", code, err.Error())
+	body, ok := h.readVerified(w, r, event, log)
+	if !ok {
 		return
 	}
 	if !h.firstSeen(id) {
@@ -190,7 +219,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	switch event {
 	case "ping", "push", "pull_request":
 	default:
-		h.answer(w, event, "ignored", http.StatusAccepted, "event ignored")
+		h.ignore(w, log, event, "", "", "other_event", "event ignored")
 		return
 	}
 	payload, err := github.ParseWebHook(event, body)
@@ -203,21 +232,24 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case *github.PingEvent:
 		h.answer(w, event, "pong", http.StatusOK, "pong")
 	case *github.PushEvent:
-		if h.opts.Repo != "" && ev.GetRepo().GetFullName() != h.opts.Repo {
-			log.Info().Str("repo", ev.GetRepo().GetFullName()).Msg("push to another repository ignored")
-			h.answer(w, event, "other_repo", http.StatusAccepted, "other repository ignored")
+		repo, ref := ev.GetRepo().GetFullName(), ev.GetRef()
+		switch {
+		case !h.ourRepo(repo):
+			h.ignore(w, log, event, repo, ref, "other_repo", "other repository ignored")
 			return
-		}
-		if ev.GetRef() != "refs/heads/"+h.opts.Branch {
-			h.answer(w, event, "other_branch", http.StatusAccepted, "other branch ignored")
+		case strings.HasPrefix(ref, "refs/tags/"):
+			h.ignore(w, log, event, repo, ref, "tag", "tag push ignored")
+			return
+		case ref != "refs/heads/"+h.opts.Branch:
+			h.ignore(w, log, event, repo, ref, "other_branch", "other branch ignored")
 			return
 		}
 		h.opts.Nudge("webhook")
-		log.Info().Msg("push to the tracked branch: sync nudged")
+		log.Info().Str("repo", repo).Str("ref", ref).Msg("push to the tracked branch: sync nudged")
 		h.answer(w, event, "nudged", http.StatusAccepted, "sync queued")
 	case *github.PullRequestEvent:
-		if h.opts.Repo != "" && ev.GetRepo().GetFullName() != h.opts.Repo {
-			h.answer(w, event, "other_repo", http.StatusAccepted, "other repository ignored")
+		if repo := ev.GetRepo().GetFullName(); !h.ourRepo(repo) {
+			h.ignore(w, log, event, repo, "refs/heads/"+ev.GetPullRequest().GetBase().GetRef(), "other_repo", "other repository ignored")
 			return
 		}
 		select {
@@ -228,6 +260,72 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			h.answer(w, event, "queue_full", http.StatusServiceUnavailable, "busy, redeliver later")
 		}
 	default:
-		h.answer(w, event, "ignored", http.StatusAccepted, "event ignored")
+		h.ignore(w, log, event, "", "", "other_event", "event ignored")
 	}
+}
+
+// ourRepo reports whether a delivery's repository ("owner/name") is the
+// one Options.Repo names. GitHub owner and repository names are case
+// insensitive and payloads spell them as created (Codertocat/Hello-World).
+func (h *Handler) ourRepo(fullName string) bool {
+	return h.opts.Repo == "" || strings.EqualFold(fullName, h.opts.Repo)
+}
+
+// ignore answers 202 to a delivery that asks nothing of the agent, and
+// leaves an info line saying why.
+func (h *Handler) ignore(w http.ResponseWriter, log zerolog.Logger, event, repo, ref, reason, msg string) {
+	log.Info().Str("repo", repo).Str("ref", ref).Str("reason", reason).Msg("webhook delivery ignored")
+	h.answer(w, event, reason, http.StatusAccepted, msg)
+}
+
+// readVerified reads the body of a delivery and checks its signature. The
+// body is unauthenticated until then, so what a sender can make the agent
+// hold is bounded: a declared length over MaxBodyBytes is refused before
+// reading, a body that grows past it is cut, and at most MaxUnverified
+// bodies are read at once (others are answered 503 at once). On false the
+// answer is written.
+func (h *Handler) readVerified(w http.ResponseWriter, r *http.Request, event string, log zerolog.Logger) ([]byte, bool) {
+	if r.ContentLength > h.opts.MaxBodyBytes {
+		log.Warn().Int64("bytes", r.ContentLength).Int64("max_bytes", h.opts.MaxBodyBytes).Msg("webhook refused: body over the cap")
+		// Close after answering, or net/http would read the body to keep
+		// the connection alive.
+		w.Header().Set("Connection", "close")
+		h.answer(w, event, "too_large", http.StatusRequestEntityTooLarge, "body too large")
+		return nil, false
+	}
+	select {
+	case h.slots <- struct{}{}:
+	default:
+		h.busyLog.Warn().Str("event", event).Int("max_unverified", h.opts.MaxUnverified).Msg("webhook refused: too many deliveries being read")
+		w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds))
+		w.Header().Set("Connection", "close")
+		h.answer(w, event, "busy", http.StatusServiceUnavailable, "busy, redeliver later")
+		return nil, false
+	}
+	h.unverified.Inc()
+	defer func() {
+		h.unverified.Dec()
+		<-h.slots
+	}()
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, h.opts.MaxBodyBytes))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			log.Warn().Int64("max_bytes", h.opts.MaxBodyBytes).Msg("webhook refused: body over the cap")
+			h.answer(w, event, "too_large", http.StatusRequestEntityTooLarge, "body too large")
+			return nil, false
+		}
+		h.answer(w, event, "bad_body", http.StatusBadRequest, "reading body failed")
+		return nil, false
+	}
+	if err := Verify(h.opts.Secret, body, r.Header.Get("X-Hub-Signature-256"), r.Header.Get("X-Hub-Signature")); err != nil {
+		log.Warn().Err(err).Msg("webhook refused")
+		code := http.StatusUnauthorized
+		if errors.Is(err, ErrSHA1Only) {
+			code = http.StatusForbidden
+		}
+		h.answer(w, event, "bad_signature", code, err.Error())
+		return nil, false
+	}
+	return body, true
 }
