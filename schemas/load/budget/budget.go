@@ -164,7 +164,8 @@ func (e *Evaluator) inChild(ctx context.Context, files []load.File, lim load.Lim
 // out of address space.
 func outOfMemory(stderr string) bool {
 	for _, s := range []string{"out of memory", "cannot allocate memory", "failed to create new OS thread",
-		"pthread_create failed", "failed to reserve", "errno 12", "failed to allocate"} {
+		"pthread_create failed", "failed to reserve", "errno 12", "failed to allocate",
+		"too many address space collisions"} {
 		if strings.Contains(stderr, s) {
 			return true
 		}
