@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"net"
 	"os"
 	"path/filepath"
@@ -81,9 +82,24 @@ func serve(t *testing.T, b Backend) (*Client, string) {
 	return NewClient(p), p
 }
 
+// TestSocketMode: the control socket is 0600 once Listen returns, and no
+// group or other bit is set even in the moment between bind and chmod.
 func TestSocketMode(t *testing.T) {
 	t.Parallel()
-	_, p := serve(t, &fakeBackend{})
+	p := sockPath(t)
+	var atBind fs.FileMode
+	s, err := listen(p, &fakeBackend{}, zerolog.Nop(), func(path string) {
+		if fi, err := os.Lstat(path); err == nil {
+			atBind = fi.Mode().Perm()
+		}
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = s.Close(context.Background()) })
+	if atBind == 0 || atBind&0o077 != 0 {
+		t.Fatalf("socket mode right after bind %o, want no group or other bit", atBind)
+	}
 	fi, err := os.Stat(p)
 	if err != nil || fi.Mode().Perm() != 0o600 {
 		t.Fatalf("socket mode %v, %v; want 0600", fi.Mode(), err)

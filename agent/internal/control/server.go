@@ -62,6 +62,11 @@ type Server struct {
 // Listen creates the socket at path (mode 0600) and starts serving b. A
 // stale socket at path is removed; any other kind of file is refused.
 func Listen(path string, b Backend, log zerolog.Logger) (*Server, error) {
+	return listen(path, b, log, nil)
+}
+
+// listen is Listen with a hook that sees the socket right after bind.
+func listen(path string, b Backend, log zerolog.Logger, afterBind func(string)) (*Server, error) {
 	if fi, err := os.Lstat(path); err == nil {
 		if fi.Mode().Type() != fs.ModeSocket {
 			return nil, fmt.Errorf("control socket %s: a file that is not a socket is in the way", path)
@@ -70,10 +75,11 @@ func Listen(path string, b Backend, log zerolog.Logger) (*Server, error) {
 			return nil, fmt.Errorf("removing stale control socket %s: %w", path, err)
 		}
 	}
-	ln, err := net.Listen("unix", path)
+	ln, err := listenOwnerOnly(path, afterBind)
 	if err != nil {
 		return nil, fmt.Errorf("listening on control socket %s: %w", path, err)
 	}
+	// The owner's execute bit is the only one the umask left beyond 0600.
 	if err := os.Chmod(path, 0o600); err != nil {
 		ln.Close()
 		return nil, fmt.Errorf("setting mode of control socket %s: %w", path, err)
