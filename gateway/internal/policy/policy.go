@@ -219,9 +219,10 @@ func corsRank(kind string) int {
 	return 1
 }
 
-// Close releases what the set holds. The set starts no goroutines (rate-limit
-// stores expire buckets lazily), so Close only drops references; stores
-// handed on to a later Set stay alive there. Close is safe to call twice.
+// Close does nothing today: no policy starts a goroutine or holds a file
+// (rate-limit stores expire buckets lazily, and a store handed on to a
+// later Set lives on there). The runtime calls it once when a snapshot is
+// released, so a policy kind that needs cleanup has its place here.
 func (s *Set) Close() {}
 
 func failClosed(name string) http.Handler {

@@ -51,17 +51,6 @@ func (rt *Route) SetConfigVersion(v string) { rt.version = v }
 // logged when the access log is off.
 const failLogBurst = 5
 
-// backend is one weighted upstream of a route.
-type backend struct {
-	name    string
-	fw      *Forwarder
-	upTo    int // cumulative weight: chosen when draw < upTo
-	hashOn  *schemas.HashOn
-	noHost  []byte
-	breaker []byte
-	metrics atomic.Pointer[backendMetrics]
-}
-
 type retryKinds struct{ connect, reset, s502, s503, s504 bool }
 
 // NewRoute compiles route name from spec (defaults applied). forwarders

@@ -286,7 +286,8 @@ func (e *Engine) forgetRemoved(old, s *snapshot) {
 	}
 }
 
-// Check runs the compile of Apply without swapping anything in.
+// Check compiles b as Apply would and discards the result: a dry run that
+// swaps nothing in. The admin socket does not offer it; tests use it.
 func (e *Engine) Check(b *schemas.Bundle) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -325,8 +326,8 @@ func (e *Engine) Status() Status {
 	return st
 }
 
-// Close stops serving, stops every health checker and policy sweeper,
-// waits for them and closes idle upstream connections. Requests still in
+// Close stops serving, stops every health checker, waits for them and
+// closes idle upstream connections. Requests still in
 // flight finish on what they hold.
 func (e *Engine) Close() error {
 	e.mu.Lock()
