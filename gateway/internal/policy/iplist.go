@@ -91,7 +91,7 @@ func compileIPList(name, path string, cfg *schemas.IPList, allow bool, s *Set, d
 // allow list refuses it and a deny list lets it through.
 func (l *ipList) wrap(_ string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if l.prefixes.contains(l.clientIP(r)) != l.allow {
+		if l.prefixes.contains(clientAddr(w, r, l.clientIP)) != l.allow {
 			inc(l.counters.forbidden)
 			writeJSON(w, http.StatusForbidden, l.body)
 			return

@@ -14,6 +14,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/gitgate/gitgate/gateway/internal/clientip"
 	"github.com/gitgate/gitgate/schemas"
 )
 
@@ -24,9 +25,10 @@ type Options struct {
 	// ReadFile resolves {file: PATH} references. Nil: os.ReadFile.
 	ReadFile func(string) ([]byte, error)
 	// ClientIP returns the address of the client of a request, used by
-	// rate limits keyed by client IP and by ipAllow/ipDeny. Nil: the peer
-	// address of the connection (r.RemoteAddr); see ClientIPFunc for the
-	// trusted-proxy rule.
+	// rate limits keyed by client IP and by ipAllow/ipDeny when the
+	// request's ResponseWriter does not carry its client (see
+	// clientip.Carrier; the runtime's always does). Nil: the peer address
+	// of the connection (clientip.Peer).
 	ClientIP func(*http.Request) netip.Addr
 	// Registry receives the policy metrics. Nil: no metrics. Compiling again
 	// with the same registry reuses the registered collectors.
@@ -43,7 +45,7 @@ func (o *Options) fill() {
 		o.ReadFile = os.ReadFile
 	}
 	if o.ClientIP == nil {
-		o.ClientIP = PeerIP
+		o.ClientIP = clientip.Peer
 	}
 	if o.Now == nil {
 		o.Now = time.Now

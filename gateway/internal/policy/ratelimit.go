@@ -273,7 +273,7 @@ func validHeaderName(s string) bool {
 // key picks the bucket of r. A header key with the header absent falls back
 // to the client address, so clients without the header do not share one
 // bucket.
-func (rl *rateLimit) key(route string, r *http.Request) bucketKey {
+func (rl *rateLimit) key(route string, w http.ResponseWriter, r *http.Request) bucketKey {
 	switch rl.kind {
 	case keyRoute:
 		return bucketKey{s: route}
@@ -289,7 +289,7 @@ func (rl *rateLimit) key(route string, r *http.Request) bucketKey {
 			return bucketKey{s: s}
 		}
 	}
-	return bucketKey{addr: rl.clientIP(r)}
+	return bucketKey{addr: clientAddr(w, r, rl.clientIP)}
 }
 
 // wrap answers 429 when the bucket is empty and sets the RateLimit-Limit,
@@ -302,7 +302,7 @@ func (rl *rateLimit) wrap(route string, next http.Handler) http.Handler {
 		limited = rl.metrics.rateLimited.WithLabelValues(route, rl.name)
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		v := rl.store.take(rl.key(route, r), rl.now())
+		v := rl.store.take(rl.key(route, w, r), rl.now())
 		h := w.Header()
 		h["Ratelimit-Limit"] = rl.limitHdr
 		h["Ratelimit-Remaining"] = []string{strconv.Itoa(v.remaining)}

@@ -200,18 +200,19 @@ func (rt *Route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rt.active.Add(1)
 	defer rt.active.Add(-1)
 
-	be := rt.pickBackend(r)
-	// One allocation holds the request's exchange and its context.
-	st := &requestState{}
 	ob, _ := w.(*Observation)
-	if ob == nil && rt.opts.observing() {
-		// No outer handler observes the request (the route is served
-		// on its own): the route records it.
+	if ob == nil {
+		// No outer handler started the request (the route is served on
+		// its own): the route does.
 		ob = &Observation{}
 		ob.init(rt.opts, w, r, start)
 		defer ob.End()
 		w = ob
 	}
+	// The observation's allocation holds the request's exchange and its
+	// context too.
+	st := &ob.state
+	be := rt.pickBackend(r, ob.client.Addr)
 	ob.forwarding(rt, be)
 	if g := rt.inFlightGauge(); g != nil {
 		g.Inc()
@@ -228,9 +229,8 @@ func (rt *Route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r.Body = lb
 	}
 
-	client, trusted := clientAddr(r, rt.opts.TrustedProxies)
 	ex := &st.ex
-	ex.route, ex.backend, ex.client, ex.trusted, ex.w = rt, be, client, trusted, w
+	ex.route, ex.backend, ex.client, ex.w = rt, be, &ob.client, w
 	if rt.path != nil {
 		if p, ok := r.Context().Value(paramsKey{}).(map[string]string); ok && rt.path.hasTmpl {
 			ex.params = p
@@ -279,7 +279,7 @@ func (rt *Route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	var key uint64
 	if be.hashOn != nil {
-		key = upstream.Key(r, be.hashOn, client)
+		key = upstream.Key(r, be.hashOn, ob.client.Addr)
 	}
 	pool := be.fw.pool
 	var avoid *upstream.Target

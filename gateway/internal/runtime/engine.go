@@ -17,6 +17,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/gitgate/gitgate/gateway/internal/clientip"
 	"github.com/gitgate/gitgate/gateway/internal/policy"
 	"github.com/gitgate/gitgate/gateway/internal/proxy"
 	"github.com/gitgate/gitgate/gateway/internal/router"
@@ -123,12 +124,12 @@ func New(opts Options) *Engine {
 		live:  map[*snapshot]struct{}{},
 	}
 	e.popts = &proxy.Options{TrustedProxies: opts.TrustedProxies, Logger: opts.Logger, AccessLog: opts.AccessLog}
-	// Policies see the same client address as the proxy: the peer, or the
-	// right-most untrusted X-Forwarded-For entry behind a trusted proxy.
-	e.policyOpts = policy.Options{LookupEnv: opts.LookupEnv, Registry: opts.Registry, ClientIP: policy.PeerIP}
-	if len(opts.TrustedProxies) > 0 {
-		e.policyOpts.ClientIP = policy.ClientIPFunc(policy.TrustPrefixes(opts.TrustedProxies))
-	}
+	// Policies read the client address that ServeHTTP's observation
+	// decided once per request (clientip.Carrier); ClientIP is the same
+	// rule for a writer that carries none.
+	trusted := opts.TrustedProxies
+	e.policyOpts = policy.Options{LookupEnv: opts.LookupEnv, Registry: opts.Registry,
+		ClientIP: func(r *http.Request) netip.Addr { return clientip.Of(r, trusted).Addr }}
 	if opts.Registry != nil {
 		m, err := proxy.NewMetrics(opts.Registry)
 		if err != nil {
@@ -150,20 +151,16 @@ var bodyNoConfig = proxy.ErrorJSON(proxy.MsgNoConfig, "")
 // observation started here, whoever answers it: no config, a bad path, no
 // route, a policy, the upstream or the gateway for a failed upstream.
 func (e *Engine) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	ob := e.popts.Observe(w, r)
-	if ob != nil {
-		defer ob.End() // deferred: a panic (http.ErrAbortHandler) is recorded too
-		w = ob
-	}
+	ob := e.popts.Observe(w, r) // decides the client, once
+	defer ob.End()              // deferred: a panic (http.ErrAbortHandler) is recorded too
+	w = ob
 	s := e.acquire()
 	if s == nil {
 		proxy.WriteError(w, http.StatusServiceUnavailable, bodyNoConfig)
 		return
 	}
 	defer s.unref()
-	if ob != nil {
-		ob.SetVersion(s.bundle().Version)
-	}
+	ob.SetVersion(s.bundle().Version)
 	if !screen(w, r) {
 		return
 	}
@@ -178,9 +175,7 @@ func (e *Engine) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h := s.handlers[m.Index]
-	if ob != nil {
-		ob.SetRoute(s.table.Names()[m.Index])
-	}
+	ob.SetRoute(s.table.Names()[m.Index])
 	if h == nil {
 		proxy.NotFound(w)
 		return
