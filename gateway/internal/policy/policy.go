@@ -2,7 +2,6 @@ package policy
 
 import (
 	"cmp"
-	"encoding/json"
 	"fmt"
 	"maps"
 	"net/http"
@@ -15,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/gitgate/gitgate/gateway/internal/clientip"
+	"github.com/gitgate/gitgate/gateway/internal/reply"
 	"github.com/gitgate/gitgate/schemas"
 )
 
@@ -228,9 +228,9 @@ func corsRank(kind string) int {
 func (s *Set) Close() {}
 
 func failClosed(name string) http.Handler {
-	body := errorBody("policy_unavailable", fmt.Sprintf("policy %q is not compiled", name))
+	body := reply.New("policy_unavailable", fmt.Sprintf("policy %q is not compiled", name), "")
 	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusInternalServerError, body)
+		reply.Write(w, http.StatusInternalServerError, body)
 	})
 }
 
@@ -258,30 +258,4 @@ func (d diagnostics) err() error {
 	out := slices.Clone(d)
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Path < out[j].Path })
 	return &schemas.InvalidError{Diagnostics: out}
-}
-
-// writeJSON answers with a small JSON error body.
-func writeJSON(w http.ResponseWriter, status int, body []byte) {
-	h := w.Header()
-	h["Content-Type"] = jsonContentType
-	h["X-Content-Type-Options"] = nosniff
-	w.WriteHeader(status)
-	_, _ = w.Write(body)
-}
-
-var (
-	jsonContentType = []string{"application/json"}
-	nosniff         = []string{"nosniff"}
-)
-
-// errorBody renders {"error":code,"message":msg} once, at compile time.
-func errorBody(code, msg string) []byte {
-	b, err := json.Marshal(struct {
-		Error   string `json:"error"`
-		Message string `json:"message"`
-	}{code, msg})
-	if err != nil { // two strings always marshal
-		panic(err)
-	}
-	return b
 }

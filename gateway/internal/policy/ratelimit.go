@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/gitgate/gitgate/gateway/internal/reply"
 	"github.com/gitgate/gitgate/schemas"
 )
 
@@ -205,7 +206,7 @@ type rateLimit struct {
 	now      func() time.Time
 	metrics  *metrics
 	limitHdr []string
-	body     []byte
+	body     *reply.Body
 }
 
 func compileRateLimit(name, path string, cfg schemas.RateLimit, store *limiterStore, s *Set, diags *diagnostics) (*rateLimit, *limiterStore) {
@@ -215,7 +216,7 @@ func compileRateLimit(name, path string, cfg schemas.RateLimit, store *limiterSt
 		now:      s.opts.Now,
 		metrics:  s.metrics,
 		limitHdr: []string{strconv.Itoa(cfg.Burst)},
-		body:     errorBody("rate_limited", "rate limit exceeded; retry after the time in Retry-After"),
+		body:     reply.New("rate_limited", "rate limit exceeded; retry after the time in Retry-After", ""),
 	}
 	ok := true
 	if !(cfg.Rate > 0) || math.IsInf(cfg.Rate, 0) {
@@ -312,7 +313,7 @@ func (rl *rateLimit) wrap(route string, next http.Handler) http.Handler {
 				limited.Inc()
 			}
 			h["Retry-After"] = []string{strconv.Itoa(v.retrySecs)}
-			writeJSON(w, http.StatusTooManyRequests, rl.body)
+			reply.Write(w, http.StatusTooManyRequests, rl.body)
 			return
 		}
 		next.ServeHTTP(w, r)

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"sync/atomic"
 
+	"github.com/gitgate/gitgate/gateway/internal/reply"
 	"github.com/gitgate/gitgate/gateway/internal/upstream"
 	"github.com/gitgate/gitgate/schemas"
 )
@@ -16,8 +17,9 @@ type backend struct {
 	fw      *Forwarder
 	upTo    int // cumulative weight: chosen when draw < upTo
 	hashOn  *schemas.HashOn
-	noHost  []byte
-	breaker []byte
+	noHost  *reply.Body
+	breaker *reply.Body
+	failed  *reply.Body // 503 passed on from the upstream after retries
 	metrics atomic.Pointer[backendMetrics]
 }
 

@@ -28,6 +28,7 @@
 //     log line and metric, which count and log each request once, with its
 //     route, upstream and the policy that answered, "none" where there is
 //     none; an upstream failure carries its cause.
-//   - Errors are small JSON bodies: 404 no route, 413 body too large, 502
-//     upstream failed, 503 no healthy target or breaker open, 504 timeout.
+//   - What the proxy answers itself (404 no route, 413 body too large, 502
+//     upstream failed, 503 no healthy target or breaker open, 504 timeout)
+//     is written by package reply, in the gateway's one answer shape.
 package proxy

@@ -15,6 +15,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/gitgate/gitgate/gateway/internal/clientip"
+	"github.com/gitgate/gitgate/gateway/internal/reply"
 	"github.com/gitgate/gitgate/gateway/internal/upstream"
 )
 
@@ -44,14 +45,14 @@ type Forwarder struct {
 	pool *upstream.Pool
 	rp   *httputil.ReverseProxy
 	opts *Options
-	// Prebuilt 503 bodies naming the upstream.
-	noHost, breakerOpen []byte
+	// Prebuilt 503 answers naming the upstream.
+	noHost, breakerOpen, failed *reply.Body
 }
 
 // NewForwarder returns the forwarder of pool. opts must stay unchanged.
 func NewForwarder(pool *upstream.Pool, opts *Options) *Forwarder {
 	f := &Forwarder{pool: pool, opts: opts,
-		noHost: ErrorJSON(MsgNoHealthy, pool.Name()), breakerOpen: ErrorJSON(MsgBreakerOpen, pool.Name())}
+		noHost: noHealthyBody(pool.Name()), breakerOpen: breakerOpenBody(pool.Name()), failed: upstreamFailedBody(pool.Name())}
 	f.rp = &httputil.ReverseProxy{
 		Rewrite:        f.rewrite,
 		Transport:      pool.Transport(),

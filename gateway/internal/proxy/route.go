@@ -15,6 +15,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/gitgate/gitgate/gateway/internal/reply"
 	"github.com/gitgate/gitgate/gateway/internal/upstream"
 	"github.com/gitgate/gitgate/schemas"
 )
@@ -86,7 +87,7 @@ func NewRoute(name string, spec schemas.Route, forwarders map[string]*Forwarder,
 		be := &backend{name: b.Upstream, fw: fw, upTo: sum}
 		if fw != nil {
 			be.hashOn = fw.pool.HashOn()
-			be.noHost, be.breaker = fw.noHost, fw.breakerOpen
+			be.noHost, be.breaker, be.failed = fw.noHost, fw.breakerOpen, fw.failed
 		}
 		rt.backends = append(rt.backends, be)
 	}
@@ -220,7 +221,7 @@ func (rt *Route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	if r.ContentLength > rt.maxBody {
-		WriteError(w, http.StatusRequestEntityTooLarge, bodyTooBig)
+		reply.Write(w, http.StatusRequestEntityTooLarge, bodyTooBig)
 		return
 	}
 	var lb *limitedBody
@@ -237,7 +238,7 @@ func (rt *Route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		p, ok := rt.path.apply(r.URL.Path, ex.params)
 		if !ok {
-			WriteError(w, http.StatusBadRequest, bodyBadRewrite)
+			reply.Write(w, http.StatusBadRequest, bodyBadRewrite)
 			return
 		}
 		ex.path = p
@@ -260,7 +261,7 @@ func (rt *Route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			buf, err := readUpTo(lb, rt.maxRetry)
 			switch {
 			case lb.exceeded.Load():
-				WriteError(w, http.StatusRequestEntityTooLarge, bodyTooBig)
+				reply.Write(w, http.StatusRequestEntityTooLarge, bodyTooBig)
 				return
 			case err == nil:
 				replay = buf // whole body read: replayable
@@ -268,7 +269,7 @@ func (rt *Route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				attempts = 0 // too large to keep: stream it, no retry
 				r.Body = readCloser{io.MultiReader(bytes.NewReader(buf), lb), lb}
 			default:
-				WriteError(w, http.StatusBadRequest, ErrorJSON("reading request body: "+err.Error(), ""))
+				reply.Write(w, http.StatusBadRequest, reply.New("bad_body", "reading request body: "+err.Error(), ""))
 				return
 			}
 		}
@@ -322,7 +323,7 @@ func (rt *Route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			if errors.Is(err, upstream.ErrBreakerOpen) {
 				body = be.breaker
 			}
-			WriteError(w, http.StatusServiceUnavailable, body)
+			reply.Write(w, http.StatusServiceUnavailable, body)
 			rt.logFailure(ob, be, "", http.StatusServiceUnavailable, err.Error())
 			return
 		}
@@ -467,26 +468,26 @@ func writeFailure(w http.ResponseWriter, ex *exchange) int {
 			// The upstream's own response went to the client.
 		case ex.status == http.StatusServiceUnavailable:
 			status = ex.status
-			WriteError(w, status, ErrorJSON(MsgUpstreamError, ex.backend.name))
+			reply.Write(w, status, ex.backend.failed)
 		case ex.status == http.StatusGatewayTimeout:
 			status = ex.status
-			WriteError(w, status, bodyTimeout)
+			reply.Write(w, status, bodyTimeout)
 		default:
 			status = http.StatusBadGateway
-			WriteError(w, status, bodyBadGW)
+			reply.Write(w, status, bodyBadGW)
 		}
 	case kindTooLarge:
 		status = http.StatusRequestEntityTooLarge
-		WriteError(w, status, bodyTooBig)
+		reply.Write(w, status, bodyTooBig)
 	case kindBadBody:
 		status = http.StatusBadRequest
-		WriteError(w, status, bodyBadBody)
+		reply.Write(w, status, bodyBadBody)
 	case kindTryTimeout, kindTimeout:
 		status = http.StatusGatewayTimeout
-		WriteError(w, status, bodyTimeout)
+		reply.Write(w, status, bodyTimeout)
 	default:
 		status = http.StatusBadGateway
-		WriteError(w, status, bodyBadGW)
+		reply.Write(w, status, bodyBadGW)
 	}
 	return status
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/gitgate/gitgate/gateway/internal/clientip"
 	"github.com/gitgate/gitgate/gateway/internal/policy"
 	"github.com/gitgate/gitgate/gateway/internal/proxy"
+	"github.com/gitgate/gitgate/gateway/internal/reply"
 	"github.com/gitgate/gitgate/gateway/internal/router"
 	"github.com/gitgate/gitgate/gateway/internal/upstream"
 	"github.com/gitgate/gitgate/schemas"
@@ -144,7 +145,7 @@ func New(opts Options) *Engine {
 	return e
 }
 
-var bodyNoConfig = proxy.ErrorJSON(proxy.MsgNoConfig, "")
+var bodyNoConfig = reply.New("no_config", "no config loaded", "")
 
 // ServeHTTP routes r with the current snapshot and serves it. With metrics
 // or the access log on, every request is counted and logged once, by the
@@ -156,7 +157,7 @@ func (e *Engine) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	w = ob
 	s := e.acquire()
 	if s == nil {
-		proxy.WriteError(w, http.StatusServiceUnavailable, bodyNoConfig)
+		reply.Write(w, http.StatusServiceUnavailable, bodyNoConfig)
 		return
 	}
 	defer s.unref()
@@ -166,7 +167,7 @@ func (e *Engine) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 	r, ok := normalizePath(r)
 	if !ok {
-		proxy.WriteError(w, http.StatusBadRequest, bodyBadPath)
+		reply.Write(w, http.StatusBadRequest, bodyBadPath)
 		return
 	}
 	m, ok := s.table.Match(r)
@@ -183,7 +184,10 @@ func (e *Engine) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.ServeHTTP(w, proxy.WithParams(r, m.Params))
 }
 
-var bodyBadPath = proxy.ErrorJSON(proxy.MsgBadPath, "")
+// msgBadPath starts the message of every refused request path.
+const msgBadPath = "bad request path"
+
+var bodyBadPath = reply.New("bad_path", msgBadPath, "")
 
 // normalizePath returns r with its path cleaned by router.CleanPath, so that
 // the path matched is the path forwarded: "/public/../admin" is routed, and
