@@ -7,6 +7,7 @@ import (
 	"sync/atomic"
 
 	"github.com/gitgate/gitgate/gateway/internal/reply"
+	"github.com/gitgate/gitgate/gateway/internal/traffic"
 	"github.com/gitgate/gitgate/gateway/internal/upstream"
 	"github.com/gitgate/gitgate/schemas"
 )
@@ -20,6 +21,7 @@ type backend struct {
 	noHost  *reply.Body
 	breaker *reply.Body
 	failed  *reply.Body // 503 passed on from the upstream after retries
+	traffic *traffic.Backend
 	metrics atomic.Pointer[backendMetrics]
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/gitgate/gitgate/gateway/internal/reply"
+	"github.com/gitgate/gitgate/gateway/internal/traffic"
 	"github.com/gitgate/gitgate/gateway/internal/upstream"
 	"github.com/gitgate/gitgate/schemas"
 )
@@ -42,6 +43,7 @@ type Route struct {
 	maxRetry    int64
 	metrics     atomic.Pointer[routeMetrics]
 	failLog     zerolog.Logger // upstream failures, rate-bounded
+	traffic     *traffic.Route
 }
 
 // SetConfigVersion records the version of the config the route belongs to,
@@ -90,6 +92,14 @@ func NewRoute(name string, spec schemas.Route, forwarders map[string]*Forwarder,
 			be.noHost, be.breaker, be.failed = fw.noHost, fw.breakerOpen, fw.failed
 		}
 		rt.backends = append(rt.backends, be)
+	}
+	upstreams := make([]string, len(spec.Backends))
+	for i, b := range spec.Backends {
+		upstreams[i] = b.Upstream
+	}
+	rt.traffic = traffic.NewRoute(name, upstreams)
+	for i, be := range rt.backends {
+		be.traffic = rt.traffic.Backend(i)
 	}
 	if len(spec.Backends) > 0 && sum != 100 {
 		diag(".backends", "weights sum to %d, they must sum to 100", sum)
@@ -163,6 +173,9 @@ func validHost(h string) bool {
 	return true
 }
 
+// Traffic returns the route's traffic counters.
+func (rt *Route) Traffic() *traffic.Route { return rt.traffic }
+
 // Name returns the route's name.
 func (rt *Route) Name() string { return rt.name }
 
@@ -214,6 +227,7 @@ func (rt *Route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// context too.
 	st := &ob.state
 	be := rt.pickBackend(r, ob.client.Addr)
+	defer countDone(be, ob, start) // deferred: an aborted response is counted too
 	ob.forwarding(rt, be)
 	if g := rt.inFlightGauge(); g != nil {
 		g.Inc()
@@ -304,6 +318,7 @@ func (rt *Route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			tryCancel(nil)
 		}
 		ex.kind = abortKind(ctx, r)
+		countFailure(be, ex.kind)
 		pool.Done(open, ex.kind.outcome())
 		if retryHeld {
 			rt.budget.release()
@@ -319,10 +334,11 @@ func (rt *Route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				rt.failed(ob, be, ex, writeFailure(w, ex))
 				return
 			}
-			body := be.noHost
+			body, cause := be.noHost, traffic.NoHealthyTarget
 			if errors.Is(err, upstream.ErrBreakerOpen) {
-				body = be.breaker
+				body, cause = be.breaker, traffic.BreakerOpen
 			}
+			be.traffic.Fail(cause)
 			reply.Write(w, http.StatusServiceUnavailable, body)
 			rt.logFailure(ob, be, "", http.StatusServiceUnavailable, err.Error())
 			return
@@ -458,6 +474,7 @@ func (rt *Route) retryable(k attemptKind) bool {
 // and returns the status it wrote, 0 for none. A status that was passed
 // through has already been written.
 func writeFailure(w http.ResponseWriter, ex *exchange) int {
+	countFailure(ex.backend, ex.kind)
 	status := 0
 	switch ex.kind {
 	case kindOK, kindClientGone:
@@ -490,6 +507,28 @@ func writeFailure(w http.ResponseWriter, ex *exchange) int {
 		reply.Write(w, status, bodyBadGW)
 	}
 	return status
+}
+
+// countDone counts the request that be served on ob when it ends.
+func countDone(be *backend, ob *Observation, start time.Time) {
+	status := 0
+	if ob.wroteHeader {
+		status = ob.status
+	}
+	be.traffic.Done(status, time.Since(start))
+}
+
+// countFailure counts an attempt that ended as k when the gateway answers
+// (or cuts the response) for it.
+func countFailure(be *backend, k attemptKind) {
+	switch k {
+	case kindConnect:
+		be.traffic.Fail(traffic.ConnectFailure)
+	case kindReset:
+		be.traffic.Fail(traffic.Reset)
+	case kindTryTimeout, kindTimeout:
+		be.traffic.Fail(traffic.Timeout)
+	}
 }
 
 // failed records and logs an upstream failure that the client got as

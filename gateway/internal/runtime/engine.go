@@ -17,11 +17,13 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/gitgate/gitgate/gateway/admin/client"
 	"github.com/gitgate/gitgate/gateway/internal/clientip"
 	"github.com/gitgate/gitgate/gateway/internal/policy"
 	"github.com/gitgate/gitgate/gateway/internal/proxy"
 	"github.com/gitgate/gitgate/gateway/internal/reply"
 	"github.com/gitgate/gitgate/gateway/internal/router"
+	"github.com/gitgate/gitgate/gateway/internal/traffic"
 	"github.com/gitgate/gitgate/gateway/internal/upstream"
 	"github.com/gitgate/gitgate/schemas"
 )
@@ -95,6 +97,9 @@ type Status struct {
 	// Breakers holds the state ("closed", "open", "half-open") of each
 	// upstream that has a circuit breaker.
 	Breakers map[string]string `json:"breakers"`
+	// Traffic is what the running version and the one before it served;
+	// nil before the first apply.
+	Traffic *client.TrafficReport `json:"traffic,omitempty"`
 }
 
 // Engine is the data plane: an http.Handler serving from the current
@@ -112,6 +117,15 @@ type Engine struct {
 	liveMu sync.Mutex
 	pools  map[*upstream.Pool]int // number of live snapshots using each pool
 	live   map[*snapshot]struct{}
+	// previous is the traffic of the snapshot the current one replaced.
+	previous atomic.Pointer[pastTraffic]
+}
+
+// pastTraffic is a replaced snapshot's traffic and when it served.
+type pastTraffic struct {
+	set          *traffic.Set
+	version      string
+	since, until time.Time
 }
 
 // New returns an Engine with no config; it answers 503 until Apply. The
@@ -262,6 +276,8 @@ func (e *Engine) Apply(b *schemas.Bundle) error {
 	s.refs.Store(1)
 	e.cur.Store(s)
 	if cur != nil {
+		m := cur.meta.Load()
+		e.previous.Store(&pastTraffic{set: cur.traffic, version: m.bundle.Version, since: m.appliedAt, until: s.meta.Load().appliedAt})
 		e.forgetRemoved(cur, s)
 		cur.unref()
 	}
@@ -321,6 +337,13 @@ func (e *Engine) Status() Status {
 		if b := p.Breaker(); b != nil {
 			st.Breakers[name] = b.State().String()
 		}
+	}
+	st.Traffic = &client.TrafficReport{
+		LatencyBoundsSeconds: traffic.BoundsSeconds(),
+		Current:              s.traffic.Read(m.bundle.Version, m.appliedAt, time.Time{}),
+	}
+	if p := e.previous.Load(); p != nil {
+		st.Traffic.Previous = p.set.Read(p.version, p.since, p.until)
 	}
 	return st
 }
@@ -454,6 +477,7 @@ func (e *Engine) build(b *schemas.Bundle, cfg *schemas.Config, prev *snapshot, w
 	// names in sorted order.
 	names := slices.Sorted(maps.Keys(cfg.Routes))
 	s.handlers = make([]http.Handler, len(names))
+	counters := make([]*traffic.Route, 0, len(names))
 	for i, name := range names {
 		spec := cfg.Routes[name]
 		rt, err := proxy.NewRoute(name, spec, forwarders, e.popts)
@@ -462,6 +486,7 @@ func (e *Engine) build(b *schemas.Bundle, cfg *schemas.Config, prev *snapshot, w
 			continue
 		}
 		rt.SetConfigVersion(b.Version)
+		counters = append(counters, rt.Traffic())
 		var h http.Handler = rt
 		if set != nil && len(spec.Policies) > 0 {
 			h = set.Wrap(name, spec.Policies, rt)
@@ -478,6 +503,7 @@ func (e *Engine) build(b *schemas.Bundle, cfg *schemas.Config, prev *snapshot, w
 		addErr(errors.New("route table and handlers disagree"), "routes")
 	}
 	s.fresh = fresh
+	s.traffic = traffic.NewSet(counters)
 	if len(diags) > 0 {
 		s.discard(fresh)
 		slices.SortStableFunc(diags, func(a, b schemas.Diagnostic) int { return cmp.Compare(a.Path, b.Path) })

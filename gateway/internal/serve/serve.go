@@ -386,7 +386,7 @@ func restore(lg zerolog.Logger, store *lkg.Store, adm *admin.Server) {
 func healthOf(eng *runtime.Engine) func() admin.Health {
 	return func() admin.Health {
 		st := eng.Status()
-		h := admin.Health{Routes: st.Routes, Breakers: st.Breakers}
+		h := admin.Health{Routes: st.Routes, Breakers: st.Breakers, Traffic: st.Traffic}
 		if len(st.Upstreams) > 0 {
 			h.Upstreams = make(map[string][]client.TargetStatus, len(st.Upstreams))
 			for name, ts := range st.Upstreams {
