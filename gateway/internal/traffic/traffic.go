@@ -62,28 +62,63 @@ func (b *Backend) Done(status int, d time.Duration) {
 // Fail counts an answer the gateway made because of cause.
 func (b *Backend) Fail(cause Failure) { b.failures[cause].Add(1) }
 
-// read returns the counts of b.
-func (b *Backend) read() client.Counts {
-	c := client.Counts{Latency: make([]uint64, len(b.latency))}
-	c.Responses = client.ResponseClasses{
-		None:     b.classes[0].Load(),
-		Class1xx: b.classes[1].Load(),
-		Class2xx: b.classes[2].Load(),
-		Class3xx: b.classes[3].Load(),
-		Class4xx: b.classes[4].Load(),
-		Class5xx: b.classes[5].Load(),
+// counts is a plain copy of counters, summed before they become a
+// client.Counts.
+type counts struct {
+	classes  [6]uint64
+	failures [numFailures]uint64
+	latency  [len(LatencyBounds) + 1]uint64
+}
+
+func (c *counts) add(o *counts) {
+	for i := range c.classes {
+		c.classes[i] += o.classes[i]
 	}
-	r := c.Responses
-	c.Requests = r.None + r.Class1xx + r.Class2xx + r.Class3xx + r.Class4xx + r.Class5xx
-	c.Failures = client.Failures{
-		NoHealthyTarget: b.failures[NoHealthyTarget].Load(),
-		BreakerOpen:     b.failures[BreakerOpen].Load(),
-		Timeout:         b.failures[Timeout].Load(),
-		ConnectFailure:  b.failures[ConnectFailure].Load(),
-		Reset:           b.failures[Reset].Load(),
+	for i := range c.failures {
+		c.failures[i] += o.failures[i]
+	}
+	for i := range c.latency {
+		c.latency[i] += o.latency[i]
+	}
+}
+
+// wire returns c as the admin API shows it.
+func (c *counts) wire() client.Counts {
+	out := client.Counts{
+		Responses: client.ResponseClasses{
+			None:     c.classes[0],
+			Class1xx: c.classes[1],
+			Class2xx: c.classes[2],
+			Class3xx: c.classes[3],
+			Class4xx: c.classes[4],
+			Class5xx: c.classes[5],
+		},
+		Failures: client.Failures{
+			NoHealthyTarget: c.failures[NoHealthyTarget],
+			BreakerOpen:     c.failures[BreakerOpen],
+			Timeout:         c.failures[Timeout],
+			ConnectFailure:  c.failures[ConnectFailure],
+			Reset:           c.failures[Reset],
+		},
+		Latency: append([]uint64(nil), c.latency[:]...),
+	}
+	for _, n := range c.classes {
+		out.Requests += n
+	}
+	return out
+}
+
+// read returns the counts of b.
+func (b *Backend) read() counts {
+	var c counts
+	for i := range b.classes {
+		c.classes[i] = b.classes[i].Load()
+	}
+	for i := range b.failures {
+		c.failures[i] = b.failures[i].Load()
 	}
 	for i := range b.latency {
-		c.Latency[i] = b.latency[i].Load()
+		c.latency[i] = b.latency[i].Load()
 	}
 	return c
 }
@@ -108,51 +143,26 @@ func NewRoute(name string, upstreams []string) *Route {
 // Backend returns the counters of the route's i-th backend.
 func (r *Route) Backend(i int) *Backend { return r.backends[i] }
 
-// read returns the route's traffic: each backend's, and their sum. Two
-// backends to the same upstream are reported together.
-func (r *Route) read() client.RouteTraffic {
-	rt := client.RouteTraffic{Backends: make(map[string]client.Counts, len(r.backends))}
+// read returns the route's traffic, each backend's and their sum, and
+// the sum as counts. Two backends to the same upstream are reported
+// together.
+func (r *Route) read() (client.RouteTraffic, counts) {
+	var total counts
+	byUpstream := make(map[string]*counts, len(r.backends))
 	for i, b := range r.backends {
 		c := b.read()
-		rt.Counts = sum(rt.Counts, c)
-		if prior, ok := rt.Backends[r.upstream[i]]; ok {
-			c = sum(prior, c)
-		}
-		rt.Backends[r.upstream[i]] = c
-	}
-	return rt
-}
-
-// sum returns a+b, with a fresh latency slice.
-func sum(a, b client.Counts) client.Counts {
-	out := client.Counts{
-		Requests: a.Requests + b.Requests,
-		Responses: client.ResponseClasses{
-			Class1xx: a.Responses.Class1xx + b.Responses.Class1xx,
-			Class2xx: a.Responses.Class2xx + b.Responses.Class2xx,
-			Class3xx: a.Responses.Class3xx + b.Responses.Class3xx,
-			Class4xx: a.Responses.Class4xx + b.Responses.Class4xx,
-			Class5xx: a.Responses.Class5xx + b.Responses.Class5xx,
-			None:     a.Responses.None + b.Responses.None,
-		},
-		Failures: client.Failures{
-			NoHealthyTarget: a.Failures.NoHealthyTarget + b.Failures.NoHealthyTarget,
-			BreakerOpen:     a.Failures.BreakerOpen + b.Failures.BreakerOpen,
-			Timeout:         a.Failures.Timeout + b.Failures.Timeout,
-			ConnectFailure:  a.Failures.ConnectFailure + b.Failures.ConnectFailure,
-			Reset:           a.Failures.Reset + b.Failures.Reset,
-		},
-		Latency: make([]uint64, len(LatencyBounds)+1),
-	}
-	for i := range out.Latency {
-		if i < len(a.Latency) {
-			out.Latency[i] += a.Latency[i]
-		}
-		if i < len(b.Latency) {
-			out.Latency[i] += b.Latency[i]
+		total.add(&c)
+		if prior := byUpstream[r.upstream[i]]; prior != nil {
+			prior.add(&c)
+		} else {
+			byUpstream[r.upstream[i]] = &c
 		}
 	}
-	return out
+	rt := client.RouteTraffic{Counts: total.wire(), Backends: make(map[string]client.Counts, len(byUpstream))}
+	for name, c := range byUpstream {
+		rt.Backends[name] = c.wire()
+	}
+	return rt, total
 }
 
 // Set is the traffic of one snapshot: its routes' counters, fixed when the
@@ -168,11 +178,13 @@ func NewSet(routes []*Route) *Set { return &Set{routes: routes} }
 // (zero while it runs).
 func (s *Set) Read(version string, since, until time.Time) *client.Traffic {
 	t := &client.Traffic{Version: version, Since: since, Until: until, Routes: make(map[string]client.RouteTraffic, len(s.routes))}
+	var total counts
 	for _, r := range s.routes {
-		rt := r.read()
+		rt, c := r.read()
 		t.Routes[r.name] = rt
-		t.Total = sum(t.Total, rt.Counts)
+		total.add(&c)
 	}
+	t.Total = total.wire()
 	return t
 }
 

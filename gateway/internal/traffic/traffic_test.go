@@ -29,7 +29,8 @@ func TestBackendDone(t *testing.T) {
 			t.Parallel()
 			var b Backend
 			b.Done(tc.status, tc.d)
-			c := b.read()
+			raw := b.read()
+			c := raw.wire()
 			r := c.Responses
 			classes := [6]uint64{r.None, r.Class1xx, r.Class2xx, r.Class3xx, r.Class4xx, r.Class5xx}
 			if c.Requests != 1 || tc.class(classes) != 1 {
