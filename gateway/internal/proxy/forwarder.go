@@ -21,8 +21,9 @@ import (
 
 // Options configure the handlers of one snapshot.
 type Options struct {
-	// TrustedProxies are the peers whose X-Forwarded-* headers are kept.
-	// Nil: none is trusted.
+	// TrustedProxies are the peers whose X-Forwarded-* headers are kept
+	// and whose X-Forwarded-For names the client (clientip.Of). Nil: none
+	// is trusted.
 	TrustedProxies []netip.Prefix
 	// Logger receives proxy errors and, with AccessLog, one line per request.
 	Logger zerolog.Logger

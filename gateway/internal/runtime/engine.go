@@ -30,8 +30,9 @@ import (
 
 // Options configure an Engine.
 type Options struct {
-	// TrustedProxies are peers whose X-Forwarded-* headers are kept. Nil:
-	// none.
+	// TrustedProxies are peers whose X-Forwarded-* headers are kept and
+	// whose X-Forwarded-For names the client, for the policies and the
+	// proxy alike. Nil: none.
 	TrustedProxies []netip.Prefix
 	// Registry receives the data plane's metrics. Nil: no metrics.
 	Registry prometheus.Registerer
