@@ -65,6 +65,8 @@ type Health struct {
 	Upstreams map[string][]client.TargetStatus
 	// Breakers maps an upstream name to its breaker state.
 	Breakers map[string]string
+	// Traffic is what the running version and the one before it served.
+	Traffic *client.TrafficReport
 }
 
 // Persister saves the last-known-good bundle. *lkg.Store implements it.
@@ -480,6 +482,9 @@ func (s *Server) watchState() client.WatchState {
 	if cur := s.opts.Runtime.Current(); cur != nil {
 		st.Version, st.Digest = cur.Version, cur.Digest
 	}
+	if s.opts.Health != nil {
+		st.Traffic = s.opts.Health().Traffic.Totals()
+	}
 	s.stateMu.RLock()
 	st.AppliedAt = s.appliedAt
 	st.LastRejected = s.lastRejected
@@ -556,7 +561,7 @@ func (s *Server) status() client.Status {
 	}
 	if s.opts.Health != nil {
 		h := s.opts.Health()
-		st.Routes, st.Upstreams, st.Breakers = h.Routes, h.Upstreams, h.Breakers
+		st.Routes, st.Upstreams, st.Breakers, st.Traffic = h.Routes, h.Upstreams, h.Breakers, h.Traffic
 	}
 	s.stateMu.RLock()
 	st.AppliedAt, st.LastRejected = s.appliedAt, s.lastRejected

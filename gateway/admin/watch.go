@@ -52,7 +52,7 @@ func newBroadcaster(size int, base uint64, st client.WatchState) *broadcaster {
 func (b *broadcaster) publish(typ string, st client.WatchState) {
 	data, err := json.Marshal(st)
 	if err != nil {
-		// WatchState holds only strings, times and diagnostics.
+		// WatchState holds only strings, times, diagnostics and counts.
 		panic(fmt.Sprintf("encoding watch state: %v", err))
 	}
 	b.mu.Lock()

@@ -75,6 +75,109 @@ type Status struct {
 	// LastKnownGood says whether the running bundle is saved for the next
 	// start. Nil when the gateway persists nothing.
 	LastKnownGood *LastKnownGood `json:"lastKnownGood,omitempty"`
+	// Traffic is what the running config version and the one before it
+	// served. Nil before the first apply.
+	Traffic *TrafficReport `json:"traffic,omitempty"`
+}
+
+// TrafficReport is the traffic of the running config version and of the
+// version it replaced, so that a new version can be judged against the
+// old one on the same routes.
+type TrafficReport struct {
+	// LatencyBoundsSeconds are the upper bounds of the latency buckets of
+	// every Counts in the report; the last bucket has no upper bound.
+	LatencyBoundsSeconds []float64 `json:"latencyBoundsSeconds"`
+	// Current is the running version's traffic since it was applied.
+	Current *Traffic `json:"current,omitempty"`
+	// Previous is the traffic of the version that ran before Current, from
+	// its apply until it was replaced (requests it still had in flight
+	// then are counted when they end). Nil until a second version runs;
+	// a gateway restart starts afresh.
+	Previous *Traffic `json:"previous,omitempty"`
+}
+
+// Traffic is what one config version served, per route and per backend
+// upstream of each route. Only requests that the route's policies let
+// through are counted: a policy's refusal (401, 403, 429) never is.
+type Traffic struct {
+	// Version of the config.
+	Version string `json:"version"`
+	// Since is when the version started serving.
+	Since time.Time `json:"since"`
+	// Until is when it was replaced; zero while it runs.
+	Until time.Time `json:"until,omitzero"`
+	// Total is the sum over every route.
+	Total Counts `json:"total"`
+	// Routes maps a route name to its traffic. Watch events leave it out
+	// (their size must not grow with the config); GET /v1/status has it.
+	Routes map[string]RouteTraffic `json:"routes,omitempty"`
+}
+
+// Totals returns a copy of r without the per-route traffic, as watch
+// events carry it.
+func (r *TrafficReport) Totals() *TrafficReport {
+	if r == nil {
+		return nil
+	}
+	out := *r
+	for _, t := range []**Traffic{&out.Current, &out.Previous} {
+		if *t != nil {
+			c := **t
+			c.Routes = nil
+			*t = &c
+		}
+	}
+	return &out
+}
+
+// RouteTraffic is one route's traffic: the sum over its backends, and each
+// backend (by upstream name) on its own.
+type RouteTraffic struct {
+	Counts
+	// Backends maps an upstream name to the traffic the route sent it.
+	Backends map[string]Counts `json:"backends"`
+}
+
+// Counts are the traffic facts of one route or backend.
+type Counts struct {
+	// Requests is the number of requests that ended.
+	Requests uint64 `json:"requests"`
+	// Responses counts them by the status class the client got.
+	Responses ResponseClasses `json:"responses"`
+	// Failures counts the answers the gateway made for a failed upstream.
+	Failures Failures `json:"failures"`
+	// Latency counts the requests by duration (time to the end of the
+	// response), one count per bucket of LatencyBoundsSeconds plus one
+	// for longer.
+	Latency []uint64 `json:"latency"`
+}
+
+// ResponseClasses counts responses by status class. None is a request
+// that got no status at all (the client left first).
+type ResponseClasses struct {
+	Class1xx uint64 `json:"1xx"`
+	Class2xx uint64 `json:"2xx"`
+	Class3xx uint64 `json:"3xx"`
+	Class4xx uint64 `json:"4xx"`
+	Class5xx uint64 `json:"5xx"`
+	None     uint64 `json:"none"`
+}
+
+// Failures counts answers the gateway made itself because an upstream
+// failed, by cause. An upstream's own 5xx passed on is not among them
+// (it is in Responses).
+type Failures struct {
+	// NoHealthyTarget: no target of the upstream took traffic (503).
+	NoHealthyTarget uint64 `json:"noHealthyTarget"`
+	// BreakerOpen: the upstream's circuit breaker was open (503).
+	BreakerOpen uint64 `json:"breakerOpen"`
+	// Timeout: the route's timeout or the last try's timeout (504).
+	Timeout uint64 `json:"timeout"`
+	// ConnectFailure: no connection to a target could be made (502).
+	ConnectFailure uint64 `json:"connectFailure"`
+	// Reset: the upstream broke the connection off, before or during the
+	// response (502, or a cut body).
+	Reset uint64 `json:"reset"`
 }
 
 // LastKnownGood is the state of the gateway's last-known-good copy.
@@ -124,6 +227,10 @@ type WatchState struct {
 	AppliedAt time.Time `json:"appliedAt,omitzero"`
 	// LastRejected is the last refused bundle, if any.
 	LastRejected *Rejection `json:"lastRejected,omitempty"`
+	// Traffic is the traffic report at the time of the event, totals
+	// only (GET /v1/status has it live and per route). Nil when the
+	// gateway reports none.
+	Traffic *TrafficReport `json:"traffic,omitempty"`
 }
 
 // WatchEvent is one server-sent event of GET /v1/watch.

@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/gitgate/gitgate/gateway/internal/headers"
+	"github.com/gitgate/gitgate/gateway/internal/reply"
 	"github.com/gitgate/gitgate/schemas"
 )
 
@@ -28,15 +29,15 @@ type apiKey struct {
 	consumerH string // canonical ConsumerHeader, "" when not set
 	counters  authCounters
 	challenge []string
-	missing   []byte
-	invalid   []byte
+	missing   *reply.Body
+	invalid   *reply.Body
 }
 
 func compileAPIKey(policy, path string, cfg *schemas.APIKey, s *Set, diags *diagnostics) *apiKey {
 	k := &apiKey{
 		counters: s.authCounters(policy),
-		missing:  errorBody("unauthorized", "API key required"),
-		invalid:  errorBody("unauthorized", "API key not valid"),
+		missing:  reply.New("unauthorized", "API key required", ""),
+		invalid:  reply.New("unauthorized", "API key not valid", ""),
 	}
 	ok := true
 	switch cfg.In {
@@ -186,7 +187,7 @@ func (k *apiKey) wrap(_ string, next http.Handler) http.Handler {
 		if !present && !multiple {
 			inc(k.counters.missing)
 			w.Header()["Www-Authenticate"] = k.challenge
-			writeJSON(w, http.StatusUnauthorized, k.missing)
+			reply.Write(w, http.StatusUnauthorized, k.missing)
 			return
 		}
 		consumer, ok := "", false
@@ -196,7 +197,7 @@ func (k *apiKey) wrap(_ string, next http.Handler) http.Handler {
 		if !ok {
 			inc(k.counters.invalid)
 			w.Header()["Www-Authenticate"] = k.challenge
-			writeJSON(w, http.StatusUnauthorized, k.invalid)
+			reply.Write(w, http.StatusUnauthorized, k.invalid)
 			return
 		}
 		if k.consumerH != "" {

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/gitgate/gitgate/gateway/internal/reply"
 	"github.com/gitgate/gitgate/schemas"
 )
 
@@ -50,7 +51,7 @@ type cors struct {
 	allowHeaders []string // configured list, joined; nil when anyHeader
 	expose       []string
 	maxAge       []string
-	body         []byte
+	body         *reply.Body
 }
 
 func compileCORS(path string, cfg *schemas.CORS, diags *diagnostics) *cors {
@@ -59,7 +60,7 @@ func compileCORS(path string, cfg *schemas.CORS, diags *diagnostics) *cors {
 		methods:     map[string]bool{},
 		headers:     map[string]bool{},
 		credentials: cfg.AllowCredentials,
-		body:        errorBody("forbidden", "CORS preflight refused: origin, method or headers not allowed"),
+		body:        reply.New("forbidden", "CORS preflight refused: origin, method or headers not allowed", ""),
 	}
 	ok := true
 	if len(cfg.AllowOrigins) == 0 {
@@ -214,7 +215,7 @@ func (c *cors) wrap(_ string, next http.Handler) http.Handler {
 			reqMethod := r.Header.Get("Access-Control-Request-Method")
 			if len(origins) != 1 || !c.originAllowed(origin) || !c.methods[reqMethod] ||
 				!c.headersAllowed(r.Header["Access-Control-Request-Headers"]) {
-				writeJSON(w, http.StatusForbidden, c.body)
+				reply.Write(w, http.StatusForbidden, c.body)
 				return
 			}
 			c.setOrigin(h, origin)

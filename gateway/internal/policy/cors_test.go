@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gitgate/gitgate/gateway/internal/clientip"
 	"github.com/gitgate/gitgate/schemas"
 )
 
@@ -134,7 +135,8 @@ func TestIPLists(t *testing.T) {
 	}, "office", "bad")
 	// The test client connects from 127.0.0.1, a trusted proxy here, so the
 	// client address comes from X-Forwarded-For.
-	opts := Options{ClientIP: ClientIPFunc(TrustPrefixes([]netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}))}
+	trusted := []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+	opts := Options{ClientIP: func(r *http.Request) netip.Addr { return clientip.Of(r, trusted).Addr }}
 	g := newGateway(t, cfg, "r", opts)
 	tests := []struct {
 		name   string
@@ -163,40 +165,6 @@ func TestIPLists(t *testing.T) {
 			res := g.do(t, "GET", "/", h)
 			if res.status != tc.status {
 				t.Fatalf("status %d, want %d (%s)", res.status, tc.status, res.body)
-			}
-		})
-	}
-}
-
-func TestClientIPFunc(t *testing.T) {
-	t.Parallel()
-	trusted := TrustPrefixes([]netip.Prefix{netip.MustParsePrefix("10.0.0.0/8"), netip.MustParsePrefix("fd00::/8")})
-	tests := []struct {
-		name   string
-		remote string
-		xff    []string
-		trust  func(netip.Addr) bool
-		want   string
-	}{
-		{name: "untrusted peer ignores the header", remote: "203.0.113.1:5", xff: []string{"1.1.1.1"}, trust: trusted, want: "203.0.113.1"},
-		{name: "trusted peer takes the right-most untrusted", remote: "10.0.0.1:5", xff: []string{"1.1.1.1, 2.2.2.2, 10.0.0.2"}, trust: trusted, want: "2.2.2.2"},
-		{name: "all trusted gives the left-most", remote: "10.0.0.1:5", xff: []string{"10.9.9.9, 10.0.0.2"}, trust: trusted, want: "10.9.9.9"},
-		{name: "IPv6 peer", remote: "[fd00::1]:5", xff: []string{"2001:db8::5"}, trust: trusted, want: "2001:db8::5"},
-		{name: "entry with a port", remote: "10.0.0.1:5", xff: []string{"198.51.100.1:1234"}, trust: trusted, want: "198.51.100.1"},
-		{name: "nil trust is the peer", remote: "10.0.0.1:5", xff: []string{"1.1.1.1"}, want: "10.0.0.1"},
-		{name: "unix socket peer", remote: "@", trust: trusted, want: "invalid IP"},
-	}
-	for _, tc := range tests {
-		t.Run(tc.name, func(t *testing.T) {
-			t.Parallel()
-			r, err := http.NewRequest("GET", "http://x/", nil)
-			if err != nil {
-				t.Fatal(err)
-			}
-			r.RemoteAddr = tc.remote
-			r.Header["X-Forwarded-For"] = tc.xff
-			if got := ClientIPFunc(tc.trust)(r).String(); got != tc.want {
-				t.Fatalf("client IP %s, want %s", got, tc.want)
 			}
 		})
 	}

@@ -32,7 +32,8 @@
 //     algorithm confusion fail), exp and nbf are checked with Leeway, iss and
 //     aud when configured; ClaimsToHeaders copies claims upstream after
 //     removing any client-sent copy of those headers.
-//   - Client address: Options.ClientIP decides; ClientIPFunc builds the usual
-//     "peer, or the right-most untrusted X-Forwarded-For entry behind a
-//     trusted proxy" rule.
+//   - Client address: the one the runtime decided for the request (package
+//     clientip: the peer, or the right-most untrusted X-Forwarded-For entry
+//     behind a trusted proxy), read from the request's ResponseWriter;
+//     Options.ClientIP when the writer carries none.
 package policy

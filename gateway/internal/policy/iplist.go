@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"strings"
 
+	"github.com/gitgate/gitgate/gateway/internal/reply"
 	"github.com/gitgate/gitgate/schemas"
 )
 
@@ -56,7 +57,7 @@ type ipList struct {
 	prefixes prefixList
 	clientIP func(*http.Request) netip.Addr
 	counters authCounters
-	body     []byte
+	body     *reply.Body
 }
 
 func compileIPList(name, path string, cfg *schemas.IPList, allow bool, s *Set, diags *diagnostics) *ipList {
@@ -64,7 +65,7 @@ func compileIPList(name, path string, cfg *schemas.IPList, allow bool, s *Set, d
 		allow:    allow,
 		clientIP: s.opts.ClientIP,
 		counters: s.authCounters(name),
-		body:     errorBody("forbidden", "client address not allowed"),
+		body:     reply.New("forbidden", "client address not allowed", ""),
 	}
 	ok := true
 	if len(cfg.CIDRs) == 0 {
@@ -91,9 +92,9 @@ func compileIPList(name, path string, cfg *schemas.IPList, allow bool, s *Set, d
 // allow list refuses it and a deny list lets it through.
 func (l *ipList) wrap(_ string, next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if l.prefixes.contains(l.clientIP(r)) != l.allow {
+		if l.prefixes.contains(clientAddr(w, r, l.clientIP)) != l.allow {
 			inc(l.counters.forbidden)
-			writeJSON(w, http.StatusForbidden, l.body)
+			reply.Write(w, http.StatusForbidden, l.body)
 			return
 		}
 		next.ServeHTTP(w, r)

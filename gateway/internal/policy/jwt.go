@@ -19,6 +19,7 @@ import (
 	"github.com/golang-jwt/jwt/v5"
 
 	"github.com/gitgate/gitgate/gateway/internal/headers"
+	"github.com/gitgate/gitgate/gateway/internal/reply"
 	"github.com/gitgate/gitgate/schemas"
 )
 
@@ -54,9 +55,9 @@ type jwtPolicy struct {
 	keys       []publicKey
 	claims     []claimHeader
 	counters   authCounters
-	missing    []byte
-	invalid    []byte
-	forbidden  []byte
+	missing    *reply.Body
+	invalid    *reply.Body
+	forbidden  *reply.Body
 	challenge  []string
 	invalidWWW []string
 	scopeWWW   []string
@@ -71,9 +72,9 @@ type claimHeader struct {
 func compileJWT(policy, path string, cfg *schemas.JWT, s *Set, diags *diagnostics) *jwtPolicy {
 	j := &jwtPolicy{
 		counters:   s.authCounters(policy),
-		missing:    errorBody("unauthorized", "bearer token required"),
-		invalid:    errorBody("unauthorized", "bearer token not valid"),
-		forbidden:  errorBody("forbidden", "bearer token not issued for this audience"),
+		missing:    reply.New("unauthorized", "bearer token required", ""),
+		invalid:    reply.New("unauthorized", "bearer token not valid", ""),
+		forbidden:  reply.New("forbidden", "bearer token not issued for this audience", ""),
 		challenge:  []string{`Bearer`},
 		invalidWWW: []string{`Bearer error="invalid_token"`},
 		scopeWWW:   []string{`Bearer error="insufficient_scope"`},
@@ -402,7 +403,7 @@ func (j *jwtPolicy) wrap(_ string, next http.Handler) http.Handler {
 		if tok == "" {
 			inc(j.counters.missing)
 			w.Header()["Www-Authenticate"] = j.challenge
-			writeJSON(w, http.StatusUnauthorized, j.missing)
+			reply.Write(w, http.StatusUnauthorized, j.missing)
 			return
 		}
 		claims := jwt.MapClaims{}
@@ -424,10 +425,10 @@ func (j *jwtPolicy) wrap(_ string, next http.Handler) http.Handler {
 			}
 			if status == http.StatusForbidden {
 				w.Header()["Www-Authenticate"] = j.scopeWWW
-				writeJSON(w, status, j.forbidden)
+				reply.Write(w, status, j.forbidden)
 			} else {
 				w.Header()["Www-Authenticate"] = j.invalidWWW
-				writeJSON(w, status, j.invalid)
+				reply.Write(w, status, j.invalid)
 			}
 			return
 		}

@@ -2,7 +2,6 @@ package policy
 
 import (
 	"cmp"
-	"encoding/json"
 	"fmt"
 	"maps"
 	"net/http"
@@ -14,6 +13,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/gitgate/gitgate/gateway/internal/clientip"
+	"github.com/gitgate/gitgate/gateway/internal/reply"
 	"github.com/gitgate/gitgate/schemas"
 )
 
@@ -24,9 +25,10 @@ type Options struct {
 	// ReadFile resolves {file: PATH} references. Nil: os.ReadFile.
 	ReadFile func(string) ([]byte, error)
 	// ClientIP returns the address of the client of a request, used by
-	// rate limits keyed by client IP and by ipAllow/ipDeny. Nil: the peer
-	// address of the connection (r.RemoteAddr); see ClientIPFunc for the
-	// trusted-proxy rule.
+	// rate limits keyed by client IP and by ipAllow/ipDeny when the
+	// request's ResponseWriter does not carry its client (see
+	// clientip.Carrier; the runtime's always does). Nil: the peer address
+	// of the connection (clientip.Peer).
 	ClientIP func(*http.Request) netip.Addr
 	// Registry receives the policy metrics. Nil: no metrics. Compiling again
 	// with the same registry reuses the registered collectors.
@@ -43,7 +45,7 @@ func (o *Options) fill() {
 		o.ReadFile = os.ReadFile
 	}
 	if o.ClientIP == nil {
-		o.ClientIP = PeerIP
+		o.ClientIP = clientip.Peer
 	}
 	if o.Now == nil {
 		o.Now = time.Now
@@ -219,15 +221,16 @@ func corsRank(kind string) int {
 	return 1
 }
 
-// Close releases what the set holds. The set starts no goroutines (rate-limit
-// stores expire buckets lazily), so Close only drops references; stores
-// handed on to a later Set stay alive there. Close is safe to call twice.
+// Close does nothing today: no policy starts a goroutine or holds a file
+// (rate-limit stores expire buckets lazily, and a store handed on to a
+// later Set lives on there). The runtime calls it once when a snapshot is
+// released, so a policy kind that needs cleanup has its place here.
 func (s *Set) Close() {}
 
 func failClosed(name string) http.Handler {
-	body := errorBody("policy_unavailable", fmt.Sprintf("policy %q is not compiled", name))
+	body := reply.New("policy_unavailable", fmt.Sprintf("policy %q is not compiled", name), "")
 	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		writeJSON(w, http.StatusInternalServerError, body)
+		reply.Write(w, http.StatusInternalServerError, body)
 	})
 }
 
@@ -255,30 +258,4 @@ func (d diagnostics) err() error {
 	out := slices.Clone(d)
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Path < out[j].Path })
 	return &schemas.InvalidError{Diagnostics: out}
-}
-
-// writeJSON answers with a small JSON error body.
-func writeJSON(w http.ResponseWriter, status int, body []byte) {
-	h := w.Header()
-	h["Content-Type"] = jsonContentType
-	h["X-Content-Type-Options"] = nosniff
-	w.WriteHeader(status)
-	_, _ = w.Write(body)
-}
-
-var (
-	jsonContentType = []string{"application/json"}
-	nosniff         = []string{"nosniff"}
-)
-
-// errorBody renders {"error":code,"message":msg} once, at compile time.
-func errorBody(code, msg string) []byte {
-	b, err := json.Marshal(struct {
-		Error   string `json:"error"`
-		Message string `json:"message"`
-	}{code, msg})
-	if err != nil { // two strings always marshal
-		panic(err)
-	}
-	return b
 }

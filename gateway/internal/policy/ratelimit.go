@@ -15,6 +15,7 @@ import (
 
 	"golang.org/x/time/rate"
 
+	"github.com/gitgate/gitgate/gateway/internal/reply"
 	"github.com/gitgate/gitgate/schemas"
 )
 
@@ -205,7 +206,7 @@ type rateLimit struct {
 	now      func() time.Time
 	metrics  *metrics
 	limitHdr []string
-	body     []byte
+	body     *reply.Body
 }
 
 func compileRateLimit(name, path string, cfg schemas.RateLimit, store *limiterStore, s *Set, diags *diagnostics) (*rateLimit, *limiterStore) {
@@ -215,7 +216,7 @@ func compileRateLimit(name, path string, cfg schemas.RateLimit, store *limiterSt
 		now:      s.opts.Now,
 		metrics:  s.metrics,
 		limitHdr: []string{strconv.Itoa(cfg.Burst)},
-		body:     errorBody("rate_limited", "rate limit exceeded; retry after the time in Retry-After"),
+		body:     reply.New("rate_limited", "rate limit exceeded; retry after the time in Retry-After", ""),
 	}
 	ok := true
 	if !(cfg.Rate > 0) || math.IsInf(cfg.Rate, 0) {
@@ -273,7 +274,7 @@ func validHeaderName(s string) bool {
 // key picks the bucket of r. A header key with the header absent falls back
 // to the client address, so clients without the header do not share one
 // bucket.
-func (rl *rateLimit) key(route string, r *http.Request) bucketKey {
+func (rl *rateLimit) key(route string, w http.ResponseWriter, r *http.Request) bucketKey {
 	switch rl.kind {
 	case keyRoute:
 		return bucketKey{s: route}
@@ -289,7 +290,7 @@ func (rl *rateLimit) key(route string, r *http.Request) bucketKey {
 			return bucketKey{s: s}
 		}
 	}
-	return bucketKey{addr: rl.clientIP(r)}
+	return bucketKey{addr: clientAddr(w, r, rl.clientIP)}
 }
 
 // wrap answers 429 when the bucket is empty and sets the RateLimit-Limit,
@@ -302,7 +303,7 @@ func (rl *rateLimit) wrap(route string, next http.Handler) http.Handler {
 		limited = rl.metrics.rateLimited.WithLabelValues(route, rl.name)
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		v := rl.store.take(rl.key(route, r), rl.now())
+		v := rl.store.take(rl.key(route, w, r), rl.now())
 		h := w.Header()
 		h["Ratelimit-Limit"] = rl.limitHdr
 		h["Ratelimit-Remaining"] = []string{strconv.Itoa(v.remaining)}
@@ -312,7 +313,7 @@ func (rl *rateLimit) wrap(route string, next http.Handler) http.Handler {
 				limited.Inc()
 			}
 			h["Retry-After"] = []string{strconv.Itoa(v.retrySecs)}
-			writeJSON(w, http.StatusTooManyRequests, rl.body)
+			reply.Write(w, http.StatusTooManyRequests, rl.body)
 			return
 		}
 		next.ServeHTTP(w, r)

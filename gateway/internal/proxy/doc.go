@@ -22,9 +22,13 @@
 //     detection, breaker) and the retry budget on every exit path, including
 //     ReverseProxy's http.ErrAbortHandler panic when the body copy fails; a
 //     client that leaves counts as no failure of the upstream.
-//   - An Observation (Options.Observe) counts and logs each request once,
-//     with its route, upstream and the policy that answered, "none" where
-//     there is none; an upstream failure carries its cause.
-//   - Errors are small JSON bodies: 404 no route, 413 body too large, 502
-//     upstream failed, 503 no healthy target or breaker open, 504 timeout.
+//   - An Observation (Options.Observe) is the request's one allocation of
+//     gateway state: its client, decided once (package clientip) and read
+//     by policies and the Route alike, the Route's exchange, and its access
+//     log line and metric, which count and log each request once, with its
+//     route, upstream and the policy that answered, "none" where there is
+//     none; an upstream failure carries its cause.
+//   - What the proxy answers itself (404 no route, 413 body too large, 502
+//     upstream failed, 503 no healthy target or breaker open, 504 timeout)
+//     is written by package reply, in the gateway's one answer shape.
 package proxy

@@ -14,13 +14,16 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/gitgate/gitgate/gateway/internal/clientip"
+	"github.com/gitgate/gitgate/gateway/internal/reply"
 	"github.com/gitgate/gitgate/gateway/internal/upstream"
 )
 
 // Options configure the handlers of one snapshot.
 type Options struct {
-	// TrustedProxies are the peers whose X-Forwarded-* headers are kept.
-	// Nil: none is trusted.
+	// TrustedProxies are the peers whose X-Forwarded-* headers are kept
+	// and whose X-Forwarded-For names the client (clientip.Of). Nil: none
+	// is trusted.
 	TrustedProxies []netip.Prefix
 	// Logger receives proxy errors and, with AccessLog, one line per request.
 	Logger zerolog.Logger
@@ -43,14 +46,14 @@ type Forwarder struct {
 	pool *upstream.Pool
 	rp   *httputil.ReverseProxy
 	opts *Options
-	// Prebuilt 503 bodies naming the upstream.
-	noHost, breakerOpen []byte
+	// Prebuilt 503 answers naming the upstream.
+	noHost, breakerOpen, failed *reply.Body
 }
 
 // NewForwarder returns the forwarder of pool. opts must stay unchanged.
 func NewForwarder(pool *upstream.Pool, opts *Options) *Forwarder {
 	f := &Forwarder{pool: pool, opts: opts,
-		noHost: ErrorJSON(MsgNoHealthy, pool.Name()), breakerOpen: ErrorJSON(MsgBreakerOpen, pool.Name())}
+		noHost: noHealthyBody(pool.Name()), breakerOpen: breakerOpenBody(pool.Name()), failed: upstreamFailedBody(pool.Name())}
 	f.rp = &httputil.ReverseProxy{
 		Rewrite:        f.rewrite,
 		Transport:      pool.Transport(),
@@ -73,8 +76,7 @@ type exchange struct {
 	backend *backend
 	params  map[string]string
 	path    string // the rewritten path, when the route rewrites
-	client  netip.Addr
-	trusted bool
+	client  *clientip.Client
 	target  *upstream.Target
 	w       http.ResponseWriter // the writer the ReverseProxy answers on
 
@@ -94,8 +96,9 @@ type exchange struct {
 	hdr [4]string
 }
 
-// requestState is everything a request needs beside the http.Request, in
-// one allocation (its Observation is the engine's, see Options.Observe).
+// requestState is what the Route needs of a request beside the
+// http.Request; it lives in the request's Observation, so the request
+// costs one allocation for both.
 type requestState struct {
 	ex     exchange
 	ctx    exchangeCtx
@@ -136,8 +139,8 @@ func (f *Forwarder) rewrite(pr *httputil.ProxyRequest) {
 	if rt.host != "" {
 		out.Host = rt.host
 	}
-	scrubForwarded(out.Header, ex.trusted)
-	setForwarded(pr, ex.trusted, &ex.hdr)
+	scrubForwarded(out.Header, ex.client.Trusted)
+	setForwarded(pr, ex.client, &ex.hdr)
 	rt.reqHeaders.apply(out.Header)
 	if _, ok := out.Header["User-Agent"]; !ok {
 		// What ReverseProxy would set after this hook (an empty value
@@ -148,11 +151,12 @@ func (f *Forwarder) rewrite(pr *httputil.ProxyRequest) {
 }
 
 // setForwarded sets X-Forwarded-For/-Host/-Proto, keeping the client's
-// values only when the peer is trusted. ReverseProxy has already removed
-// the client's values from pr.Out. vals backs the values set.
-func setForwarded(pr *httputil.ProxyRequest, trusted bool, vals *[4]string) {
+// values only when the peer is a trusted proxy. ReverseProxy has already
+// removed the client's values from pr.Out. vals backs the values set.
+func setForwarded(pr *httputil.ProxyRequest, client *clientip.Client, vals *[4]string) {
 	in, out := pr.In.Header, pr.Out.Header
-	peer := peerHost(pr.In.RemoteAddr)
+	trusted := client.Trusted
+	peer := client.PeerHost
 	xff := peer
 	if prior := in["X-Forwarded-For"]; trusted && len(prior) > 0 {
 		xff = strings.Join(prior, ", ") + ", " + peer
@@ -176,27 +180,6 @@ func setForwarded(pr *httputil.ProxyRequest, trusted bool, vals *[4]string) {
 		}
 		out["X-Forwarded-Proto"] = vals[2:3:3]
 	}
-}
-
-// peerHost returns the address part of a RemoteAddr ("ip:port" or
-// "[ipv6]:port"), unmapping IPv4-mapped IPv6 addresses. It allocates only
-// for a mapped or non-canonical address.
-func peerHost(remote string) string {
-	host := remote
-	if i := strings.LastIndexByte(remote, ':'); i > 0 {
-		host = strings.Trim(remote[:i], "[]")
-	}
-	a, err := netip.ParseAddr(host)
-	if err != nil || a.Zone() != "" {
-		return host
-	}
-	if a.Is4In6() {
-		return a.Unmap().String()
-	}
-	if a.Is6() && host != a.String() { // not in canonical form
-		return a.String()
-	}
-	return host
 }
 
 // errRetryStatus turns a retryable response into an attempt error.

@@ -3,6 +3,8 @@ package proxy
 import (
 	"net/http"
 	"time"
+
+	"github.com/gitgate/gitgate/gateway/internal/clientip"
 )
 
 // None is the route, upstream and policy label and log value of a request
@@ -12,35 +14,37 @@ import (
 // bounded by the config: a path never becomes a label.
 const None = "none"
 
-// Observation is one request's access log line and request metric. The
-// outermost handler that sees a request starts it (Options.Observe) and
-// serves the request with it as the ResponseWriter; the handlers inside
+// Observation is the gateway's state of one request: who its client is
+// (decided once, see clientip), the exchange the Route shares with the
+// ReverseProxy hooks, and, when metrics or the access log are on, its access
+// log line and request metric. The outermost handler that sees a request
+// starts it (Options.Observe) and serves the request with it as the
+// ResponseWriter; the handlers inside read the client from it (Client) and
 // say who answered (SetRoute, SetPolicy, and the Route its upstream and,
 // when the gateway answers for a failed upstream, the cause). End records
 // it once, on every exit path: call it deferred, so that a panic such as
 // http.ErrAbortHandler is recorded too. All methods accept a nil
-// Observation (nothing observed) and do nothing then.
+// Observation and do nothing then. One allocation holds all of it.
 type Observation struct {
 	recorder
 	opts    *Options
+	on      bool // metrics or the access log are on: End records
 	req     *http.Request
 	start   time.Time
 	route   string
 	version string
 	policy  string
+	client  clientip.Client
 	// Set by the Route that serves the request.
 	upstream string
 	target   string
 	cause    string
 	bm       *backendMetrics // counters of the route's backend, policy "none"
+	state    requestState    // the Route's exchange and context
 }
 
-// Observe starts the observation of r answered on w, nil when neither
-// metrics nor the access log are on.
+// Observe starts the observation of r answered on w, deciding its client.
 func (o *Options) Observe(w http.ResponseWriter, r *http.Request) *Observation {
-	if !o.observing() {
-		return nil
-	}
 	ob := &Observation{}
 	ob.init(o, w, r, time.Now())
 	return ob
@@ -50,9 +54,14 @@ func (o *Options) observing() bool { return o.Metrics != nil || o.AccessLog }
 
 func (ob *Observation) init(o *Options, w http.ResponseWriter, r *http.Request, start time.Time) {
 	ob.recorder = recorder{ResponseWriter: w, status: http.StatusOK}
-	ob.opts, ob.req, ob.start = o, r, start
+	ob.opts, ob.on, ob.req, ob.start = o, o.observing(), r, start
 	ob.route, ob.upstream, ob.policy = None, None, None
+	ob.client = clientip.Of(r, o.TrustedProxies)
 }
+
+// Client returns the request's client, decided when the observation
+// started; policies read it through clientip.Carrier.
+func (ob *Observation) Client() *clientip.Client { return &ob.client }
 
 // SetRoute records the route that the request matched.
 func (ob *Observation) SetRoute(route string) {
@@ -97,7 +106,7 @@ func (ob *Observation) failed(target, cause string) {
 
 // End counts the request and writes its access log line.
 func (ob *Observation) End() {
-	if ob == nil {
+	if ob == nil || !ob.on {
 		return
 	}
 	d := time.Since(ob.start)

@@ -15,6 +15,8 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/gitgate/gitgate/gateway/internal/reply"
+	"github.com/gitgate/gitgate/gateway/internal/traffic"
 	"github.com/gitgate/gitgate/gateway/internal/upstream"
 	"github.com/gitgate/gitgate/schemas"
 )
@@ -41,6 +43,7 @@ type Route struct {
 	maxRetry    int64
 	metrics     atomic.Pointer[routeMetrics]
 	failLog     zerolog.Logger // upstream failures, rate-bounded
+	traffic     *traffic.Route
 }
 
 // SetConfigVersion records the version of the config the route belongs to,
@@ -50,17 +53,6 @@ func (rt *Route) SetConfigVersion(v string) { rt.version = v }
 // failLogBurst is how many upstream failures per second and route are
 // logged when the access log is off.
 const failLogBurst = 5
-
-// backend is one weighted upstream of a route.
-type backend struct {
-	name    string
-	fw      *Forwarder
-	upTo    int // cumulative weight: chosen when draw < upTo
-	hashOn  *schemas.HashOn
-	noHost  []byte
-	breaker []byte
-	metrics atomic.Pointer[backendMetrics]
-}
 
 type retryKinds struct{ connect, reset, s502, s503, s504 bool }
 
@@ -97,9 +89,17 @@ func NewRoute(name string, spec schemas.Route, forwarders map[string]*Forwarder,
 		be := &backend{name: b.Upstream, fw: fw, upTo: sum}
 		if fw != nil {
 			be.hashOn = fw.pool.HashOn()
-			be.noHost, be.breaker = fw.noHost, fw.breakerOpen
+			be.noHost, be.breaker, be.failed = fw.noHost, fw.breakerOpen, fw.failed
 		}
 		rt.backends = append(rt.backends, be)
+	}
+	upstreams := make([]string, len(spec.Backends))
+	for i, b := range spec.Backends {
+		upstreams[i] = b.Upstream
+	}
+	rt.traffic = traffic.NewRoute(name, upstreams)
+	for i, be := range rt.backends {
+		be.traffic = rt.traffic.Backend(i)
 	}
 	if len(spec.Backends) > 0 && sum != 100 {
 		diag(".backends", "weights sum to %d, they must sum to 100", sum)
@@ -173,6 +173,9 @@ func validHost(h string) bool {
 	return true
 }
 
+// Traffic returns the route's traffic counters.
+func (rt *Route) Traffic() *traffic.Route { return rt.traffic }
+
 // Name returns the route's name.
 func (rt *Route) Name() string { return rt.name }
 
@@ -211,18 +214,20 @@ func (rt *Route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rt.active.Add(1)
 	defer rt.active.Add(-1)
 
-	be := rt.pickBackend(r)
-	// One allocation holds the request's exchange and its context.
-	st := &requestState{}
 	ob, _ := w.(*Observation)
-	if ob == nil && rt.opts.observing() {
-		// No outer handler observes the request (the route is served
-		// on its own): the route records it.
+	if ob == nil {
+		// No outer handler started the request (the route is served on
+		// its own): the route does.
 		ob = &Observation{}
 		ob.init(rt.opts, w, r, start)
 		defer ob.End()
 		w = ob
 	}
+	// The observation's allocation holds the request's exchange and its
+	// context too.
+	st := &ob.state
+	be := rt.pickBackend(r, ob.client.Addr)
+	defer countDone(be, ob, start) // deferred: an aborted response is counted too
 	ob.forwarding(rt, be)
 	if g := rt.inFlightGauge(); g != nil {
 		g.Inc()
@@ -230,7 +235,7 @@ func (rt *Route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	if r.ContentLength > rt.maxBody {
-		WriteError(w, http.StatusRequestEntityTooLarge, bodyTooBig)
+		reply.Write(w, http.StatusRequestEntityTooLarge, bodyTooBig)
 		return
 	}
 	var lb *limitedBody
@@ -239,16 +244,15 @@ func (rt *Route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		r.Body = lb
 	}
 
-	client, trusted := clientAddr(r, rt.opts.TrustedProxies)
 	ex := &st.ex
-	ex.route, ex.backend, ex.client, ex.trusted, ex.w = rt, be, client, trusted, w
+	ex.route, ex.backend, ex.client, ex.w = rt, be, &ob.client, w
 	if rt.path != nil {
 		if p, ok := r.Context().Value(paramsKey{}).(map[string]string); ok && rt.path.hasTmpl {
 			ex.params = p
 		}
 		p, ok := rt.path.apply(r.URL.Path, ex.params)
 		if !ok {
-			WriteError(w, http.StatusBadRequest, bodyBadRewrite)
+			reply.Write(w, http.StatusBadRequest, bodyBadRewrite)
 			return
 		}
 		ex.path = p
@@ -271,7 +275,7 @@ func (rt *Route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			buf, err := readUpTo(lb, rt.maxRetry)
 			switch {
 			case lb.exceeded.Load():
-				WriteError(w, http.StatusRequestEntityTooLarge, bodyTooBig)
+				reply.Write(w, http.StatusRequestEntityTooLarge, bodyTooBig)
 				return
 			case err == nil:
 				replay = buf // whole body read: replayable
@@ -279,7 +283,7 @@ func (rt *Route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				attempts = 0 // too large to keep: stream it, no retry
 				r.Body = readCloser{io.MultiReader(bytes.NewReader(buf), lb), lb}
 			default:
-				WriteError(w, http.StatusBadRequest, ErrorJSON("reading request body: "+err.Error(), ""))
+				reply.Write(w, http.StatusBadRequest, reply.New("bad_body", "reading request body: "+err.Error(), ""))
 				return
 			}
 		}
@@ -290,7 +294,7 @@ func (rt *Route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 
 	var key uint64
 	if be.hashOn != nil {
-		key = upstream.Key(r, be.hashOn, client)
+		key = upstream.Key(r, be.hashOn, ob.client.Addr)
 	}
 	pool := be.fw.pool
 	var avoid *upstream.Target
@@ -314,6 +318,7 @@ func (rt *Route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			tryCancel(nil)
 		}
 		ex.kind = abortKind(ctx, r)
+		countFailure(be, ex.kind)
 		pool.Done(open, ex.kind.outcome())
 		if retryHeld {
 			rt.budget.release()
@@ -329,11 +334,12 @@ func (rt *Route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				rt.failed(ob, be, ex, writeFailure(w, ex))
 				return
 			}
-			body := be.noHost
+			body, cause := be.noHost, traffic.NoHealthyTarget
 			if errors.Is(err, upstream.ErrBreakerOpen) {
-				body = be.breaker
+				body, cause = be.breaker, traffic.BreakerOpen
 			}
-			WriteError(w, http.StatusServiceUnavailable, body)
+			be.traffic.Fail(cause)
+			reply.Write(w, http.StatusServiceUnavailable, body)
 			rt.logFailure(ob, be, "", http.StatusServiceUnavailable, err.Error())
 			return
 		}
@@ -468,6 +474,7 @@ func (rt *Route) retryable(k attemptKind) bool {
 // and returns the status it wrote, 0 for none. A status that was passed
 // through has already been written.
 func writeFailure(w http.ResponseWriter, ex *exchange) int {
+	countFailure(ex.backend, ex.kind)
 	status := 0
 	switch ex.kind {
 	case kindOK, kindClientGone:
@@ -478,28 +485,50 @@ func writeFailure(w http.ResponseWriter, ex *exchange) int {
 			// The upstream's own response went to the client.
 		case ex.status == http.StatusServiceUnavailable:
 			status = ex.status
-			WriteError(w, status, ErrorJSON(MsgUpstreamError, ex.backend.name))
+			reply.Write(w, status, ex.backend.failed)
 		case ex.status == http.StatusGatewayTimeout:
 			status = ex.status
-			WriteError(w, status, bodyTimeout)
+			reply.Write(w, status, bodyTimeout)
 		default:
 			status = http.StatusBadGateway
-			WriteError(w, status, bodyBadGW)
+			reply.Write(w, status, bodyBadGW)
 		}
 	case kindTooLarge:
 		status = http.StatusRequestEntityTooLarge
-		WriteError(w, status, bodyTooBig)
+		reply.Write(w, status, bodyTooBig)
 	case kindBadBody:
 		status = http.StatusBadRequest
-		WriteError(w, status, bodyBadBody)
+		reply.Write(w, status, bodyBadBody)
 	case kindTryTimeout, kindTimeout:
 		status = http.StatusGatewayTimeout
-		WriteError(w, status, bodyTimeout)
+		reply.Write(w, status, bodyTimeout)
 	default:
 		status = http.StatusBadGateway
-		WriteError(w, status, bodyBadGW)
+		reply.Write(w, status, bodyBadGW)
 	}
 	return status
+}
+
+// countDone counts the request that be served on ob when it ends.
+func countDone(be *backend, ob *Observation, start time.Time) {
+	status := 0
+	if ob.wroteHeader {
+		status = ob.status
+	}
+	be.traffic.Done(status, time.Since(start))
+}
+
+// countFailure counts an attempt that ended as k when the gateway answers
+// (or cuts the response) for it.
+func countFailure(be *backend, k attemptKind) {
+	switch k {
+	case kindConnect:
+		be.traffic.Fail(traffic.ConnectFailure)
+	case kindReset:
+		be.traffic.Fail(traffic.Reset)
+	case kindTryTimeout, kindTimeout:
+		be.traffic.Fail(traffic.Timeout)
+	}
 }
 
 // failed records and logs an upstream failure that the client got as

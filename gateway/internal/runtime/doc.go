@@ -6,6 +6,10 @@
 //
 // Upstream pools whose settings did not change are carried into the new
 // snapshot as they are, so health, ejections, breaker state and kept-alive
-// connections survive an apply. Engine is the http.Handler of the data plane
-// and the API the admin socket drives (Apply, Check, Current, Status).
+// connections survive an apply. Engine is the http.Handler of the data plane;
+// the admin socket drives it through Apply and Current, and shows Status.
+//
+// Each snapshot counts what it serves (package traffic) in counters built
+// with it; when a snapshot is replaced its counts are kept as the previous
+// version's, so Status shows the running version beside the one before.
 package runtime

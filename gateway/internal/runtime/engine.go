@@ -17,17 +17,22 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/gitgate/gitgate/gateway/admin/client"
+	"github.com/gitgate/gitgate/gateway/internal/clientip"
 	"github.com/gitgate/gitgate/gateway/internal/policy"
 	"github.com/gitgate/gitgate/gateway/internal/proxy"
+	"github.com/gitgate/gitgate/gateway/internal/reply"
 	"github.com/gitgate/gitgate/gateway/internal/router"
+	"github.com/gitgate/gitgate/gateway/internal/traffic"
 	"github.com/gitgate/gitgate/gateway/internal/upstream"
 	"github.com/gitgate/gitgate/schemas"
 )
 
 // Options configure an Engine.
 type Options struct {
-	// TrustedProxies are peers whose X-Forwarded-* headers are kept. Nil:
-	// none.
+	// TrustedProxies are peers whose X-Forwarded-* headers are kept and
+	// whose X-Forwarded-For names the client, for the policies and the
+	// proxy alike. Nil: none.
 	TrustedProxies []netip.Prefix
 	// Registry receives the data plane's metrics. Nil: no metrics.
 	Registry prometheus.Registerer
@@ -93,6 +98,9 @@ type Status struct {
 	// Breakers holds the state ("closed", "open", "half-open") of each
 	// upstream that has a circuit breaker.
 	Breakers map[string]string `json:"breakers"`
+	// Traffic is what the running version and the one before it served;
+	// nil before the first apply.
+	Traffic *client.TrafficReport `json:"traffic,omitempty"`
 }
 
 // Engine is the data plane: an http.Handler serving from the current
@@ -110,6 +118,15 @@ type Engine struct {
 	liveMu sync.Mutex
 	pools  map[*upstream.Pool]int // number of live snapshots using each pool
 	live   map[*snapshot]struct{}
+	// previous is the traffic of the snapshot the current one replaced.
+	previous atomic.Pointer[pastTraffic]
+}
+
+// pastTraffic is a replaced snapshot's traffic and when it served.
+type pastTraffic struct {
+	set          *traffic.Set
+	version      string
+	since, until time.Time
 }
 
 // New returns an Engine with no config; it answers 503 until Apply. The
@@ -123,12 +140,12 @@ func New(opts Options) *Engine {
 		live:  map[*snapshot]struct{}{},
 	}
 	e.popts = &proxy.Options{TrustedProxies: opts.TrustedProxies, Logger: opts.Logger, AccessLog: opts.AccessLog}
-	// Policies see the same client address as the proxy: the peer, or the
-	// right-most untrusted X-Forwarded-For entry behind a trusted proxy.
-	e.policyOpts = policy.Options{LookupEnv: opts.LookupEnv, Registry: opts.Registry, ClientIP: policy.PeerIP}
-	if len(opts.TrustedProxies) > 0 {
-		e.policyOpts.ClientIP = policy.ClientIPFunc(policy.TrustPrefixes(opts.TrustedProxies))
-	}
+	// Policies read the client address that ServeHTTP's observation
+	// decided once per request (clientip.Carrier); ClientIP is the same
+	// rule for a writer that carries none.
+	trusted := opts.TrustedProxies
+	e.policyOpts = policy.Options{LookupEnv: opts.LookupEnv, Registry: opts.Registry,
+		ClientIP: func(r *http.Request) netip.Addr { return clientip.Of(r, trusted).Addr }}
 	if opts.Registry != nil {
 		m, err := proxy.NewMetrics(opts.Registry)
 		if err != nil {
@@ -143,33 +160,29 @@ func New(opts Options) *Engine {
 	return e
 }
 
-var bodyNoConfig = proxy.ErrorJSON(proxy.MsgNoConfig, "")
+var bodyNoConfig = reply.New("no_config", "no config loaded", "")
 
 // ServeHTTP routes r with the current snapshot and serves it. With metrics
 // or the access log on, every request is counted and logged once, by the
 // observation started here, whoever answers it: no config, a bad path, no
 // route, a policy, the upstream or the gateway for a failed upstream.
 func (e *Engine) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	ob := e.popts.Observe(w, r)
-	if ob != nil {
-		defer ob.End() // deferred: a panic (http.ErrAbortHandler) is recorded too
-		w = ob
-	}
+	ob := e.popts.Observe(w, r) // decides the client, once
+	defer ob.End()              // deferred: a panic (http.ErrAbortHandler) is recorded too
+	w = ob
 	s := e.acquire()
 	if s == nil {
-		proxy.WriteError(w, http.StatusServiceUnavailable, bodyNoConfig)
+		reply.Write(w, http.StatusServiceUnavailable, bodyNoConfig)
 		return
 	}
 	defer s.unref()
-	if ob != nil {
-		ob.SetVersion(s.bundle().Version)
-	}
+	ob.SetVersion(s.bundle().Version)
 	if !screen(w, r) {
 		return
 	}
 	r, ok := normalizePath(r)
 	if !ok {
-		proxy.WriteError(w, http.StatusBadRequest, bodyBadPath)
+		reply.Write(w, http.StatusBadRequest, bodyBadPath)
 		return
 	}
 	m, ok := s.table.Match(r)
@@ -178,9 +191,7 @@ func (e *Engine) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	h := s.handlers[m.Index]
-	if ob != nil {
-		ob.SetRoute(s.table.Names()[m.Index])
-	}
+	ob.SetRoute(s.table.Names()[m.Index])
 	if h == nil {
 		proxy.NotFound(w)
 		return
@@ -188,7 +199,10 @@ func (e *Engine) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	h.ServeHTTP(w, proxy.WithParams(r, m.Params))
 }
 
-var bodyBadPath = proxy.ErrorJSON(proxy.MsgBadPath, "")
+// msgBadPath starts the message of every refused request path.
+const msgBadPath = "bad request path"
+
+var bodyBadPath = reply.New("bad_path", msgBadPath, "")
 
 // normalizePath returns r with its path cleaned by router.CleanPath, so that
 // the path matched is the path forwarded: "/public/../admin" is routed, and
@@ -263,6 +277,8 @@ func (e *Engine) Apply(b *schemas.Bundle) error {
 	s.refs.Store(1)
 	e.cur.Store(s)
 	if cur != nil {
+		m := cur.meta.Load()
+		e.previous.Store(&pastTraffic{set: cur.traffic, version: m.bundle.Version, since: m.appliedAt, until: s.meta.Load().appliedAt})
 		e.forgetRemoved(cur, s)
 		cur.unref()
 	}
@@ -286,7 +302,8 @@ func (e *Engine) forgetRemoved(old, s *snapshot) {
 	}
 }
 
-// Check runs the compile of Apply without swapping anything in.
+// Check compiles b as Apply would and discards the result: a dry run that
+// swaps nothing in. The admin socket does not offer it; tests use it.
 func (e *Engine) Check(b *schemas.Bundle) error {
 	e.mu.Lock()
 	defer e.mu.Unlock()
@@ -322,11 +339,18 @@ func (e *Engine) Status() Status {
 			st.Breakers[name] = b.State().String()
 		}
 	}
+	st.Traffic = &client.TrafficReport{
+		LatencyBoundsSeconds: traffic.BoundsSeconds(),
+		Current:              s.traffic.Read(m.bundle.Version, m.appliedAt, time.Time{}),
+	}
+	if p := e.previous.Load(); p != nil {
+		st.Traffic.Previous = p.set.Read(p.version, p.since, p.until)
+	}
 	return st
 }
 
-// Close stops serving, stops every health checker and policy sweeper,
-// waits for them and closes idle upstream connections. Requests still in
+// Close stops serving, stops every health checker, waits for them and
+// closes idle upstream connections. Requests still in
 // flight finish on what they hold.
 func (e *Engine) Close() error {
 	e.mu.Lock()
@@ -454,6 +478,7 @@ func (e *Engine) build(b *schemas.Bundle, cfg *schemas.Config, prev *snapshot, w
 	// names in sorted order.
 	names := slices.Sorted(maps.Keys(cfg.Routes))
 	s.handlers = make([]http.Handler, len(names))
+	counters := make([]*traffic.Route, 0, len(names))
 	for i, name := range names {
 		spec := cfg.Routes[name]
 		rt, err := proxy.NewRoute(name, spec, forwarders, e.popts)
@@ -462,6 +487,7 @@ func (e *Engine) build(b *schemas.Bundle, cfg *schemas.Config, prev *snapshot, w
 			continue
 		}
 		rt.SetConfigVersion(b.Version)
+		counters = append(counters, rt.Traffic())
 		var h http.Handler = rt
 		if set != nil && len(spec.Policies) > 0 {
 			h = set.Wrap(name, spec.Policies, rt)
@@ -478,6 +504,7 @@ func (e *Engine) build(b *schemas.Bundle, cfg *schemas.Config, prev *snapshot, w
 		addErr(errors.New("route table and handlers disagree"), "routes")
 	}
 	s.fresh = fresh
+	s.traffic = traffic.NewSet(counters)
 	if len(diags) > 0 {
 		s.discard(fresh)
 		slices.SortStableFunc(diags, func(a, b schemas.Diagnostic) int { return cmp.Compare(a.Path, b.Path) })

@@ -33,7 +33,7 @@ func TestNoConfigAndNoRoute(t *testing.T) {
 		Upstreams: map[string]schemas.Upstream{"a": ups(a.URL)},
 		Routes:    map[string]schemas.Route{"r": route("/api", to("a", 100))},
 	})
-	if code, body, _ := get(t, srv.Client(), srv.URL+"/other", nil); code != 404 || body != "{\"error\":\"no route\"}\n" {
+	if code, body, _ := get(t, srv.Client(), srv.URL+"/other", nil); code != 404 || body != "{\"error\":\"no_route\",\"message\":\"no route\"}\n" {
 		t.Fatalf("unmatched: %d %q", code, body)
 	}
 }
@@ -424,7 +424,7 @@ func TestErrorStatuses(t *testing.T) {
 		{"small body passes", "POST", "/small", strings.NewReader("tiny"), true, 200, "a"},
 		{"502 connect refused", "GET", "/dead", nil, false, 502, `"upstream failed"`},
 		{"504 route timeout", "GET", "/slow", nil, false, 504, `"upstream timeout"`},
-		{"503 breaker open", "GET", "/breaker", nil, false, 503, `{"error":"circuit breaker open","upstream":"failing"}`},
+		{"503 breaker open", "GET", "/breaker", nil, false, 503, `{"error":"breaker_open","message":"circuit breaker open","upstream":"failing"}`},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

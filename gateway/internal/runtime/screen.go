@@ -6,19 +6,19 @@ import (
 	"strings"
 
 	"github.com/gitgate/gitgate/gateway/internal/headers"
-	"github.com/gitgate/gitgate/gateway/internal/proxy"
+	"github.com/gitgate/gitgate/gateway/internal/reply"
 	"github.com/gitgate/gitgate/gateway/internal/router"
 	"github.com/gitgate/gitgate/schemas"
 )
 
 // Answers of the request screening.
 var (
-	bodyMethod      = proxy.ErrorJSON("method not allowed: the gateway does not proxy CONNECT or TRACE", "")
-	bodyDotParams   = proxy.ErrorJSON(proxy.MsgBadPath+": a dot segment with ';' parameters", "")
-	bodyDoubleEnc   = proxy.ErrorJSON(proxy.MsgBadPath+": a percent-encoded '.', '/' or '\\' after decoding (double encoding)", "")
-	bodyEncodedDot  = proxy.ErrorJSON(proxy.MsgBadPath+": a percent-encoded '.' (%2e) that is not a dot segment", "")
-	bodyPathParams  = proxy.ErrorJSON(proxy.MsgBadPath+": ';' path parameters are not allowed on this route", "")
-	bodyUpgrade     = proxy.ErrorJSON("upgrade not allowed: the route does not allow switching to this protocol", "")
+	bodyMethod      = reply.New("method_not_allowed", "method not allowed: the gateway does not proxy CONNECT or TRACE", "")
+	bodyDotParams   = reply.New("bad_path", msgBadPath+": a dot segment with ';' parameters", "")
+	bodyDoubleEnc   = reply.New("bad_path", msgBadPath+": a percent-encoded '.', '/' or '\\' after decoding (double encoding)", "")
+	bodyEncodedDot  = reply.New("bad_path", msgBadPath+": a percent-encoded '.' (%2e) that is not a dot segment", "")
+	bodyPathParams  = reply.New("bad_path", msgBadPath+": ';' path parameters are not allowed on this route", "")
+	bodyUpgrade     = reply.New("upgrade_not_allowed", "upgrade not allowed: the route does not allow switching to this protocol", "")
 	allowedMethods  = []string{"GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS"}
 	refusedMethods  = map[string]bool{http.MethodConnect: true, http.MethodTrace: true}
 	upgradeHopNames = []string{"Upgrade", "Http2-Settings"}
@@ -47,11 +47,11 @@ var (
 func screen(w http.ResponseWriter, r *http.Request) bool {
 	if refusedMethods[r.Method] {
 		w.Header()["Allow"] = allowedMethods
-		proxy.WriteError(w, http.StatusMethodNotAllowed, bodyMethod)
+		reply.Write(w, http.StatusMethodNotAllowed, bodyMethod)
 		return false
 	}
 	if body := checkPath(r.URL.Path, r.URL.RawPath); body != nil {
-		proxy.WriteError(w, http.StatusBadRequest, body)
+		reply.Write(w, http.StatusBadRequest, body)
 		return false
 	}
 	headers.StripConnectionListed(r.Header)
@@ -62,7 +62,7 @@ func screen(w http.ResponseWriter, r *http.Request) bool {
 // is fine; p is the decoded path, raw its escaped form when it differs from
 // the default escaping (url.URL.RawPath). A path with neither ';' nor '%'
 // costs two byte scans.
-func checkPath(p, raw string) []byte {
+func checkPath(p, raw string) *reply.Body {
 	if hasEscape(raw, "2e") {
 		if clean, _ := router.CleanPath(p); clean == p {
 			return bodyEncodedDot // normalizePath would forward raw as it is
@@ -108,11 +108,11 @@ func guardRoute(name string, spec schemas.Route, next http.Handler) (http.Handle
 // ServeHTTP checks r against the route's rules and serves it with next.
 func (g *routeGuard) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !g.allowParams && strings.IndexByte(r.URL.Path, ';') >= 0 {
-		proxy.WriteError(w, http.StatusBadRequest, bodyPathParams)
+		reply.Write(w, http.StatusBadRequest, bodyPathParams)
 		return
 	}
 	if len(r.Header["Upgrade"]) > 0 && !g.upgrade(r.Header) {
-		proxy.WriteError(w, http.StatusForbidden, bodyUpgrade)
+		reply.Write(w, http.StatusForbidden, bodyUpgrade)
 		return
 	}
 	g.next.ServeHTTP(w, r)

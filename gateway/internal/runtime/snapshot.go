@@ -8,6 +8,7 @@ import (
 
 	"github.com/gitgate/gitgate/gateway/internal/policy"
 	"github.com/gitgate/gitgate/gateway/internal/router"
+	"github.com/gitgate/gitgate/gateway/internal/traffic"
 	"github.com/gitgate/gitgate/gateway/internal/upstream"
 	"github.com/gitgate/gitgate/schemas"
 )
@@ -21,6 +22,7 @@ type snapshot struct {
 	handlers []http.Handler // by router Match.Index
 	pools    map[string]*upstream.Pool
 	policies *policy.Set
+	traffic  *traffic.Set
 	// fresh holds the pools this snapshot created, while it is being
 	// compiled; nil once compile returns it.
 	fresh map[*upstream.Pool]bool

@@ -1,6 +1,7 @@
 package runtime
 
 import (
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"net/netip"
@@ -147,6 +148,49 @@ func TestGCTarget(t *testing.T) {
 			})
 			if got != tc.want {
 				t.Fatalf("gcTarget = %d, want %d", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestSplitAndPoliciesShareTheClient checks that the sticky split and the
+// policies read one client address, decided once per request: behind
+// trusted proxies, a client named with a port in X-Forwarded-For is let in
+// by ipAllow and sticks to one backend whichever proxy it comes through.
+func TestSplitAndPoliciesShareTheClient(t *testing.T) {
+	t.Parallel()
+	a, b := named(t, "a"), named(t, "b")
+	e := newEngine(t, Options{TrustedProxies: []netip.Prefix{netip.MustParsePrefix("10.0.0.0/8")}})
+	r := route("/", to("a", 50), to("b", 50))
+	r.Split = &schemas.Split{HashOn: schemas.HashOn{ClientIP: true}}
+	r.Policies = []string{"office"}
+	mustApply(t, e, schemas.Config{
+		Upstreams: map[string]schemas.Upstream{"a": ups(a.URL), "b": ups(b.URL)},
+		Routes:    map[string]schemas.Route{"r": r},
+		Policies:  map[string]schemas.Policy{"office": {IPAllow: &schemas.IPList{CIDRs: []string{"198.51.100.0/24"}}}},
+	})
+	cases := []struct{ name, xff string }{
+		{"bare address", "198.51.100.7"},
+		{"address with a port", "198.51.100.7:4000"},
+		{"behind a second trusted proxy", "198.51.100.7:4000, 10.9.9.9"},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			seen := map[string]int{}
+			for i := 1; i <= 16; i++ {
+				req := httptest.NewRequest(http.MethodGet, "/x", nil)
+				req.RemoteAddr = fmt.Sprintf("10.0.0.%d:5000", i)
+				req.Header.Set("X-Forwarded-For", tc.xff)
+				rec := httptest.NewRecorder()
+				e.ServeHTTP(rec, req)
+				if rec.Code != http.StatusOK {
+					t.Fatalf("via proxy 10.0.0.%d: status %d, want 200 (body %s)", i, rec.Code, rec.Body)
+				}
+				seen[rec.Header().Get("X-Upstream")]++
+			}
+			if len(seen) != 1 {
+				t.Fatalf("one client went to several backends through different proxies: %v", seen)
 			}
 		})
 	}

@@ -22,7 +22,6 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/gitgate/gitgate/gateway/admin"
-	"github.com/gitgate/gitgate/gateway/admin/client"
 	"github.com/gitgate/gitgate/gateway/internal/lkg"
 	"github.com/gitgate/gitgate/gateway/internal/runtime"
 )
@@ -382,21 +381,11 @@ func restore(lg zerolog.Logger, store *lkg.Store, adm *admin.Server) {
 	ev.Str(logAside, aside).Msg("last-known-good bundle unusable; moved aside and ignored")
 }
 
-// healthOf adapts the engine's status to what the admin API shows.
+// healthOf hands the engine's status, already in the admin API's types, to
+// the admin server.
 func healthOf(eng *runtime.Engine) func() admin.Health {
 	return func() admin.Health {
 		st := eng.Status()
-		h := admin.Health{Routes: st.Routes, Breakers: st.Breakers}
-		if len(st.Upstreams) > 0 {
-			h.Upstreams = make(map[string][]client.TargetStatus, len(st.Upstreams))
-			for name, ts := range st.Upstreams {
-				out := make([]client.TargetStatus, len(ts))
-				for i, t := range ts {
-					out[i] = client.TargetStatus{URL: t.URL, Healthy: t.Healthy, Ejected: t.Ejected, InFlight: t.InFlight}
-				}
-				h.Upstreams[name] = out
-			}
-		}
-		return h
+		return admin.Health{Routes: st.Routes, Upstreams: st.Upstreams, Breakers: st.Breakers, Traffic: st.Traffic}
 	}
 }

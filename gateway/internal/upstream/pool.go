@@ -15,6 +15,7 @@ import (
 
 	"github.com/rs/zerolog"
 
+	"github.com/gitgate/gitgate/gateway/admin/client"
 	"github.com/gitgate/gitgate/schemas"
 )
 
@@ -34,17 +35,9 @@ type Options struct {
 	Logger zerolog.Logger
 }
 
-// TargetStatus is a snapshot of one target for status pages.
-type TargetStatus struct {
-	// URL of the target.
-	URL string `json:"url"`
-	// Healthy is the active health check's verdict (true without checks).
-	Healthy bool `json:"healthy"`
-	// Ejected is true while outlier detection keeps the target out.
-	Ejected bool `json:"ejected"`
-	// InFlight is the number of attempts being served by the target.
-	InFlight int64 `json:"inFlight"`
-}
+// TargetStatus is a snapshot of one target for status pages, in the admin
+// API's shape.
+type TargetStatus = client.TargetStatus
 
 // Target is one base URL of a pool with its live state.
 type Target struct {
