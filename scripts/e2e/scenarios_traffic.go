@@ -13,7 +13,7 @@ import (
 
 func init() {
 	scenarios = append(scenarios, scenario{
-		name: "k-traffic-per-version",
+		name: "p-traffic-per-version",
 		criterion: "c2 sends half of route shop to a backend answering 500; after 100 requests to /shop the gateway's " +
 			"status shows, for the running version, 100 shop requests whose 5xx are exactly the broken backend's and " +
 			"whose 2xx the good one's; after c3 sends shop to the good backend only, those counts are the previous " +
