@@ -249,7 +249,10 @@ type Retries struct {
 	MinRetriesPerSecond int `json:"minRetriesPerSecond,omitempty"`
 }
 
-// Policy is exactly one of its fields.
+// Policy is exactly one of its fields, each a kind of policy (see
+// PolicyKinds). A kind is a pointer field whose JSON name is the kind's
+// name; the gateway compiles it with the kind registered under that name in
+// gateway/internal/policy.
 type Policy struct {
 	// RateLimit is a local token bucket.
 	RateLimit *RateLimit `json:"rateLimit,omitempty"`
@@ -263,25 +266,6 @@ type Policy struct {
 	IPAllow *IPList `json:"ipAllow,omitempty"`
 	// IPDeny refuses these client networks.
 	IPDeny *IPList `json:"ipDeny,omitempty"`
-}
-
-// Kind returns the name of the set field, or "" when none is set.
-func (p Policy) Kind() string {
-	switch {
-	case p.RateLimit != nil:
-		return "rateLimit"
-	case p.APIKey != nil:
-		return "apiKey"
-	case p.JWT != nil:
-		return "jwt"
-	case p.CORS != nil:
-		return "cors"
-	case p.IPAllow != nil:
-		return "ipAllow"
-	case p.IPDeny != nil:
-		return "ipDeny"
-	}
-	return ""
 }
 
 // RateLimit is a token bucket per key.

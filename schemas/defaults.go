@@ -124,3 +124,6 @@ func (p *Policy) applyDefaults() {
 		c.AllowMethods = []string{"GET", "HEAD", "POST"}
 	}
 }
+
+// UpgradeWebSocket is the protocol Route.Upgrades allows by default.
+const UpgradeWebSocket = "websocket"

@@ -3,7 +3,6 @@ package policy
 import (
 	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/hex"
 	"fmt"
 	"maps"
 	"net/http"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/gitgate/gitgate/gateway/internal/headers"
 	"github.com/gitgate/gitgate/schemas"
+	"github.com/gitgate/gitgate/schemas/rules"
 )
 
 // maxAPIKeyBytes bounds a presented key; a longer one is refused unhashed.
@@ -70,7 +70,7 @@ func compileAPIKey(policy, path string, cfg *schemas.APIKey, s *Set, diags *diag
 		ok = false
 	}
 	for _, consumer := range slices.Sorted(maps.Keys(cfg.Keys)) {
-		h, err := parseKeyHash(cfg.Keys[consumer])
+		h, err := rules.KeyHash(cfg.Keys[consumer])
 		if err != nil {
 			diags.add(path+".keys."+consumer, err.Error())
 			ok = false
@@ -83,20 +83,6 @@ func compileAPIKey(policy, path string, cfg *schemas.APIKey, s *Set, diags *diag
 		return nil
 	}
 	return k
-}
-
-// parseKeyHash reads "sha256:<64 hex>". The message never repeats the value:
-// a user who pasted a clear key by mistake must not see it echoed in CI.
-func parseKeyHash(s string) ([sha256.Size]byte, error) {
-	var out [sha256.Size]byte
-	hexPart, found := strings.CutPrefix(s, "sha256:")
-	if !found || len(hexPart) != 2*sha256.Size {
-		return out, fmt.Errorf(`a key must be stored as "sha256:" and 64 hex digits (the SHA-256 of the key), never in clear`)
-	}
-	if _, err := hex.Decode(out[:], []byte(hexPart)); err != nil {
-		return out, fmt.Errorf(`a key must be stored as "sha256:" and 64 hex digits; the digest is not hex`)
-	}
-	return out, nil
 }
 
 // lookup returns the consumer whose stored hash equals the hash of

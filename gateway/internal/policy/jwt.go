@@ -20,16 +20,15 @@ import (
 
 	"github.com/gitgate/gitgate/gateway/internal/headers"
 	"github.com/gitgate/gitgate/schemas"
+	"github.com/gitgate/gitgate/schemas/rules"
 )
 
 // maxTokenBytes bounds a bearer token; a longer one is refused unparsed.
 const maxTokenBytes = 16 << 10
 
-// minRSABits and minHMACBytes refuse keys too weak to sign with.
-const (
-	minRSABits   = 2048
-	minHMACBytes = 32
-)
+// minRSABits refuses RSA keys too weak to sign with (the HS256 secret's
+// bound is rules.MinHMACSecretBytes).
+const minRSABits = 2048
 
 // Supported JWT algorithms.
 const (
@@ -103,22 +102,18 @@ func compileJWT(policy, path string, cfg *schemas.JWT, s *Set, diags *diagnostic
 		}
 	}
 
-	if wantHS {
-		if cfg.Secret == nil {
-			diags.add(path+".secret", "HS256 needs a secret reference ({env: NAME} or {file: PATH})")
-			ok = false
-		} else if secret, err := s.resolveSecret(cfg.Secret); err != nil {
+	// Which algorithm needs which key source is rules.JWT's, checked by
+	// Compile before this runs.
+	if wantHS && cfg.Secret != nil {
+		if secret, err := s.resolveSecret(cfg.Secret); err != nil {
 			diags.add(path+".secret", err.Error())
 			ok = false
-		} else if len(secret) < minHMACBytes {
-			diags.add(path+".secret", fmt.Sprintf("the secret from %s is %d bytes; HS256 needs at least %d", cfg.Secret, len(secret), minHMACBytes))
+		} else if err := rules.HMACSecret(*cfg.Secret, len(secret)); err != nil {
+			diags.add(path+".secret", err.Error())
 			ok = false
 		} else {
 			j.secret = secret
 		}
-	} else if cfg.Secret != nil {
-		diags.add(path+".secret", "a secret is only used with HS256, which is not in algorithms")
-		ok = false
 	}
 
 	if len(wantPublic) > 0 {
@@ -148,10 +143,6 @@ func compileJWT(policy, path string, cfg *schemas.JWT, s *Set, diags *diagnostic
 				sets = append(sets, keySet{path + ".jwksRef", &set, cfg.JWKSRef})
 			}
 		}
-		if len(sets) == 0 && ok {
-			diags.add(path+".jwks", "RS256 and ES256 need public keys in jwks or jwksRef")
-			ok = false
-		}
 		for _, set := range sets {
 			for i, k := range set.jwks.Keys {
 				pk, err := parseJWK(k)
@@ -177,9 +168,6 @@ func compileJWT(policy, path string, cfg *schemas.JWT, s *Set, diags *diagnostic
 				ok = false
 			}
 		}
-	} else if cfg.JWKS != nil || cfg.JWKSRef != nil {
-		diags.add(path+".jwks", "public keys are only used with RS256 or ES256, which are not in algorithms")
-		ok = false
 	}
 
 	for _, claim := range slices.Sorted(maps.Keys(cfg.ClaimsToHeaders)) {

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/gitgate/gitgate/schemas"
+	"github.com/gitgate/gitgate/schemas/rules"
 )
 
 // Options configure compilation. The zero value is usable.
@@ -100,12 +101,10 @@ func Compile(cfg *schemas.Config, prev *Set, opts Options) (*Set, error) {
 		p := cfg.Policies[name]
 		path := "policies." + name
 		var mw middleware
-		switch n := countKinds(p); {
-		case n == 0:
-			diags.add(path, "a policy needs exactly one of rateLimit, apiKey, jwt, cors, ipAllow, ipDeny; none is set")
-			continue
-		case n > 1:
-			diags.add(path, "a policy needs exactly one of rateLimit, apiKey, jwt, cors, ipAllow, ipDeny; several are set")
+		if vs := rules.Policy(p); len(vs) > 0 {
+			for _, v := range vs {
+				diags = append(diags, v.At(path))
+			}
 			continue
 		}
 		kind := p.Kind()
@@ -153,7 +152,7 @@ func Compile(cfg *schemas.Config, prev *Set, opts Options) (*Set, error) {
 		for i, pname := range cfg.Routes[rname].Policies {
 			if _, ok := cfg.Policies[pname]; !ok {
 				diags.add(fmt.Sprintf("routes.%s.policies[%d]", rname, i),
-					fmt.Sprintf("unknown policy %q; define it under policies", pname))
+					rules.Unknown("policy", "policies", pname, slices.Sorted(maps.Keys(cfg.Policies))))
 			}
 		}
 	}
@@ -229,16 +228,6 @@ func failClosed(name string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusInternalServerError, body)
 	})
-}
-
-func countKinds(p schemas.Policy) int {
-	n := 0
-	for _, set := range []bool{p.RateLimit != nil, p.APIKey != nil, p.JWT != nil, p.CORS != nil, p.IPAllow != nil, p.IPDeny != nil} {
-		if set {
-			n++
-		}
-	}
-	return n
 }
 
 // diagnostics collects problems found while compiling.

@@ -466,9 +466,7 @@ func (e *Engine) build(b *schemas.Bundle, cfg *schemas.Config, prev *snapshot, w
 		if set != nil && len(spec.Policies) > 0 {
 			h = set.Wrap(name, spec.Policies, rt)
 		}
-		h, gdiags := guardRoute(name, spec, h)
-		diags = append(diags, gdiags...)
-		s.handlers[i] = h
+		s.handlers[i] = guardRoute(spec, h)
 	}
 	wg.Wait()
 	addErr(*terr, "routes")
@@ -480,7 +478,12 @@ func (e *Engine) build(b *schemas.Bundle, cfg *schemas.Config, prev *snapshot, w
 	s.fresh = fresh
 	if len(diags) > 0 {
 		s.discard(fresh)
-		slices.SortStableFunc(diags, func(a, b schemas.Diagnostic) int { return cmp.Compare(a.Path, b.Path) })
+		// A shared rule may be reported by two compilers (the router and
+		// the route both check a match regex with rules.Regex): the same
+		// path and message count once.
+		slices.SortStableFunc(diags, func(a, b schemas.Diagnostic) int {
+			return cmp.Or(cmp.Compare(a.Path, b.Path), cmp.Compare(a.Message, b.Message))
+		})
 		diags = slices.Compact(diags)
 		return nil, &schemas.InvalidError{Diagnostics: diags}
 	}
