@@ -252,7 +252,10 @@ type Retries struct {
 // Policy is exactly one of its fields, each a kind of policy (see
 // PolicyKinds). A kind is a pointer field whose JSON name is the kind's
 // name; the gateway compiles it with the kind registered under that name in
-// gateway/internal/policy.
+// gateway/internal/policy. A kind's settings type may have an
+// applyDefaults method (defaults.go), and tags its sensitive fields with
+// secret:"value" (the diff shows the field masked) or secret:"values" (a
+// map whose keys stay visible and values are masked).
 type Policy struct {
 	// RateLimit is a local token bucket.
 	RateLimit *RateLimit `json:"rateLimit,omitempty"`
@@ -290,7 +293,7 @@ type APIKey struct {
 	Name string `json:"name,omitempty"`
 	// Keys maps a consumer name to "sha256:<64 hex>" of its key; keys are never
 	// stored in clear.
-	Keys map[string]string `json:"keys"`
+	Keys map[string]string `json:"keys" secret:"values"`
 	// ConsumerHeader, when set, carries the consumer name upstream.
 	ConsumerHeader string `json:"consumerHeader,omitempty"`
 }
@@ -306,7 +309,7 @@ type JWT struct {
 	// Secret is the HS256 key, by reference only.
 	Secret *SecretRef `json:"secret,omitempty"`
 	// JWKS holds the public keys for RS256 and ES256.
-	JWKS *JWKS `json:"jwks,omitempty"`
+	JWKS *JWKS `json:"jwks,omitempty" secret:"value"`
 	// JWKSRef reads a JWKS document from a reference at apply time.
 	JWKSRef *SecretRef `json:"jwksRef,omitempty"`
 	// Header carrying the token. Default "Authorization" with a Bearer prefix.

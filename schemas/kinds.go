@@ -91,3 +91,17 @@ func WithSpec(name string, spec any) (p Policy, ok bool) {
 	}
 	return Policy{}, false
 }
+
+// clone copies the settings of every kind set in p (one struct level, what
+// ApplyDefaults writes to).
+func (p Policy) clone() Policy {
+	v := reflect.ValueOf(&p).Elem()
+	for _, k := range policyKinds {
+		if f := v.Field(k.index); !f.IsNil() {
+			c := reflect.New(f.Type().Elem())
+			c.Elem().Set(f.Elem())
+			f.Set(c)
+		}
+	}
+	return p
+}

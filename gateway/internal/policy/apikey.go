@@ -32,6 +32,15 @@ type apiKey struct {
 	invalid   []byte
 }
 
+func init() {
+	registerKind("apiKey", inOrder, func(b *build, cfg *schemas.APIKey) middleware {
+		if k := compileAPIKey(b.name, b.path, cfg, b.set, b.diags); k != nil {
+			return k
+		}
+		return nil
+	})
+}
+
 func compileAPIKey(policy, path string, cfg *schemas.APIKey, s *Set, diags *diagnostics) *apiKey {
 	k := &apiKey{
 		counters: s.authCounters(policy),

@@ -60,6 +60,15 @@ type cors struct {
 	body         []byte
 }
 
+func init() {
+	registerKind("cors", runFirst, func(b *build, cfg *schemas.CORS) middleware {
+		if c := compileCORS(b.path, cfg, b.diags); c != nil {
+			return c
+		}
+		return nil
+	})
+}
+
 func compileCORS(path string, cfg *schemas.CORS, diags *diagnostics) *cors {
 	c := &cors{
 		exact:       map[string]bool{},

@@ -35,6 +35,21 @@ type ipList struct {
 	body     []byte
 }
 
+func init() {
+	for _, allow := range []bool{true, false} {
+		name := "ipDeny"
+		if allow {
+			name = "ipAllow"
+		}
+		registerKind(name, inOrder, func(b *build, cfg *schemas.IPList) middleware {
+			if l := compileIPList(b.name, b.path, cfg, allow, b.set, b.diags); l != nil {
+				return l
+			}
+			return nil
+		})
+	}
+}
+
 func compileIPList(name, path string, cfg *schemas.IPList, allow bool, s *Set, diags *diagnostics) *ipList {
 	l := &ipList{
 		allow:    allow,

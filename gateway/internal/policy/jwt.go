@@ -67,6 +67,15 @@ type claimHeader struct {
 	header string // canonical
 }
 
+func init() {
+	registerKind("jwt", inOrder, func(b *build, cfg *schemas.JWT) middleware {
+		if j := compileJWT(b.name, b.path, cfg, b.set, b.diags); j != nil {
+			return j
+		}
+		return nil
+	})
+}
+
 func compileJWT(policy, path string, cfg *schemas.JWT, s *Set, diags *diagnostics) *jwtPolicy {
 	j := &jwtPolicy{
 		counters:   s.authCounters(policy),

@@ -208,6 +208,25 @@ type rateLimit struct {
 	body     []byte
 }
 
+func init() {
+	registerKind("rateLimit", inOrder, func(b *build, cfg *schemas.RateLimit) middleware {
+		// The store (the buckets) survives a compile that left the
+		// policy's settings alone.
+		var store *limiterStore
+		if b.prev != nil {
+			if old := b.prev.limiters[b.name]; old != nil && old.cfg == *cfg {
+				store = old
+			}
+		}
+		rl, st := compileRateLimit(b.name, b.path, *cfg, store, b.set, b.diags)
+		if rl == nil {
+			return nil
+		}
+		b.set.limiters[b.name] = st
+		return rl
+	})
+}
+
 func compileRateLimit(name, path string, cfg schemas.RateLimit, store *limiterStore, s *Set, diags *diagnostics) (*rateLimit, *limiterStore) {
 	rl := &rateLimit{
 		name:     name,
