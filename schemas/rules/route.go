@@ -32,17 +32,8 @@ func Route(r schemas.Route) []Violation {
 	if pathType != schemas.PathRegex && !strings.HasPrefix(path, "/") {
 		out = append(out, violation(".match.path", "path %q must start with /", path))
 	}
-	for _, kind := range []struct {
-		name string
-		m    map[string]schemas.StringMatch
-	}{{"headers", m.Headers}, {"query", m.Query}} {
-		for _, k := range slices.Sorted(maps.Keys(kind.m)) {
-			for _, v := range StringMatch(kind.m[k]) {
-				v.Field = ".match." + kind.name + "." + k + v.Field
-				out = append(out, v)
-			}
-		}
-	}
+	out = append(out, stringMatches(".match.headers.", m.Headers)...)
+	out = append(out, stringMatches(".match.query.", m.Query)...)
 	out = append(out, Backends(r.Backends)...)
 	if r.Split != nil {
 		out = append(out, at(".split.hashOn", HashOn(r.Split.HashOn))...)
@@ -74,7 +65,24 @@ func Route(r schemas.Route) []Violation {
 		out = append(out, violation(".retries.backoffMax", "backoffMax %s is shorter than backoffBase %s", rt.BackoffMax.D(), rt.BackoffBase.D()))
 	}
 	for i, u := range r.Upgrades {
-		out = append(out, at(fmt.Sprintf(".upgrades[%d]", i), Upgrade(u))...)
+		if err := Upgrade(u); err != nil {
+			out = append(out, at(fmt.Sprintf(".upgrades[%d]", i), err)...)
+		}
+	}
+	return out
+}
+
+// stringMatches checks the matchers of ms, keyed by name, under field.
+func stringMatches(field string, ms map[string]schemas.StringMatch) []Violation {
+	if len(ms) == 0 {
+		return nil
+	}
+	var out []Violation
+	for _, k := range slices.Sorted(maps.Keys(ms)) {
+		for _, v := range StringMatch(ms[k]) {
+			v.Field = field + k + v.Field
+			out = append(out, v)
+		}
 	}
 	return out
 }
@@ -83,17 +91,16 @@ func Route(r schemas.Route) []Violation {
 // each upstream once, and the weights summing to 100.
 func Backends(bs []schemas.Backend) []Violation {
 	var out []Violation
-	seen := make(map[string]int, len(bs))
 	sum := 0
 	for i, b := range bs {
 		sum += b.Weight
 		if b.Weight < 0 || b.Weight > 100 {
 			out = append(out, violation(fmt.Sprintf(".backends[%d].weight", i), "weight %d is outside 0..100", b.Weight))
 		}
-		if j, dup := seen[b.Upstream]; dup {
+		// A route has a handful of backends: a scan is cheaper than a map.
+		if j := slices.IndexFunc(bs[:i], func(o schemas.Backend) bool { return o.Upstream == b.Upstream }); j >= 0 {
 			out = append(out, violation(fmt.Sprintf(".backends[%d].upstream", i), "upstream %q is already backends[%d]: merge the weights", b.Upstream, j))
 		}
-		seen[b.Upstream] = i
 	}
 	if len(bs) > 0 && sum != 100 {
 		out = append(out, violation(".backends", "backend weights sum to %d; they must sum to 100", sum))

@@ -15,7 +15,9 @@ import (
 func Upstream(u schemas.Upstream) []Violation {
 	var out []Violation
 	for i, t := range u.Targets {
-		out = append(out, at(fmt.Sprintf(".targets[%d]", i), Target(t))...)
+		if err := Target(t); err != nil {
+			out = append(out, at(fmt.Sprintf(".targets[%d]", i), err)...)
+		}
 	}
 	if u.HashOn != nil {
 		if u.Balance != schemas.BalanceHash {
