@@ -10,7 +10,7 @@ func Upgrade(token string) error {
 	if token == "" {
 		return fail("an upgrade protocol name is empty")
 	}
-	if !isToken(token, "/") {
+	if !isToken(token, "/") { // protocol names carry a version: "HTTP/2.0"
 		return fail("upgrade protocol %q is not an HTTP token", token)
 	}
 	if strings.EqualFold(token, "h2c") {
@@ -18,6 +18,10 @@ func Upgrade(token string) error {
 	}
 	return nil
 }
+
+// Token reports whether s is an HTTP token (RFC 9110 section 5.6.2), the
+// syntax of header names and methods.
+func Token(s string) bool { return isToken(s, "") }
 
 // isToken reports whether s is an HTTP token (RFC 9110 section 5.6.2),
 // also allowing the bytes of extra.

@@ -50,7 +50,7 @@ func compileAPIKey(policy, path string, cfg *schemas.APIKey, s *Set, diags *diag
 	ok := true
 	switch cfg.In {
 	case "header":
-		if !validHeaderName(cfg.Name) {
+		if !rules.Token(cfg.Name) {
 			diags.add(path+".name", fmt.Sprintf("%q is not a valid header name", cfg.Name))
 			ok = false
 		}
@@ -68,7 +68,7 @@ func compileAPIKey(policy, path string, cfg *schemas.APIKey, s *Set, diags *diag
 	}
 	k.challenge = []string{fmt.Sprintf(`APIKey realm="gitgate", %s="%s"`, cfg.In, k.name)}
 	if cfg.ConsumerHeader != "" {
-		if !validHeaderName(cfg.ConsumerHeader) {
+		if !rules.Token(cfg.ConsumerHeader) {
 			diags.add(path+".consumerHeader", fmt.Sprintf("%q is not a valid header name", cfg.ConsumerHeader))
 			ok = false
 		}

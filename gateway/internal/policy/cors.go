@@ -99,7 +99,7 @@ func compileCORS(path string, cfg *schemas.CORS, diags *diagnostics) *cors {
 		}
 	}
 	for i, m := range cfg.AllowMethods {
-		if !validHeaderName(m) || strings.ToUpper(m) != m {
+		if !rules.Token(m) || strings.ToUpper(m) != m {
 			diags.add(fmt.Sprintf("%s.allowMethods[%d]", path, i), fmt.Sprintf("%q is not an upper-case HTTP method", m))
 			ok = false
 			continue
@@ -112,7 +112,7 @@ func compileCORS(path string, cfg *schemas.CORS, diags *diagnostics) *cors {
 			c.anyHeader = true
 			continue
 		}
-		if !validHeaderName(h) {
+		if !rules.Token(h) {
 			diags.add(fmt.Sprintf("%s.allowHeaders[%d]", path, i), fmt.Sprintf("%q is not a header name", h))
 			ok = false
 			continue
@@ -123,7 +123,7 @@ func compileCORS(path string, cfg *schemas.CORS, diags *diagnostics) *cors {
 		c.allowHeaders = []string{strings.Join(cfg.AllowHeaders, ", ")}
 	}
 	for i, h := range cfg.ExposeHeaders {
-		if !validHeaderName(h) {
+		if !rules.Token(h) {
 			diags.add(fmt.Sprintf("%s.exposeHeaders[%d]", path, i), fmt.Sprintf("%q is not a header name", h))
 			ok = false
 		}

@@ -87,7 +87,7 @@ func compileJWT(policy, path string, cfg *schemas.JWT, s *Set, diags *diagnostic
 		scopeWWW:   []string{`Bearer error="insufficient_scope"`},
 	}
 	ok := true
-	if !validHeaderName(cfg.Header) {
+	if !rules.Token(cfg.Header) {
 		diags.add(path+".header", fmt.Sprintf("%q is not a valid header name", cfg.Header))
 		ok = false
 	}
@@ -181,7 +181,7 @@ func compileJWT(policy, path string, cfg *schemas.JWT, s *Set, diags *diagnostic
 
 	for _, claim := range slices.Sorted(maps.Keys(cfg.ClaimsToHeaders)) {
 		h := cfg.ClaimsToHeaders[claim]
-		if !validHeaderName(h) {
+		if !rules.Token(h) {
 			diags.add(path+".claimsToHeaders."+claim, fmt.Sprintf("%q is not a valid header name", h))
 			ok = false
 			continue

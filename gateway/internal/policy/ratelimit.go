@@ -16,6 +16,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/gitgate/gitgate/schemas"
+	"github.com/gitgate/gitgate/schemas/rules"
 )
 
 // maxKeyBytes bounds the bytes a bucket key keeps: a longer header value is
@@ -258,7 +259,7 @@ func compileRateLimit(name, path string, cfg schemas.RateLimit, store *limiterSt
 		rl.kind = keyClientIP
 	case cfg.Key == "route":
 		rl.kind = keyRoute
-	case strings.HasPrefix(cfg.Key, "header:") && validHeaderName(strings.TrimPrefix(cfg.Key, "header:")):
+	case strings.HasPrefix(cfg.Key, "header:") && rules.Token(strings.TrimPrefix(cfg.Key, "header:")):
 		rl.kind = keyHeader
 		rl.header = textproto.CanonicalMIMEHeaderKey(strings.TrimPrefix(cfg.Key, "header:"))
 	default:
@@ -273,20 +274,6 @@ func compileRateLimit(name, path string, cfg schemas.RateLimit, store *limiterSt
 	}
 	rl.store = store
 	return rl, store
-}
-
-// validHeaderName reports whether s is a non-empty HTTP token.
-func validHeaderName(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c <= ' ' || c >= 0x7f || strings.IndexByte(`"(),/:;<=>?@[\]{}`, c) >= 0 {
-			return false
-		}
-	}
-	return true
 }
 
 // key picks the bucket of r. A header key with the header absent falls back

@@ -10,6 +10,7 @@ import (
 	"testing"
 
 	"github.com/gitgate/gitgate/schemas"
+	"github.com/gitgate/gitgate/schemas/rules"
 )
 
 // stampSpec is the settings of testStamp, a kind that exists only in this
@@ -32,7 +33,7 @@ func (s *stamp) wrap(_ string, next http.Handler) http.Handler {
 
 func init() {
 	registerKind("testStamp", inOrder, func(b *build, spec *stampSpec) middleware {
-		if !validHeaderName(spec.Header) {
+		if !rules.Token(spec.Header) {
 			b.problem(".header", "%q is not a valid header name", spec.Header)
 			return nil
 		}

@@ -171,7 +171,7 @@ func compileHeaderOps(h *schemas.HeaderOps, path string, diag func(path, format 
 	}
 	ops := &headerOps{}
 	check := func(field, name, value string) bool {
-		if !validHeaderName(name) {
+		if !rules.Token(name) {
 			diag(path+"."+field, "%q is not a valid header name", name)
 			return false
 		}
@@ -217,20 +217,4 @@ func (o *headerOps) apply(h http.Header) {
 	for _, e := range o.add {
 		h[e.k] = append(h[e.k], e.v)
 	}
-}
-
-func validHeaderName(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
-		default:
-			return false
-		}
-	}
-	return true
 }
