@@ -61,7 +61,8 @@ type HealthCheck struct {
 	Path string `json:"path,omitempty"`
 	// Interval between probes. Default 10s.
 	Interval Duration `json:"interval,omitempty"`
-	// Timeout of one probe. Default 2s.
+	// Timeout of one probe. Default 2s, or the interval when that is
+	// shorter. At most the interval.
 	Timeout Duration `json:"timeout,omitempty"`
 	// HealthyThreshold is the number of passing probes that mark a target
 	// healthy. Default 2.
@@ -124,7 +125,8 @@ type Route struct {
 	ResponseHeaders *HeaderOps `json:"responseHeaders,omitempty"`
 	// Timeout is the total time for the request including retries. Default 30s.
 	Timeout Duration `json:"timeout,omitempty"`
-	// PerTryTimeout bounds each attempt. 0: only Timeout applies.
+	// PerTryTimeout bounds each attempt. 0: only Timeout applies. At most
+	// Timeout.
 	PerTryTimeout Duration `json:"perTryTimeout,omitempty"`
 	// Retries retries failed attempts. Nil: no retries.
 	Retries *Retries `json:"retries,omitempty"`

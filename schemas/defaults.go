@@ -15,6 +15,12 @@ const (
 	DefaultRouteTimeout          = 30 * time.Second
 	DefaultMaxBodyBytes          = 10 << 20
 	DefaultRateLimitMaxKeys      = 100000
+	DefaultHealthInterval        = 10 * time.Second
+	DefaultHealthTimeout         = 2 * time.Second
+	DefaultBaseEjection          = 30 * time.Second
+	DefaultMaxEjection           = 5 * time.Minute
+	DefaultBackoffBase           = 25 * time.Millisecond
+	DefaultBackoffMax            = 250 * time.Millisecond
 )
 
 // ApplyDefaults fills every unset field that has a documented default. It is
@@ -62,15 +68,17 @@ func (u *Upstream) applyDefaults() {
 	setDur(&u.ConnectTimeout, DefaultConnectTimeout)
 	if h := u.HealthCheck; h != nil {
 		setStr(&h.Path, "/healthz")
-		setDur(&h.Interval, 10*time.Second)
-		setDur(&h.Timeout, 2*time.Second)
+		setDur(&h.Interval, DefaultHealthInterval)
+		// A probe never outlives the interval: a short interval
+		// shortens the default timeout.
+		setDur(&h.Timeout, min(DefaultHealthTimeout, h.Interval.D()))
 		setInt(&h.HealthyThreshold, 2)
 		setInt(&h.UnhealthyThreshold, 3)
 	}
 	if o := u.OutlierDetection; o != nil {
 		setInt(&o.ConsecutiveFailures, 5)
-		setDur(&o.BaseEjection, 30*time.Second)
-		setDur(&o.MaxEjection, 5*time.Minute)
+		setDur(&o.BaseEjection, DefaultBaseEjection)
+		setDur(&o.MaxEjection, DefaultMaxEjection)
 	}
 	if b := u.CircuitBreaker; b != nil {
 		setInt(&b.ConsecutiveFailures, 5)
@@ -92,8 +100,8 @@ func (r *Route) applyDefaults() {
 	}
 	if rt := r.Retries; rt != nil {
 		setInt(&rt.Attempts, 2)
-		setDur(&rt.BackoffBase, 25*time.Millisecond)
-		setDur(&rt.BackoffMax, 250*time.Millisecond)
+		setDur(&rt.BackoffBase, DefaultBackoffBase)
+		setDur(&rt.BackoffMax, DefaultBackoffMax)
 		if len(rt.On) == 0 {
 			rt.On = []string{RetryConnectFailure, RetryReset, Retry502, Retry503, Retry504}
 		}

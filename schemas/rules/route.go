@@ -58,11 +58,16 @@ func Route(r schemas.Route) []Violation {
 			}
 		}
 	}
-	if r.PerTryTimeout != 0 && r.Timeout != 0 && r.PerTryTimeout > r.Timeout {
-		out = append(out, violation(".perTryTimeout", "perTryTimeout %s is longer than timeout %s", r.PerTryTimeout.D(), r.Timeout.D()))
+	// As in Upstream, an unset duration stands for its default.
+	if r.PerTryTimeout != 0 {
+		if total := or(r.Timeout, schemas.DefaultRouteTimeout); r.PerTryTimeout.D() > total {
+			out = append(out, violation(".perTryTimeout", "perTryTimeout %s is longer than timeout %s", r.PerTryTimeout.D(), total))
+		}
 	}
-	if rt := r.Retries; rt != nil && rt.BackoffBase != 0 && rt.BackoffMax != 0 && rt.BackoffBase > rt.BackoffMax {
-		out = append(out, violation(".retries.backoffMax", "backoffMax %s is shorter than backoffBase %s", rt.BackoffMax.D(), rt.BackoffBase.D()))
+	if rt := r.Retries; rt != nil {
+		if base, most := or(rt.BackoffBase, schemas.DefaultBackoffBase), or(rt.BackoffMax, schemas.DefaultBackoffMax); base > most {
+			out = append(out, violation(".retries.backoffMax", "backoffMax %s is shorter than backoffBase %s", most, base))
+		}
 	}
 	for i, u := range r.Upgrades {
 		if err := Upgrade(u); err != nil {

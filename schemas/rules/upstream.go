@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"net/url"
 	"strconv"
+	"time"
 
 	"github.com/gitgate/gitgate/schemas"
 )
@@ -25,11 +26,19 @@ func Upstream(u schemas.Upstream) []Violation {
 		}
 		out = append(out, at(".hashOn", HashOn(*u.HashOn))...)
 	}
-	if h := u.HealthCheck; h != nil && h.Interval != 0 && h.Timeout != 0 && h.Timeout > h.Interval {
-		out = append(out, violation(".healthCheck.timeout", "timeout %s is longer than the interval %s", h.Timeout.D(), h.Interval.D()))
+	// Relations between fields are checked on the values in effect, an
+	// unset field standing for its default: the agent checks the config as
+	// written, the gateway the bundle with defaults applied, and both must
+	// agree.
+	if h := u.HealthCheck; h != nil && h.Timeout != 0 {
+		if interval := or(h.Interval, schemas.DefaultHealthInterval); h.Timeout.D() > interval {
+			out = append(out, violation(".healthCheck.timeout", "timeout %s is longer than the interval %s", h.Timeout.D(), interval))
+		}
 	}
-	if o := u.OutlierDetection; o != nil && o.BaseEjection != 0 && o.MaxEjection != 0 && o.BaseEjection > o.MaxEjection {
-		out = append(out, violation(".outlierDetection.maxEjection", "maxEjection %s is shorter than baseEjection %s", o.MaxEjection.D(), o.BaseEjection.D()))
+	if o := u.OutlierDetection; o != nil {
+		if base, most := or(o.BaseEjection, schemas.DefaultBaseEjection), or(o.MaxEjection, schemas.DefaultMaxEjection); base > most {
+			out = append(out, violation(".outlierDetection.maxEjection", "maxEjection %s is shorter than baseEjection %s", most, base))
+		}
 	}
 	return out
 }
@@ -72,6 +81,14 @@ func HashOn(h schemas.HashOn) error {
 		return fail("set exactly one of header, cookie or clientIP: true (%d set)", n)
 	}
 	return nil
+}
+
+// or returns d, or def when d is unset.
+func or(d schemas.Duration, def time.Duration) time.Duration {
+	if d == 0 {
+		return def
+	}
+	return d.D()
 }
 
 func count(set ...bool) int {

@@ -39,7 +39,7 @@ func TestSharedRulesSameVerdict(t *testing.T) {
 	tests := []struct {
 		name string
 		yaml string // added to upstreamAndRoute
-		path string // the field both must refuse
+		path string // the field both must refuse; "": both accept
 	}{
 		{"regex over the instruction limit", `
 routes:
@@ -119,6 +119,27 @@ upstreams:
 upstreams:
   w: {targets: ["http://127.0.0.1:9"], healthCheck: {interval: 1s, timeout: 2s}}
 `, "upstreams.w.healthCheck.timeout"},
+		{"per-try timeout over the default timeout", `
+routes:
+  r: {match: {path: /}, perTryTimeout: 60s, backends: [{upstream: u, weight: 100}]}
+`, "routes.r.perTryTimeout"},
+		{"backoffMax under the default backoffBase", `
+routes:
+  r: {match: {path: /}, retries: {backoffMax: 10ms}, backends: [{upstream: u, weight: 100}]}
+`, "routes.r.retries.backoffMax"},
+		{"maxEjection under the default baseEjection", `
+upstreams:
+  w: {targets: ["http://127.0.0.1:9"], outlierDetection: {maxEjection: 10s}}
+`, "upstreams.w.outlierDetection.maxEjection"},
+		// Both accept: an unset field takes its default on both sides.
+		{"short health interval, timeout unset", `
+upstreams:
+  w: {targets: ["http://127.0.0.1:9"], healthCheck: {interval: 500ms}}
+`, ""},
+		{"long per-try timeout within a long timeout", `
+routes:
+  r: {match: {path: /}, timeout: 2m, perTryTimeout: 60s, backends: [{upstream: u, weight: 100}]}
+`, ""},
 		{"policy of two kinds", `
 policies:
   p: {ipAllow: {cidrs: [10.0.0.0/8]}, ipDeny: {cidrs: [10.1.0.0/16]}}
@@ -160,6 +181,10 @@ policies:
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
 			doc := mergeYAML(t, upstreamAndRoute, tt.yaml)
+			if tt.path == "" {
+				bothAccept(t, doc)
+				return
+			}
 			agent := agentVerdict(t, doc, tt.path)
 			gateway := gatewayVerdict(t, doc, tt.path)
 			if len(agent) == 0 || !slices.Equal(agent, gateway) {
@@ -167,6 +192,43 @@ policies:
 			}
 		})
 	}
+}
+
+// bothAccept requires the loader and the engine to accept doc.
+func bothAccept(t *testing.T, doc []byte) {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "gitgate.yaml"), doc, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	res, err := load.Dir(dir, load.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := res.Err(); err != nil {
+		t.Errorf("agent refused: %v", err)
+	}
+	e := runtime.New(runtime.Options{})
+	t.Cleanup(func() { _ = e.Close() })
+	if err := e.Apply(bundleFrom(t, doc)); err != nil {
+		t.Errorf("gateway refused: %v", err)
+	}
+}
+
+// bundleFrom decodes doc into a bundle without the loader. The agent
+// pushes configs with defaults applied; ApplyDefaults is idempotent, so a
+// bundle without them compiles the same way.
+func bundleFrom(t *testing.T, doc []byte) *schemas.Bundle {
+	t.Helper()
+	var cfg schemas.Config
+	if err := yaml.UnmarshalStrict(doc, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	b, err := schemas.NewBundle("v1", schemas.Source{}, cfg, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
 
 // mergeYAML returns base with the top-level maps of extra merged in.
@@ -213,17 +275,9 @@ func agentVerdict(t *testing.T, doc []byte, path string) []string {
 // the messages of the engine's diagnostics at path.
 func gatewayVerdict(t *testing.T, doc []byte, path string) []string {
 	t.Helper()
-	var cfg schemas.Config
-	if err := yaml.UnmarshalStrict(doc, &cfg); err != nil {
-		t.Fatal(err)
-	}
-	b, err := schemas.NewBundle("v1", schemas.Source{}, cfg, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
 	e := runtime.New(runtime.Options{})
 	t.Cleanup(func() { _ = e.Close() })
-	err = e.Apply(b)
+	err := e.Apply(bundleFrom(t, doc))
 	var inv *schemas.InvalidError
 	if !errors.As(err, &inv) {
 		t.Fatalf("gateway: Apply = %v, want *schemas.InvalidError", err)
