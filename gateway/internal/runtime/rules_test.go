@@ -197,15 +197,7 @@ policies:
 // bothAccept requires the loader and the engine to accept doc.
 func bothAccept(t *testing.T, doc []byte) {
 	t.Helper()
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "gitgate.yaml"), doc, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	res, err := load.Dir(dir, load.Limits{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := res.Err(); err != nil {
+	if err := agentLoad(t, doc).Err(); err != nil {
 		t.Errorf("agent refused: %v", err)
 	}
 	e := runtime.New(runtime.Options{})
@@ -260,6 +252,13 @@ func mergeYAML(t *testing.T, base, extra string) []byte {
 // returns the messages of the diagnostics at path.
 func agentVerdict(t *testing.T, doc []byte, path string) []string {
 	t.Helper()
+	return messagesAt(agentLoad(t, doc).Diagnostics, path, "agent", t)
+}
+
+// agentLoad writes doc to a config directory and loads it as the agent
+// does.
+func agentLoad(t *testing.T, doc []byte) load.Result {
+	t.Helper()
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "gitgate.yaml"), doc, 0o600); err != nil {
 		t.Fatal(err)
@@ -268,7 +267,7 @@ func agentVerdict(t *testing.T, doc []byte, path string) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return messagesAt(res.Diagnostics, path, "agent", t)
+	return res
 }
 
 // gatewayVerdict decodes doc into a bundle without the loader and returns
