@@ -61,7 +61,8 @@ type HealthCheck struct {
 	Path string `json:"path,omitempty"`
 	// Interval between probes. Default 10s.
 	Interval Duration `json:"interval,omitempty"`
-	// Timeout of one probe. Default 2s.
+	// Timeout of one probe. Default 2s, or the interval when that is
+	// shorter. At most the interval.
 	Timeout Duration `json:"timeout,omitempty"`
 	// HealthyThreshold is the number of passing probes that mark a target
 	// healthy. Default 2.
@@ -124,7 +125,8 @@ type Route struct {
 	ResponseHeaders *HeaderOps `json:"responseHeaders,omitempty"`
 	// Timeout is the total time for the request including retries. Default 30s.
 	Timeout Duration `json:"timeout,omitempty"`
-	// PerTryTimeout bounds each attempt. 0: only Timeout applies.
+	// PerTryTimeout bounds each attempt. 0: only Timeout applies. At most
+	// Timeout.
 	PerTryTimeout Duration `json:"perTryTimeout,omitempty"`
 	// Retries retries failed attempts. Nil: no retries.
 	Retries *Retries `json:"retries,omitempty"`
@@ -249,7 +251,13 @@ type Retries struct {
 	MinRetriesPerSecond int `json:"minRetriesPerSecond,omitempty"`
 }
 
-// Policy is exactly one of its fields.
+// Policy is exactly one of its fields, each a kind of policy (see
+// PolicyKinds). A kind is a pointer field whose JSON name is the kind's
+// name; the gateway compiles it with the kind registered under that name in
+// gateway/internal/policy. A kind's settings type may have an
+// applyDefaults method (defaults.go), and tags its sensitive fields with
+// secret:"value" (the diff shows the field masked) or secret:"values" (a
+// map whose keys stay visible and values are masked).
 type Policy struct {
 	// RateLimit is a local token bucket.
 	RateLimit *RateLimit `json:"rateLimit,omitempty"`
@@ -263,25 +271,6 @@ type Policy struct {
 	IPAllow *IPList `json:"ipAllow,omitempty"`
 	// IPDeny refuses these client networks.
 	IPDeny *IPList `json:"ipDeny,omitempty"`
-}
-
-// Kind returns the name of the set field, or "" when none is set.
-func (p Policy) Kind() string {
-	switch {
-	case p.RateLimit != nil:
-		return "rateLimit"
-	case p.APIKey != nil:
-		return "apiKey"
-	case p.JWT != nil:
-		return "jwt"
-	case p.CORS != nil:
-		return "cors"
-	case p.IPAllow != nil:
-		return "ipAllow"
-	case p.IPDeny != nil:
-		return "ipDeny"
-	}
-	return ""
 }
 
 // RateLimit is a token bucket per key.
@@ -306,7 +295,7 @@ type APIKey struct {
 	Name string `json:"name,omitempty"`
 	// Keys maps a consumer name to "sha256:<64 hex>" of its key; keys are never
 	// stored in clear.
-	Keys map[string]string `json:"keys"`
+	Keys map[string]string `json:"keys" secret:"values"`
 	// ConsumerHeader, when set, carries the consumer name upstream.
 	ConsumerHeader string `json:"consumerHeader,omitempty"`
 }
@@ -322,7 +311,7 @@ type JWT struct {
 	// Secret is the HS256 key, by reference only.
 	Secret *SecretRef `json:"secret,omitempty"`
 	// JWKS holds the public keys for RS256 and ES256.
-	JWKS *JWKS `json:"jwks,omitempty"`
+	JWKS *JWKS `json:"jwks,omitempty" secret:"value"`
 	// JWKSRef reads a JWKS document from a reference at apply time.
 	JWKSRef *SecretRef `json:"jwksRef,omitempty"`
 	// Header carrying the token. Default "Authorization" with a Bearer prefix.

@@ -1,7 +1,9 @@
 package schemas
 
 import (
+	"maps"
 	"math"
+	"reflect"
 	"time"
 )
 
@@ -13,6 +15,12 @@ const (
 	DefaultRouteTimeout          = 30 * time.Second
 	DefaultMaxBodyBytes          = 10 << 20
 	DefaultRateLimitMaxKeys      = 100000
+	DefaultHealthInterval        = 10 * time.Second
+	DefaultHealthTimeout         = 2 * time.Second
+	DefaultBaseEjection          = 30 * time.Second
+	DefaultMaxEjection           = 5 * time.Minute
+	DefaultBackoffBase           = 25 * time.Millisecond
+	DefaultBackoffMax            = 250 * time.Millisecond
 )
 
 // ApplyDefaults fills every unset field that has a documented default. It is
@@ -60,15 +68,17 @@ func (u *Upstream) applyDefaults() {
 	setDur(&u.ConnectTimeout, DefaultConnectTimeout)
 	if h := u.HealthCheck; h != nil {
 		setStr(&h.Path, "/healthz")
-		setDur(&h.Interval, 10*time.Second)
-		setDur(&h.Timeout, 2*time.Second)
+		setDur(&h.Interval, DefaultHealthInterval)
+		// A probe never outlives the interval: a short interval
+		// shortens the default timeout.
+		setDur(&h.Timeout, min(DefaultHealthTimeout, h.Interval.D()))
 		setInt(&h.HealthyThreshold, 2)
 		setInt(&h.UnhealthyThreshold, 3)
 	}
 	if o := u.OutlierDetection; o != nil {
 		setInt(&o.ConsecutiveFailures, 5)
-		setDur(&o.BaseEjection, 30*time.Second)
-		setDur(&o.MaxEjection, 5*time.Minute)
+		setDur(&o.BaseEjection, DefaultBaseEjection)
+		setDur(&o.MaxEjection, DefaultMaxEjection)
 	}
 	if b := u.CircuitBreaker; b != nil {
 		setInt(&b.ConsecutiveFailures, 5)
@@ -90,8 +100,8 @@ func (r *Route) applyDefaults() {
 	}
 	if rt := r.Retries; rt != nil {
 		setInt(&rt.Attempts, 2)
-		setDur(&rt.BackoffBase, 25*time.Millisecond)
-		setDur(&rt.BackoffMax, 250*time.Millisecond)
+		setDur(&rt.BackoffBase, DefaultBackoffBase)
+		setDur(&rt.BackoffMax, DefaultBackoffMax)
 		if len(rt.On) == 0 {
 			rt.On = []string{RetryConnectFailure, RetryReset, Retry502, Retry503, Retry504}
 		}
@@ -100,27 +110,112 @@ func (r *Route) applyDefaults() {
 	}
 }
 
+// defaulter is implemented by the settings of a policy kind that has
+// defaults.
+type defaulter interface{ applyDefaults() }
+
 func (p *Policy) applyDefaults() {
-	if rl := p.RateLimit; rl != nil {
-		setDur(&rl.Per, time.Second)
-		if rl.Burst == 0 {
-			rl.Burst = max(1, int(math.Ceil(rl.Rate)))
-		}
-		setStr(&rl.Key, "client_ip")
-		setInt(&rl.MaxKeys, DefaultRateLimitMaxKeys)
-	}
-	if k := p.APIKey; k != nil {
-		setStr(&k.In, "header")
-		setStr(&k.Name, "X-API-Key")
-	}
-	if j := p.JWT; j != nil {
-		setStr(&j.Header, "Authorization")
-		setDur(&j.Leeway, 30*time.Second)
-		if j.RequireExp == nil {
-			j.RequireExp = new(true)
+	if _, spec := p.Spec(); spec != nil {
+		if d, ok := spec.(defaulter); ok {
+			d.applyDefaults()
 		}
 	}
-	if c := p.CORS; c != nil && len(c.AllowMethods) == 0 {
+}
+
+func (rl *RateLimit) applyDefaults() {
+	setDur(&rl.Per, time.Second)
+	if rl.Burst == 0 {
+		rl.Burst = max(1, int(math.Ceil(rl.Rate)))
+	}
+	setStr(&rl.Key, "client_ip")
+	setInt(&rl.MaxKeys, DefaultRateLimitMaxKeys)
+}
+
+// defaultsLike sets rl to the defaults of a rate limit with other's rate,
+// which the burst's default follows, and no rate of its own.
+func (rl *RateLimit) defaultsLike(other any) {
+	*rl = RateLimit{Rate: other.(*RateLimit).Rate}
+	rl.applyDefaults()
+	rl.Rate = 0
+}
+
+func (k *APIKey) applyDefaults() {
+	setStr(&k.In, "header")
+	setStr(&k.Name, "X-API-Key")
+}
+
+func (j *JWT) applyDefaults() {
+	setStr(&j.Header, "Authorization")
+	setDur(&j.Leeway, 30*time.Second)
+	if j.RequireExp == nil {
+		j.RequireExp = new(true)
+	}
+}
+
+func (c *CORS) applyDefaults() {
+	if len(c.AllowMethods) == 0 {
 		c.AllowMethods = []string{"GET", "HEAD", "POST"}
 	}
 }
+
+// Defaults returns a policy of p's kind holding only the defaults that
+// ApplyDefaults would fill in for p: a diff leaves out a field equal to
+// its default. Required fields stay unset.
+func (p Policy) Defaults() Policy {
+	name, spec := p.Spec()
+	if spec == nil {
+		return Policy{}
+	}
+	z := reflect.New(reflect.TypeOf(spec).Elem()).Interface()
+	if d, ok := z.(interface{ defaultsLike(any) }); ok {
+		d.defaultsLike(spec)
+	} else if d, ok := z.(defaulter); ok {
+		d.applyDefaults()
+	}
+	out, _ := WithSpec(name, z)
+	return out
+}
+
+// WithDefaults returns a copy of c with ApplyDefaults applied, leaving c
+// (and the digest of a bundle holding it) untouched: the maps and every
+// struct ApplyDefaults writes to are copied.
+func (c *Config) WithDefaults() Config {
+	out := Config{
+		Upstreams: maps.Clone(c.Upstreams),
+		Routes:    maps.Clone(c.Routes),
+		Policies:  maps.Clone(c.Policies),
+	}
+	for k, u := range out.Upstreams {
+		u.HealthCheck = clonePtr(u.HealthCheck)
+		u.OutlierDetection = clonePtr(u.OutlierDetection)
+		u.CircuitBreaker = clonePtr(u.CircuitBreaker)
+		u.HashOn = clonePtr(u.HashOn)
+		out.Upstreams[k] = u
+	}
+	for k, r := range out.Routes {
+		r.Retries = clonePtr(r.Retries)
+		out.Routes[k] = r
+	}
+	for k, p := range out.Policies {
+		out.Policies[k] = p.clone()
+	}
+	if out.Upstreams == nil {
+		out.Upstreams = map[string]Upstream{}
+	}
+	if out.Routes == nil {
+		out.Routes = map[string]Route{}
+	}
+	out.ApplyDefaults()
+	return out
+}
+
+func clonePtr[T any](p *T) *T {
+	if p == nil {
+		return nil
+	}
+	v := *p
+	return &v
+}
+
+// UpgradeWebSocket is the protocol Route.Upgrades allows by default.
+const UpgradeWebSocket = "websocket"

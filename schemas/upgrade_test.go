@@ -5,31 +5,6 @@ import (
 	"testing"
 )
 
-func TestCheckUpgrade(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		name  string
-		token string
-		ok    bool
-	}{
-		{name: "websocket", token: "websocket", ok: true},
-		{name: "with a version", token: "HTTP/2.0", ok: true},
-		{name: "h2c", token: "h2c"},
-		{name: "h2c in capitals", token: "H2C"},
-		{name: "empty", token: ""},
-		{name: "a space", token: "web socket"},
-		{name: "a comma", token: "websocket,h2c"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			if err := CheckUpgrade(tt.token); (err == nil) != tt.ok {
-				t.Fatalf("CheckUpgrade(%q) = %v, want ok %v", tt.token, err, tt.ok)
-			}
-		})
-	}
-}
-
 // TestUpgradesDefaultAndEmptyList checks that an unset list means
 // websocket while an empty one, which allows no upgrade, survives the
 // bundle's JSON and a second ApplyDefaults.

@@ -12,6 +12,7 @@ import (
 	"cuelang.org/go/cue/token"
 
 	"github.com/gitgate/gitgate/schemas"
+	"github.com/gitgate/gitgate/schemas/rules"
 )
 
 // posIndex maps field paths ("routes.api.backends[0].weight") to the place
@@ -220,7 +221,7 @@ func cueMessage(e errors.Error, p []string, idx *posIndex) string {
 	case strings.Contains(msg, "field not allowed"):
 		m := fmt.Sprintf("unknown field %q", last)
 		if len(p) > 0 {
-			if s := closest(last, fieldNames(p[:len(p)-1])); s != "" {
+			if s := rules.Closest(last, fieldNames(p[:len(p)-1])); s != "" {
 				m += fmt.Sprintf(" (did you mean %q?)", s)
 			}
 		}

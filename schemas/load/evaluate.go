@@ -14,6 +14,7 @@ import (
 	"cuelang.org/go/cue/token"
 
 	"github.com/gitgate/gitgate/schemas"
+	"github.com/gitgate/gitgate/schemas/rules"
 )
 
 // The top-level sections of a config document and their CUE definitions.
@@ -232,7 +233,7 @@ func collect(ctx *cue.Context, sources []source, idx *posIndex) ([]*entry, []sch
 	}
 	unknownSection := func(file string, pos token.Pos, name string) {
 		msg := fmt.Sprintf("unknown top-level field %q: a config has upstreams, routes and policies", name)
-		if s := closest(name, []string{"upstreams", "routes", "policies"}); s != "" {
+		if s := rules.Closest(name, []string{"upstreams", "routes", "policies"}); s != "" {
 			msg = fmt.Sprintf("unknown top-level field %q (did you mean %q?)", name, s)
 		}
 		diags = append(diags, schemas.Diagnostic{File: file, Line: pos.Line(), Column: pos.Column(), Path: formatPath([]string{name}), Message: msg})

@@ -284,27 +284,6 @@ func TestFormatPathRoundTrip(t *testing.T) {
 	}
 }
 
-func TestCheckRegex(t *testing.T) {
-	t.Parallel()
-	tests := []struct {
-		name, re string
-		ok       bool
-	}{
-		{"simple", `^/items/[0-9]+$`, true},
-		{"unclosed", `(`, false},
-		{"too long", strings.Repeat("a", MaxRegexBytes+1), false},
-		{"repeat blowup", `(a{100}){100}`, false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			if got := checkRegex(tt.re) == ""; got != tt.ok {
-				t.Fatalf("checkRegex(%.20q) ok = %v, want %v", tt.re, got, tt.ok)
-			}
-		})
-	}
-}
-
 // validConfig is a small valid config used as the fuzz seed's base.
 var _ = schemas.Diagnostic{}
 

@@ -5,6 +5,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/url"
+	"reflect"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -300,30 +302,11 @@ func upstreamDefaults(u *schemas.Upstream) []leaf {
 
 // policyDefaults are the defaults of an empty policy of the same kind as p.
 func policyDefaults(p *schemas.Policy) []leaf {
-	var z schemas.Policy
-	switch p.Kind() {
-	case "rateLimit":
-		z.RateLimit = &schemas.RateLimit{Rate: p.RateLimit.Rate} // the burst default follows the rate
-	case "apiKey":
-		z.APIKey = &schemas.APIKey{}
-	case "jwt":
-		z.JWT = &schemas.JWT{}
-	case "cors":
-		z.CORS = &schemas.CORS{}
-	default:
+	z := p.Defaults()
+	if z.Kind() == "" {
 		return nil
 	}
-	c := schemas.Config{Policies: map[string]schemas.Policy{"": z}}
-	c.ApplyDefaults()
-	z = c.Policies[""]
-	out := policyLeaves(&z)
-	for i, l := range out {
-		if l.path == "rateLimit.rate" { // required, never a default
-			out = append(out[:i], out[i+1:]...)
-			break
-		}
-	}
-	return out
+	return policyLeaves(&z)
 }
 
 func upstreamLeaves(u *schemas.Upstream) []leaf {
@@ -332,17 +315,51 @@ func upstreamLeaves(u *schemas.Upstream) []leaf {
 
 func policyLeaves(p *schemas.Policy) []leaf { return flatten(*p, policyMask) }
 
-// policyMask masks API key hashes (the consumer names stay visible) and
-// inline JWKS key material. JWT secret and JWKS references stay visible:
-// they name where a secret lives, not the secret.
+// policyMask masks the fields of policy settings tagged secret:"value" (the
+// field) or secret:"values" (each value of a map, whose keys stay visible),
+// such as API key hashes and inline JWKS key material. JWT secret and JWKS
+// references are not tagged: they name where a secret lives, not the
+// secret.
 func policyMask(path []string) bool {
-	switch {
-	case len(path) == 3 && path[0] == "apiKey" && path[1] == "keys":
-		return true
-	case len(path) == 2 && path[0] == "jwt" && path[1] == "jwks":
-		return true
+	for _, m := range policySecrets {
+		if len(path) == len(m) && slices.Equal(path[:len(m)-1], m[:len(m)-1]) && (m[len(m)-1] == "*" || m[len(m)-1] == path[len(path)-1]) {
+			return true
+		}
 	}
 	return false
+}
+
+// policySecrets are the masked paths of schemas.Policy, by JSON name; "*"
+// stands for any map key.
+var policySecrets = secretPaths(reflect.TypeFor[schemas.Policy](), nil)
+
+// secretPaths walks the struct type t (through pointers, slices are not
+// entered) and returns the paths of its fields tagged secret.
+func secretPaths(t reflect.Type, at []string) [][]string {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if t.Kind() != reflect.Struct {
+		return nil
+	}
+	var out [][]string
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name, _, _ := strings.Cut(f.Tag.Get("json"), ",")
+		if name == "" || name == "-" {
+			continue
+		}
+		p := append(at[:len(at):len(at)], name)
+		switch f.Tag.Get("secret") {
+		case "value":
+			out = append(out, p)
+		case "values":
+			out = append(out, append(p, "*"))
+		default:
+			out = append(out, secretPaths(f.Type, p)...)
+		}
+	}
+	return out
 }
 
 // secretWords mark a header, query or cookie name whose value is masked.

@@ -3,7 +3,6 @@ package policy
 import (
 	"crypto/sha256"
 	"crypto/subtle"
-	"encoding/hex"
 	"fmt"
 	"maps"
 	"net/http"
@@ -15,6 +14,7 @@ import (
 	"github.com/gitgate/gitgate/gateway/internal/headers"
 	"github.com/gitgate/gitgate/gateway/internal/reply"
 	"github.com/gitgate/gitgate/schemas"
+	"github.com/gitgate/gitgate/schemas/rules"
 )
 
 // maxAPIKeyBytes bounds a presented key; a longer one is refused unhashed.
@@ -33,6 +33,15 @@ type apiKey struct {
 	invalid   *reply.Body
 }
 
+func init() {
+	registerKind("apiKey", inOrder, func(b *build, cfg *schemas.APIKey) middleware {
+		if k := compileAPIKey(b.name, b.path, cfg, b.set, b.diags); k != nil {
+			return k
+		}
+		return nil
+	})
+}
+
 func compileAPIKey(policy, path string, cfg *schemas.APIKey, s *Set, diags *diagnostics) *apiKey {
 	k := &apiKey{
 		counters: s.authCounters(policy),
@@ -42,7 +51,7 @@ func compileAPIKey(policy, path string, cfg *schemas.APIKey, s *Set, diags *diag
 	ok := true
 	switch cfg.In {
 	case "header":
-		if !validHeaderName(cfg.Name) {
+		if !rules.Token(cfg.Name) {
 			diags.add(path+".name", fmt.Sprintf("%q is not a valid header name", cfg.Name))
 			ok = false
 		}
@@ -60,7 +69,7 @@ func compileAPIKey(policy, path string, cfg *schemas.APIKey, s *Set, diags *diag
 	}
 	k.challenge = []string{fmt.Sprintf(`APIKey realm="gitgate", %s="%s"`, cfg.In, k.name)}
 	if cfg.ConsumerHeader != "" {
-		if !validHeaderName(cfg.ConsumerHeader) {
+		if !rules.Token(cfg.ConsumerHeader) {
 			diags.add(path+".consumerHeader", fmt.Sprintf("%q is not a valid header name", cfg.ConsumerHeader))
 			ok = false
 		}
@@ -71,7 +80,7 @@ func compileAPIKey(policy, path string, cfg *schemas.APIKey, s *Set, diags *diag
 		ok = false
 	}
 	for _, consumer := range slices.Sorted(maps.Keys(cfg.Keys)) {
-		h, err := parseKeyHash(cfg.Keys[consumer])
+		h, err := rules.KeyHash(cfg.Keys[consumer])
 		if err != nil {
 			diags.add(path+".keys."+consumer, err.Error())
 			ok = false
@@ -84,20 +93,6 @@ func compileAPIKey(policy, path string, cfg *schemas.APIKey, s *Set, diags *diag
 		return nil
 	}
 	return k
-}
-
-// parseKeyHash reads "sha256:<64 hex>". The message never repeats the value:
-// a user who pasted a clear key by mistake must not see it echoed in CI.
-func parseKeyHash(s string) ([sha256.Size]byte, error) {
-	var out [sha256.Size]byte
-	hexPart, found := strings.CutPrefix(s, "sha256:")
-	if !found || len(hexPart) != 2*sha256.Size {
-		return out, fmt.Errorf(`a key must be stored as "sha256:" and 64 hex digits (the SHA-256 of the key), never in clear`)
-	}
-	if _, err := hex.Decode(out[:], []byte(hexPart)); err != nil {
-		return out, fmt.Errorf(`a key must be stored as "sha256:" and 64 hex digits; the digest is not hex`)
-	}
-	return out, nil
 }
 
 // lookup returns the consumer whose stored hash equals the hash of

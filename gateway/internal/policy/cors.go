@@ -4,12 +4,12 @@ import (
 	"fmt"
 	"net/http"
 	"net/textproto"
-	"net/url"
 	"strconv"
 	"strings"
 
 	"github.com/gitgate/gitgate/gateway/internal/reply"
 	"github.com/gitgate/gitgate/schemas"
+	"github.com/gitgate/gitgate/schemas/rules"
 )
 
 // wildcardOrigin is "scheme://*.suffix": any non-empty run of DNS labels
@@ -37,6 +37,13 @@ func (o wildcardOrigin) match(origin string) bool {
 	return true
 }
 
+// wildcardOf splits a wildcard origin as rules.Origin returns it
+// ("https://*.example.com").
+func wildcardOf(norm string) wildcardOrigin {
+	scheme, suffix, _ := strings.Cut(norm, "://*")
+	return wildcardOrigin{prefix: scheme + "://", suffix: suffix}
+}
+
 // cors is a compiled cors policy.
 type cors struct {
 	anyOrigin   bool
@@ -54,6 +61,15 @@ type cors struct {
 	body         *reply.Body
 }
 
+func init() {
+	registerKind("cors", runFirst, func(b *build, cfg *schemas.CORS) middleware {
+		if c := compileCORS(b.path, cfg, b.diags); c != nil {
+			return c
+		}
+		return nil
+	})
+}
+
 func compileCORS(path string, cfg *schemas.CORS, diags *diagnostics) *cors {
 	c := &cors{
 		exact:       map[string]bool{},
@@ -69,36 +85,22 @@ func compileCORS(path string, cfg *schemas.CORS, diags *diagnostics) *cors {
 	}
 	for i, o := range cfg.AllowOrigins {
 		p := fmt.Sprintf("%s.allowOrigins[%d]", path, i)
+		// Compile checked the origins with rules.CORS.
+		norm, err := rules.Origin(o)
 		switch {
-		case o == "*":
-			c.anyOrigin = true
-			if cfg.AllowCredentials {
-				diags.add(p, `origin "*" cannot be used with allowCredentials; list the origins`)
-				ok = false
-			}
-		case o == "null":
-			diags.add(p, `origin "null" is sent by sandboxed and file: documents and cannot be trusted; remove it`)
+		case err != nil:
+			diags.add(p, err.Error())
 			ok = false
-		case strings.Contains(o, "*"):
-			w, err := parseWildcardOrigin(o)
-			if err != nil {
-				diags.add(p, err.Error())
-				ok = false
-				continue
-			}
-			c.wildcards = append(c.wildcards, w)
+		case norm == "*":
+			c.anyOrigin = true
+		case strings.Contains(norm, "*"):
+			c.wildcards = append(c.wildcards, wildcardOf(norm))
 		default:
-			norm, err := normalizeOrigin(o)
-			if err != nil {
-				diags.add(p, err.Error())
-				ok = false
-				continue
-			}
 			c.exact[norm] = true
 		}
 	}
 	for i, m := range cfg.AllowMethods {
-		if !validHeaderName(m) || strings.ToUpper(m) != m {
+		if !rules.Token(m) || strings.ToUpper(m) != m {
 			diags.add(fmt.Sprintf("%s.allowMethods[%d]", path, i), fmt.Sprintf("%q is not an upper-case HTTP method", m))
 			ok = false
 			continue
@@ -111,7 +113,7 @@ func compileCORS(path string, cfg *schemas.CORS, diags *diagnostics) *cors {
 			c.anyHeader = true
 			continue
 		}
-		if !validHeaderName(h) {
+		if !rules.Token(h) {
 			diags.add(fmt.Sprintf("%s.allowHeaders[%d]", path, i), fmt.Sprintf("%q is not a header name", h))
 			ok = false
 			continue
@@ -122,7 +124,7 @@ func compileCORS(path string, cfg *schemas.CORS, diags *diagnostics) *cors {
 		c.allowHeaders = []string{strings.Join(cfg.AllowHeaders, ", ")}
 	}
 	for i, h := range cfg.ExposeHeaders {
-		if !validHeaderName(h) {
+		if !rules.Token(h) {
 			diags.add(fmt.Sprintf("%s.exposeHeaders[%d]", path, i), fmt.Sprintf("%q is not a header name", h))
 			ok = false
 		}
@@ -137,30 +139,6 @@ func compileCORS(path string, cfg *schemas.CORS, diags *diagnostics) *cors {
 		return nil
 	}
 	return c
-}
-
-// normalizeOrigin checks that o is "scheme://host[:port]" and lower-cases it
-// the way browsers serialize an origin.
-func normalizeOrigin(o string) (string, error) {
-	u, err := url.Parse(o)
-	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" ||
-		u.User != nil || (u.Path != "" && u.Path != "/") || u.RawQuery != "" || u.Fragment != "" {
-		return "", fmt.Errorf("%q is not an origin such as \"https://app.example.com\" (scheme and host, no path)", o)
-	}
-	return strings.ToLower(u.Scheme + "://" + u.Host), nil
-}
-
-func parseWildcardOrigin(o string) (wildcardOrigin, error) {
-	scheme, rest, found := strings.Cut(o, "://")
-	host, hasStar := strings.CutPrefix(rest, "*.")
-	if !found || (scheme != "http" && scheme != "https") || !hasStar || strings.Contains(host, "*") {
-		return wildcardOrigin{}, fmt.Errorf("%q is not a wildcard origin such as \"https://*.example.com\"", o)
-	}
-	norm, err := normalizeOrigin(scheme + "://" + host)
-	if err != nil || strings.Count(norm, ".") < 1 {
-		return wildcardOrigin{}, fmt.Errorf("%q is not a wildcard origin such as \"https://*.example.com\"", o)
-	}
-	return wildcardOrigin{prefix: scheme + "://", suffix: "." + strings.TrimPrefix(norm, scheme+"://")}, nil
 }
 
 func (c *cors) originAllowed(origin string) bool {

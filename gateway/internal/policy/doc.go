@@ -7,6 +7,14 @@
 // diagnostics name the field path (and the reference, never the secret).
 // Set.Wrap puts the policies a route names in front of the route's handler.
 //
+// Each kind lives in one file that registers itself in its init function
+// (registerKind, registry.go) under the JSON name of its field in
+// schemas.Policy. Adding a kind is that file, the field and its settings
+// type in schemas (config.go, with an applyDefaults method when it has
+// defaults and secret tags on sensitive fields), and its definition in
+// schemas/config.cue; rules both the agent and the gateway check go in
+// schemas/rules.
+//
 // Behaviour an operator can rely on:
 //
 //   - Order: a route's policies run in the order listed, except that cors

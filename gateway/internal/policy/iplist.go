@@ -4,10 +4,10 @@ import (
 	"fmt"
 	"net/http"
 	"net/netip"
-	"strings"
 
 	"github.com/gitgate/gitgate/gateway/internal/reply"
 	"github.com/gitgate/gitgate/schemas"
+	"github.com/gitgate/gitgate/schemas/rules"
 )
 
 // prefixList is a set of networks. Lists in configs are short (tens to a few
@@ -27,30 +27,6 @@ func (l prefixList) contains(a netip.Addr) bool {
 	return false
 }
 
-// parsePrefix reads a CIDR or a bare address (a /32 or /128).
-func parsePrefix(s string) (netip.Prefix, error) {
-	s = strings.TrimSpace(s)
-	if strings.Contains(s, "/") {
-		p, err := netip.ParsePrefix(s)
-		if err != nil {
-			return netip.Prefix{}, err
-		}
-		if p.Addr().Is4In6() {
-			return netip.Prefix{}, fmt.Errorf("%q is an IPv4-mapped IPv6 network; write the IPv4 network", s)
-		}
-		return p.Masked(), nil
-	}
-	a, err := netip.ParseAddr(s)
-	if err != nil {
-		return netip.Prefix{}, err
-	}
-	if a.Zone() != "" {
-		return netip.Prefix{}, fmt.Errorf("%q has a zone; zones are not allowed", s)
-	}
-	a = a.Unmap()
-	return netip.PrefixFrom(a, a.BitLen()), nil
-}
-
 // ipList is a compiled ipAllow or ipDeny policy.
 type ipList struct {
 	allow    bool
@@ -58,6 +34,21 @@ type ipList struct {
 	clientIP func(*http.Request) netip.Addr
 	counters authCounters
 	body     *reply.Body
+}
+
+func init() {
+	for _, allow := range []bool{true, false} {
+		name := "ipDeny"
+		if allow {
+			name = "ipAllow"
+		}
+		registerKind(name, inOrder, func(b *build, cfg *schemas.IPList) middleware {
+			if l := compileIPList(b.name, b.path, cfg, allow, b.set, b.diags); l != nil {
+				return l
+			}
+			return nil
+		})
+	}
 }
 
 func compileIPList(name, path string, cfg *schemas.IPList, allow bool, s *Set, diags *diagnostics) *ipList {
@@ -73,9 +64,9 @@ func compileIPList(name, path string, cfg *schemas.IPList, allow bool, s *Set, d
 		ok = false
 	}
 	for i, c := range cfg.CIDRs {
-		p, err := parsePrefix(c)
+		p, err := rules.CIDR(c)
 		if err != nil {
-			diags.add(fmt.Sprintf("%s.cidrs[%d]", path, i), fmt.Sprintf("not a CIDR or IP address: %v", err))
+			diags.add(fmt.Sprintf("%s.cidrs[%d]", path, i), err.Error())
 			ok = false
 			continue
 		}

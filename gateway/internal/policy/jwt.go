@@ -21,16 +21,15 @@ import (
 	"github.com/gitgate/gitgate/gateway/internal/headers"
 	"github.com/gitgate/gitgate/gateway/internal/reply"
 	"github.com/gitgate/gitgate/schemas"
+	"github.com/gitgate/gitgate/schemas/rules"
 )
 
 // maxTokenBytes bounds a bearer token; a longer one is refused unparsed.
 const maxTokenBytes = 16 << 10
 
-// minRSABits and minHMACBytes refuse keys too weak to sign with.
-const (
-	minRSABits   = 2048
-	minHMACBytes = 32
-)
+// minRSABits refuses RSA keys too weak to sign with (the HS256 secret's
+// bound is rules.MinHMACSecretBytes).
+const minRSABits = 2048
 
 // Supported JWT algorithms.
 const (
@@ -69,6 +68,15 @@ type claimHeader struct {
 	header string // canonical
 }
 
+func init() {
+	registerKind("jwt", inOrder, func(b *build, cfg *schemas.JWT) middleware {
+		if j := compileJWT(b.name, b.path, cfg, b.set, b.diags); j != nil {
+			return j
+		}
+		return nil
+	})
+}
+
 func compileJWT(policy, path string, cfg *schemas.JWT, s *Set, diags *diagnostics) *jwtPolicy {
 	j := &jwtPolicy{
 		counters:   s.authCounters(policy),
@@ -80,7 +88,7 @@ func compileJWT(policy, path string, cfg *schemas.JWT, s *Set, diags *diagnostic
 		scopeWWW:   []string{`Bearer error="insufficient_scope"`},
 	}
 	ok := true
-	if !validHeaderName(cfg.Header) {
+	if !rules.Token(cfg.Header) {
 		diags.add(path+".header", fmt.Sprintf("%q is not a valid header name", cfg.Header))
 		ok = false
 	}
@@ -104,22 +112,18 @@ func compileJWT(policy, path string, cfg *schemas.JWT, s *Set, diags *diagnostic
 		}
 	}
 
-	if wantHS {
-		if cfg.Secret == nil {
-			diags.add(path+".secret", "HS256 needs a secret reference ({env: NAME} or {file: PATH})")
-			ok = false
-		} else if secret, err := s.resolveSecret(cfg.Secret); err != nil {
+	// Which algorithm needs which key source is rules.JWT's, checked by
+	// Compile before this runs.
+	if wantHS && cfg.Secret != nil {
+		if secret, err := s.resolveSecret(cfg.Secret); err != nil {
 			diags.add(path+".secret", err.Error())
 			ok = false
-		} else if len(secret) < minHMACBytes {
-			diags.add(path+".secret", fmt.Sprintf("the secret from %s is %d bytes; HS256 needs at least %d", cfg.Secret, len(secret), minHMACBytes))
+		} else if err := rules.HMACSecret(*cfg.Secret, len(secret)); err != nil {
+			diags.add(path+".secret", err.Error())
 			ok = false
 		} else {
 			j.secret = secret
 		}
-	} else if cfg.Secret != nil {
-		diags.add(path+".secret", "a secret is only used with HS256, which is not in algorithms")
-		ok = false
 	}
 
 	if len(wantPublic) > 0 {
@@ -149,10 +153,6 @@ func compileJWT(policy, path string, cfg *schemas.JWT, s *Set, diags *diagnostic
 				sets = append(sets, keySet{path + ".jwksRef", &set, cfg.JWKSRef})
 			}
 		}
-		if len(sets) == 0 && ok {
-			diags.add(path+".jwks", "RS256 and ES256 need public keys in jwks or jwksRef")
-			ok = false
-		}
 		for _, set := range sets {
 			for i, k := range set.jwks.Keys {
 				pk, err := parseJWK(k)
@@ -178,14 +178,11 @@ func compileJWT(policy, path string, cfg *schemas.JWT, s *Set, diags *diagnostic
 				ok = false
 			}
 		}
-	} else if cfg.JWKS != nil || cfg.JWKSRef != nil {
-		diags.add(path+".jwks", "public keys are only used with RS256 or ES256, which are not in algorithms")
-		ok = false
 	}
 
 	for _, claim := range slices.Sorted(maps.Keys(cfg.ClaimsToHeaders)) {
 		h := cfg.ClaimsToHeaders[claim]
-		if !validHeaderName(h) {
+		if !rules.Token(h) {
 			diags.add(path+".claimsToHeaders."+claim, fmt.Sprintf("%q is not a valid header name", h))
 			ok = false
 			continue

@@ -9,6 +9,7 @@ import (
 	"os"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -16,6 +17,7 @@ import (
 	"github.com/gitgate/gitgate/gateway/internal/clientip"
 	"github.com/gitgate/gitgate/gateway/internal/reply"
 	"github.com/gitgate/gitgate/schemas"
+	"github.com/gitgate/gitgate/schemas/rules"
 )
 
 // Options configure compilation. The zero value is usable.
@@ -58,10 +60,33 @@ type middleware interface {
 	wrap(route string, next http.Handler) http.Handler
 }
 
-// compiled is a policy with its kind, so Wrap can hoist CORS.
+// compiled is a policy with its kind's order in a chain.
 type compiled struct {
+	order kindOrder
+	mw    middleware
+}
+
+// policySpec is one policy to compile: its kind's name and settings.
+type policySpec struct {
 	kind string
-	mw   middleware
+	spec any
+}
+
+// compilePolicies compiles specs (by policy name) with their registered
+// kinds into s.
+func (s *Set) compilePolicies(specs map[string]policySpec, prev *Set, diags *diagnostics) {
+	for _, name := range slices.Sorted(maps.Keys(specs)) {
+		p := specs[name]
+		k, ok := kinds[p.kind]
+		if !ok {
+			diags.add("policies."+name, fmt.Sprintf("policy kind %q is not supported by this gateway (it knows %s)", p.kind, strings.Join(registeredKinds(), ", ")))
+			continue
+		}
+		b := &build{set: s, prev: prev, name: name, path: "policies." + name + "." + p.kind, diags: diags}
+		if mw := k.compile(b, p.spec); mw != nil {
+			s.policies[name] = compiled{order: k.order, mw: mw}
+		}
+	}
 }
 
 // Set is the compiled policies of one config. It is safe for concurrent use.
@@ -79,13 +104,38 @@ type Set struct {
 // did not change. An error is a *schemas.InvalidError naming each problem;
 // errors about secrets name the reference, never its value.
 func Compile(cfg *schemas.Config, prev *Set, opts Options) (*Set, error) {
+	var diags diagnostics
+	specs := make(map[string]policySpec, len(cfg.Policies))
+	for name, p := range cfg.Policies {
+		if vs := rules.Policy(p); len(vs) > 0 {
+			for _, v := range vs {
+				diags = append(diags, v.At("policies."+name))
+			}
+			continue
+		}
+		kind, spec := p.Spec()
+		specs[name] = policySpec{kind: kind, spec: spec}
+	}
+	defined := slices.Sorted(maps.Keys(cfg.Policies))
+	for _, rname := range slices.Sorted(maps.Keys(cfg.Routes)) {
+		for i, pname := range cfg.Routes[rname].Policies {
+			if _, ok := cfg.Policies[pname]; !ok {
+				diags.add(fmt.Sprintf("routes.%s.policies[%d]", rname, i), rules.Unknown("policy", "policies", pname, defined))
+			}
+		}
+	}
+	return compileSpecs(specs, prev, opts, diags)
+}
+
+// compileSpecs builds a Set of specs, policies by name whose settings
+// passed the shared rules; diags holds the problems found so far.
+func compileSpecs(specs map[string]policySpec, prev *Set, opts Options, diags diagnostics) (*Set, error) {
 	opts.fill()
 	s := &Set{
 		opts:     opts,
-		policies: make(map[string]compiled, len(cfg.Policies)),
+		policies: make(map[string]compiled, len(specs)),
 		limiters: make(map[string]*limiterStore),
 	}
-	var diags diagnostics
 	if opts.Registry != nil {
 		if prev != nil && prev.metrics != nil && prev.opts.Registry == opts.Registry {
 			s.metrics = prev.metrics
@@ -97,68 +147,7 @@ func Compile(cfg *schemas.Config, prev *Set, opts Options) (*Set, error) {
 			s.metrics = m
 		}
 	}
-
-	for _, name := range slices.Sorted(maps.Keys(cfg.Policies)) {
-		p := cfg.Policies[name]
-		path := "policies." + name
-		var mw middleware
-		switch n := countKinds(p); {
-		case n == 0:
-			diags.add(path, "a policy needs exactly one of rateLimit, apiKey, jwt, cors, ipAllow, ipDeny; none is set")
-			continue
-		case n > 1:
-			diags.add(path, "a policy needs exactly one of rateLimit, apiKey, jwt, cors, ipAllow, ipDeny; several are set")
-			continue
-		}
-		kind := p.Kind()
-		path += "." + kind
-		switch kind {
-		case "rateLimit":
-			var store *limiterStore
-			if prev != nil {
-				if old := prev.limiters[name]; old != nil && old.cfg == *p.RateLimit {
-					store = old
-				}
-			}
-			rl, st := compileRateLimit(name, path, *p.RateLimit, store, s, &diags)
-			if rl != nil {
-				s.limiters[name] = st
-				mw = rl
-			}
-		case "apiKey":
-			if k := compileAPIKey(name, path, p.APIKey, s, &diags); k != nil {
-				mw = k
-			}
-		case "jwt":
-			if j := compileJWT(name, path, p.JWT, s, &diags); j != nil {
-				mw = j
-			}
-		case "cors":
-			if c := compileCORS(path, p.CORS, &diags); c != nil {
-				mw = c
-			}
-		case "ipAllow", "ipDeny":
-			list := p.IPAllow
-			if kind == "ipDeny" {
-				list = p.IPDeny
-			}
-			if l := compileIPList(name, path, list, kind == "ipAllow", s, &diags); l != nil {
-				mw = l
-			}
-		}
-		if mw != nil {
-			s.policies[name] = compiled{kind: kind, mw: mw}
-		}
-	}
-
-	for _, rname := range slices.Sorted(maps.Keys(cfg.Routes)) {
-		for i, pname := range cfg.Routes[rname].Policies {
-			if _, ok := cfg.Policies[pname]; !ok {
-				diags.add(fmt.Sprintf("routes.%s.policies[%d]", rname, i),
-					fmt.Sprintf("unknown policy %q; define it under policies", pname))
-			}
-		}
-	}
+	s.compilePolicies(specs, prev, &diags)
 	if err := diags.err(); err != nil {
 		return nil, err
 	}
@@ -185,9 +174,9 @@ func (s *Set) Wrap(route string, policies []string, next http.Handler) http.Hand
 		}
 		chain = append(chain, link{name, c})
 	}
-	// Stable: CORS first, the rest in the listed order.
+	// Stable: runFirst kinds (cors) first, the rest in the listed order.
 	slices.SortStableFunc(chain, func(a, b link) int {
-		return cmp.Compare(corsRank(a.kind), corsRank(b.kind))
+		return cmp.Compare(a.order, b.order)
 	})
 	h := next
 	for i := len(chain) - 1; i >= 0; i-- {
@@ -214,13 +203,6 @@ func marked(policy string, h http.Handler) http.Handler {
 	})
 }
 
-func corsRank(kind string) int {
-	if kind == "cors" {
-		return 0
-	}
-	return 1
-}
-
 // Close does nothing today: no policy starts a goroutine or holds a file
 // (rate-limit stores expire buckets lazily, and a store handed on to a
 // later Set lives on there). The runtime calls it once when a snapshot is
@@ -232,16 +214,6 @@ func failClosed(name string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
 		reply.Write(w, http.StatusInternalServerError, body)
 	})
-}
-
-func countKinds(p schemas.Policy) int {
-	n := 0
-	for _, set := range []bool{p.RateLimit != nil, p.APIKey != nil, p.JWT != nil, p.CORS != nil, p.IPAllow != nil, p.IPDeny != nil} {
-		if set {
-			n++
-		}
-	}
-	return n
 }
 
 // diagnostics collects problems found while compiling.

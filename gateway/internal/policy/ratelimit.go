@@ -17,6 +17,7 @@ import (
 
 	"github.com/gitgate/gitgate/gateway/internal/reply"
 	"github.com/gitgate/gitgate/schemas"
+	"github.com/gitgate/gitgate/schemas/rules"
 )
 
 // maxKeyBytes bounds the bytes a bucket key keeps: a longer header value is
@@ -209,6 +210,25 @@ type rateLimit struct {
 	body     *reply.Body
 }
 
+func init() {
+	registerKind("rateLimit", inOrder, func(b *build, cfg *schemas.RateLimit) middleware {
+		// The store (the buckets) survives a compile that left the
+		// policy's settings alone.
+		var store *limiterStore
+		if b.prev != nil {
+			if old := b.prev.limiters[b.name]; old != nil && old.cfg == *cfg {
+				store = old
+			}
+		}
+		rl, st := compileRateLimit(b.name, b.path, *cfg, store, b.set, b.diags)
+		if rl == nil {
+			return nil
+		}
+		b.set.limiters[b.name] = st
+		return rl
+	})
+}
+
 func compileRateLimit(name, path string, cfg schemas.RateLimit, store *limiterStore, s *Set, diags *diagnostics) (*rateLimit, *limiterStore) {
 	rl := &rateLimit{
 		name:     name,
@@ -240,7 +260,7 @@ func compileRateLimit(name, path string, cfg schemas.RateLimit, store *limiterSt
 		rl.kind = keyClientIP
 	case cfg.Key == "route":
 		rl.kind = keyRoute
-	case strings.HasPrefix(cfg.Key, "header:") && validHeaderName(strings.TrimPrefix(cfg.Key, "header:")):
+	case strings.HasPrefix(cfg.Key, "header:") && rules.Token(strings.TrimPrefix(cfg.Key, "header:")):
 		rl.kind = keyHeader
 		rl.header = textproto.CanonicalMIMEHeaderKey(strings.TrimPrefix(cfg.Key, "header:"))
 	default:
@@ -255,20 +275,6 @@ func compileRateLimit(name, path string, cfg schemas.RateLimit, store *limiterSt
 	}
 	rl.store = store
 	return rl, store
-}
-
-// validHeaderName reports whether s is a non-empty HTTP token.
-func validHeaderName(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c <= ' ' || c >= 0x7f || strings.IndexByte(`"(),/:;<=>?@[\]{}`, c) >= 0 {
-			return false
-		}
-	}
-	return true
 }
 
 // key picks the bucket of r. A header key with the header absent falls back

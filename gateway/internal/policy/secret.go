@@ -5,6 +5,7 @@ import (
 	"strings"
 
 	"github.com/gitgate/gitgate/schemas"
+	"github.com/gitgate/gitgate/schemas/rules"
 )
 
 // resolveSecret reads the value a reference points at. Its error message
@@ -12,11 +13,13 @@ import (
 // newline (as written by echo or kubectl create secret --from-file) is
 // removed; an empty value is an error.
 func (s *Set) resolveSecret(ref *schemas.SecretRef) ([]byte, error) {
+	if ref == nil {
+		ref = &schemas.SecretRef{}
+	}
+	if err := rules.SecretRef(*ref); err != nil {
+		return nil, err
+	}
 	switch {
-	case ref == nil || (ref.Env == "" && ref.File == ""):
-		return nil, fmt.Errorf("a reference needs one of env or file")
-	case ref.Env != "" && ref.File != "":
-		return nil, fmt.Errorf("a reference needs exactly one of env or file, both are set")
 	case ref.Env != "":
 		v, ok := s.opts.LookupEnv(ref.Env)
 		if !ok {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/gitgate/gitgate/gateway/internal/upstream"
 	"github.com/gitgate/gitgate/schemas"
+	"github.com/gitgate/gitgate/schemas/rules"
 )
 
 type fakeClock struct {
@@ -153,7 +154,11 @@ func TestPathRewrite(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			var errs []string
-			pr := compileRewrite(&tc.rw, tc.match, func(path, format string, args ...any) { errs = append(errs, path) })
+			// A route's rewrite is checked by the shared rules, then compiled.
+			for _, v := range rules.Route(schemas.Route{Match: tc.match, Rewrite: &tc.rw}) {
+				errs = append(errs, v.Field)
+			}
+			pr := compileRewrite(&tc.rw, func(path, format string, args ...any) { errs = append(errs, path) })
 			if (len(errs) > 0) != tc.wantErr {
 				t.Fatalf("errors %v, wantErr %v", errs, tc.wantErr)
 			}
@@ -176,10 +181,10 @@ func FuzzPathTemplate(f *testing.F) {
 		f.Add(s, "/users/1")
 	}
 	f.Fuzz(func(t *testing.T, tmpl, path string) {
-		parts, err := templateParams(tmpl)
-		if err != nil {
+		if _, err := rules.RewriteTemplate(tmpl); err != nil {
 			return
 		}
+		parts := templateParts(tmpl)
 		pr := &pathRewrite{tmpl: parts, hasTmpl: true}
 		params := map[string]string{}
 		for _, p := range parts {

@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"syscall"
@@ -19,6 +21,7 @@ import (
 	"github.com/gitgate/gitgate/gateway/internal/traffic"
 	"github.com/gitgate/gitgate/gateway/internal/upstream"
 	"github.com/gitgate/gitgate/schemas"
+	"github.com/gitgate/gitgate/schemas/rules"
 )
 
 // Route is the compiled forwarding handler of one route. It is immutable
@@ -73,6 +76,9 @@ func NewRoute(name string, spec schemas.Route, forwarders map[string]*Forwarder,
 		retry:   spec.Retries,
 		failLog: opts.Logger.Sample(&zerolog.BurstSampler{Burst: failLogBurst, Period: time.Second}),
 	}
+	for _, v := range rules.Route(spec) {
+		diags = append(diags, v.At("routes."+name))
+	}
 	if len(spec.Backends) == 0 {
 		diag(".backends", "a route needs at least one backend")
 	}
@@ -80,10 +86,7 @@ func NewRoute(name string, spec schemas.Route, forwarders map[string]*Forwarder,
 	for i, b := range spec.Backends {
 		fw, ok := forwarders[b.Upstream]
 		if !ok {
-			diag(fmt.Sprintf(".backends[%d].upstream", i), "unknown upstream %q", b.Upstream)
-		}
-		if b.Weight < 0 || b.Weight > 100 {
-			diag(fmt.Sprintf(".backends[%d].weight", i), "weight %d is outside 0..100", b.Weight)
+			diag(fmt.Sprintf(".backends[%d].upstream", i), "%s", rules.Unknown("upstream", "upstreams", b.Upstream, slices.Sorted(maps.Keys(forwarders))))
 		}
 		sum += b.Weight
 		be := &backend{name: b.Upstream, fw: fw, upTo: sum}
@@ -101,13 +104,7 @@ func NewRoute(name string, spec schemas.Route, forwarders map[string]*Forwarder,
 	for i, be := range rt.backends {
 		be.traffic = rt.traffic.Backend(i)
 	}
-	if len(spec.Backends) > 0 && sum != 100 {
-		diag(".backends", "weights sum to %d, they must sum to 100", sum)
-	}
 	if spec.Split != nil {
-		if err := upstream.CheckHashOn(&spec.Split.HashOn); err != nil {
-			diag(".split.hashOn", "%v", err)
-		}
 		rt.split = &spec.Split.HashOn
 	}
 	if rt.timeout <= 0 {
@@ -116,7 +113,7 @@ func NewRoute(name string, spec schemas.Route, forwarders map[string]*Forwarder,
 	if rt.maxBody <= 0 {
 		diag(".maxBodyBytes", "maxBodyBytes must be positive")
 	}
-	rt.path = compileRewrite(spec.Rewrite, spec.Match, diag)
+	rt.path = compileRewrite(spec.Rewrite, diag)
 	if spec.Rewrite != nil {
 		rt.host = spec.Rewrite.Host
 		if rt.host != "" {

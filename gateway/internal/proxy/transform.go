@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"fmt"
 	"net/http"
 	"net/textproto"
 	"regexp"
@@ -11,13 +10,7 @@ import (
 	"github.com/gitgate/gitgate/gateway/internal/headers"
 	"github.com/gitgate/gitgate/gateway/internal/router"
 	"github.com/gitgate/gitgate/schemas"
-)
-
-// Bounds on user regexes: RE2 runs in linear time, these keep the compiled
-// program and the pattern small.
-const (
-	maxRegexLen  = 1024
-	maxRegexInst = 4096
+	"github.com/gitgate/gitgate/schemas/rules"
 )
 
 // pathRewrite is the compiled form of schemas.Rewrite's path fields.
@@ -115,56 +108,31 @@ func joinPath(a, b string) string {
 	return a + b
 }
 
-// templateParams returns the {name} parameters of a path template.
-func templateParams(s string) ([]tmplPart, error) {
+// templateParts splits a rewrite path that rules.RewriteTemplate accepted
+// into literals and {name} parameters.
+func templateParts(s string) []tmplPart {
 	var parts []tmplPart
 	for s != "" {
 		i := strings.IndexByte(s, '{')
-		if i < 0 {
-			if strings.IndexByte(s, '}') >= 0 {
-				return nil, fmt.Errorf("unbalanced }")
-			}
+		j := strings.IndexByte(s, '}')
+		if i < 0 || j < i {
 			parts = append(parts, tmplPart{s: s})
 			break
 		}
 		if i > 0 {
-			if strings.IndexByte(s[:i], '}') >= 0 {
-				return nil, fmt.Errorf("unbalanced }")
-			}
 			parts = append(parts, tmplPart{s: s[:i]})
 		}
-		j := strings.IndexByte(s[i:], '}')
-		if j < 0 {
-			return nil, fmt.Errorf("unclosed {")
-		}
-		name := s[i+1 : i+j]
-		if name == "" || strings.ContainsAny(name, "{/") {
-			return nil, fmt.Errorf("bad parameter name %q", name)
-		}
-		parts = append(parts, tmplPart{s: name, param: true})
-		s = s[i+j+1:]
+		parts = append(parts, tmplPart{s: s[i+1 : j], param: true})
+		s = s[j+1:]
 	}
-	return parts, nil
+	return parts
 }
 
-// compileRegex compiles a user regex within the size bounds.
-func compileRegex(pattern string) (*regexp.Regexp, error) {
-	if len(pattern) > maxRegexLen {
-		return nil, fmt.Errorf("regex is %d bytes long, the limit is %d", len(pattern), maxRegexLen)
-	}
-	re, err := regexp.Compile(pattern)
-	if err != nil {
-		return nil, err
-	}
-	if n := progSize(re); n > maxRegexInst {
-		return nil, fmt.Errorf("regex compiles to %d instructions, the limit is %d", n, maxRegexInst)
-	}
-	return re, nil
-}
-
-// compileRewrite compiles r for a route whose match is m. diag reports
-// problems under path.
-func compileRewrite(r *schemas.Rewrite, m schemas.Match, diag func(path, format string, args ...any)) *pathRewrite {
+// compileRewrite compiles r. The rules of a rewrite (a regex within
+// bounds, parameters the match defines) are rules.Route's, checked by
+// NewRoute; compileRewrite reports only what the compiled form needs.
+// diag reports problems under path.
+func compileRewrite(r *schemas.Rewrite, diag func(path, format string, args ...any)) *pathRewrite {
 	if r == nil || (r.StripPrefix == "" && r.AddPrefix == "" && r.Regex == nil && r.Path == "") {
 		return nil
 	}
@@ -175,37 +143,15 @@ func compileRewrite(r *schemas.Rewrite, m schemas.Match, diag func(path, format 
 	if pr.add != "" && pr.add[0] != '/' {
 		diag(".rewrite.addPrefix", "addPrefix %q must start with /", pr.add)
 	}
-	if r.Regex != nil {
-		re, err := compileRegex(r.Regex.Pattern)
+	if r.Regex != nil && rules.Regex(r.Regex.Pattern) == nil {
+		re, err := regexp.Compile(r.Regex.Pattern)
 		if err != nil {
-			diag(".rewrite.regex.pattern", "bad regex %q: %v", r.Regex.Pattern, err)
+			diag(".rewrite.regex.pattern", "regex does not compile: %v", err)
 		}
 		pr.re, pr.repl = re, r.Regex.Replacement
 	}
 	if r.Path != "" {
-		parts, err := templateParams(r.Path)
-		if err != nil {
-			diag(".rewrite.path", "bad path template %q: %v", r.Path, err)
-		}
-		known := map[string]bool{}
-		if m.PathType == schemas.PathTemplate {
-			mp, _ := templateParams(m.Path)
-			for _, p := range mp {
-				if p.param {
-					known[p.s] = true
-				}
-			}
-		}
-		for _, p := range parts {
-			if p.param && !known[p.s] {
-				if m.PathType != schemas.PathTemplate {
-					diag(".rewrite.path", "parameter {%s} needs match.pathType template", p.s)
-				} else {
-					diag(".rewrite.path", "parameter {%s} is not in match.path %q", p.s, m.Path)
-				}
-			}
-		}
-		pr.tmpl, pr.hasTmpl = parts, true
+		pr.tmpl, pr.hasTmpl = templateParts(r.Path), true
 	}
 	return pr
 }
@@ -225,7 +171,7 @@ func compileHeaderOps(h *schemas.HeaderOps, path string, diag func(path, format 
 	}
 	ops := &headerOps{}
 	check := func(field, name, value string) bool {
-		if !validHeaderName(name) {
+		if !rules.Token(name) {
 			diag(path+"."+field, "%q is not a valid header name", name)
 			return false
 		}
@@ -271,20 +217,4 @@ func (o *headerOps) apply(h http.Header) {
 	for _, e := range o.add {
 		h[e.k] = append(h[e.k], e.v)
 	}
-}
-
-func validHeaderName(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9':
-		case strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0:
-		default:
-			return false
-		}
-	}
-	return true
 }

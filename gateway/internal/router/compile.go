@@ -5,35 +5,22 @@ import (
 	"maps"
 	"net/textproto"
 	"regexp"
-	"regexp/syntax"
 	"slices"
 	"strings"
 
 	"github.com/gitgate/gitgate/schemas"
-)
-
-// Bounds on regular expressions (path, header and query regexes). RE2 runs in
-// time linear in the input, but a huge program still costs memory and time
-// per request, so the compiled size is capped too.
-const (
-	// MaxRegexBytes is the longest accepted pattern, in bytes.
-	MaxRegexBytes = 1024
-	// MaxRegexInstructions caps the compiled program size of a pattern, so that
-	// a short pattern with large counted repetitions ("(a{1,100}){1,100}") is
-	// refused too.
-	MaxRegexInstructions = 4096
+	"github.com/gitgate/gitgate/schemas/rules"
 )
 
 // Path classes, higher is more specific.
 const (
-	classRegex    = 1
-	classLiteral  = 2 // template or prefix, ordered by literal length
-	classExact    = 3
-	subPrefix     = 0
-	subTemplate   = 1
-	noParamIndex  = -1
-	templateOpen  = '{'
-	templateClose = '}'
+	classRegex   = 1
+	classLiteral = 2 // template or prefix, ordered by literal length
+	classExact   = 3
+	subPrefix    = 0
+	subTemplate  = 1
+	noParamIndex = -1
+	templateOpen = '{'
 )
 
 // route is one compiled route. It is immutable once Build returns.
@@ -107,24 +94,13 @@ func (m *valueMatcher) matches(v string) bool {
 }
 
 // compileRegex compiles pattern as an anchored full match, refusing patterns
-// over the size bounds.
+// that break the shared regex rule (rules.Regex, whose message is the
+// error's).
 func compileRegex(pattern string) (*regexp.Regexp, error) {
-	if len(pattern) > MaxRegexBytes {
-		return nil, fmt.Errorf("regex is %d bytes, over the limit of %d", len(pattern), MaxRegexBytes)
+	if err := rules.Regex(pattern); err != nil {
+		return nil, err
 	}
-	anchored := `^(?:` + pattern + `)$`
-	parsed, err := syntax.Parse(anchored, syntax.Perl)
-	if err != nil {
-		return nil, fmt.Errorf("regex does not compile: %w", err)
-	}
-	prog, err := syntax.Compile(parsed.Simplify())
-	if err != nil {
-		return nil, fmt.Errorf("regex does not compile: %w", err)
-	}
-	if n := len(prog.Inst); n > MaxRegexInstructions {
-		return nil, fmt.Errorf("regex compiles to %d instructions, over the limit of %d; use fewer or smaller counted repetitions", n, MaxRegexInstructions)
-	}
-	re, err := regexp.Compile(anchored)
+	re, err := regexp.Compile(`^(?:` + pattern + `)$`)
 	if err != nil {
 		return nil, fmt.Errorf("regex does not compile: %w", err)
 	}
@@ -145,22 +121,6 @@ func prefixSegments(p string) []string {
 		return nil
 	}
 	return splitPath(p)
-}
-
-func validParamName(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		switch {
-		case c == '_', 'a' <= c && c <= 'z', 'A' <= c && c <= 'Z':
-		case '0' <= c && c <= '9' && i > 0:
-		default:
-			return false
-		}
-	}
-	return true
 }
 
 // compileRoute compiles one route, appending a diagnostic per problem.
@@ -184,7 +144,7 @@ func compileRoute(name string, r schemas.Route, diags *[]schemas.Diagnostic) *ro
 	switch pt {
 	case schemas.PathExact, schemas.PathPrefix, schemas.PathTemplate:
 		if !strings.HasPrefix(p, "/") {
-			bad(".path", "%s path %q must start with \"/\"", pt, p)
+			bad(".path", "path %q must start with /", p)
 			ok = false
 			break
 		}
@@ -197,27 +157,19 @@ func compileRoute(name string, r schemas.Route, diags *[]schemas.Diagnostic) *ro
 		default:
 			c.class, c.sub, c.segs = classLiteral, subTemplate, splitPath(p)
 			c.litLen = len(p)
-			seen := map[string]bool{}
+			names, err := rules.PathTemplate(p)
+			if err != nil {
+				bad(".path", "%v", err)
+				ok = false
+				break
+			}
+			n := 0
 			for i, s := range c.segs {
-				if strings.IndexByte(s, templateOpen) < 0 && strings.IndexByte(s, templateClose) < 0 {
+				if strings.IndexByte(s, templateOpen) < 0 {
 					continue
 				}
-				pn := ""
-				if len(s) >= 2 && s[0] == templateOpen && s[len(s)-1] == templateClose {
-					pn = s[1 : len(s)-1]
-				}
-				if !validParamName(pn) {
-					bad(".path", "template %q: segment %q must be a literal or a whole {name} parameter with a name of letters, digits and _", p, s)
-					ok = false
-					continue
-				}
-				if seen[pn] {
-					bad(".path", "template %q: parameter {%s} appears twice", p, pn)
-					ok = false
-					continue
-				}
-				seen[pn] = true
-				c.params = append(c.params, param{seg: i, name: pn})
+				c.params = append(c.params, param{seg: i, name: names[n]})
+				n++
 				c.segs[i] = ""
 				c.litLen -= len(s)
 			}
@@ -287,7 +239,9 @@ func compileMatchers(in map[string]schemas.StringMatch, header bool, base string
 			vm.kind, vm.present = kindPresent, true
 		}
 		if set != 1 {
-			*diags = append(*diags, schemas.Diagnostic{Path: base + name, Message: fmt.Sprintf("set exactly one of exact, prefix, regex or present (%d set)", set)})
+			for _, v := range rules.StringMatch(sm) {
+				*diags = append(*diags, v.At(base+name))
+			}
 			ok = false
 			continue
 		}

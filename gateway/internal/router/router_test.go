@@ -11,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/gitgate/gitgate/schemas"
+	"github.com/gitgate/gitgate/schemas/rules"
 )
 
 // rt builds a route with a match; opts edit it further.
@@ -286,7 +287,7 @@ func TestBuildErrors(t *testing.T) {
 		wantMsg  string
 	}{
 		{name: "bad regex", route: rt("regex", "/a/(b"), wantPath: "routes.r.match.path", wantMsg: "does not compile"},
-		{name: "regex too long", route: rt("regex", "/"+strings.Repeat("a", MaxRegexBytes)), wantPath: "routes.r.match.path", wantMsg: "over the limit"},
+		{name: "regex too long", route: rt("regex", "/"+strings.Repeat("a", rules.MaxRegexBytes)), wantPath: "routes.r.match.path", wantMsg: "over the limit"},
 		{name: "regex program too big", route: rt("regex", "[a-z]{1,1000}[0-9]{1,1000}[a-z]{1,1000}"), wantPath: "routes.r.match.path", wantMsg: "instructions"},
 		{name: "template partial segment", route: rt("template", "/users/{id}.json"), wantPath: "routes.r.match.path", wantMsg: "whole {name}"},
 		{name: "template empty name", route: rt("template", "/users/{}"), wantPath: "routes.r.match.path", wantMsg: "whole {name}"},

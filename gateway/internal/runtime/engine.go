@@ -409,8 +409,7 @@ func (e *Engine) compile(b *schemas.Bundle, prev *snapshot) (*snapshot, error) {
 	var wg sync.WaitGroup
 	var verr error
 	wg.Go(func() { verr = verify(b) })
-	cfg := cloneConfig(&b.Config)
-	cfg.ApplyDefaults()
+	cfg := b.Config.WithDefaults()
 	// From here cfg is only read.
 	var table *router.Table
 	var terr error
@@ -492,9 +491,7 @@ func (e *Engine) build(b *schemas.Bundle, cfg *schemas.Config, prev *snapshot, w
 		if set != nil && len(spec.Policies) > 0 {
 			h = set.Wrap(name, spec.Policies, rt)
 		}
-		h, gdiags := guardRoute(name, spec, h)
-		diags = append(diags, gdiags...)
-		s.handlers[i] = h
+		s.handlers[i] = guardRoute(spec, h)
 	}
 	wg.Wait()
 	addErr(*terr, "routes")
@@ -507,54 +504,14 @@ func (e *Engine) build(b *schemas.Bundle, cfg *schemas.Config, prev *snapshot, w
 	s.traffic = traffic.NewSet(counters)
 	if len(diags) > 0 {
 		s.discard(fresh)
-		slices.SortStableFunc(diags, func(a, b schemas.Diagnostic) int { return cmp.Compare(a.Path, b.Path) })
+		// A shared rule may be reported by two compilers (the router and
+		// the route both check a match regex with rules.Regex): the same
+		// path and message count once.
+		slices.SortStableFunc(diags, func(a, b schemas.Diagnostic) int {
+			return cmp.Or(cmp.Compare(a.Path, b.Path), cmp.Compare(a.Message, b.Message))
+		})
 		diags = slices.Compact(diags)
 		return nil, &schemas.InvalidError{Diagnostics: diags}
 	}
 	return s, nil
-}
-
-// cloneConfig copies c deep enough that ApplyDefaults on the copy leaves c
-// (and the bundle's digest) untouched.
-func cloneConfig(c *schemas.Config) schemas.Config {
-	out := schemas.Config{
-		Upstreams: maps.Clone(c.Upstreams),
-		Routes:    maps.Clone(c.Routes),
-		Policies:  maps.Clone(c.Policies),
-	}
-	for k, u := range out.Upstreams {
-		u.HealthCheck = clonePtr(u.HealthCheck)
-		u.OutlierDetection = clonePtr(u.OutlierDetection)
-		u.CircuitBreaker = clonePtr(u.CircuitBreaker)
-		u.HashOn = clonePtr(u.HashOn)
-		out.Upstreams[k] = u
-	}
-	for k, r := range out.Routes {
-		if r.Retries != nil {
-			r.Retries = clonePtr(r.Retries)
-			out.Routes[k] = r
-		}
-	}
-	for k, p := range out.Policies {
-		p.RateLimit = clonePtr(p.RateLimit)
-		p.APIKey = clonePtr(p.APIKey)
-		p.JWT = clonePtr(p.JWT)
-		p.CORS = clonePtr(p.CORS)
-		out.Policies[k] = p
-	}
-	if out.Upstreams == nil {
-		out.Upstreams = map[string]schemas.Upstream{}
-	}
-	if out.Routes == nil {
-		out.Routes = map[string]schemas.Route{}
-	}
-	return out
-}
-
-func clonePtr[T any](p *T) *T {
-	if p == nil {
-		return nil
-	}
-	v := *p
-	return &v
 }

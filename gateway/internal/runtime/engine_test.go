@@ -525,7 +525,7 @@ func TestHealthOutlierAndStateAcrossApply(t *testing.T) {
 	}))
 	t.Cleanup(up.Close)
 	u := ups(up.URL)
-	u.HealthCheck = &schemas.HealthCheck{Path: "/healthz", Interval: schemas.Duration(5 * time.Millisecond), HealthyThreshold: 1, UnhealthyThreshold: 1}
+	u.HealthCheck = &schemas.HealthCheck{Path: "/healthz", Interval: schemas.Duration(50 * time.Millisecond), Timeout: schemas.Duration(50 * time.Millisecond), HealthyThreshold: 1, UnhealthyThreshold: 1}
 	e := newEngine(t, Options{})
 	cfg := schemas.Config{Upstreams: map[string]schemas.Upstream{"u": u}, Routes: map[string]schemas.Route{"r": route("/", to("u", 100))}}
 	mustApply(t, e, cfg)
@@ -702,7 +702,7 @@ func TestCloseLeavesNoGoroutines(t *testing.T) {
 	before := runtime.NumGoroutine()
 	e := New(Options{Registry: prometheus.NewRegistry()})
 	u := ups(a.URL)
-	u.HealthCheck = &schemas.HealthCheck{Interval: schemas.Duration(time.Millisecond)}
+	u.HealthCheck = &schemas.HealthCheck{Interval: schemas.Duration(10 * time.Second)}
 	for i := range 5 {
 		u.HealthCheck.Timeout = schemas.Duration(time.Duration(i+1) * time.Second) // a new pool each time
 		mustApply(t, e, schemas.Config{Upstreams: map[string]schemas.Upstream{"a": u}, Routes: map[string]schemas.Route{"r": route("/", to("a", 100))}})

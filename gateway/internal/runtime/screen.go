@@ -1,7 +1,6 @@
 package runtime
 
 import (
-	"fmt"
 	"net/http"
 	"strings"
 
@@ -93,16 +92,10 @@ type routeGuard struct {
 	upgrades    []string
 }
 
-// guardRoute returns next behind the route's guard, and the diagnostics of
-// the route's upgrade list (under routes.<name>.upgrades).
-func guardRoute(name string, spec schemas.Route, next http.Handler) (http.Handler, []schemas.Diagnostic) {
-	var diags []schemas.Diagnostic
-	for i, u := range spec.Upgrades {
-		if err := schemas.CheckUpgrade(u); err != nil {
-			diags = append(diags, schemas.Diagnostic{Path: fmt.Sprintf("routes.%s.upgrades[%d]", name, i), Message: err.Error()})
-		}
-	}
-	return &routeGuard{next: next, allowParams: spec.AllowPathParameters, upgrades: spec.Upgrades}, diags
+// guardRoute returns next behind the route's guard. The upgrade list was
+// checked with the route (rules.Route, in proxy.NewRoute).
+func guardRoute(spec schemas.Route, next http.Handler) http.Handler {
+	return &routeGuard{next: next, allowParams: spec.AllowPathParameters, upgrades: spec.Upgrades}
 }
 
 // ServeHTTP checks r against the route's rules and serves it with next.

@@ -1,37 +1,12 @@
 package upstream
 
 import (
-	"errors"
 	"math/rand/v2"
 	"net/http"
 	"net/netip"
 
 	"github.com/gitgate/gitgate/schemas"
 )
-
-// checkHashOn reports an error unless exactly one attribute is chosen.
-func checkHashOn(h *schemas.HashOn) error {
-	if h == nil {
-		return errors.New("hash balancing needs hashOn (header, cookie or clientIP)")
-	}
-	n := 0
-	if h.Header != "" {
-		n++
-	}
-	if h.Cookie != "" {
-		n++
-	}
-	if h.ClientIP {
-		n++
-	}
-	if n != 1 {
-		return errors.New("hashOn must set exactly one of header, cookie and clientIP")
-	}
-	return nil
-}
-
-// CheckHashOn validates a HashOn for a route split or a hash balancer.
-func CheckHashOn(h *schemas.HashOn) error { return checkHashOn(h) }
 
 // Key hashes the attribute of r that h names. client is the request's
 // client address. A request without the attribute gets a random key, so it

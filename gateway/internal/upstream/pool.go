@@ -17,6 +17,7 @@ import (
 
 	"github.com/gitgate/gitgate/gateway/admin/client"
 	"github.com/gitgate/gitgate/schemas"
+	"github.com/gitgate/gitgate/schemas/rules"
 )
 
 // Errors returned by Pool.Pick. Both mean the request gets a 503.
@@ -103,21 +104,15 @@ func NewPool(name string, spec schemas.Upstream, opts Options) (*Pool, error) {
 	if len(spec.Targets) == 0 {
 		at(".targets", "an upstream needs at least one target")
 	}
+	bad := false
+	for _, v := range rules.Upstream(spec) {
+		diags = append(diags, v.At("upstreams."+name))
+		bad = true
+	}
 	targets := make([]*Target, 0, len(spec.Targets))
-	for i, raw := range spec.Targets {
+	for _, raw := range spec.Targets {
 		u, err := url.Parse(raw)
-		switch {
-		case err != nil:
-			at(fmt.Sprintf(".targets[%d]", i), "target %q is not a URL: %v", raw, err)
-			continue
-		case u.Scheme != "http" && u.Scheme != "https":
-			at(fmt.Sprintf(".targets[%d]", i), "target %q must be an http:// or https:// URL", raw)
-			continue
-		case u.Host == "":
-			at(fmt.Sprintf(".targets[%d]", i), "target %q has no host", raw)
-			continue
-		case u.RawQuery != "" || u.Fragment != "" || u.User != nil:
-			at(fmt.Sprintf(".targets[%d]", i), "target %q must not carry a query, fragment or user info", raw)
+		if bad || err != nil { // rules.Upstream reported it
 			continue
 		}
 		t := &Target{URL: u, raw: raw, seed: mix(fnv64(raw))}
@@ -127,8 +122,8 @@ func NewPool(name string, spec schemas.Upstream, opts Options) (*Pool, error) {
 	switch spec.Balance {
 	case schemas.BalanceRoundRobin, schemas.BalanceLeastRequests, schemas.BalanceRandom:
 	case schemas.BalanceHash:
-		if err := checkHashOn(spec.HashOn); err != nil {
-			at(".hashOn", "%v", err)
+		if spec.HashOn == nil {
+			at(".hashOn", "hash balancing needs hashOn (header, cookie or clientIP)")
 		}
 	default:
 		at(".balance", "unknown balance %q: use round_robin, least_requests, random or hash", spec.Balance)

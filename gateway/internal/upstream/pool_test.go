@@ -324,8 +324,9 @@ func TestHealthCheckMarksDownAndUp(t *testing.T) {
 	}))
 	t.Cleanup(srv.Close)
 	p := mustPool(t, schemas.Upstream{
-		Targets:     []string{srv.URL},
-		HealthCheck: &schemas.HealthCheck{Path: "/ready", Interval: schemas.Duration(5 * time.Millisecond), HealthyThreshold: 2, UnhealthyThreshold: 2},
+		Targets: []string{srv.URL},
+		// The timeout may not exceed the interval (rules.Upstream).
+		HealthCheck: &schemas.HealthCheck{Path: "/ready", Interval: schemas.Duration(50 * time.Millisecond), Timeout: schemas.Duration(50 * time.Millisecond), HealthyThreshold: 2, UnhealthyThreshold: 2},
 	}, nil)
 	p.Start()
 	eventually(t, func() bool { return probes.Load() >= 2 })

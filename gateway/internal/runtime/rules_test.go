@@ -1,0 +1,299 @@
+package runtime_test
+
+// This test holds the agent and the gateway to one verdict: each shared rule
+// (package schemas/rules) is broken once in a config written as YAML, which
+// the agent's loader reads from a directory, and once in a bundle built
+// from the same document without the loader, which the gateway's engine
+// applies. Both must refuse it at the same field path with the same words.
+//
+// It lives with the gateway because only code under gateway/ may import
+// gateway/internal/runtime. Importing schemas/load (and so CUE) here is a
+// test dependency only: the gateway binary never links it, which
+// schemas/deps_test.go checks.
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"sigs.k8s.io/yaml"
+
+	"github.com/gitgate/gitgate/gateway/internal/runtime"
+	"github.com/gitgate/gitgate/schemas"
+	"github.com/gitgate/gitgate/schemas/load"
+)
+
+// upstreamAndRoute is a valid base the cases add to.
+const upstreamAndRoute = `
+upstreams:
+  u: {targets: ["http://127.0.0.1:9"]}
+  v: {targets: ["http://127.0.0.1:10"]}
+`
+
+func TestSharedRulesSameVerdict(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		yaml string // added to upstreamAndRoute
+		path string // the field both must refuse; "": both accept
+	}{
+		{"regex over the instruction limit", `
+routes:
+  r: {match: {path: "/[a-z]{500}[a-z]{500}[a-z]{500}[a-z]{500}[a-z]{100}", pathType: regex}, backends: [{upstream: u, weight: 100}]}
+`, "routes.r.match.path"},
+		{"regex does not compile", `
+routes:
+  r: {match: {path: "/a/(b", pathType: regex}, backends: [{upstream: u, weight: 100}]}
+`, "routes.r.match.path"},
+		{"header regex over the limit", `
+routes:
+  r: {match: {path: /, headers: {X-A: {regex: "[a-z]{1000}[a-z]{1000}[a-z]{100}"}}}, backends: [{upstream: u, weight: 100}]}
+`, "routes.r.match.headers.X-A.regex"},
+		{"rewrite regex over the limit", `
+routes:
+  r: {match: {path: /}, rewrite: {regex: {pattern: "[a-z]{1000}[a-z]{1000}[a-z]{100}", replacement: x}}, backends: [{upstream: u, weight: 100}]}
+`, "routes.r.rewrite.regex.pattern"},
+		{"string match with two ways", `
+routes:
+  r: {match: {path: /, headers: {X-A: {exact: a, prefix: b}}}, backends: [{upstream: u, weight: 100}]}
+`, "routes.r.match.headers.X-A"},
+		{"template parameter inside a segment", `
+routes:
+  r: {match: {path: "/users/x{id}", pathType: template}, backends: [{upstream: u, weight: 100}]}
+`, "routes.r.match.path"},
+		{"rewrite parameter without a template", `
+routes:
+  r: {match: {path: /users}, rewrite: {path: "/v2/{id}"}, backends: [{upstream: u, weight: 100}]}
+`, "routes.r.rewrite.path"},
+		{"weights not summing to 100", `
+routes:
+  r: {match: {path: /}, backends: [{upstream: u, weight: 60}, {upstream: v, weight: 30}]}
+`, "routes.r.backends"},
+		{"one upstream twice", `
+routes:
+  r: {match: {path: /}, backends: [{upstream: u, weight: 60}, {upstream: u, weight: 40}]}
+`, "routes.r.backends[1].upstream"},
+		{"unknown upstream", `
+routes:
+  r: {match: {path: /}, backends: [{upstream: w, weight: 100}]}
+`, "routes.r.backends[0].upstream"},
+		{"split hashing two attributes", `
+routes:
+  r: {match: {path: /}, split: {hashOn: {header: X-User, clientIP: true}}, backends: [{upstream: u, weight: 100}]}
+`, "routes.r.split.hashOn"},
+		{"h2c upgrade", `
+routes:
+  r: {match: {path: /}, upgrades: [h2c], backends: [{upstream: u, weight: 100}]}
+`, "routes.r.upgrades[0]"},
+		{"unknown policy", `
+routes:
+  r: {match: {path: /}, policies: [auht], backends: [{upstream: u, weight: 100}]}
+policies:
+  auth: {ipAllow: {cidrs: [10.0.0.0/8]}}
+`, "routes.r.policies[0]"},
+		{"target with credentials", `
+upstreams:
+  w: {targets: ["http://user:pw@127.0.0.1:9"]}
+`, "upstreams.w.targets[0]"},
+		{"target with a query", `
+upstreams:
+  w: {targets: ["http://127.0.0.1:9/?a=b"]}
+`, "upstreams.w.targets[0]"},
+		{"target not http", `
+upstreams:
+  w: {targets: ["ftp://127.0.0.1"]}
+`, "upstreams.w.targets[0]"},
+		{"target port out of range", `
+upstreams:
+  w: {targets: ["http://127.0.0.1:70000"]}
+`, "upstreams.w.targets[0]"},
+		{"hashOn without the hash balancer", `
+upstreams:
+  w: {targets: ["http://127.0.0.1:9"], hashOn: {clientIP: true}}
+`, "upstreams.w.hashOn"},
+		{"health check timeout over the interval", `
+upstreams:
+  w: {targets: ["http://127.0.0.1:9"], healthCheck: {interval: 1s, timeout: 2s}}
+`, "upstreams.w.healthCheck.timeout"},
+		{"per-try timeout over the default timeout", `
+routes:
+  r: {match: {path: /}, perTryTimeout: 60s, backends: [{upstream: u, weight: 100}]}
+`, "routes.r.perTryTimeout"},
+		{"backoffMax under the default backoffBase", `
+routes:
+  r: {match: {path: /}, retries: {backoffMax: 10ms}, backends: [{upstream: u, weight: 100}]}
+`, "routes.r.retries.backoffMax"},
+		{"maxEjection under the default baseEjection", `
+upstreams:
+  w: {targets: ["http://127.0.0.1:9"], outlierDetection: {maxEjection: 10s}}
+`, "upstreams.w.outlierDetection.maxEjection"},
+		// Both accept: an unset field takes its default on both sides.
+		{"short health interval, timeout unset", `
+upstreams:
+  w: {targets: ["http://127.0.0.1:9"], healthCheck: {interval: 500ms}}
+`, ""},
+		{"long per-try timeout within a long timeout", `
+routes:
+  r: {match: {path: /}, timeout: 2m, perTryTimeout: 60s, backends: [{upstream: u, weight: 100}]}
+`, ""},
+		{"policy of two kinds", `
+policies:
+  p: {ipAllow: {cidrs: [10.0.0.0/8]}, ipDeny: {cidrs: [10.1.0.0/16]}}
+`, "policies.p"},
+		{"HS256 without a secret", `
+policies:
+  p: {jwt: {algorithms: [HS256]}}
+`, "policies.p.jwt.algorithms"},
+		{"RS256 without keys", `
+policies:
+  p: {jwt: {algorithms: [RS256]}}
+`, "policies.p.jwt.algorithms"},
+		{"secret with both env and file", `
+policies:
+  p: {jwt: {algorithms: [HS256], secret: {env: JWT_SECRET, file: /run/secret}}}
+`, "policies.p.jwt.secret"},
+		{"CORS any origin with credentials", `
+policies:
+  p: {cors: {allowOrigins: ["*"], allowCredentials: true}}
+`, "policies.p.cors.allowCredentials"},
+		{"CORS origin with a path", `
+policies:
+  p: {cors: {allowOrigins: ["https://app.example.com/x"]}}
+`, "policies.p.cors.allowOrigins[0]"},
+		{"CORS null origin", `
+policies:
+  p: {cors: {allowOrigins: ["null"]}}
+`, "policies.p.cors.allowOrigins[0]"},
+		{"CIDR with a zone", `
+policies:
+  p: {ipDeny: {cidrs: ["fe80::1%eth0"]}}
+`, "policies.p.ipDeny.cidrs[0]"},
+		{"API key in upper-case hex", `
+policies:
+  p: {apiKey: {keys: {bob: "sha256:` + strings.Repeat("AB", 32) + `"}}}
+`, "policies.p.apiKey.keys.bob"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			doc := mergeYAML(t, upstreamAndRoute, tt.yaml)
+			if tt.path == "" {
+				bothAccept(t, doc)
+				return
+			}
+			agent := agentVerdict(t, doc, tt.path)
+			gateway := gatewayVerdict(t, doc, tt.path)
+			if len(agent) == 0 || !slices.Equal(agent, gateway) {
+				t.Fatalf("at %s\nagent:   %q\ngateway: %q", tt.path, agent, gateway)
+			}
+		})
+	}
+}
+
+// bothAccept requires the loader and the engine to accept doc.
+func bothAccept(t *testing.T, doc []byte) {
+	t.Helper()
+	if err := agentLoad(t, doc).Err(); err != nil {
+		t.Errorf("agent refused: %v", err)
+	}
+	e := runtime.New(runtime.Options{})
+	t.Cleanup(func() { _ = e.Close() })
+	if err := e.Apply(bundleFrom(t, doc)); err != nil {
+		t.Errorf("gateway refused: %v", err)
+	}
+}
+
+// bundleFrom decodes doc into a bundle without the loader. The agent
+// pushes configs with defaults applied; ApplyDefaults is idempotent, so a
+// bundle without them compiles the same way.
+func bundleFrom(t *testing.T, doc []byte) *schemas.Bundle {
+	t.Helper()
+	var cfg schemas.Config
+	if err := yaml.UnmarshalStrict(doc, &cfg); err != nil {
+		t.Fatal(err)
+	}
+	b, err := schemas.NewBundle("v1", schemas.Source{}, cfg, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// mergeYAML returns base with the top-level maps of extra merged in.
+func mergeYAML(t *testing.T, base, extra string) []byte {
+	t.Helper()
+	var a, b map[string]map[string]any
+	if err := yaml.Unmarshal([]byte(base), &a); err != nil {
+		t.Fatal(err)
+	}
+	if err := yaml.Unmarshal([]byte(extra), &b); err != nil {
+		t.Fatal(err)
+	}
+	for k, m := range b {
+		if a[k] == nil {
+			a[k] = map[string]any{}
+		}
+		for n, v := range m {
+			a[k][n] = v
+		}
+	}
+	out, err := yaml.Marshal(a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// agentVerdict loads doc from a directory with the agent's loader and
+// returns the messages of the diagnostics at path.
+func agentVerdict(t *testing.T, doc []byte, path string) []string {
+	t.Helper()
+	return messagesAt(agentLoad(t, doc).Diagnostics, path, "agent", t)
+}
+
+// agentLoad writes doc to a config directory and loads it as the agent
+// does.
+func agentLoad(t *testing.T, doc []byte) load.Result {
+	t.Helper()
+	dir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(dir, "gitgate.yaml"), doc, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	res, err := load.Dir(dir, load.Limits{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+// gatewayVerdict decodes doc into a bundle without the loader and returns
+// the messages of the engine's diagnostics at path.
+func gatewayVerdict(t *testing.T, doc []byte, path string) []string {
+	t.Helper()
+	e := runtime.New(runtime.Options{})
+	t.Cleanup(func() { _ = e.Close() })
+	err := e.Apply(bundleFrom(t, doc))
+	var inv *schemas.InvalidError
+	if !errors.As(err, &inv) {
+		t.Fatalf("gateway: Apply = %v, want *schemas.InvalidError", err)
+	}
+	return messagesAt(inv.Diagnostics, path, "gateway", t)
+}
+
+func messagesAt(diags []schemas.Diagnostic, path, who string, t *testing.T) []string {
+	var out []string
+	for _, d := range diags {
+		if d.Path == path {
+			out = append(out, d.Message)
+		}
+	}
+	if len(out) == 0 {
+		t.Errorf("%s: no diagnostic at %s in %v", who, path, diags)
+	}
+	slices.Sort(out)
+	return out
+}
