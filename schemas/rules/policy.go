@@ -28,6 +28,9 @@ func Policy(p schemas.Policy) []Violation {
 		out = append(out, violation("", "a policy has exactly one kind, this one has %s: split it into %d policies", strings.Join(kinds, " and "), len(kinds)))
 	}
 	if k := p.APIKey; k != nil {
+		if k.ConsumerHeader != "" {
+			out = append(out, at(".apiKey.consumerHeader", IdentityHeader(k.ConsumerHeader))...)
+		}
 		for _, consumer := range slices.Sorted(maps.Keys(k.Keys)) {
 			if _, err := KeyHash(k.Keys[consumer]); err != nil {
 				out = append(out, Violation{Field: ".apiKey.keys." + consumer, Message: err.Error()})
@@ -99,6 +102,9 @@ func JWT(j schemas.JWT) []Violation {
 	}
 	if j.JWKS != nil && j.JWKSRef != nil {
 		out = append(out, violation(".jwksRef", "set jwks or jwksRef, not both"))
+	}
+	for _, claim := range slices.Sorted(maps.Keys(j.ClaimsToHeaders)) {
+		out = append(out, at(".claimsToHeaders."+claim, IdentityHeader(j.ClaimsToHeaders[claim]))...)
 	}
 	for _, ref := range []struct {
 		name string

@@ -111,3 +111,29 @@ func TestUpgrade(t *testing.T) {
 		})
 	}
 }
+
+func TestIdentityHeader(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, header string
+		ok           bool
+	}{
+		{"own header", "X-Consumer", true},
+		{"own header with underscore", "X_Tenant", true},
+		{"hop-by-hop", "Connection", false},
+		{"hop-by-hop any case", "transfer-ENCODING", false},
+		{"framing", "Content-Length", false},
+		{"forwarding header", "X-Forwarded-For", false},
+		{"forwarding header by CGI name", "x_real_ip", false},
+		{"host", "Host", false},
+		{"not a token", "X Consumer", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			if err := IdentityHeader(tt.header); (err == nil) != tt.ok {
+				t.Fatalf("IdentityHeader(%q) = %v, want ok=%v", tt.header, err, tt.ok)
+			}
+		})
+	}
+}

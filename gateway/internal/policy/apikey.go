@@ -69,8 +69,8 @@ func compileAPIKey(policy, path string, cfg *schemas.APIKey, s *Set, diags *diag
 	}
 	k.challenge = []string{fmt.Sprintf(`APIKey realm="gitgate", %s="%s"`, cfg.In, k.name)}
 	if cfg.ConsumerHeader != "" {
-		if !rules.Token(cfg.ConsumerHeader) {
-			diags.add(path+".consumerHeader", fmt.Sprintf("%q is not a valid header name", cfg.ConsumerHeader))
+		if err := rules.IdentityHeader(cfg.ConsumerHeader); err != nil {
+			diags.add(path+".consumerHeader", err.Error())
 			ok = false
 		}
 		k.consumerH = textproto.CanonicalMIMEHeaderKey(cfg.ConsumerHeader)

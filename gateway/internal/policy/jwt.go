@@ -182,8 +182,8 @@ func compileJWT(policy, path string, cfg *schemas.JWT, s *Set, diags *diagnostic
 
 	for _, claim := range slices.Sorted(maps.Keys(cfg.ClaimsToHeaders)) {
 		h := cfg.ClaimsToHeaders[claim]
-		if !rules.Token(h) {
-			diags.add(path+".claimsToHeaders."+claim, fmt.Sprintf("%q is not a valid header name", h))
+		if err := rules.IdentityHeader(h); err != nil {
+			diags.add(path+".claimsToHeaders."+claim, err.Error())
 			ok = false
 			continue
 		}

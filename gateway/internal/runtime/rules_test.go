@@ -176,6 +176,18 @@ policies:
 policies:
   p: {apiKey: {keys: {bob: "sha256:` + strings.Repeat("AB", 32) + `"}}}
 `, "policies.p.apiKey.keys.bob"},
+		{"consumer header the proxy removes", `
+policies:
+  p: {apiKey: {consumerHeader: Connection, keys: {bob: "sha256:` + strings.Repeat("ab", 32) + `"}}}
+`, "policies.p.apiKey.consumerHeader"},
+		{"claim header the gateway sets, underscore spelling", `
+policies:
+  p: {jwt: {algorithms: [HS256], secret: {env: JWT_SECRET}, claimsToHeaders: {sub: X_Forwarded_For}}}
+`, "policies.p.jwt.claimsToHeaders.sub"},
+		{"identity headers of one's own", `
+policies:
+  p: {apiKey: {consumerHeader: X-Consumer, keys: {bob: "sha256:` + strings.Repeat("ab", 32) + `"}}}
+`, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
