@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/gitgate/gitgate/schemas"
+	"github.com/gitgate/gitgate/schemas/atomicfile"
 )
 
 // Result is the outcome of one sync attempt.
@@ -253,7 +254,7 @@ func (s *Store) Update(fn func(*State)) (State, error) {
 	if err != nil {
 		return s.state, fmt.Errorf("encoding state: %w", err)
 	}
-	if err := writeFileAtomic(s.statePath(), append(b, '\n')); err != nil {
+	if err := atomicfile.Write(s.statePath(), append(b, '\n'), 0o600); err != nil {
 		return cloneState(s.state), fmt.Errorf("writing state: %w", err)
 	}
 	s.state = next
@@ -282,7 +283,7 @@ func (s *Store) SaveBundle(b *schemas.Bundle) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := writeFileAtomic(s.bundlePath(b.Version), data); err != nil {
+	if err := atomicfile.Write(s.bundlePath(b.Version), data, 0o600); err != nil {
 		return fmt.Errorf("saving bundle %s: %w", b.Version, err)
 	}
 	return s.prune()
@@ -497,7 +498,7 @@ func (s *Store) compact() error {
 		}
 		buf.Write(line)
 	}
-	if err := writeFileAtomic(s.historyPath(), buf.Bytes()); err != nil {
+	if err := atomicfile.Write(s.historyPath(), buf.Bytes(), 0o600); err != nil {
 		return fmt.Errorf("compacting history: %w", err)
 	}
 	f, err := os.OpenFile(s.historyPath(), os.O_RDWR|os.O_APPEND, 0o600)
