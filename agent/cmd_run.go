@@ -14,7 +14,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -26,11 +25,11 @@ import (
 	"github.com/gitgate/gitgate/agent/internal/diff"
 	"github.com/gitgate/gitgate/agent/internal/ghreport"
 	"github.com/gitgate/gitgate/agent/internal/gitsrc"
+	"github.com/gitgate/gitgate/agent/internal/source"
 	"github.com/gitgate/gitgate/agent/internal/statelock"
 	"github.com/gitgate/gitgate/agent/internal/syncer"
 	"github.com/gitgate/gitgate/agent/internal/webhook"
 	"github.com/gitgate/gitgate/gateway/admin/client"
-	"github.com/gitgate/gitgate/schemas"
 	"github.com/gitgate/gitgate/schemas/load"
 	"github.com/gitgate/gitgate/schemas/load/budget"
 )
@@ -452,7 +451,7 @@ func runAgent(ctx context.Context, cfg runConfig, logger zerolog.Logger) error {
 		logger.Info().Str("addr", ln.Addr().String()).Msg("webhook listener started")
 	}
 
-	logger.Info().Str("repo", src.URL()).Str("branch", cfg.Branch).Str("path", cfg.Path).
+	logger.Info().Str("repo", src.Location()).Str("branch", cfg.Branch).Str("path", cfg.Path).
 		Str("control", cfg.ControlSocket).Dur("poll", poll).Msg("agent started")
 	err = loop.Run(ctx)
 	if hookSrv != nil {
@@ -503,35 +502,33 @@ func newGitHubReporter(cfg runConfig, src *gitsrc.Source, ev *budget.Evaluator, 
 // agent's clone (fetching refs/pull/N/head when the head is not local yet).
 func prEvaluator(src *gitsrc.Source, path string, eval *budget.Evaluator) ghreport.Evaluator {
 	return func(ctx context.Context, pr ghreport.PullRequest) (ghreport.Evaluation, error) {
-		head := plumbing.NewHash(pr.HeadSHA)
-		if pr.HeadSHA == "" || !src.HasCommit(head) {
+		head := pr.HeadSHA
+		if head == "" || !src.HasCommit(head) {
 			h, err := src.FetchRef(ctx, fmt.Sprintf("refs/pull/%d/head", pr.Number))
 			if err != nil {
 				return ghreport.Evaluation{}, err
 			}
 			head = h
 		}
-		ev := ghreport.Evaluation{HeadSHA: head.String()}
-		headCfg, diags, err := loadCommit(ctx, src, eval, head, path)
-		if err != nil || len(diags) > 0 {
-			ev.Diagnostics = diags
+		ev := ghreport.Evaluation{HeadSHA: head}
+		headRes, err := source.Validate(ctx, src, head, path, eval, load.Limits{})
+		if err != nil || len(headRes.Diagnostics) > 0 {
+			ev.Diagnostics = headRes.Diagnostics
 			return ev, err
 		}
-		base := plumbing.NewHash(pr.BaseSHA)
-		if pr.BaseSHA == "" || !src.HasCommit(base) {
+		base := pr.BaseSHA
+		if base == "" || !src.HasCommit(base) {
 			if base, _, err = src.Update(ctx); err != nil {
 				return ev, err
 			}
 		}
-		ev.BaseSHA = base.String()
-		baseCfg, baseDiags, err := loadCommit(ctx, src, eval, base, path)
+		ev.BaseSHA = base
+		baseRes, err := source.Validate(ctx, src, base, path, eval, load.Limits{})
 		if err != nil {
 			return ev, err
 		}
-		if len(baseDiags) > 0 {
-			baseCfg = nil // an invalid base: the plan shows everything as new
-		}
-		plan := diff.Compute(baseCfg, headCfg)
+		// An invalid base has no config: the plan shows everything as new.
+		plan := diff.Compute(baseRes.Config, headRes.Config)
 		sum := plan.Summary()
 		ev.PlanMarkdown = plan.Markdown
 		ev.Changed = !plan.Empty()
@@ -543,23 +540,4 @@ func prEvaluator(src *gitsrc.Source, path string, eval *budget.Evaluator) ghrepo
 		}
 		return ev, nil
 	}
-}
-
-// loadCommit reads and validates the config path at commit h, its CUE under
-// ev's budget. Problems a user must fix come back as diagnostics, not as the
-// error.
-func loadCommit(ctx context.Context, src *gitsrc.Source, ev *budget.Evaluator, h plumbing.Hash, path string) (*schemas.Config, []schemas.Diagnostic, error) {
-	files, err := src.Files(h, path, load.Limits{})
-	if err != nil {
-		var inv *schemas.InvalidError
-		if errors.As(err, &inv) {
-			return nil, inv.Diagnostics, nil
-		}
-		return nil, nil, err
-	}
-	res, err := ev.Files(ctx, files, load.Limits{})
-	if err != nil {
-		return nil, nil, fmt.Errorf("validating %s: %w", h, err)
-	}
-	return res.Config, res.Diagnostics, nil
 }
