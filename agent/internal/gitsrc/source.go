@@ -57,7 +57,7 @@ type Options struct {
 	// KnownHostsFile checks the SSH host key. Empty: the default known_hosts
 	// files ($SSH_KNOWN_HOSTS or ~/.ssh/known_hosts).
 	KnownHostsFile string
-	// TrustedKeys is an armored PGP key ring. When non-empty, VerifyCommit
+	// TrustedKeys is an armored PGP key ring. When non-empty, Verify
 	// accepts only commits signed by one of its keys.
 	TrustedKeys string
 	// Timeout bounds one head check or fetch. Default 60s.
