@@ -257,13 +257,10 @@ func readAgentYAML(file string, flags []runFlag, cfg *runConfig) error {
 	if err != nil {
 		return fmt.Errorf("reading --config: %w", err)
 	}
-	js, err := yaml.YAMLToJSON(data)
-	if err != nil {
-		return fmt.Errorf("%s: %w", file, err)
-	}
+	// Strict: a key given twice is an error, as is anything but a mapping.
 	var doc map[string]json.RawMessage
-	if err := json.Unmarshal(js, &doc); err != nil {
-		return fmt.Errorf("%s: not a mapping of settings: %w", file, err)
+	if err := yaml.UnmarshalStrict(data, &doc); err != nil {
+		return fmt.Errorf("%s: %w", file, err)
 	}
 	byKey := make(map[string]runFlag, len(flags))
 	for _, f := range flags {

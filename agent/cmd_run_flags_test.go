@@ -102,7 +102,8 @@ func TestAgentYAMLKeys(t *testing.T) {
 		{name: "defaults stay", yaml: required, check: func(c runConfig) bool { return c.KeepBundles == 100 && c.Branch == "main" }},
 		{name: "wrong type", yaml: required + "keepBundles: many\n", wantErr: `field "keepBundles"`},
 		{name: "flag name is not a key", yaml: required + "keep-bundles: 7\n", wantErr: `unknown field "keep-bundles"`},
-		{name: "not a mapping", yaml: "- repo\n", wantErr: "not a mapping"},
+		{name: "not a mapping", yaml: "- repo\n", wantErr: "cannot unmarshal array"},
+		{name: "key given twice", yaml: required + "keepBundles: 7\nkeepBundles: 8\n", wantErr: "keepBundles"},
 	}
 	for i, tc := range tests {
 		p := filepath.Join(dir, strings.Repeat("a", i+1)+".yaml")
