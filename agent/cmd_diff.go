@@ -10,12 +10,9 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/go-git/go-git/v5"
-	"github.com/go-git/go-git/v5/plumbing"
-	"github.com/go-git/go-git/v5/plumbing/object"
-
 	"github.com/gitgate/gitgate/agent/internal/diff"
 	"github.com/gitgate/gitgate/agent/internal/gitsrc"
+	"github.com/gitgate/gitgate/agent/internal/source"
 	"github.com/gitgate/gitgate/schemas"
 	"github.com/gitgate/gitgate/schemas/load"
 	"github.com/gitgate/gitgate/schemas/load/budget"
@@ -194,10 +191,11 @@ func loadDiffSides(ctx context.Context, ev *budget.Evaluator, o diffOptions, std
 		newCfg, err = loadDiffDir(ctx, ev, "NEW "+o.args[1], o.args[1])
 		return oldCfg, newCfg, err
 	}
-	repo, root, err := openDiffRepo(o.repo)
+	repo, err := gitsrc.OpenLocal(o.repo)
 	if err != nil {
 		return nil, nil, err
 	}
+	root := repo.Root()
 	if o.base != "" {
 		newDir := filepath.Join(root, filepath.FromSlash(o.path))
 		if len(o.args) == 1 {
@@ -236,63 +234,27 @@ func loadDiffDir(ctx context.Context, ev *budget.Evaluator, side, dir string) (*
 	return res.Config, nil
 }
 
-// openDiffRepo opens the repository at dir, or the one around the current
-// directory when dir is empty, and returns it with its worktree root.
-func openDiffRepo(dir string) (*git.Repository, string, error) {
-	opts := &git.PlainOpenOptions{DetectDotGit: dir == ""}
-	if dir == "" {
-		dir = "."
-	}
-	repo, err := git.PlainOpenWithOptions(dir, opts)
-	if err != nil {
-		return nil, "", fmt.Errorf("opening Git repository %s: %w", dir, err)
-	}
-	root := dir
-	if wt, err := repo.Worktree(); err == nil {
-		root = wt.Filesystem.Root()
-	}
-	return repo, root, nil
-}
-
 // loadDiffRev validates the config at configPath in revision rev, read from
 // the object store. A config path absent at rev is an empty config; missing
 // says so.
-func loadDiffRev(ctx context.Context, ev *budget.Evaluator, repo *git.Repository, rev, configPath string, stderr io.Writer) (cfg *schemas.Config, missing bool, err error) {
-	h, err := repo.ResolveRevision(plumbing.Revision(rev))
+func loadDiffRev(ctx context.Context, ev *budget.Evaluator, repo *gitsrc.Local, rev, configPath string, stderr io.Writer) (cfg *schemas.Config, missing bool, err error) {
+	sha, err := repo.Resolve(rev)
 	if err != nil {
-		return nil, false, fmt.Errorf("resolving revision %q: %w", rev, err)
-	}
-	commit, err := repo.CommitObject(*h)
-	if err != nil {
-		return nil, false, fmt.Errorf("reading commit %s of %q: %w", h, rev, err)
+		return nil, false, err
 	}
 	dir := strings.Trim(path.Clean("/"+configPath), "/")
-	if dir != "" {
-		tree, err := commit.Tree()
-		if err != nil {
-			return nil, false, fmt.Errorf("reading tree of %s: %w", rev, err)
-		}
-		_, err = tree.FindEntry(dir)
-		if errors.Is(err, object.ErrDirectoryNotFound) || errors.Is(err, object.ErrEntryNotFound) {
-			fmt.Fprintf(stderr, "agent diff: config path %q does not exist at %s; comparing with an empty config\n", dir, rev)
-			return &schemas.Config{}, true, nil
-		}
-		if err != nil {
-			return nil, false, fmt.Errorf("finding config path %q at %s: %w", dir, rev, err)
-		}
-	}
-	side := fmt.Sprintf("%s:%s (%s)", rev, dir, h.String()[:12])
-	files, err := gitsrc.ReadFiles(repo, *h, dir, load.DefaultLimits)
+	found, err := repo.HasDir(sha, dir)
 	if err != nil {
-		var inv *schemas.InvalidError
-		if errors.As(err, &inv) {
-			return nil, false, &sideError{side: side, err: inv}
-		}
-		return nil, false, fmt.Errorf("reading %s: %w", side, err)
+		return nil, false, err
 	}
-	res, err := ev.Files(ctx, files, load.DefaultLimits)
+	if !found {
+		fmt.Fprintf(stderr, "agent diff: config path %q does not exist at %s; comparing with an empty config\n", dir, rev)
+		return &schemas.Config{}, true, nil
+	}
+	side := fmt.Sprintf("%s:%s (%s)", rev, dir, source.Short(sha))
+	res, err := source.Validate(ctx, repo, sha, dir, ev, load.DefaultLimits)
 	if err != nil {
-		return nil, false, fmt.Errorf("validating %s: %w", side, err)
+		return nil, false, fmt.Errorf("loading %s: %w", side, err)
 	}
 	if len(res.Diagnostics) > 0 {
 		return nil, false, &sideError{side: side, err: &schemas.InvalidError{Diagnostics: res.Diagnostics}}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -10,11 +11,11 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"reflect"
 	"sort"
 	"strings"
 	"time"
 
-	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -26,11 +27,11 @@ import (
 	"github.com/gitgate/gitgate/agent/internal/diff"
 	"github.com/gitgate/gitgate/agent/internal/ghreport"
 	"github.com/gitgate/gitgate/agent/internal/gitsrc"
+	"github.com/gitgate/gitgate/agent/internal/source"
 	"github.com/gitgate/gitgate/agent/internal/statelock"
 	"github.com/gitgate/gitgate/agent/internal/syncer"
 	"github.com/gitgate/gitgate/agent/internal/webhook"
 	"github.com/gitgate/gitgate/gateway/admin/client"
-	"github.com/gitgate/gitgate/schemas"
 	"github.com/gitgate/gitgate/schemas/load"
 	"github.com/gitgate/gitgate/schemas/load/budget"
 )
@@ -39,194 +40,172 @@ import (
 const tokenEnv = "GITGATE_GIT_TOKEN"
 
 // runConfig is everything `agent run` needs. It is read from --config
-// (agent.yaml, strict) and then from flags, which win.
+// (agent.yaml, strict) and then from flags, which win; runFlags names each
+// field's flag, agent.yaml key and default.
 type runConfig struct {
 	// Repo is the config repository: https://, ssh://, git@host:path,
 	// file:// or a local path. Required.
-	Repo string `json:"repo"`
+	Repo string
 	// Branch to track. Default "main".
-	Branch string `json:"branch,omitempty"`
+	Branch string
 	// Path is the config directory in the repository. Default: the root.
-	Path string `json:"path,omitempty"`
+	Path string
 	// GatewaySocket is the gateway's admin socket. Required.
-	GatewaySocket string `json:"gatewaySocket"`
+	GatewaySocket string
 	// StateDir holds the clone, bundles, history and state. Required.
-	StateDir string `json:"stateDir"`
+	StateDir string
 	// ControlSocket is this agent's control socket. Default
 	// <stateDir>/agent.sock.
-	ControlSocket string `json:"controlSocket,omitempty"`
+	ControlSocket string
 	// WebhookAddr serves POST /webhooks/github and /metrics. Empty: off.
-	WebhookAddr string `json:"webhookAddr,omitempty"`
+	WebhookAddr string
 	// WebhookRepo ("owner/name") makes deliveries for other repositories
 	// ignored. Empty: any.
-	WebhookRepo string `json:"webhookRepo,omitempty"`
+	WebhookRepo string
 	// WebhookMaxBodyBytes caps a delivery's body; larger ones are refused
 	// (413) before their signature is checked. Default 1 MiB.
-	WebhookMaxBodyBytes int64 `json:"webhookMaxBodyBytes,omitempty"`
+	WebhookMaxBodyBytes int64
 	// PollInterval between head checks. Default 30s.
-	PollInterval string `json:"pollInterval,omitempty"`
+	PollInterval string
 	// HealInterval between checks that the gateway runs the desired digest
 	// (no Git involved). Default 5s; "0s" checks only during syncs.
-	HealInterval string `json:"healInterval,omitempty"`
+	HealInterval string
 	// WebhookSecretFile holds the webhook secret; else $GITGATE_WEBHOOK_SECRET.
-	WebhookSecretFile string `json:"webhookSecretFile,omitempty"`
+	WebhookSecretFile string
 	// GitTokenFile holds an HTTPS token; else $GITGATE_GIT_TOKEN.
-	GitTokenFile string `json:"gitTokenFile,omitempty"`
+	GitTokenFile string
 	// SSHKeyFile is a private key for SSH URLs.
-	SSHKeyFile string `json:"sshKeyFile,omitempty"`
+	SSHKeyFile string
 	// KnownHostsFile checks SSH host keys. Default: ~/.ssh/known_hosts.
-	KnownHostsFile string `json:"knownHostsFile,omitempty"`
+	KnownHostsFile string
 	// VerifySignatures rejects commits not signed by TrustedKeys.
-	VerifySignatures bool `json:"verifySignatures,omitempty"`
+	VerifySignatures bool
 	// TrustedKeys is an armored PGP public key ring file.
-	TrustedKeys string `json:"trustedKeys,omitempty"`
+	TrustedKeys string
 	// KeepBundles is how many bundles stay on disk. Default 100.
-	KeepBundles int `json:"keepBundles,omitempty"`
+	KeepBundles int
 	// LogLevel is debug, info, warn or error. Default info.
-	LogLevel string `json:"logLevel,omitempty"`
+	LogLevel string
 	// GitHubRepo ("owner/name") turns on GitHub reports (PR checks and
 	// comments, deploy statuses) when a token or an App is configured.
-	GitHubRepo string `json:"githubRepo,omitempty"`
+	GitHubRepo string
 	// GitHubTokenFile holds a GitHub token; else $GITGATE_GITHUB_TOKEN.
-	GitHubTokenFile string `json:"githubTokenFile,omitempty"`
+	GitHubTokenFile string
 	// GitHubURL is a GitHub Enterprise Server URL. Default: github.com.
-	GitHubURL string `json:"githubURL,omitempty"`
+	GitHubURL string
 	// GitHubAppID, GitHubInstallationID and GitHubAppKeyFile authenticate
 	// as a GitHub App installation (check runs need one).
-	GitHubAppID          int64  `json:"githubAppID,omitempty"`
-	GitHubInstallationID int64  `json:"githubInstallationID,omitempty"`
-	GitHubAppKeyFile     string `json:"githubAppKeyFile,omitempty"`
+	GitHubAppID          int64
+	GitHubInstallationID int64
+	GitHubAppKeyFile     string
 	// GitHubDeployStatus posts gitgate/deploy on each applied commit.
-	GitHubDeployStatus bool `json:"githubDeployStatus,omitempty"`
+	GitHubDeployStatus bool
 	// GitHubDeployments creates a GitHub Deployment and its statuses for
 	// each applied commit instead of the gitgate/deploy status.
-	GitHubDeployments bool `json:"githubDeployments,omitempty"`
+	GitHubDeployments bool
 	// GitHubEnvironment names the Deployments' environment. Default "production".
-	GitHubEnvironment string `json:"githubEnvironment,omitempty"`
+	GitHubEnvironment string
 	// EvalTimeout bounds the wall-clock time of one validation of a config
 	// with .cue files (pushed commits and pull requests). Default "20s".
-	EvalTimeout string `json:"evalTimeout,omitempty"`
+	EvalTimeout string
 	// EvalMemory bounds the memory of one validation of a config with .cue
 	// files ("512MiB", "1GiB"). Default "1GiB".
-	EvalMemory string `json:"evalMemory,omitempty"`
+	EvalMemory string
+}
+
+// runFlag is one setting of agent run: its flag, its agent.yaml key, its
+// default and help, and the runConfig field it sets. runFlags is the one
+// list both the flags and agent.yaml are read by.
+type runFlag struct {
+	// name is the flag, without "--".
+	name string
+	// key is the agent.yaml key.
+	key string
+	// def is the default, of the target's type (string, int, int64, bool).
+	def any
+	// help is the flag's usage line.
+	help string
+	// target returns a pointer to the field of c the setting fills.
+	target func(c *runConfig) any
+}
+
+// runFlags lists every setting of agent run, in --help order.
+func runFlags() []runFlag {
+	return []runFlag{
+		{"repo", "repo", "", "config repository URL or local path (required)", func(c *runConfig) any { return &c.Repo }},
+		{"branch", "branch", "main", "branch to track", func(c *runConfig) any { return &c.Branch }},
+		{"path", "path", "", "config directory inside the repository (default: the root)", func(c *runConfig) any { return &c.Path }},
+		{"gateway-socket", "gatewaySocket", "", "the gateway's admin socket (required)", func(c *runConfig) any { return &c.GatewaySocket }},
+		{"state-dir", "stateDir", "", "directory for the clone, bundles, history and state (required)", func(c *runConfig) any { return &c.StateDir }},
+		{"control-socket", "controlSocket", "", "control socket (default <state-dir>/agent.sock)", func(c *runConfig) any { return &c.ControlSocket }},
+		{"webhook-addr", "webhookAddr", "", "address for POST /webhooks/github and /metrics (default: off)", func(c *runConfig) any { return &c.WebhookAddr }},
+		{"webhook-repo", "webhookRepo", "", "owner/name whose deliveries count (default: any)", func(c *runConfig) any { return &c.WebhookRepo }},
+		{"webhook-max-body-bytes", "webhookMaxBodyBytes", int64(webhook.DefaultMaxBodyBytes), "largest webhook delivery accepted, in bytes (read before its signature is checked)", func(c *runConfig) any { return &c.WebhookMaxBodyBytes }},
+		{"poll-interval", "pollInterval", "30s", "time between head checks (jittered ±10%)", func(c *runConfig) any { return &c.PollInterval }},
+		{"heal-interval", "healInterval", "5s", "time between checks that the gateway runs the desired config (0s: only during syncs)", func(c *runConfig) any { return &c.HealInterval }},
+		{"webhook-secret-file", "webhookSecretFile", "", "file with the webhook secret (else $" + webhook.SecretEnv + ")", func(c *runConfig) any { return &c.WebhookSecretFile }},
+		{"git-token-file", "gitTokenFile", "", "file with an HTTPS token (else $" + tokenEnv + ")", func(c *runConfig) any { return &c.GitTokenFile }},
+		{"ssh-key-file", "sshKeyFile", "", "SSH private key for ssh:// and git@ URLs", func(c *runConfig) any { return &c.SSHKeyFile }},
+		{"known-hosts-file", "knownHostsFile", "", "known_hosts for SSH (default ~/.ssh/known_hosts)", func(c *runConfig) any { return &c.KnownHostsFile }},
+		{"verify-signatures", "verifySignatures", false, "apply only commits signed by --trusted-keys", func(c *runConfig) any { return &c.VerifySignatures }},
+		{"trusted-keys", "trustedKeys", "", "armored PGP public keys for --verify-signatures", func(c *runConfig) any { return &c.TrustedKeys }},
+		{"keep-bundles", "keepBundles", 100, "bundles of applied commits kept on disk", func(c *runConfig) any { return &c.KeepBundles }},
+		{"log-level", "logLevel", "info", "debug, info, warn or error", func(c *runConfig) any { return &c.LogLevel }},
+		{"github-repo", "githubRepo", "", "owner/name: report PR checks, comments and deploys to GitHub", func(c *runConfig) any { return &c.GitHubRepo }},
+		{"github-token-file", "githubTokenFile", "", "file with a GitHub token (else $" + ghreport.TokenEnv + ")", func(c *runConfig) any { return &c.GitHubTokenFile }},
+		{"github-url", "githubURL", "", "GitHub Enterprise Server URL (default github.com)", func(c *runConfig) any { return &c.GitHubURL }},
+		{"github-app-id", "githubAppID", int64(0), "GitHub App id (with --github-installation-id and --github-app-key-file)", func(c *runConfig) any { return &c.GitHubAppID }},
+		{"github-installation-id", "githubInstallationID", int64(0), "GitHub App installation id", func(c *runConfig) any { return &c.GitHubInstallationID }},
+		{"github-app-key-file", "githubAppKeyFile", "", "GitHub App private key (PEM)", func(c *runConfig) any { return &c.GitHubAppKeyFile }},
+		{"github-deploy-status", "githubDeployStatus", false, "post the gitgate/deploy status on applied commits", func(c *runConfig) any { return &c.GitHubDeployStatus }},
+		{"github-deployments", "githubDeployments", false, "create a GitHub Deployment and its statuses for applied commits (instead of --github-deploy-status)", func(c *runConfig) any { return &c.GitHubDeployments }},
+		{"github-environment", "githubEnvironment", "", "environment of --github-deployments (default \"production\")", func(c *runConfig) any { return &c.GitHubEnvironment }},
+		{"eval-timeout", "evalTimeout", budget.Default.Timeout.String(), strings.ReplaceAll(evalTimeoutUsage, "`", ""), func(c *runConfig) any { return &c.EvalTimeout }},
+		{"eval-memory", "evalMemory", budget.FormatBytes(budget.Default.Memory), strings.ReplaceAll(evalMemoryUsage, "`", ""), func(c *runConfig) any { return &c.EvalMemory }},
+	}
 }
 
 // parseRunConfig reads --config first, then lets explicitly set flags win.
 func parseRunConfig(args []string, stderr io.Writer) (runConfig, error) {
 	fs := flag.NewFlagSet("agent run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var flagCfg runConfig
 	configFile := fs.String("config", "", "agent.yaml with the same settings (flags win)")
-	fs.StringVar(&flagCfg.Repo, "repo", "", "config repository URL or local path (required)")
-	fs.StringVar(&flagCfg.Branch, "branch", "main", "branch to track")
-	fs.StringVar(&flagCfg.Path, "path", "", "config directory inside the repository (default: the root)")
-	fs.StringVar(&flagCfg.GatewaySocket, "gateway-socket", "", "the gateway's admin socket (required)")
-	fs.StringVar(&flagCfg.StateDir, "state-dir", "", "directory for the clone, bundles, history and state (required)")
-	fs.StringVar(&flagCfg.ControlSocket, "control-socket", "", "control socket (default <state-dir>/agent.sock)")
-	fs.StringVar(&flagCfg.WebhookAddr, "webhook-addr", "", "address for POST /webhooks/github and /metrics (default: off)")
-	fs.StringVar(&flagCfg.WebhookRepo, "webhook-repo", "", "owner/name whose deliveries count (default: any)")
-	fs.Int64Var(&flagCfg.WebhookMaxBodyBytes, "webhook-max-body-bytes", webhook.DefaultMaxBodyBytes, "largest webhook delivery accepted, in bytes (read before its signature is checked)")
-	fs.StringVar(&flagCfg.PollInterval, "poll-interval", "30s", "time between head checks (jittered ±10%)")
-	fs.StringVar(&flagCfg.HealInterval, "heal-interval", "5s", "time between checks that the gateway runs the desired config (0s: only during syncs)")
-	fs.StringVar(&flagCfg.WebhookSecretFile, "webhook-secret-file", "", "file with the webhook secret (else $"+webhook.SecretEnv+")")
-	fs.StringVar(&flagCfg.GitTokenFile, "git-token-file", "", "file with an HTTPS token (else $"+tokenEnv+")")
-	fs.StringVar(&flagCfg.SSHKeyFile, "ssh-key-file", "", "SSH private key for ssh:// and git@ URLs")
-	fs.StringVar(&flagCfg.KnownHostsFile, "known-hosts-file", "", "known_hosts for SSH (default ~/.ssh/known_hosts)")
-	fs.BoolVar(&flagCfg.VerifySignatures, "verify-signatures", false, "apply only commits signed by --trusted-keys")
-	fs.StringVar(&flagCfg.TrustedKeys, "trusted-keys", "", "armored PGP public keys for --verify-signatures")
-	fs.IntVar(&flagCfg.KeepBundles, "keep-bundles", 100, "bundles of applied commits kept on disk")
-	fs.StringVar(&flagCfg.LogLevel, "log-level", "info", "debug, info, warn or error")
-	fs.StringVar(&flagCfg.GitHubRepo, "github-repo", "", "owner/name: report PR checks, comments and deploys to GitHub")
-	fs.StringVar(&flagCfg.GitHubTokenFile, "github-token-file", "", "file with a GitHub token (else $"+ghreport.TokenEnv+")")
-	fs.StringVar(&flagCfg.GitHubURL, "github-url", "", "GitHub Enterprise Server URL (default github.com)")
-	fs.Int64Var(&flagCfg.GitHubAppID, "github-app-id", 0, "GitHub App id (with --github-installation-id and --github-app-key-file)")
-	fs.Int64Var(&flagCfg.GitHubInstallationID, "github-installation-id", 0, "GitHub App installation id")
-	fs.StringVar(&flagCfg.GitHubAppKeyFile, "github-app-key-file", "", "GitHub App private key (PEM)")
-	fs.BoolVar(&flagCfg.GitHubDeployStatus, "github-deploy-status", false, "post the gitgate/deploy status on applied commits")
-	fs.BoolVar(&flagCfg.GitHubDeployments, "github-deployments", false, "create a GitHub Deployment and its statuses for applied commits (instead of --github-deploy-status)")
-	fs.StringVar(&flagCfg.GitHubEnvironment, "github-environment", "", "environment of --github-deployments (default \"production\")")
-	fs.StringVar(&flagCfg.EvalTimeout, "eval-timeout", budget.Default.Timeout.String(), strings.ReplaceAll(evalTimeoutUsage, "`", ""))
-	fs.StringVar(&flagCfg.EvalMemory, "eval-memory", budget.FormatBytes(budget.Default.Memory), strings.ReplaceAll(evalMemoryUsage, "`", ""))
+	flags := runFlags()
+	var flagCfg, cfg runConfig
+	for _, f := range flags {
+		switch p := f.target(&flagCfg).(type) {
+		case *string:
+			fs.StringVar(p, f.name, f.def.(string), f.help)
+		case *int:
+			fs.IntVar(p, f.name, f.def.(int), f.help)
+		case *int64:
+			fs.Int64Var(p, f.name, f.def.(int64), f.help)
+		case *bool:
+			fs.BoolVar(p, f.name, f.def.(bool), f.help)
+		default:
+			panic(fmt.Sprintf("agent run: flag --%s has a target of unsupported type %T", f.name, p))
+		}
+		reflect.ValueOf(f.target(&cfg)).Elem().Set(reflect.ValueOf(f.def))
+	}
 	if err := fs.Parse(args); err != nil {
 		return runConfig{}, err
 	}
 	if fs.NArg() > 0 {
 		return runConfig{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	cfg := runConfig{Branch: "main", WebhookMaxBodyBytes: webhook.DefaultMaxBodyBytes, PollInterval: "30s", HealInterval: "5s", KeepBundles: 100, LogLevel: "info",
-		EvalTimeout: budget.Default.Timeout.String(), EvalMemory: budget.FormatBytes(budget.Default.Memory)}
 	if *configFile != "" {
-		data, err := os.ReadFile(*configFile)
-		if err != nil {
-			return runConfig{}, fmt.Errorf("reading --config: %w", err)
-		}
-		if err := yaml.UnmarshalStrict(data, &cfg); err != nil {
-			return runConfig{}, fmt.Errorf("%s: %w", *configFile, err)
+		if err := readAgentYAML(*configFile, flags, &cfg); err != nil {
+			return runConfig{}, err
 		}
 	}
 	// Flags given on the command line win over the file.
-	fs.Visit(func(f *flag.Flag) {
-		switch f.Name {
-		case "repo":
-			cfg.Repo = flagCfg.Repo
-		case "branch":
-			cfg.Branch = flagCfg.Branch
-		case "path":
-			cfg.Path = flagCfg.Path
-		case "gateway-socket":
-			cfg.GatewaySocket = flagCfg.GatewaySocket
-		case "state-dir":
-			cfg.StateDir = flagCfg.StateDir
-		case "control-socket":
-			cfg.ControlSocket = flagCfg.ControlSocket
-		case "webhook-addr":
-			cfg.WebhookAddr = flagCfg.WebhookAddr
-		case "webhook-repo":
-			cfg.WebhookRepo = flagCfg.WebhookRepo
-		case "webhook-max-body-bytes":
-			cfg.WebhookMaxBodyBytes = flagCfg.WebhookMaxBodyBytes
-		case "poll-interval":
-			cfg.PollInterval = flagCfg.PollInterval
-		case "heal-interval":
-			cfg.HealInterval = flagCfg.HealInterval
-		case "webhook-secret-file":
-			cfg.WebhookSecretFile = flagCfg.WebhookSecretFile
-		case "git-token-file":
-			cfg.GitTokenFile = flagCfg.GitTokenFile
-		case "ssh-key-file":
-			cfg.SSHKeyFile = flagCfg.SSHKeyFile
-		case "known-hosts-file":
-			cfg.KnownHostsFile = flagCfg.KnownHostsFile
-		case "verify-signatures":
-			cfg.VerifySignatures = flagCfg.VerifySignatures
-		case "trusted-keys":
-			cfg.TrustedKeys = flagCfg.TrustedKeys
-		case "keep-bundles":
-			cfg.KeepBundles = flagCfg.KeepBundles
-		case "log-level":
-			cfg.LogLevel = flagCfg.LogLevel
-		case "github-repo":
-			cfg.GitHubRepo = flagCfg.GitHubRepo
-		case "github-token-file":
-			cfg.GitHubTokenFile = flagCfg.GitHubTokenFile
-		case "github-url":
-			cfg.GitHubURL = flagCfg.GitHubURL
-		case "github-app-id":
-			cfg.GitHubAppID = flagCfg.GitHubAppID
-		case "github-installation-id":
-			cfg.GitHubInstallationID = flagCfg.GitHubInstallationID
-		case "github-app-key-file":
-			cfg.GitHubAppKeyFile = flagCfg.GitHubAppKeyFile
-		case "github-deploy-status":
-			cfg.GitHubDeployStatus = flagCfg.GitHubDeployStatus
-		case "github-deployments":
-			cfg.GitHubDeployments = flagCfg.GitHubDeployments
-		case "github-environment":
-			cfg.GitHubEnvironment = flagCfg.GitHubEnvironment
-		case "eval-timeout":
-			cfg.EvalTimeout = flagCfg.EvalTimeout
-		case "eval-memory":
-			cfg.EvalMemory = flagCfg.EvalMemory
+	byName := make(map[string]runFlag, len(flags))
+	for _, f := range flags {
+		byName[f.name] = f
+	}
+	fs.Visit(func(fl *flag.Flag) {
+		if f, ok := byName[fl.Name]; ok {
+			reflect.ValueOf(f.target(&cfg)).Elem().Set(reflect.ValueOf(f.target(&flagCfg)).Elem())
 		}
 	})
 	var missing []string
@@ -268,6 +247,40 @@ func parseRunConfig(args []string, stderr io.Writer) (runConfig, error) {
 		cfg.WebhookRepo = cfg.GitHubRepo
 	}
 	return cfg, nil
+}
+
+// readAgentYAML sets the fields of cfg that the agent.yaml file names,
+// strictly: a key runFlags does not list, or a value of the wrong type, is an
+// error naming the key.
+func readAgentYAML(file string, flags []runFlag, cfg *runConfig) error {
+	data, err := os.ReadFile(file)
+	if err != nil {
+		return fmt.Errorf("reading --config: %w", err)
+	}
+	// Strict: a key given twice is an error, as is anything but a mapping.
+	var doc map[string]json.RawMessage
+	if err := yaml.UnmarshalStrict(data, &doc); err != nil {
+		return fmt.Errorf("%s: %w", file, err)
+	}
+	byKey := make(map[string]runFlag, len(flags))
+	for _, f := range flags {
+		byKey[f.key] = f
+	}
+	keys := make([]string, 0, len(doc))
+	for k := range doc {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		f, ok := byKey[k]
+		if !ok {
+			return fmt.Errorf("%s: unknown field %q", file, k)
+		}
+		if err := json.Unmarshal(doc[k], f.target(cfg)); err != nil {
+			return fmt.Errorf("%s: field %q: %w", file, k, err)
+		}
+	}
+	return nil
 }
 
 // evaluator returns the Evaluator of EvalTimeout and EvalMemory (empty:
@@ -452,7 +465,7 @@ func runAgent(ctx context.Context, cfg runConfig, logger zerolog.Logger) error {
 		logger.Info().Str("addr", ln.Addr().String()).Msg("webhook listener started")
 	}
 
-	logger.Info().Str("repo", src.URL()).Str("branch", cfg.Branch).Str("path", cfg.Path).
+	logger.Info().Str("repo", src.Location()).Str("branch", cfg.Branch).Str("path", cfg.Path).
 		Str("control", cfg.ControlSocket).Dur("poll", poll).Msg("agent started")
 	err = loop.Run(ctx)
 	if hookSrv != nil {
@@ -503,35 +516,33 @@ func newGitHubReporter(cfg runConfig, src *gitsrc.Source, ev *budget.Evaluator, 
 // agent's clone (fetching refs/pull/N/head when the head is not local yet).
 func prEvaluator(src *gitsrc.Source, path string, eval *budget.Evaluator) ghreport.Evaluator {
 	return func(ctx context.Context, pr ghreport.PullRequest) (ghreport.Evaluation, error) {
-		head := plumbing.NewHash(pr.HeadSHA)
-		if pr.HeadSHA == "" || !src.HasCommit(head) {
+		head := pr.HeadSHA
+		if head == "" || !src.HasCommit(head) {
 			h, err := src.FetchRef(ctx, fmt.Sprintf("refs/pull/%d/head", pr.Number))
 			if err != nil {
 				return ghreport.Evaluation{}, err
 			}
 			head = h
 		}
-		ev := ghreport.Evaluation{HeadSHA: head.String()}
-		headCfg, diags, err := loadCommit(ctx, src, eval, head, path)
-		if err != nil || len(diags) > 0 {
-			ev.Diagnostics = diags
+		ev := ghreport.Evaluation{HeadSHA: head}
+		headRes, err := source.Validate(ctx, src, head, path, eval, load.Limits{})
+		if err != nil || len(headRes.Diagnostics) > 0 {
+			ev.Diagnostics = headRes.Diagnostics
 			return ev, err
 		}
-		base := plumbing.NewHash(pr.BaseSHA)
-		if pr.BaseSHA == "" || !src.HasCommit(base) {
+		base := pr.BaseSHA
+		if base == "" || !src.HasCommit(base) {
 			if base, _, err = src.Update(ctx); err != nil {
 				return ev, err
 			}
 		}
-		ev.BaseSHA = base.String()
-		baseCfg, baseDiags, err := loadCommit(ctx, src, eval, base, path)
+		ev.BaseSHA = base
+		baseRes, err := source.Validate(ctx, src, base, path, eval, load.Limits{})
 		if err != nil {
 			return ev, err
 		}
-		if len(baseDiags) > 0 {
-			baseCfg = nil // an invalid base: the plan shows everything as new
-		}
-		plan := diff.Compute(baseCfg, headCfg)
+		// An invalid base has no config: the plan shows everything as new.
+		plan := diff.Compute(baseRes.Config, headRes.Config)
 		sum := plan.Summary()
 		ev.PlanMarkdown = plan.Markdown
 		ev.Changed = !plan.Empty()
@@ -543,23 +554,4 @@ func prEvaluator(src *gitsrc.Source, path string, eval *budget.Evaluator) ghrepo
 		}
 		return ev, nil
 	}
-}
-
-// loadCommit reads and validates the config path at commit h, its CUE under
-// ev's budget. Problems a user must fix come back as diagnostics, not as the
-// error.
-func loadCommit(ctx context.Context, src *gitsrc.Source, ev *budget.Evaluator, h plumbing.Hash, path string) (*schemas.Config, []schemas.Diagnostic, error) {
-	files, err := src.Files(h, path, load.Limits{})
-	if err != nil {
-		var inv *schemas.InvalidError
-		if errors.As(err, &inv) {
-			return nil, inv.Diagnostics, nil
-		}
-		return nil, nil, err
-	}
-	res, err := ev.Files(ctx, files, load.Limits{})
-	if err != nil {
-		return nil, nil, fmt.Errorf("validating %s: %w", h, err)
-	}
-	return res.Config, res.Diagnostics, nil
 }

@@ -22,10 +22,10 @@ import (
 	"github.com/gitgate/gitgate/agent/internal/bundle"
 	"github.com/gitgate/gitgate/agent/internal/ghreport"
 	"github.com/gitgate/gitgate/agent/internal/gitsrc"
-	"github.com/gitgate/gitgate/agent/internal/gwfake"
 	"github.com/gitgate/gitgate/agent/internal/statelock"
 	"github.com/gitgate/gitgate/agent/internal/syncer"
 	"github.com/gitgate/gitgate/agent/internal/webhook"
+	"github.com/gitgate/gitgate/gateway/admin/admintest"
 	"github.com/gitgate/gitgate/schemas/load/budget"
 )
 
@@ -194,7 +194,7 @@ func TestAgentEndToEnd(t *testing.T) {
 	repo := t.TempDir()
 	gitCmd(t, repo, "init", "-q", "-b", "main")
 	first := commitConfig(t, repo, "first", cfgYAML("9001"))
-	gw := gwfake.New(t)
+	gw := admintest.New(t)
 	state, err := os.MkdirTemp("", "agent")
 	if err != nil {
 		t.Fatal(err)
@@ -380,7 +380,7 @@ func TestSecondAgentOnStateDirRefused(t *testing.T) {
 	repo := t.TempDir()
 	gitCmd(t, repo, "init", "-q", "-b", "main")
 	first := commitConfig(t, repo, "first", cfgYAML("9001"))
-	gw := gwfake.New(t)
+	gw := admintest.New(t)
 	state, err := os.MkdirTemp("", "agent")
 	if err != nil {
 		t.Fatal(err)

@@ -17,7 +17,7 @@
 //     and policy is unified with the other places that define it (conflicts
 //     name both) and with its closed definition (unknown fields are
 //     refused). Entries written once in YAML or JSON take a memoized fast
-//     path (fast.go) that asks CUE only about shapes and values it has not
+//     path (memocheck.go) that asks CUE only about shapes and values it has not
 //     seen in this load; whatever it refuses is evaluated in full, and only
 //     the full evaluation's diagnostics are reported;
 //  4. decoding into schemas.Config and the semantic checks of check.go

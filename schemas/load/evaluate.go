@@ -127,7 +127,7 @@ func (d *decoded) unmarshal(section string, js []byte) error {
 
 // validateEntries validates and decodes every entry. Entries written only
 // in YAML or JSON are validated in chunks by up to GOMAXPROCS workers, each
-// chunk in a context of its own, on the fast path of fast.go when they have
+// chunk in a context of its own, on the memoized path of memocheck.go when they have
 // one part and with the full evaluation otherwise or when the fast path
 // refuses them; entries with a part from a CUE file are values of ctx and
 // are validated there.

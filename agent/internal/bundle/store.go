@@ -10,7 +10,6 @@ import (
 	"io"
 	"os"
 	"path/filepath"
-	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -18,6 +17,7 @@ import (
 	"time"
 
 	"github.com/gitgate/gitgate/schemas"
+	"github.com/gitgate/gitgate/schemas/atomicfile"
 )
 
 // Result is the outcome of one sync attempt.
@@ -152,8 +152,6 @@ type Options struct {
 // ErrNotFound is returned by Bundle when no bundle of that commit is stored.
 var ErrNotFound = errors.New("no stored bundle")
 
-var shaRE = regexp.MustCompile(`^[0-9a-f]{40}$`)
-
 // Store is the agent's state directory. It is safe for concurrent use.
 type Store struct {
 	dir  string
@@ -253,7 +251,7 @@ func (s *Store) Update(fn func(*State)) (State, error) {
 	if err != nil {
 		return s.state, fmt.Errorf("encoding state: %w", err)
 	}
-	if err := writeFileAtomic(s.statePath(), append(b, '\n')); err != nil {
+	if err := atomicfile.Write(s.statePath(), append(b, '\n'), 0o600); err != nil {
 		return cloneState(s.state), fmt.Errorf("writing state: %w", err)
 	}
 	s.state = next
@@ -273,8 +271,10 @@ func cloneState(st State) State {
 // SaveBundle writes b as bundles/<version>.json atomically and prunes the
 // oldest bundles beyond KeepBundles.
 func (s *Store) SaveBundle(b *schemas.Bundle) error {
-	if !shaRE.MatchString(b.Version) {
-		return fmt.Errorf("saving bundle: version %q is not a commit SHA", b.Version)
+	// The version names the bundle's file: schemas.CheckVersion keeps it a
+	// plain file name.
+	if err := schemas.CheckVersion(b.Version); err != nil {
+		return fmt.Errorf("saving bundle: %w", err)
 	}
 	data, err := json.Marshal(b)
 	if err != nil {
@@ -282,7 +282,7 @@ func (s *Store) SaveBundle(b *schemas.Bundle) error {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if err := writeFileAtomic(s.bundlePath(b.Version), data); err != nil {
+	if err := atomicfile.Write(s.bundlePath(b.Version), data, 0o600); err != nil {
 		return fmt.Errorf("saving bundle %s: %w", b.Version, err)
 	}
 	return s.prune()
@@ -323,10 +323,11 @@ func (s *Store) prune() error {
 	return nil
 }
 
-// Bundle returns the stored bundle of commit sha, verified. A missing
-// bundle wraps ErrNotFound; a corrupt one is an error naming the file.
+// Bundle returns the stored bundle of version sha (a source's revision),
+// verified. A missing bundle, or a version that cannot name one, wraps
+// ErrNotFound; a corrupt one is an error naming the file.
 func (s *Store) Bundle(sha string) (*schemas.Bundle, error) {
-	if !shaRE.MatchString(sha) {
+	if schemas.CheckVersion(sha) != nil {
 		return nil, fmt.Errorf("reading bundle %q: %w", sha, ErrNotFound)
 	}
 	s.mu.Lock()
@@ -497,7 +498,7 @@ func (s *Store) compact() error {
 		}
 		buf.Write(line)
 	}
-	if err := writeFileAtomic(s.historyPath(), buf.Bytes()); err != nil {
+	if err := atomicfile.Write(s.historyPath(), buf.Bytes(), 0o600); err != nil {
 		return fmt.Errorf("compacting history: %w", err)
 	}
 	f, err := os.OpenFile(s.historyPath(), os.O_RDWR|os.O_APPEND, 0o600)

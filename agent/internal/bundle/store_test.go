@@ -300,3 +300,55 @@ func TestHealEntryNamesWhatTheGatewayRan(t *testing.T) {
 		})
 	}
 }
+
+// TestBundleVersions: a version is a source's opaque revision, kept as a file
+// name only when it is a plain one.
+func TestBundleVersions(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	s := openStore(t, dir, Options{})
+	cfg := schemas.Config{Upstreams: map[string]schemas.Upstream{"u": {Targets: []string{"http://127.0.0.1:1000"}}}}
+	tests := []struct {
+		name    string
+		version string
+		ok      bool
+	}{
+		{"git sha", sha(1), true},
+		{"etcd revision", "1234", true},
+		{"object digest", "sha256-0a1b2c.v2", true},
+		{"dot dot", "..", false},
+		{"hidden", ".state", false},
+		{"traversal", "../state", false},
+		{"nested", "a/b", false},
+		{"empty", "", false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			b, err := schemas.NewBundle(tc.version, schemas.Source{Commit: tc.version}, cfg, time.Unix(1700000000, 0))
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = s.SaveBundle(b)
+			if (err == nil) != tc.ok {
+				t.Fatalf("SaveBundle(%q) = %v, want ok %v", tc.version, err, tc.ok)
+			}
+			got, err := s.Bundle(tc.version)
+			if !tc.ok {
+				if !errors.Is(err, ErrNotFound) {
+					t.Fatalf("Bundle(%q) err = %v, want ErrNotFound", tc.version, err)
+				}
+				return
+			}
+			if err != nil || got.Version != tc.version {
+				t.Fatalf("Bundle(%q) = %v, %v", tc.version, got, err)
+			}
+		})
+	}
+	ents, _ := os.ReadDir(dir)
+	for _, e := range ents {
+		if e.Name() != "bundles" && e.Name() != "history.jsonl" {
+			t.Errorf("unexpected entry %q in the state directory", e.Name())
+		}
+	}
+}

@@ -15,7 +15,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/gitgate/gitgate/agent/internal/bundle"
-	"github.com/gitgate/gitgate/agent/internal/gitsrc"
+	"github.com/gitgate/gitgate/agent/internal/source"
 	"github.com/gitgate/gitgate/agent/internal/syncer"
 	"github.com/gitgate/gitgate/schemas"
 )
@@ -185,8 +185,8 @@ func TestErrorsCarryStatusAndDiagnostics(t *testing.T) {
 		wantCode  int
 		wantDiags int
 	}{
-		{"unknown revision", fmt.Errorf("resolving: %w", gitsrc.ErrUnknownRevision), 404, 0},
-		{"ambiguous revision", fmt.Errorf("resolving: %w", gitsrc.ErrAmbiguousRevision), 409, 0},
+		{"unknown revision", fmt.Errorf("resolving: %w", source.ErrUnknownRevision), 404, 0},
+		{"ambiguous revision", fmt.Errorf("resolving: %w", source.ErrAmbiguousRevision), 409, 0},
 		{"invalid commit", fmt.Errorf("rolling back: %w", &schemas.InvalidError{Diagnostics: []schemas.Diagnostic{{File: "a.yaml", Line: 3, Message: "bad"}}}), 422, 1},
 		{"no previous", syncer.ErrNoPrevious, 409, 0},
 		{"other", errors.New("disk full"), 500, 0},

@@ -15,7 +15,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/gitgate/gitgate/agent/internal/bundle"
-	"github.com/gitgate/gitgate/agent/internal/gitsrc"
+	"github.com/gitgate/gitgate/agent/internal/source"
 	"github.com/gitgate/gitgate/agent/internal/syncer"
 	"github.com/gitgate/gitgate/gateway/admin/client"
 	"github.com/gitgate/gitgate/schemas"
@@ -145,11 +145,11 @@ func (h *handler) writeErr(w http.ResponseWriter, op string, err error) {
 		code, body.Diagnostics = http.StatusUnprocessableEntity, inv.Diagnostics
 	case errors.As(err, &rej):
 		code, body.Diagnostics = http.StatusUnprocessableEntity, rej.Diagnostics
-	case errors.Is(err, gitsrc.ErrUnknownRevision):
+	case errors.Is(err, source.ErrUnknownRevision):
 		code = http.StatusNotFound
-	case errors.Is(err, gitsrc.ErrAmbiguousRevision), errors.Is(err, syncer.ErrNotPinned), errors.Is(err, syncer.ErrNoPrevious):
+	case errors.Is(err, source.ErrAmbiguousRevision), errors.Is(err, syncer.ErrNotPinned), errors.Is(err, syncer.ErrNoPrevious):
 		code = http.StatusConflict
-	case errors.Is(err, gitsrc.ErrUnsigned), errors.Is(err, gitsrc.ErrUntrusted):
+	case errors.Is(err, source.ErrUnsigned), errors.Is(err, source.ErrUntrusted):
 		code = http.StatusUnprocessableEntity
 	case errors.As(err, &te):
 		code = http.StatusBadGateway

@@ -46,14 +46,14 @@ func TestDetachedHeadRemote(t *testing.T) {
 				want := tc.detach(t, work, first, second)
 				s := openSource(t, scheme.prefix+work, nil)
 				head, err := s.Head(context.Background())
-				if err != nil || head.String() != want {
+				if err != nil || head != want {
 					t.Fatalf("Head: %s, %v; want %s", head, err, want)
 				}
 				head, fetched, err := s.Update(context.Background())
-				if err != nil || head.String() != want || !fetched {
+				if err != nil || head != want || !fetched {
 					t.Fatalf("Update: %s fetched %v, %v; want %s fetched", head, fetched, err, want)
 				}
-				if files, err := s.Files(head, "cfg", load.Limits{}); err != nil || len(files) != 1 {
+				if files, err := s.Files(context.Background(), head, "cfg", load.Limits{}); err != nil || len(files) != 1 {
 					t.Fatalf("Files after the fetch: %v, %v", files, err)
 				}
 			})

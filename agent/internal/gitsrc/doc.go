@@ -1,9 +1,11 @@
-// Package gitsrc owns the agent's view of the config repository: a go-git
-// clone with filesystem storage in the state directory, a cheap remote head
-// check, fetches of the tracked branch only when its head moved, reading the
-// config path at a commit straight from the object store (no worktree),
-// commit metadata, SHA-prefix resolution for rollback and optional PGP
-// signature verification.
+// Package gitsrc is the Git implementation of source.Source, the agent's
+// view of the config repository: a go-git clone with filesystem storage in
+// the state directory, a cheap remote head check, fetches of the tracked
+// branch only when its head moved, reading the config path at a commit
+// straight from the object store (no worktree), commit metadata, SHA-prefix
+// resolution for rollback and optional PGP signature verification. Revisions leave the package as full commit SHAs
+// (strings): go-git types stop here. Local reads a repository in place for
+// `agent diff`.
 //
 // History is fetched in full, not shallow: rollback must reach any earlier
 // commit of the branch, and a config repository is small. Every access to

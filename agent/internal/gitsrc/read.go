@@ -17,7 +17,7 @@ import (
 	"github.com/gitgate/gitgate/schemas/load"
 )
 
-// maxTreeDepth bounds how deep ReadFiles descends below the config path.
+// maxTreeDepth bounds how deep readFiles descends below the config path.
 const maxTreeDepth = 32
 
 // configExt reports whether name is a config file the loader reads.
@@ -29,7 +29,7 @@ func configExt(name string) bool {
 	return false
 }
 
-// ReadFiles returns the config files (*.yaml, *.yml, *.json, *.cue) found
+// readFiles returns the config files (*.yaml, *.yml, *.json, *.cue) found
 // under dir in the tree of commit, read from repo's object store without a
 // worktree. dir is slash-separated and relative to the repository root; ""
 // or "." is the root. Paths in the result are relative to dir, sorted.
@@ -42,8 +42,8 @@ func configExt(name string) bool {
 // lim.MaxTotalBytes. Zero limits take load.DefaultLimits. Other errors
 // (a missing object, a corrupt store) are wrapped and returned as they are.
 //
-// ReadFiles does not lock repo; the caller serializes access to it.
-func ReadFiles(repo *git.Repository, commit plumbing.Hash, dir string, lim load.Limits) ([]load.File, error) {
+// readFiles does not lock repo; the caller serializes access to it.
+func readFiles(repo *git.Repository, commit plumbing.Hash, dir string, lim load.Limits) ([]load.File, error) {
 	if lim.MaxFileBytes <= 0 {
 		lim.MaxFileBytes = load.DefaultLimits.MaxFileBytes
 	}

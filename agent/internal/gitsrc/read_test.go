@@ -107,7 +107,7 @@ func TestReadFiles(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			files, err := ReadFiles(repo, plumbing.NewHash(sha), tc.path, tc.lim)
+			files, err := readFiles(repo, plumbing.NewHash(sha), tc.path, tc.lim)
 			if tc.wantDiag != "" {
 				var inv *schemas.InvalidError
 				if !errors.As(err, &inv) {
@@ -171,7 +171,7 @@ func TestReadFilesUnknownCommit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = ReadFiles(repo, plumbing.NewHash("2222222222222222222222222222222222222222"), "", load.Limits{})
+	_, err = readFiles(repo, plumbing.NewHash("2222222222222222222222222222222222222222"), "", load.Limits{})
 	var inv *schemas.InvalidError
 	if err == nil || errors.As(err, &inv) {
 		t.Fatalf("err = %v, want a plain (non-user) error", err)

@@ -23,21 +23,20 @@ import (
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
 	gitssh "github.com/go-git/go-git/v5/plumbing/transport/ssh"
 
+	"github.com/gitgate/gitgate/agent/internal/source"
 	"github.com/gitgate/gitgate/schemas/load"
 )
 
 // remoteName is the only remote of the agent's clone.
 const remoteName = "origin"
 
-// Errors a caller tells apart. ErrUnknownRevision, ErrAmbiguousRevision,
-// ErrUnsigned and ErrUntrusted need a user's fix and are not retried.
-var (
-	ErrBranchNotFound    = errors.New("branch not found on the remote")
-	ErrUnknownRevision   = errors.New("no commit matches")
-	ErrAmbiguousRevision = errors.New("more than one commit matches")
-	ErrUnsigned          = errors.New("commit is not signed")
-	ErrUntrusted         = errors.New("commit signature is not from a trusted key")
-)
+// ErrBranchNotFound is returned by a head check when the remote has no such
+// branch. The errors a user must fix (an unknown or ambiguous revision, an
+// unsigned or untrusted commit) wrap the sentinels of package source.
+var ErrBranchNotFound = errors.New("branch not found on the remote")
+
+// Source implements source.Source.
+var _ source.Source = (*Source)(nil)
 
 // Options configure a Source. URL and Branch are required; StorageDir is
 // where the clone lives (the agent uses <state-dir>/git).
@@ -58,20 +57,11 @@ type Options struct {
 	// KnownHostsFile checks the SSH host key. Empty: the default known_hosts
 	// files ($SSH_KNOWN_HOSTS or ~/.ssh/known_hosts).
 	KnownHostsFile string
-	// TrustedKeys is an armored PGP key ring. When non-empty, VerifyCommit
+	// TrustedKeys is an armored PGP key ring. When non-empty, Verify
 	// accepts only commits signed by one of its keys.
 	TrustedKeys string
 	// Timeout bounds one head check or fetch. Default 60s.
 	Timeout time.Duration
-}
-
-// CommitInfo is the metadata of one commit the bundle's Source records.
-type CommitInfo struct {
-	Hash    plumbing.Hash
-	Author  string
-	Email   string
-	Time    time.Time
-	Subject string
 }
 
 // Source is the agent's clone of the config repository. All methods are safe
@@ -178,18 +168,25 @@ func authFor(opts Options) (transport.AuthMethod, error) {
 	}
 }
 
-// URL returns the repository address with credentials redacted.
-func (s *Source) URL() string { return Redact(s.opts.URL) }
+// Location returns the repository address with credentials redacted.
+func (s *Source) Location() string { return Redact(s.opts.URL) }
 
-// Branch returns the tracked branch name.
-func (s *Source) Branch() string { return s.opts.Branch }
+// Tracking returns the tracked branch name.
+func (s *Source) Tracking() string { return s.opts.Branch }
+
+// Ref returns the tracked branch's full ref name, "refs/heads/<branch>".
+func (s *Source) Ref() string { return plumbing.NewBranchReferenceName(s.opts.Branch).String() }
 
 // Head asks the remote for the tracked branch's tip without fetching
-// (ls-remote). It is the cheap check each poll makes.
-func (s *Source) Head(ctx context.Context) (plumbing.Hash, error) {
+// (ls-remote).
+func (s *Source) Head(ctx context.Context) (string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.head(ctx)
+	h, err := s.head(ctx)
+	if err != nil {
+		return "", err
+	}
+	return h.String(), nil
 }
 
 func (s *Source) head(ctx context.Context) (plumbing.Hash, error) {
@@ -201,7 +198,7 @@ func (s *Source) head(ctx context.Context) (plumbing.Hash, error) {
 	}
 	refs, err := rem.ListContext(ctx, &git.ListOptions{Auth: s.auth})
 	if err != nil {
-		return plumbing.ZeroHash, s.red.wrap(fmt.Errorf("listing refs of %s: %w", s.URL(), err))
+		return plumbing.ZeroHash, s.red.wrap(fmt.Errorf("listing refs of %s: %w", s.Location(), err))
 	}
 	want := plumbing.NewBranchReferenceName(s.opts.Branch)
 	for _, r := range refs {
@@ -209,34 +206,34 @@ func (s *Source) head(ctx context.Context) (plumbing.Hash, error) {
 			return r.Hash(), nil
 		}
 	}
-	return plumbing.ZeroHash, fmt.Errorf("listing refs of %s: %w: %q", s.URL(), ErrBranchNotFound, s.opts.Branch)
+	return plumbing.ZeroHash, fmt.Errorf("listing refs of %s: %w: %q", s.Location(), ErrBranchNotFound, s.opts.Branch)
 }
 
 // Update checks the remote head and fetches the tracked branch when the
 // head's commit is not in the local store yet. It returns the head and
 // whether a fetch ran. A force-push to a known older commit moves the local
 // ref without fetching.
-func (s *Source) Update(ctx context.Context) (head plumbing.Hash, fetched bool, err error) {
+func (s *Source) Update(ctx context.Context) (head string, fetched bool, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	head, err = s.head(ctx)
+	h, err := s.head(ctx)
 	if err != nil {
-		return plumbing.ZeroHash, false, err
+		return "", false, err
 	}
-	if _, err := s.repo.CommitObject(head); err == nil {
-		if err := s.repo.Storer.SetReference(plumbing.NewHashReference(s.local, head)); err != nil {
-			return head, false, fmt.Errorf("updating %s: %w", s.local, err)
+	if _, err := s.repo.CommitObject(h); err == nil {
+		if err := s.repo.Storer.SetReference(plumbing.NewHashReference(s.local, h)); err != nil {
+			return h.String(), false, fmt.Errorf("updating %s: %w", s.local, err)
 		}
-		return head, false, nil
+		return h.String(), false, nil
 	}
 	if err := s.fetch(ctx); err != nil {
-		return plumbing.ZeroHash, true, err
+		return "", true, err
 	}
 	ref, err := s.repo.Reference(s.local, true)
 	if err != nil {
-		return plumbing.ZeroHash, true, fmt.Errorf("reading %s after fetch: %w", s.local, err)
+		return "", true, fmt.Errorf("reading %s after fetch: %w", s.local, err)
 	}
-	return ref.Hash(), true, nil
+	return ref.Hash().String(), true, nil
 }
 
 func (s *Source) fetch(ctx context.Context) error {
@@ -250,51 +247,80 @@ func (s *Source) fetch(ctx context.Context) error {
 		Force:      true,
 	})
 	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
-		return s.red.wrap(fmt.Errorf("fetching %s from %s: %w", s.opts.Branch, s.URL(), err))
+		return s.red.wrap(fmt.Errorf("fetching %s from %s: %w", s.opts.Branch, s.Location(), err))
 	}
 	return nil
 }
 
-// Files reads the config files under dir at commit; see ReadFiles.
-func (s *Source) Files(commit plumbing.Hash, dir string, lim load.Limits) ([]load.File, error) {
+// Files reads the config files under dir at commit rev (a full SHA); see
+// readFiles.
+func (s *Source) Files(_ context.Context, rev, dir string, lim load.Limits) ([]load.File, error) {
+	h, err := hashOf(rev)
+	if err != nil {
+		return nil, err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return ReadFiles(s.repo, commit, dir, lim)
+	return readFiles(s.repo, h, dir, lim)
 }
 
-// Commit returns the metadata of a commit in the local store.
-func (s *Source) Commit(h plumbing.Hash) (CommitInfo, error) {
+// Info returns the metadata of commit rev (a full SHA) in the local store.
+func (s *Source) Info(_ context.Context, rev string) (source.Info, error) {
+	h, err := hashOf(rev)
+	if err != nil {
+		return source.Info{}, err
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	c, err := s.repo.CommitObject(h)
 	if err != nil {
-		return CommitInfo{}, fmt.Errorf("reading commit %s: %w", h, err)
+		return source.Info{}, fmt.Errorf("reading commit %s: %w", h, err)
 	}
 	return infoOf(c), nil
 }
 
-func infoOf(c *object.Commit) CommitInfo {
+func infoOf(c *object.Commit) source.Info {
 	subject, _, _ := strings.Cut(strings.TrimSpace(c.Message), "\n")
-	return CommitInfo{Hash: c.Hash, Author: c.Author.Name, Email: c.Author.Email, Time: c.Author.When.UTC(), Subject: strings.TrimSpace(subject)}
+	return source.Info{Revision: c.Hash.String(), Author: c.Author.Name, Email: c.Author.Email, Time: c.Author.When.UTC(), Subject: strings.TrimSpace(subject)}
+}
+
+// hashOf parses a full commit SHA, the only revision form this package
+// returns; anything else wraps source.ErrUnknownRevision.
+func hashOf(rev string) (plumbing.Hash, error) {
+	if len(rev) != 40 {
+		return plumbing.ZeroHash, fmt.Errorf("reading revision %q: not a full commit SHA: %w", rev, source.ErrUnknownRevision)
+	}
+	if _, err := hex.DecodeString(rev); err != nil {
+		return plumbing.ZeroHash, fmt.Errorf("reading revision %q: not hex: %w", rev, source.ErrUnknownRevision)
+	}
+	return plumbing.NewHash(rev), nil
 }
 
 // Resolve turns a full SHA or a unique hex prefix (at least 4 digits) into
-// the hash of a commit in the local store. Unknown prefixes wrap
-// ErrUnknownRevision, ambiguous ones ErrAmbiguousRevision.
-func (s *Source) Resolve(prefix string) (plumbing.Hash, error) {
+// the full SHA of a commit in the local store. Unknown prefixes wrap
+// source.ErrUnknownRevision, ambiguous ones source.ErrAmbiguousRevision.
+func (s *Source) Resolve(_ context.Context, prefix string) (string, error) {
+	h, err := s.resolve(prefix)
+	if err != nil {
+		return "", err
+	}
+	return h.String(), nil
+}
+
+func (s *Source) resolve(prefix string) (plumbing.Hash, error) {
 	p := strings.ToLower(strings.TrimSpace(prefix))
 	if len(p) < 4 || len(p) > 40 {
-		return plumbing.ZeroHash, fmt.Errorf("resolving %q: a revision is 4 to 40 hex digits: %w", prefix, ErrUnknownRevision)
+		return plumbing.ZeroHash, fmt.Errorf("resolving %q: a revision is 4 to 40 hex digits: %w", prefix, source.ErrUnknownRevision)
 	}
 	if _, err := hex.DecodeString(p + strings.Repeat("0", len(p)%2)); err != nil {
-		return plumbing.ZeroHash, fmt.Errorf("resolving %q: not hex: %w", prefix, ErrUnknownRevision)
+		return plumbing.ZeroHash, fmt.Errorf("resolving %q: not hex: %w", prefix, source.ErrUnknownRevision)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if len(p) == 40 {
 		h := plumbing.NewHash(p)
 		if _, err := s.repo.CommitObject(h); err != nil {
-			return plumbing.ZeroHash, fmt.Errorf("resolving %s: %w", p, ErrUnknownRevision)
+			return plumbing.ZeroHash, fmt.Errorf("resolving %s: %w", p, source.ErrUnknownRevision)
 		}
 		return h, nil
 	}
@@ -318,23 +344,28 @@ func (s *Source) Resolve(prefix string) (plumbing.Hash, error) {
 	}
 	switch len(found) {
 	case 0:
-		return plumbing.ZeroHash, fmt.Errorf("resolving %s: %w", p, ErrUnknownRevision)
+		return plumbing.ZeroHash, fmt.Errorf("resolving %s: %w", p, source.ErrUnknownRevision)
 	case 1:
 		return found[0], nil
 	default:
-		return plumbing.ZeroHash, fmt.Errorf("resolving %s: %w; give more digits", p, ErrAmbiguousRevision)
+		return plumbing.ZeroHash, fmt.Errorf("resolving %s: %w; give more digits", p, source.ErrAmbiguousRevision)
 	}
 }
 
-// Verifying reports whether VerifyCommit checks signatures.
+// Verifying reports whether Verify checks signatures.
 func (s *Source) Verifying() bool { return s.opts.TrustedKeys != "" }
 
-// VerifyCommit checks the PGP signature of commit h against the trusted
-// keys. Without trusted keys it accepts every commit. An unsigned commit
-// wraps ErrUnsigned, a bad or unknown signature ErrUntrusted.
-func (s *Source) VerifyCommit(h plumbing.Hash) error {
+// Verify checks the PGP signature of commit rev (a full SHA) against the
+// trusted keys. Without trusted keys it accepts every commit. An unsigned
+// commit wraps source.ErrUnsigned, a bad or unknown signature
+// source.ErrUntrusted.
+func (s *Source) Verify(_ context.Context, rev string) error {
 	if s.opts.TrustedKeys == "" {
 		return nil
+	}
+	h, err := hashOf(rev)
+	if err != nil {
+		return err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -347,13 +378,13 @@ func (s *Source) VerifyCommit(h plumbing.Hash) error {
 
 func verify(c *object.Commit, keyring string) error {
 	if strings.TrimSpace(c.PGPSignature) == "" {
-		return fmt.Errorf("verifying commit %s: %w", short(c.Hash), ErrUnsigned)
+		return fmt.Errorf("verifying commit %s: %w", short(c.Hash), source.ErrUnsigned)
 	}
 	if _, err := c.Verify(keyring); err != nil {
 		if errors.Is(err, io.EOF) {
-			return fmt.Errorf("verifying commit %s: %w", short(c.Hash), ErrUnsigned)
+			return fmt.Errorf("verifying commit %s: %w", short(c.Hash), source.ErrUnsigned)
 		}
-		return fmt.Errorf("verifying commit %s: %w: %v", short(c.Hash), ErrUntrusted, err)
+		return fmt.Errorf("verifying commit %s: %w: %v", short(c.Hash), source.ErrUntrusted, err)
 	}
 	return nil
 }
@@ -362,12 +393,12 @@ func verify(c *object.Commit, keyring string) error {
 func (s *Source) StorageDir() string { return filepath.Clean(s.opts.StorageDir) }
 
 // FetchRef fetches one remote ref, such as "refs/pull/42/head", into the
-// local refs/gitgate/fetched/ namespace and returns its commit. The PR
-// integration uses it to validate a pull request's head.
-func (s *Source) FetchRef(ctx context.Context, ref string) (plumbing.Hash, error) {
+// local refs/gitgate/fetched/ namespace and returns its commit's SHA. The
+// PR integration uses it to validate a pull request's head.
+func (s *Source) FetchRef(ctx context.Context, ref string) (string, error) {
 	name := plumbing.ReferenceName(ref)
 	if !strings.HasPrefix(ref, "refs/") || strings.Contains(ref, "..") || strings.ContainsAny(ref, " :*?[\\^~") {
-		return plumbing.ZeroHash, fmt.Errorf("fetching %q: not a plain ref name", ref)
+		return "", fmt.Errorf("fetching %q: not a plain ref name", ref)
 	}
 	local := plumbing.ReferenceName("refs/gitgate/fetched/" + strings.TrimPrefix(ref, "refs/"))
 	spec := config.RefSpec(fmt.Sprintf("+%s:%s", name, local))
@@ -377,19 +408,23 @@ func (s *Source) FetchRef(ctx context.Context, ref string) (plumbing.Hash, error
 	defer cancel()
 	err := s.repo.FetchContext(ctx, &git.FetchOptions{RemoteName: remoteName, RefSpecs: []config.RefSpec{spec}, Auth: s.auth, Tags: git.NoTags, Force: true})
 	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
-		return plumbing.ZeroHash, s.red.wrap(fmt.Errorf("fetching %s from %s: %w", ref, s.URL(), err))
+		return "", s.red.wrap(fmt.Errorf("fetching %s from %s: %w", ref, s.Location(), err))
 	}
 	r, err := s.repo.Reference(local, true)
 	if err != nil {
-		return plumbing.ZeroHash, fmt.Errorf("reading fetched %s: %w", ref, err)
+		return "", fmt.Errorf("reading fetched %s: %w", ref, err)
 	}
-	return r.Hash(), nil
+	return r.Hash().String(), nil
 }
 
-// HasCommit reports whether commit h is in the local store.
-func (s *Source) HasCommit(h plumbing.Hash) bool {
+// HasCommit reports whether commit rev (a full SHA) is in the local store.
+func (s *Source) HasCommit(rev string) bool {
+	h, err := hashOf(rev)
+	if err != nil {
+		return false
+	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	_, err := s.repo.CommitObject(h)
+	_, err = s.repo.CommitObject(h)
 	return err == nil
 }

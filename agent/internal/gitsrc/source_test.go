@@ -14,9 +14,9 @@ import (
 	"github.com/ProtonMail/go-crypto/openpgp"
 	"github.com/ProtonMail/go-crypto/openpgp/armor"
 	"github.com/go-git/go-git/v5"
-	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/go-git/go-git/v5/plumbing/object"
 
+	"github.com/gitgate/gitgate/agent/internal/source"
 	"github.com/gitgate/gitgate/schemas/load"
 )
 
@@ -64,15 +64,15 @@ func TestUpdateFetchesOnlyWhenHeadMoves(t *testing.T) {
 				if err != nil {
 					t.Fatalf("%s: Update: %v", st.name, err)
 				}
-				if head.String() != want || fetched != st.wantFetched {
+				if head != want || fetched != st.wantFetched {
 					t.Fatalf("%s: head %s fetched %v, want %s %v", st.name, head, fetched, want, st.wantFetched)
 				}
-				files, err := s.Files(head, "cfg", load.Limits{})
+				files, err := s.Files(context.Background(), head, "cfg", load.Limits{})
 				if err != nil || len(files) != 1 {
 					t.Fatalf("%s: Files: %v %v", st.name, files, err)
 				}
 			}
-			info, err := s.Commit(plumbing.NewHash(first))
+			info, err := s.Info(context.Background(), first)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -97,7 +97,7 @@ func TestStorageSurvivesReopen(t *testing.T) {
 	if err != nil || fetched {
 		t.Fatalf("second Update fetched=%v err=%v, want no fetch", fetched, err)
 	}
-	if _, err := s2.Commit(plumbing.NewHash(sha)); err != nil {
+	if _, err := s2.Info(context.Background(), sha); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -218,23 +218,23 @@ func TestResolve(t *testing.T) {
 		{name: "full sha", in: shas[3], want: shas[3]},
 		{name: "unique prefix", in: shas[10][:12], want: shas[10]},
 		{name: "upper case prefix", in: strings.ToUpper(shas[10][:12]), want: shas[10]},
-		{name: "ambiguous prefix", in: ambiguous, wantErr: ErrAmbiguousRevision},
-		{name: "unknown prefix", in: "0000000000", wantErr: ErrUnknownRevision},
-		{name: "unknown full sha", in: strings.Repeat("e", 40), wantErr: ErrUnknownRevision},
-		{name: "too short", in: "abc", wantErr: ErrUnknownRevision},
-		{name: "not hex", in: "zzzzzz", wantErr: ErrUnknownRevision},
+		{name: "ambiguous prefix", in: ambiguous, wantErr: source.ErrAmbiguousRevision},
+		{name: "unknown prefix", in: "0000000000", wantErr: source.ErrUnknownRevision},
+		{name: "unknown full sha", in: strings.Repeat("e", 40), wantErr: source.ErrUnknownRevision},
+		{name: "too short", in: "abc", wantErr: source.ErrUnknownRevision},
+		{name: "not hex", in: "zzzzzz", wantErr: source.ErrUnknownRevision},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			h, err := src.Resolve(tc.in)
+			h, err := src.Resolve(context.Background(), tc.in)
 			if tc.wantErr != nil {
 				if !errors.Is(err, tc.wantErr) {
 					t.Fatalf("Resolve(%q) err = %v, want %v", tc.in, err, tc.wantErr)
 				}
 				return
 			}
-			if err != nil || h.String() != tc.want {
+			if err != nil || h != tc.want {
 				t.Fatalf("Resolve(%q) = %s, %v; want %s", tc.in, h, err, tc.want)
 			}
 		})
@@ -243,7 +243,7 @@ func TestResolve(t *testing.T) {
 
 func itoa(i int) string { return strconv.Itoa(i) }
 
-func TestVerifyCommit(t *testing.T) {
+func TestVerify(t *testing.T) {
 	t.Parallel()
 	trusted := newEntity(t, "trusted")
 	stranger := newEntity(t, "stranger")
@@ -262,15 +262,15 @@ func TestVerifyCommit(t *testing.T) {
 		wantErr error
 	}{
 		{"signed by a trusted key", byTrusted, nil},
-		{"unsigned", unsigned, ErrUnsigned},
-		{"signed by an untrusted key", byStranger, ErrUntrusted},
+		{"unsigned", unsigned, source.ErrUnsigned},
+		{"signed by an untrusted key", byStranger, source.ErrUntrusted},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			err := src.VerifyCommit(plumbing.NewHash(tc.sha))
+			err := src.Verify(context.Background(), tc.sha)
 			if tc.wantErr == nil && err != nil || tc.wantErr != nil && !errors.Is(err, tc.wantErr) {
-				t.Fatalf("VerifyCommit = %v, want %v", err, tc.wantErr)
+				t.Fatalf("Verify = %v, want %v", err, tc.wantErr)
 			}
 		})
 	}
@@ -338,7 +338,7 @@ func TestFetchRef(t *testing.T) {
 	if _, _, err := src.Update(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	if src.HasCommit(plumbing.NewHash(pr)) {
+	if src.HasCommit(pr) {
 		t.Fatal("the PR head is local before FetchRef")
 	}
 	tests := []struct {
@@ -359,7 +359,7 @@ func TestFetchRef(t *testing.T) {
 			}
 			continue
 		}
-		if err != nil || h.String() != tc.want || !src.HasCommit(h) {
+		if err != nil || h != tc.want || !src.HasCommit(h) {
 			t.Fatalf("%s: FetchRef = %s, %v; want %s", tc.name, h, err, tc.want)
 		}
 	}

@@ -90,7 +90,7 @@ func TestSSHKnownHosts(t *testing.T) {
 				}
 				return
 			}
-			if err != nil || head.String() != sha || !fetched {
+			if err != nil || head != sha || !fetched {
 				t.Fatalf("Update: %s fetched %v, %v; want %s fetched", head, fetched, err, sha)
 			}
 		})

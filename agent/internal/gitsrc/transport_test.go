@@ -72,7 +72,7 @@ func TestHTTPSTokenAuth(t *testing.T) {
 				}
 				return
 			}
-			if err != nil || head.String() != sha || !fetched {
+			if err != nil || head != sha || !fetched {
 				t.Fatalf("Update = %s %v %v, want %s fetched", head, fetched, err, sha)
 			}
 		})

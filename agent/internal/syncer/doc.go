@@ -1,5 +1,7 @@
 // Package syncer owns the agent's reconcile loop (Loop): it turns the
 // tracked branch's tip into the gateway's running config and keeps it there.
+// It reads the config through a source.Source (gitsrc for a Git repository)
+// and knows revisions only as opaque strings.
 //
 // Triggers (poll timer with jitter, webhook nudges, `agent sync`) land in a
 // one-slot mailbox where the newest wins, so a burst during a sync causes

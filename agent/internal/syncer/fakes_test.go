@@ -17,7 +17,7 @@ import (
 
 	"github.com/gitgate/gitgate/agent/internal/bundle"
 	"github.com/gitgate/gitgate/agent/internal/gitsrc"
-	"github.com/gitgate/gitgate/agent/internal/gwfake"
+	"github.com/gitgate/gitgate/gateway/admin/admintest"
 	"github.com/gitgate/gitgate/gateway/admin/client"
 	"github.com/gitgate/gitgate/schemas"
 )
@@ -95,7 +95,7 @@ func (r *reported) CommitFailed(_ context.Context, sha string, _ []schemas.Diagn
 type harness struct {
 	t     *testing.T
 	repo  *configRepo
-	gw    *gwfake.Gateway
+	gw    *admintest.Gateway
 	state string
 	loop  *Loop
 	store *bundle.Store
@@ -145,7 +145,7 @@ func (w *warningGateway) Status(ctx context.Context) (client.Status, error) {
 }
 
 func newHarness(t *testing.T) *harness {
-	h := &harness{t: t, repo: newConfigRepo(t), gw: gwfake.New(t), state: t.TempDir(),
+	h := &harness{t: t, repo: newConfigRepo(t), gw: admintest.New(t), state: t.TempDir(),
 		rep: &reported{applied: make(chan string, 100), failed: make(chan string, 100)}}
 	return h
 }

@@ -10,11 +10,10 @@ import (
 	"sync"
 	"time"
 
-	"github.com/go-git/go-git/v5/plumbing"
 	"github.com/rs/zerolog"
 
 	"github.com/gitgate/gitgate/agent/internal/bundle"
-	"github.com/gitgate/gitgate/agent/internal/gitsrc"
+	"github.com/gitgate/gitgate/agent/internal/source"
 	"github.com/gitgate/gitgate/gateway/admin/client"
 	"github.com/gitgate/gitgate/schemas"
 	"github.com/gitgate/gitgate/schemas/load"
@@ -35,18 +34,11 @@ type Reporter interface {
 	CommitFailed(ctx context.Context, sha string, diags []schemas.Diagnostic, err error)
 }
 
-// Validator validates the files of a commit; *budget.Evaluator implements
-// it, evaluating CUE files under a time and memory budget. A problem a user
-// must fix is a diagnostic of the result; the error is for failures worth a
-// retry.
-type Validator interface {
-	Files(ctx context.Context, files []load.File, lim load.Limits) (load.Result, error)
-}
-
 // Options configure a Loop.
 type Options struct {
-	// Source is the Git repository. Required.
-	Source *gitsrc.Source
+	// Source is where the config comes from (gitsrc.Source for a Git
+	// repository). Required.
+	Source source.Source
 	// Store is the state directory. Required.
 	Store *bundle.Store
 	// Gateway receives bundles. Required.
@@ -57,7 +49,7 @@ type Options struct {
 	Limits load.Limits
 	// Validator validates commits. Nil: load.Files in this process, with
 	// no bound on the evaluation of CUE files.
-	Validator Validator
+	Validator source.Validator
 	// PollInterval between head checks, jittered by ±10%. Default 30s.
 	PollInterval time.Duration
 	// BackoffMin is the first retry delay after a transient failure.
@@ -325,7 +317,7 @@ func (l *Loop) loadDesired(ctx context.Context) {
 	}
 	b, err := l.opts.Store.Bundle(st.LastApplied)
 	if err != nil {
-		b, err = l.rebuild(ctx, plumbing.NewHash(st.LastApplied))
+		b, err = l.rebuild(ctx, st.LastApplied)
 	}
 	if err != nil {
 		l.log.Warn().Err(err).Str("version", st.LastApplied).Msg("cannot restore the desired bundle; the next commit will replace it")
@@ -334,63 +326,44 @@ func (l *Loop) loadDesired(ctx context.Context) {
 	l.desired = b
 }
 
-// rebuild reads, validates and bundles commit h from Git.
-func (l *Loop) rebuild(ctx context.Context, h plumbing.Hash) (*schemas.Bundle, error) {
-	if _, err := l.opts.Source.Commit(h); err != nil {
+// rebuild reads, validates and bundles revision rev, updating the source
+// first when rev is not local.
+func (l *Loop) rebuild(ctx context.Context, rev string) (*schemas.Bundle, error) {
+	if _, err := l.opts.Source.Info(ctx, rev); err != nil {
 		if _, _, uerr := l.opts.Source.Update(ctx); uerr != nil {
-			return nil, fmt.Errorf("rebuilding %s: %w", h, uerr)
+			return nil, fmt.Errorf("rebuilding %s: %w", source.Short(rev), uerr)
 		}
 	}
-	b, _, err := l.build(ctx, h)
+	b, _, err := l.build(ctx, rev)
 	return b, err
 }
 
-// build reads, verifies and validates commit h. A user-fixable problem is a
-// *schemas.InvalidError (or a signature error); others are transient.
-func (l *Loop) build(ctx context.Context, h plumbing.Hash) (*schemas.Bundle, gitsrc.CommitInfo, error) {
+// build reads, verifies and validates revision rev. A user-fixable problem
+// is a *schemas.InvalidError (or a signature error); others are transient.
+func (l *Loop) build(ctx context.Context, rev string) (*schemas.Bundle, source.Info, error) {
 	src := l.opts.Source
-	info, err := src.Commit(h)
+	info, err := src.Info(ctx, rev)
 	if err != nil {
 		return nil, info, err
 	}
-	if err := src.VerifyCommit(h); err != nil {
+	if err := src.Verify(ctx, rev); err != nil {
 		return nil, info, &userError{err}
 	}
-	files, err := src.Files(h, l.opts.Path, l.opts.Limits)
+	res, err := source.Validate(ctx, src, rev, l.opts.Path, l.opts.Validator, l.opts.Limits)
 	if err != nil {
-		var inv *schemas.InvalidError
-		if errors.As(err, &inv) {
-			return nil, info, &schemas.InvalidError{Diagnostics: prefixFiles(inv.Diagnostics, l.opts.Path)}
-		}
 		return nil, info, err
 	}
-	res, err := l.validate(ctx, files)
-	if err != nil {
-		return nil, info, fmt.Errorf("validating %s: %w", h, err)
+	if len(res.Diagnostics) > 0 {
+		return nil, info, &schemas.InvalidError{Diagnostics: prefixFiles(res.Diagnostics, l.opts.Path)}
 	}
-	if len(res.Diagnostics) > 0 || res.Config == nil {
-		diags := res.Diagnostics
-		if len(diags) == 0 {
-			diags = []schemas.Diagnostic{{Message: "the loader returned no config"}}
-		}
-		return nil, info, &schemas.InvalidError{Diagnostics: prefixFiles(diags, l.opts.Path)}
-	}
-	b, err := schemas.NewBundle(h.String(), schemas.Source{
-		Repo: src.URL(), Ref: "refs/heads/" + src.Branch(), Path: l.opts.Path,
-		Commit: h.String(), Author: info.Author, Time: info.Time, Subject: info.Subject,
+	b, err := schemas.NewBundle(rev, schemas.Source{
+		Repo: src.Location(), Ref: src.Ref(), Path: l.opts.Path,
+		Commit: rev, Author: info.Author, Time: info.Time, Subject: info.Subject,
 	}, *res.Config, l.opts.Now())
 	if err != nil {
-		return nil, info, fmt.Errorf("building bundle of %s: %w", h, err)
+		return nil, info, fmt.Errorf("building bundle of %s: %w", source.Short(rev), err)
 	}
 	return b, info, nil
-}
-
-// validate validates files with the Validator, or in process without one.
-func (l *Loop) validate(ctx context.Context, files []load.File) (load.Result, error) {
-	if l.opts.Validator == nil {
-		return load.Files(files, l.opts.Limits), nil
-	}
-	return l.opts.Validator.Files(ctx, files, l.opts.Limits)
 }
 
 // prefixFiles makes diagnostic file names relative to the repository root.

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"github.com/gitgate/gitgate/agent/internal/bundle"
-	"github.com/gitgate/gitgate/agent/internal/gitsrc"
+	"github.com/gitgate/gitgate/agent/internal/source"
 	"github.com/gitgate/gitgate/gateway/admin/client"
 	"github.com/gitgate/gitgate/schemas"
 )
@@ -280,7 +280,7 @@ func TestRollbackErrors(t *testing.T) {
 		rev     string
 		wantErr error
 	}{
-		{"unknown prefix", "00000000", gitsrc.ErrUnknownRevision},
+		{"unknown prefix", "00000000", source.ErrUnknownRevision},
 		{"no previous", "", ErrNoPrevious},
 		{"invalid commit", bad[:10], nil},
 	}

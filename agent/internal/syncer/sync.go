@@ -7,9 +7,8 @@ import (
 	"slices"
 	"time"
 
-	"github.com/go-git/go-git/v5/plumbing"
-
 	"github.com/gitgate/gitgate/agent/internal/bundle"
+	"github.com/gitgate/gitgate/agent/internal/source"
 	"github.com/gitgate/gitgate/gateway/admin/client"
 	"github.com/gitgate/gitgate/schemas"
 )
@@ -67,8 +66,11 @@ func (l *Loop) syncHead(ctx context.Context, reason string, start time.Time) err
 		l.opts.Metrics.Fetches.Inc()
 		l.opts.Metrics.FetchTime.Observe(l.opts.Now().Sub(start).Seconds())
 	}
+	if err := schemas.CheckVersion(head); err != nil {
+		return fmt.Errorf("checking the branch head: the source returned an unusable revision: %w", err)
+	}
 	st := l.opts.Store.State()
-	sha := head.String()
+	sha := head
 	if st.Head != sha {
 		if st, err = l.opts.Store.Update(func(s *bundle.State) { s.Head = sha }); err != nil {
 			return fmt.Errorf("recording the branch head: %w", err)
@@ -81,14 +83,14 @@ func (l *Loop) syncHead(ctx context.Context, reason string, start time.Time) err
 }
 
 // processCommit validates a new branch tip and applies it unless pinned.
-func (l *Loop) processCommit(ctx context.Context, head plumbing.Hash, reason string, start time.Time, st bundle.State) error {
-	sha := head.String()
+func (l *Loop) processCommit(ctx context.Context, head, reason string, start time.Time, st bundle.State) error {
+	sha := head
 	log := l.log.With().Str("version", sha).Str("trigger", reason).Logger()
 	b, info, err := l.build(ctx, head)
 	entry := bundle.Entry{Time: start.UTC(), SHA: sha, Author: info.Author, Subject: info.Subject, Trigger: reason}
 	if err != nil {
 		if !isUser(err) {
-			return l.recordFailure(entry, st, fmt.Errorf("reading commit %s: %w", sha[:12], err))
+			return l.recordFailure(entry, st, fmt.Errorf("reading commit %s: %w", source.Short(sha), err))
 		}
 		log.Warn().Err(err).Msg("commit rejected; the running config stays")
 		return l.record(entry, bundle.ResultRejected, start, "", err)
@@ -101,7 +103,7 @@ func (l *Loop) processCommit(ctx context.Context, head plumbing.Hash, reason str
 	if p := st.Pin; p != nil {
 		if p.Hold || p.BranchHead == sha {
 			log.Info().Str("pin", p.SHA).Msg("pinned: valid commit not applied")
-			return l.record(entry, bundle.ResultSkipped, start, b.Digest, fmt.Errorf("pinned to %s (%s); not applied", p.SHA[:12], p.Reason))
+			return l.record(entry, bundle.ResultSkipped, start, b.Digest, fmt.Errorf("pinned to %s (%s); not applied", source.Short(p.SHA), p.Reason))
 		}
 		log.Info().Str("pin", p.SHA).Msg("a new good commit reached the branch: pin lifted")
 		if _, err := l.opts.Store.Update(func(s *bundle.State) { s.Pin = nil }); err != nil {
@@ -218,7 +220,7 @@ func (l *Loop) push(ctx context.Context, b *schemas.Bundle) (client.Applied, err
 		}
 		if err != nil {
 			l.noteGateway(err, "", "")
-			return client.Applied{}, fmt.Errorf("pushing %s to the gateway: %w", b.Version[:12], err)
+			return client.Applied{}, fmt.Errorf("pushing %s to the gateway: %w", source.Short(b.Version), err)
 		}
 		l.noteGateway(nil, applied.Version, applied.Digest)
 		l.noteWarning(applied.Warning)
@@ -329,50 +331,49 @@ type RollbackResult struct {
 // previously applied commit) and pins the agent to it. The bundle comes from
 // the store or is rebuilt and validated from Git. The commit rolled back
 // from is marked bad. Unknown or ambiguous revisions and invalid commits
-// return errors wrapping gitsrc.ErrUnknownRevision,
-// gitsrc.ErrAmbiguousRevision or *schemas.InvalidError, and change nothing.
+// return errors wrapping source.ErrUnknownRevision,
+// source.ErrAmbiguousRevision or *schemas.InvalidError, and change nothing.
 func (l *Loop) Rollback(ctx context.Context, rev string, hold bool, reason string) (RollbackResult, error) {
 	l.syncMu.Lock()
 	defer l.syncMu.Unlock()
 	start := l.opts.Now()
 	st := l.opts.Store.State()
-	var h plumbing.Hash
+	var sha string
 	if rev == "" {
 		for i := len(st.Applied) - 1; i >= 0; i-- {
 			if v := st.Applied[i]; v != st.LastApplied && !st.IsBad(v) {
-				h = plumbing.NewHash(v)
+				sha = v
 				break
 			}
 		}
-		if h.IsZero() {
+		if sha == "" {
 			return RollbackResult{}, ErrNoPrevious
 		}
 	} else {
 		var err error
-		if h, err = l.opts.Source.Resolve(rev); err != nil {
+		if sha, err = l.opts.Source.Resolve(ctx, rev); err != nil {
 			if _, _, uerr := l.opts.Source.Update(ctx); uerr == nil {
-				h, err = l.opts.Source.Resolve(rev)
+				sha, err = l.opts.Source.Resolve(ctx, rev)
 			}
 			if err != nil {
 				return RollbackResult{}, err
 			}
 		}
 	}
-	sha := h.String()
 	b, err := l.opts.Store.Bundle(sha)
 	if err != nil {
 		if !errors.Is(err, bundle.ErrNotFound) {
 			l.log.Warn().Err(err).Str("version", sha).Msg("stored bundle unusable; rebuilding from Git")
 		}
-		if b, _, err = l.build(ctx, h); err != nil {
-			return RollbackResult{}, fmt.Errorf("rolling back to %s: %w", sha[:12], err)
+		if b, _, err = l.build(ctx, sha); err != nil {
+			return RollbackResult{}, fmt.Errorf("rolling back to %s: %w", source.Short(sha), err)
 		}
 	}
 	if err := l.opts.Store.SaveBundle(b); err != nil {
-		return RollbackResult{}, fmt.Errorf("rolling back to %s: %w", sha[:12], err)
+		return RollbackResult{}, fmt.Errorf("rolling back to %s: %w", source.Short(sha), err)
 	}
 	if _, err := l.push(ctx, b); err != nil {
-		return RollbackResult{}, fmt.Errorf("rolling back to %s: %w", sha[:12], err)
+		return RollbackResult{}, fmt.Errorf("rolling back to %s: %w", source.Short(sha), err)
 	}
 	l.desired = b
 	if reason == "" {
@@ -467,7 +468,7 @@ func (l *Loop) Status(_ context.Context) Status {
 	syncs := l.completed
 	l.mu.Unlock()
 	s := Status{
-		Repo: l.opts.Source.URL(), Branch: l.opts.Source.Branch(), Path: l.opts.Path,
+		Repo: l.opts.Source.Location(), Branch: l.opts.Source.Tracking(), Path: l.opts.Path,
 		Mode: "tracking", Pin: st.Pin, BranchHead: st.Head,
 		LastApplied: st.LastApplied, LastAppliedAt: st.LastAppliedAt,
 		LastAttempted: st.LastAttempted, LastAttemptedAt: st.LastAttemptedAt, LastResult: st.LastResult,

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/gitgate/gitgate/schemas"
+	"github.com/gitgate/gitgate/schemas/atomicfile"
 )
 
 // FileName is the name of the bundle file inside the state directory.
@@ -64,7 +65,7 @@ func (s *Store) Save(b *schemas.Bundle) error {
 	if err != nil {
 		return fmt.Errorf("encoding last-known-good bundle: %w", err)
 	}
-	if err := WriteFileAtomic(s.Path(), data, 0o600); err != nil {
+	if err := atomicfile.Write(s.Path(), data, 0o600); err != nil {
 		return fmt.Errorf("saving last-known-good bundle: %w", err)
 	}
 	return nil
@@ -117,55 +118,8 @@ func (s *Store) Quarantine(now time.Time) (string, error) {
 	if err := os.Rename(s.Path(), to); err != nil {
 		return "", fmt.Errorf("moving unusable last-known-good bundle aside: %w", err)
 	}
-	if err := syncDir(s.dir); err != nil {
+	if err := atomicfile.SyncDir(s.dir); err != nil {
 		return "", fmt.Errorf("moving unusable last-known-good bundle aside: %w", err)
 	}
 	return to, nil
-}
-
-// WriteFileAtomic writes data to path through a temp file in the same
-// directory: write, fsync, chmod, rename over path, fsync the directory.
-func WriteFileAtomic(path string, data []byte, perm fs.FileMode) (err error) {
-	dir := filepath.Dir(path)
-	tmp, err := os.CreateTemp(dir, "."+filepath.Base(path)+".tmp-*")
-	if err != nil {
-		return fmt.Errorf("creating temp file: %w", err)
-	}
-	defer func() {
-		if err != nil {
-			_ = tmp.Close()
-			_ = os.Remove(tmp.Name())
-		}
-	}()
-	if err := tmp.Chmod(perm); err != nil {
-		return fmt.Errorf("setting mode of temp file: %w", err)
-	}
-	if _, err := tmp.Write(data); err != nil {
-		return fmt.Errorf("writing temp file: %w", err)
-	}
-	if err := tmp.Sync(); err != nil {
-		return fmt.Errorf("syncing temp file: %w", err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("closing temp file: %w", err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("renaming temp file into place: %w", err)
-	}
-	if err := syncDir(dir); err != nil {
-		return err
-	}
-	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return fmt.Errorf("opening directory to sync: %w", err)
-	}
-	defer d.Close()
-	if err := d.Sync(); err != nil {
-		return fmt.Errorf("syncing directory: %w", err)
-	}
-	return nil
 }

@@ -12,9 +12,9 @@ import (
 	"cuelang.org/go/cue/token"
 )
 
-// The fast path validates a literal entry (one part, from YAML or JSON)
-// against its definition with CUE, but splits the work at struct
-// boundaries and remembers what passed:
+// The memoized check (the "fast path") validates a literal entry (one part,
+// from YAML or JSON) against its definition with CUE, but splits the work at
+// struct boundaries and remembers what passed:
 //
 //   - a struct of the input is checked once per schema path and set of keys
 //     by unifying it whole with its definition (closedness, required
