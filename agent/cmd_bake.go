@@ -18,7 +18,7 @@ func writeBake(w io.Writer, b *safety.Status) {
 	if b.Done {
 		state = b.Result
 	}
-	fmt.Fprintf(w, "Bake:          %s of %s: %s; %d checks, %d of %d breaches in a row\n",
+	fmt.Fprintf(w, "Bake:          %s (replacing %s): %s; %d checks, %d of %d breaches in a row\n",
 		short(b.Version), short(b.From), state, b.Checks, b.Streak.Breaches, b.Needed)
 	if b.Verdict.Outcome != "" {
 		v := string(b.Verdict.Outcome)
