@@ -170,6 +170,7 @@ func writeStatus(w io.Writer, st syncer.Status) {
 		}
 		fmt.Fprintf(w, "Bad commits:   %s\n", strings.Join(b, ", "))
 	}
+	writeBake(w, st.Bake)
 }
 
 func runHistory(ctx context.Context, args []string, stdout, stderr io.Writer) int {

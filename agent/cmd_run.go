@@ -27,6 +27,7 @@ import (
 	"github.com/gitgate/gitgate/agent/internal/diff"
 	"github.com/gitgate/gitgate/agent/internal/ghreport"
 	"github.com/gitgate/gitgate/agent/internal/gitsrc"
+	"github.com/gitgate/gitgate/agent/internal/safety"
 	"github.com/gitgate/gitgate/agent/internal/source"
 	"github.com/gitgate/gitgate/agent/internal/statelock"
 	"github.com/gitgate/gitgate/agent/internal/syncer"
@@ -420,6 +421,16 @@ func runAgent(ctx context.Context, cfg runConfig, logger zerolog.Logger) error {
 	if err != nil {
 		return err
 	}
+	// The automatic verdict after each apply (README "Automatic rollback").
+	baker, err := safety.NewBaker(safety.Options{Gateway: gw, Rollbacker: loop, Logger: logger})
+	if err != nil {
+		return err
+	}
+	loop.SetBaker(baker)
+	bakeCtx, bakeCancel := context.WithCancel(ctx)
+	bakeDone := make(chan struct{})
+	go func() { defer close(bakeDone); baker.Run(bakeCtx) }()
+	defer func() { bakeCancel(); <-bakeDone }()
 
 	ctl, err := control.Listen(cfg.ControlSocket, loop, logger)
 	if err != nil {

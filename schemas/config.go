@@ -11,6 +11,11 @@ type Config struct {
 	// Policies are named rate limits, auth rules, CORS and IP lists that routes
 	// attach by name.
 	Policies map[string]Policy `json:"policies,omitempty"`
+	// Safety is the agent's automatic verdict on each config version after
+	// it is applied (README "Automatic rollback"). Nil, with no route
+	// carrying a safety section of its own: no verdict, nothing rolls back
+	// by itself.
+	Safety *Safety `json:"safety,omitempty"`
 }
 
 // Balance algorithms for Upstream.Balance.
@@ -147,6 +152,10 @@ type Route struct {
 	// since Tomcat, Jetty and Spring read "/pub/..;/priv" as "/priv". Dot
 	// segments with parameters ("..;x") are refused either way.
 	AllowPathParameters bool `json:"allowPathParameters,omitempty"`
+	// Safety overrides, for this route, the thresholds of the top-level
+	// Safety section field by field: a field left unset takes the
+	// top-level value (or its default). Nil: the top-level thresholds.
+	Safety *SafetyRule `json:"safety,omitempty"`
 }
 
 // Match is the request predicate of a route. Empty fields match anything.
@@ -385,4 +394,76 @@ func (r SecretRef) String() string {
 		return "env:" + r.Env
 	}
 	return "file:" + r.File
+}
+
+// Safety actions for SafetyRule.Action.
+const (
+	// SafetyRollback rolls a regressing version back to the previously
+	// applied commit and marks it bad.
+	SafetyRollback = "rollback"
+	// SafetyReport only reports the regression (log, status, history,
+	// GitHub deploy status); the version keeps serving.
+	SafetyReport = "report"
+)
+
+// Error classes for SafetyRule.ErrorStatuses.
+const (
+	// ErrorClass5xx counts every 5xx the client got, the gateway's own
+	// 502/503/504 for a failed upstream included.
+	ErrorClass5xx = "5xx"
+	// ErrorClass4xx counts 4xx answers of the upstream, except 429. A
+	// policy's refusals (401, 403, 429) are never counted at all.
+	ErrorClass4xx = "4xx"
+)
+
+// Safety is the top-level `safety` section: how the agent judges a config
+// version during its bake window after each apply, comparing the new
+// version's traffic with the previous version's on the same routes, and
+// a canary backend with the stable one on a split route.
+type Safety struct {
+	// BakeWindow is how long after an apply the agent watches the new
+	// version. Default 2m.
+	BakeWindow Duration `json:"bakeWindow,omitempty"`
+	// CheckInterval is how often the agent reads the gateway's counts
+	// during the bake window. Default 5s. At most BakeWindow.
+	CheckInterval Duration `json:"checkInterval,omitempty"`
+	// Breaches is the number of consecutive checks that must find the same
+	// breach before the action is taken. Default 2.
+	Breaches int `json:"breaches,omitempty"`
+	// SafetyRule holds the thresholds every route gets unless its own
+	// safety section overrides them.
+	SafetyRule
+}
+
+// SafetyRule are the thresholds of a verdict on one route. The zero value
+// of each field means its default.
+type SafetyRule struct {
+	// MinRequests is the number of requests the new version must have
+	// served on a route (and each side of a comparison must have seen)
+	// before any verdict on it; below it the verdict is "insufficient
+	// traffic", never a rollback. Default 100.
+	MinRequests int `json:"minRequests,omitempty"`
+	// ErrorRatio is the share of error responses (0..1) above which a
+	// route breaches. With a baseline, the route must also exceed the
+	// baseline's ratio by ErrorRatioIncrease: a version that fails as
+	// much as the one before it is not a regression. Default 0.05.
+	ErrorRatio float64 `json:"errorRatio,omitempty"`
+	// ErrorRatioIncrease is how far (0..1, in ratio points) the error
+	// ratio may rise above the baseline's (the previous version's on the
+	// same route, or the stable backend's for a canary) before it
+	// breaches, when it is also above ErrorRatio. Default 0.02.
+	ErrorRatioIncrease float64 `json:"errorRatioIncrease,omitempty"`
+	// LatencyP99Factor is how many times the baseline's p99 latency the
+	// new p99 may reach. Default 2. A breach also needs the p99 to rise
+	// by more than LatencyP99Margin.
+	LatencyP99Factor float64 `json:"latencyP99Factor,omitempty"`
+	// LatencyP99Margin is the smallest p99 rise that can breach, so that
+	// 1 ms becoming 3 ms is no regression. Default 50ms.
+	LatencyP99Margin Duration `json:"latencyP99Margin,omitempty"`
+	// ErrorStatuses are the status classes counted as errors: "5xx",
+	// "4xx" (an upstream's 429 excluded). Default ["5xx"].
+	ErrorStatuses []string `json:"errorStatuses,omitempty"`
+	// Action is what a regression does: "rollback" or "report". Default
+	// "rollback".
+	Action string `json:"action,omitempty"`
 }

@@ -4,6 +4,7 @@ import (
 	"maps"
 	"math"
 	"reflect"
+	"slices"
 	"time"
 )
 
@@ -21,6 +22,15 @@ const (
 	DefaultMaxEjection           = 5 * time.Minute
 	DefaultBackoffBase           = 25 * time.Millisecond
 	DefaultBackoffMax            = 250 * time.Millisecond
+
+	DefaultSafetyBakeWindow         = 2 * time.Minute
+	DefaultSafetyCheckInterval      = 5 * time.Second
+	DefaultSafetyBreaches           = 2
+	DefaultSafetyMinRequests        = 100
+	DefaultSafetyErrorRatio         = 0.05
+	DefaultSafetyErrorRatioIncrease = 0.02
+	DefaultSafetyLatencyP99Factor   = 2.0
+	DefaultSafetyLatencyP99Margin   = 50 * time.Millisecond
 )
 
 // ApplyDefaults fills every unset field that has a documented default. It is
@@ -39,6 +49,86 @@ func (c *Config) ApplyDefaults() {
 		p.applyDefaults()
 		c.Policies[name] = p
 	}
+	if c.Safety != nil {
+		c.Safety.applyDefaults()
+	}
+}
+
+// applyDefaults fills the top-level safety section. A route's own safety
+// section is left as written: its unset fields take the top-level values
+// (Resolve), not the defaults.
+func (s *Safety) applyDefaults() {
+	setDur(&s.BakeWindow, DefaultSafetyBakeWindow)
+	setDur(&s.CheckInterval, min(DefaultSafetyCheckInterval, s.BakeWindow.D()))
+	setInt(&s.Breaches, DefaultSafetyBreaches)
+	s.SafetyRule.fill(SafetyRule{
+		MinRequests:        DefaultSafetyMinRequests,
+		ErrorRatio:         DefaultSafetyErrorRatio,
+		ErrorRatioIncrease: DefaultSafetyErrorRatioIncrease,
+		LatencyP99Factor:   DefaultSafetyLatencyP99Factor,
+		LatencyP99Margin:   Duration(DefaultSafetyLatencyP99Margin),
+		ErrorStatuses:      []string{ErrorClass5xx},
+		Action:             SafetyRollback,
+	})
+}
+
+// fill sets every unset field of r to d's.
+func (r *SafetyRule) fill(d SafetyRule) {
+	setInt(&r.MinRequests, d.MinRequests)
+	if r.ErrorRatio == 0 {
+		r.ErrorRatio = d.ErrorRatio
+	}
+	if r.ErrorRatioIncrease == 0 {
+		r.ErrorRatioIncrease = d.ErrorRatioIncrease
+	}
+	if r.LatencyP99Factor == 0 {
+		r.LatencyP99Factor = d.LatencyP99Factor
+	}
+	setDur(&r.LatencyP99Margin, d.LatencyP99Margin.D())
+	if len(r.ErrorStatuses) == 0 {
+		r.ErrorStatuses = slices.Clone(d.ErrorStatuses)
+	}
+	setStr(&r.Action, d.Action)
+}
+
+// SafetyEnabled reports whether the config asks for a verdict after each
+// apply: it has a top-level safety section or a route has one.
+func (c *Config) SafetyEnabled() bool {
+	if c.Safety != nil {
+		return true
+	}
+	for _, r := range c.Routes {
+		if r.Safety != nil {
+			return true
+		}
+	}
+	return false
+}
+
+// SafetySettings returns the top-level safety section with its defaults
+// filled (the defaults alone when the config has none).
+func (c *Config) SafetySettings() Safety {
+	var s Safety
+	if c.Safety != nil {
+		s = *c.Safety
+		s.ErrorStatuses = slices.Clone(s.ErrorStatuses)
+	}
+	s.applyDefaults()
+	return s
+}
+
+// SafetyFor returns the thresholds of route name: its own safety section,
+// with unset fields taken from the top-level section and then from the
+// defaults.
+func (c *Config) SafetyFor(name string) SafetyRule {
+	top := c.SafetySettings()
+	var r SafetyRule
+	if rt, ok := c.Routes[name]; ok && rt.Safety != nil {
+		r = *rt.Safety
+		r.ErrorStatuses = slices.Clone(r.ErrorStatuses)
+	}
+	r.fill(top.SafetyRule)
+	return r
 }
 
 func setDur(d *Duration, v time.Duration) {
@@ -195,6 +285,11 @@ func (c *Config) WithDefaults() Config {
 	for k, r := range out.Routes {
 		r.Retries = clonePtr(r.Retries)
 		out.Routes[k] = r
+	}
+	if c.Safety != nil {
+		s := *c.Safety
+		s.ErrorStatuses = slices.Clone(s.ErrorStatuses)
+		out.Safety = &s
 	}
 	for k, p := range out.Policies {
 		out.Policies[k] = p.clone()

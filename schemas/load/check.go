@@ -37,6 +37,9 @@ func check(cfg *schemas.Config) []schemas.Diagnostic {
 		c.route(formatPath([]string{"routes", name}), cfg.Routes[name])
 	}
 	c.duplicateRoutes()
+	if cfg.Safety != nil {
+		c.add("safety", rules.Safety(*cfg.Safety))
+	}
 	return c.diags
 }
 
@@ -53,6 +56,9 @@ func (c *checker) add(at string, vs []rules.Violation) {
 
 func (c *checker) route(at string, r schemas.Route) {
 	c.add(at, rules.Route(r))
+	if r.Safety != nil {
+		c.add(at+".safety", rules.SafetyRule(*r.Safety))
+	}
 	for i, b := range r.Backends {
 		if _, ok := c.cfg.Upstreams[b.Upstream]; !ok {
 			c.errf(fmt.Sprintf("%s.backends[%d].upstream", at, i), "%s", rules.Unknown("upstream", "upstreams", b.Upstream, slices.Sorted(maps.Keys(c.cfg.Upstreams))))

@@ -18,10 +18,28 @@ import (
 )
 
 // The top-level sections of a config document and their CUE definitions.
-var sections = []struct{ name, def string }{
-	{"upstreams", "#Upstream"},
-	{"routes", "#Route"},
-	{"policies", "#Policy"},
+// A single section is one struct (the whole section is one entry, named
+// ""); the others map names to entries.
+var sections = []struct {
+	name, def string
+	single    bool
+}{
+	{"upstreams", "#Upstream", false},
+	{"routes", "#Route", false},
+	{"policies", "#Policy", false},
+	{"safety", "#Safety", true},
+}
+
+// sectionNames are the names of sections, for messages.
+var sectionNames = []string{"upstreams", "routes", "policies", "safety"}
+
+// path returns the field path of e: "routes.shop", or "safety" for the
+// entry of a single section.
+func (e *entry) path() []string {
+	if sections[e.section].single {
+		return []string{sections[e.section].name}
+	}
+	return []string{sections[e.section].name, e.name}
 }
 
 func sectionIndex(name string) int {
@@ -109,6 +127,7 @@ type decoded struct {
 	upstream schemas.Upstream
 	route    schemas.Route
 	policy   schemas.Policy
+	safety   schemas.Safety
 	diags    []schemas.Diagnostic
 }
 
@@ -121,6 +140,8 @@ func (d *decoded) unmarshal(section string, js []byte) error {
 		return json.Unmarshal(js, &d.route)
 	case "policies":
 		return json.Unmarshal(js, &d.policy)
+	case "safety":
+		return json.Unmarshal(js, &d.safety)
 	}
 	return fmt.Errorf("no Go type for section %q", section)
 }
@@ -199,6 +220,9 @@ func validateEntries(ctx *cue.Context, defs []cue.Value, entries []*entry, idx *
 			cfg.Routes[e.name] = d.route
 		case "policies":
 			cfg.Policies[e.name] = d.policy
+		case "safety":
+			s := d.safety
+			cfg.Safety = &s
 		}
 	}
 	return cfg, diags
@@ -232,8 +256,8 @@ func collect(ctx *cue.Context, sources []source, idx *posIndex) ([]*entry, []sch
 		e.parts = append(e.parts, p)
 	}
 	unknownSection := func(file string, pos token.Pos, name string) {
-		msg := fmt.Sprintf("unknown top-level field %q: a config has upstreams, routes and policies", name)
-		if s := rules.Closest(name, []string{"upstreams", "routes", "policies"}); s != "" {
+		msg := fmt.Sprintf("unknown top-level field %q: a config has upstreams, routes, policies and safety", name)
+		if s := rules.Closest(name, sectionNames); s != "" {
 			msg = fmt.Sprintf("unknown top-level field %q (did you mean %q?)", name, s)
 		}
 		diags = append(diags, schemas.Diagnostic{File: file, Line: pos.Line(), Column: pos.Column(), Path: formatPath([]string{name}), Message: msg})
@@ -255,6 +279,10 @@ func collect(ctx *cue.Context, sources []source, idx *posIndex) ([]*entry, []sch
 				sec := sectionIndex(it.Selector().String())
 				if sec < 0 {
 					unknownSection(s.file, it.Value().Pos(), it.Selector().String())
+					continue
+				}
+				if sections[sec].single {
+					add(sec, "", part{val: it.Value()})
 					continue
 				}
 				names, err := it.Value().Fields()
@@ -283,6 +311,10 @@ func collect(ctx *cue.Context, sources []source, idx *posIndex) ([]*entry, []sch
 				}
 				switch x := f.Value.(type) {
 				case *ast.StructLit:
+					if sections[sec].single {
+						add(sec, "", part{expr: x})
+						continue
+					}
 					for _, el := range x.Elts {
 						nf, ok := el.(*ast.Field)
 						if !ok {
@@ -299,8 +331,12 @@ func collect(ctx *cue.Context, sources []source, idx *posIndex) ([]*entry, []sch
 						continue // "routes:" with nothing under it
 					}
 					pos := f.Value.Pos()
+					what := "a mapping from names to definitions"
+					if sections[sec].single {
+						what = "a mapping of settings"
+					}
 					diags = append(diags, schemas.Diagnostic{File: s.file, Line: pos.Line(), Column: pos.Column(), Path: secName,
-						Message: fmt.Sprintf("%s must be a mapping from names to definitions", secName)})
+						Message: fmt.Sprintf("%s must be %s", secName, what)})
 				}
 			}
 		}
@@ -317,7 +353,7 @@ func collect(ctx *cue.Context, sources []source, idx *posIndex) ([]*entry, []sch
 // validate unifies the parts of e with def, validates the result and
 // decodes it into out.
 func (e *entry) validate(ctx *cue.Context, def cue.Value, out *decoded, idx *posIndex) {
-	at := []string{sections[e.section].name, e.name}
+	at := e.path()
 	var data cue.Value
 	for i, p := range e.parts {
 		pv := p.val

@@ -16,6 +16,9 @@ const (
 	KindRoute    Kind = "route"
 	KindUpstream Kind = "upstream"
 	KindPolicy   Kind = "policy"
+	// KindSafety is the top-level safety section, one entry named
+	// "safety"; a route's own safety fields are fields of the route.
+	KindSafety Kind = "safety"
 )
 
 // kindOrder ranks kinds for sorting.
@@ -27,8 +30,10 @@ func kindOrder(k Kind) int {
 		return 1
 	case KindPolicy:
 		return 2
+	case KindSafety:
+		return 3
 	}
-	return 3
+	return 4
 }
 
 // Action is what a change does to an entry.
@@ -125,6 +130,7 @@ func Compute(old, new *schemas.Config) *Plan {
 	p.Changes = append(p.Changes, compareKind(KindRoute, old.Routes, new.Routes, routeLeaves, routeDefaults)...)
 	p.Changes = append(p.Changes, compareKind(KindUpstream, old.Upstreams, new.Upstreams, upstreamLeaves, upstreamDefaults)...)
 	p.Changes = append(p.Changes, compareKind(KindPolicy, old.Policies, new.Policies, policyLeaves, policyDefaults)...)
+	p.Changes = append(p.Changes, compareKind(KindSafety, safetyEntry(old), safetyEntry(new), safetyLeaves, safetyDefaults)...)
 	sort.SliceStable(p.Changes, func(i, j int) bool {
 		a, b := p.Changes[i], p.Changes[j]
 		if a.Kind != b.Kind {

@@ -87,6 +87,8 @@ func kindTitle(k Kind) string {
 		return "Upstreams"
 	case KindPolicy:
 		return "Policies"
+	case KindSafety:
+		return "Safety"
 	}
 	return string(k)
 }

@@ -99,6 +99,7 @@ type Loop struct {
 	completed uint64
 	done      chan struct{} // closed and replaced when a sync completes
 	health    health
+	baker     Baker // nil: no bake after an apply
 }
 
 // health is what status shows about the outside world.

@@ -13,6 +13,8 @@ type Metrics struct {
 	LastSuccess prometheus.Gauge
 	Applied     *prometheus.GaugeVec
 	PushApply   prometheus.Histogram
+	// AutoRollbacks counts automatic rollbacks after a regression.
+	AutoRollbacks prometheus.Counter
 }
 
 // NewMetrics creates the collectors and registers them with reg (nil: not
@@ -42,9 +44,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "gitgate_agent_push_to_apply_seconds", Help: "From the start of a sync pass to the gateway's answer for a new commit.",
 			Buckets: prometheus.ExponentialBuckets(0.005, 2, 14),
 		}),
+		AutoRollbacks: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "gitgate_agent_auto_rollbacks_total", Help: "Automatic rollbacks of a version that regressed during its bake window.",
+		}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Syncs, m.HeadChecks, m.Fetches, m.FetchTime, m.LastSuccess, m.Applied, m.PushApply)
+		reg.MustRegister(m.Syncs, m.HeadChecks, m.Fetches, m.FetchTime, m.LastSuccess, m.Applied, m.PushApply, m.AutoRollbacks)
 	}
 	return m
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/gitgate/gitgate/agent/internal/bundle"
+	"github.com/gitgate/gitgate/agent/internal/safety"
 	"github.com/gitgate/gitgate/agent/internal/source"
 	"github.com/gitgate/gitgate/gateway/admin/client"
 	"github.com/gitgate/gitgate/schemas"
@@ -126,9 +127,13 @@ func (l *Loop) processCommit(ctx context.Context, head, reason string, start tim
 	if applied.Unchanged {
 		result = bundle.ResultNoop
 	}
+	prev := l.desired
 	l.desired = b
 	if err := l.markApplied(b, result); err != nil {
 		return err
+	}
+	if result == bundle.ResultApplied {
+		l.applied(prev, b, st)
 	}
 	log.Info().Str("result", string(result)).Msg("commit synced")
 	return l.record(entry, result, start, b.Digest, nil)
@@ -334,10 +339,19 @@ type RollbackResult struct {
 // return errors wrapping source.ErrUnknownRevision,
 // source.ErrAmbiguousRevision or *schemas.InvalidError, and change nothing.
 func (l *Loop) Rollback(ctx context.Context, rev string, hold bool, reason string) (RollbackResult, error) {
+	return l.rollback(ctx, rev, hold, reason, "rollback", "")
+}
+
+// rollback is Rollback, recorded in history with trigger; a non-empty
+// from must still be the applied version.
+func (l *Loop) rollback(ctx context.Context, rev string, hold bool, reason, trigger, from string) (RollbackResult, error) {
 	l.syncMu.Lock()
 	defer l.syncMu.Unlock()
 	start := l.opts.Now()
 	st := l.opts.Store.State()
+	if from != "" && st.LastApplied != from {
+		return RollbackResult{}, fmt.Errorf("%w: %s is no longer the applied version (%s is)", ErrSuperseded, from, st.LastApplied)
+	}
 	var sha string
 	if rev == "" {
 		for i := len(st.Applied) - 1; i >= 0; i-- {
@@ -379,7 +393,7 @@ func (l *Loop) Rollback(ctx context.Context, rev string, hold bool, reason strin
 	if reason == "" {
 		reason = "rollback"
 	}
-	from := st.LastApplied
+	from = st.LastApplied
 	if from == sha {
 		from = ""
 	}
@@ -398,8 +412,11 @@ func (l *Loop) Rollback(ctx context.Context, rev string, hold bool, reason strin
 	}
 	l.opts.Metrics.Applied.Reset()
 	l.opts.Metrics.Applied.WithLabelValues(sha).Set(1)
-	e := bundle.Entry{Time: start.UTC(), SHA: sha, Author: b.Source.Author, Subject: b.Source.Subject, Trigger: "rollback", Result: bundle.ResultRollback,
+	e := bundle.Entry{Time: start.UTC(), SHA: sha, Author: b.Source.Author, Subject: b.Source.Subject, Trigger: trigger, Result: bundle.ResultRollback,
 		Digest: b.Digest, DurationMS: l.opts.Now().Sub(start).Milliseconds()}
+	if trigger != "rollback" {
+		e.Error = reason
+	}
 	if err := l.opts.Store.Append(e); err != nil {
 		return RollbackResult{}, fmt.Errorf("recording history: %w", err)
 	}
@@ -458,6 +475,9 @@ type Status struct {
 	NextSyncAt     time.Time `json:"nextSyncAt,omitzero"`
 	Failures       int       `json:"consecutiveFailures,omitempty"`
 	Syncs          uint64    `json:"syncs"`
+	// Bake is the bake in progress after the last apply, or the last
+	// one, with its live numbers; nil when none ran.
+	Bake *safety.Status `json:"bake,omitempty"`
 }
 
 // Status reports the loop's state without touching Git or the gateway.
@@ -481,6 +501,7 @@ func (l *Loop) Status(_ context.Context) Status {
 	if st.Pin != nil {
 		s.Mode = "pinned"
 	}
+	s.Bake = l.bakeStatus()
 	return s
 }
 

@@ -161,6 +161,10 @@ type ResponseClasses struct {
 	Class4xx uint64 `json:"4xx"`
 	Class5xx uint64 `json:"5xx"`
 	None     uint64 `json:"none"`
+	// Status429 counts the upstream's 429s among Class4xx, so that a
+	// verdict counting 4xx as errors can leave them out (a policy's own
+	// 429 is never counted at all).
+	Status429 uint64 `json:"429"`
 }
 
 // Failures counts answers the gateway made itself because an upstream

@@ -40,6 +40,7 @@ const (
 // Backend counts one backend of one route. The zero value is ready.
 type Backend struct {
 	classes  [6]atomic.Uint64 // by status class; 0: no status
+	tooMany  atomic.Uint64    // 429s among the 4xx
 	failures [numFailures]atomic.Uint64
 	latency  [len(LatencyBounds) + 1]atomic.Uint64
 }
@@ -52,6 +53,9 @@ func (b *Backend) Done(status int, d time.Duration) {
 		class = 0
 	}
 	b.classes[class].Add(1)
+	if status == 429 {
+		b.tooMany.Add(1)
+	}
 	i := 0
 	for i < len(LatencyBounds) && d > LatencyBounds[i] {
 		i++
@@ -66,6 +70,7 @@ func (b *Backend) Fail(cause Failure) { b.failures[cause].Add(1) }
 // client.Counts.
 type counts struct {
 	classes  [6]uint64
+	tooMany  uint64
 	failures [numFailures]uint64
 	latency  [len(LatencyBounds) + 1]uint64
 }
@@ -74,6 +79,7 @@ func (c *counts) add(o *counts) {
 	for i := range c.classes {
 		c.classes[i] += o.classes[i]
 	}
+	c.tooMany += o.tooMany
 	for i := range c.failures {
 		c.failures[i] += o.failures[i]
 	}
@@ -86,12 +92,13 @@ func (c *counts) add(o *counts) {
 func (c *counts) wire() client.Counts {
 	out := client.Counts{
 		Responses: client.ResponseClasses{
-			None:     c.classes[0],
-			Class1xx: c.classes[1],
-			Class2xx: c.classes[2],
-			Class3xx: c.classes[3],
-			Class4xx: c.classes[4],
-			Class5xx: c.classes[5],
+			None:      c.classes[0],
+			Class1xx:  c.classes[1],
+			Class2xx:  c.classes[2],
+			Class3xx:  c.classes[3],
+			Class4xx:  c.classes[4],
+			Class5xx:  c.classes[5],
+			Status429: c.tooMany,
 		},
 		Failures: client.Failures{
 			NoHealthyTarget: c.failures[NoHealthyTarget],
@@ -114,6 +121,7 @@ func (b *Backend) read() counts {
 	for i := range b.classes {
 		c.classes[i] = b.classes[i].Load()
 	}
+	c.tooMany = b.tooMany.Load()
 	for i := range b.failures {
 		c.failures[i] = b.failures[i].Load()
 	}

@@ -89,3 +89,21 @@ func TestDoneDoesNotAllocate(t *testing.T) {
 		t.Fatalf("Done allocates %v times", n)
 	}
 }
+
+// TestTooManyCounted: an upstream's 429 is a 4xx and is also counted on its
+// own, so that a verdict counting 4xx as errors leaves it out; summed over
+// backends like the classes.
+func TestTooManyCounted(t *testing.T) {
+	t.Parallel()
+	r := NewRoute("shop", []string{"stable", "stable"})
+	r.Backend(0).Done(429, 0)
+	r.Backend(1).Done(429, 0)
+	r.Backend(1).Done(404, 0)
+	shop := NewSet([]*Route{r}).Read("v1", time.Unix(1, 0), time.Time{}).Routes["shop"]
+	if shop.Responses.Class4xx != 3 || shop.Responses.Status429 != 2 {
+		t.Fatalf("responses %+v: want 3 4xx of which 2 are 429", shop.Responses)
+	}
+	if s := shop.Backends["stable"]; s.Responses.Status429 != 2 {
+		t.Fatalf("backend responses %+v: want 2 429s", s.Responses)
+	}
+}
