@@ -27,6 +27,7 @@ import (
 	"github.com/gitgate/gitgate/agent/internal/ghreport"
 	"github.com/gitgate/gitgate/agent/internal/gitsrc"
 	"github.com/gitgate/gitgate/agent/internal/statelock"
+	"github.com/gitgate/gitgate/agent/internal/statusmetrics"
 	"github.com/gitgate/gitgate/agent/internal/syncer"
 	"github.com/gitgate/gitgate/agent/internal/webhook"
 	"github.com/gitgate/gitgate/gateway/admin/client"
@@ -407,6 +408,11 @@ func runAgent(ctx context.Context, cfg runConfig, logger zerolog.Logger) error {
 	if err != nil {
 		return err
 	}
+	// Issue 17: the desired version, pin and rejected head as gauges, for
+	// examples/monitoring's alerts (read from the status at scrape time).
+	reg.MustRegister(statusmetrics.New(func() statusmetrics.Snapshot {
+		return statusmetrics.FromStatus(loop.Status(context.Background()))
+	}))
 
 	ctl, err := control.Listen(cfg.ControlSocket, loop, logger)
 	if err != nil {
