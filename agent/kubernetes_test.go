@@ -523,6 +523,9 @@ func TestKubernetesExampleDockerfile(t *testing.T) {
 				t.Fatalf("image %q is not registry/…/<target>:vX.Y.Z", c.Image)
 			}
 			target, tag := m[1], m[2]
+			if target != c.Name {
+				t.Fatalf("container %s runs image %s, the Dockerfile's %s target", c.Name, c.Image, target)
+			}
 			if !strings.Contains(string(raw), "--target "+target) || !strings.Contains(string(raw), "-t "+c.Image+" ") {
 				t.Fatalf("the Dockerfile does not document `docker build --target %s ... -t %s`", target, c.Image)
 			}
