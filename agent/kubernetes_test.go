@@ -440,23 +440,23 @@ func parseDockerfile(t *testing.T, path string) []dockerStage {
 func shellFields(s string) []string {
 	var out []string
 	var b strings.Builder
-	quoted, any := false, false
+	quoted, inWord := false, false
 	for _, r := range s {
 		switch {
 		case r == '"':
-			quoted, any = !quoted, true
+			quoted, inWord = !quoted, true
 		case r == ' ' && !quoted:
-			if any {
+			if inWord {
 				out = append(out, b.String())
 			}
 			b.Reset()
-			any = false
+			inWord = false
 		default:
 			b.WriteRune(r)
-			any = true
+			inWord = true
 		}
 	}
-	if any {
+	if inWord {
 		out = append(out, b.String())
 	}
 	return out
@@ -605,10 +605,10 @@ func TestKubernetesExampleDockerfile(t *testing.T) {
 			if err != nil {
 				t.Fatalf("go list -deps %s: %v", pkg, err)
 			}
-			for _, dep := range strings.Fields(string(out)) {
-				rel := strings.TrimPrefix(strings.TrimPrefix(dep, "github.com/gitgate/gitgate"), "/")
+			for _, imp := range strings.Fields(string(out)) {
+				rel := strings.TrimPrefix(strings.TrimPrefix(imp, "github.com/gitgate/gitgate"), "/")
 				if top, _, _ := strings.Cut(rel, "/"); !copied[top] {
-					t.Fatalf("%s imports %s, but the build stage does not COPY %s/", pkg, dep, top)
+					t.Fatalf("%s imports %s, but the build stage does not COPY %s/", pkg, imp, top)
 				}
 			}
 			if !copied["go.mod"] || !copied["go.sum"] {
