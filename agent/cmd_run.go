@@ -30,6 +30,7 @@ import (
 	"github.com/gitgate/gitgate/agent/internal/safety"
 	"github.com/gitgate/gitgate/agent/internal/source"
 	"github.com/gitgate/gitgate/agent/internal/statelock"
+	"github.com/gitgate/gitgate/agent/internal/statusmetrics"
 	"github.com/gitgate/gitgate/agent/internal/syncer"
 	"github.com/gitgate/gitgate/agent/internal/webhook"
 	"github.com/gitgate/gitgate/gateway/admin/client"
@@ -431,6 +432,11 @@ func runAgent(ctx context.Context, cfg runConfig, logger zerolog.Logger) error {
 	bakeDone := make(chan struct{})
 	go func() { defer close(bakeDone); baker.Run(bakeCtx) }()
 	defer func() { bakeCancel(); <-bakeDone }()
+	// The desired version, pin and rejected head as gauges, for
+	// examples/monitoring's alerts (read from the status at scrape time).
+	reg.MustRegister(statusmetrics.New(func() statusmetrics.Snapshot {
+		return statusmetrics.FromStatus(loop.Status(context.Background()))
+	}))
 
 	ctl, err := control.Listen(cfg.ControlSocket, loop, logger)
 	if err != nil {

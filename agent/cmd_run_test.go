@@ -287,7 +287,7 @@ func TestAgentEndToEnd(t *testing.T) {
 	var m bytes.Buffer
 	m.ReadFrom(resp.Body)
 	resp.Body.Close()
-	for _, name := range []string{"gitgate_agent_syncs_total", "gitgate_agent_webhook_deliveries_total", "gitgate_agent_fetches_total"} {
+	for _, name := range []string{"gitgate_agent_syncs_total", "gitgate_agent_webhook_deliveries_total", "gitgate_agent_fetches_total", "gitgate_agent_desired_info"} {
 		if !strings.Contains(m.String(), name) {
 			t.Errorf("metrics lack %s", name)
 		}

@@ -82,7 +82,8 @@ func portNamed(c k8sContainer, name string) (int, bool) {
 }
 
 // TestKubernetesExampleRollsSafely keeps examples/kubernetes true: the
-// gateway's arguments parse with the real flags, readiness is /readyz on
+// gateway's arguments parse with the real flags, its declared ports are
+// its --listen and --observe-addr ports, readiness is /readyz on
 // the observe port (a TCP probe passes while the gateway answers 503),
 // SIGTERM is followed by a shutdown delay that the grace period covers,
 // images carry a version tag, and both containers' /metrics are scraped.
@@ -129,6 +130,19 @@ func TestKubernetesExampleRollsSafely(t *testing.T) {
 			_, obsPort, err := net.SplitHostPort(cfg.ObserveAddr)
 			if err != nil || obsPort != strconv.Itoa(port) {
 				return "readinessProbe port " + strconv.Itoa(port) + " is not --observe-addr " + cfg.ObserveAddr
+			}
+			return ""
+		}},
+		{name: "every declared port is one the gateway listens on", check: func() string {
+			listens := map[string]string{"http": cfg.Listen, "observe": cfg.ObserveAddr}
+			for _, p := range gw.Ports {
+				addr, ok := listens[p.Name]
+				if !ok {
+					return "container port " + p.Name + " is not a gateway listener (http: --listen, observe: --observe-addr)"
+				}
+				if _, port, err := net.SplitHostPort(addr); err != nil || port != strconv.Itoa(p.ContainerPort) {
+					return "container port " + p.Name + " " + strconv.Itoa(p.ContainerPort) + " is not the gateway's address " + addr
+				}
 			}
 			return ""
 		}},
