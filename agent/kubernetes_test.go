@@ -192,7 +192,7 @@ func underMount(c k8sContainer, path string, writable bool) bool {
 // declared port is the one it listens on, its probes name that port, every
 // path it is configured with lies on a volume (the root filesystem is read
 // only), it talks to the gateway's admin socket on a shared volume, and the
-// Services' target ports exist. The e2e scenario q-monitoring-promtool GETs
+// Services' target ports exist. The e2e scenario r-monitoring-promtool GETs
 // every probe path on the real binaries.
 func TestKubernetesExampleAgentRuns(t *testing.T) {
 	t.Parallel()
