@@ -26,6 +26,7 @@ import (
 	"github.com/gitgate/gitgate/agent/internal/diff"
 	"github.com/gitgate/gitgate/agent/internal/ghreport"
 	"github.com/gitgate/gitgate/agent/internal/gitsrc"
+	"github.com/gitgate/gitgate/agent/internal/peers"
 	"github.com/gitgate/gitgate/agent/internal/statelock"
 	"github.com/gitgate/gitgate/agent/internal/syncer"
 	"github.com/gitgate/gitgate/agent/internal/webhook"
@@ -109,6 +110,14 @@ type runConfig struct {
 	// EvalMemory bounds the memory of one validation of a config with .cue
 	// files ("512MiB", "1GiB"). Default "1GiB".
 	EvalMemory string `json:"evalMemory,omitempty"`
+
+	// --- fleet (issue 17) ---
+	// Peers are the other replicas, nudged to re-check Git when this one
+	// gets a webhook, rolls back or resumes: "dns:NAME:PORT" (every A/AAAA
+	// record of a headless Service) or a comma-separated host:port list.
+	// This replica leaves itself out. Empty: no fan-out.
+	Peers string `json:"peers,omitempty"`
+	// --- end fleet ---
 }
 
 // parseRunConfig reads --config first, then lets explicitly set flags win.
@@ -147,6 +156,9 @@ func parseRunConfig(args []string, stderr io.Writer) (runConfig, error) {
 	fs.StringVar(&flagCfg.GitHubEnvironment, "github-environment", "", "environment of --github-deployments (default \"production\")")
 	fs.StringVar(&flagCfg.EvalTimeout, "eval-timeout", budget.Default.Timeout.String(), strings.ReplaceAll(evalTimeoutUsage, "`", ""))
 	fs.StringVar(&flagCfg.EvalMemory, "eval-memory", budget.FormatBytes(budget.Default.Memory), strings.ReplaceAll(evalMemoryUsage, "`", ""))
+	// --- fleet (issue 17) ---
+	fs.StringVar(&flagCfg.Peers, "peers", "", "peers to nudge on a webhook, rollback or resume: dns:NAME:PORT (a headless Service) or host:port,... (needs --webhook-addr)")
+	// --- end fleet ---
 	if err := fs.Parse(args); err != nil {
 		return runConfig{}, err
 	}
@@ -227,6 +239,8 @@ func parseRunConfig(args []string, stderr io.Writer) (runConfig, error) {
 			cfg.EvalTimeout = flagCfg.EvalTimeout
 		case "eval-memory":
 			cfg.EvalMemory = flagCfg.EvalMemory
+		case "peers": // fleet (issue 17)
+			cfg.Peers = flagCfg.Peers
 		}
 	})
 	var missing []string
@@ -267,6 +281,14 @@ func parseRunConfig(args []string, stderr io.Writer) (runConfig, error) {
 	if cfg.WebhookRepo == "" {
 		cfg.WebhookRepo = cfg.GitHubRepo
 	}
+	// --- fleet (issue 17) ---
+	if _, err := peers.NewSet(cfg.Peers, peers.SetOptions{}); err != nil {
+		return runConfig{}, fmt.Errorf("--peers: %w", err)
+	}
+	if cfg.Peers != "" && cfg.WebhookAddr == "" {
+		return runConfig{}, errors.New("--peers needs --webhook-addr: peers nudge each other there")
+	}
+	// --- end fleet ---
 	return cfg, nil
 }
 
@@ -408,7 +430,15 @@ func runAgent(ctx context.Context, cfg runConfig, logger zerolog.Logger) error {
 		return err
 	}
 
-	ctl, err := control.Listen(cfg.ControlSocket, loop, logger)
+	// --- fleet (issue 17): nudges to and from peers, GET /v1/replica ---
+	fl, err := newFleetParts(cfg, loop, gw, reg, logger)
+	if err != nil {
+		return err
+	}
+	defer fl.Close()
+	// --- end fleet ---
+
+	ctl, err := control.Listen(cfg.ControlSocket, fl.backend(), logger)
 	if err != nil {
 		return err
 	}
@@ -426,7 +456,7 @@ func runAgent(ctx context.Context, cfg runConfig, logger zerolog.Logger) error {
 			return err
 		}
 		hook, err := webhook.New(webhook.Options{
-			Secret: secret, Branch: cfg.Branch, Repo: cfg.WebhookRepo, Nudge: loop.Trigger, MaxBodyBytes: cfg.WebhookMaxBodyBytes,
+			Secret: secret, Branch: cfg.Branch, Repo: cfg.WebhookRepo, Nudge: fl.onWebhook /* fleet */, MaxBodyBytes: cfg.WebhookMaxBodyBytes,
 			PullRequests: prReporter, Registerer: reg, Logger: logger.With().Str("component", "webhook").Logger(),
 		})
 		if err != nil {
@@ -437,6 +467,7 @@ func runAgent(ctx context.Context, cfg runConfig, logger zerolog.Logger) error {
 		mux.Handle("POST /webhooks/github", hook)
 		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
+		fl.register(mux) // fleet (issue 17)
 		ln, err := net.Listen("tcp", cfg.WebhookAddr)
 		if err != nil {
 			return fmt.Errorf("listening for webhooks on %s: %w", cfg.WebhookAddr, err)

@@ -65,6 +65,7 @@ func Judge(rows []Row, maxLag time.Duration, now time.Time) Verdict {
 		}
 		if !local(rep) && v.Desired != "" && rep.Desired != v.Desired {
 			r.Lag = max(now.Sub(since), 0)
+			r.LagSeconds = r.Lag.Seconds()
 			if r.Lag > maxLag {
 				r.Problems = append(r.Problems, fmt.Sprintf("lags %s behind %s (max %s)", r.Lag.Round(time.Second), short(v.Desired), maxLag))
 			}

@@ -19,7 +19,9 @@ type Row struct {
 	// Err is why it could not be read.
 	Err string `json:"error,omitempty"`
 	// Lag is how long it has been behind the fleet's desired commit.
-	Lag time.Duration `json:"lagNanos,omitempty"`
+	Lag time.Duration `json:"-"`
+	// LagSeconds is Lag in seconds, for JSON.
+	LagSeconds float64 `json:"lagSeconds"`
 	// Problems say why this replica fails the check; empty when healthy.
 	Problems []string `json:"problems,omitempty"`
 }

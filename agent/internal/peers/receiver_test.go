@@ -83,11 +83,17 @@ func TestReceiverRefusesForgedStaleAndReplayedNudges(t *testing.T) {
 		{name: "fresh and signed", want: http.StatusAccepted, trigger: true,
 			build: func(t *testing.T, url string) *http.Request { return signedReq(t, url, testSecret, base) }},
 		{name: "at the edge of the window", want: http.StatusAccepted, trigger: true,
-			build: func(t *testing.T, url string) *http.Request { return signedReq(t, url, testSecret, base.Add(-30*time.Second)) }},
+			build: func(t *testing.T, url string) *http.Request {
+				return signedReq(t, url, testSecret, base.Add(-30*time.Second))
+			}},
 		{name: "expired timestamp", want: http.StatusUnauthorized,
-			build: func(t *testing.T, url string) *http.Request { return signedReq(t, url, testSecret, base.Add(-31*time.Second)) }},
+			build: func(t *testing.T, url string) *http.Request {
+				return signedReq(t, url, testSecret, base.Add(-31*time.Second))
+			}},
 		{name: "timestamp in the future", want: http.StatusUnauthorized,
-			build: func(t *testing.T, url string) *http.Request { return signedReq(t, url, testSecret, base.Add(time.Minute)) }},
+			build: func(t *testing.T, url string) *http.Request {
+				return signedReq(t, url, testSecret, base.Add(time.Minute))
+			}},
 		{name: "wrong secret", want: http.StatusUnauthorized,
 			build: func(t *testing.T, url string) *http.Request { return signedReq(t, url, []byte("other"), base) }},
 		{name: "timestamp moved after signing", want: http.StatusUnauthorized,
