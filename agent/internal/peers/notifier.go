@@ -27,8 +27,8 @@ type NotifierOptions struct {
 	Peers *Set
 	// Secret is the webhook secret the peers share. Required.
 	Secret []byte
-	// Client sends the nudges. Nil: a client of its own. Its own timeout,
-	// if any, applies besides Timeout.
+	// Client sends the nudges. Nil: a client of its own that ignores
+	// $HTTP_PROXY. Its own timeout, if any, applies besides Timeout.
 	Client *http.Client
 	// Concurrency bounds the nudges in flight. Default DefaultConcurrency.
 	// A dead peer holds a slot for at most Timeout, so with more dead
@@ -80,7 +80,9 @@ func NewNotifier(opts NotifierOptions) (*Notifier, error) {
 		opts.Timeout = DefaultTimeout
 	}
 	if opts.Client == nil {
-		opts.Client = &http.Client{}
+		// Peers talk to each other directly: no $HTTP_PROXY, and few idle
+		// connections, since fan-outs are rare.
+		opts.Client = &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: 1, IdleConnTimeout: time.Minute}}
 	}
 	if opts.Now == nil {
 		opts.Now = time.Now
@@ -126,6 +128,7 @@ func (n *Notifier) Nudge(reason string) {
 func (n *Notifier) Close() error {
 	n.cancel()
 	<-n.done
+	n.opts.Client.CloseIdleConnections()
 	return nil
 }
 
