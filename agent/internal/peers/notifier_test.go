@@ -5,6 +5,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -221,5 +222,60 @@ func TestNotifierBoundsConcurrency(t *testing.T) {
 	}
 	if p := peak.Load(); p > limit {
 		t.Fatalf("%d nudges in flight at once, want at most %d", p, limit)
+	}
+}
+
+// TestNotifierFollowsDNS runs three receivers on one port at 127.0.0.1,
+// .2 and .3, as the pods of a headless Service are: a dns: spec whose
+// resolver returns the three nudges the two that are not this replica.
+func TestNotifierFollowsDNS(t *testing.T) {
+	t.Parallel()
+	first, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, port, _ := net.SplitHostPort(first.Addr().String())
+	ips := []string{"127.0.0.1", "127.0.0.2", "127.0.0.3"}
+	counts := map[string]*atomic.Int32{}
+	for i, ip := range ips {
+		ln := first
+		if i > 0 {
+			if ln, err = net.Listen("tcp", net.JoinHostPort(ip, port)); err != nil {
+				t.Skipf("cannot listen on %s: %v", ip, err)
+			}
+		}
+		var n atomic.Int32
+		counts[ip] = &n
+		r, err := NewReceiver(ReceiverOptions{Secret: testSecret, Logger: zerolog.Nop(), Trigger: func(string) { n.Add(1) }})
+		if err != nil {
+			t.Fatal(err)
+		}
+		srv := &httptest.Server{Listener: ln, Config: &http.Server{Handler: r}}
+		srv.Start()
+		t.Cleanup(srv.Close)
+	}
+	lookup := func(_ context.Context, host string) ([]string, error) {
+		if host != "agents.test" {
+			t.Errorf("resolved %q", host)
+		}
+		return ips, nil
+	}
+	set, err := NewSet("dns:agents.test:"+port, SetOptions{Lookup: lookup, SelfPort: port, SelfIPs: []netip.Addr{netip.MustParseAddr("127.0.0.2")}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := NewNotifier(NotifierOptions{Peers: set, Secret: testSecret, Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { n.Close() })
+	res := n.Broadcast(context.Background(), "webhook")
+	if len(res) != 2 {
+		t.Fatalf("nudged %+v, want the two other replicas", res)
+	}
+	for ip, want := range map[string]int32{"127.0.0.1": 1, "127.0.0.2": 0, "127.0.0.3": 1} {
+		if got := counts[ip].Load(); got != want {
+			t.Fatalf("replica %s nudged %d times, want %d", ip, got, want)
+		}
 	}
 }
