@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"regexp"
 	"strconv"
+	"strings"
 	"time"
 )
 
@@ -79,7 +80,7 @@ type signed struct {
 // against now ± window. It does not check for replays.
 func verify(req *http.Request, secret []byte, now time.Time, window time.Duration) (signed, error) {
 	ts, nonce, reason := req.Header.Get(HeaderTimestamp), req.Header.Get(HeaderNonce), req.Header.Get(HeaderReason)
-	sig, ok := cutPrefix(req.Header.Get(HeaderSignature), "sha256=")
+	sig, ok := strings.CutPrefix(req.Header.Get(HeaderSignature), "sha256=")
 	sec, err := strconv.ParseInt(ts, 10, 64)
 	if !ok || err != nil || !nonceRE.MatchString(nonce) || !reasonRE.MatchString(reason) || len(sig) != 2*sha256.Size {
 		return signed{}, ErrMalformed
@@ -96,11 +97,4 @@ func verify(req *http.Request, secret []byte, now time.Time, window time.Duratio
 		return signed{}, ErrStale
 	}
 	return signed{nonce: nonce, reason: reason, at: at}, nil
-}
-
-func cutPrefix(s, prefix string) (string, bool) {
-	if len(s) < len(prefix) || s[:len(prefix)] != prefix {
-		return "", false
-	}
-	return s[len(prefix):], true
 }
