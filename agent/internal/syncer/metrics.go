@@ -6,6 +6,9 @@ import (
 
 // Metrics are the loop's Prometheus collectors.
 type Metrics struct {
+	// GatewayVersion is 1 for the version the gateway last said it runs,
+	// which differs from Applied while someone edits the gateway by hand.
+	GatewayVersion *prometheus.GaugeVec
 	Syncs       *prometheus.CounterVec
 	HeadChecks  *prometheus.CounterVec
 	Fetches     prometheus.Counter
@@ -13,15 +16,13 @@ type Metrics struct {
 	LastSuccess prometheus.Gauge
 	Applied     *prometheus.GaugeVec
 	PushApply   prometheus.Histogram
-	// GatewayVersion is 1 for the version the gateway last said it runs,
-	// which differs from Applied while someone edits the gateway by hand.
-	GatewayVersion *prometheus.GaugeVec
 }
 
 // NewMetrics creates the collectors and registers them with reg (nil: not
 // registered).
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
+		GatewayVersion: newGatewayVersion(reg),
 		Syncs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gitgate_agent_syncs_total", Help: "Sync attempts by result.",
 		}, []string{"result"}),
@@ -45,13 +46,22 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "gitgate_agent_push_to_apply_seconds", Help: "From the start of a sync pass to the gateway's answer for a new commit.",
 			Buckets: prometheus.ExponentialBuckets(0.005, 2, 14),
 		}),
-		GatewayVersion: prometheus.NewGaugeVec(prometheus.GaugeOpts{
-			Name: "gitgate_agent_gateway_version_info",
-			Help: "1 for the version the gateway ran at the agent's last status call (none while unreachable); differs from gitgate_agent_applied_info during a hand-edit.",
-		}, []string{"version"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Syncs, m.HeadChecks, m.Fetches, m.FetchTime, m.LastSuccess, m.Applied, m.PushApply, m.GatewayVersion)
+		reg.MustRegister(m.Syncs, m.HeadChecks, m.Fetches, m.FetchTime, m.LastSuccess, m.Applied, m.PushApply)
 	}
 	return m
+}
+
+// newGatewayVersion creates gitgate_agent_gateway_version_info and
+// registers it with reg (nil: not registered).
+func newGatewayVersion(reg prometheus.Registerer) *prometheus.GaugeVec {
+	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "gitgate_agent_gateway_version_info",
+		Help: "1 for the version the gateway ran at the agent's last status call (none while unreachable); differs from gitgate_agent_applied_info during a hand-edit.",
+	}, []string{"version"})
+	if reg != nil {
+		reg.MustRegister(g)
+	}
+	return g
 }
