@@ -9,13 +9,14 @@ type Metrics struct {
 	// GatewayVersion is 1 for the version the gateway last said it runs,
 	// which differs from Applied while someone edits the gateway by hand.
 	GatewayVersion *prometheus.GaugeVec
-	Syncs          *prometheus.CounterVec
-	HeadChecks     *prometheus.CounterVec
-	Fetches        prometheus.Counter
-	FetchTime      prometheus.Histogram
-	LastSuccess    prometheus.Gauge
-	Applied        *prometheus.GaugeVec
-	PushApply      prometheus.Histogram
+
+	Syncs       *prometheus.CounterVec
+	HeadChecks  *prometheus.CounterVec
+	Fetches     prometheus.Counter
+	FetchTime   prometheus.Histogram
+	LastSuccess prometheus.Gauge
+	Applied     *prometheus.GaugeVec
+	PushApply   prometheus.Histogram
 }
 
 // NewMetrics creates the collectors and registers them with reg (nil: not
