@@ -52,7 +52,10 @@ func runFleet(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		if err != nil {
 			return fail(stderr, "fleet", fmt.Errorf("reading --config: %w", err))
 		}
-		var cfg runConfig
+		// Only the peers key is read; agent run checks the whole file.
+		var cfg struct {
+			Peers string `json:"peers"`
+		}
 		if err := yaml.Unmarshal(data, &cfg); err != nil {
 			return fail(stderr, "fleet", fmt.Errorf("%s: %w", *configFile, err))
 		}

@@ -7,6 +7,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -82,6 +84,36 @@ func TestAgentFleetExitCode(t *testing.T) {
 			}
 			if len(rep.Replicas) != len(addrs) || rep.Healthy != (code == 0) || code != tt.want {
 				t.Fatalf("--json: exit %d, %+v", code, rep)
+			}
+		})
+	}
+}
+
+// TestAgentFleetReadsPeersFromConfig checks that --config agent.yaml
+// gives the peers, and that no peers at all is a usage error.
+func TestAgentFleetReadsPeersFromConfig(t *testing.T) {
+	t.Parallel()
+	now := time.Now()
+	addr := replicaServer(t, fleet.Replica{AgentVersion: "dev", Mode: "tracking", Desired: "c", AppliedAt: now,
+		Gateway: fleet.Gateway{Reachable: true, Version: "c"}})
+	file := filepath.Join(t.TempDir(), "agent.yaml")
+	if err := os.WriteFile(file, []byte("repo: x\nwebhookAddr: :9000\npeers: "+addr+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		args []string
+		want int
+	}{
+		{name: "peers from agent.yaml", args: []string{"--config", file}, want: 0},
+		{name: "no peers", args: nil, want: 2},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			var out, errOut bytes.Buffer
+			if code := runFleet(context.Background(), tt.args, &out, &errOut); code != tt.want {
+				t.Fatalf("exit %d, want %d\n%s%s", code, tt.want, out.String(), errOut.String())
 			}
 		})
 	}
