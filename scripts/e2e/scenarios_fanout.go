@@ -18,7 +18,7 @@ const fleetSize = 5
 
 func init() {
 	scenarios = append(scenarios, scenario{
-		name: "q-fleet-fanout",
+		name: "s-fleet-fanout",
 		criterion: fmt.Sprintf("%d agent+gateway pairs track one repository with --poll-interval 5m and --peers listing all "+
 			"of them: one signed webhook to one replica, and every replica serves the new commit within 5 s (only the nudge "+
 			"can explain it); each peer took exactly one nudge and sent none (no storm); `agent fleet` exits 0. With one "+
