@@ -149,6 +149,9 @@ func writeStatus(w io.Writer, st syncer.Status) {
 	gw := "unreachable"
 	if st.GatewayReachable {
 		gw = "reachable, running " + short(st.GatewayVersion)
+		if st.LastApplied != "" && st.GatewayVersion != st.LastApplied {
+			gw += ", not the applied " + short(st.LastApplied) + " (drift: edited by hand? the agent heals it)"
+		}
 	}
 	fmt.Fprintf(w, "Gateway:       %s\n", gw)
 	if st.GatewayError != "" {

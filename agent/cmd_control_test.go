@@ -42,3 +42,30 @@ func TestWriteStatusShowsGatewayWarning(t *testing.T) {
 		})
 	}
 }
+
+// TestWriteStatusShowsDrift checks that `agent status` says when the
+// gateway runs another version than the one the agent applied (a hand
+// edit), instead of naming only the applied one.
+func TestWriteStatusShowsDrift(t *testing.T) {
+	t.Parallel()
+	const applied, hand = "1111111111111111111111111111111111111111", "2222222222222222222222222222222222222222"
+	tests := []struct {
+		name    string
+		running string
+		drift   bool
+	}{
+		{name: "gateway on the applied version", running: applied},
+		{name: "gateway edited by hand", running: hand, drift: true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			st := syncer.Status{Repo: "/repo", Branch: "main", LastApplied: applied, GatewayReachable: true, GatewayVersion: tt.running}
+			var out bytes.Buffer
+			writeStatus(&out, st)
+			if got := strings.Contains(out.String(), "not the applied 111111111111"); got != tt.drift {
+				t.Fatalf("drift shown %v, want %v:\n%s", got, tt.drift, out.String())
+			}
+		})
+	}
+}

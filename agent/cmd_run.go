@@ -27,6 +27,7 @@ import (
 	"github.com/gitgate/gitgate/agent/internal/diff"
 	"github.com/gitgate/gitgate/agent/internal/ghreport"
 	"github.com/gitgate/gitgate/agent/internal/gitsrc"
+	"github.com/gitgate/gitgate/agent/internal/peers"
 	"github.com/gitgate/gitgate/agent/internal/safety"
 	"github.com/gitgate/gitgate/agent/internal/source"
 	"github.com/gitgate/gitgate/agent/internal/statelock"
@@ -113,6 +114,11 @@ type runConfig struct {
 	// EvalMemory bounds the memory of one validation of a config with .cue
 	// files ("512MiB", "1GiB"). Default "1GiB".
 	EvalMemory string
+	// Peers are the other replicas, nudged to re-check Git when this one
+	// gets a webhook, rolls back or resumes: "dns:NAME:PORT" (every A/AAAA
+	// record of a headless Service) or a comma-separated host:port list.
+	// This replica leaves itself out. Empty: no fan-out.
+	Peers string
 }
 
 // runFlag is one setting of agent run: its flag, its agent.yaml key, its
@@ -164,6 +170,7 @@ func runFlags() []runFlag {
 		{"github-environment", "githubEnvironment", "", "environment of --github-deployments (default \"production\")", func(c *runConfig) any { return &c.GitHubEnvironment }},
 		{"eval-timeout", "evalTimeout", budget.Default.Timeout.String(), strings.ReplaceAll(evalTimeoutUsage, "`", ""), func(c *runConfig) any { return &c.EvalTimeout }},
 		{"eval-memory", "evalMemory", budget.FormatBytes(budget.Default.Memory), strings.ReplaceAll(evalMemoryUsage, "`", ""), func(c *runConfig) any { return &c.EvalMemory }},
+		{"peers", "peers", "", "peers to nudge on a webhook, rollback or resume: dns:NAME:PORT (a headless Service) or host:port,... (needs --webhook-addr)", func(c *runConfig) any { return &c.Peers }},
 	}
 }
 
@@ -248,6 +255,14 @@ func parseRunConfig(args []string, stderr io.Writer) (runConfig, error) {
 	if cfg.WebhookRepo == "" {
 		cfg.WebhookRepo = cfg.GitHubRepo
 	}
+	// --- fleet (issue 17) ---
+	if _, err := peers.NewSet(cfg.Peers, peers.SetOptions{}); err != nil {
+		return runConfig{}, fmt.Errorf("--peers: %w", err)
+	}
+	if cfg.Peers != "" && cfg.WebhookAddr == "" {
+		return runConfig{}, errors.New("--peers needs --webhook-addr: peers nudge each other there")
+	}
+	// --- end fleet ---
 	return cfg, nil
 }
 
@@ -422,8 +437,16 @@ func runAgent(ctx context.Context, cfg runConfig, logger zerolog.Logger) error {
 	if err != nil {
 		return err
 	}
-	// The automatic verdict after each apply (README "Automatic rollback").
-	baker, err := safety.NewBaker(safety.Options{Gateway: gw, Rollbacker: loop, Logger: logger})
+	// --- fleet (issue 17): nudges to and from peers, GET /v1/replica ---
+	fl, err := newFleetParts(cfg, loop, gw, reg, logger)
+	if err != nil {
+		return err
+	}
+	defer fl.Close()
+	// --- end fleet ---
+	// The automatic verdict after each apply (README "Automatic rollback");
+	// an automatic rollback nudges the peers like a manual one.
+	baker, err := safety.NewBaker(safety.Options{Gateway: gw, Rollbacker: fl.rollbacker(), Logger: logger})
 	if err != nil {
 		return err
 	}
@@ -438,7 +461,7 @@ func runAgent(ctx context.Context, cfg runConfig, logger zerolog.Logger) error {
 		return statusmetrics.FromStatus(loop.Status(context.Background()))
 	}))
 
-	ctl, err := control.Listen(cfg.ControlSocket, loop, logger)
+	ctl, err := control.Listen(cfg.ControlSocket, fl.backend(), logger)
 	if err != nil {
 		return err
 	}
@@ -456,7 +479,7 @@ func runAgent(ctx context.Context, cfg runConfig, logger zerolog.Logger) error {
 			return err
 		}
 		hook, err := webhook.New(webhook.Options{
-			Secret: secret, Branch: cfg.Branch, Repo: cfg.WebhookRepo, Nudge: loop.Trigger, MaxBodyBytes: cfg.WebhookMaxBodyBytes,
+			Secret: secret, Branch: cfg.Branch, Repo: cfg.WebhookRepo, Nudge: fl.onWebhook /* fleet */, MaxBodyBytes: cfg.WebhookMaxBodyBytes,
 			PullRequests: prReporter, Registerer: reg, Logger: logger.With().Str("component", "webhook").Logger(),
 		})
 		if err != nil {
@@ -467,6 +490,7 @@ func runAgent(ctx context.Context, cfg runConfig, logger zerolog.Logger) error {
 		mux.Handle("POST /webhooks/github", hook)
 		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
+		fl.register(mux) // fleet (issue 17)
 		ln, err := net.Listen("tcp", cfg.WebhookAddr)
 		if err != nil {
 			return fmt.Errorf("listening for webhooks on %s: %w", cfg.WebhookAddr, err)

@@ -44,6 +44,7 @@ func TestRunFlagsTable(t *testing.T) {
 		{"github-environment", "githubEnvironment"},
 		{"eval-timeout", "evalTimeout"},
 		{"eval-memory", "evalMemory"},
+		{"peers", "peers"},
 	}
 	flags := runFlags()
 	if len(flags) != len(want) {

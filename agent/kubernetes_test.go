@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"debug/elf"
-	"io"
 	"maps"
 	"net"
 	"os"
@@ -350,22 +349,11 @@ func TestKubernetesExampleAgentRuns(t *testing.T) {
 			}
 			return ""
 		}},
-		{name: "--peers is wired once the agent accepts it", check: func() string {
-			want := "--peers=dns:gitgate-peers.gitgate.svc.cluster.local:" + strconv.Itoa(declared["webhook"])
-			if _, ok := flagValue(args, "peers"); ok {
-				return "" // parsed with the rest above
+		{name: "--peers names the headless Service at the webhook port", check: func() string {
+			want := "dns:gitgate-peers.gitgate.svc.cluster.local:" + strconv.Itoa(declared["webhook"])
+			if v, ok := flagValue(args, "peers"); !ok || v != want {
+				return "the agent's args lack --peers=" + want
 			}
-			if _, err := parseRunConfig(append(slices.Clone(args), want), io.Discard); err == nil {
-				return "the agent accepts --peers now: move " + want + " from the comment in deployment.yaml into the agent's args"
-			}
-			raw, err := os.ReadFile(filepath.Join(k8sDir, "deployment.yaml"))
-			if err != nil {
-				return err.Error()
-			}
-			if !strings.Contains(string(raw), "#   - "+want) {
-				return "deployment.yaml lacks the pending " + want + " line"
-			}
-			t.Logf("pending: the agent has no --peers yet (issue 17 fan-out); deployment.yaml carries it as a comment")
 			return ""
 		}},
 	}

@@ -32,6 +32,7 @@ var commands = map[string]command{
 	"sync":     {"ask the running agent to sync now", runSync},
 	"rollback": {"apply an earlier commit and pin to it", runRollback},
 	"resume":   {"lift a pin and track the branch again", runResume},
+	"fleet":    {"show every replica's versions, pin and lag (exit 1 on drift)", runFleet},
 	"version":  {"print the version", runVersion},
 }
 

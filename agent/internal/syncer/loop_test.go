@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/gitgate/gitgate/agent/internal/bundle"
 	"github.com/gitgate/gitgate/agent/internal/source"
 	"github.com/gitgate/gitgate/gateway/admin/client"
@@ -468,4 +470,58 @@ func TestFirstPassSaysStart(t *testing.T) {
 	if e := h.loop.History(1)[0]; e.SHA != second || e.Trigger != "test" {
 		t.Fatalf("next entry %s trigger %q, want %s trigger \"test\"", e.SHA, e.Trigger, second)
 	}
+}
+
+// TestGatewayVersionMetricTellsTheTruth edits the gateway by hand: at the
+// next status call, gitgate_agent_gateway_version_info names the version
+// the gateway runs, not the one the agent applied.
+func TestGatewayVersionMetricTellsTheTruth(t *testing.T) {
+	t.Parallel()
+	h := newHarness(t)
+	sha := h.repo.commit("first", validConfig(9001))
+	h.start()
+	h.sync()
+	other, err := schemas.NewBundle(strings.Repeat("b", 40), schemas.Source{}, schemas.Config{}, time.Now())
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := h.loop.opts.Metrics
+	steps := []struct {
+		name string
+		act  func()
+		want string // the one version with value 1; "" for none
+	}{
+		{name: "after the apply", act: func() {}, want: sha},
+		{name: "gateway edited by hand", act: func() { h.gw.Set(other) }, want: other.Version},
+		{name: "gateway down", act: func() { h.gw.Stop() }, want: ""},
+	}
+	for _, st := range steps {
+		st.act()
+		h.loop.syncMu.Lock()
+		_, _ = h.loop.gatewayStatus(context.Background())
+		h.loop.syncMu.Unlock()
+		if got := gaugeLabels(t, m.GatewayVersion); strings.Join(got, ",") != st.want {
+			t.Fatalf("%s: versions at 1 %q, want only %q", st.name, got, st.want)
+		}
+	}
+}
+
+// gaugeLabels returns the single label's values of g's series at 1.
+func gaugeLabels(t *testing.T, g *prometheus.GaugeVec) []string {
+	t.Helper()
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(g)
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []string
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			if m.GetGauge().GetValue() == 1 {
+				out = append(out, m.GetLabel()[0].GetValue())
+			}
+		}
+	}
+	return out
 }

@@ -6,6 +6,10 @@ import (
 
 // Metrics are the loop's Prometheus collectors.
 type Metrics struct {
+	// GatewayVersion is 1 for the version the gateway last said it runs,
+	// which differs from Applied while someone edits the gateway by hand.
+	GatewayVersion *prometheus.GaugeVec
+
 	Syncs       *prometheus.CounterVec
 	HeadChecks  *prometheus.CounterVec
 	Fetches     prometheus.Counter
@@ -21,6 +25,7 @@ type Metrics struct {
 // registered).
 func NewMetrics(reg prometheus.Registerer) *Metrics {
 	m := &Metrics{
+		GatewayVersion: newGatewayVersion(reg),
 		Syncs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gitgate_agent_syncs_total", Help: "Sync attempts by result.",
 		}, []string{"result"}),
@@ -52,4 +57,17 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		reg.MustRegister(m.Syncs, m.HeadChecks, m.Fetches, m.FetchTime, m.LastSuccess, m.Applied, m.PushApply, m.AutoRollbacks)
 	}
 	return m
+}
+
+// newGatewayVersion creates gitgate_agent_gateway_version_info and
+// registers it with reg (nil: not registered).
+func newGatewayVersion(reg prometheus.Registerer) *prometheus.GaugeVec {
+	g := prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Name: "gitgate_agent_gateway_version_info",
+		Help: "1 for the version the gateway ran at the agent's last status call (none while unreachable); differs from gitgate_agent_applied_info during a hand-edit.",
+	}, []string{"version"})
+	if reg != nil {
+		reg.MustRegister(g)
+	}
+	return g
 }

@@ -278,9 +278,16 @@ func (l *Loop) noteGateway(err error, version, digest string) {
 		var te *client.TransportError
 		if errors.As(err, &te) {
 			l.health.GatewaySeen = false
+			l.opts.Metrics.GatewayVersion.Reset()
 		}
 		l.health.GatewayErr = err.Error()
 		return
+	}
+	if !l.health.GatewaySeen || l.health.GatewayVersion != version {
+		l.opts.Metrics.GatewayVersion.Reset()
+		if version != "" {
+			l.opts.Metrics.GatewayVersion.WithLabelValues(version).Set(1)
+		}
 	}
 	l.health.GatewaySeen, l.health.GatewayErr = true, ""
 	l.health.GatewayVersion, l.health.GatewayDigest = version, digest

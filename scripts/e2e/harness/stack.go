@@ -39,6 +39,9 @@ type Options struct {
 	// GatewayState and AgentState are the state directories. Default
 	// <Dir>/gateway-state and <Dir>/agent-state.
 	GatewayState, AgentState string
+	// AgentExtraArgs are added to the agent's flags (e.g. --peers for a
+	// fleet of Stacks tracking one RepoURL). Default none.
+	AgentExtraArgs []string
 }
 
 // Stack is one gateway and one agent tracking one config repository.
@@ -130,9 +133,9 @@ func (s *Stack) StartGateway(ctx context.Context) error {
 
 // AgentArgs are the agent's flags.
 func (s *Stack) AgentArgs() []string {
-	return []string{"run", "--repo", s.RepoURL, "--branch", "main", "--gateway-socket", s.AdminSocket,
+	return append([]string{"run", "--repo", s.RepoURL, "--branch", "main", "--gateway-socket", s.AdminSocket,
 		"--state-dir", s.AgentState, "--control-socket", s.ControlSocket, "--webhook-addr", s.HookAddr,
-		"--webhook-secret-file", s.secretFile, "--poll-interval", s.PollInterval}
+		"--webhook-secret-file", s.secretFile, "--poll-interval", s.PollInterval}, s.AgentExtraArgs...)
 }
 
 // StartAgent starts the agent and waits until its control socket answers.
@@ -149,6 +152,24 @@ func (s *Stack) StartAgent(ctx context.Context) error {
 		_, err := s.AgentStatus(ctx)
 		return err == nil, nil
 	})
+}
+
+// HookGet requests path from the agent's webhook listener and returns the
+// status code and up to 1 MiB of the body.
+func (s *Stack) HookGet(ctx context.Context, path string) (int, string, error) {
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+s.HookAddr+path, nil)
+	if err != nil {
+		return 0, "", err
+	}
+	resp, err := s.data.Do(req)
+	if err != nil {
+		return 0, "", fmt.Errorf("agent %s: %w", path, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	return resp.StatusCode, string(b), err
 }
 
 // Close stops the agent, then the gateway, and closes the clients.
