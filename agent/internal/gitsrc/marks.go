@@ -183,13 +183,16 @@ func (s *Source) WriteMarks(ctx context.Context, writes []source.MarkWrite) erro
 		req.Packfile = io.NopCloser(&pack)
 	}
 	rs, err := sess.ReceivePack(ctx, req)
-	if err != nil {
-		return s.pushErr(err)
+	if err == nil && rs != nil {
+		err = rs.Error()
 	}
-	if rs != nil {
-		if err := rs.Error(); err != nil {
-			return s.refusedErr(err)
+	if err != nil {
+		// go-git returns the server's refusal of a command as the error
+		// too ("command error on <ref>: <reason>").
+		if rs != nil && rs.Error() != nil {
+			return s.refusedErr(rs.Error())
 		}
+		return s.pushErr(err)
 	}
 	// The cache follows what was written, until the next listing.
 	s.applyWrites(writes, cmds)

@@ -13,6 +13,9 @@ type Metrics struct {
 	LastSuccess prometheus.Gauge
 	Applied     *prometheus.GaugeVec
 	PushApply   prometheus.Histogram
+	// PinWrites counts writes of the fleet pin to the config repository by
+	// op (set, lift, resume) and result (ok, conflict, readonly, error).
+	PinWrites *prometheus.CounterVec
 }
 
 // NewMetrics creates the collectors and registers them with reg (nil: not
@@ -42,9 +45,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Name: "gitgate_agent_push_to_apply_seconds", Help: "From the start of a sync pass to the gateway's answer for a new commit.",
 			Buckets: prometheus.ExponentialBuckets(0.005, 2, 14),
 		}),
+		PinWrites: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gitgate_agent_pin_writes_total", Help: "Writes of the fleet pin to the config repository by op (set, lift on fix-forward, resume) and result (ok, conflict, readonly, error).",
+		}, []string{"op", "result"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Syncs, m.HeadChecks, m.Fetches, m.FetchTime, m.LastSuccess, m.Applied, m.PushApply)
+		reg.MustRegister(m.Syncs, m.HeadChecks, m.Fetches, m.FetchTime, m.LastSuccess, m.Applied, m.PushApply, m.PinWrites)
 	}
 	return m
 }
