@@ -299,3 +299,10 @@ func orAbsent(h plumbing.Hash) string {
 	}
 	return short(h)
 }
+
+// IsLocal reports whether url is a local path or a file:// URL, where
+// the file system's permissions decide who may push.
+func IsLocal(url string) bool {
+	ep, err := transport.NewEndpoint(url)
+	return err == nil && ep.Protocol == "file"
+}

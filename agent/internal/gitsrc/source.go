@@ -50,6 +50,9 @@ type Options struct {
 	StorageDir string
 	// Token authenticates HTTPS as x-access-token (GitHub style). Empty: none.
 	Token string
+	// Username goes with Token and PushToken over HTTPS. Default
+	// "x-access-token" (GitHub's user for tokens).
+	Username string
 	// SSHKeyFile is a private key for ssh:// and scp-like URLs. Empty: none.
 	SSHKeyFile string
 	// SSHKeyPassphrase decrypts SSHKeyFile. Empty: unencrypted key.
@@ -154,7 +157,11 @@ func authFor(opts Options) (transport.AuthMethod, error) {
 	switch ep.Protocol {
 	case "https", "http":
 		if opts.Token != "" {
-			return &githttp.BasicAuth{Username: "x-access-token", Password: opts.Token}, nil
+			user := opts.Username
+			if user == "" {
+				user = "x-access-token"
+			}
+			return &githttp.BasicAuth{Username: user, Password: opts.Token}, nil
 		}
 		return nil, nil
 	case "ssh":
