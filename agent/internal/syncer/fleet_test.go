@@ -271,3 +271,36 @@ func TestConcurrentRollbacksOneWins(t *testing.T) {
 		t.Fatalf("loser after sync: %+v runs %s", s.Pin, lost[0].h.running())
 	}
 }
+
+// TestFleetPinRefusedWhenVerifying: with signature verification on, a
+// replica refuses to follow a fleet pin to a commit its trusted keys did
+// not sign, and refuses to write one.
+func TestFleetPinRefusedWhenVerifying(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	f := newFleet(t, false)
+	c1 := f.commit("c1", validConfig(9001))
+	f.commit("c2", validConfig(9002))
+	a := f.replica("a", true, nil)
+	a.sync()
+
+	v := newHarness(t)
+	v.repo, v.url, v.pushMarks, v.replica, v.trustedKeys = f.work, f.url, true, "verifying", testKeyRing(t)
+	v.start()
+	v.sync()
+	// v's own rollback to an unsigned commit writes nothing.
+	if _, err := v.loop.Rollback(ctx, c1, false, "unsigned"); !errors.Is(err, source.ErrUnsigned) {
+		t.Fatalf("rollback to an unsigned commit: %v, want ErrUnsigned", err)
+	}
+	if f.remoteRef("refs/tags/gitgate/main/pin") != "" {
+		t.Fatal("a pin to an unsigned commit was written")
+	}
+	// a (not verifying) pins the fleet to it; v does not follow.
+	if _, err := a.loop.Rollback(ctx, c1, false, "pin"); err != nil {
+		t.Fatal(err)
+	}
+	s := v.sync()
+	if v.running() == c1 || s.LastApplied == c1 || !strings.Contains(s.LastError, "not signed") {
+		t.Fatalf("verifying replica followed an unsigned pin: runs %q, last error %q", v.running(), s.LastError)
+	}
+}
