@@ -35,8 +35,16 @@ func (l *Loop) followMarks(ctx context.Context, start time.Time) error {
 	}
 	fs := fleetpin.Read(ms)
 	bad := slices.Sorted(maps.Keys(fs.Bad))
+	st := l.opts.Store.State()
+	// Most passes change nothing: write the state only when they do.
+	newBad := slices.ContainsFunc(bad, func(rev string) bool { return !st.IsBad(rev) && (fs.Pin == nil || fs.Pin.SHA != rev) })
+	adopt := fs.Pin != nil && fs.PinID != st.LiftedPinID && (st.Pin == nil || st.Pin.ID != fs.PinID)
+	drop := fs.Pin == nil && st.Pin != nil && st.Pin.Scope == bundle.PinFleet
+	if !newBad && !adopt && !drop {
+		return l.followPin(ctx, st, start)
+	}
 	var adopted, dropped bool
-	st, err := l.opts.Store.Update(func(s *bundle.State) {
+	st, err = l.opts.Store.Update(func(s *bundle.State) {
 		for _, rev := range bad {
 			if !s.IsBad(rev) && (fs.Pin == nil || fs.Pin.SHA != rev) {
 				s.Bad = append(s.Bad, rev)
@@ -65,6 +73,11 @@ func (l *Loop) followMarks(ctx context.Context, start time.Time) error {
 	case dropped:
 		l.log.Info().Msg("the fleet's pin is gone from the repository: tracking the branch")
 	}
+	return l.followPin(ctx, st, start)
+}
+
+// followPin applies the fleet's pin when this replica does not serve it.
+func (l *Loop) followPin(ctx context.Context, st bundle.State, start time.Time) error {
 	if p := st.Pin; p != nil && p.Scope == bundle.PinFleet && st.LastApplied != p.SHA {
 		if _, err := l.applyPinned(ctx, p.SHA, "fleet-pin", start); err != nil {
 			return fmt.Errorf("following the fleet's pin to %s: %w", source.Short(p.SHA), err)
