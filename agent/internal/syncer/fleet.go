@@ -276,8 +276,9 @@ func (l *Loop) Rollback(ctx context.Context, rev string, hold bool, reason strin
 	b, err := l.applyPinned(ctx, sha, "rollback", start)
 	if err != nil {
 		if pin.Scope == bundle.PinFleet {
-			// The fleet is pinned; this replica follows on its next pass.
+			// The fleet is pinned; this replica retries on its next pass.
 			_, _ = l.opts.Store.Update(func(s *bundle.State) { s.Pin = &pin })
+			return RollbackResult{}, fmt.Errorf("rolling back to %s: the pin is in the repository and every replica follows it, but applying it here failed (retried at the next check): %w", source.Short(sha), err)
 		}
 		return RollbackResult{}, fmt.Errorf("rolling back to %s: %w", source.Short(sha), err)
 	}
