@@ -136,6 +136,15 @@ func writeStatus(w io.Writer, st syncer.Status) {
 			hold = "held until `agent resume`"
 		}
 		fmt.Fprintf(w, "Pinned:        to %s since %s: %s (%s)\n", short(st.Pin.SHA), st.Pin.Since.Format(time.RFC3339), st.Pin.Reason, hold)
+		if st.PinScope == "fleet" {
+			fmt.Fprintf(w, "Pin scope:     fleet: the pin is in the repository and every replica obeys it (set by %s)\n", st.Pin.By)
+		} else {
+			reason := st.PinScopeReason
+			if reason == "" {
+				reason = "set before pins were kept in the repository"
+			}
+			fmt.Fprintf(w, "Pin scope:     THIS REPLICA ONLY: other replicas keep tracking the branch (%s)\n", reason)
+		}
 		if st.Pin.From != "" {
 			fmt.Fprintf(w, "Rolled back:   from %s (marked bad)\n", short(st.Pin.From))
 		}
@@ -255,9 +264,11 @@ func runSync(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 
 func runRollback(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var req control.RollbackRequest
+	var rf repoPinFlags
 	cf, pos, code := parseControl("rollback", args, stderr, func(fs *flag.FlagSet) {
 		fs.BoolVar(&req.Hold, "hold", false, "keep the pin until `agent resume`, even when new commits arrive")
 		fs.StringVar(&req.Reason, "reason", "", "why, shown in status")
+		rf.register(fs, true)
 	})
 	if code >= 0 {
 		return code
@@ -265,6 +276,14 @@ func runRollback(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	if len(pos) > 1 {
 		fmt.Fprintf(stderr, "agent rollback: want at most one <sha-prefix>, got %d\n", len(pos))
 		return 2
+	}
+	if rf.repo != "" {
+		if len(pos) != 1 {
+			fmt.Fprintln(stderr, "agent rollback --repo: give the <sha-prefix> to pin the fleet to")
+			return 2
+		}
+		rf.hold, rf.reason, rf.asJSON = req.Hold, req.Reason, cf.json
+		return rollbackRepo(ctx, &rf, pos[0], stdout, stderr)
 	}
 	if len(pos) == 1 {
 		req.Rev = pos[0]
@@ -282,6 +301,11 @@ func runRollback(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		return 0
 	}
 	fmt.Fprintf(stdout, "Rolled back to %s and pinned", short(res.SHA))
+	if res.Pin.Scope == "fleet" {
+		fmt.Fprint(stdout, " in the repository: every replica follows")
+	} else {
+		fmt.Fprintf(stdout, " on THIS REPLICA ONLY (%s)", res.Pin.ScopeReason)
+	}
 	if res.From != "" {
 		fmt.Fprintf(stdout, "; %s is marked bad", short(res.From))
 	}
@@ -294,13 +318,17 @@ func runRollback(ctx context.Context, args []string, stdout, stderr io.Writer) i
 }
 
 func runResume(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	cf, pos, code := parseControl("resume", args, stderr, nil)
+	var rf repoPinFlags
+	cf, pos, code := parseControl("resume", args, stderr, func(fs *flag.FlagSet) { rf.register(fs, false) })
 	if code >= 0 {
 		return code
 	}
 	if len(pos) > 0 {
 		fmt.Fprintf(stderr, "agent resume: unexpected argument %q\n", pos[0])
 		return 2
+	}
+	if rf.repo != "" {
+		return resumeRepo(ctx, &rf, stdout, stderr)
 	}
 	c, err := cf.client()
 	if err != nil {

@@ -79,6 +79,13 @@ type runConfig struct {
 	GitTokenFile string
 	// SSHKeyFile is a private key for SSH URLs.
 	SSHKeyFile string
+	// PushTokenFile holds an HTTPS token with push rights to the pin tags
+	// (refs/tags/gitgate/<branch>/), never the read token. Empty (and no
+	// PushSSHKeyFile): rollbacks pin this replica only, unless the
+	// repository is a local path or file:// URL.
+	PushTokenFile string
+	// PushSSHKeyFile is an SSH private key with push rights to the pin tags.
+	PushSSHKeyFile string
 	// KnownHostsFile checks SSH host keys. Default: ~/.ssh/known_hosts.
 	KnownHostsFile string
 	// VerifySignatures rejects commits not signed by TrustedKeys.
@@ -154,6 +161,8 @@ func runFlags() []runFlag {
 		{"webhook-secret-file", "webhookSecretFile", "", "file with the webhook secret (else $" + webhook.SecretEnv + ")", func(c *runConfig) any { return &c.WebhookSecretFile }},
 		{"git-token-file", "gitTokenFile", "", "file with an HTTPS token (else $" + tokenEnv + ")", func(c *runConfig) any { return &c.GitTokenFile }},
 		{"ssh-key-file", "sshKeyFile", "", "SSH private key for ssh:// and git@ URLs", func(c *runConfig) any { return &c.SSHKeyFile }},
+		{"push-token-file", "pushTokenFile", "", "file with an HTTPS token that may push the pin tags refs/tags/gitgate/<branch>/ (never the read token; without it or --push-ssh-key-file a rollback pins this replica only)", func(c *runConfig) any { return &c.PushTokenFile }},
+		{"push-ssh-key-file", "pushSSHKeyFile", "", "SSH private key that may push the pin tags", func(c *runConfig) any { return &c.PushSSHKeyFile }},
 		{"known-hosts-file", "knownHostsFile", "", "known_hosts for SSH (default ~/.ssh/known_hosts)", func(c *runConfig) any { return &c.KnownHostsFile }},
 		{"verify-signatures", "verifySignatures", false, "apply only commits signed by --trusted-keys", func(c *runConfig) any { return &c.VerifySignatures }},
 		{"trusted-keys", "trustedKeys", "", "armored PGP public keys for --verify-signatures", func(c *runConfig) any { return &c.TrustedKeys }},
@@ -382,9 +391,18 @@ func runAgent(ctx context.Context, cfg runConfig, logger zerolog.Logger) error {
 		return err
 	}
 	defer lock.Release()
+	pushToken, err := readSecretFile(cfg.PushTokenFile, "")
+	if err != nil {
+		return fmt.Errorf("push token: %w", err)
+	}
+	if pushToken != "" && pushToken == token {
+		return errors.New("--push-token-file holds the read token: give the agent a separate token for pushing pins, or none")
+	}
 	src, err := gitsrc.Open(gitsrc.Options{
 		URL: cfg.Repo, Branch: cfg.Branch, StorageDir: filepath.Join(cfg.StateDir, "git"),
 		Token: token, SSHKeyFile: cfg.SSHKeyFile, KnownHostsFile: cfg.KnownHostsFile, TrustedKeys: trusted,
+		PushMarks: pushToken != "" || cfg.PushSSHKeyFile != "" || gitsrc.IsLocal(cfg.Repo),
+		PushToken: pushToken, PushSSHKeyFile: cfg.PushSSHKeyFile,
 	})
 	if err != nil {
 		return err

@@ -28,6 +28,8 @@ func TestRunFlagsTable(t *testing.T) {
 		{"webhook-secret-file", "webhookSecretFile"},
 		{"git-token-file", "gitTokenFile"},
 		{"ssh-key-file", "sshKeyFile"},
+		{"push-token-file", "pushTokenFile"},
+		{"push-ssh-key-file", "pushSSHKeyFile"},
 		{"known-hosts-file", "knownHostsFile"},
 		{"verify-signatures", "verifySignatures"},
 		{"trusted-keys", "trustedKeys"},

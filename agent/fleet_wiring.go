@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
 
+	"github.com/gitgate/gitgate/agent/internal/bundle"
 	"github.com/gitgate/gitgate/agent/internal/control"
 	"github.com/gitgate/gitgate/agent/internal/fleet"
 	"github.com/gitgate/gitgate/agent/internal/peers"
@@ -170,10 +171,14 @@ func replicaReport(loop *syncer.Loop, gw *client.Client) func(context.Context) f
 	}
 }
 
-// pinScope says whether a pin holds fleet-wide or for this replica only.
-// Pins live in this replica's state dir today, so every pin is local; when
-// pins are kept in Git, the syncer's status says which.
-func pinScope(syncer.Status) string { return fleet.ScopeLocal }
+// pinScope says whether a pin holds fleet-wide (kept in the config
+// repository) or for this replica only, as the syncer's status says.
+func pinScope(st syncer.Status) string {
+	if st.PinScope == bundle.PinFleet {
+		return fleet.ScopeFleet
+	}
+	return fleet.ScopeLocal
+}
 
 // rollbacker is the automatic rollback of the safety Baker: the loop's,
 // followed by a nudge so the peers re-check Git at once.

@@ -129,7 +129,9 @@ func TestWebhookFansOutToPeers(t *testing.T) {
 		}
 	}
 
-	// Replica 1 is pinned to the first commit, for itself only.
+	// Replica 1 is pinned to the first commit, for the whole fleet: the
+	// pin is a tag in the repository (a local path: file permissions let
+	// it push).
 	resp, err = http.Get("http://" + reps[1].addr + fleet.ReplicaPath)
 	if err != nil {
 		t.Fatal(err)
@@ -137,12 +139,12 @@ func TestWebhookFansOutToPeers(t *testing.T) {
 	var rep fleet.Replica
 	err = json.NewDecoder(resp.Body).Decode(&rep)
 	resp.Body.Close()
-	if err != nil || rep.Mode != "pinned" || rep.Pin == nil || rep.Pin.Scope != fleet.ScopeLocal || rep.Desired != first ||
+	if err != nil || rep.Mode != "pinned" || rep.Pin == nil || rep.Pin.Scope != fleet.ScopeFleet || rep.Desired != first ||
 		rep.Gateway.Version != first || !rep.Gateway.Reachable || rep.AgentVersion != version {
 		t.Fatalf("replica 1 says %+v (%v)", rep, err)
 	}
 	if code, out := cli(t, wrap(runFleet), "--peers", peersSpec); code != 0 {
-		t.Fatalf("agent fleet with a local pin: exit %d, want 0\n%s", code, out)
+		t.Fatalf("agent fleet with a fleet pin: exit %d, want 0\n%s", code, out)
 	}
 
 	// A hand edit of replica 2's gateway is drift (heal is off here).

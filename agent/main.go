@@ -30,8 +30,8 @@ var commands = map[string]command{
 	"status":   {"show what the running agent tracks and serves", runStatus},
 	"history":  {"list the running agent's sync attempts", runHistory},
 	"sync":     {"ask the running agent to sync now", runSync},
-	"rollback": {"apply an earlier commit and pin to it", runRollback},
-	"resume":   {"lift a pin and track the branch again", runResume},
+	"rollback": {"apply an earlier commit and pin every replica to it (--repo: straight in the repository)", runRollback},
+	"resume":   {"lift the pin and track the branch again (--repo: straight in the repository)", runResume},
 	"fleet":    {"show every replica's versions, pin and lag (exit 1 on drift)", runFleet},
 	"version":  {"print the version", runVersion},
 }

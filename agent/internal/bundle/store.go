@@ -102,7 +102,26 @@ type Pin struct {
 	BranchHead string `json:"branchHead,omitempty"`
 	// Since is when the pin was set.
 	Since time.Time `json:"since"`
+	// By is who set it, when known.
+	By string `json:"by,omitempty"`
+	// Scope is PinFleet when the pin is kept in the config repository
+	// (every replica obeys it) and PinLocal when it holds for this replica
+	// only. Empty (a state written before fleet pins): local.
+	Scope string `json:"scope,omitempty"`
+	// ScopeReason says why a pin is local (no push credential, the push
+	// was refused).
+	ScopeReason string `json:"scopeReason,omitempty"`
+	// ID is the fleet pin's mark ID in the repository; "" for a local pin.
+	ID string `json:"id,omitempty"`
 }
+
+// Pin scopes.
+const (
+	// PinFleet: the pin is in the config repository; every replica obeys it.
+	PinFleet = "fleet"
+	// PinLocal: the pin holds for this replica only.
+	PinLocal = "local"
+)
 
 // State is what the agent must remember across restarts.
 type State struct {
@@ -128,6 +147,10 @@ type State struct {
 	// Bad lists commits rolled back from; they are never applied by
 	// themselves again.
 	Bad []string `json:"bad,omitempty"`
+	// LiftedPinID is the ID of the last fleet pin this replica lifted
+	// (fix-forward), so that the same pin, still in the repository when
+	// this replica could not delete it, is not obeyed again.
+	LiftedPinID string `json:"liftedPinID,omitempty"`
 }
 
 // IsBad reports whether sha is marked bad.

@@ -12,6 +12,13 @@
 // the go-git repository is serialized by the Source, because a go-git
 // repository on filesystem storage is not safe for concurrent use.
 //
+// It also implements source.Marks (marks.go): the fleet's rollback pin and
+// bad marks are tags under refs/tags/gitgate/<branch>/, read from the same
+// listing of the remote's refs as the head, and written by one atomic
+// receive-pack request whose commands carry the old values expected, so
+// the server compare-and-swaps. Pushing uses its own credential
+// (Options.PushToken, PushSSHKeyFile), never the read token.
+//
 // Credentials (a token, URL userinfo) never appear in errors or logs: every
 // error that may carry the remote URL passes through Redact.
 package gitsrc

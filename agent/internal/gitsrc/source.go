@@ -50,6 +50,9 @@ type Options struct {
 	StorageDir string
 	// Token authenticates HTTPS as x-access-token (GitHub style). Empty: none.
 	Token string
+	// Username goes with Token and PushToken over HTTPS. Default
+	// "x-access-token" (GitHub's user for tokens).
+	Username string
 	// SSHKeyFile is a private key for ssh:// and scp-like URLs. Empty: none.
 	SSHKeyFile string
 	// SSHKeyPassphrase decrypts SSHKeyFile. Empty: unencrypted key.
@@ -62,6 +65,18 @@ type Options struct {
 	TrustedKeys string
 	// Timeout bounds one head check or fetch. Default 60s.
 	Timeout time.Duration
+	// PushMarks lets WriteMarks push the rollback marks (tags under
+	// refs/tags/gitgate/<branch>/) to the repository. False: WriteMarks
+	// fails with source.ErrMarksReadOnly and the marks stay local.
+	PushMarks bool
+	// PushToken authenticates the push of marks over HTTPS, never the
+	// read Token. Empty: none (a host that allows anonymous pushes, or a
+	// local repository).
+	PushToken string
+	// PushSSHKeyFile is the private key that pushes marks over SSH.
+	// Empty: SSHKeyFile's key is not reused; go-git's default (an SSH
+	// agent) applies.
+	PushSSHKeyFile string
 }
 
 // Source is the agent's clone of the config repository. All methods are safe
@@ -73,8 +88,14 @@ type Source struct {
 	refspec config.RefSpec
 	local   plumbing.ReferenceName
 
+	pushAuth transport.AuthMethod
+
 	mu   sync.Mutex
 	repo *git.Repository
+	// marks are the mark refs the last listing advertised, by name
+	// relative to markPrefix; listed says a listing ran.
+	marks  []source.Mark
+	listed bool
 }
 
 // Open opens or creates the bare clone in opts.StorageDir with one remote
@@ -88,7 +109,7 @@ func Open(opts Options) (*Source, error) {
 	}
 	s := &Source{
 		opts:  opts,
-		red:   redactor{rawURL: opts.URL, secrets: []string{opts.Token, opts.SSHKeyPassphrase}},
+		red:   redactor{rawURL: opts.URL, secrets: []string{opts.Token, opts.SSHKeyPassphrase, opts.PushToken}},
 		local: plumbing.NewRemoteReferenceName(remoteName, opts.Branch),
 	}
 	s.refspec = config.RefSpec(fmt.Sprintf("+%s:%s", plumbing.NewBranchReferenceName(opts.Branch), s.local))
@@ -100,6 +121,13 @@ func Open(opts Options) (*Source, error) {
 		return nil, s.red.wrap(fmt.Errorf("opening git source %s: %w", Redact(opts.URL), err))
 	}
 	s.auth = auth
+	if opts.PushMarks {
+		popts := opts
+		popts.Token, popts.SSHKeyFile, popts.SSHKeyPassphrase = opts.PushToken, opts.PushSSHKeyFile, ""
+		if s.pushAuth, err = authFor(popts); err != nil {
+			return nil, s.red.wrap(fmt.Errorf("opening git source %s: push credential: %w", Redact(opts.URL), err))
+		}
+	}
 	if err := os.MkdirAll(opts.StorageDir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating git storage %s: %w", opts.StorageDir, err)
 	}
@@ -129,7 +157,11 @@ func authFor(opts Options) (transport.AuthMethod, error) {
 	switch ep.Protocol {
 	case "https", "http":
 		if opts.Token != "" {
-			return &githttp.BasicAuth{Username: "x-access-token", Password: opts.Token}, nil
+			user := opts.Username
+			if user == "" {
+				user = "x-access-token"
+			}
+			return &githttp.BasicAuth{Username: user, Password: opts.Token}, nil
 		}
 		return nil, nil
 	case "ssh":
@@ -182,31 +214,42 @@ func (s *Source) Ref() string { return plumbing.NewBranchReferenceName(s.opts.Br
 func (s *Source) Head(ctx context.Context) (string, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	h, err := s.head(ctx)
+	h, _, err := s.head(ctx)
 	if err != nil {
 		return "", err
 	}
 	return h.String(), nil
 }
 
-func (s *Source) head(ctx context.Context) (plumbing.Hash, error) {
+// head lists the remote's refs once (ls-remote) and returns the tracked
+// branch's tip and the mark refs (see marks.go), by full name.
+func (s *Source) head(ctx context.Context) (plumbing.Hash, map[plumbing.ReferenceName]plumbing.Hash, error) {
 	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
 	defer cancel()
 	rem, err := s.repo.Remote(remoteName)
 	if err != nil {
-		return plumbing.ZeroHash, fmt.Errorf("finding remote: %w", err)
+		return plumbing.ZeroHash, nil, fmt.Errorf("finding remote: %w", err)
 	}
 	refs, err := rem.ListContext(ctx, &git.ListOptions{Auth: s.auth})
 	if err != nil {
-		return plumbing.ZeroHash, s.red.wrap(fmt.Errorf("listing refs of %s: %w", s.Location(), err))
+		return plumbing.ZeroHash, nil, s.red.wrap(fmt.Errorf("listing refs of %s: %w", s.Location(), err))
 	}
 	want := plumbing.NewBranchReferenceName(s.opts.Branch)
+	head := plumbing.ZeroHash
+	marks := map[plumbing.ReferenceName]plumbing.Hash{}
+	prefix := s.markPrefix()
 	for _, r := range refs {
-		if r.Name() == want {
-			return r.Hash(), nil
+		switch {
+		case r.Name() == want:
+			head = r.Hash()
+		case r.Type() == plumbing.HashReference && strings.HasPrefix(r.Name().String(), prefix):
+			marks[r.Name()] = r.Hash()
 		}
 	}
-	return plumbing.ZeroHash, fmt.Errorf("listing refs of %s: %w: %q", s.Location(), ErrBranchNotFound, s.opts.Branch)
+	if head.IsZero() {
+		return head, nil, fmt.Errorf("listing refs of %s: %w: %q", s.Location(), ErrBranchNotFound, s.opts.Branch)
+	}
+	return head, marks, nil
 }
 
 // Update checks the remote head and fetches the tracked branch when the
@@ -216,32 +259,41 @@ func (s *Source) head(ctx context.Context) (plumbing.Hash, error) {
 func (s *Source) Update(ctx context.Context) (head string, fetched bool, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	h, err := s.head(ctx)
+	h, marks, err := s.head(ctx)
 	if err != nil {
 		return "", false, err
 	}
+	// The marks' tag objects come with the branch in one fetch, and only
+	// when one of them is not local yet.
+	specs := s.missingMarks(marks)
 	if _, err := s.repo.CommitObject(h); err == nil {
 		if err := s.repo.Storer.SetReference(plumbing.NewHashReference(s.local, h)); err != nil {
 			return h.String(), false, fmt.Errorf("updating %s: %w", s.local, err)
 		}
-		return h.String(), false, nil
+		if len(specs) == 0 {
+			return h.String(), false, s.readMarks(marks)
+		}
+		if err := s.fetch(ctx, specs...); err != nil {
+			return "", true, err
+		}
+		return h.String(), true, s.readMarks(marks)
 	}
-	if err := s.fetch(ctx); err != nil {
+	if err := s.fetch(ctx, append(specs, s.refspec)...); err != nil {
 		return "", true, err
 	}
 	ref, err := s.repo.Reference(s.local, true)
 	if err != nil {
 		return "", true, fmt.Errorf("reading %s after fetch: %w", s.local, err)
 	}
-	return ref.Hash().String(), true, nil
+	return ref.Hash().String(), true, s.readMarks(marks)
 }
 
-func (s *Source) fetch(ctx context.Context) error {
+func (s *Source) fetch(ctx context.Context, specs ...config.RefSpec) error {
 	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
 	defer cancel()
 	err := s.repo.FetchContext(ctx, &git.FetchOptions{
 		RemoteName: remoteName,
-		RefSpecs:   []config.RefSpec{s.refspec},
+		RefSpecs:   specs,
 		Auth:       s.auth,
 		Tags:       git.NoTags,
 		Force:      true,

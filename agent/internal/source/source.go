@@ -64,6 +64,16 @@ type Source interface {
 	Verify(ctx context.Context, rev string) error
 }
 
+// Errors of Marks.WriteMarks.
+var (
+	// ErrMarkConflict: a mark was not at the value the writer expected
+	// (another writer got there first); nothing was written.
+	ErrMarkConflict = errors.New("the mark changed since it was read")
+	// ErrMarksReadOnly: this source may not write marks (no push
+	// credential, or the host refused the push); the marks stay local.
+	ErrMarksReadOnly = errors.New("no rights to write marks to the source")
+)
+
 // Mark is a small named pointer kept in the source next to the config, for
 // state that every replica must share (issue 17: the fleet's rollback pin
 // and the marks of bad revisions).
@@ -74,17 +84,33 @@ type Mark struct {
 	Revision string
 	// Note carries who, when and why, as the mark's writer encoded it.
 	Note string
+	// ID identifies this value of the mark (for Git the tag object's SHA);
+	// a writer passes it back as MarkWrite.Old to compare-and-swap.
+	ID string
+}
+
+// MarkWrite is one change of WriteMarks.
+type MarkWrite struct {
+	// Mark is the new value; an empty Revision deletes the mark. ID is
+	// ignored.
+	Mark Mark
+	// Old is the ID the mark must have now; "" means it must not exist.
+	Old string
+	// By names who writes (the tagger of a Git tag); "" is "gitgate".
+	By string
 }
 
 // Marks is what a Source implements when it can keep Marks: read in the
-// same round trip as the head where the source allows (Git's advertised
-// refs), written with a compare-and-swap so that two writers cannot
-// interleave. No source implements it yet; gitsrc will, with refs in the
-// config repository.
+// same round trip as the head (Git's advertised refs), written with a
+// compare-and-swap so that two writers cannot interleave.
 type Marks interface {
-	// ReadMarks returns the marks whose names start with prefix.
+	// ReadMarks returns the marks whose names start with prefix, as the
+	// last Update saw them (it does not touch the network). Before the
+	// first Update it fails.
 	ReadMarks(ctx context.Context, prefix string) ([]Mark, error)
-	// WriteMark sets m if the mark now points at old ("": it must not
-	// exist). An empty m.Revision deletes the mark.
-	WriteMark(ctx context.Context, m Mark, old string) error
+	// WriteMarks applies all writes in one request, each only if its mark
+	// is at w.Old: all or nothing where the source supports it (Git's
+	// atomic push). A mismatch wraps ErrMarkConflict; a source that may
+	// not write wraps ErrMarksReadOnly.
+	WriteMarks(ctx context.Context, writes []MarkWrite) error
 }

@@ -17,6 +17,7 @@ import (
 
 	"github.com/gitgate/gitgate/agent/internal/bundle"
 	"github.com/gitgate/gitgate/agent/internal/gitsrc"
+	"github.com/gitgate/gitgate/agent/internal/source"
 	"github.com/gitgate/gitgate/gateway/admin/admintest"
 	"github.com/gitgate/gitgate/gateway/admin/client"
 	"github.com/gitgate/gitgate/schemas"
@@ -107,6 +108,14 @@ type harness struct {
 	wrap func(Gateway) Gateway
 	// healInterval, when set, checks the gateway between sync passes.
 	healInterval time.Duration
+	// url, when set, is the repository the source reads instead of
+	// repo.dir; pushMarks lets it write fleet pins there.
+	url       string
+	pushMarks bool
+	// wrapSrc, when set, wraps the source the loop reads.
+	wrapSrc func(*gitsrc.Source) source.Source
+	// replica names the loop in the pins it writes.
+	replica string
 }
 
 // warningGateway passes calls to a real admin client and adds what a
@@ -153,9 +162,17 @@ func newHarness(t *testing.T) *harness {
 // start opens the store and source in the state dir and runs a Loop.
 func (h *harness) start() {
 	t := h.t
-	src, err := gitsrc.Open(gitsrc.Options{URL: h.repo.dir, Branch: "main", StorageDir: filepath.Join(h.state, "git"), Timeout: 10 * time.Second, TrustedKeys: h.trustedKeys})
+	url := h.repo.dir
+	if h.url != "" {
+		url = h.url
+	}
+	gsrc, err := gitsrc.Open(gitsrc.Options{URL: url, Branch: "main", StorageDir: filepath.Join(h.state, "git"), Timeout: 10 * time.Second, TrustedKeys: h.trustedKeys, PushMarks: h.pushMarks})
 	if err != nil {
 		t.Fatal(err)
+	}
+	var src source.Source = gsrc
+	if h.wrapSrc != nil {
+		src = h.wrapSrc(gsrc)
 	}
 	st, err := bundle.Open(h.state, bundle.Options{})
 	if err != nil {
@@ -167,7 +184,7 @@ func (h *harness) start() {
 		through = h.wrap(gw)
 	}
 	l, err := New(Options{Source: src, Store: st, Gateway: through, Path: "cfg", PollInterval: time.Hour,
-		BackoffMin: 5 * time.Millisecond, BackoffMax: 20 * time.Millisecond, Reporter: h.rep, Logger: zerolog.Nop(), HealInterval: h.healInterval})
+		BackoffMin: 5 * time.Millisecond, BackoffMax: 20 * time.Millisecond, Reporter: h.rep, Logger: zerolog.Nop(), HealInterval: h.healInterval, Replica: h.replica})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"path"
 	"strings"
 	"sync"
@@ -74,6 +75,9 @@ type Options struct {
 	Logger zerolog.Logger
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
+	// Replica names this agent in the fleet pins it writes ("who"), such
+	// as a pod name. Default: the host name.
+	Replica string
 }
 
 // Errors of Rollback and Resume that a user must act on.
@@ -142,6 +146,9 @@ func New(opts Options) (*Loop, error) {
 	}
 	if opts.Metrics == nil {
 		opts.Metrics = NewMetrics(nil)
+	}
+	if opts.Replica == "" {
+		opts.Replica, _ = os.Hostname()
 	}
 	return &Loop{
 		opts:    opts,

@@ -19,6 +19,9 @@ type Metrics struct {
 	PushApply   prometheus.Histogram
 	// AutoRollbacks counts automatic rollbacks after a regression.
 	AutoRollbacks prometheus.Counter
+	// PinWrites counts writes of the fleet pin to the config repository by
+	// op (set, lift, resume) and result (ok, conflict, readonly, error).
+	PinWrites *prometheus.CounterVec
 }
 
 // NewMetrics creates the collectors and registers them with reg (nil: not
@@ -52,9 +55,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		AutoRollbacks: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "gitgate_agent_auto_rollbacks_total", Help: "Automatic rollbacks of a version that regressed during its bake window.",
 		}),
+		PinWrites: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gitgate_agent_pin_writes_total", Help: "Writes of the fleet pin to the config repository by op (set, lift on fix-forward, resume) and result (ok, conflict, readonly, error).",
+		}, []string{"op", "result"}),
 	}
 	if reg != nil {
-		reg.MustRegister(m.Syncs, m.HeadChecks, m.Fetches, m.FetchTime, m.LastSuccess, m.Applied, m.PushApply, m.AutoRollbacks)
+		reg.MustRegister(m.Syncs, m.HeadChecks, m.Fetches, m.FetchTime, m.LastSuccess, m.Applied, m.PushApply, m.AutoRollbacks, m.PinWrites)
 	}
 	return m
 }

@@ -70,6 +70,9 @@ func (l *Loop) syncHead(ctx context.Context, reason string, start time.Time) err
 	if err := schemas.CheckVersion(head); err != nil {
 		return fmt.Errorf("checking the branch head: the source returned an unusable revision: %w", err)
 	}
+	if err := l.followMarks(ctx, start); err != nil {
+		return err
+	}
 	st := l.opts.Store.State()
 	sha := head
 	if st.Head != sha {
@@ -106,9 +109,8 @@ func (l *Loop) processCommit(ctx context.Context, head, reason string, start tim
 			log.Info().Str("pin", p.SHA).Msg("pinned: valid commit not applied")
 			return l.record(entry, bundle.ResultSkipped, start, b.Digest, fmt.Errorf("pinned to %s (%s); not applied", source.Short(p.SHA), p.Reason))
 		}
-		log.Info().Str("pin", p.SHA).Msg("a new good commit reached the branch: pin lifted")
-		if _, err := l.opts.Store.Update(func(s *bundle.State) { s.Pin = nil }); err != nil {
-			return fmt.Errorf("lifting the pin: %w", err)
+		if err := l.liftPin(ctx, p, sha); err != nil {
+			return err
 		}
 	}
 	if err := l.opts.Store.SaveBundle(b); err != nil {
@@ -329,127 +331,6 @@ func (l *Loop) heal(ctx context.Context) error {
 	return nil
 }
 
-// RollbackResult says what a rollback did.
-type RollbackResult struct {
-	// SHA is the commit now served and pinned.
-	SHA string `json:"sha"`
-	// From is the commit rolled back from, now marked bad ("" if none).
-	From string `json:"from,omitempty"`
-	// Pin is the pin now in force.
-	Pin bundle.Pin `json:"pin"`
-}
-
-// Rollback applies the commit rev names (a unique SHA prefix; "" means the
-// previously applied commit) and pins the agent to it. The bundle comes from
-// the store or is rebuilt and validated from Git. The commit rolled back
-// from is marked bad. Unknown or ambiguous revisions and invalid commits
-// return errors wrapping source.ErrUnknownRevision,
-// source.ErrAmbiguousRevision or *schemas.InvalidError, and change nothing.
-func (l *Loop) Rollback(ctx context.Context, rev string, hold bool, reason string) (RollbackResult, error) {
-	return l.rollback(ctx, rev, hold, reason, "rollback", "")
-}
-
-// rollback is Rollback, recorded in history with trigger; a non-empty
-// from must still be the applied version.
-func (l *Loop) rollback(ctx context.Context, rev string, hold bool, reason, trigger, from string) (RollbackResult, error) {
-	l.syncMu.Lock()
-	defer l.syncMu.Unlock()
-	start := l.opts.Now()
-	st := l.opts.Store.State()
-	if from != "" && st.LastApplied != from {
-		return RollbackResult{}, fmt.Errorf("%w: %s is no longer the applied version (%s is)", ErrSuperseded, from, st.LastApplied)
-	}
-	var sha string
-	if rev == "" {
-		for i := len(st.Applied) - 1; i >= 0; i-- {
-			if v := st.Applied[i]; v != st.LastApplied && !st.IsBad(v) {
-				sha = v
-				break
-			}
-		}
-		if sha == "" {
-			return RollbackResult{}, ErrNoPrevious
-		}
-	} else {
-		var err error
-		if sha, err = l.opts.Source.Resolve(ctx, rev); err != nil {
-			if _, _, uerr := l.opts.Source.Update(ctx); uerr == nil {
-				sha, err = l.opts.Source.Resolve(ctx, rev)
-			}
-			if err != nil {
-				return RollbackResult{}, err
-			}
-		}
-	}
-	b, err := l.opts.Store.Bundle(sha)
-	if err != nil {
-		if !errors.Is(err, bundle.ErrNotFound) {
-			l.log.Warn().Err(err).Str("version", sha).Msg("stored bundle unusable; rebuilding from Git")
-		}
-		if b, _, err = l.build(ctx, sha); err != nil {
-			return RollbackResult{}, fmt.Errorf("rolling back to %s: %w", source.Short(sha), err)
-		}
-	}
-	if err := l.opts.Store.SaveBundle(b); err != nil {
-		return RollbackResult{}, fmt.Errorf("rolling back to %s: %w", source.Short(sha), err)
-	}
-	if _, err := l.push(ctx, b); err != nil {
-		return RollbackResult{}, fmt.Errorf("rolling back to %s: %w", source.Short(sha), err)
-	}
-	l.desired = b
-	if reason == "" {
-		reason = "rollback"
-	}
-	from = st.LastApplied
-	if from == sha {
-		from = ""
-	}
-	pin := bundle.Pin{SHA: sha, Reason: reason, Hold: hold, From: from, BranchHead: st.Head, Since: start.UTC()}
-	now := l.opts.Now().UTC()
-	if _, err := l.opts.Store.Update(func(s *bundle.State) {
-		s.Pin = &pin
-		s.Bad = slices.DeleteFunc(s.Bad, func(v string) bool { return v == sha })
-		if from != "" && !s.IsBad(from) {
-			s.Bad = append(s.Bad, from)
-		}
-		s.LastApplied, s.LastAppliedDigest, s.LastAppliedAt = sha, b.Digest, now
-		s.Applied = append(slices.DeleteFunc(s.Applied, func(v string) bool { return v == sha }), sha)
-	}); err != nil {
-		return RollbackResult{}, fmt.Errorf("recording the pin: %w", err)
-	}
-	l.opts.Metrics.Applied.Reset()
-	l.opts.Metrics.Applied.WithLabelValues(sha).Set(1)
-	e := bundle.Entry{Time: start.UTC(), SHA: sha, Author: b.Source.Author, Subject: b.Source.Subject, Trigger: trigger, Result: bundle.ResultRollback,
-		Digest: b.Digest, DurationMS: l.opts.Now().Sub(start).Milliseconds()}
-	if trigger != "rollback" {
-		e.Error = reason
-	}
-	if err := l.opts.Store.Append(e); err != nil {
-		return RollbackResult{}, fmt.Errorf("recording history: %w", err)
-	}
-	l.log.Info().Str("version", sha).Str("from", from).Bool("hold", hold).Msg("rolled back and pinned")
-	return RollbackResult{SHA: sha, From: from, Pin: pin}, nil
-}
-
-// Resume lifts the pin and re-evaluates the branch tip (a commit marked
-// bad is still not applied by itself). It returns ErrNotPinned when there
-// is no pin.
-func (l *Loop) Resume(_ context.Context) error {
-	l.syncMu.Lock()
-	if l.opts.Store.State().Pin == nil {
-		l.syncMu.Unlock()
-		return ErrNotPinned
-	}
-	_, err := l.opts.Store.Update(func(s *bundle.State) { s.Pin = nil; s.LastAttempted = "" })
-	l.syncMu.Unlock()
-	if err != nil {
-		return fmt.Errorf("lifting the pin: %w", err)
-	}
-	l.log.Info().Msg("pin lifted: tracking the branch")
-	l.Trigger("resume")
-	return nil
-}
-
 // Status is what `agent status` shows.
 type Status struct {
 	Repo   string `json:"repo"`
@@ -458,6 +339,11 @@ type Status struct {
 	// Mode is "tracking" or "pinned".
 	Mode string      `json:"mode"`
 	Pin  *bundle.Pin `json:"pin,omitempty"`
+	// PinScope is "fleet" when the pin is kept in the config repository
+	// (every replica obeys it) and "local" when it holds for this replica
+	// only; empty when not pinned. PinScopeReason says why a pin is local.
+	PinScope       string `json:"pinScope,omitempty"`
+	PinScopeReason string `json:"pinScopeReason,omitempty"`
 	// BranchHead is the tip seen by the last head check.
 	BranchHead      string        `json:"branchHead,omitempty"`
 	LastApplied     string        `json:"lastApplied,omitempty"`
@@ -507,6 +393,10 @@ func (l *Loop) Status(_ context.Context) Status {
 	}
 	if st.Pin != nil {
 		s.Mode = "pinned"
+		s.PinScope, s.PinScopeReason = bundle.PinLocal, st.Pin.ScopeReason
+		if st.Pin.Scope == bundle.PinFleet {
+			s.PinScope = bundle.PinFleet
+		}
 	}
 	s.Bake = l.bakeStatus()
 	return s
