@@ -496,8 +496,10 @@ func TestGatewayVersionMetricTellsTheTruth(t *testing.T) {
 		{name: "gateway down", act: func() { h.gw.Stop() }, want: ""},
 	}
 	for _, st := range steps {
-		st.act()
+		// Under syncMu, so no sync pass or heal puts the gateway back
+		// between the edit and the status call.
 		h.loop.syncMu.Lock()
+		st.act()
 		_, _ = h.loop.gatewayStatus(context.Background())
 		h.loop.syncMu.Unlock()
 		if got := gaugeLabels(t, m.GatewayVersion); strings.Join(got, ",") != st.want {
