@@ -31,7 +31,9 @@ type GitServer struct {
 // Request kinds GitServer counts.
 const (
 	// GitAdvertise is GET info/refs?service=git-upload-pack: the head check
-	// (advertised refs) every fetch and every poll starts with.
+	// (advertised refs) every fetch and every poll starts with. In protocol
+	// v0/v1, which the agent (go-git) speaks, it is the whole head check; a
+	// git CLI speaking v2 adds a POST git-upload-pack (ls-refs) to it.
 	GitAdvertise = "advertise"
 	// GitUploadPack is POST git-upload-pack: a fetch of objects.
 	GitUploadPack = "upload-pack"
