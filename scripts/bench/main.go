@@ -4,6 +4,7 @@
 //	go run ./scripts/bench                 # throughput table (1 route, 10k routes, policy chain)
 //	go run ./scripts/bench -mode reload    # failed requests while reloading under load
 //	go run ./scripts/bench -mode sync      # commit + signed webhook -> first request served
+//	go run ./scripts/bench -mode fleet     # 20 replicas: push-to-serve, rollback-to-served, idle Git requests
 //
 // It installs missing peers from Debian's packages (apt-get), pins wrk to
 // one CPU and each proxy with the upstream to the other, interleaves the
@@ -30,7 +31,7 @@ import (
 
 func main() {
 	var (
-		mode      = flag.String("mode", "throughput", "throughput | reload | sync (push-to-serve latency over 50 commits per run, and idle RSS)")
+		mode      = flag.String("mode", "throughput", "throughput | reload | sync (push-to-serve latency over 50 commits per run, and idle RSS) | fleet (push-to-serve and rollback-to-served over -replicas pairs, -runs rounds each, and Git requests while idle)")
 		duration  = flag.Duration("duration", 10*time.Second, "load time per measurement")
 		runs      = flag.Int("runs", 3, "interleaved runs per target (medians are reported)")
 		conns     = flag.Int("conns", 64, "wrk connections")
@@ -39,6 +40,9 @@ func main() {
 		only      = flag.String("only", "", "comma-separated target names to run (default all)")
 		out       = flag.String("out", "", "also write the markdown table to this file")
 		noInstall = flag.Bool("no-install", false, "do not apt-get install missing peers")
+		replicas  = flag.Int("replicas", 20, "agent+gateway pairs in -mode fleet")
+		idle      = flag.Duration("idle", time.Minute, "idle window over which -mode fleet counts Git requests")
+		idlePoll  = flag.Duration("idle-poll", 5*time.Second, "agents' --poll-interval during -mode fleet's idle windows")
 		upstream  = flag.String("upstream", "", "internal: serve as the benchmark upstream on this address")
 	)
 	flag.Parse()
@@ -48,7 +52,8 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	cfg := benchConfig{mode: *mode, duration: *duration, runs: *runs, conns: *conns, reloads: *reloads, interval: *interval, only: *only, install: !*noInstall}
+	cfg := benchConfig{mode: *mode, duration: *duration, runs: *runs, conns: *conns, reloads: *reloads, interval: *interval, only: *only, install: !*noInstall,
+		replicas: max(*replicas, 2), idle: *idle, idlePoll: *idlePoll}
 	report, err := run(ctx, cfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -71,6 +76,9 @@ type benchConfig struct {
 	interval    time.Duration
 	only        string
 	install     bool
+	replicas    int           // -mode fleet
+	idle        time.Duration // -mode fleet: idle window
+	idlePoll    time.Duration // -mode fleet: poll interval while idle
 }
 
 // serveUpstream is the origin every proxy forwards to: a small fixed body.
@@ -124,8 +132,10 @@ func cpus() (load, proxy string) {
 }
 
 func run(ctx context.Context, cfg benchConfig) (string, error) {
-	if err := ensureTools(cfg.install); err != nil {
-		return "", err
+	if cfg.mode != "fleet" { // -mode fleet needs only git
+		if err := ensureTools(cfg.install); err != nil {
+			return "", err
+		}
 	}
 	dir, err := os.MkdirTemp("", "gitgate-bench-")
 	if err != nil {
@@ -142,6 +152,9 @@ func run(ctx context.Context, cfg benchConfig) (string, error) {
 		return "", err
 	}
 	loadCPU, proxyCPU := cpus()
+	if cfg.mode == "fleet" { // 40 processes: let the kernel spread them
+		loadCPU, proxyCPU = "", ""
+	}
 	upPort, err := freePort()
 	if err != nil {
 		return "", err
@@ -163,6 +176,8 @@ func run(ctx context.Context, cfg benchConfig) (string, error) {
 		return reloadUnderLoad(ctx, cfg, env)
 	case "sync":
 		return pushToServe(ctx, cfg, env)
+	case "fleet":
+		return fleetBench(ctx, cfg, env)
 	}
 	return "", fmt.Errorf("unknown -mode %q", cfg.mode)
 }
