@@ -4,6 +4,7 @@
 //	go run ./scripts/bench                 # throughput table (1 route, 10k routes, policy chain)
 //	go run ./scripts/bench -mode reload    # failed requests while reloading under load
 //	go run ./scripts/bench -mode sync      # commit + signed webhook -> first request served
+//	go run ./scripts/bench -mode autorollback  # bad commit applied -> previous one served; false rollbacks
 //
 // It installs missing peers from Debian's packages (apt-get), pins wrk to
 // one CPU and each proxy with the upstream to the other, interleaves the
@@ -30,12 +31,13 @@ import (
 
 func main() {
 	var (
-		mode      = flag.String("mode", "throughput", "throughput | reload | sync (push-to-serve latency over 50 commits per run, and idle RSS)")
+		mode      = flag.String("mode", "throughput", "throughput | reload | sync (push-to-serve latency over 50 commits per run, and idle RSS) | autorollback (detection time of a bad commit at 200 req/s per run, false rollbacks over 30 good commits in the first run)")
 		duration  = flag.Duration("duration", 10*time.Second, "load time per measurement")
 		runs      = flag.Int("runs", 3, "interleaved runs per target (medians are reported)")
 		conns     = flag.Int("conns", 64, "wrk connections")
 		reloads   = flag.Int("reloads", 200, "reloads in -mode reload, alternating valid and invalid")
 		interval  = flag.Duration("reload-interval", 100*time.Millisecond, "pace of reloads")
+		goodCount = flag.Int("good-commits", 30, "good commits baked for false rollbacks in -mode autorollback")
 		only      = flag.String("only", "", "comma-separated target names to run (default all)")
 		out       = flag.String("out", "", "also write the markdown table to this file")
 		noInstall = flag.Bool("no-install", false, "do not apt-get install missing peers")
@@ -48,7 +50,7 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	cfg := benchConfig{mode: *mode, duration: *duration, runs: *runs, conns: *conns, reloads: *reloads, interval: *interval, only: *only, install: !*noInstall}
+	cfg := benchConfig{mode: *mode, duration: *duration, runs: *runs, conns: *conns, reloads: *reloads, interval: *interval, only: *only, install: !*noInstall, goodCommits: *goodCount}
 	report, err := run(ctx, cfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -71,6 +73,7 @@ type benchConfig struct {
 	interval    time.Duration
 	only        string
 	install     bool
+	goodCommits int
 }
 
 // serveUpstream is the origin every proxy forwards to: a small fixed body.
@@ -124,8 +127,10 @@ func cpus() (load, proxy string) {
 }
 
 func run(ctx context.Context, cfg benchConfig) (string, error) {
-	if err := ensureTools(cfg.install); err != nil {
-		return "", err
+	if cfg.mode != "autorollback" { // it needs no peer and no wrk
+		if err := ensureTools(cfg.install); err != nil {
+			return "", err
+		}
 	}
 	dir, err := os.MkdirTemp("", "gitgate-bench-")
 	if err != nil {
@@ -163,6 +168,8 @@ func run(ctx context.Context, cfg benchConfig) (string, error) {
 		return reloadUnderLoad(ctx, cfg, env)
 	case "sync":
 		return pushToServe(ctx, cfg, env)
+	case "autorollback":
+		return autoRollbackBench(ctx, cfg, env)
 	}
 	return "", fmt.Errorf("unknown -mode %q", cfg.mode)
 }
