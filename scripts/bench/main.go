@@ -127,16 +127,17 @@ func cpus() (load, proxy string) {
 }
 
 func run(ctx context.Context, cfg benchConfig) (string, error) {
-	if cfg.mode != "autorollback" { // it needs no peer and no wrk
-		if err := ensureTools(cfg.install); err != nil {
-			return "", err
-		}
-	}
 	dir, err := os.MkdirTemp("", "gitgate-bench-")
 	if err != nil {
 		return "", err
 	}
 	defer os.RemoveAll(dir)
+	if cfg.mode == "autorollback" { // no peer, no wrk, its own backends
+		return autoRollbackBench(ctx, cfg, benchEnv{dir: dir})
+	}
+	if err := ensureTools(cfg.install); err != nil {
+		return "", err
+	}
 
 	gw := filepath.Join(dir, "gateway")
 	if out, err := exec.CommandContext(ctx, "go", "build", "-o", gw, "./gateway").CombinedOutput(); err != nil {
@@ -168,8 +169,6 @@ func run(ctx context.Context, cfg benchConfig) (string, error) {
 		return reloadUnderLoad(ctx, cfg, env)
 	case "sync":
 		return pushToServe(ctx, cfg, env)
-	case "autorollback":
-		return autoRollbackBench(ctx, cfg, env)
 	}
 	return "", fmt.Errorf("unknown -mode %q", cfg.mode)
 }
