@@ -5,6 +5,7 @@
 //	go run ./scripts/bench -mode reload    # failed requests while reloading under load
 //	go run ./scripts/bench -mode sync      # commit + signed webhook -> first request served
 //	go run ./scripts/bench -mode fleet     # 20 replicas: push-to-serve, rollback-to-served, idle Git requests
+//	go run ./scripts/bench -mode autorollback  # bad commit applied -> previous one served; false rollbacks
 //
 // It installs missing peers from Debian's packages (apt-get), pins wrk to
 // one CPU and each proxy with the upstream to the other, interleaves the
@@ -31,12 +32,13 @@ import (
 
 func main() {
 	var (
-		mode      = flag.String("mode", "throughput", "throughput | reload | sync (push-to-serve latency over 50 commits per run, and idle RSS) | fleet (push-to-serve and rollback-to-served over -replicas pairs, -runs rounds each, and Git requests while idle)")
+		mode      = flag.String("mode", "throughput", "throughput | reload | sync (push-to-serve latency over 50 commits per run, and idle RSS) | autorollback (detection time of a bad commit at 200 req/s per run, false rollbacks over 30 good commits in the first run) | fleet (push-to-serve and rollback-to-served over -replicas pairs, -runs rounds each, and Git requests while idle)")
 		duration  = flag.Duration("duration", 10*time.Second, "load time per measurement")
 		runs      = flag.Int("runs", 3, "interleaved runs per target (medians are reported)")
 		conns     = flag.Int("conns", 64, "wrk connections")
 		reloads   = flag.Int("reloads", 200, "reloads in -mode reload, alternating valid and invalid")
 		interval  = flag.Duration("reload-interval", 100*time.Millisecond, "pace of reloads")
+		goodCount = flag.Int("good-commits", 30, "good commits baked for false rollbacks in -mode autorollback")
 		only      = flag.String("only", "", "comma-separated target names to run (default all)")
 		out       = flag.String("out", "", "also write the markdown table to this file")
 		noInstall = flag.Bool("no-install", false, "do not apt-get install missing peers")
@@ -53,7 +55,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	cfg := benchConfig{mode: *mode, duration: *duration, runs: *runs, conns: *conns, reloads: *reloads, interval: *interval, only: *only, install: !*noInstall,
-		replicas: max(*replicas, 2), idle: *idle, idlePoll: *idlePoll}
+		replicas: max(*replicas, 2), idle: *idle, idlePoll: *idlePoll, goodCommits: *goodCount}
 	report, err := run(ctx, cfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -79,6 +81,7 @@ type benchConfig struct {
 	replicas    int           // -mode fleet
 	idle        time.Duration // -mode fleet: idle window
 	idlePoll    time.Duration // -mode fleet: poll interval while idle
+	goodCommits int
 }
 
 // serveUpstream is the origin every proxy forwards to: a small fixed body.
@@ -132,16 +135,19 @@ func cpus() (load, proxy string) {
 }
 
 func run(ctx context.Context, cfg benchConfig) (string, error) {
-	if cfg.mode != "fleet" { // -mode fleet needs only git
-		if err := ensureTools(cfg.install); err != nil {
-			return "", err
-		}
-	}
 	dir, err := os.MkdirTemp("", "gitgate-bench-")
 	if err != nil {
 		return "", err
 	}
 	defer os.RemoveAll(dir)
+	if cfg.mode == "autorollback" { // no peer, no wrk, its own backends
+		return autoRollbackBench(ctx, cfg, benchEnv{dir: dir})
+	}
+	if cfg.mode != "fleet" { // -mode fleet needs only git
+		if err := ensureTools(cfg.install); err != nil {
+			return "", err
+		}
+	}
 
 	gw := filepath.Join(dir, "gateway")
 	if out, err := exec.CommandContext(ctx, "go", "build", "-o", gw, "./gateway").CombinedOutput(); err != nil {

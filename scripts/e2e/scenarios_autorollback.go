@@ -123,27 +123,52 @@ func autoRollback(ctx context.Context, t *T) error {
 		return err
 	}
 	detect := time.Since(applied)
-	as, err := st.AgentStatus(ctx)
+	e, err := waitAutoRollback(ctx, st, c1, c2)
 	if err != nil {
 		return err
 	}
-	if as.Pin == nil || as.Pin.SHA != c1 || as.Pin.From != c2 || !slices.Contains(as.Bad, c2) {
-		return fmt.Errorf("agent status %+v: want pinned to c1 from c2, c2 marked bad", as)
-	}
-	h, err := st.History(ctx)
-	if err != nil {
-		return err
-	}
-	i := slices.IndexFunc(h, func(e harness.Entry) bool { return e.Trigger == "auto-rollback" })
-	if i < 0 || h[i].SHA != c1 || !strings.Contains(h[i].Error, "5xx") || !strings.Contains(h[i].Error, "route shop") {
-		return fmt.Errorf("history %+v: want an auto-rollback entry to c1 quoting shop's 5xx", h)
+	if !strings.Contains(e.Error, "5xx") || !strings.Contains(e.Error, "route shop") {
+		return fmt.Errorf("auto-rollback entry %+v: want it to quote shop's 5xx", e)
 	}
 	if err := expectServing(st, "c1", 5); err != nil {
 		return err
 	}
-	t.Logf("detection: c2 served to c1 served again in %s (1s checks, 2 breaches); reason: %s", detect.Round(10*time.Millisecond), h[i].Error)
+	t.Logf("detection: c2 served to c1 served again in %s (1s checks, 2 breaches); reason: %s", detect.Round(10*time.Millisecond), e.Error)
 	t.Logf("load: %d requests sent, %d failed", load.sent.Load(), load.failed.Load())
 	return nil
+}
+
+// waitAutoRollback waits until the agent recorded the automatic rollback
+// from bad to good (it pins and marks bad after the gateway already serves
+// good, so the gateway's head alone comes a moment too early) and returns
+// its history entry.
+func waitAutoRollback(ctx context.Context, st *harness.Stack, good, bad string) (harness.Entry, error) {
+	var (
+		as harness.AgentStatus
+		e  harness.Entry
+	)
+	err := harness.WaitFor(ctx, 10*time.Second, "the agent to record the automatic rollback", func() (bool, error) {
+		var err error
+		if as, err = st.AgentStatus(ctx); err != nil || as.Pin == nil {
+			return false, nil
+		}
+		h, err := st.History(ctx)
+		if err != nil {
+			return false, nil
+		}
+		i := slices.IndexFunc(h, func(e harness.Entry) bool { return e.Trigger == "auto-rollback" })
+		if i >= 0 {
+			e = h[i]
+		}
+		return i >= 0, nil
+	})
+	if err != nil {
+		return e, fmt.Errorf("%w: agent status %+v", err, as)
+	}
+	if as.Pin.SHA != good || as.Pin.From != bad || !slices.Contains(as.Bad, bad) || e.SHA != good {
+		return e, fmt.Errorf("agent status %+v, auto-rollback entry %+v: want pinned to %s from %s, %s marked bad", as, e, short(good), short(bad), short(bad))
+	}
+	return e, nil
 }
 
 func autoRollbackUnrelated(ctx context.Context, t *T) error {
