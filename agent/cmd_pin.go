@@ -42,7 +42,7 @@ func (f *repoPinFlags) register(fs *flag.FlagSet, rollback bool) {
 	fs.BoolVar(&f.noCredentialHelper, "no-credential-helper", false, "with --repo: do not ask git's credential helper for HTTPS credentials")
 	if rollback {
 		fs.StringVar(&f.path, "path", "", "with --repo: config directory inside the repository, validated before pinning (default: the root)")
-		fs.StringVar(&f.trustedKeys, "trusted-keys", "", "with --repo: armored PGP public keys; refuse to pin a commit they did not sign")
+		fs.StringVar(&f.trustedKeys, "trusted-keys", "", "with --repo: armored PGP public keys or an SSH allowed_signers file; refuse to pin a commit they did not sign")
 	}
 }
 
@@ -73,11 +73,10 @@ func (f *repoPinFlags) open(ctx context.Context) (*gitsrc.Source, string, fleetp
 		opts.PushToken = opts.Token
 	}
 	if f.trustedKeys != "" {
-		b, err := os.ReadFile(f.trustedKeys)
-		if err != nil {
-			return fail(fmt.Errorf("reading trusted keys: %w", err))
+		// k4 (issue 16): a PGP key ring or an SSH allowed_signers file, checked here.
+		if opts.TrustedKeys, err = gitsrc.ReadTrustedKeys(f.trustedKeys); err != nil {
+			return fail(err)
 		}
-		opts.TrustedKeys = string(b)
 	}
 	src, err := gitsrc.Open(opts)
 	if err != nil {

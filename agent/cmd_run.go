@@ -90,7 +90,8 @@ type runConfig struct {
 	KnownHostsFile string
 	// VerifySignatures rejects commits not signed by TrustedKeys.
 	VerifySignatures bool
-	// TrustedKeys is an armored PGP public key ring file.
+	// TrustedKeys is an armored PGP public key ring file or an SSH
+	// allowed_signers file.
 	TrustedKeys string
 	// KeepBundles is how many bundles stay on disk. Default 100.
 	KeepBundles int
@@ -165,7 +166,7 @@ func runFlags() []runFlag {
 		{"push-ssh-key-file", "pushSSHKeyFile", "", "SSH private key that may push the pin tags", func(c *runConfig) any { return &c.PushSSHKeyFile }},
 		{"known-hosts-file", "knownHostsFile", "", "known_hosts for SSH (default ~/.ssh/known_hosts)", func(c *runConfig) any { return &c.KnownHostsFile }},
 		{"verify-signatures", "verifySignatures", false, "apply only commits signed by --trusted-keys", func(c *runConfig) any { return &c.VerifySignatures }},
-		{"trusted-keys", "trustedKeys", "", "armored PGP public keys for --verify-signatures", func(c *runConfig) any { return &c.TrustedKeys }},
+		{"trusted-keys", "trustedKeys", "", "armored PGP public keys or an SSH allowed_signers file for --verify-signatures", func(c *runConfig) any { return &c.TrustedKeys }},
 		{"keep-bundles", "keepBundles", 100, "bundles of applied commits kept on disk", func(c *runConfig) any { return &c.KeepBundles }},
 		{"log-level", "logLevel", "info", "debug, info, warn or error", func(c *runConfig) any { return &c.LogLevel }},
 		{"github-repo", "githubRepo", "", "owner/name: report PR checks, comments and deploys to GitHub", func(c *runConfig) any { return &c.GitHubRepo }},
@@ -374,11 +375,10 @@ func runAgent(ctx context.Context, cfg runConfig, logger zerolog.Logger) error {
 	}
 	var trusted string
 	if cfg.VerifySignatures {
-		b, err := os.ReadFile(cfg.TrustedKeys)
-		if err != nil {
-			return fmt.Errorf("reading trusted keys: %w", err)
+		// k4 (issue 16): a PGP key ring or an SSH allowed_signers file, checked here.
+		if trusted, err = gitsrc.ReadTrustedKeys(cfg.TrustedKeys); err != nil {
+			return err
 		}
-		trusted = string(b)
 	}
 	ev, err := cfg.evaluator()
 	if err != nil {

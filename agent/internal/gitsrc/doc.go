@@ -3,7 +3,8 @@
 // the state directory, a cheap remote head check, fetches of the tracked
 // branch only when its head moved, reading the config path at a commit
 // straight from the object store (no worktree), commit metadata, SHA-prefix
-// resolution for rollback and optional PGP signature verification. Revisions leave the package as full commit SHAs
+// resolution for rollback and optional signature verification (PGP, or SSH
+// against an allowed_signers file: trust.go). Revisions leave the package as full commit SHAs
 // (strings): go-git types stop here. Local reads a repository in place for
 // `agent diff`.
 //

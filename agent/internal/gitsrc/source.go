@@ -5,7 +5,6 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"os"
 	"path/filepath"
@@ -60,8 +59,9 @@ type Options struct {
 	// KnownHostsFile checks the SSH host key. Empty: the default known_hosts
 	// files ($SSH_KNOWN_HOSTS or ~/.ssh/known_hosts).
 	KnownHostsFile string
-	// TrustedKeys is an armored PGP key ring. When non-empty, Verify
-	// accepts only commits signed by one of its keys.
+	// TrustedKeys is an armored PGP key ring or an SSH allowed_signers
+	// file (see ReadTrustedKeys). When non-empty, Verify accepts only
+	// commits signed by one of its keys.
 	TrustedKeys string
 	// Timeout bounds one head check or fetch. Default 60s.
 	Timeout time.Duration
@@ -90,6 +90,9 @@ type Source struct {
 
 	pushAuth transport.AuthMethod
 
+	// trust is the parsed TrustedKeys; nil when verification is off.
+	trust *trust
+
 	mu   sync.Mutex
 	repo *git.Repository
 	// marks are the mark refs the last listing advertised, by name
@@ -111,6 +114,13 @@ func Open(opts Options) (*Source, error) {
 		opts:  opts,
 		red:   redactor{rawURL: opts.URL, secrets: []string{opts.Token, opts.SSHKeyPassphrase, opts.PushToken}},
 		local: plumbing.NewRemoteReferenceName(remoteName, opts.Branch),
+	}
+	if opts.TrustedKeys != "" {
+		t, err := parseTrust(opts.TrustedKeys)
+		if err != nil {
+			return nil, fmt.Errorf("opening git source: %w", err)
+		}
+		s.trust = t
 	}
 	s.refspec = config.RefSpec(fmt.Sprintf("+%s:%s", plumbing.NewBranchReferenceName(opts.Branch), s.local))
 	if err := s.refspec.Validate(); err != nil {
@@ -405,14 +415,15 @@ func (s *Source) resolve(prefix string) (plumbing.Hash, error) {
 }
 
 // Verifying reports whether Verify checks signatures.
-func (s *Source) Verifying() bool { return s.opts.TrustedKeys != "" }
+func (s *Source) Verifying() bool { return s.trust != nil }
 
-// Verify checks the PGP signature of commit rev (a full SHA) against the
-// trusted keys. Without trusted keys it accepts every commit. An unsigned
-// commit wraps source.ErrUnsigned, a bad or unknown signature
-// source.ErrUntrusted.
+// Verify checks the signature of commit rev (a full SHA) against the
+// trusted keys: a PGP signature against a PGP key ring, an SSH signature
+// against allowed signers. Without trusted keys it accepts every commit. An
+// unsigned commit wraps source.ErrUnsigned; a bad signature, an unknown
+// key or a signature of the other kind source.ErrUntrusted.
 func (s *Source) Verify(_ context.Context, rev string) error {
-	if s.opts.TrustedKeys == "" {
+	if s.trust == nil {
 		return nil
 	}
 	h, err := hashOf(rev)
@@ -425,20 +436,7 @@ func (s *Source) Verify(_ context.Context, rev string) error {
 	if err != nil {
 		return fmt.Errorf("reading commit %s: %w", h, err)
 	}
-	return verify(c, s.opts.TrustedKeys)
-}
-
-func verify(c *object.Commit, keyring string) error {
-	if strings.TrimSpace(c.PGPSignature) == "" {
-		return fmt.Errorf("verifying commit %s: %w", short(c.Hash), source.ErrUnsigned)
-	}
-	if _, err := c.Verify(keyring); err != nil {
-		if errors.Is(err, io.EOF) {
-			return fmt.Errorf("verifying commit %s: %w", short(c.Hash), source.ErrUnsigned)
-		}
-		return fmt.Errorf("verifying commit %s: %w: %v", short(c.Hash), source.ErrUntrusted, err)
-	}
-	return nil
+	return s.trust.verify(c)
 }
 
 // StorageDir is where the clone lives, for tests and diagnostics.
