@@ -14,7 +14,7 @@ import (
 
 func init() {
 	scenarios = append(scenarios, scenario{
-		name: "k-ssh-signatures",
+		name: "w-ssh-signatures",
 		criterion: "the agent binary with --verify-signatures and --trusted-keys pointing at an SSH allowed_signers file " +
 			"(keys made by ssh-keygen, commits signed by the git CLI with gpg.format=ssh): a commit signed by the listed " +
 			"ed25519 key is applied and served; one signed by a key not in the file and an unsigned one are recorded as " +
