@@ -147,6 +147,20 @@ func TestWebhookFansOutToPeers(t *testing.T) {
 		t.Fatalf("agent fleet with a fleet pin: exit %d, want 0\n%s", code, out)
 	}
 
+	// Every replica follows the pin first: a nudge-triggered pass that ran
+	// after the edit below would put replica 2's gateway back.
+	for i, r := range reps {
+		waitUntil(t, "replica "+string(rune('0'+i))+" pinned to the first commit", func() bool {
+			resp, err := http.Get("http://" + r.addr + fleet.ReplicaPath)
+			if err != nil {
+				return false
+			}
+			defer resp.Body.Close()
+			var rep fleet.Replica
+			return json.NewDecoder(resp.Body).Decode(&rep) == nil && rep.Mode == "pinned" && rep.Gateway.Version == first
+		})
+	}
+
 	// A hand edit of replica 2's gateway is drift (heal is off here).
 	other, err := schemas.NewBundle(strings.Repeat("b", 40), schemas.Source{}, schemas.Config{}, time.Now())
 	if err != nil {
