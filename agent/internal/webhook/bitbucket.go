@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"slices"
 	"strings"
 )
 
@@ -107,9 +108,8 @@ func (bitbucket) parse(event string, body []byte) (delivery, error) {
 	switch {
 	case event == "diagnostics:ping":
 		return delivery{kind: kindPing}, nil
-	case event == "repo:push", event == "repo:refs_changed",
-		strings.HasPrefix(event, "pullrequest:"), strings.HasPrefix(event, "pr:"):
-	default:
+	case !slices.Contains(bitbucket{}.events(), event):
+		// Comments, approvals, forks...: nothing for the agent.
 		return delivery{}, nil
 	}
 	var p bitbucketPayload
