@@ -206,15 +206,6 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	}
 }
 
-// Routes are the paths Register mounts, for help texts and logs.
-func Routes() []string {
-	out := make([]string, 0, len(hosts))
-	for _, hst := range hosts {
-		out = append(out, "/webhooks/"+hst.name())
-	}
-	return out
-}
-
 // serve handles one delivery in hst's dialect: bounded read, signature,
 // replay check, then a nudge, a queued pull request or an ignore line.
 func (h *Handler) serve(hst host, w http.ResponseWriter, r *http.Request) {
