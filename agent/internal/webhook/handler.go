@@ -26,12 +26,14 @@ type PullRequestReporter interface {
 
 // Options configure a Handler.
 type Options struct {
-	// Secret is the webhook secret. Required.
+	// Secret is the webhook secret, the same for every host's route: the
+	// HMAC key of GitHub, Gitea/Forgejo and Bitbucket signatures, and the
+	// value GitLab sends as X-Gitlab-Token. Required.
 	Secret []byte
 	// Branch is the tracked branch; pushes to other refs are ignored.
 	Branch string
-	// Repo, when set ("owner/name"), makes events from other repositories
-	// ignored. Empty: any repository.
+	// Repo, when set ("owner/name"; see ourRepo for other hosts' names),
+	// makes events from other repositories ignored. Empty: any repository.
 	Repo string
 	// Nudge asks the sync loop to resolve the branch tip and sync. It must
 	// not block. Required.
@@ -247,7 +249,7 @@ func (h *Handler) serve(hst host, w http.ResponseWriter, r *http.Request) {
 			h.opts.Nudge("webhook")
 			log.Info().Str("repo", d.repo).Str("ref", ref).Msg("push to the tracked branch: sync nudged")
 			a.answer(w, "nudged", http.StatusAccepted, "sync queued")
-		case len(d.refs) > 0 && !slices.ContainsFunc(d.refs, func(r string) bool { return !strings.HasPrefix(r, "refs/tags/") }):
+		case len(d.refs) > 0 && !slices.ContainsFunc(d.refs, func(ref string) bool { return !strings.HasPrefix(ref, "refs/tags/") }):
 			h.ignore(w, a, log, d.repo, ref, "tag", "tag push ignored")
 		default:
 			h.ignore(w, a, log, d.repo, ref, "other_branch", "other branch ignored")
@@ -300,9 +302,10 @@ func (a answerer) answer(w http.ResponseWriter, result string, code int, msg str
 	io.WriteString(w, msg+"\n")
 }
 
-// ourRepo reports whether a delivery's repository ("owner/name") is the
-// one Options.Repo names. GitHub owner and repository names are case
-// insensitive and payloads spell them as created (Codertocat/Hello-World).
+// ourRepo reports whether a delivery's repository ("owner/name", GitLab's
+// "group/subgroup/project", Bitbucket Server's "PROJECT/slug") is the one
+// Options.Repo names. The hosts match these names case-insensitively and
+// payloads spell them as created (Codertocat/Hello-World).
 func (h *Handler) ourRepo(fullName string) bool {
 	return h.opts.Repo == "" || strings.EqualFold(fullName, h.opts.Repo)
 }
