@@ -60,7 +60,7 @@ type runConfig struct {
 	// ControlSocket is this agent's control socket. Default
 	// <stateDir>/agent.sock.
 	ControlSocket string
-	// WebhookAddr serves POST /webhooks/github and /metrics. Empty: off.
+	// WebhookAddr serves POST /webhooks/{github,gitlab,gitea,bitbucket} and /metrics. Empty: off.
 	WebhookAddr string
 	// WebhookRepo ("owner/name") makes deliveries for other repositories
 	// ignored. Empty: any.
@@ -154,7 +154,7 @@ func runFlags() []runFlag {
 		{"gateway-socket", "gatewaySocket", "", "the gateway's admin socket (required)", func(c *runConfig) any { return &c.GatewaySocket }},
 		{"state-dir", "stateDir", "", "directory for the clone, bundles, history and state (required)", func(c *runConfig) any { return &c.StateDir }},
 		{"control-socket", "controlSocket", "", "control socket (default <state-dir>/agent.sock)", func(c *runConfig) any { return &c.ControlSocket }},
-		{"webhook-addr", "webhookAddr", "", "address for POST /webhooks/github and /metrics (default: off)", func(c *runConfig) any { return &c.WebhookAddr }},
+		{"webhook-addr", "webhookAddr", "", "address for POST /webhooks/{github,gitlab,gitea,bitbucket} and /metrics (default: off)" /* issue 16 */, func(c *runConfig) any { return &c.WebhookAddr }},
 		{"webhook-repo", "webhookRepo", "", "owner/name whose deliveries count (default: any)", func(c *runConfig) any { return &c.WebhookRepo }},
 		{"webhook-max-body-bytes", "webhookMaxBodyBytes", int64(webhook.DefaultMaxBodyBytes), "largest webhook delivery accepted, in bytes (read before its signature is checked)", func(c *runConfig) any { return &c.WebhookMaxBodyBytes }},
 		{"poll-interval", "pollInterval", "30s", "time between head checks (jittered ±10%)", func(c *runConfig) any { return &c.PollInterval }},
@@ -505,7 +505,7 @@ func runAgent(ctx context.Context, cfg runConfig, logger zerolog.Logger) error {
 		}
 		defer hook.Close()
 		mux := http.NewServeMux()
-		mux.Handle("POST /webhooks/github", hook)
+		hook.Register(mux) // POST /webhooks/{github,gitlab,gitea,bitbucket} (issue 16)
 		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
 		fl.register(mux) // fleet (issue 17)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -25,12 +26,14 @@ type PullRequestReporter interface {
 
 // Options configure a Handler.
 type Options struct {
-	// Secret is the webhook secret. Required.
+	// Secret is the webhook secret, the same for every host's route: the
+	// HMAC key of GitHub, Gitea/Forgejo and Bitbucket signatures, and the
+	// value GitLab sends as X-Gitlab-Token. Required.
 	Secret []byte
 	// Branch is the tracked branch; pushes to other refs are ignored.
 	Branch string
-	// Repo, when set ("owner/name"), makes events from other repositories
-	// ignored. Empty: any repository.
+	// Repo, when set ("owner/name"; see ourRepo for other hosts' names),
+	// makes events from other repositories ignored. Empty: any repository.
 	Repo string
 	// Nudge asks the sync loop to resolve the branch tip and sync. It must
 	// not block. Required.
@@ -73,7 +76,8 @@ const DefaultMaxUnverified = 4
 // MaxUnverified bodies are being read.
 const retryAfterSeconds = 10
 
-// Handler serves POST /webhooks/github. It owns one background worker for
+// Handler serves webhook deliveries: ServeHTTP GitHub's, Register every
+// host's route. It owns one background worker for
 // pull_request events; Close stops and waits for it.
 type Handler struct {
 	opts       Options
@@ -119,8 +123,8 @@ func New(opts Options) (*Handler, error) {
 		opts: opts,
 		deliveries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gitgate_agent_webhook_deliveries_total",
-			Help: "GitHub webhook deliveries by event and result.",
-		}, []string{"event", "result"}),
+			Help: "Webhook deliveries by host, event (\"other\" for events not read) and result.",
+		}, []string{"host", "event", "result"}),
 		unverified: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "gitgate_agent_webhook_unverified_bodies",
 			Help: "Webhook delivery bodies being read before their signature is checked.",
@@ -187,95 +191,130 @@ func (h *Handler) firstSeen(id string) bool {
 	return true
 }
 
-func (h *Handler) answer(w http.ResponseWriter, event, result string, code int, msg string) {
-	h.deliveries.WithLabelValues(event, result).Inc()
+// ServeHTTP serves GitHub deliveries, whatever the path: it is what
+// Register mounts at POST /webhooks/github.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h.serve(gitHub{}, w, r)
+}
+
+// Register mounts POST /webhooks/{github,gitlab,gitea,bitbucket} on mux.
+// Every route checks its host's signature with the one Options.Secret and
+// shares the bounds on unverified bodies, the replay memory and metrics.
+func (h *Handler) Register(mux *http.ServeMux) {
+	for _, hst := range hosts {
+		mux.Handle("POST /webhooks/"+hst.name(), http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			h.serve(hst, w, r)
+		}))
+	}
+}
+
+// serve handles one delivery in hst's dialect: bounded read, signature,
+// replay check, then a nudge, a queued pull request or an ignore line.
+func (h *Handler) serve(hst host, w http.ResponseWriter, r *http.Request) {
+	event, id := hst.event(r.Header)
+	if event == "" {
+		event = "unknown"
+	}
+	a := answerer{h: h, host: hst.name(), event: h.eventLabel(hst, event)}
+	log := h.opts.Logger.With().Str("host", hst.name()).Str("event", event).Str("delivery", id).Logger()
+	if r.Method != http.MethodPost {
+		w.Header().Set("Allow", http.MethodPost)
+		a.answer(w, "bad_method", http.StatusMethodNotAllowed, "POST only")
+		return
+	}
+	body, ok := h.readVerified(w, r, hst, a, log)
+	if !ok {
+		return
+	}
+	if id != "" && !h.firstSeen(hst.name()+":"+id) {
+		log.Info().Msg("webhook replay ignored")
+		a.answer(w, "duplicate", http.StatusOK, "duplicate delivery ignored")
+		return
+	}
+	d, err := hst.parse(event, body)
+	if err != nil {
+		log.Warn().Err(err).Msg("webhook payload does not parse")
+		a.answer(w, "bad_payload", http.StatusBadRequest, "payload does not parse")
+		return
+	}
+	ref := strings.Join(d.refs, " ")
+	switch d.kind {
+	case kindPing:
+		a.answer(w, "pong", http.StatusOK, "pong")
+	case kindPush:
+		switch {
+		case !h.ourRepo(d.repo):
+			h.ignore(w, a, log, d.repo, ref, "other_repo", "other repository ignored")
+		case slices.Contains(d.refs, "refs/heads/"+h.opts.Branch):
+			h.opts.Nudge("webhook")
+			log.Info().Str("repo", d.repo).Str("ref", ref).Msg("push to the tracked branch: sync nudged")
+			a.answer(w, "nudged", http.StatusAccepted, "sync queued")
+		case len(d.refs) > 0 && !slices.ContainsFunc(d.refs, func(ref string) bool { return !strings.HasPrefix(ref, "refs/tags/") }):
+			h.ignore(w, a, log, d.repo, ref, "tag", "tag push ignored")
+		default:
+			h.ignore(w, a, log, d.repo, ref, "other_branch", "other branch ignored")
+		}
+	case kindPullRequest:
+		switch {
+		case !h.ourRepo(d.repo):
+			h.ignore(w, a, log, d.repo, ref, "other_repo", "other repository ignored")
+		case d.pullRequest == nil:
+			// Reports go through GitHub's API only; the event is known
+			// and left for a later reporter.
+			noun := "pull request"
+			if hst.name() == "gitlab" {
+				noun = "merge request"
+			}
+			h.ignore(w, a, log, d.repo, ref, "pull_request", noun+" ignored: reports are posted to GitHub only")
+		default:
+			select {
+			case h.queue <- d.pullRequest:
+				a.answer(w, "queued", http.StatusAccepted, "queued")
+			default:
+				log.Warn().Msg("pull request queue full: event dropped")
+				a.answer(w, "queue_full", http.StatusServiceUnavailable, "busy, redeliver later")
+			}
+		}
+	default:
+		h.ignore(w, a, log, d.repo, ref, "other_event", "event ignored")
+	}
+}
+
+// eventLabel is event when hst reads it, else "other": the header is
+// unauthenticated, and each value would be a metric series for good.
+func (h *Handler) eventLabel(hst host, event string) string {
+	if slices.Contains(hst.events(), event) {
+		return event
+	}
+	return "other"
+}
+
+// answerer writes answers for one delivery and counts them.
+type answerer struct {
+	h           *Handler
+	host, event string
+}
+
+func (a answerer) answer(w http.ResponseWriter, result string, code int, msg string) {
+	a.h.deliveries.WithLabelValues(a.host, a.event, result).Inc()
 	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 	w.WriteHeader(code)
 	io.WriteString(w, msg+"\n")
 }
 
-// ServeHTTP implements http.Handler.
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	event := github.WebHookType(r)
-	if event == "" {
-		event = "unknown"
-	}
-	id := github.DeliveryID(r)
-	log := h.opts.Logger.With().Str("event", event).Str("delivery", id).Logger()
-	if r.Method != http.MethodPost {
-		w.Header().Set("Allow", http.MethodPost)
-		h.answer(w, event, "bad_method", http.StatusMethodNotAllowed, "POST only")
-		return
-	}
-	body, ok := h.readVerified(w, r, event, log)
-	if !ok {
-		return
-	}
-	if !h.firstSeen(id) {
-		log.Info().Msg("webhook replay ignored")
-		h.answer(w, event, "duplicate", http.StatusOK, "duplicate delivery ignored")
-		return
-	}
-	switch event {
-	case "ping", "push", "pull_request":
-	default:
-		h.ignore(w, log, event, "", "", "other_event", "event ignored")
-		return
-	}
-	payload, err := github.ParseWebHook(event, body)
-	if err != nil {
-		log.Warn().Err(err).Msg("webhook payload does not parse")
-		h.answer(w, event, "bad_payload", http.StatusBadRequest, "payload does not parse")
-		return
-	}
-	switch ev := payload.(type) {
-	case *github.PingEvent:
-		h.answer(w, event, "pong", http.StatusOK, "pong")
-	case *github.PushEvent:
-		repo, ref := ev.GetRepo().GetFullName(), ev.GetRef()
-		switch {
-		case !h.ourRepo(repo):
-			h.ignore(w, log, event, repo, ref, "other_repo", "other repository ignored")
-			return
-		case strings.HasPrefix(ref, "refs/tags/"):
-			h.ignore(w, log, event, repo, ref, "tag", "tag push ignored")
-			return
-		case ref != "refs/heads/"+h.opts.Branch:
-			h.ignore(w, log, event, repo, ref, "other_branch", "other branch ignored")
-			return
-		}
-		h.opts.Nudge("webhook")
-		log.Info().Str("repo", repo).Str("ref", ref).Msg("push to the tracked branch: sync nudged")
-		h.answer(w, event, "nudged", http.StatusAccepted, "sync queued")
-	case *github.PullRequestEvent:
-		if repo := ev.GetRepo().GetFullName(); !h.ourRepo(repo) {
-			h.ignore(w, log, event, repo, "refs/heads/"+ev.GetPullRequest().GetBase().GetRef(), "other_repo", "other repository ignored")
-			return
-		}
-		select {
-		case h.queue <- ev:
-			h.answer(w, event, "queued", http.StatusAccepted, "queued")
-		default:
-			log.Warn().Msg("pull request queue full: event dropped")
-			h.answer(w, event, "queue_full", http.StatusServiceUnavailable, "busy, redeliver later")
-		}
-	default:
-		h.ignore(w, log, event, "", "", "other_event", "event ignored")
-	}
-}
-
-// ourRepo reports whether a delivery's repository ("owner/name") is the
-// one Options.Repo names. GitHub owner and repository names are case
-// insensitive and payloads spell them as created (Codertocat/Hello-World).
+// ourRepo reports whether a delivery's repository ("owner/name", GitLab's
+// "group/subgroup/project", Bitbucket Server's "PROJECT/slug") is the one
+// Options.Repo names. The hosts match these names case-insensitively and
+// payloads spell them as created (Codertocat/Hello-World).
 func (h *Handler) ourRepo(fullName string) bool {
 	return h.opts.Repo == "" || strings.EqualFold(fullName, h.opts.Repo)
 }
 
 // ignore answers 202 to a delivery that asks nothing of the agent, and
 // leaves an info line saying why.
-func (h *Handler) ignore(w http.ResponseWriter, log zerolog.Logger, event, repo, ref, reason, msg string) {
+func (h *Handler) ignore(w http.ResponseWriter, a answerer, log zerolog.Logger, repo, ref, reason, msg string) {
 	log.Info().Str("repo", repo).Str("ref", ref).Str("reason", reason).Msg("webhook delivery ignored")
-	h.answer(w, event, reason, http.StatusAccepted, msg)
+	a.answer(w, reason, http.StatusAccepted, msg)
 }
 
 // readVerified reads the body of a delivery and checks its signature. The
@@ -284,22 +323,22 @@ func (h *Handler) ignore(w http.ResponseWriter, log zerolog.Logger, event, repo,
 // reading, a body that grows past it is cut, and at most MaxUnverified
 // bodies are read at once (others are answered 503 at once). On false the
 // answer is written.
-func (h *Handler) readVerified(w http.ResponseWriter, r *http.Request, event string, log zerolog.Logger) ([]byte, bool) {
+func (h *Handler) readVerified(w http.ResponseWriter, r *http.Request, hst host, a answerer, log zerolog.Logger) ([]byte, bool) {
 	if r.ContentLength > h.opts.MaxBodyBytes {
 		log.Warn().Int64("bytes", r.ContentLength).Int64("max_bytes", h.opts.MaxBodyBytes).Msg("webhook refused: body over the cap")
 		// Close after answering, or net/http would read the body to keep
 		// the connection alive.
 		w.Header().Set("Connection", "close")
-		h.answer(w, event, "too_large", http.StatusRequestEntityTooLarge, "body too large")
+		a.answer(w, "too_large", http.StatusRequestEntityTooLarge, "body too large")
 		return nil, false
 	}
 	select {
 	case h.slots <- struct{}{}:
 	default:
-		h.busyLog.Warn().Str("event", event).Int("max_unverified", h.opts.MaxUnverified).Msg("webhook refused: too many deliveries being read")
+		h.busyLog.Warn().Str("host", a.host).Str("event", a.event).Int("max_unverified", h.opts.MaxUnverified).Msg("webhook refused: too many deliveries being read")
 		w.Header().Set("Retry-After", strconv.Itoa(retryAfterSeconds))
 		w.Header().Set("Connection", "close")
-		h.answer(w, event, "busy", http.StatusServiceUnavailable, "busy, redeliver later")
+		a.answer(w, "busy", http.StatusServiceUnavailable, "busy, redeliver later")
 		return nil, false
 	}
 	h.unverified.Inc()
@@ -312,19 +351,19 @@ func (h *Handler) readVerified(w http.ResponseWriter, r *http.Request, event str
 		var tooBig *http.MaxBytesError
 		if errors.As(err, &tooBig) {
 			log.Warn().Int64("max_bytes", h.opts.MaxBodyBytes).Msg("webhook refused: body over the cap")
-			h.answer(w, event, "too_large", http.StatusRequestEntityTooLarge, "body too large")
+			a.answer(w, "too_large", http.StatusRequestEntityTooLarge, "body too large")
 			return nil, false
 		}
-		h.answer(w, event, "bad_body", http.StatusBadRequest, "reading body failed")
+		a.answer(w, "bad_body", http.StatusBadRequest, "reading body failed")
 		return nil, false
 	}
-	if err := Verify(h.opts.Secret, body, r.Header.Get("X-Hub-Signature-256"), r.Header.Get("X-Hub-Signature")); err != nil {
+	if err := hst.verify(h.opts.Secret, r.Header, body); err != nil {
 		log.Warn().Err(err).Msg("webhook refused")
 		code := http.StatusUnauthorized
 		if errors.Is(err, ErrSHA1Only) {
 			code = http.StatusForbidden
 		}
-		h.answer(w, event, "bad_signature", code, err.Error())
+		a.answer(w, "bad_signature", code, err.Error())
 		return nil, false
 	}
 	return body, true

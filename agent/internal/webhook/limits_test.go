@@ -255,3 +255,52 @@ func TestUnverifiedMemoryBound(t *testing.T) {
 		t.Fatalf("heap in use grew by %d MiB, want under %d MiB", growth>>20, bound>>20)
 	}
 }
+
+// TestUnverifiedBoundSharedAcrossHosts: the slots for bodies read before
+// their signature is checked are one pool for every host's route, so
+// trickling senders on GitLab's route turn away deliveries on the others.
+func TestUnverifiedBoundSharedAcrossHosts(t *testing.T) {
+	t.Parallel()
+	reg := prometheus.NewRegistry()
+	h, err := New(Options{Secret: secret, Branch: "main", Nudge: func(string) {}, MaxUnverified: 1, Registerer: reg, Logger: zerolog.Nop()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close() })
+	mux := http.NewServeMux()
+	h.Register(mux)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	c, err := net.Dial("tcp", strings.TrimPrefix(srv.URL, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	fmt.Fprintf(c, "POST /webhooks/gitlab HTTP/1.1\r\nHost: agent\r\nX-Gitlab-Event: Push Hook\r\nX-Gitlab-Token: guess\r\nContent-Length: 100\r\n\r\n{")
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if v, _ := gaugeValue(t, reg, "gitgate_agent_webhook_unverified_bodies"); v == 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the trickling GitLab delivery never took its slot")
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	for _, path := range []string{"/webhooks/github", "/webhooks/gitea", "/webhooks/bitbucket", "/webhooks/gitlab"} {
+		resp, err := http.Post(srv.URL+path, "application/json", strings.NewReader(`{}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusServiceUnavailable {
+			t.Fatalf("%s while the slot is held: %d, want 503", path, resp.StatusCode)
+		}
+	}
+	if _, err := io.WriteString(c, strings.Repeat(" ", 98)+"}"); err != nil {
+		t.Fatal(err)
+	}
+	if code := statusOf(t, c); code != http.StatusUnauthorized {
+		t.Fatalf("held GitLab delivery with a wrong token: %d, want 401", code)
+	}
+}
