@@ -15,7 +15,7 @@ import (
 
 func init() {
 	scenarios = append(scenarios, scenario{
-		name: "w-webhook-hosts",
+		name: "x-webhook-hosts",
 		criterion: "with polling off (1h), a commit is served after a push webhook from each other host: GitLab " +
 			"(X-Gitlab-Token), Forgejo (X-Forgejo-Signature), Bitbucket Cloud and Server (X-Hub-Signature sha256=); " +
 			"a GitLab delivery with a wrong token is refused 401 and a Gitea tag push answered 202 without a " +
