@@ -393,11 +393,11 @@ func TestFilters(t *testing.T) {
 		{Kind: syncer.EventAutoRollback, Version: sha1, From: sha2},
 		{Kind: syncer.EventPinLifted, From: sha1, Trigger: "resume"},
 		{Kind: syncer.EventDriftHealed, Version: sha1, From: "nothing"},
-		failed(time.Minute, since),      // too young
-		failed(11*time.Minute, since),   // sync-failing
-		failed(12*time.Minute, since),   // already told
-		recovered(since),                // sync-recovered
-		recovered(since),                // nothing more
+		failed(time.Minute, since),    // too young
+		failed(11*time.Minute, since), // sync-failing
+		failed(12*time.Minute, since), // already told
+		recovered(since),              // sync-recovered
+		recovered(since),              // nothing more
 		failed(time.Minute, since.Add(time.Hour)),
 		recovered(since.Add(time.Hour)), // a short streak: no news
 		{Kind: "regression"},            // not a notification

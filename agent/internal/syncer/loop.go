@@ -126,7 +126,7 @@ type health struct {
 	// zero after a success.
 	FailingSince time.Time
 	Failures     int
-	NextSyncAt     time.Time
+	NextSyncAt   time.Time
 }
 
 // New checks opts and returns a Loop that is not yet running.
