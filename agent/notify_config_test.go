@@ -144,3 +144,26 @@ func TestAgentNotifies(t *testing.T) {
 		t.Fatalf("second notification %+v, want rejected %s with diagnostics", e, bad)
 	}
 }
+
+// TestREADMENotificationsExample: the README's agent.yaml example parses.
+func TestREADMENotificationsExample(t *testing.T) {
+	t.Parallel()
+	readme, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(readme), "```yaml\n# agent.yaml\n")
+	example, _, ok2 := strings.Cut(rest, "```")
+	if !ok || !ok2 {
+		t.Fatal("README has no agent.yaml example under Notifications")
+	}
+	p := filepath.Join(t.TempDir(), "agent.yaml")
+	if err := os.WriteFile(p, []byte(example), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	var stderr strings.Builder
+	c, err := parseRunConfig([]string{"--config", p}, &stderr)
+	if err != nil || c.Notifications == nil || len(c.Notifications.Sinks) != 2 {
+		t.Fatalf("README example: %v (%+v)", err, c.Notifications)
+	}
+}
