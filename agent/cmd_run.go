@@ -27,6 +27,7 @@ import (
 	"github.com/gitgate/gitgate/agent/internal/diff"
 	"github.com/gitgate/gitgate/agent/internal/ghreport"
 	"github.com/gitgate/gitgate/agent/internal/gitsrc"
+	"github.com/gitgate/gitgate/agent/internal/notify"
 	"github.com/gitgate/gitgate/agent/internal/peers"
 	"github.com/gitgate/gitgate/agent/internal/safety"
 	"github.com/gitgate/gitgate/agent/internal/source"
@@ -127,6 +128,9 @@ type runConfig struct {
 	// record of a headless Service) or a comma-separated host:port list.
 	// This replica leaves itself out. Empty: no fan-out.
 	Peers string
+	// Notifications is agent.yaml's notifications section (no flag; see
+	// agent/notify_config.go). Nil: none. (issue 16)
+	Notifications *notify.Config
 }
 
 // runFlag is one setting of agent run: its flag, its agent.yaml key, its
@@ -300,6 +304,12 @@ func readAgentYAML(file string, flags []runFlag, cfg *runConfig) error {
 	sort.Strings(keys)
 	for _, k := range keys {
 		f, ok := byKey[k]
+		if !ok && k == notificationsKey { // notifications (issue 16): a nested section, agent/notify_config.go
+			if err := readNotifications(file, doc[k], cfg); err != nil {
+				return err
+			}
+			continue
+		}
 		if !ok {
 			return fmt.Errorf("%s: unknown field %q", file, k)
 		}
@@ -448,9 +458,17 @@ func runAgent(ctx context.Context, cfg runConfig, logger zerolog.Logger) error {
 		logger.Info().Str("repo", cfg.GitHubRepo).Msg("GitHub reports on")
 	}
 
+	// --- notifications (issue 16): agent/notify_config.go ---
+	notifier, stopNotifier, err := startNotifier(cfg, reg, logger)
+	if err != nil {
+		return err
+	}
+	defer stopNotifier()
+	// --- end notifications ---
 	loop, err := syncer.New(syncer.Options{
 		Source: src, Store: store, Gateway: gw, Path: cfg.Path, PollInterval: poll, HealInterval: heal, Validator: ev,
 		Reporter: commitReporter, Metrics: syncer.NewMetrics(reg), Logger: logger,
+		Notifier: notifier, // issue 16
 	})
 	if err != nil {
 		return err

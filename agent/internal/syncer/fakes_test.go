@@ -116,6 +116,8 @@ type harness struct {
 	wrapSrc func(*gitsrc.Source) source.Source
 	// replica names the loop in the pins it writes.
 	replica string
+	// notifier, when set, hears the loop's events.
+	notifier Notifier
 }
 
 // warningGateway passes calls to a real admin client and adds what a
@@ -184,7 +186,7 @@ func (h *harness) start() {
 		through = h.wrap(gw)
 	}
 	l, err := New(Options{Source: src, Store: st, Gateway: through, Path: "cfg", PollInterval: time.Hour,
-		BackoffMin: 5 * time.Millisecond, BackoffMax: 20 * time.Millisecond, Reporter: h.rep, Logger: zerolog.Nop(), HealInterval: h.healInterval, Replica: h.replica})
+		BackoffMin: 5 * time.Millisecond, BackoffMax: 20 * time.Millisecond, Reporter: h.rep, Logger: zerolog.Nop(), HealInterval: h.healInterval, Replica: h.replica, Notifier: h.notifier})
 	if err != nil {
 		t.Fatal(err)
 	}

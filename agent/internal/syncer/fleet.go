@@ -117,6 +117,7 @@ func (l *Loop) liftPin(ctx context.Context, p *bundle.Pin, head string) error {
 	}); err != nil {
 		return fmt.Errorf("lifting the pin: %w", err)
 	}
+	l.notify(Event{Kind: EventPinLifted, Version: head, From: p.SHA, Trigger: "fix-forward", Reason: p.Reason})
 	return nil
 }
 
@@ -308,6 +309,11 @@ func (l *Loop) rollback(ctx context.Context, rev string, hold bool, reason, trig
 		return RollbackResult{}, fmt.Errorf("recording the pin: %w", err)
 	}
 	l.log.Info().Str("version", sha).Str("from", from).Bool("hold", hold).Str("scope", pin.Scope).Str("digest", b.Digest).Msg("rolled back and pinned")
+	kind := EventRollback
+	if trigger == "auto-rollback" {
+		kind = EventAutoRollback
+	}
+	l.notify(Event{Kind: kind, Version: sha, Author: b.Source.Author, Subject: b.Source.Subject, From: from, Trigger: trigger, Reason: reason})
 	return RollbackResult{SHA: sha, From: from, Pin: pin}, nil
 }
 
@@ -352,6 +358,7 @@ func (l *Loop) Resume(ctx context.Context) error {
 		return fmt.Errorf("lifting the pin: %w", err)
 	}
 	l.log.Info().Str("scope", p.Scope).Msg("pin lifted: tracking the branch")
+	l.notify(Event{Kind: EventPinLifted, From: p.SHA, Trigger: "resume", Reason: p.Reason})
 	l.Trigger("resume")
 	return nil
 }

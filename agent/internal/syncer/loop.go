@@ -69,6 +69,9 @@ type Options struct {
 	HealInterval time.Duration
 	// Reporter is told about applied and failed commits. Nil: none.
 	Reporter Reporter
+	// Notifier is told about applies, rejections, rollbacks, lifted pins,
+	// heals and failing syncs (README "Notifications"). Nil: none.
+	Notifier Notifier
 	// Metrics records counters; nil: a private set that is not exported.
 	Metrics *Metrics
 	// Logger logs with constant field names.
@@ -119,8 +122,11 @@ type health struct {
 	LastSyncAt     time.Time
 	LastSuccessAt  time.Time
 	LastError      string
-	Failures       int
-	NextSyncAt     time.Time
+	// FailingSince is when the current streak of failed passes began;
+	// zero after a success.
+	FailingSince time.Time
+	Failures     int
+	NextSyncAt   time.Time
 }
 
 // New checks opts and returns a Loop that is not yet running.

@@ -32,16 +32,26 @@ func (l *Loop) syncPass(ctx context.Context, reason string) error {
 	}
 	l.mu.Lock()
 	l.health.LastSyncAt = l.opts.Now()
+	since := l.health.FailingSince
 	if err != nil {
 		l.health.LastError = err.Error()
+		if since.IsZero() {
+			since = start
+			l.health.FailingSince = since
+		}
 	} else {
 		l.health.LastError = ""
 		l.health.LastSuccessAt = l.health.LastSyncAt
+		l.health.FailingSince = time.Time{}
 	}
 	l.mu.Unlock()
 	if err != nil {
 		l.log.Warn().Err(err).Str("trigger", reason).Msg("sync failed; backing off")
+		l.notify(Event{Kind: EventSyncFailed, Trigger: reason, Reason: err.Error(), FailingSince: since.UTC()})
 		return err
+	}
+	if !since.IsZero() {
+		l.notify(Event{Kind: EventSyncRecovered, Trigger: reason, FailingSince: since.UTC()})
 	}
 	l.opts.Metrics.LastSuccess.SetToCurrentTime()
 	return nil
@@ -182,6 +192,12 @@ func (l *Loop) record(e bundle.Entry, r bundle.Result, start time.Time, digest s
 	}
 	sha := e.SHA
 	switch r {
+	case bundle.ResultApplied:
+		l.notify(Event{Kind: EventApplied, Version: sha, Author: e.Author, Subject: e.Subject, Trigger: e.Trigger})
+	case bundle.ResultRejected:
+		l.notify(Event{Kind: EventRejected, Version: sha, Author: e.Author, Subject: e.Subject, Trigger: e.Trigger, Reason: e.Error, Diagnostics: e.Diagnostics})
+	}
+	switch r {
 	case bundle.ResultApplied, bundle.ResultNoop, bundle.ResultRollback:
 		l.report(func(ctx context.Context) { l.opts.Reporter.CommitApplied(ctx, sha, sha) })
 	case bundle.ResultRejected:
@@ -319,6 +335,7 @@ func (l *Loop) heal(ctx context.Context) error {
 			// The gateway refuses what it ran before: record it, do not loop.
 			e.Result, e.Error, e.Diagnostics = bundle.ResultRejected, err.Error(), diagnosticsOf(err)
 			_ = l.opts.Store.Append(e)
+			l.notify(Event{Kind: EventRejected, Version: e.SHA, Author: e.Author, Subject: e.Subject, Trigger: e.Trigger, Reason: e.Error, Diagnostics: e.Diagnostics})
 			return nil
 		}
 		return err
@@ -328,6 +345,7 @@ func (l *Loop) heal(ctx context.Context) error {
 	if err := l.opts.Store.Append(e); err != nil {
 		return fmt.Errorf("recording history: %w", err)
 	}
+	l.notify(Event{Kind: EventDriftHealed, Version: e.SHA, Author: e.Author, Subject: e.Subject, Trigger: e.Trigger, From: e.Replaced.String()})
 	return nil
 }
 
