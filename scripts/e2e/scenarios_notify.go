@@ -22,7 +22,7 @@ import (
 
 func init() {
 	scenarios = append(scenarios, scenario{
-		name: "w-notifications",
+		name: "y-notifications",
 		criterion: "an agent with four sinks in agent.yaml (a signed JSON webhook, a Slack receiver, a Slack URL nobody " +
 			"listens on, a receiver that never answers): the webhook receiver verifies the HMAC of applied c1, rejected " +
 			"typo (with its diagnostics), applied c2 and the rollback; Slack gets the same four as {text, blocks}; c2 is " +
