@@ -25,11 +25,19 @@ func Markdown(root *cobra.Command) string {
 func walk(b *strings.Builder, c *cobra.Command) {
 	fmt.Fprintf(b, "#### `%s`\n\n", c.CommandPath())
 	if c.Short != "" {
-		b.WriteString(strings.TrimSpace(c.Short) + ".\n\n")
+		b.WriteString(escape(strings.TrimSpace(c.Short)) + ".\n\n")
 	}
 	b.WriteString("```\n" + c.UseLine() + "\n```\n\n")
-	if c.Long != "" {
-		b.WriteString(strings.TrimSpace(c.Long) + "\n\n")
+	for para := range strings.SplitSeq(strings.TrimSpace(c.Long), "\n\n") {
+		if para == "" {
+			continue
+		}
+		if strings.Contains(para, "\n  ") {
+			// An indented list (arguments): keep its layout.
+			b.WriteString("```\n" + para + "\n```\n\n")
+		} else {
+			b.WriteString(escape(para) + "\n\n")
+		}
 	}
 	if c.HasAvailableLocalFlags() {
 		b.WriteString("Flags:\n\n```\n" + strings.TrimRight(c.LocalFlags().FlagUsagesWrapped(100), "\n") + "\n```\n\n")
@@ -46,6 +54,11 @@ func walk(b *strings.Builder, c *cobra.Command) {
 		}
 		walk(b, sub)
 	}
+}
+
+// escape keeps Markdown from reading <sha> as an HTML tag.
+func escape(s string) string {
+	return strings.NewReplacer("<", "&lt;", ">", "&gt;").Replace(s)
 }
 
 // Begin and End return the markers that delimit the reference of the
