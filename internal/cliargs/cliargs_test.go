@@ -9,13 +9,18 @@ import (
 
 func TestCheckDashes(t *testing.T) {
 	t.Parallel()
-	root := &cobra.Command{Use: "agent"}
-	rb := &cobra.Command{Use: "rollback", Run: func(*cobra.Command, []string) {}}
-	rb.Flags().Bool("hold", false, "")
-	rb.Flags().String("state-dir", "", "")
-	rb.Flags().StringP("output", "o", "table", "")
-	rb.Flags().IntP("n", "n", 20, "")
-	root.AddCommand(rb)
+	// A tree per case: cobra merges flag sets lazily, so reading one tree
+	// from parallel subtests races (the agent builds one per run).
+	newRoot := func() *cobra.Command {
+		root := &cobra.Command{Use: "agent"}
+		rb := &cobra.Command{Use: "rollback", Run: func(*cobra.Command, []string) {}}
+		rb.Flags().Bool("hold", false, "")
+		rb.Flags().String("state-dir", "", "")
+		rb.Flags().StringP("output", "o", "table", "")
+		rb.Flags().IntP("n", "n", 20, "")
+		root.AddCommand(rb)
+		return root
+	}
 	tests := []struct {
 		name string
 		args []string
@@ -33,7 +38,7 @@ func TestCheckDashes(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			err := CheckDashes(root, tt.args)
+			err := CheckDashes(newRoot(), tt.args)
 			var sd *SingleDashError
 			got := ""
 			if errors.As(err, &sd) {
