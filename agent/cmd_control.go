@@ -3,7 +3,6 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -74,12 +73,6 @@ func (c *controlFlags) data(w io.Writer, v any) bool {
 	}
 	_ = writeData(w, c.format, v)
 	return true
-}
-
-func printJSON(w io.Writer, v any) {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(v)
 }
 
 // fail reports err and returns its exit code: 3 when the agent's control
