@@ -152,7 +152,7 @@ longer than --max-lag.`,
 		"version": {
 			use:     "version [flags]",
 			short:   "Print the version, commit and Go version",
-			long:    "Prints the module version (\"(devel)\" when built from a checkout), the VCS commit it was built from (\", modified\" with uncommitted changes) and the Go version.",
+			long:    "Prints the module version (a tag when installed with go install, a pseudo-version such as v0.0.0-20261206044834-63b749fa3088 when built in a Git checkout, \"(devel)\" when built without VCS information, or the -X main.version value), the commit it was built from (\", modified\" with uncommitted changes) and the Go version.",
 			example: "  agent version\n  agent version -o json",
 			define:  defineVersion,
 		},

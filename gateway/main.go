@@ -135,7 +135,7 @@ func newRootCmd(stdout, stderr io.Writer, serveWith func(serve.Config, zerolog.L
 	}, &cobra.Command{
 		Use:     "version",
 		Short:   "Print the version, commit and Go version",
-		Long:    "Prints the module version (\"(devel)\" when built from a checkout), the VCS commit it was built from (\", modified\" with uncommitted changes) and the Go version.",
+		Long:    "Prints the module version (a tag when installed with go install, a pseudo-version such as v0.0.0-20261206044834-63b749fa3088 when built in a Git checkout, \"(devel)\" when built without VCS information, or the -X main.version value), the commit it was built from (\", modified\" with uncommitted changes) and the Go version.",
 		Example: "  gateway version",
 		Args:    noArgs,
 		RunE: func(*cobra.Command, []string) error {

@@ -9,14 +9,15 @@ import (
 	"runtime/debug"
 )
 
-// Devel is the module version of a binary built from a checkout (go build,
-// go run) rather than installed at a tagged version with go install.
+// Devel is the module version of a binary built without VCS information
+// (go run, -buildvcs=false); since Go 1.24 a build in a Git checkout gets a
+// pseudo-version instead.
 const Devel = "(devel)"
 
 // Info is a binary's build identity.
 type Info struct {
 	// Version is the -X main.version override when set, else the module
-	// version ("v1.2.3", or "(devel)" when built from a checkout).
+	// version ("v1.2.3", or "(devel)" when built without VCS information).
 	Version string `json:"version"`
 	// Commit is the VCS revision (vcs.revision); empty when the build did
 	// not stamp it (go run, go test, -buildvcs=false).
