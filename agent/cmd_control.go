@@ -3,17 +3,19 @@ package main
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/spf13/pflag"
+
+	"github.com/gitgate/gitgate/agent/internal/bundle"
 	"github.com/gitgate/gitgate/agent/internal/control"
 	"github.com/gitgate/gitgate/agent/internal/syncer"
 )
@@ -25,13 +27,15 @@ const controlSocketEnv = "GITGATE_CONTROL_SOCKET"
 type controlFlags struct {
 	socket   string
 	stateDir string
-	json     bool
+	out      outputFlags
+	// format is out resolved, set by prepare.
+	format string
 }
 
-func (c *controlFlags) register(fs *flag.FlagSet) {
+func (c *controlFlags) register(fs *pflag.FlagSet) {
 	fs.StringVar(&c.socket, "control-socket", os.Getenv(controlSocketEnv), "the running agent's control socket (default <state-dir>/agent.sock, or $"+controlSocketEnv+")")
 	fs.StringVar(&c.stateDir, "state-dir", "", "the running agent's state dir, to find its control socket")
-	fs.BoolVar(&c.json, "json", false, "print JSON")
+	c.out.register(fs)
 }
 
 func (c *controlFlags) client() (*control.Client, error) {
@@ -45,42 +49,41 @@ func (c *controlFlags) client() (*control.Client, error) {
 	return control.NewClient(p), nil
 }
 
-// parseControl parses args for a control command; interspersed flags after
-// positional arguments are accepted.
-func parseControl(name string, args []string, stderr io.Writer, extra func(*flag.FlagSet)) (*controlFlags, []string, int) {
-	fs := flag.NewFlagSet("agent "+name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cf := &controlFlags{}
-	cf.register(fs)
-	if extra != nil {
-		extra(fs)
+// prepare resolves --output and returns the control client, or the exit
+// code to stop with (usage errors reported on stderr).
+func (c *controlFlags) prepare(name string, stderr io.Writer) (*control.Client, int) {
+	var err error
+	if c.format, err = c.out.resolve(); err != nil {
+		fmt.Fprintf(stderr, "agent %s: %v\n", name, err)
+		return nil, exitUsage
 	}
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			if errors.Is(err, flag.ErrHelp) {
-				return nil, nil, 0
-			}
-			return nil, nil, 2
-		}
-		if fs.NArg() == 0 {
-			break
-		}
-		pos = append(pos, fs.Arg(0))
-		args = fs.Args()[1:]
+	cl, err := c.client()
+	if err != nil {
+		fmt.Fprintf(stderr, "agent %s: %v\n", name, err)
+		return nil, exitUsage
 	}
-	return cf, pos, -1
+	return cl, -1
 }
 
-func printJSON(w io.Writer, v any) {
-	enc := json.NewEncoder(w)
-	enc.SetIndent("", "  ")
-	_ = enc.Encode(v)
+// data writes v in the --output format unless it is table; it reports
+// whether it did.
+func (c *controlFlags) data(w io.Writer, v any) bool {
+	if c.format == "table" {
+		return false
+	}
+	_ = writeData(w, c.format, v)
+	return true
 }
 
+// fail reports err and returns its exit code: 3 when the agent's control
+// socket cannot be dialled, else 1.
 func fail(stderr io.Writer, cmd string, err error) int {
 	fmt.Fprintf(stderr, "agent %s: %v\n", cmd, err)
-	return 1
+	var op *net.OpError
+	if errors.As(err, &op) && op.Op == "dial" {
+		return exitUnreachable
+	}
+	return exitFailed
 }
 
 func short(sha string) string {
@@ -100,29 +103,23 @@ func ago(t time.Time) string {
 	return " (" + time.Since(t).Round(time.Second).String() + " ago)"
 }
 
-func runStatus(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	cf, pos, code := parseControl("status", args, stderr, nil)
-	if code >= 0 {
-		return code
+func defineStatus(fs *pflag.FlagSet) body {
+	var cf controlFlags
+	cf.register(fs)
+	return func(ctx context.Context, _ []string, stdout, stderr io.Writer) int {
+		c, code := cf.prepare("status", stderr)
+		if code >= 0 {
+			return code
+		}
+		st, err := c.Status(ctx)
+		if err != nil {
+			return fail(stderr, "status", err)
+		}
+		if !cf.data(stdout, st) {
+			writeStatus(stdout, st)
+		}
+		return exitOK
 	}
-	if len(pos) > 0 {
-		fmt.Fprintf(stderr, "agent status: unexpected argument %q\n", pos[0])
-		return 2
-	}
-	c, err := cf.client()
-	if err != nil {
-		return fail(stderr, "status", err)
-	}
-	st, err := c.Status(ctx)
-	if err != nil {
-		return fail(stderr, "status", err)
-	}
-	if cf.json {
-		printJSON(stdout, st)
-		return 0
-	}
-	writeStatus(stdout, st)
-	return 0
 }
 
 func writeStatus(w io.Writer, st syncer.Status) {
@@ -185,31 +182,30 @@ func writeStatus(w io.Writer, st syncer.Status) {
 	writeBake(w, st.Bake)
 }
 
-func runHistory(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+func defineHistory(fs *pflag.FlagSet) body {
+	var cf controlFlags
+	cf.register(fs)
 	var n int
-	cf, pos, code := parseControl("history", args, stderr, func(fs *flag.FlagSet) {
-		fs.IntVar(&n, "n", 20, "entries to show, newest first (0: all)")
-	})
-	if code >= 0 {
-		return code
+	fs.IntVarP(&n, "n", "n", 20, "entries to show, newest first (0: all)")
+	return func(ctx context.Context, _ []string, stdout, stderr io.Writer) int {
+		c, code := cf.prepare("history", stderr)
+		if code >= 0 {
+			return code
+		}
+		entries, err := c.History(ctx, n)
+		if err != nil {
+			return fail(stderr, "history", err)
+		}
+		if !cf.data(stdout, entries) {
+			writeHistory(stdout, entries)
+		}
+		return exitOK
 	}
-	if len(pos) > 0 {
-		fmt.Fprintf(stderr, "agent history: unexpected argument %q\n", pos[0])
-		return 2
-	}
-	c, err := cf.client()
-	if err != nil {
-		return fail(stderr, "history", err)
-	}
-	entries, err := c.History(ctx, n)
-	if err != nil {
-		return fail(stderr, "history", err)
-	}
-	if cf.json {
-		printJSON(stdout, entries)
-		return 0
-	}
-	// Align the entry rows, then put each entry's problems under its row.
+}
+
+// writeHistory writes entries as a table, with each entry's problems, error
+// and heal under it.
+func writeHistory(stdout io.Writer, entries []bundle.Entry) {
 	var table bytes.Buffer
 	tw := tabwriter.NewWriter(&table, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "TIME\tCOMMIT\tRESULT\tTRIGGER\tDURATION\tAUTHOR\tSUBJECT")
@@ -231,75 +227,71 @@ func runHistory(ctx context.Context, args []string, stdout, stderr io.Writer) in
 			fmt.Fprintf(stdout, "    healed: gateway ran %s\n", e.Replaced)
 		}
 	}
-	return 0
 }
 
-func runSync(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	cf, pos, code := parseControl("sync", args, stderr, nil)
-	if code >= 0 {
-		return code
+func defineSync(fs *pflag.FlagSet) body {
+	var cf controlFlags
+	cf.register(fs)
+	return func(ctx context.Context, _ []string, stdout, stderr io.Writer) int {
+		c, code := cf.prepare("sync", stderr)
+		if code >= 0 {
+			return code
+		}
+		st, err := c.Sync(ctx)
+		if err != nil {
+			return fail(stderr, "sync", err)
+		}
+		if !cf.data(stdout, st) {
+			writeStatus(stdout, st)
+		}
+		if st.LastError != "" || (st.LastResult == "rejected" && st.LastAttempted == st.BranchHead) {
+			return exitFailed // the branch tip is not served
+		}
+		return exitOK
 	}
-	if len(pos) > 0 {
-		fmt.Fprintf(stderr, "agent sync: unexpected argument %q\n", pos[0])
-		return 2
-	}
-	c, err := cf.client()
-	if err != nil {
-		return fail(stderr, "sync", err)
-	}
-	st, err := c.Sync(ctx)
-	if err != nil {
-		return fail(stderr, "sync", err)
-	}
-	if cf.json {
-		printJSON(stdout, st)
-	} else {
-		writeStatus(stdout, st)
-	}
-	if st.LastError != "" || (st.LastResult == "rejected" && st.LastAttempted == st.BranchHead) {
-		return 1 // the branch tip is not served
-	}
-	return 0
 }
 
-func runRollback(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+func defineRollback(fs *pflag.FlagSet) body {
 	var req control.RollbackRequest
 	var rf repoPinFlags
-	cf, pos, code := parseControl("rollback", args, stderr, func(fs *flag.FlagSet) {
-		fs.BoolVar(&req.Hold, "hold", false, "keep the pin until `agent resume`, even when new commits arrive")
-		fs.StringVar(&req.Reason, "reason", "", "why, shown in status")
-		rf.register(fs, true)
-	})
-	if code >= 0 {
-		return code
-	}
-	if len(pos) > 1 {
-		fmt.Fprintf(stderr, "agent rollback: want at most one <sha-prefix>, got %d\n", len(pos))
-		return 2
-	}
-	if rf.repo != "" {
-		if len(pos) != 1 {
-			fmt.Fprintln(stderr, "agent rollback --repo: give the <sha-prefix> to pin the fleet to")
-			return 2
+	var cf controlFlags
+	cf.register(fs)
+	fs.BoolVar(&req.Hold, "hold", false, "keep the pin until 'agent resume', even when new commits arrive")
+	fs.StringVar(&req.Reason, "reason", "", "why, shown in status")
+	rf.register(fs, true)
+	return func(ctx context.Context, pos []string, stdout, stderr io.Writer) int {
+		if rf.repo != "" {
+			if len(pos) != 1 {
+				fmt.Fprintln(stderr, "agent rollback --repo: give the <sha-prefix> to pin the fleet to")
+				return exitUsage
+			}
+			format, err := cf.out.resolve()
+			if err != nil {
+				fmt.Fprintf(stderr, "agent rollback: %v\n", err)
+				return exitUsage
+			}
+			rf.hold, rf.reason, rf.format = req.Hold, req.Reason, format
+			return rollbackRepo(ctx, &rf, pos[0], stdout, stderr)
 		}
-		rf.hold, rf.reason, rf.asJSON = req.Hold, req.Reason, cf.json
-		return rollbackRepo(ctx, &rf, pos[0], stdout, stderr)
+		if len(pos) == 1 {
+			req.Rev = pos[0]
+		}
+		c, code := cf.prepare("rollback", stderr)
+		if code >= 0 {
+			return code
+		}
+		res, err := c.Rollback(ctx, req)
+		if err != nil {
+			return fail(stderr, "rollback", err)
+		}
+		if !cf.data(stdout, res) {
+			writeRollback(stdout, res)
+		}
+		return exitOK
 	}
-	if len(pos) == 1 {
-		req.Rev = pos[0]
-	}
-	c, err := cf.client()
-	if err != nil {
-		return fail(stderr, "rollback", err)
-	}
-	res, err := c.Rollback(ctx, req)
-	if err != nil {
-		return fail(stderr, "rollback", err)
-	}
-	if cf.json {
-		printJSON(stdout, res)
-		return 0
-	}
+}
+
+func writeRollback(stdout io.Writer, res syncer.RollbackResult) {
 	fmt.Fprintf(stdout, "Rolled back to %s and pinned", short(res.SHA))
 	if res.Pin.Scope == "fleet" {
 		fmt.Fprint(stdout, " in the repository: every replica follows")
@@ -314,34 +306,34 @@ func runRollback(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	} else {
 		fmt.Fprintln(stdout, ". The pin lifts when a new good commit reaches the branch.")
 	}
-	return 0
 }
 
-func runResume(ctx context.Context, args []string, stdout, stderr io.Writer) int {
+func defineResume(fs *pflag.FlagSet) body {
 	var rf repoPinFlags
-	cf, pos, code := parseControl("resume", args, stderr, func(fs *flag.FlagSet) { rf.register(fs, false) })
-	if code >= 0 {
-		return code
+	var cf controlFlags
+	cf.register(fs)
+	rf.register(fs, false)
+	return func(ctx context.Context, _ []string, stdout, stderr io.Writer) int {
+		if rf.repo != "" {
+			format, err := cf.out.resolve()
+			if err != nil {
+				fmt.Fprintf(stderr, "agent resume: %v\n", err)
+				return exitUsage
+			}
+			rf.format = format
+			return resumeRepo(ctx, &rf, stdout, stderr)
+		}
+		c, code := cf.prepare("resume", stderr)
+		if code >= 0 {
+			return code
+		}
+		st, err := c.Resume(ctx)
+		if err != nil {
+			return fail(stderr, "resume", err)
+		}
+		if !cf.data(stdout, st) {
+			fmt.Fprintln(stdout, "Pin lifted: tracking the branch again.")
+		}
+		return exitOK
 	}
-	if len(pos) > 0 {
-		fmt.Fprintf(stderr, "agent resume: unexpected argument %q\n", pos[0])
-		return 2
-	}
-	if rf.repo != "" {
-		return resumeRepo(ctx, &rf, stdout, stderr)
-	}
-	c, err := cf.client()
-	if err != nil {
-		return fail(stderr, "resume", err)
-	}
-	st, err := c.Resume(ctx)
-	if err != nil {
-		return fail(stderr, "resume", err)
-	}
-	if cf.json {
-		printJSON(stdout, st)
-		return 0
-	}
-	fmt.Fprintln(stdout, "Pin lifted: tracking the branch again.")
-	return 0
 }

@@ -31,7 +31,7 @@ func TestWriteStatusShowsGatewayWarning(t *testing.T) {
 				t.Fatalf("human output (warning %q):\n%s", tt.warning, human.String())
 			}
 			var js bytes.Buffer
-			printJSON(&js, st)
+			_ = writeData(&js, "json", st)
 			var back map[string]any
 			if err := json.Unmarshal(js.Bytes(), &back); err != nil {
 				t.Fatal(err)

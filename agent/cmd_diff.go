@@ -3,12 +3,13 @@ package main
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"path"
 	"path/filepath"
 	"strings"
+
+	"github.com/spf13/pflag"
 
 	"github.com/gitgate/gitgate/agent/internal/diff"
 	"github.com/gitgate/gitgate/agent/internal/gitsrc"
@@ -26,12 +27,8 @@ const (
 	diffExitChanged = 2
 )
 
-const diffUsage = `Usage:
-  agent diff [flags] OLD_DIR NEW_DIR
-  agent diff [flags] --repo DIR [--path P] OLD_REV NEW_REV
-  agent diff [flags] --base REV [--repo DIR] [--path P] [NEW_DIR]
-
-Prints the route-level plan that turns the OLD config into the NEW one:
+// diffLong is agent diff's description.
+const diffLong = `Prints the route-level plan that turns the OLD config into the NEW one:
 routes, upstreams and policies created, updated and deleted, with the
 changed fields. Secrets are masked.
 
@@ -44,10 +41,7 @@ exist at a revision counts as an empty config, so a first commit that adds
 the config shows everything as created.
 
 Exit status: 0 done (or no changes with --exit-code), 2 changes with
---exit-code, 1 an error or an invalid config on either side.
-
-Flags:
-`
+--exit-code, 1 an error or an invalid config on either side.`
 
 // diffOptions are the parsed flags and arguments of agent diff.
 type diffOptions struct {
@@ -58,16 +52,10 @@ type diffOptions struct {
 	eval                     evalFlags
 }
 
-// parseDiffArgs parses flags placed before, between or after the
-// positional arguments.
-func parseDiffArgs(args []string, stderr io.Writer) (diffOptions, error) {
-	var o diffOptions
-	fs := flag.NewFlagSet("agent diff", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprint(stderr, diffUsage)
-		fs.PrintDefaults()
-	}
+// registerDiff registers agent diff's flags on fs. check, called with the
+// positional arguments once fs is parsed, returns the options.
+func registerDiff(fs *pflag.FlagSet) (check func(args []string) (diffOptions, error)) {
+	o := &diffOptions{}
 	fs.StringVar(&o.repo, "repo", "", "local Git repository: OLD and NEW are revisions in it")
 	fs.StringVar(&o.path, "path", ".", "config path inside the repository (with --repo or --base)")
 	fs.StringVar(&o.base, "base", "", "compare revision REV with the config in the working tree")
@@ -75,19 +63,13 @@ func parseDiffArgs(args []string, stderr io.Writer) (diffOptions, error) {
 	fs.BoolVar(&o.exitCode, "exit-code", false, "exit 2 when there are changes, 0 when there are none")
 	fs.IntVar(&o.maxBytes, "max-bytes", 65536, "markdown size budget in bytes, 0 for none (GitHub comments hold 65536)")
 	o.eval.register(fs)
-	pathSet := false
-	for {
-		if err := fs.Parse(args); err != nil {
-			return o, err
-		}
-		args = fs.Args()
-		if len(args) == 0 {
-			break
-		}
-		o.args = append(o.args, args[0])
-		args = args[1:]
+	return func(args []string) (diffOptions, error) {
+		o.args = args
+		return o.validate(fs.Changed("path"))
 	}
-	fs.Visit(func(f *flag.Flag) { pathSet = pathSet || f.Name == "path" })
+}
+
+func (o diffOptions) validate(pathSet bool) (diffOptions, error) {
 	switch o.format {
 	case "text", "markdown", "json":
 	default:
@@ -113,16 +95,19 @@ func parseDiffArgs(args []string, stderr io.Writer) (diffOptions, error) {
 	return o, nil
 }
 
-// runDiff implements agent diff.
-func runDiff(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	o, err := parseDiffArgs(args, stderr)
-	if errors.Is(err, flag.ErrHelp) {
-		return diffExitSame
+func defineDiff(fs *pflag.FlagSet) body {
+	check := registerDiff(fs)
+	return func(ctx context.Context, pos []string, stdout, stderr io.Writer) int {
+		o, err := check(pos)
+		if err != nil {
+			fmt.Fprintf(stderr, "agent diff: %v\nRun 'agent diff --help' for usage.\n", err)
+			return diffExitError
+		}
+		return diffConfigs(ctx, o, stdout, stderr)
 	}
-	if err != nil {
-		fmt.Fprintf(stderr, "agent diff: %v\nRun 'agent diff --help' for usage.\n", err)
-		return diffExitError
-	}
+}
+
+func diffConfigs(ctx context.Context, o diffOptions, stdout, stderr io.Writer) int {
 	ev, err := o.eval.evaluator()
 	if err != nil {
 		fmt.Fprintf(stderr, "agent diff: %v\n", err)

@@ -164,6 +164,7 @@ func TestDiffArgs(t *testing.T) {
 		args     []string
 		wantCode int
 		wantErr  string
+		wantOut  string
 	}{
 		{name: "no arguments", args: nil, wantCode: 1, wantErr: "give two config directories"},
 		{name: "one directory", args: []string{"a"}, wantCode: 1, wantErr: "got 1 argument"},
@@ -171,16 +172,20 @@ func TestDiffArgs(t *testing.T) {
 		{name: "path without repo", args: []string{"--path", "cfg", "a", "b"}, wantCode: 1, wantErr: "use it with --repo or --base"},
 		{name: "repo with one revision", args: []string{"--repo", ".", "HEAD"}, wantCode: 1, wantErr: "two revisions"},
 		{name: "base with two directories", args: []string{"--base", "HEAD", "a", "b"}, wantCode: 1, wantErr: "at most one argument"},
-		{name: "unknown flag", args: []string{"--nope"}, wantCode: 1, wantErr: "flag provided but not defined"},
-		{name: "help", args: []string{"--help"}, wantCode: 0, wantErr: "Usage:"},
+		{name: "unknown flag", args: []string{"--nope"}, wantCode: 1, wantErr: "unknown flag: --nope"},
+		{name: "single-dash long flag", args: []string{"-exit-code", "a", "b"}, wantCode: 1, wantErr: "long flags take two dashes: --exit-code"},
+		{name: "help", args: []string{"--help"}, wantCode: 0, wantOut: "agent diff <old-dir> <new-dir> | --repo <dir> <old-rev> <new-rev>"},
 		{name: "missing directory", args: []string{"/nonexistent/a", "/nonexistent/b"}, wantCode: 1, wantErr: "loading OLD /nonexistent/a"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			t.Parallel()
-			code, _, stderr := runDiffCmd(tt.args...)
+			code, stdout, stderr := runDiffCmd(tt.args...)
 			if code != tt.wantCode {
 				t.Errorf("exit code = %d, want %d (stderr: %s)", code, tt.wantCode, stderr)
+			}
+			if !strings.Contains(stdout, tt.wantOut) {
+				t.Errorf("stdout = %q, want it to contain %q", stdout, tt.wantOut)
 			}
 			if !strings.Contains(stderr, tt.wantErr) {
 				t.Errorf("stderr = %q, want it to contain %q", stderr, tt.wantErr)

@@ -1,9 +1,10 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"time"
+
+	"github.com/spf13/pflag"
 
 	"github.com/gitgate/gitgate/schemas/load/budget"
 )
@@ -21,7 +22,7 @@ const (
 	evalMemoryUsage  = "memory `size` (KiB, MiB, GiB) one validation of a config with .cue files may use beyond its process's start"
 )
 
-func (e *evalFlags) register(fs *flag.FlagSet) {
+func (e *evalFlags) register(fs *pflag.FlagSet) {
 	e.memory = byteSize(budget.Default.Memory)
 	fs.DurationVar(&e.timeout, "eval-timeout", budget.Default.Timeout, evalTimeoutUsage)
 	fs.Var(&e.memory, "eval-memory", evalMemoryUsage)
@@ -47,6 +48,9 @@ func newEvaluator(timeout time.Duration, memory int64) (*budget.Evaluator, error
 type byteSize int64
 
 func (b *byteSize) String() string { return budget.FormatBytes(int64(*b)) }
+
+// Type names the value in --help.
+func (b *byteSize) Type() string { return "size" }
 
 func (b *byteSize) Set(s string) error {
 	n, err := budget.ParseBytes(s)

@@ -2,8 +2,6 @@ package main
 
 import (
 	"context"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/http"
@@ -13,6 +11,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/spf13/pflag"
 	"sigs.k8s.io/yaml"
 
 	"github.com/gitgate/gitgate/agent/internal/fleet"
@@ -29,23 +28,31 @@ type fleetReport struct {
 	Replicas      []fleet.Row `json:"replicas"`
 }
 
-func runFleet(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("agent fleet", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+func defineFleet(fs *pflag.FlagSet) body {
 	spec := fs.String("peers", os.Getenv(peersEnv), "replicas to query: dns:NAME:PORT or host:port,... (default $"+peersEnv+", else the peers of --config)")
 	configFile := fs.String("config", "", "agent.yaml whose peers to query")
-	asJSON := fs.Bool("json", false, "print JSON")
+	var out outputFlags
+	out.register(fs)
 	maxLag := fs.Duration("max-lag", 2*time.Minute, "a replica behind the fleet's desired commit for longer fails the check")
 	timeout := fs.Duration("timeout", 3*time.Second, "time to wait for each replica")
-	if err := fs.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
-		}
-		return 2
+	return func(ctx context.Context, _ []string, stdout, stderr io.Writer) int {
+		return fleetCheck(ctx, fleetArgs{spec: *spec, configFile: *configFile, out: out, maxLag: *maxLag, timeout: *timeout}, stdout, stderr)
 	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(stderr, "agent fleet: unexpected argument %q\n", fs.Arg(0))
-		return 2
+}
+
+// fleetArgs are agent fleet's parsed flags.
+type fleetArgs struct {
+	spec, configFile string
+	out              outputFlags
+	maxLag, timeout  time.Duration
+}
+
+func fleetCheck(ctx context.Context, a fleetArgs, stdout, stderr io.Writer) int {
+	spec, configFile, maxLag, timeout := &a.spec, &a.configFile, &a.maxLag, &a.timeout
+	format, err := a.out.resolve()
+	if err != nil {
+		fmt.Fprintf(stderr, "agent fleet: %v\n", err)
+		return exitUsage
 	}
 	if *spec == "" && *configFile != "" {
 		data, err := os.ReadFile(*configFile)
@@ -79,8 +86,8 @@ func runFleet(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	hc := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}}
 	rows := fleet.Query(ctx, hc, addrs, 32, *timeout)
 	v := fleet.Judge(rows, *maxLag, time.Now())
-	if *asJSON {
-		printJSON(stdout, fleetReport{Verdict: v, MaxLagSeconds: maxLag.Seconds(), Replicas: rows})
+	if format != "table" {
+		_ = writeData(stdout, format, fleetReport{Verdict: v, MaxLagSeconds: maxLag.Seconds(), Replicas: rows})
 	} else {
 		writeFleet(stdout, v, rows)
 	}

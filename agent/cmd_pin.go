@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net/url"
@@ -13,6 +12,8 @@ import (
 	"os/user"
 	"strings"
 	"time"
+
+	"github.com/spf13/pflag"
 
 	"github.com/gitgate/gitgate/agent/internal/fleetpin"
 	"github.com/gitgate/gitgate/agent/internal/gitsrc"
@@ -25,18 +26,20 @@ import (
 // --repo`: the fleet's pin is written straight to the config repository
 // with the operator's own Git credentials, no agent involved.
 type repoPinFlags struct {
-	repo, branch, path         string
-	tokenFile, sshKey, known   string
-	trustedKeys                string
-	hold                       bool
-	reason                     string
-	noCredentialHelper, asJSON bool
+	repo, branch, path       string
+	tokenFile, sshKey, known string
+	trustedKeys              string
+	hold                     bool
+	reason                   string
+	noCredentialHelper       bool
+	// format is the --output format: table, json or yaml.
+	format string
 }
 
-func (f *repoPinFlags) register(fs *flag.FlagSet, rollback bool) {
+func (f *repoPinFlags) register(fs *pflag.FlagSet, rollback bool) {
 	fs.StringVar(&f.repo, "repo", "", "write the fleet's pin straight to this config repository with your own Git credentials (no agent involved)")
 	fs.StringVar(&f.branch, "branch", "main", "with --repo: the tracked branch")
-	fs.StringVar(&f.tokenFile, "token-file", "", "with --repo: file with an HTTPS token that may push tags (default: ask `git credential fill`, your credential helper)")
+	fs.StringVar(&f.tokenFile, "token-file", "", "with --repo: file with an HTTPS token that may push tags (default: ask 'git credential fill', your credential helper)")
 	fs.StringVar(&f.sshKey, "ssh-key-file", "", "with --repo: SSH private key (default: your SSH agent)")
 	fs.StringVar(&f.known, "known-hosts-file", "", "with --repo: known_hosts for SSH (default ~/.ssh/known_hosts)")
 	fs.BoolVar(&f.noCredentialHelper, "no-credential-helper", false, "with --repo: do not ask git's credential helper for HTTPS credentials")
@@ -170,9 +173,9 @@ func rollbackRepo(ctx context.Context, f *repoPinFlags, rev string, stdout, stde
 		}
 		return fail(stderr, "rollback", err)
 	}
-	if f.asJSON {
-		printJSON(stdout, p)
-		return 0
+	if f.format != "table" {
+		_ = writeData(stdout, f.format, p)
+		return exitOK
 	}
 	fmt.Fprintf(stdout, "Pinned %s branch %s to %s in the repository", src.Location(), f.branch, short(sha))
 	if p.From != "" {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"net"
@@ -20,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/rs/zerolog"
+	"github.com/spf13/pflag"
 	"sigs.k8s.io/yaml"
 
 	"github.com/gitgate/gitgate/agent/internal/bundle"
@@ -188,13 +188,13 @@ func runFlags() []runFlag {
 	}
 }
 
-// parseRunConfig reads --config first, then lets explicitly set flags win.
-func parseRunConfig(args []string, stderr io.Writer) (runConfig, error) {
-	fs := flag.NewFlagSet("agent run", flag.ContinueOnError)
-	fs.SetOutput(stderr)
+// registerRun registers agent run's flags (--config and runFlags) on fs.
+// resolve, called once fs is parsed, reads --config first and then lets
+// the flags given on the command line win, and checks the result.
+func registerRun(fs *pflag.FlagSet) (resolve func() (runConfig, error)) {
 	configFile := fs.String("config", "", "agent.yaml with the same settings (flags win)")
 	flags := runFlags()
-	var flagCfg, cfg runConfig
+	var flagCfg runConfig
 	for _, f := range flags {
 		switch p := f.target(&flagCfg).(type) {
 		case *string:
@@ -208,16 +208,34 @@ func parseRunConfig(args []string, stderr io.Writer) (runConfig, error) {
 		default:
 			panic(fmt.Sprintf("agent run: flag --%s has a target of unsupported type %T", f.name, p))
 		}
-		reflect.ValueOf(f.target(&cfg)).Elem().Set(reflect.ValueOf(f.def))
 	}
+	return func() (runConfig, error) {
+		return resolveRunConfig(fs, *configFile, flags, &flagCfg)
+	}
+}
+
+// parseRunConfig parses agent run's command line args (no positional
+// arguments) into a checked runConfig.
+func parseRunConfig(args []string, stderr io.Writer) (runConfig, error) {
+	fs := pflag.NewFlagSet("agent run", pflag.ContinueOnError)
+	fs.SetOutput(stderr)
+	resolve := registerRun(fs)
 	if err := fs.Parse(args); err != nil {
 		return runConfig{}, err
 	}
 	if fs.NArg() > 0 {
 		return runConfig{}, fmt.Errorf("unexpected argument %q", fs.Arg(0))
 	}
-	if *configFile != "" {
-		if err := readAgentYAML(*configFile, flags, &cfg); err != nil {
+	return resolve()
+}
+
+func resolveRunConfig(fs *pflag.FlagSet, configFile string, flags []runFlag, flagCfg *runConfig) (runConfig, error) {
+	var cfg runConfig
+	for _, f := range flags {
+		reflect.ValueOf(f.target(&cfg)).Elem().Set(reflect.ValueOf(f.def))
+	}
+	if configFile != "" {
+		if err := readAgentYAML(configFile, flags, &cfg); err != nil {
 			return runConfig{}, err
 		}
 	}
@@ -226,9 +244,9 @@ func parseRunConfig(args []string, stderr io.Writer) (runConfig, error) {
 	for _, f := range flags {
 		byName[f.name] = f
 	}
-	fs.Visit(func(fl *flag.Flag) {
+	fs.Visit(func(fl *pflag.Flag) {
 		if f, ok := byName[fl.Name]; ok {
-			reflect.ValueOf(f.target(&cfg)).Elem().Set(reflect.ValueOf(f.target(&flagCfg)).Elem())
+			reflect.ValueOf(f.target(&cfg)).Elem().Set(reflect.ValueOf(f.target(flagCfg)).Elem())
 		}
 	})
 	var missing []string
@@ -343,15 +361,19 @@ func sortedStrings(s []string) []string {
 	return s
 }
 
-func runRun(ctx context.Context, args []string, _, stderr io.Writer) int {
-	cfg, err := parseRunConfig(args, stderr)
-	if err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return 0
+func defineRun(fs *pflag.FlagSet) body {
+	resolve := registerRun(fs)
+	return func(ctx context.Context, _ []string, _, stderr io.Writer) int {
+		cfg, err := resolve()
+		if err != nil {
+			fmt.Fprintf(stderr, "agent run: %v\n", err)
+			return exitUsage
 		}
-		fmt.Fprintf(stderr, "agent run: %v\n", err)
-		return 2
+		return runWith(ctx, cfg, stderr)
 	}
+}
+
+func runWith(ctx context.Context, cfg runConfig, stderr io.Writer) int {
 	level, _ := zerolog.ParseLevel(cfg.LogLevel)
 	zerolog.TimeFieldFormat = time.RFC3339Nano
 	logger := zerolog.New(stderr).Level(level).With().Timestamp().Logger()

@@ -3,8 +3,6 @@ package main
 import (
 	"context"
 	"encoding/json"
-	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"path"
@@ -12,36 +10,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/spf13/pflag"
+
 	"github.com/gitgate/gitgate/schemas"
 	"github.com/gitgate/gitgate/schemas/load"
 )
-
-// Exit codes of validate, schema and bundle.
-const (
-	exitOK      = 0
-	exitInvalid = 1 // the config has problems a user must fix
-	exitUsage   = 2 // bad flags, unreadable directory
-)
-
-// parseInterleaved parses flags that may come before or after positional
-// arguments ("validate DIR --format json") and returns the positionals.
-func parseInterleaved(fs *flag.FlagSet, args []string) ([]string, error) {
-	var pos []string
-	for {
-		if err := fs.Parse(args); err != nil {
-			return nil, err
-		}
-		args = fs.Args()
-		if len(args) == 0 {
-			return pos, nil
-		}
-		if args[0] == "--" {
-			return append(pos, args[1:]...), nil
-		}
-		pos = append(pos, args[0])
-		args = args[1:]
-	}
-}
 
 // configDir holds the DIR argument and --path flag shared by validate and
 // bundle: the config files are under DIR/--path, and diagnostics name files
@@ -52,7 +25,7 @@ type configDir struct {
 	eval evalFlags
 }
 
-func (c *configDir) register(fs *flag.FlagSet) {
+func (c *configDir) register(fs *pflag.FlagSet) {
 	fs.StringVar(&c.path, "path", "", "config `path` inside DIR, slash-separated (default: DIR itself)")
 	c.eval.register(fs)
 }
@@ -70,24 +43,6 @@ func (c *configDir) setRoot(pos []string) error {
 		return fmt.Errorf("--path %q must be relative and stay inside DIR", c.path)
 	}
 	return nil
-}
-
-// parse parses fs's flags and the optional DIR argument. It returns false
-// with the exit code when the command must stop: after --help, or on bad
-// usage (reported on stderr).
-func (c *configDir) parse(fs *flag.FlagSet, args []string, stderr io.Writer) (code int, ok bool) {
-	pos, err := parseInterleaved(fs, args)
-	if errors.Is(err, flag.ErrHelp) {
-		return exitOK, false
-	}
-	if err != nil {
-		return exitUsage, false
-	}
-	if err := c.setRoot(pos); err != nil {
-		fmt.Fprintf(stderr, "agent %s: %v\n", fs.Name(), err)
-		return exitUsage, false
-	}
-	return exitOK, true
 }
 
 // load validates the config, its CUE under the --eval-* budget, and returns
@@ -114,37 +69,35 @@ func (c *configDir) load(ctx context.Context) (load.Result, error) {
 	return res, nil
 }
 
-func newFlagSet(name, usage string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	fs.Usage = func() {
-		fmt.Fprintf(stderr, "Usage: agent %s\n\nFlags:\n", usage)
-		fs.PrintDefaults()
-	}
-	return fs
-}
-
-// runValidate implements `agent validate [DIR] [--path P] [--format F]`.
-func runValidate(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("validate", `validate [DIR] [--path P] [--format text|json|github]
-
-Validates the config files (*.yaml, *.yml, *.json, *.cue; hidden files and
+// validateLong is agent validate's description.
+const validateLong = `Validates the config files (*.yaml, *.yml, *.json, *.cue; hidden files and
 directories skipped) under DIR/P against the schema and the semantic checks.
 Exit 0 and a one-line summary when valid; exit 1 and one problem per line
 (file:line:col: path: message, files relative to DIR) when not; exit 2 on
 bad usage or an unreadable directory. A config with .cue files is evaluated
 in a child process under --eval-timeout and --eval-memory; one that exceeds
-them is invalid ("evaluation exceeded its time budget (20s)").`, stderr)
+them is invalid ("evaluation exceeded its time budget (20s)").`
+
+func defineValidate(fs *pflag.FlagSet) body {
 	var dir configDir
 	dir.register(fs)
 	format := fs.String("format", "text", "output `format`: text, json (\"valid\" and \"diagnostics\") or github (workflow commands that annotate a PR)")
-	if code, ok := dir.parse(fs, args, stderr); !ok {
-		return code
+	fs.StringVarP(format, "output", "o", "text", "same as --format")
+	return func(ctx context.Context, pos []string, stdout, stderr io.Writer) int {
+		return validateDir(ctx, &dir, *format, pos, stdout, stderr)
 	}
-	switch *format {
+}
+
+func validateDir(ctx context.Context, dir *configDir, format string, pos []string, stdout, stderr io.Writer) int {
+	if err := dir.setRoot(pos); err != nil {
+		fmt.Fprintf(stderr, "agent validate: %v\n", err)
+		return exitUsage
+	}
+	format = strings.Replace(format, "table", "text", 1)
+	switch format {
 	case "text", "json", "github":
 	default:
-		fmt.Fprintf(stderr, "agent validate: unknown --format %q (text, json, github)\n", *format)
+		fmt.Fprintf(stderr, "agent validate: unknown --format %q (text, json, github)\n", format)
 		return exitUsage
 	}
 	res, err := dir.load(ctx)
@@ -152,12 +105,12 @@ them is invalid ("evaluation exceeded its time budget (20s)").`, stderr)
 		fmt.Fprintf(stderr, "agent validate: %v\n", err)
 		return exitUsage
 	}
-	if err := writeDiagnostics(stdout, *format, res); err != nil {
+	if err := writeDiagnostics(stdout, format, res); err != nil {
 		fmt.Fprintf(stderr, "agent validate: writing output: %v\n", err)
 		return exitUsage
 	}
 	if len(res.Diagnostics) > 0 {
-		if *format != "json" {
+		if format != "json" {
 			fmt.Fprintf(stderr, "agent validate: %d problem(s) in %s\n", len(res.Diagnostics), dir.display())
 		}
 		return exitInvalid
@@ -255,26 +208,20 @@ func escapeProperty(s string) string {
 	return strings.NewReplacer("%", "%25", "\r", "%0D", "\n", "%0A", ":", "%3A", ",", "%2C").Replace(s)
 }
 
-// runSchema implements `agent schema [--format jsonschema|cue]`.
-func runSchema(_ context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("schema", `schema [--format jsonschema|cue]
-
-Prints the schema of a config document: a JSON Schema (draft 2020-12) for
+// schemaLong is agent schema's description.
+const schemaLong = `Prints the schema of a config document: a JSON Schema (draft 2020-12) for
 editors, or the CUE source the agent validates with. The semantic checks
-(references, weights summing to 100, regex bounds) are not part of either.`, stderr)
+(references, weights summing to 100, regex bounds) are not part of either.`
+
+func defineSchema(fs *pflag.FlagSet) body {
 	format := fs.String("format", "jsonschema", "schema `format`: jsonschema or cue")
-	pos, err := parseInterleaved(fs, args)
-	if errors.Is(err, flag.ErrHelp) {
-		return exitOK
+	return func(_ context.Context, _ []string, stdout, stderr io.Writer) int {
+		return printSchema(*format, stdout, stderr)
 	}
-	if err != nil {
-		return exitUsage
-	}
-	if len(pos) > 0 {
-		fmt.Fprintf(stderr, "agent schema: unexpected argument %q\n", pos[0])
-		return exitUsage
-	}
-	switch *format {
+}
+
+func printSchema(format string, stdout, stderr io.Writer) int {
+	switch format {
 	case "jsonschema":
 		b, err := load.JSONSchema()
 		if err != nil {
@@ -285,25 +232,31 @@ editors, or the CUE source the agent validates with. The semantic checks
 	case "cue":
 		stdout.Write(schemas.CUESchema)
 	default:
-		fmt.Fprintf(stderr, "agent schema: unknown --format %q (jsonschema, cue)\n", *format)
+		fmt.Fprintf(stderr, "agent schema: unknown --format %q (jsonschema, cue)\n", format)
 		return exitUsage
 	}
 	return exitOK
 }
 
-// runBundle implements `agent bundle [DIR] [--path P] [--version V]`.
-func runBundle(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	fs := newFlagSet("bundle", `bundle [DIR] [--path P] [--version V]
-
-Validates the config under DIR/P and prints, as indented JSON, the bundle the
+// bundleLong is agent bundle's description.
+const bundleLong = `Validates the config under DIR/P and prints, as indented JSON, the bundle the
 agent would hand to the gateway: apiVersion, version, source, createdAt,
 digest and the config with defaults applied. Exit 1 with the problems on
-stderr when the config is invalid.`, stderr)
+stderr when the config is invalid.`
+
+func defineBundle(fs *pflag.FlagSet) body {
 	var dir configDir
 	dir.register(fs)
 	ver := fs.String("version", "", "bundle `version` (the agent uses the commit SHA; default: \"local-\" and 12 hex digits of the config digest)")
-	if code, ok := dir.parse(fs, args, stderr); !ok {
-		return code
+	return func(ctx context.Context, pos []string, stdout, stderr io.Writer) int {
+		return printBundle(ctx, &dir, *ver, pos, stdout, stderr)
+	}
+}
+
+func printBundle(ctx context.Context, dir *configDir, ver string, pos []string, stdout, stderr io.Writer) int {
+	if err := dir.setRoot(pos); err != nil {
+		fmt.Fprintf(stderr, "agent bundle: %v\n", err)
+		return exitUsage
 	}
 	res, err := dir.load(ctx)
 	if err != nil {
@@ -321,7 +274,7 @@ stderr when the config is invalid.`, stderr)
 	if abs, err := filepath.Abs(dir.root); err == nil {
 		src.Repo = abs
 	}
-	b, err := schemas.NewBundle(*ver, src, *res.Config, time.Now())
+	b, err := schemas.NewBundle(ver, src, *res.Config, time.Now())
 	if err != nil {
 		fmt.Fprintf(stderr, "agent bundle: %v\n", err)
 		return exitUsage

@@ -156,7 +156,7 @@ func (b nudgingBackend) Resume(ctx context.Context) error {
 func replicaReport(loop *syncer.Loop, gw *client.Client) func(context.Context) fleet.Replica {
 	return func(ctx context.Context) fleet.Replica {
 		st := loop.Status(ctx)
-		r := fleet.Replica{AgentVersion: version, Mode: st.Mode, Desired: st.LastApplied, AppliedAt: st.LastAppliedAt,
+		r := fleet.Replica{AgentVersion: agentVersion(), Mode: st.Mode, Desired: st.LastApplied, AppliedAt: st.LastAppliedAt,
 			BranchHead: st.BranchHead, LastError: st.LastError}
 		if st.Pin != nil {
 			r.Pin = &fleet.Pin{SHA: st.Pin.SHA, Scope: pinScope(st), Hold: st.Pin.Hold, Since: st.Pin.Since}

@@ -140,7 +140,7 @@ func TestWebhookFansOutToPeers(t *testing.T) {
 	err = json.NewDecoder(resp.Body).Decode(&rep)
 	resp.Body.Close()
 	if err != nil || rep.Mode != "pinned" || rep.Pin == nil || rep.Pin.Scope != fleet.ScopeFleet || rep.Desired != first ||
-		rep.Gateway.Version != first || !rep.Gateway.Reachable || rep.AgentVersion != version {
+		rep.Gateway.Version != first || !rep.Gateway.Reachable || rep.AgentVersion != agentVersion() {
 		t.Fatalf("replica 1 says %+v (%v)", rep, err)
 	}
 	if code, out := cli(t, wrap(runFleet), "--peers", peersSpec); code != 0 {

@@ -211,7 +211,7 @@ func TestKubernetesExampleAgentRuns(t *testing.T) {
 	if len(agent.Args) == 0 || agent.Args[0] != "run" {
 		t.Fatalf("agent args %q do not start with the run command", agent.Args)
 	}
-	if _, ok := commands[agent.Args[0]]; !ok {
+	if _, ok := commands()[agent.Args[0]]; !ok {
 		t.Fatalf("agent has no command %q", agent.Args[0])
 	}
 	args := slices.Clone(agent.Args[1:])
@@ -635,8 +635,8 @@ func TestKubernetesExampleDockerfile(t *testing.T) {
 				t.Fatalf("%s is not static: needs %v", target, libs)
 			}
 			out, err = exec.Command(bin, "version").Output()
-			if err != nil || strings.TrimSpace(string(out)) != target+" "+tag {
-				t.Fatalf("%s version = %q (%v), want %q", target, out, err, target+" "+tag)
+			if err != nil || !strings.HasPrefix(string(out), target+" "+tag+" (") {
+				t.Fatalf("%s version = %q (%v), want it to start with %q", target, out, err, target+" "+tag+" (")
 			}
 		})
 	}

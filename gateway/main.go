@@ -4,12 +4,15 @@
 //
 //	gateway [run] [flags]
 //	gateway version
+//
+// The command line is built with github.com/spf13/cobra, as the agent's is.
+//
+//go:generate go test -run ^TestREADMECLIReference$ -update-readme .
 package main
 
 import (
 	"context"
 	"errors"
-	"flag"
 	"fmt"
 	"io"
 	"io/fs"
@@ -21,10 +24,15 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"github.com/spf13/cobra"
 
 	"github.com/gitgate/gitgate/gateway/internal/serve"
+	"github.com/gitgate/gitgate/internal/buildinfo"
+	"github.com/gitgate/gitgate/internal/cliargs"
 )
 
+// version overrides the module version when set at build time with
+// -ldflags "-X main.version=..."; "dev" means not set.
 var version = "dev"
 
 func main() {
@@ -47,29 +55,65 @@ func run(args []string, stdout, stderr io.Writer) int {
 	return 0
 }
 
-// parseFlags turns the command line into a serve.Config and a log level.
-// exit is -1 when the gateway should run, else the code to exit with at
-// once (version, --help, a bad flag).
-func parseFlags(args []string, stdout, stderr io.Writer) (cfg serve.Config, level zerolog.Level, exit int) {
-	if len(args) > 0 {
-		switch args[0] {
-		case "version":
-			fmt.Fprintf(stdout, "gateway %s\n", version)
-			return cfg, level, 0
-		case "run":
-			args = args[1:]
-		}
-	}
-	fset := flag.NewFlagSet("gateway", flag.ContinueOnError)
-	fset.SetOutput(stderr)
+// gatewayLong is the gateway's description in --help and the README.
+const gatewayLong = `gitgate's API gateway: it serves HTTP traffic on --listen from the config
+bundle the agent hands it over the admin socket (--admin-socket), and from its
+last-known-good bundle in --state-dir after a restart.
+
+Exit codes: 0 stopped cleanly (or --help, --version), 1 failed while
+serving, 2 usage error (a bad flag or value).`
+
+// flagValues are the gateway's flags that need checking or converting
+// before they become a serve.Config.
+type flagValues struct {
+	socketMode, trusted, observeHosts, logLevel string
+	printVersion, redact                        bool
+}
+
+// newRootCmd builds the gateway's command tree. When the command line asks
+// to serve, it calls serveWith with the checked config; it returns the exit
+// code of anything else through codeError.
+func newRootCmd(stdout, stderr io.Writer, serveWith func(serve.Config, zerolog.Level) error) *cobra.Command {
 	var (
-		socketMode   = fset.String("admin-socket-mode", "0600", "file mode of the admin socket, octal")
-		trusted      = fset.String("trusted-proxies", "", "comma-separated CIDRs whose X-Forwarded-* headers are trusted")
-		observeHosts = fset.String("observe-allowed-hosts", "", "comma-separated Host names served on --observe-addr besides IP literals, localhost and its own host (others get 421, against DNS rebinding); * for any")
-		logLevel     = fset.String("log-level", "info", "log level: debug, info, warn, error")
-		printVersion = fset.Bool("version", false, "print the version and exit")
-		redact       = fset.Bool("observe-redact-secrets", true, "leave API-key hashes out of GET /v1/bundle on --observe-addr (the admin socket serves them always)")
+		cfg serve.Config
+		fv  flagValues
 	)
+	start := func(cmd *cobra.Command, _ []string) error {
+		if fv.printVersion {
+			fmt.Fprintln(stdout, buildinfo.Read(version).String("gateway"))
+			return nil
+		}
+		level, err := checkFlags(&cfg, fv)
+		if err != nil {
+			fmt.Fprintf(stderr, "gateway: %v\n", err)
+			return codeError(2)
+		}
+		return serveWith(cfg, level)
+	}
+	root := &cobra.Command{
+		Use:   "gateway [flags]",
+		Short: "gitgate's API gateway",
+		Long:  gatewayLong,
+		Example: `  gateway --listen :8080 --admin-socket /run/gitgate/admin.sock --state-dir /var/lib/gitgate/gateway
+
+  # Kubernetes: a read-only status port, and 5s of 503 on /readyz before draining
+  gateway --observe-addr :9091 --shutdown-delay 5s`,
+		Args:          noArgs,
+		SilenceErrors: true,
+		SilenceUsage:  true,
+		RunE:          start,
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.CompletionOptions.DisableDefaultCmd = true
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return err })
+	fset := root.PersistentFlags()
+	fset.StringVar(&fv.socketMode, "admin-socket-mode", "0600", "file mode of the admin socket, octal")
+	fset.StringVar(&fv.trusted, "trusted-proxies", "", "comma-separated CIDRs whose X-Forwarded-* headers are trusted")
+	fset.StringVar(&fv.observeHosts, "observe-allowed-hosts", "", "comma-separated Host names served on --observe-addr besides IP literals, localhost and its own host (others get 421, against DNS rebinding); * for any")
+	fset.StringVar(&fv.logLevel, "log-level", "info", "log level: debug, info, warn, error")
+	fset.BoolVar(&fv.printVersion, "version", false, "print the version, commit and Go version, and exit")
+	fset.BoolVar(&fv.redact, "observe-redact-secrets", true, "leave API-key hashes out of GET /v1/bundle on --observe-addr (the admin socket serves them always)")
 	fset.StringVar(&cfg.Listen, "listen", ":8080", "data plane address")
 	fset.StringVar(&cfg.AdminSocket, "admin-socket", serve.DefaultAdminSocket(), "admin API Unix socket path")
 	fset.StringVar(&cfg.StateDir, "state-dir", serve.DefaultStateDir(), "directory of the last-known-good bundle; empty: none")
@@ -81,41 +125,95 @@ func parseFlags(args []string, stdout, stderr io.Writer) (cfg serve.Config, leve
 	fset.StringVar(&cfg.TLSKey, "tls-key", "", "TLS key file for --listen (with --tls-cert)")
 	fset.DurationVar(&cfg.ShutdownDelay, "shutdown-delay", 0, "on SIGTERM, keep serving this long with /readyz answering 503 before draining (e.g. 5s on Kubernetes)")
 	fset.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", serve.DefaultShutdownTimeout, "how long to drain in-flight requests on SIGTERM")
-	if err := fset.Parse(args); err != nil {
-		if errors.Is(err, flag.ErrHelp) {
-			return cfg, level, 0
-		}
-		return cfg, level, 2
+	root.AddCommand(&cobra.Command{
+		Use:     "run [flags]",
+		Short:   "Serve (the same as gateway without a command)",
+		Long:    "Serves: the same as running gateway without a command, with the same flags.",
+		Example: "  gateway run --listen :8080",
+		Args:    noArgs,
+		RunE:    start,
+	}, &cobra.Command{
+		Use:     "version",
+		Short:   "Print the version, commit and Go version",
+		Long:    "Prints the module version (a tag when installed with go install, a pseudo-version such as v0.0.0-20261206044834-63b749fa3088 when built in a Git checkout, \"(devel)\" when built without VCS information, or the -X main.version value), the commit it was built from (\", modified\" with uncommitted changes) and the Go version.",
+		Example: "  gateway version",
+		Args:    noArgs,
+		RunE: func(*cobra.Command, []string) error {
+			fmt.Fprintln(stdout, buildinfo.Read(version).String("gateway"))
+			return nil
+		},
+	})
+	return root
+}
+
+// codeError carries an exit code through cobra.
+type codeError int
+
+func (e codeError) Error() string { return fmt.Sprintf("exit status %d", int(e)) }
+
+func noArgs(_ *cobra.Command, args []string) error {
+	if len(args) > 0 {
+		return fmt.Errorf("unexpected argument %q", args[0])
 	}
-	if *printVersion {
-		fmt.Fprintf(stdout, "gateway %s\n", version)
-		return cfg, level, 0
+	return nil
+}
+
+// execute runs the command line args; serveWith is called when it asks to
+// serve. It returns the exit code.
+func execute(args []string, stdout, stderr io.Writer, serveWith func(serve.Config, zerolog.Level) error) int {
+	root := newRootCmd(stdout, stderr, serveWith)
+	if err := cliargs.CheckDashes(root, args); err != nil {
+		fmt.Fprintf(stderr, "gateway: %v\n", err)
+		return 2
 	}
-	if fset.NArg() > 0 {
-		fmt.Fprintf(stderr, "gateway: unexpected argument %q\n", fset.Arg(0))
-		return cfg, level, 2
+	root.SetArgs(args)
+	err := root.Execute()
+	if err == nil {
+		return 0
 	}
-	mode, err := strconv.ParseUint(*socketMode, 8, 32)
+	var ce codeError
+	if errors.As(err, &ce) {
+		return int(ce)
+	}
+	fmt.Fprintf(stderr, "gateway: %v\nRun 'gateway --help' for usage.\n", err)
+	return 2
+}
+
+// parseFlags turns the command line into a serve.Config and a log level.
+// exit is -1 when the gateway should run, else the code to exit with at
+// once (version, --help, a bad flag).
+func parseFlags(args []string, stdout, stderr io.Writer) (cfg serve.Config, level zerolog.Level, exit int) {
+	serving := false
+	exit = execute(args, stdout, stderr, func(c serve.Config, l zerolog.Level) error {
+		cfg, level, serving = c, l, true
+		return nil
+	})
+	if serving && exit == 0 {
+		return cfg, level, -1
+	}
+	return cfg, level, exit
+}
+
+// checkFlags fills the fields of cfg that fv's flags set, and checks them.
+func checkFlags(cfg *serve.Config, fv flagValues) (zerolog.Level, error) {
+	mode, err := strconv.ParseUint(fv.socketMode, 8, 32)
 	if err != nil || mode > 0o777 {
-		fmt.Fprintf(stderr, "gateway: --admin-socket-mode %q is not an octal mode such as 0600\n", *socketMode)
-		return cfg, level, 2
+		return 0, fmt.Errorf("--admin-socket-mode %q is not an octal mode such as 0600", fv.socketMode)
 	}
 	cfg.AdminSocketMode = fs.FileMode(mode)
-	cfg.ObserveShowSecrets = !*redact
-	if cfg.TrustedProxies, err = serve.ParsePrefixes(*trusted); err != nil {
-		fmt.Fprintf(stderr, "gateway: --trusted-proxies: %v\n", err)
-		return cfg, level, 2
+	cfg.ObserveShowSecrets = !fv.redact
+	if cfg.TrustedProxies, err = serve.ParsePrefixes(fv.trusted); err != nil {
+		return 0, fmt.Errorf("--trusted-proxies: %w", err)
 	}
-	for h := range strings.SplitSeq(*observeHosts, ",") {
+	for h := range strings.SplitSeq(fv.observeHosts, ",") {
 		if h = strings.TrimSpace(h); h != "" {
 			cfg.ObserveAllowedHosts = append(cfg.ObserveAllowedHosts, h)
 		}
 	}
-	level, err = zerolog.ParseLevel(*logLevel)
+	level, err := zerolog.ParseLevel(fv.logLevel)
 	if err != nil {
-		fmt.Fprintf(stderr, "gateway: --log-level: %v\n", err)
-		return cfg, level, 2
+		return 0, fmt.Errorf("--log-level: %w", err)
 	}
-	cfg.Version = version
-	return cfg, level, -1
+	cfg.Version = buildinfo.Read(version).Version
+	return level, nil
 }
