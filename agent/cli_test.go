@@ -14,7 +14,7 @@ import (
 
 	"github.com/gitgate/gitgate/agent/internal/syncer"
 	"github.com/gitgate/gitgate/gateway/admin/admintest"
-	"github.com/gitgate/gitgate/internal/buildinfo"
+	"github.com/gitgate/gitgate/schemas/buildinfo"
 )
 
 // agentCLI runs the agent command line args and returns its exit code,

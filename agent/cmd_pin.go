@@ -76,7 +76,7 @@ func (f *repoPinFlags) open(ctx context.Context) (*gitsrc.Source, string, fleetp
 		opts.PushToken = opts.Token
 	}
 	if f.trustedKeys != "" {
-		// k4 (issue 16): a PGP key ring or an SSH allowed_signers file, checked here.
+		// A PGP key ring or an SSH allowed_signers file, checked here.
 		if opts.TrustedKeys, err = gitsrc.ReadTrustedKeys(f.trustedKeys); err != nil {
 			return fail(err)
 		}

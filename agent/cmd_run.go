@@ -129,7 +129,7 @@ type runConfig struct {
 	// This replica leaves itself out. Empty: no fan-out.
 	Peers string
 	// Notifications is agent.yaml's notifications section (no flag; see
-	// agent/notify_config.go). Nil: none. (issue 16)
+	// agent/notify_config.go). Nil: none.
 	Notifications *notify.Config
 }
 
@@ -158,7 +158,7 @@ func runFlags() []runFlag {
 		{"gateway-socket", "gatewaySocket", "", "the gateway's admin socket (required)", func(c *runConfig) any { return &c.GatewaySocket }},
 		{"state-dir", "stateDir", "", "directory for the clone, bundles, history and state (required)", func(c *runConfig) any { return &c.StateDir }},
 		{"control-socket", "controlSocket", "", "control socket (default <state-dir>/agent.sock)", func(c *runConfig) any { return &c.ControlSocket }},
-		{"webhook-addr", "webhookAddr", "", "address for POST /webhooks/{github,gitlab,gitea,bitbucket} and /metrics (default: off)" /* issue 16 */, func(c *runConfig) any { return &c.WebhookAddr }},
+		{"webhook-addr", "webhookAddr", "", "address for POST /webhooks/{github,gitlab,gitea,bitbucket} and /metrics (default: off)", func(c *runConfig) any { return &c.WebhookAddr }},
 		{"webhook-repo", "webhookRepo", "", "owner/name whose deliveries count (default: any)", func(c *runConfig) any { return &c.WebhookRepo }},
 		{"webhook-max-body-bytes", "webhookMaxBodyBytes", int64(webhook.DefaultMaxBodyBytes), "largest webhook delivery accepted, in bytes (read before its signature is checked)", func(c *runConfig) any { return &c.WebhookMaxBodyBytes }},
 		{"poll-interval", "pollInterval", "30s", "time between head checks (jittered ±10%)", func(c *runConfig) any { return &c.PollInterval }},
@@ -287,14 +287,13 @@ func resolveRunConfig(fs *pflag.FlagSet, configFile string, flags []runFlag, fla
 	if cfg.WebhookRepo == "" {
 		cfg.WebhookRepo = cfg.GitHubRepo
 	}
-	// --- fleet (issue 17) ---
+	// The fleet.
 	if _, err := peers.NewSet(cfg.Peers, peers.SetOptions{}); err != nil {
 		return runConfig{}, fmt.Errorf("--peers: %w", err)
 	}
 	if cfg.Peers != "" && cfg.WebhookAddr == "" {
 		return runConfig{}, errors.New("--peers needs --webhook-addr: peers nudge each other there")
 	}
-	// --- end fleet ---
 	return cfg, nil
 }
 
@@ -322,7 +321,7 @@ func readAgentYAML(file string, flags []runFlag, cfg *runConfig) error {
 	sort.Strings(keys)
 	for _, k := range keys {
 		f, ok := byKey[k]
-		if !ok && k == notificationsKey { // notifications (issue 16): a nested section, agent/notify_config.go
+		if !ok && k == notificationsKey { // a nested section, agent/notify_config.go
 			if err := readNotifications(file, doc[k], cfg); err != nil {
 				return err
 			}
@@ -407,7 +406,7 @@ func runAgent(ctx context.Context, cfg runConfig, logger zerolog.Logger) error {
 	}
 	var trusted string
 	if cfg.VerifySignatures {
-		// k4 (issue 16): a PGP key ring or an SSH allowed_signers file, checked here.
+		// A PGP key ring or an SSH allowed_signers file, checked here.
 		if trusted, err = gitsrc.ReadTrustedKeys(cfg.TrustedKeys); err != nil {
 			return err
 		}
@@ -480,7 +479,7 @@ func runAgent(ctx context.Context, cfg runConfig, logger zerolog.Logger) error {
 		logger.Info().Str("repo", cfg.GitHubRepo).Msg("GitHub reports on")
 	}
 
-	// --- notifications (issue 16): agent/notify_config.go ---
+	// Notifications (agent/notify_config.go).
 	notifier, stopNotifier, err := startNotifier(cfg, reg, logger)
 	if err != nil {
 		return err
@@ -495,13 +494,12 @@ func runAgent(ctx context.Context, cfg runConfig, logger zerolog.Logger) error {
 	if err != nil {
 		return err
 	}
-	// --- fleet (issue 17): nudges to and from peers, GET /v1/replica ---
+	// The fleet: nudges to and from peers, GET /v1/replica.
 	fl, err := newFleetParts(cfg, loop, gw, reg, logger)
 	if err != nil {
 		return err
 	}
 	defer fl.Close()
-	// --- end fleet ---
 	// The automatic verdict after each apply (README "Automatic rollback");
 	// an automatic rollback nudges the peers like a manual one.
 	baker, err := safety.NewBaker(safety.Options{Gateway: gw, Rollbacker: fl.rollbacker(), Logger: logger})
@@ -545,10 +543,10 @@ func runAgent(ctx context.Context, cfg runConfig, logger zerolog.Logger) error {
 		}
 		defer hook.Close()
 		mux := http.NewServeMux()
-		hook.Register(mux) // POST /webhooks/{github,gitlab,gitea,bitbucket} (issue 16)
+		hook.Register(mux) // POST /webhooks/{github,gitlab,gitea,bitbucket}
 		mux.Handle("GET /metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
 		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) { io.WriteString(w, "ok\n") })
-		fl.register(mux) // fleet (issue 17)
+		fl.register(mux) // POST /v1/nudge, GET /v1/replica
 		ln, err := net.Listen("tcp", cfg.WebhookAddr)
 		if err != nil {
 			return fmt.Errorf("listening for webhooks on %s: %w", cfg.WebhookAddr, err)

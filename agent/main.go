@@ -20,7 +20,7 @@ import (
 	"github.com/spf13/cobra"
 	"github.com/spf13/pflag"
 
-	"github.com/gitgate/gitgate/internal/cliargs"
+	"github.com/gitgate/gitgate/schemas/cliargs"
 	"github.com/gitgate/gitgate/schemas/load/budget"
 )
 

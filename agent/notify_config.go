@@ -1,6 +1,6 @@
 package main
 
-// Notifications (issue 16): the `notifications` section of agent.yaml. It
+// Notifications: the `notifications` section of agent.yaml. It
 // is nested (a list of sinks), so it is not a row of runFlags: readAgentYAML
 // hands this one key to readNotifications and stays strict about every
 // other key. There is no flag for it: it names secrets' files and

@@ -6,7 +6,7 @@ import (
 	"os"
 	"testing"
 
-	"github.com/gitgate/gitgate/internal/clidoc"
+	"github.com/gitgate/gitgate/schemas/clidoc"
 )
 
 var updateREADME = flag.Bool("update-readme", false, "rewrite the README's agent CLI reference from the commands (go generate ./agent)")

@@ -7,7 +7,7 @@ import (
 
 	"github.com/spf13/pflag"
 
-	"github.com/gitgate/gitgate/internal/buildinfo"
+	"github.com/gitgate/gitgate/schemas/buildinfo"
 )
 
 // version overrides the module version when set at build time with

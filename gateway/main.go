@@ -27,8 +27,8 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/gitgate/gitgate/gateway/internal/serve"
-	"github.com/gitgate/gitgate/internal/buildinfo"
-	"github.com/gitgate/gitgate/internal/cliargs"
+	"github.com/gitgate/gitgate/schemas/buildinfo"
+	"github.com/gitgate/gitgate/schemas/cliargs"
 )
 
 // version overrides the module version when set at build time with

@@ -9,7 +9,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/gitgate/gitgate/gateway/internal/serve"
-	"github.com/gitgate/gitgate/internal/clidoc"
+	"github.com/gitgate/gitgate/schemas/clidoc"
 )
 
 var updateREADME = flag.Bool("update-readme", false, "rewrite the README's gateway CLI reference from the commands (go generate ./gateway)")
