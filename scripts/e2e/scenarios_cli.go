@@ -15,7 +15,7 @@ import (
 
 func init() {
 	scenarios = append(scenarios, scenario{
-		name: "w-cli-cobra",
+		name: "z-cli-cobra",
 		criterion: "the real agent binary, against a running agent at c2: `agent __complete rollback ''` (what the shell " +
 			"completion calls) offers c2 and c1 with their subjects; `agent rollback -hold` (one dash) exits 2 naming " +
 			"--hold and changes nothing (c2 still served); `agent rollback <c1> --hold -o json` pins c1 and prints JSON; " +
