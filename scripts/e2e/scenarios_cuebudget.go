@@ -137,8 +137,12 @@ func cueBudget(ctx context.Context, t *T) error {
 		report()
 		return fmt.Errorf("%w; GitHub saw: %s", err, gh.String())
 	}
-	if !gh.checkRunHas(timeBudgetMsg) {
-		return fmt.Errorf("no check run annotation names the time budget; GitHub saw: %s", gh.String())
+	// The status and the check run are separate requests; the check run's
+	// annotations may land after the status.
+	if err := harness.WaitFor(ctx, 10*time.Second, "a check run annotation naming the time budget", func() (bool, error) {
+		return gh.checkRunHas(timeBudgetMsg), nil
+	}); err != nil {
+		return fmt.Errorf("%w; GitHub saw: %s", err, gh.String())
 	}
 	t.Logf("pull request #7 (%s): status failure and check run annotation: %s", short(prHead), timeBudgetMsg)
 
