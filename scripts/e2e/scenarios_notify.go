@@ -189,7 +189,7 @@ func notifications(ctx context.Context, t *T) error {
 		return fmt.Errorf("webhook heard %v, want %v; Slack heard %v", h, want, s)
 	}
 	if !strings.Contains(s[1], "rejected "+short(bad)) || !strings.Contains(s[3], "rolled back from "+short(c2)+" to "+short(c1)) {
-		return fmt.Errorf("Slack texts %q", s)
+		return fmt.Errorf("slack texts %q", s)
 	}
 	t.Logf("webhook (HMAC verified): %v", h)
 	t.Logf("slack: %q", s[3])

@@ -90,8 +90,8 @@ func parseSignerLine(line string) (allowedSigner, error) {
 	pub, _, opts, more, err := ssh.ParseAuthorizedKey([]byte(rest))
 	if err != nil || len(strings.TrimSpace(string(more))) != 0 {
 		if _, _, _, _, err2 := ssh.ParseAuthorizedKey([]byte(line)); err2 == nil {
-			return s, errors.New("a public key without principals; an allowed_signers line starts with the signer's email: " +
-				"ada@example.com ssh-ed25519 AAAA...")
+			return s, errors.New("a public key without principals; an allowed_signers line starts with the signer's email, as in " +
+				"`ada@example.com ssh-ed25519 AAAA…`")
 		}
 		if err == nil {
 			err = errors.New("more than one key")
