@@ -334,7 +334,7 @@ func TestConfigErrors(t *testing.T) {
 		cfg  Config
 		want string
 	}{
-		{name: "tls cert without key", cfg: Config{TLSCert: "c.pem"}, want: "go together"},
+		{name: "tls cert without key", cfg: Config{TLS: ListenerTLS{Cert: "c.pem"}}, want: "go together"},
 		{name: "socket mode beyond 0777", cfg: Config{AdminSocketMode: 0o4777}, want: "beyond 0777"},
 		{name: "negative shutdown delay", cfg: Config{ShutdownDelay: -time.Second}, want: "shutdown delay"},
 	}
