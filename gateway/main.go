@@ -219,6 +219,9 @@ func checkFlags(cfg *serve.Config, fv flagValues) (zerolog.Level, error) {
 			cfg.ObserveAllowedHosts = append(cfg.ObserveAllowedHosts, h)
 		}
 	}
+	if a := cfg.TLS.ClientAuth; a != serve.ClientAuthRequired && a != serve.ClientAuthOptional {
+		return 0, fmt.Errorf("--client-auth %q is not required or optional", a)
+	}
 	level, err := zerolog.ParseLevel(fv.logLevel)
 	if err != nil {
 		return 0, fmt.Errorf("--log-level: %w", err)
