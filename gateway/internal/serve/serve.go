@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/rs/zerolog"
+	"golang.org/x/net/http/httpguts"
 
 	"github.com/gitgate/gitgate/gateway/admin"
 	"github.com/gitgate/gitgate/gateway/internal/lkg"
@@ -169,6 +170,9 @@ func (c *Config) defaults() error {
 	}
 	if c.ObserveTLS.Enabled() && c.ObserveAddr == "" {
 		return errors.New("--observe-tls-* need --observe-addr")
+	}
+	if c.ClientCertHeader != "" && !httpguts.ValidHeaderFieldName(c.ClientCertHeader) {
+		return fmt.Errorf("--client-cert-header %q is not a header name", c.ClientCertHeader)
 	}
 	if c.TLSReloadInterval < 0 {
 		return fmt.Errorf("TLS reload interval %v is negative", c.TLSReloadInterval)
