@@ -58,6 +58,9 @@ type Options struct {
 	// Entries whose name starts with "." are skipped (the "..data" links of
 	// a Secret volume). A .crt without a .key (a CA's ca.crt) is skipped.
 	Dir string
+	// ClientCA, when set, is a PEM bundle of client-certificate CAs,
+	// read and reloaded with the pairs (ClientCAs).
+	ClientCA string
 	// Interval is the poll period. Default DefaultInterval.
 	Interval time.Duration
 	// Errors, when set, counts reloads that failed (the old set kept).
@@ -72,6 +75,7 @@ type Options struct {
 type set struct {
 	byName map[string][]*tls.Certificate // lower-case DNS name or "*.suffix"
 	all    []*tls.Certificate            // in load order; all[0] is the default
+	cas    *x509.CertPool                // nil without Options.ClientCA
 	sum    [sha256.Size]byte
 }
 
@@ -205,7 +209,8 @@ func pick(hello *tls.ClientHelloInfo, cands []*tls.Certificate) *tls.Certificate
 	return nil
 }
 
-// file is one pair's contents as read.
+// file is one pair's contents as read; a file with an empty pair.Key is
+// the client CA bundle.
 type file struct {
 	pair      Pair
 	cert, key []byte
@@ -223,7 +228,16 @@ func (s *Store) read() ([]file, [sha256.Size]byte, error) {
 		pairs = append(pairs, found...)
 	}
 	h := sha256.New()
-	out := make([]file, 0, len(pairs))
+	out := make([]file, 0, len(pairs)+1)
+	if s.opts.ClientCA != "" {
+		b, err := os.ReadFile(s.opts.ClientCA)
+		if err != nil {
+			return nil, [sha256.Size]byte{}, fmt.Errorf("reading client CA bundle: %w", err)
+		}
+		fmt.Fprintf(h, "ca%d:", len(b))
+		h.Write(b)
+		out = append(out, file{pair: Pair{Cert: s.opts.ClientCA}, cert: b})
+	}
 	for _, p := range pairs {
 		c, err := os.ReadFile(p.Cert)
 		if err != nil {
@@ -292,10 +306,17 @@ func scan(dir string) ([]Pair, error) {
 // build parses every pair; one bad pair fails the whole set, so a
 // half-written rotation never serves.
 func build(files []file) (*set, error) {
+	st := &set{byName: map[string][]*tls.Certificate{}}
+	if len(files) > 0 && files[0].pair.Key == "" {
+		st.cas = x509.NewCertPool()
+		if !st.cas.AppendCertsFromPEM(files[0].cert) {
+			return nil, fmt.Errorf("client CA bundle %s: no PEM certificate in it", files[0].pair.Cert)
+		}
+		files = files[1:]
+	}
 	if len(files) == 0 {
 		return nil, ErrNoCertificates
 	}
-	st := &set{byName: map[string][]*tls.Certificate{}}
 	for _, f := range files {
 		c, err := tls.X509KeyPair(f.cert, f.key)
 		if err != nil {
@@ -334,15 +355,28 @@ func names(st *set) []string {
 	return out
 }
 
-// ClientCAs reads a PEM bundle of CA certificates for verifying clients.
-func ClientCAs(path string) (*x509.CertPool, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, fmt.Errorf("reading client CA bundle: %w", err)
+// ClientCAs is the current pool of Options.ClientCA (nil without it). A
+// pool is never modified after it is returned: a reload makes a new one.
+func (s *Store) ClientCAs() *x509.CertPool { return s.cur.Load().cas }
+
+// ConfigForClient returns a tls.Config.GetConfigForClient that hands out
+// base with the current ClientCAs, so a reloaded CA bundle verifies the
+// next handshake. base must hold everything else the listener needs
+// (NextProtos included: the returned config replaces the listener's).
+func (s *Store) ConfigForClient(base *tls.Config) func(*tls.ClientHelloInfo) (*tls.Config, error) {
+	type cached struct {
+		pool *x509.CertPool
+		cfg  *tls.Config
 	}
-	pool := x509.NewCertPool()
-	if !pool.AppendCertsFromPEM(b) {
-		return nil, fmt.Errorf("client CA bundle %s: no PEM certificate in it", path)
+	var cur atomic.Pointer[cached]
+	return func(*tls.ClientHelloInfo) (*tls.Config, error) {
+		pool := s.ClientCAs()
+		if c := cur.Load(); c != nil && c.pool == pool {
+			return c.cfg, nil
+		}
+		cfg := base.Clone()
+		cfg.ClientCAs = pool
+		cur.Store(&cached{pool: pool, cfg: cfg})
+		return cfg, nil
 	}
-	return pool, nil
 }

@@ -164,3 +164,75 @@ func count(t *testing.T, c prometheus.Counter) float64 {
 	}
 	return m.GetCounter().GetValue()
 }
+
+// TestClientCAReload: a client certificate of a CA added to the bundle
+// file is refused before the reload and verified after it, on a real
+// handshake through ConfigForClient.
+func TestClientCAReload(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	ca1, ca2 := certstest.NewCA(t, dir, "ca1"), certstest.NewCA(t, dir, "ca2")
+	ca1.Issue(t, "srv", "127.0.0.1").WritePair(t, filepath.Join(dir, "srv.crt"), filepath.Join(dir, "srv.key"))
+	client := ca2.Issue(t, "client")
+	bundle := filepath.Join(dir, "clients.pem")
+	pem1, err := os.ReadFile(ca1.File)
+	if err != nil {
+		t.Fatal(err)
+	}
+	pem2, err := os.ReadFile(ca2.File)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bundle, pem1, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	s, err := certs.New(certs.Options{Pairs: []certs.Pair{{Cert: filepath.Join(dir, "srv.crt"), Key: filepath.Join(dir, "srv.key")}},
+		ClientCA: bundle, Logger: zerolog.New(zerolog.NewTestWriter(t))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := &tls.Config{GetCertificate: s.GetCertificate, ClientAuth: tls.RequireAndVerifyClientCert}
+	cfg := base.Clone()
+	cfg.GetConfigForClient = s.ConfigForClient(base)
+	handshake := func() error {
+		l, err := tls.Listen("tcp", "127.0.0.1:0", cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer l.Close()
+		srvErr := make(chan error, 1)
+		go func() {
+			c, err := l.Accept()
+			if err != nil {
+				srvErr <- err
+				return
+			}
+			defer c.Close()
+			srvErr <- c.(*tls.Conn).Handshake()
+		}()
+		c, err := tls.Dial("tcp", l.Addr().String(), &tls.Config{RootCAs: ca1.Pool,
+			GetClientCertificate: func(*tls.CertificateRequestInfo) (*tls.Certificate, error) { return &client.TLS, nil }})
+		if err == nil {
+			_ = c.Close()
+		}
+		return <-srvErr
+	}
+	for _, st := range []struct {
+		name    string
+		bundle  []byte
+		wantErr bool
+	}{
+		{name: "client of a CA not in the bundle is refused", bundle: pem1, wantErr: true},
+		{name: "CA added to the bundle verifies the client after a reload", bundle: append(append([]byte{}, pem1...), pem2...)},
+		{name: "a bundle without a certificate keeps the last pool", bundle: []byte("garbage")},
+		{name: "CA removed again refuses the client", bundle: pem1, wantErr: true},
+	} {
+		if err := os.WriteFile(bundle, st.bundle, 0o600); err != nil {
+			t.Fatal(err)
+		}
+		_ = s.Reload()
+		if err := handshake(); (err != nil) != st.wantErr {
+			t.Errorf("%s: server handshake error %v, want error %v", st.name, err, st.wantErr)
+		}
+	}
+}

@@ -241,14 +241,14 @@ func Run(ctx context.Context, cfg Config, logger zerolog.Logger) error {
 	tm := newTLSMetrics(reg)
 	tctx, stopTLS := context.WithCancel(ctx)
 	defer stopTLS()
-	dataTLS, dataCerts, err := tlsConfig(tctx, "data", cfg.TLS, cfg.TLSReloadInterval, tm, logger)
+	dataTLS, dataCerts, err := tlsConfig(tctx, "data", cfg.TLS, dataProtos(cfg.H2C), cfg.TLSReloadInterval, tm, logger)
 	if err != nil {
 		return err
 	}
 	if dataCerts != nil {
 		defer dataCerts.Close()
 	}
-	observeTLS, observeCerts, err := tlsConfig(tctx, "observe", cfg.ObserveTLS, cfg.TLSReloadInterval, tm, logger)
+	observeTLS, observeCerts, err := tlsConfig(tctx, "observe", cfg.ObserveTLS, []string{"http/1.1"}, cfg.TLSReloadInterval, tm, logger)
 	if err != nil {
 		return err
 	}
@@ -363,6 +363,16 @@ func Run(ctx context.Context, cfg Config, logger zerolog.Logger) error {
 	}
 	lg.Info().Msg("stopped")
 	return nil
+}
+
+// dataProtos are the ALPN protocols of the data plane's TLS: HTTP/2 and
+// HTTP/1.1, as http.Server.ServeTLS offers them, unless --h2c limits the
+// server's protocols to HTTP/1.1 and unencrypted HTTP/2.
+func dataProtos(h2c bool) []string {
+	if h2c {
+		return []string{"http/1.1"}
+	}
+	return []string{"h2", "http/1.1"}
 }
 
 // delayShutdown keeps serving for delay with /readyz answering 503 and

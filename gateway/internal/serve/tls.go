@@ -85,7 +85,7 @@ func newTLSMetrics(reg prometheus.Registerer) tlsMetrics {
 // tlsConfig builds a listener's tls.Config over a reloading certificate
 // store, started here and stopped by the caller's Close. It is nil, nil
 // when t is not Enabled.
-func tlsConfig(ctx context.Context, name string, t ListenerTLS, every time.Duration, m tlsMetrics, lg zerolog.Logger) (*tls.Config, *certs.Store, error) {
+func tlsConfig(ctx context.Context, name string, t ListenerTLS, nextProtos []string, every time.Duration, m tlsMetrics, lg zerolog.Logger) (*tls.Config, *certs.Store, error) {
 	if !t.Enabled() {
 		return nil, nil, nil
 	}
@@ -96,19 +96,20 @@ func tlsConfig(ctx context.Context, name string, t ListenerTLS, every time.Durat
 	if t.Cert != "" {
 		opts.Pairs = []certs.Pair{{Cert: t.Cert, Key: t.Key}}
 	}
+	opts.ClientCA = t.ClientCA
 	st, err := certs.New(opts)
 	if err != nil {
 		return nil, nil, fmt.Errorf("%s listener TLS: %w", name, err)
 	}
-	cfg := &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: st.GetCertificate}
+	cfg := &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: st.GetCertificate, NextProtos: nextProtos}
 	if t.ClientCA != "" {
-		if cfg.ClientCAs, err = certs.ClientCAs(t.ClientCA); err != nil {
-			return nil, nil, fmt.Errorf("%s listener mTLS: %w", name, err)
-		}
+		cfg.ClientCAs = st.ClientCAs()
 		cfg.ClientAuth = tls.RequireAndVerifyClientCert
 		if t.ClientAuth == ClientAuthOptional {
 			cfg.ClientAuth = tls.VerifyClientCertIfGiven
 		}
+		// Each handshake takes the CA pool of the current reload.
+		cfg.GetConfigForClient = st.ConfigForClient(cfg.Clone())
 	}
 	st.Start(ctx)
 	return cfg, st, nil
