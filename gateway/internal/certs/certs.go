@@ -148,6 +148,7 @@ func (s *Store) Reload() error {
 	defer s.mu.Unlock()
 	files, sum, err := s.read()
 	if err == nil && sum == s.cur.Load().sum {
+		s.lastBad = "" // a bad change undone: the next one is news again
 		return nil
 	}
 	var st *set
@@ -170,6 +171,7 @@ func (s *Store) Reload() error {
 	}
 	st.sum = sum
 	s.cur.Store(st)
+	s.lastBad = ""
 	if s.opts.Reloads != nil {
 		s.opts.Reloads.Inc()
 	}

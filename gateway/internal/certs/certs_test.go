@@ -110,6 +110,7 @@ func TestReloadBySymlinkSwap(t *testing.T) {
 		{name: "the same bad pair is counted once", change: func() {}, want: second, wantErr: true, errs: 1, loads: 1},
 		{name: "garbage keeps the old pair", change: func() { vol.Swap(t, []byte("garbage"), []byte("garbage")) }, want: second, wantErr: true, errs: 2, loads: 1},
 		{name: "a good pair again is served", change: func() { vol.Swap(t, first.CertPEM, first.KeyPEM) }, want: first, errs: 2, loads: 2},
+		{name: "a bad pair seen before is counted again after a good one", change: func() { vol.Swap(t, []byte("garbage"), []byte("garbage")) }, want: first, wantErr: true, errs: 3, loads: 2},
 	}
 	for _, st := range steps {
 		st.change()
