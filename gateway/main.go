@@ -121,8 +121,17 @@ func newRootCmd(stdout, stderr io.Writer, serveWith func(serve.Config, zerolog.L
 	fset.StringVar(&cfg.ObserveAddr, "observe-addr", "", "TCP address for the read-only admin routes; empty: none")
 	fset.BoolVar(&cfg.AccessLog, "access-log", false, "log one line per request: proxied, refused by a policy or unrouted")
 	fset.BoolVar(&cfg.H2C, "h2c", false, "accept HTTP/2 without TLS on --listen")
-	fset.StringVar(&cfg.TLSCert, "tls-cert", "", "TLS certificate file for --listen (with --tls-key)")
-	fset.StringVar(&cfg.TLSKey, "tls-key", "", "TLS key file for --listen (with --tls-cert)")
+	fset.StringVar(&cfg.TLS.Cert, "tls-cert", "", "TLS certificate file for --listen (with --tls-key); the default certificate; reloaded when it changes")
+	fset.StringVar(&cfg.TLS.Key, "tls-key", "", "TLS key file for --listen (with --tls-cert)")
+	fset.StringVar(&cfg.TLS.Dir, "tls-dir", "", "directory of more certificates for --listen chosen by SNI: NAME.crt with NAME.key, in it and in its subdirectories (cert-manager Secret volumes: SUB/tls.crt, SUB/tls.key); reloaded when they change")
+	fset.StringVar(&cfg.TLS.ClientCA, "client-ca", "", "PEM bundle of the CAs of client certificates on --listen (mTLS); empty: none")
+	fset.StringVar(&cfg.TLS.ClientAuth, "client-auth", serve.ClientAuthRequired, "with --client-ca: required (no valid client certificate, no handshake) or optional (a certificate sent must verify)")
+	fset.StringVar(&cfg.ClientCertHeader, "client-cert-header", serve.DefaultClientCertHeader, "request header set to a verified client certificate's subject; every client-sent spelling of it is removed; empty: none")
+	fset.StringVar(&cfg.ObserveTLS.Cert, "observe-tls-cert", "", "TLS certificate file for --observe-addr (with --observe-tls-key)")
+	fset.StringVar(&cfg.ObserveTLS.Key, "observe-tls-key", "", "TLS key file for --observe-addr (with --observe-tls-cert)")
+	fset.StringVar(&cfg.ObserveTLS.Dir, "observe-tls-dir", "", "directory of certificates for --observe-addr, as --tls-dir")
+	fset.StringVar(&cfg.ObserveTLS.ClientCA, "observe-client-ca", "", "PEM bundle of the CAs of client certificates on --observe-addr; when set, a client certificate is required")
+	fset.DurationVar(&cfg.TLSReloadInterval, "tls-reload-interval", 5*time.Second, "how often the certificate files are read for changes")
 	fset.DurationVar(&cfg.ShutdownDelay, "shutdown-delay", 0, "on SIGTERM, keep serving this long with /readyz answering 503 before draining (e.g. 5s on Kubernetes)")
 	fset.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", serve.DefaultShutdownTimeout, "how long to drain in-flight requests on SIGTERM")
 	root.AddCommand(&cobra.Command{
@@ -209,6 +218,9 @@ func checkFlags(cfg *serve.Config, fv flagValues) (zerolog.Level, error) {
 		if h = strings.TrimSpace(h); h != "" {
 			cfg.ObserveAllowedHosts = append(cfg.ObserveAllowedHosts, h)
 		}
+	}
+	if a := cfg.TLS.ClientAuth; a != serve.ClientAuthRequired && a != serve.ClientAuthOptional {
+		return 0, fmt.Errorf("--client-auth %q is not required or optional", a)
 	}
 	level, err := zerolog.ParseLevel(fv.logLevel)
 	if err != nil {

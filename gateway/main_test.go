@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/gitgate/gitgate/gateway/admin/client"
+	"github.com/gitgate/gitgate/gateway/internal/serve"
 	"github.com/gitgate/gitgate/schemas"
 )
 
@@ -42,6 +43,7 @@ func TestRunFlags(t *testing.T) {
 		{name: "bad trusted proxy", args: []string{"--trusted-proxies", "10.0.0.0/8,x"}, wantCode: 2, wantErr: "trusted-proxies"},
 		{name: "bad log level", args: []string{"--log-level", "loud"}, wantCode: 2, wantErr: "log-level"},
 		{name: "unknown flag", args: []string{"--nope"}, wantCode: 2, wantErr: "unknown flag: --nope"},
+		{name: "bad client auth mode", args: []string{"--client-auth", "maybe"}, wantCode: 2, wantErr: "--client-auth \"maybe\" is not required or optional"},
 		{name: "stray argument", args: []string{"run", "extra"}, wantCode: 2, wantErr: "unexpected argument"},
 	}
 	for _, tt := range tests {
@@ -398,6 +400,41 @@ func TestParseFlagsObserveAndShutdown(t *testing.T) {
 			}
 			if !slices.Equal(cfg.ObserveAllowedHosts, tt.hosts) || cfg.ObserveShowSecrets != tt.showSecrets || cfg.ShutdownDelay != tt.delay {
 				t.Fatalf("got hosts %q, show secrets %v, delay %v", cfg.ObserveAllowedHosts, cfg.ObserveShowSecrets, cfg.ShutdownDelay)
+			}
+		})
+	}
+}
+
+func TestParseFlagsTLS(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		args    []string
+		tls     serve.ListenerTLS
+		observe serve.ListenerTLS
+		header  string
+		every   time.Duration
+	}{
+		{name: "defaults", tls: serve.ListenerTLS{ClientAuth: serve.ClientAuthRequired}, header: serve.DefaultClientCertHeader, every: 5 * time.Second},
+		{name: "data plane",
+			args:   []string{"--tls-cert", "c.pem", "--tls-key", "k.pem", "--tls-dir", "/certs", "--client-ca", "ca.pem", "--client-auth", "optional", "--client-cert-header", "X-Peer", "--tls-reload-interval", "1m"},
+			tls:    serve.ListenerTLS{Cert: "c.pem", Key: "k.pem", Dir: "/certs", ClientCA: "ca.pem", ClientAuth: serve.ClientAuthOptional},
+			header: "X-Peer", every: time.Minute},
+		{name: "observe address",
+			args:    []string{"--observe-tls-cert", "o.pem", "--observe-tls-key", "ok.pem", "--observe-tls-dir", "/ocerts", "--observe-client-ca", "oca.pem", "--client-cert-header", ""},
+			tls:     serve.ListenerTLS{ClientAuth: serve.ClientAuthRequired},
+			observe: serve.ListenerTLS{Cert: "o.pem", Key: "ok.pem", Dir: "/ocerts", ClientCA: "oca.pem"},
+			every:   5 * time.Second},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			cfg, _, exit := parseFlags(tt.args, io.Discard, io.Discard)
+			if exit >= 0 {
+				t.Fatalf("exit %d", exit)
+			}
+			if cfg.TLS != tt.tls || cfg.ObserveTLS != tt.observe || cfg.ClientCertHeader != tt.header || cfg.TLSReloadInterval != tt.every {
+				t.Fatalf("got TLS %+v, observe TLS %+v, header %q, interval %v", cfg.TLS, cfg.ObserveTLS, cfg.ClientCertHeader, cfg.TLSReloadInterval)
 			}
 		})
 	}

@@ -80,7 +80,7 @@ func TestDataPlaneProtocols(t *testing.T) {
 		{name: "h2c prior knowledge", cfg: func(c *Config) { c.H2C = true }, scheme: "http", transport: h2c, wantProto: 2},
 		{name: "HTTP/1.1 still served with h2c on", cfg: func(c *Config) { c.H2C = true }, scheme: "http",
 			transport: func() *http.Transport { return &http.Transport{} }, wantProto: 1},
-		{name: "TLS negotiates HTTP/2", cfg: func(c *Config) { c.TLSCert, c.TLSKey = certFile, keyFile }, scheme: "https",
+		{name: "TLS negotiates HTTP/2", cfg: func(c *Config) { c.TLS.Cert, c.TLS.Key = certFile, keyFile }, scheme: "https",
 			transport: func() *http.Transport {
 				return &http.Transport{TLSClientConfig: &tls.Config{RootCAs: pool}, ForceAttemptHTTP2: true}
 			}, wantProto: 2},

@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/rs/zerolog"
+	"golang.org/x/net/http/httpguts"
 
 	"github.com/gitgate/gitgate/gateway/admin"
 	"github.com/gitgate/gitgate/gateway/internal/lkg"
@@ -69,9 +70,19 @@ type Config struct {
 	AccessLog bool
 	// H2C accepts HTTP/2 without TLS (prior knowledge) on Listen.
 	H2C bool
-	// TLSCert and TLSKey, when both set, serve Listen over TLS (HTTP/2 and
-	// HTTP/1.1 by ALPN).
-	TLSCert, TLSKey string
+	// TLS, when Enabled, serves Listen over TLS (HTTP/2 and HTTP/1.1 by
+	// ALPN) with certificates chosen by SNI and reloaded when their files
+	// change, and optionally verifies client certificates.
+	TLS ListenerTLS
+	// ObserveTLS is the same for ObserveAddr (HTTP/1.1).
+	ObserveTLS ListenerTLS
+	// TLSReloadInterval is how often certificate files are read for
+	// changes. Default certs.DefaultInterval.
+	TLSReloadInterval time.Duration
+	// ClientCertHeader is the request header set to a verified client
+	// certificate's subject on Listen; every client-sent spelling of it is
+	// removed from every request. Empty: none.
+	ClientCertHeader string
 	// ShutdownDelay is how long the listeners keep serving after ctx ends,
 	// with /readyz answering 503 and keep-alives off, before the graceful
 	// shutdown starts: the time a load balancer (Kubernetes endpoints,
@@ -151,8 +162,20 @@ func (c *Config) defaults() error {
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = DefaultShutdownTimeout
 	}
-	if (c.TLSCert == "") != (c.TLSKey == "") {
-		return errors.New("--tls-cert and --tls-key go together")
+	if err := c.TLS.check(""); err != nil {
+		return err
+	}
+	if err := c.ObserveTLS.check("observe-"); err != nil {
+		return err
+	}
+	if c.ObserveTLS.Enabled() && c.ObserveAddr == "" {
+		return errors.New("--observe-tls-* need --observe-addr")
+	}
+	if c.ClientCertHeader != "" && !httpguts.ValidHeaderFieldName(c.ClientCertHeader) {
+		return fmt.Errorf("--client-cert-header %q is not a header name", c.ClientCertHeader)
+	}
+	if c.TLSReloadInterval < 0 {
+		return fmt.Errorf("TLS reload interval %v is negative", c.TLSReloadInterval)
 	}
 	return nil
 }
@@ -215,6 +238,24 @@ func Run(ctx context.Context, cfg Config, logger zerolog.Logger) error {
 		restore(lg, store, adm)
 	}
 
+	tm := newTLSMetrics(reg)
+	tctx, stopTLS := context.WithCancel(ctx)
+	defer stopTLS()
+	dataTLS, dataCerts, err := tlsConfig(tctx, "data", cfg.TLS, dataProtos(cfg.H2C), cfg.TLSReloadInterval, tm, logger)
+	if err != nil {
+		return err
+	}
+	if dataCerts != nil {
+		defer dataCerts.Close()
+	}
+	observeTLS, observeCerts, err := tlsConfig(tctx, "observe", cfg.ObserveTLS, []string{"http/1.1"}, cfg.TLSReloadInterval, tm, logger)
+	if err != nil {
+		return err
+	}
+	if observeCerts != nil {
+		defer observeCerts.Close()
+	}
+
 	dataL, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", cfg.Listen, err)
@@ -231,10 +272,17 @@ func Run(ctx context.Context, cfg Config, logger zerolog.Logger) error {
 			_ = adminL.Close()
 			return fmt.Errorf("listening on observe address %s: %w", cfg.ObserveAddr, err)
 		}
+		if observeTLS != nil {
+			observeL = tls.NewListener(observeL, observeTLS)
+		}
 	}
 
+	var handler http.Handler = eng
+	if cfg.ClientCertHeader != "" {
+		handler = withClientSubject(eng, cfg.ClientCertHeader)
+	}
 	data := &http.Server{
-		Handler:           eng,
+		Handler:           handler,
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       120 * time.Second,
 		MaxHeaderBytes:    1 << 20,
@@ -246,16 +294,14 @@ func Run(ctx context.Context, cfg Config, logger zerolog.Logger) error {
 		p.SetUnencryptedHTTP2(true)
 		data.Protocols = &p
 	}
-	if cfg.TLSCert != "" {
-		data.TLSConfig = &tls.Config{MinVersion: tls.VersionTLS12}
-	}
+	data.TLSConfig = dataTLS
 
 	errc := make(chan error, 3)
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		var err error
-		if cfg.TLSCert != "" {
-			err = data.ServeTLS(dataL, cfg.TLSCert, cfg.TLSKey)
+		if dataTLS != nil {
+			err = data.ServeTLS(dataL, "", "")
 		} else {
 			err = data.Serve(dataL)
 		}
@@ -274,10 +320,10 @@ func Run(ctx context.Context, cfg Config, logger zerolog.Logger) error {
 				errc <- err
 			}
 		})
-		lg.Info().Str(logAddr, observeL.Addr().String()).Msg("serving read-only admin routes")
+		lg.Info().Str(logAddr, observeL.Addr().String()).Bool("tls", observeTLS != nil).Bool("mtls", cfg.ObserveTLS.ClientCA != "").Msg("serving read-only admin routes")
 	}
 	lg.Info().Str(logPath, cfg.AdminSocket).Msg("serving admin socket")
-	lg.Info().Str(logAddr, dataL.Addr().String()).Bool("tls", cfg.TLSCert != "").Bool("h2c", cfg.H2C).
+	lg.Info().Str(logAddr, dataL.Addr().String()).Bool("tls", dataTLS != nil).Bool("mtls", cfg.TLS.ClientCA != "").Bool("h2c", cfg.H2C).
 		Msg("serving data plane")
 
 	if cfg.OnListening != nil {
@@ -317,6 +363,16 @@ func Run(ctx context.Context, cfg Config, logger zerolog.Logger) error {
 	}
 	lg.Info().Msg("stopped")
 	return nil
+}
+
+// dataProtos are the ALPN protocols of the data plane's TLS: HTTP/2 and
+// HTTP/1.1, as http.Server.ServeTLS offers them, unless --h2c limits the
+// server's protocols to HTTP/1.1 and unencrypted HTTP/2.
+func dataProtos(h2c bool) []string {
+	if h2c {
+		return []string{"http/1.1"}
+	}
+	return []string{"h2", "http/1.1"}
 }
 
 // delayShutdown keeps serving for delay with /readyz answering 503 and

@@ -334,8 +334,14 @@ func TestConfigErrors(t *testing.T) {
 		cfg  Config
 		want string
 	}{
-		{name: "tls cert without key", cfg: Config{TLSCert: "c.pem"}, want: "go together"},
+		{name: "tls cert without key", cfg: Config{TLS: ListenerTLS{Cert: "c.pem"}}, want: "go together"},
 		{name: "socket mode beyond 0777", cfg: Config{AdminSocketMode: 0o4777}, want: "beyond 0777"},
+		{name: "observe key without cert", cfg: Config{ObserveAddr: "127.0.0.1:0", ObserveTLS: ListenerTLS{Key: "k.pem"}}, want: "--observe-tls-cert and --observe-tls-key go together"},
+		{name: "client CA without TLS", cfg: Config{TLS: ListenerTLS{ClientCA: "ca.pem"}}, want: "--client-ca needs TLS"},
+		{name: "observe TLS without observe address", cfg: Config{ObserveTLS: ListenerTLS{Dir: "/certs"}}, want: "need --observe-addr"},
+		{name: "unknown client auth mode", cfg: Config{TLS: ListenerTLS{Dir: "/certs", ClientCA: "ca.pem", ClientAuth: "maybe"}}, want: "not required or optional"},
+		{name: "client cert header not a header name", cfg: Config{ClientCertHeader: "X Client"}, want: "not a header name"},
+		{name: "certificate directory without pairs", cfg: Config{TLS: ListenerTLS{Dir: "/nonexistent-gitgate-certs"}}, want: "data listener TLS"},
 		{name: "negative shutdown delay", cfg: Config{ShutdownDelay: -time.Second}, want: "shutdown delay"},
 	}
 	for _, tt := range tests {
