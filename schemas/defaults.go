@@ -156,6 +156,9 @@ func (u *Upstream) applyDefaults() {
 	}
 	setInt(&u.MaxIdleConnsPerTarget, DefaultMaxIdleConnsPerTarget)
 	setDur(&u.ConnectTimeout, DefaultConnectTimeout)
+	if t := u.TLS; t != nil {
+		setStr(&t.MinVersion, TLSVersion12)
+	}
 	if h := u.HealthCheck; h != nil {
 		setStr(&h.Path, "/healthz")
 		setDur(&h.Interval, DefaultHealthInterval)
