@@ -283,6 +283,7 @@ func (c *Config) WithDefaults() Config {
 		u.OutlierDetection = clonePtr(u.OutlierDetection)
 		u.CircuitBreaker = clonePtr(u.CircuitBreaker)
 		u.HashOn = clonePtr(u.HashOn)
+		u.TLS = clonePtr(u.TLS)
 		out.Upstreams[k] = u
 	}
 	for k, r := range out.Routes {

@@ -24,8 +24,12 @@ func tlsConfig(path string, spec *schemas.UpstreamTLS, secrets secretref.Source)
 	at := func(field, format string, args ...any) {
 		diags = append(diags, schemas.Diagnostic{Path: path + field, Message: fmt.Sprintf(format, args...)})
 	}
-	if spec.MinVersion == schemas.TLSVersion13 {
+	switch spec.MinVersion {
+	case "", schemas.TLSVersion12:
+	case schemas.TLSVersion13:
 		cfg.MinVersion = tls.VersionTLS13
+	default:
+		at(".minVersion", "minVersion %q: use \"1.2\" or \"1.3\"", spec.MinVersion)
 	}
 	cfg.ServerName = spec.ServerName
 	// An explicit, logged opt-in (see Pool.Warnings); never a fallback.

@@ -288,7 +288,8 @@ func TestUpstreamTLSRefsRejected(t *testing.T) {
 }
 
 func TestHealthCheckOverTLS(t *testing.T) {
-	t.Parallel()
+	// Not parallel with the other tests: TestHealthCheckMarksDownAndUp
+	// looks for health checker goroutines in every stack.
 	ca := newTestCA(t)
 	now := time.Now()
 	serverPair, _, _ := ca.issue(t, "upstream", x509.ExtKeyUsageServerAuth, now.Add(-time.Hour), now.Add(time.Hour))
