@@ -60,7 +60,9 @@ func TestUpstreamTLSThroughGateway(t *testing.T) {
 		wantWarn   bool
 	}{
 		{"caRef", func(ca string) *schemas.UpstreamTLS { return &schemas.UpstreamTLS{CARef: &schemas.SecretRef{File: ca}} }, http.StatusOK, "", false},
-		{"caRef by env", func(string) *schemas.UpstreamTLS { return &schemas.UpstreamTLS{CARef: &schemas.SecretRef{Env: "UPSTREAM_CA"}} }, http.StatusOK, "", false},
+		{"caRef by env", func(string) *schemas.UpstreamTLS {
+			return &schemas.UpstreamTLS{CARef: &schemas.SecretRef{Env: "UPSTREAM_CA"}}
+		}, http.StatusOK, "", false},
 		{"system roots only", func(string) *schemas.UpstreamTLS { return nil }, http.StatusBadGateway, "x509: certificate signed by unknown authority", false},
 		{"insecureSkipVerify", func(string) *schemas.UpstreamTLS { return &schemas.UpstreamTLS{InsecureSkipVerify: true} }, http.StatusOK, "", true},
 	}
