@@ -454,7 +454,7 @@ func (e *Engine) build(b *schemas.Bundle, cfg *schemas.Config, prev *snapshot, w
 		}
 		if prev != nil {
 			if old := prev.pools[name]; old != nil {
-				if fp, err := json.Marshal(spec); err == nil && string(fp) == old.Fingerprint() {
+				if fp, err := json.Marshal(spec); err == nil && string(fp) == old.Fingerprint() && old.TLSCurrent() {
 					s.pools[name] = old
 					forwarders[name] = proxy.NewForwarder(old, e.popts)
 					continue

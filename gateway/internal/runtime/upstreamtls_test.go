@@ -1,16 +1,23 @@
 package runtime
 
 import (
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
 	"encoding/pem"
 	"io"
 	"log"
+	"math/big"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -159,5 +166,48 @@ func TestUpstreamTLSBadRefRefused(t *testing.T) {
 				t.Fatalf("after the refused apply: %d %q", code, body)
 			}
 		})
+	}
+}
+
+// otherCAPEM is a self-signed CA certificate in PEM that signed nothing
+// the test servers present.
+func otherCAPEM(t *testing.T) []byte {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "other CA"}, NotBefore: time.Now().Add(-time.Hour),
+		NotAfter: time.Now().Add(time.Hour), IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})
+}
+
+// TestUpstreamTLSFileChangePickedUp: the settings of an upstream stay the
+// same but the CA file behind its caRef changes; the next apply builds the
+// pool with the new file instead of keeping the old pool.
+func TestUpstreamTLSFileChangePickedUp(t *testing.T) {
+	t.Parallel()
+	srv, ca := tlsNamed(t, "secure")
+	e := newEngine(t, Options{})
+	up := ups(srv.URL)
+	up.TLS = &schemas.UpstreamTLS{CARef: &schemas.SecretRef{File: ca}}
+	cfg := schemas.Config{Upstreams: map[string]schemas.Upstream{"secure": up}, Routes: map[string]schemas.Route{"r": route("/", to("secure", 100))}}
+	mustApply(t, e, cfg)
+	front := front(t, e)
+	if code, body, _ := get(t, front.Client(), front.URL+"/x", nil); code != http.StatusOK {
+		t.Fatalf("with the right CA: %d %q", code, body)
+	}
+	if err := os.WriteFile(ca, otherCAPEM(t), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	cfg.Routes = map[string]schemas.Route{"r": cfg.Routes["r"], "r2": route("/two", to("secure", 100))}
+	mustApply(t, e, cfg)
+	// A new connection: the old pool's kept-alive one is gone with it.
+	if code, body, _ := get(t, front.Client(), front.URL+"/x", nil); code != http.StatusBadGateway {
+		t.Fatalf("after the CA file changed to another CA: %d %q, want 502", code, body)
 	}
 }

@@ -84,6 +84,8 @@ type Pool struct {
 	name        string
 	spec        schemas.Upstream
 	fingerprint string
+	secrets     secretref.Source
+	tlsDigest   string // materialDigest of spec.TLS when built
 	targets     []*Target
 	breaker     *Breaker
 	transport   *http.Transport
@@ -157,6 +159,9 @@ func NewPool(name string, spec schemas.Upstream, opts Options) (*Pool, error) {
 		at("", "connection limits must not be negative")
 	}
 	var tlsCfg *tls.Config
+	// Read before the configuration is built: a file that changes in
+	// between makes the next apply build the pool again.
+	tlsDigest := materialDigest(spec.TLS, opts.Secrets)
 	if !bad {
 		var tdiags []schemas.Diagnostic
 		tlsCfg, tdiags = tlsConfig("upstreams."+name+".tls", spec.TLS, opts.Secrets)
@@ -179,6 +184,8 @@ func NewPool(name string, spec schemas.Upstream, opts Options) (*Pool, error) {
 		name:        name,
 		spec:        spec,
 		fingerprint: string(fp),
+		secrets:     opts.Secrets,
+		tlsDigest:   tlsDigest,
 		targets:     targets,
 		breaker:     newBreaker(spec.CircuitBreaker, now),
 		transport:   tr,
@@ -215,6 +222,14 @@ func (p *Pool) Name() string { return p.name }
 // Fingerprint identifies the pool's settings: two pools with equal
 // fingerprints are interchangeable, so the runtime keeps the running one.
 func (p *Pool) Fingerprint() string { return p.fingerprint }
+
+// TLSCurrent reports whether the CA bundle and client certificate the
+// pool was built with are still what its tls references resolve to. When
+// they are not (a rotated certificate file), the runtime builds a new pool
+// even though the settings are the same.
+func (p *Pool) TLSCurrent() bool {
+	return materialDigest(p.spec.TLS, p.secrets) == p.tlsDigest
+}
 
 // Transport returns the pool's keep-alive transport: a synchronous
 // HTTP/1.1 client for plain requests to http:// targets, http.Transport

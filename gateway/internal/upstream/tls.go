@@ -1,8 +1,11 @@
 package upstream
 
 import (
+	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/binary"
+	"encoding/hex"
 	"fmt"
 
 	"github.com/gitgate/gitgate/gateway/internal/secretref"
@@ -32,7 +35,8 @@ func tlsConfig(path string, spec *schemas.UpstreamTLS, secrets secretref.Source)
 		at(".minVersion", "minVersion %q: use \"1.2\" or \"1.3\"", spec.MinVersion)
 	}
 	cfg.ServerName = spec.ServerName
-	// An explicit, logged opt-in (see Pool.Warnings); never a fallback.
+	// An explicit opt-in that the runtime logs at each apply; never a
+	// fallback.
 	cfg.InsecureSkipVerify = spec.InsecureSkipVerify
 	if ref := spec.CARef; ref != nil {
 		pem, err := secrets.Resolve(ref)
@@ -68,4 +72,30 @@ func tlsConfig(path string, spec *schemas.UpstreamTLS, secrets secretref.Source)
 		}
 	}
 	return cfg, diags
+}
+
+// materialDigest is a digest of what the references of spec resolve to
+// now, "" for a section without any. A pool built when the digest was
+// different holds older CAs or client certificates than the files or
+// variables now give.
+func materialDigest(spec *schemas.UpstreamTLS, secrets secretref.Source) string {
+	if spec == nil || spec.CARef == nil && spec.ClientCertRef == nil && spec.ClientKeyRef == nil {
+		return ""
+	}
+	h := sha256.New()
+	for _, ref := range []*schemas.SecretRef{spec.CARef, spec.ClientCertRef, spec.ClientKeyRef} {
+		if ref == nil {
+			h.Write([]byte{0})
+			continue
+		}
+		b, err := secrets.Resolve(ref)
+		if err != nil {
+			h.Write([]byte{1})
+			continue
+		}
+		h.Write([]byte{2})
+		h.Write(binary.BigEndian.AppendUint64(nil, uint64(len(b))))
+		h.Write(b)
+	}
+	return hex.EncodeToString(h.Sum(nil))
 }
