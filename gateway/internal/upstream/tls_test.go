@@ -306,6 +306,10 @@ func TestHealthCheckOverTLS(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
+			unhealthyAfter := 1
+			if tc.healthy {
+				unhealthyAfter = 3
+			}
 			var probes atomic.Int64
 			srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				probes.Add(1)
@@ -318,7 +322,10 @@ func TestHealthCheckOverTLS(t *testing.T) {
 			p := mustPool(t, schemas.Upstream{
 				Targets:     []string{srv.URL},
 				TLS:         tc.tls,
-				HealthCheck: &schemas.HealthCheck{Interval: schemas.Duration(20 * time.Millisecond), Timeout: schemas.Duration(20 * time.Millisecond), HealthyThreshold: 1, UnhealthyThreshold: 1},
+				// A passing target must fail 3 probes in a row to go down,
+				// so a slow handshake on a loaded machine cannot flip it;
+				// a failing one goes down at its first probe.
+				HealthCheck: &schemas.HealthCheck{Interval: schemas.Duration(100 * time.Millisecond), Timeout: schemas.Duration(100 * time.Millisecond), HealthyThreshold: 1, UnhealthyThreshold: unhealthyAfter},
 			}, nil)
 			p.Start()
 			if tc.healthy {
