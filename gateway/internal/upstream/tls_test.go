@@ -320,8 +320,8 @@ func TestHealthCheckOverTLS(t *testing.T) {
 			srv.StartTLS()
 			t.Cleanup(srv.Close)
 			p := mustPool(t, schemas.Upstream{
-				Targets:     []string{srv.URL},
-				TLS:         tc.tls,
+				Targets: []string{srv.URL},
+				TLS:     tc.tls,
 				// A passing target must fail 3 probes in a row to go down,
 				// so a slow handshake on a loaded machine cannot flip it;
 				// a failing one goes down at its first probe.
