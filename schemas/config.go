@@ -47,6 +47,40 @@ type Upstream struct {
 	MaxIdleConnsPerTarget int `json:"maxIdleConnsPerTarget,omitempty"`
 	// ConnectTimeout bounds dialing a target. Default 5s.
 	ConnectTimeout Duration `json:"connectTimeout,omitempty"`
+	// TLS configures connections to https:// targets and their health
+	// checks. Nil: the system roots, SNI from the target host, TLS 1.2 or
+	// newer.
+	TLS *UpstreamTLS `json:"tls,omitempty"`
+}
+
+// TLS versions for UpstreamTLS.MinVersion.
+const (
+	TLSVersion12 = "1.2"
+	TLSVersion13 = "1.3"
+)
+
+// UpstreamTLS is how the gateway verifies and authenticates to an
+// upstream's https:// targets. Certificates and keys are secret references
+// resolved by the gateway at apply time; their values never appear in a
+// bundle.
+type UpstreamTLS struct {
+	// CARef is a PEM bundle of the CAs that may sign the targets'
+	// certificates, instead of the system roots. Nil: the system roots.
+	CARef *SecretRef `json:"caRef,omitempty"`
+	// ServerName is sent as SNI and verified against the certificate.
+	// Empty: the target URL's host.
+	ServerName string `json:"serverName,omitempty"`
+	// ClientCertRef is a PEM client certificate (chain) presented to
+	// targets that require mTLS. Set together with ClientKeyRef.
+	ClientCertRef *SecretRef `json:"clientCertRef,omitempty"`
+	// ClientKeyRef is the PEM private key of ClientCertRef.
+	ClientKeyRef *SecretRef `json:"clientKeyRef,omitempty"`
+	// MinVersion is "1.2" or "1.3". Default "1.2".
+	MinVersion string `json:"minVersion,omitempty"`
+	// InsecureSkipVerify accepts any certificate from the targets. It
+	// exists for tests and migrations only: the gateway logs a warning
+	// naming the upstream at each apply, and the agent's plan says so.
+	InsecureSkipVerify bool `json:"insecureSkipVerify,omitempty"`
 }
 
 // HashOn names the request attribute hashed for sticky choices. Exactly one

@@ -156,6 +156,9 @@ func (u *Upstream) applyDefaults() {
 	}
 	setInt(&u.MaxIdleConnsPerTarget, DefaultMaxIdleConnsPerTarget)
 	setDur(&u.ConnectTimeout, DefaultConnectTimeout)
+	if t := u.TLS; t != nil {
+		setStr(&t.MinVersion, TLSVersion12)
+	}
 	if h := u.HealthCheck; h != nil {
 		setStr(&h.Path, "/healthz")
 		setDur(&h.Interval, DefaultHealthInterval)
@@ -280,6 +283,7 @@ func (c *Config) WithDefaults() Config {
 		u.OutlierDetection = clonePtr(u.OutlierDetection)
 		u.CircuitBreaker = clonePtr(u.CircuitBreaker)
 		u.HashOn = clonePtr(u.HashOn)
+		u.TLS = clonePtr(u.TLS)
 		out.Upstreams[k] = u
 	}
 	for k, r := range out.Routes {

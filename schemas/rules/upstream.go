@@ -40,6 +40,35 @@ func Upstream(u schemas.Upstream) []Violation {
 			out = append(out, violation(".outlierDetection.maxEjection", "maxEjection %s is shorter than baseEjection %s", most, base))
 		}
 	}
+	if u.TLS != nil {
+		for _, v := range UpstreamTLS(*u.TLS) {
+			v.Field = ".tls" + v.Field
+			out = append(out, v)
+		}
+	}
+	return out
+}
+
+// UpstreamTLS checks an upstream's tls section: well-formed references, a
+// client certificate and key set together. (config.cue limits minVersion
+// to "1.2" and "1.3"; the gateway refuses other values when it builds the
+// TLS configuration.) Whether the references resolve and parse only the gateway can tell.
+func UpstreamTLS(t schemas.UpstreamTLS) []Violation {
+	var out []Violation
+	for _, r := range []struct {
+		path string
+		ref  *schemas.SecretRef
+	}{{".caRef", t.CARef}, {".clientCertRef", t.ClientCertRef}, {".clientKeyRef", t.ClientKeyRef}} {
+		if r.ref == nil {
+			continue
+		}
+		if err := SecretRef(*r.ref); err != nil {
+			out = append(out, at(r.path, err)...)
+		}
+	}
+	if (t.ClientCertRef == nil) != (t.ClientKeyRef == nil) {
+		out = append(out, violation(".clientKeyRef", "clientCertRef and clientKeyRef are set together"))
+	}
 	return out
 }
 

@@ -294,6 +294,9 @@ func upstreamDefaults(u *schemas.Upstream) []leaf {
 	if u.CircuitBreaker != nil {
 		z.CircuitBreaker = &schemas.CircuitBreaker{}
 	}
+	if u.TLS != nil {
+		z.TLS = &schemas.UpstreamTLS{}
+	}
 	c := schemas.Config{Upstreams: map[string]schemas.Upstream{"": z}}
 	c.ApplyDefaults()
 	z = c.Upstreams[""]

@@ -2,7 +2,10 @@ package diff
 
 import (
 	"encoding/json"
+	"fmt"
+	"maps"
 	"reflect"
+	"slices"
 	"sort"
 
 	"github.com/gitgate/gitgate/schemas"
@@ -84,6 +87,11 @@ type Change struct {
 type Plan struct {
 	// Changes are sorted by kind, then name.
 	Changes []Change
+	// Warnings are settings of the new config that weaken security, one
+	// sentence each, sorted: an upstream with tls.insecureSkipVerify. They
+	// are shown with every non-empty plan, changed or not, so the opt-in
+	// never goes quiet.
+	Warnings []string
 }
 
 // Counts are numbers of changes per action.
@@ -131,6 +139,9 @@ func Compute(old, new *schemas.Config) *Plan {
 	p.Changes = append(p.Changes, compareKind(KindUpstream, old.Upstreams, new.Upstreams, upstreamLeaves, upstreamDefaults)...)
 	p.Changes = append(p.Changes, compareKind(KindPolicy, old.Policies, new.Policies, policyLeaves, policyDefaults)...)
 	p.Changes = append(p.Changes, compareKind(KindSafety, safetyEntry(old), safetyEntry(new), safetyLeaves, safetyDefaults)...)
+	if len(p.Changes) > 0 {
+		p.Warnings = insecureSettings(new)
+	}
 	sort.SliceStable(p.Changes, func(i, j int) bool {
 		a, b := p.Changes[i], p.Changes[j]
 		if a.Kind != b.Kind {
@@ -139,6 +150,25 @@ func Compute(old, new *schemas.Config) *Plan {
 		return a.Name < b.Name
 	})
 	return p
+}
+
+// warnings returns p.Warnings; nil for a nil plan.
+func (p *Plan) warnings() []string {
+	if p == nil {
+		return nil
+	}
+	return p.Warnings
+}
+
+// insecureSettings lists the settings of cfg that weaken security.
+func insecureSettings(cfg *schemas.Config) []string {
+	var out []string
+	for _, name := range slices.Sorted(maps.Keys(cfg.Upstreams)) {
+		if t := cfg.Upstreams[name].TLS; t != nil && t.InsecureSkipVerify {
+			out = append(out, fmt.Sprintf("upstream %s has tls.insecureSkipVerify: the certificates of its targets are not verified", name))
+		}
+	}
+	return out
 }
 
 // compareKind diffs one map of entries. leaves flattens one entry; defaults
@@ -199,6 +229,8 @@ type jsonPlan struct {
 		Delete []Change `json:"delete"`
 	} `json:"changes"`
 	Summary Summary `json:"summary"`
+	// Warnings is Plan.Warnings; absent when there are none.
+	Warnings []string `json:"warnings,omitempty"`
 }
 
 // MarshalJSON writes the plan as
@@ -220,6 +252,9 @@ func (p *Plan) MarshalJSON() ([]byte, error) {
 		}
 	}
 	j.Summary = p.Summary()
+	if p != nil {
+		j.Warnings = p.Warnings
+	}
 	return json.Marshal(j)
 }
 

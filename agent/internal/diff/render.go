@@ -74,6 +74,12 @@ func (p *Plan) Text() string {
 			fmt.Fprintf(&b, "      %s %s\n", f.symbol(), f)
 		}
 	}
+	for _, w := range p.Warnings {
+		fmt.Fprintf(&b, "\nWarning: %s.", w)
+	}
+	if len(p.Warnings) > 0 {
+		b.WriteString("\n")
+	}
 	fmt.Fprintf(&b, "\nPlan: %s\n", p.Summary().headline())
 	return b.String()
 }
@@ -98,6 +104,9 @@ func (p *Plan) markdownHeader() string {
 	s := p.Summary()
 	var b strings.Builder
 	fmt.Fprintf(&b, "**Plan:** %s\n\n", s.headline())
+	for _, w := range p.warnings() {
+		fmt.Fprintf(&b, "> [!WARNING]\n> %s.\n\n", html.EscapeString(w))
+	}
 	if s.Total.Total() == 0 {
 		return b.String()
 	}

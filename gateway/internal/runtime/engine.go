@@ -23,6 +23,7 @@ import (
 	"github.com/gitgate/gitgate/gateway/internal/proxy"
 	"github.com/gitgate/gitgate/gateway/internal/reply"
 	"github.com/gitgate/gitgate/gateway/internal/router"
+	"github.com/gitgate/gitgate/gateway/internal/secretref"
 	"github.com/gitgate/gitgate/gateway/internal/traffic"
 	"github.com/gitgate/gitgate/gateway/internal/upstream"
 	"github.com/gitgate/gitgate/schemas"
@@ -446,16 +447,21 @@ func (e *Engine) build(b *schemas.Bundle, cfg *schemas.Config, prev *snapshot, w
 	fresh := map[*upstream.Pool]bool{}
 	forwarders := make(map[string]*proxy.Forwarder, len(cfg.Upstreams))
 	for name, spec := range cfg.Upstreams {
+		if spec.TLS != nil && spec.TLS.InsecureSkipVerify {
+			// Said at every apply, not only when the pool is built, so
+			// the opt-in never goes quiet while it is in force.
+			e.opts.Logger.Warn().Str("upstream", name).Msg("upstream tls.insecureSkipVerify is set: the certificates of its targets are not verified")
+		}
 		if prev != nil {
 			if old := prev.pools[name]; old != nil {
-				if fp, err := json.Marshal(spec); err == nil && string(fp) == old.Fingerprint() {
+				if fp, err := json.Marshal(spec); err == nil && string(fp) == old.Fingerprint() && old.TLSCurrent() {
 					s.pools[name] = old
 					forwarders[name] = proxy.NewForwarder(old, e.popts)
 					continue
 				}
 			}
 		}
-		p, err := upstream.NewPool(name, spec, upstream.Options{Logger: e.opts.Logger})
+		p, err := upstream.NewPool(name, spec, upstream.Options{Logger: e.opts.Logger, Secrets: secretref.Source{LookupEnv: e.opts.LookupEnv}})
 		if err != nil {
 			addErr(err, "upstreams."+name)
 			continue

@@ -131,6 +131,14 @@ routes:
 upstreams:
   w: {targets: ["http://127.0.0.1:9"], outlierDetection: {maxEjection: 10s}}
 `, "upstreams.w.outlierDetection.maxEjection"},
+		{"upstream tls client certificate without its key", `
+upstreams:
+  w: {targets: ["https://127.0.0.1:9"], tls: {clientCertRef: {file: /run/tls/client.pem}}}
+`, "upstreams.w.tls.clientKeyRef"},
+		{"upstream tls reference with env and file", `
+upstreams:
+  w: {targets: ["https://127.0.0.1:9"], tls: {caRef: {env: CA, file: /run/tls/ca.pem}}}
+`, "upstreams.w.tls.caRef"},
 		// Both accept: an unset field takes its default on both sides.
 		{"short health interval, timeout unset", `
 upstreams:

@@ -2,6 +2,7 @@ package upstream
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -16,6 +17,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/gitgate/gitgate/gateway/admin/client"
+	"github.com/gitgate/gitgate/gateway/internal/secretref"
 	"github.com/gitgate/gitgate/schemas"
 	"github.com/gitgate/gitgate/schemas/rules"
 )
@@ -34,6 +36,10 @@ type Options struct {
 	Now func() time.Time
 	// Logger receives health transitions. The zero value logs nothing.
 	Logger zerolog.Logger
+	// Secrets resolves the references of the tls section (CA bundle,
+	// client certificate and key). The zero value reads the process
+	// environment and the file system.
+	Secrets secretref.Source
 }
 
 // TargetStatus is a snapshot of one target for status pages, in the admin
@@ -78,6 +84,8 @@ type Pool struct {
 	name        string
 	spec        schemas.Upstream
 	fingerprint string
+	secrets     secretref.Source
+	tlsDigest   string // materialDigest of spec.TLS when built
 	targets     []*Target
 	breaker     *Breaker
 	transport   *http.Transport
@@ -150,6 +158,15 @@ func NewPool(name string, spec schemas.Upstream, opts Options) (*Pool, error) {
 	if spec.MaxConnsPerTarget < 0 || spec.MaxIdleConnsPerTarget < 0 {
 		at("", "connection limits must not be negative")
 	}
+	var tlsCfg *tls.Config
+	// Read before the configuration is built: a file that changes in
+	// between makes the next apply build the pool again.
+	tlsDigest := materialDigest(spec.TLS, opts.Secrets)
+	if !bad {
+		var tdiags []schemas.Diagnostic
+		tlsCfg, tdiags = tlsConfig("upstreams."+name+".tls", spec.TLS, opts.Secrets)
+		diags = append(diags, tdiags...)
+	}
 	if len(diags) > 0 {
 		return nil, &schemas.InvalidError{Diagnostics: diags}
 	}
@@ -162,11 +179,13 @@ func NewPool(name string, spec schemas.Upstream, opts Options) (*Pool, error) {
 		now = time.Now
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	tr, dialer := newTransport(spec)
+	tr, dialer := newTransport(spec, tlsCfg)
 	return &Pool{
 		name:        name,
 		spec:        spec,
 		fingerprint: string(fp),
+		secrets:     opts.Secrets,
+		tlsDigest:   tlsDigest,
 		targets:     targets,
 		breaker:     newBreaker(spec.CircuitBreaker, now),
 		transport:   tr,
@@ -178,13 +197,16 @@ func NewPool(name string, spec schemas.Upstream, opts Options) (*Pool, error) {
 	}, nil
 }
 
-func newTransport(spec schemas.Upstream) (*http.Transport, *net.Dialer) {
+// newTransport builds the pool's http.Transport, which carries every
+// request to an https:// target and every health check, with tlsCfg.
+func newTransport(spec schemas.Upstream, tlsCfg *tls.Config) (*http.Transport, *net.Dialer) {
 	d := &net.Dialer{Timeout: spec.ConnectTimeout.D(), KeepAlive: 30 * time.Second}
 	return &http.Transport{
 		DialContext:           d.DialContext,
 		MaxIdleConnsPerHost:   spec.MaxIdleConnsPerTarget,
 		MaxConnsPerHost:       spec.MaxConnsPerTarget,
 		IdleConnTimeout:       90 * time.Second,
+		TLSClientConfig:       tlsCfg,
 		TLSHandshakeTimeout:   10 * time.Second,
 		ExpectContinueTimeout: time.Second,
 		// Upstreams speak HTTP/1.1 with keep-alive; bodies pass through as
@@ -200,6 +222,14 @@ func (p *Pool) Name() string { return p.name }
 // Fingerprint identifies the pool's settings: two pools with equal
 // fingerprints are interchangeable, so the runtime keeps the running one.
 func (p *Pool) Fingerprint() string { return p.fingerprint }
+
+// TLSCurrent reports whether the CA bundle and client certificate the
+// pool was built with are still what its tls references resolve to. When
+// they are not (a rotated certificate file), the runtime builds a new pool
+// even though the settings are the same.
+func (p *Pool) TLSCurrent() bool {
+	return materialDigest(p.spec.TLS, p.secrets) == p.tlsDigest
+}
 
 // Transport returns the pool's keep-alive transport: a synchronous
 // HTTP/1.1 client for plain requests to http:// targets, http.Transport
