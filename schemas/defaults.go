@@ -237,6 +237,9 @@ func (k *APIKey) applyDefaults() {
 func (j *JWT) applyDefaults() {
 	setStr(&j.Header, "Authorization")
 	setDur(&j.Leeway, 30*time.Second)
+	if j.JWKSURL != "" {
+		setDur(&j.JWKSRefresh, 5*time.Minute)
+	}
 	if j.RequireExp == nil {
 		j.RequireExp = new(true)
 	}
