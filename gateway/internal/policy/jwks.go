@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
 
 	"github.com/gitgate/gitgate/schemas"
 )
@@ -86,6 +87,7 @@ type jwksSource struct {
 	lastKick time.Time     // last refresh asked for by an unknown kid
 	lastErr  string        // last fetch error, "" after a success
 
+	log               zerolog.Logger
 	okCount, errCount prometheus.Counter
 	lastSuccess       prometheus.Gauge
 }
@@ -123,6 +125,7 @@ func newJWKSSource(policy string, st jwksSettings, s *Set, seed *remoteKeys) (*j
 		trigger:  make(chan struct{}, 1),
 		done:     make(chan struct{}),
 		refs:     1,
+		log:      s.opts.Logger.With().Str("component", "jwks").Str("policy", policy).Str("url", st.url).Logger(),
 	}
 	if s.metrics != nil {
 		src.okCount = s.metrics.jwksRefreshes.WithLabelValues(policy, jwksResultOK)
@@ -202,7 +205,14 @@ func (src *jwksSource) run(ctx context.Context) {
 
 		err := src.fetch(ctx)
 
+		if err != nil {
+			// The error names the URL and the field, never a key.
+			src.log.Warn().Err(err).Bool("serving_last_good", src.current() != nil).Msg("JWKS fetch failed")
+		}
 		src.mu.Lock()
+		if err == nil && src.lastErr != "" {
+			src.log.Info().Msg("JWKS fetched again after failures")
+		}
 		select { // a trigger for the fetch that just ended
 		case <-src.trigger:
 		default:

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
 
 	"github.com/gitgate/gitgate/gateway/internal/clientip"
 	"github.com/gitgate/gitgate/gateway/internal/reply"
@@ -38,6 +39,8 @@ type Options struct {
 	Registry prometheus.Registerer
 	// Now is the clock of rate limits and JWT time checks. Nil: time.Now.
 	Now func() time.Time
+	// Logger receives the results of remote JWKS fetches. Zero: no logs.
+	Logger zerolog.Logger
 
 	// Bounds of remote JWKS fetches, zero for the defaults (tests shorten
 	// them).

@@ -146,7 +146,7 @@ func New(opts Options) *Engine {
 	// decided once per request (clientip.Carrier); ClientIP is the same
 	// rule for a writer that carries none.
 	trusted := opts.TrustedProxies
-	e.policyOpts = policy.Options{LookupEnv: opts.LookupEnv, Registry: opts.Registry,
+	e.policyOpts = policy.Options{LookupEnv: opts.LookupEnv, Registry: opts.Registry, Logger: opts.Logger,
 		ClientIP: func(r *http.Request) netip.Addr { return clientip.Of(r, trusted).Addr }}
 	if opts.Registry != nil {
 		m, err := proxy.NewMetrics(opts.Registry)
