@@ -3,6 +3,7 @@ package rules
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"maps"
 	"net/netip"
@@ -147,6 +148,11 @@ const MinJWKSRefresh = 10 * time.Second
 func JWKSURL(raw string) error {
 	u, err := url.Parse(raw)
 	if err != nil {
+		// Not err itself: a *url.Error quotes the URL, credentials and all.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
 		return fail("jwksURL is not a URL: %v", err)
 	}
 	switch {
