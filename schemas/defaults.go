@@ -229,6 +229,14 @@ func (rl *RateLimit) defaultsLike(other any) {
 	rl.Rate = 0
 }
 
+// defaultsLike sets j to the defaults of a jwt policy like other: the
+// refresh interval's default exists only with other's jwksURL.
+func (j *JWT) defaultsLike(other any) {
+	*j = JWT{JWKSURL: other.(*JWT).JWKSURL}
+	j.applyDefaults()
+	j.JWKSURL = ""
+}
+
 func (k *APIKey) applyDefaults() {
 	setStr(&k.In, "header")
 	setStr(&k.Name, "X-API-Key")
