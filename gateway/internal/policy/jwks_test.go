@@ -332,7 +332,17 @@ func TestJWKSAppliesKeepCacheAndLeakNoGoroutine(t *testing.T) {
 	var prev *Set
 	var first *jwksSource
 	for i := range 100 {
-		set, err := Compile(cfgFor(i), prev, Options{})
+		cfg := cfgFor(i)
+		if i%10 == 5 {
+			// A config refused for another policy: the sources this
+			// compile started or retained are released.
+			cfg.Policies["bad"] = schemas.Policy{JWT: &schemas.JWT{Algorithms: []string{"RS256"}, Header: "bad header", JWKSURL: js.srv.URL}}
+			if _, err := Compile(cfg, prev, Options{}); err == nil {
+				t.Fatalf("apply %d: a bad header name was accepted", i)
+			}
+			continue
+		}
+		set, err := Compile(cfg, prev, Options{})
 		if err != nil {
 			t.Fatal(err)
 		}
