@@ -29,7 +29,7 @@ func init() {
 		criterion: "a jwt policy verifies tokens with keys from a jwksURL on a local HTTPS server (its CA by " +
 			"jwksCARef); the server then hangs on every request: a token naming an unknown kid asks for a " +
 			"refresh that times out (401), 50 tokens of the known key keep getting 200 from the last good set, " +
-			"GET /v1/status shows the set's last error with its key still served, and an unrelated config " +
+			"GET /v1/status shows the set's last error with its key still served, the log says so, and an unrelated config " +
 			"applied during the hang keeps the cached set (200 under the new config)",
 		run: jwksProviderHangs,
 	})
@@ -171,6 +171,9 @@ func jwksProviderHangs(ctx context.Context, t *T) error {
 	})
 	if err != nil {
 		return err
+	}
+	if !logContains(st.Gateway.Log, "JWKS fetch failed") {
+		return fmt.Errorf("the gateway's log does not say the JWKS fetch failed")
 	}
 	s, _ := st.Admin.Status(ctx)
 	t.Logf("status during the hang: keys=%d lastError=%q", s.JWKS["auth"].Keys, s.JWKS["auth"].LastError)
