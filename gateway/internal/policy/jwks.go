@@ -88,6 +88,7 @@ type jwksSource struct {
 	lastErr  string        // last fetch error, "" after a success
 
 	log               zerolog.Logger
+	metrics           *metrics // nil: no metrics
 	okCount, errCount prometheus.Counter
 	lastSuccess       prometheus.Gauge
 }
@@ -128,6 +129,8 @@ func newJWKSSource(policy string, st jwksSettings, s *Set, seed *remoteKeys) (*j
 		log:      s.opts.Logger.With().Str("component", "jwks").Str("policy", policy).Str("url", st.url).Logger(),
 	}
 	if s.metrics != nil {
+		src.metrics = s.metrics
+		s.metrics.jwksStarted(policy)
 		src.okCount = s.metrics.jwksRefreshes.WithLabelValues(policy, jwksResultOK)
 		src.errCount = s.metrics.jwksRefreshes.WithLabelValues(policy, jwksResultError)
 		src.lastSuccess = s.metrics.jwksLastSuccess.WithLabelValues(policy)
@@ -175,6 +178,9 @@ func (src *jwksSource) release() {
 		src.cancel()
 		<-src.done
 		src.client.CloseIdleConnections()
+		if src.metrics != nil {
+			src.metrics.jwksStopped(src.policy)
+		}
 	}
 }
 

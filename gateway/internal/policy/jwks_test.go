@@ -386,3 +386,60 @@ func metricValue(t *testing.T, c prometheus.Metric) float64 {
 	}
 	return m.Gauge.GetValue()
 }
+
+// TestJWKSMetricsFollowThePolicy checks that a changed policy keeps its
+// series and a removed one loses them once its last Set is closed.
+func TestJWKSMetricsFollowThePolicy(t *testing.T) {
+	t.Parallel()
+	keys := testKeys()
+	js := newJWKSServer(t, rsaJWK("a", &keys.rsa.PublicKey))
+	reg := prometheus.NewRegistry()
+	series := func() int {
+		t.Helper()
+		mfs, err := reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		n := 0
+		for _, mf := range mfs {
+			if strings.Contains(mf.GetName(), "jwks") {
+				n += len(mf.GetMetric())
+			}
+		}
+		return n
+	}
+	cfg := jwksPolicy(js)
+	cfg.ApplyDefaults()
+	s1, err := Compile(cfg, nil, Options{Registry: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s1.jwks["p"].waitFirst(t.Context())
+	if n := series(); n != 3 {
+		t.Fatalf("%d JWKS series after the first fetch, want 3 (last success, ok and error counts)", n)
+	}
+
+	changed := jwksPolicy(js)
+	changed.Policies["p"].JWT.JWKSRefresh = schemas.Duration(time.Hour)
+	changed.ApplyDefaults()
+	s2, err := Compile(changed, s1, Options{Registry: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s1.Close()
+	if n := series(); n != 3 {
+		t.Errorf("%d JWKS series after the policy changed, want its series kept", n)
+	}
+
+	none := routeCfg(map[string]schemas.Policy{})
+	none.ApplyDefaults()
+	s3, err := Compile(none, s2, Options{Registry: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s2.Close()
+	defer s3.Close()
+	if n := series(); n != 0 {
+		t.Errorf("%d JWKS series after the policy was removed, want 0", n)
+	}
+}

@@ -3,6 +3,7 @@ package policy
 import (
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -23,6 +24,35 @@ type metrics struct {
 	// jwksLastSuccess is when a policy's set was last fetched.
 	jwksRefreshes   *prometheus.CounterVec
 	jwksLastSuccess *prometheus.GaugeVec
+	// jwksLive counts the running JWKS sources by policy name: the series
+	// of a policy are deleted when its last source stops.
+	jwksMu   sync.Mutex
+	jwksLive map[string]int
+}
+
+// jwksStarted records a running source of policy.
+func (m *metrics) jwksStarted(policy string) {
+	m.jwksMu.Lock()
+	defer m.jwksMu.Unlock()
+	if m.jwksLive == nil {
+		m.jwksLive = map[string]int{}
+	}
+	m.jwksLive[policy]++
+}
+
+// jwksStopped records a stopped source of policy and deletes the policy's
+// series when no source of that name runs any more (the policy was
+// removed or lost its jwksURL).
+func (m *metrics) jwksStopped(policy string) {
+	m.jwksMu.Lock()
+	defer m.jwksMu.Unlock()
+	if m.jwksLive[policy]--; m.jwksLive[policy] > 0 {
+		return
+	}
+	delete(m.jwksLive, policy)
+	m.jwksLastSuccess.DeleteLabelValues(policy)
+	m.jwksRefreshes.DeleteLabelValues(policy, jwksResultOK)
+	m.jwksRefreshes.DeleteLabelValues(policy, jwksResultError)
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
