@@ -357,6 +357,15 @@ type JWT struct {
 	JWKS *JWKS `json:"jwks,omitempty" secret:"value"`
 	// JWKSRef reads a JWKS document from a reference at apply time.
 	JWKSRef *SecretRef `json:"jwksRef,omitempty"`
+	// JWKSURL is an https URL the gateway fetches the JWKS from, caches and
+	// refreshes every JWKSRefresh and when a token names an unknown kid.
+	JWKSURL string `json:"jwksURL,omitempty"`
+	// JWKSCARef is a PEM CA bundle, by reference, that verifies the JWKS
+	// server instead of the system roots (a private CA).
+	JWKSCARef *SecretRef `json:"jwksCARef,omitempty"`
+	// JWKSRefresh is how often a JWKS from JWKSURL is fetched again.
+	// Default 5m when JWKSURL is set.
+	JWKSRefresh Duration `json:"jwksRefresh,omitempty"`
 	// Header carrying the token. Default "Authorization" with a Bearer prefix.
 	Header string `json:"header,omitempty"`
 	// ClaimsToHeaders copies claims (key) to upstream request headers (value).

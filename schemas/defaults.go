@@ -232,6 +232,14 @@ func (rl *RateLimit) defaultsLike(other any) {
 	rl.Rate = 0
 }
 
+// defaultsLike sets j to the defaults of a jwt policy like other: the
+// refresh interval's default exists only with other's jwksURL.
+func (j *JWT) defaultsLike(other any) {
+	*j = JWT{JWKSURL: other.(*JWT).JWKSURL}
+	j.applyDefaults()
+	j.JWKSURL = ""
+}
+
 func (k *APIKey) applyDefaults() {
 	setStr(&k.In, "header")
 	setStr(&k.Name, "X-API-Key")
@@ -240,6 +248,9 @@ func (k *APIKey) applyDefaults() {
 func (j *JWT) applyDefaults() {
 	setStr(&j.Header, "Authorization")
 	setDur(&j.Leeway, 30*time.Second)
+	if j.JWKSURL != "" {
+		setDur(&j.JWKSRefresh, 5*time.Minute)
+	}
 	if j.RequireExp == nil {
 		j.RequireExp = new(true)
 	}

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"reflect"
 	"testing"
+	"time"
 )
 
 // everyKind is a config with one policy of every kind, each with settings
@@ -81,5 +82,26 @@ func TestPolicyDefaultsFollowRate(t *testing.T) {
 	want := RateLimit{Per: Duration(1e9), Burst: 3, Key: "client_ip", MaxKeys: DefaultRateLimitMaxKeys}
 	if got.RateLimit == nil || *got.RateLimit != want {
 		t.Fatalf("Defaults() = %+v, want %+v", got.RateLimit, want)
+	}
+}
+
+func TestJWTDefaultsFollowJWKSURL(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		jwt  JWT
+		want Duration
+	}{
+		{"remote JWKS: refresh 5m", JWT{Algorithms: []string{"RS256"}, JWKSURL: "https://idp.test/jwks"}, Duration(5 * time.Minute)},
+		{"inline keys: no refresh", JWT{Algorithms: []string{"RS256"}, JWKS: &JWKS{}}, 0},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			got := Policy{JWT: &tt.jwt}.Defaults()
+			if got.JWT == nil || got.JWT.JWKSRefresh != tt.want || got.JWT.JWKSURL != "" || got.JWT.Header != "Authorization" {
+				t.Fatalf("Defaults() = %+v, want jwksRefresh %v, no jwksURL, header Authorization", got.JWT, tt.want)
+			}
+		})
 	}
 }

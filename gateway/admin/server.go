@@ -67,6 +67,8 @@ type Health struct {
 	Breakers map[string]string
 	// Traffic is what the running version and the one before it served.
 	Traffic *client.TrafficReport
+	// JWKS maps a jwt policy with a jwksURL to its key set's state.
+	JWKS map[string]client.JWKSStatus
 }
 
 // Persister saves the last-known-good bundle. *lkg.Store implements it.
@@ -562,6 +564,7 @@ func (s *Server) status() client.Status {
 	if s.opts.Health != nil {
 		h := s.opts.Health()
 		st.Routes, st.Upstreams, st.Breakers, st.Traffic = h.Routes, h.Upstreams, h.Breakers, h.Traffic
+		st.JWKS = h.JWKS
 	}
 	s.stateMu.RLock()
 	st.AppliedAt, st.LastRejected = s.appliedAt, s.lastRejected

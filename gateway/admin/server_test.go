@@ -541,6 +541,7 @@ func TestStatusShowsHealth(t *testing.T) {
 				Routes:    7,
 				Upstreams: map[string][]client.TargetStatus{"app": {{URL: "http://127.0.0.1:1", Healthy: false, InFlight: 3}}},
 				Breakers:  map[string]string{"app": "open"},
+				JWKS:      map[string]client.JWKSStatus{"auth": {URL: "https://idp.test/jwks.json", Keys: 2, LastError: "HTTP status 500"}},
 			}
 		}
 	})
@@ -549,7 +550,8 @@ func TestStatusShowsHealth(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if st.Routes != 7 || st.Breakers["app"] != "open" || len(st.Upstreams["app"]) != 1 || st.Upstreams["app"][0].InFlight != 3 {
+	if st.Routes != 7 || st.Breakers["app"] != "open" || len(st.Upstreams["app"]) != 1 || st.Upstreams["app"][0].InFlight != 3 ||
+		st.JWKS["auth"].Keys != 2 || st.JWKS["auth"].LastError == "" {
 		t.Fatalf("status %+v does not carry the runtime's health", st)
 	}
 }

@@ -3,12 +3,14 @@ package rules
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"maps"
 	"net/netip"
 	"net/url"
 	"slices"
 	"strings"
+	"time"
 
 	"github.com/gitgate/gitgate/schemas"
 )
@@ -94,14 +96,33 @@ func JWT(j schemas.JWT) []Violation {
 	if !hs && j.Secret != nil {
 		out = append(out, violation(".secret", "secret is used only with HS256"))
 	}
-	if asym && j.JWKS == nil && j.JWKSRef == nil {
-		out = append(out, violation(".algorithms", "RS256 and ES256 need jwks or jwksRef"))
+	sources := 0
+	for _, set := range []bool{j.JWKS != nil, j.JWKSRef != nil, j.JWKSURL != ""} {
+		if set {
+			sources++
+		}
 	}
-	if !asym && (j.JWKS != nil || j.JWKSRef != nil) {
+	if asym && sources == 0 {
+		out = append(out, violation(".algorithms", "RS256 and ES256 need jwks, jwksRef or jwksURL"))
+	}
+	if !asym && sources > 0 {
 		out = append(out, violation(".jwks", "public keys are used only with RS256 or ES256"))
 	}
-	if j.JWKS != nil && j.JWKSRef != nil {
-		out = append(out, violation(".jwksRef", "set jwks or jwksRef, not both"))
+	if sources > 1 {
+		out = append(out, violation(".jwksRef", "set one of jwks, jwksRef or jwksURL"))
+	}
+	if j.JWKSURL != "" {
+		out = append(out, at(".jwksURL", JWKSURL(j.JWKSURL))...)
+		if j.JWKSRefresh != 0 && j.JWKSRefresh.D() < MinJWKSRefresh {
+			out = append(out, violation(".jwksRefresh", "jwksRefresh is %s; at least %s", j.JWKSRefresh.D(), MinJWKSRefresh))
+		}
+	} else {
+		if j.JWKSCARef != nil {
+			out = append(out, violation(".jwksCARef", "jwksCARef is used only with jwksURL"))
+		}
+		if j.JWKSRefresh != 0 {
+			out = append(out, violation(".jwksRefresh", "jwksRefresh is used only with jwksURL"))
+		}
 	}
 	for _, claim := range slices.Sorted(maps.Keys(j.ClaimsToHeaders)) {
 		out = append(out, at(".claimsToHeaders."+claim, IdentityHeader(j.ClaimsToHeaders[claim]))...)
@@ -109,12 +130,42 @@ func JWT(j schemas.JWT) []Violation {
 	for _, ref := range []struct {
 		name string
 		r    *schemas.SecretRef
-	}{{".secret", j.Secret}, {".jwksRef", j.JWKSRef}} {
+	}{{".secret", j.Secret}, {".jwksRef", j.JWKSRef}, {".jwksCARef", j.JWKSCARef}} {
 		if ref.r != nil {
 			out = append(out, at(ref.name, SecretRef(*ref.r))...)
 		}
 	}
 	return out
+}
+
+// MinJWKSRefresh is the shortest jwksRefresh accepted: an identity
+// provider is not polled more often than this.
+const MinJWKSRefresh = 10 * time.Second
+
+// JWKSURL reports a jwksURL the gateway will not fetch: it must be an
+// absolute https URL with a host and without credentials or a fragment.
+// Keys fetched over plain HTTP could be replaced by anyone on the path.
+func JWKSURL(raw string) error {
+	u, err := url.Parse(raw)
+	if err != nil {
+		// Not err itself: a *url.Error quotes the URL, credentials and all.
+		var ue *url.Error
+		if errors.As(err, &ue) {
+			err = ue.Err
+		}
+		return fail("jwksURL is not a URL: %v", err)
+	}
+	switch {
+	case u.Scheme != "https":
+		return fail("jwksURL must use https (got scheme %q): keys fetched in clear could be replaced on the way", u.Scheme)
+	case u.Host == "" || u.Hostname() == "":
+		return fail("jwksURL has no host")
+	case u.User != nil:
+		return fail("jwksURL must not carry credentials")
+	case u.Fragment != "" || strings.HasSuffix(raw, "#"):
+		return fail("jwksURL must not have a fragment")
+	}
+	return nil
 }
 
 // SecretRef reports a reference that does not name exactly one place.

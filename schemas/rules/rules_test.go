@@ -137,3 +137,32 @@ func TestIdentityHeader(t *testing.T) {
 		})
 	}
 }
+
+func TestJWKSURL(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, url, want string // want: part of the message, "" for accepted
+	}{
+		{"https with a path", "https://idp.example.com/.well-known/jwks.json", ""},
+		{"https with a port", "https://127.0.0.1:8443/jwks", ""},
+		{"plain http", "http://idp.example.com/jwks.json", "must use https"},
+		{"no scheme", "idp.example.com/jwks.json", "must use https"},
+		{"no host", "https:///jwks.json", "no host"},
+		{"credentials in the URL", "https://user:pass@idp.example.com/jwks.json", "credentials"},
+		{"a fragment", "https://idp.example.com/jwks.json#keys", "fragment"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			err := JWKSURL(tt.url)
+			switch {
+			case tt.want == "" && err != nil:
+				t.Errorf("JWKSURL(%q) = %v, want accepted", tt.url, err)
+			case tt.want != "" && (err == nil || !strings.Contains(err.Error(), tt.want)):
+				t.Errorf("JWKSURL(%q) = %v, want an error containing %q", tt.url, err, tt.want)
+			case tt.want == "credentials" && strings.Contains(err.Error(), "pass"):
+				t.Errorf("the error %q quotes the password", err)
+			}
+		})
+	}
+}

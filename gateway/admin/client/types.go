@@ -78,6 +78,22 @@ type Status struct {
 	// Traffic is what the running config version and the one before it
 	// served. Nil before the first apply.
 	Traffic *TrafficReport `json:"traffic,omitempty"`
+	// JWKS maps a jwt policy with a jwksURL to the state of its key set.
+	JWKS map[string]JWKSStatus `json:"jwks,omitempty"`
+}
+
+// JWKSStatus is the state of a jwt policy's remote key set. A set whose
+// LastError is not empty is stale: the keys of LastSuccess keep serving.
+type JWKSStatus struct {
+	// URL the keys are fetched from.
+	URL string `json:"url"`
+	// Keys is the number of keys served; 0 before the first good fetch
+	// (tokens are then answered 503).
+	Keys int `json:"keys"`
+	// LastSuccess is when the served set was fetched.
+	LastSuccess time.Time `json:"lastSuccess,omitzero"`
+	// LastError is the error of the last fetch, empty when it succeeded.
+	LastError string `json:"lastError,omitempty"`
 }
 
 // TrafficReport is the traffic of the running config version and of the

@@ -46,7 +46,7 @@ func TestCompileErrors(t *testing.T) {
 		{name: "unsupported algorithm", policies: map[string]schemas.Policy{"auth": {JWT: &schemas.JWT{Algorithms: []string{"none"}}}},
 			path: "policies.auth.jwt.algorithms[0]", msg: `"none" is not supported`},
 		{name: "RS256 without keys", policies: map[string]schemas.Policy{"auth": {JWT: &schemas.JWT{Algorithms: []string{"RS256"}}}},
-			path: "policies.auth.jwt.algorithms", msg: "need jwks or jwksRef"},
+			path: "policies.auth.jwt.algorithms", msg: "need jwks, jwksRef or jwksURL"},
 		{name: "short RSA key", policies: map[string]schemas.Policy{"auth": {JWT: &schemas.JWT{Algorithms: []string{"RS256"},
 			JWKS: &schemas.JWKS{Keys: []schemas.JWK{{Kty: "RSA", N: b64([]byte{0xc3, 0x01}), E: "AQAB"}}}}}},
 			path: "policies.auth.jwt.jwks.keys[0]", msg: "at least 2048"},

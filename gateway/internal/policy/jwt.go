@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"context"
 	"crypto/ecdsa"
 	"crypto/elliptic"
 	"crypto/rsa"
@@ -15,6 +16,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/golang-jwt/jwt/v5"
 
@@ -52,11 +54,13 @@ type jwtPolicy struct {
 	parser     *jwt.Parser
 	secret     []byte
 	keys       []publicKey
+	remote     *jwksSource // keys fetched from jwksURL; nil: keys
 	claims     []claimHeader
 	counters   authCounters
 	missing    *reply.Body
 	invalid    *reply.Body
 	forbidden  *reply.Body
+	noKeys     *reply.Body
 	challenge  []string
 	invalidWWW []string
 	scopeWWW   []string
@@ -70,10 +74,31 @@ type claimHeader struct {
 
 func init() {
 	registerKind("jwt", inOrder, func(b *build, cfg *schemas.JWT) middleware {
-		if j := compileJWT(b.name, b.path, cfg, b.set, b.diags); j != nil {
-			return j
+		j := compileJWT(b.name, b.path, cfg, b.set, b.diags)
+		if j == nil {
+			return nil
 		}
-		return nil
+		if cfg.JWKSURL != "" {
+			st := jwksSettings{url: cfg.JWKSURL, refresh: cfg.JWKSRefresh.D()}
+			if cfg.JWKSCARef != nil {
+				pem, err := b.set.resolveSecret(cfg.JWKSCARef)
+				if err != nil {
+					b.diags.add(b.path+".jwksCARef", err.Error())
+					return nil
+				}
+				st.caPEM = string(pem)
+			}
+			if st.refresh <= 0 {
+				st.refresh = 5 * time.Minute // a config compiled without defaults
+			}
+			src, err := b.jwksFor(st)
+			if err != nil {
+				b.diags.add(b.path+".jwksCARef", fmt.Sprintf("the CA bundle from %s: %v", cfg.JWKSCARef, err))
+				return nil
+			}
+			j.remote = src
+		}
+		return j
 	})
 }
 
@@ -83,6 +108,7 @@ func compileJWT(policy, path string, cfg *schemas.JWT, s *Set, diags *diagnostic
 		missing:    reply.New("unauthorized", "bearer token required", ""),
 		invalid:    reply.New("unauthorized", "bearer token not valid", ""),
 		forbidden:  reply.New("forbidden", "bearer token not issued for this audience", ""),
+		noKeys:     reply.New("jwks_unavailable", "the keys that verify bearer tokens have not been fetched yet", ""),
 		challenge:  []string{`Bearer`},
 		invalidWWW: []string{`Bearer error="invalid_token"`},
 		scopeWWW:   []string{`Bearer error="insufficient_scope"`},
@@ -173,6 +199,9 @@ func compileJWT(policy, path string, cfg *schemas.JWT, s *Set, diags *diagnostic
 			}
 		}
 		for alg := range wantPublic {
+			if cfg.JWKSURL != "" {
+				break // keys arrive after the apply
+			}
 			if !hasAlg(j.keys, alg) && ok {
 				diags.add(path+".jwks", fmt.Sprintf("%s is in algorithms but no key in the JWKS serves it", alg))
 				ok = false
@@ -336,14 +365,22 @@ func (j *jwtPolicy) keyFunc(t *jwt.Token) (any, error) {
 		return j.secret, nil
 	}
 	kid, _ := t.Header["kid"].(string)
+	keys := j.keys
+	if j.remote != nil {
+		cur := j.remote.current()
+		if cur == nil {
+			return nil, errJWKSUnavailable
+		}
+		keys = cur.keys
+	}
 	var set jwt.VerificationKeySet
-	for _, k := range j.keys {
+	for _, k := range keys {
 		if k.alg == alg && (kid == "" || k.kid == "" || k.kid == kid) {
 			set.Keys = append(set.Keys, k.key)
 		}
 	}
 	if len(set.Keys) == 0 {
-		return nil, fmt.Errorf("no key for alg %s and kid %q", alg, kid)
+		return nil, fmt.Errorf("%w (alg %s)", errNoKey, alg)
 	}
 	return set, nil
 }
@@ -409,6 +446,15 @@ func (j *jwtPolicy) wrap(_ string, next http.Handler) http.Handler {
 			err = jwt.ErrTokenMalformed
 		} else {
 			_, err = j.parser.ParseWithClaims(tok, claims, j.keyFunc)
+			if err != nil && j.remote != nil && j.retryAfterRefresh(r.Context(), err) {
+				claims = jwt.MapClaims{}
+				_, err = j.parser.ParseWithClaims(tok, claims, j.keyFunc)
+			}
+		}
+		if errors.Is(err, errJWKSUnavailable) {
+			// Not the caller's fault: the provider has not answered yet.
+			reply.Write(w, http.StatusServiceUnavailable, j.noKeys)
+			return
 		}
 		if err != nil {
 			reason, status := classify(err)
@@ -436,6 +482,21 @@ func (j *jwtPolicy) wrap(_ string, next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// retryAfterRefresh reports whether a token refused with err should be
+// parsed again: the remote set was fetched for the first time, or
+// refreshed because the token named an unknown kid (rate-limited, see
+// refreshForUnknownKid).
+func (j *jwtPolicy) retryAfterRefresh(ctx context.Context, err error) bool {
+	switch {
+	case errors.Is(err, errJWKSUnavailable):
+		j.remote.waitFirst(ctx)
+		return j.remote.current() != nil
+	case errors.Is(err, errNoKey):
+		return j.remote.refreshForUnknownKid(ctx)
+	}
+	return false
 }
 
 // claimString renders a claim as a header value: strings as they are,

@@ -3,6 +3,7 @@ package policy
 import (
 	"errors"
 	"fmt"
+	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -19,6 +20,39 @@ const (
 type metrics struct {
 	rateLimited  *prometheus.CounterVec
 	authFailures *prometheus.CounterVec
+	// jwksRefreshes counts fetches of remote JWKS by policy and result;
+	// jwksLastSuccess is when a policy's set was last fetched.
+	jwksRefreshes   *prometheus.CounterVec
+	jwksLastSuccess *prometheus.GaugeVec
+	// jwksLive counts the running JWKS sources by policy name: the series
+	// of a policy are deleted when its last source stops.
+	jwksMu   sync.Mutex
+	jwksLive map[string]int
+}
+
+// jwksStarted records a running source of policy.
+func (m *metrics) jwksStarted(policy string) {
+	m.jwksMu.Lock()
+	defer m.jwksMu.Unlock()
+	if m.jwksLive == nil {
+		m.jwksLive = map[string]int{}
+	}
+	m.jwksLive[policy]++
+}
+
+// jwksStopped records a stopped source of policy and deletes the policy's
+// series when no source of that name runs any more (the policy was
+// removed or lost its jwksURL).
+func (m *metrics) jwksStopped(policy string) {
+	m.jwksMu.Lock()
+	defer m.jwksMu.Unlock()
+	if m.jwksLive[policy]--; m.jwksLive[policy] > 0 {
+		return
+	}
+	delete(m.jwksLive, policy)
+	m.jwksLastSuccess.DeleteLabelValues(policy)
+	m.jwksRefreshes.DeleteLabelValues(policy, jwksResultOK)
+	m.jwksRefreshes.DeleteLabelValues(policy, jwksResultError)
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -35,6 +69,18 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name:      "auth_failures_total",
 			Help:      "Requests refused by an apiKey, jwt, ipAllow or ipDeny policy, by reason (missing, invalid, expired, forbidden).",
 		}, []string{"policy", "reason"}),
+		jwksRefreshes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "gitgate",
+			Subsystem: "policy",
+			Name:      "jwks_refreshes_total",
+			Help:      "Fetches of a jwt policy's jwksURL, by result (ok, error).",
+		}, []string{"policy", "result"}),
+		jwksLastSuccess: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "gitgate",
+			Subsystem: "policy",
+			Name:      "jwks_last_success_timestamp_seconds",
+			Help:      "When a jwt policy's jwksURL was last fetched successfully (Unix seconds); the gateway serves that set while later fetches fail.",
+		}, []string{"policy"}),
 	}
 	var err error
 	if m.rateLimited, err = register(reg, m.rateLimited); err != nil {
@@ -43,23 +89,30 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if m.authFailures, err = register(reg, m.authFailures); err != nil {
 		return nil, err
 	}
+	if m.jwksRefreshes, err = register(reg, m.jwksRefreshes); err != nil {
+		return nil, err
+	}
+	if m.jwksLastSuccess, err = register(reg, m.jwksLastSuccess); err != nil {
+		return nil, err
+	}
 	return m, nil
 }
 
 // register registers c, or returns the collector already registered under
 // the same description (a registry shared by several compiles).
-func register(reg prometheus.Registerer, c *prometheus.CounterVec) (*prometheus.CounterVec, error) {
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
 	err := reg.Register(c)
 	if err == nil {
 		return c, nil
 	}
 	var are prometheus.AlreadyRegisteredError
 	if errors.As(err, &are) {
-		if existing, ok := are.ExistingCollector.(*prometheus.CounterVec); ok {
+		if existing, ok := are.ExistingCollector.(C); ok {
 			return existing, nil
 		}
 	}
-	return nil, fmt.Errorf("registering collector: %w", err)
+	var zero C
+	return zero, fmt.Errorf("registering collector: %w", err)
 }
 
 // authCounters are one policy's failure counters, resolved at compile time

@@ -10,9 +10,11 @@ import (
 	"slices"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/rs/zerolog"
 
 	"github.com/gitgate/gitgate/gateway/internal/clientip"
 	"github.com/gitgate/gitgate/gateway/internal/reply"
@@ -37,6 +39,14 @@ type Options struct {
 	Registry prometheus.Registerer
 	// Now is the clock of rate limits and JWT time checks. Nil: time.Now.
 	Now func() time.Time
+	// Logger receives the results of remote JWKS fetches. Zero: no logs.
+	Logger zerolog.Logger
+
+	// Bounds of remote JWKS fetches, zero for the defaults (tests shorten
+	// them).
+	jwksTimeout  time.Duration
+	jwksMaxBytes int64
+	jwksKidGap   time.Duration
 }
 
 func (o *Options) fill() {
@@ -96,7 +106,11 @@ type Set struct {
 	// limiters are the rate-limit stores by policy name, handed on to the
 	// next Set when a policy's settings did not change.
 	limiters map[string]*limiterStore
-	metrics  *metrics
+	// jwks are the remote key sets by jwt policy name; the Set holds one
+	// reference to each (see jwksSource.release).
+	jwks      map[string]*jwksSource
+	closeOnce sync.Once
+	metrics   *metrics
 }
 
 // Compile builds every policy of cfg. prev, when not nil, is the Set of the
@@ -135,6 +149,7 @@ func compileSpecs(specs map[string]policySpec, prev *Set, opts Options, diags di
 		opts:     opts,
 		policies: make(map[string]compiled, len(specs)),
 		limiters: make(map[string]*limiterStore),
+		jwks:     make(map[string]*jwksSource),
 	}
 	if opts.Registry != nil {
 		if prev != nil && prev.metrics != nil && prev.opts.Registry == opts.Registry {
@@ -149,6 +164,7 @@ func compileSpecs(specs map[string]policySpec, prev *Set, opts Options, diags di
 	}
 	s.compilePolicies(specs, prev, &diags)
 	if err := diags.err(); err != nil {
+		s.Close() // the key sets it started or retained
 		return nil, err
 	}
 	return s, nil
@@ -203,11 +219,18 @@ func marked(policy string, h http.Handler) http.Handler {
 	})
 }
 
-// Close does nothing today: no policy starts a goroutine or holds a file
-// (rate-limit stores expire buckets lazily, and a store handed on to a
+// Close releases the Set's remote JWKS sources: a source no later Set
+// kept stops its refresh goroutine, and Close waits for it. Rate-limit
+// stores need nothing (buckets expire lazily, and a store handed on to a
 // later Set lives on there). The runtime calls it once when a snapshot is
-// released, so a policy kind that needs cleanup has its place here.
-func (s *Set) Close() {}
+// released; more calls do nothing.
+func (s *Set) Close() {
+	s.closeOnce.Do(func() {
+		for _, src := range s.jwks {
+			src.release()
+		}
+	})
+}
 
 func failClosed(name string) http.Handler {
 	body := reply.New("policy_unavailable", fmt.Sprintf("policy %q is not compiled", name), "")

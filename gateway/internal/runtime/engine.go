@@ -102,6 +102,8 @@ type Status struct {
 	// Traffic is what the running version and the one before it served;
 	// nil before the first apply.
 	Traffic *client.TrafficReport `json:"traffic,omitempty"`
+	// JWKS holds the remote key set of each jwt policy with a jwksURL.
+	JWKS map[string]client.JWKSStatus `json:"jwks,omitempty"`
 }
 
 // Engine is the data plane: an http.Handler serving from the current
@@ -145,7 +147,7 @@ func New(opts Options) *Engine {
 	// decided once per request (clientip.Carrier); ClientIP is the same
 	// rule for a writer that carries none.
 	trusted := opts.TrustedProxies
-	e.policyOpts = policy.Options{LookupEnv: opts.LookupEnv, Registry: opts.Registry,
+	e.policyOpts = policy.Options{LookupEnv: opts.LookupEnv, Registry: opts.Registry, Logger: opts.Logger,
 		ClientIP: func(r *http.Request) netip.Addr { return clientip.Of(r, trusted).Addr }}
 	if opts.Registry != nil {
 		m, err := proxy.NewMetrics(opts.Registry)
@@ -346,6 +348,14 @@ func (e *Engine) Status() Status {
 	}
 	if p := e.previous.Load(); p != nil {
 		st.Traffic.Previous = p.set.Read(p.version, p.since, p.until)
+	}
+	if s.policies != nil {
+		for _, j := range s.policies.JWKS() {
+			if st.JWKS == nil {
+				st.JWKS = map[string]client.JWKSStatus{}
+			}
+			st.JWKS[j.Policy] = client.JWKSStatus{URL: j.URL, Keys: j.Keys, LastSuccess: j.LastSuccess.UTC(), LastError: j.LastError}
+		}
 	}
 	return st
 }

@@ -164,6 +164,22 @@ policies:
 policies:
   p: {jwt: {algorithms: [HS256], secret: {env: JWT_SECRET, file: /run/secret}}}
 `, "policies.p.jwt.secret"},
+		{"JWKS URL over plain http", `
+policies:
+  p: {jwt: {algorithms: [RS256], jwksURL: "http://idp.example.com/jwks.json"}}
+`, "policies.p.jwt.jwksURL"},
+		{"JWKS URL and jwksRef both", `
+policies:
+  p: {jwt: {algorithms: [RS256], jwksURL: "https://idp.example.com/jwks.json", jwksRef: {file: /run/jwks.json}}}
+`, "policies.p.jwt.jwksRef"},
+		{"JWKS refresh too short", `
+policies:
+  p: {jwt: {algorithms: [RS256], jwksURL: "https://idp.example.com/jwks.json", jwksRefresh: 1s}}
+`, "policies.p.jwt.jwksRefresh"},
+		{"JWKS CA without a URL", `
+policies:
+  p: {jwt: {algorithms: [HS256], secret: {env: JWT_SECRET}, jwksCARef: {file: /run/ca.pem}}}
+`, "policies.p.jwt.jwksCARef"},
 		{"CORS any origin with credentials", `
 policies:
   p: {cors: {allowOrigins: ["*"], allowCredentials: true}}
