@@ -47,7 +47,19 @@ type Upstream struct {
 	MaxIdleConnsPerTarget int `json:"maxIdleConnsPerTarget,omitempty"`
 	// ConnectTimeout bounds dialing a target. Default 5s.
 	ConnectTimeout Duration `json:"connectTimeout,omitempty"`
+	// Protocol is what the gateway speaks to the targets: "http1"
+	// (HTTP/1.1, the default), "h2" (HTTP/2 over TLS, https:// targets)
+	// or "h2c" (HTTP/2 without TLS by prior knowledge, http:// targets).
+	// gRPC upstreams need h2 or h2c.
+	Protocol string `json:"protocol,omitempty"`
 }
+
+// The protocols of Upstream.Protocol.
+const (
+	ProtocolHTTP1 = "http1"
+	ProtocolH2    = "h2"
+	ProtocolH2C   = "h2c"
+)
 
 // HashOn names the request attribute hashed for sticky choices. Exactly one
 // of the fields is set.
