@@ -1,0 +1,50 @@
+package proxy
+
+import (
+	"math"
+	"net/http"
+	"strconv"
+	"time"
+)
+
+// maxGRPCTimeoutDigits is the most digits grpc-timeout may have (gRPC over
+// HTTP/2: "TimeoutValue → {positive integer as ASCII string of at most 8
+// digits}").
+const maxGRPCTimeoutDigits = 8
+
+// grpcTimeout parses the grpc-timeout header of a gRPC call: at most 8
+// digits and a unit, H, M, S, m, u or n. ok is false when it is absent or
+// malformed; a malformed one is ignored, as the route's timeout still
+// bounds the call.
+func grpcTimeout(h http.Header) (time.Duration, bool) {
+	v := h["Grpc-Timeout"]
+	if len(v) == 0 || len(v[0]) < 2 || len(v[0]) > maxGRPCTimeoutDigits+1 {
+		return 0, false
+	}
+	s := v[0]
+	n, err := strconv.ParseUint(s[:len(s)-1], 10, 64)
+	if err != nil {
+		return 0, false
+	}
+	var unit time.Duration
+	switch s[len(s)-1] {
+	case 'H':
+		unit = time.Hour
+	case 'M':
+		unit = time.Minute
+	case 'S':
+		unit = time.Second
+	case 'm':
+		unit = time.Millisecond
+	case 'u':
+		unit = time.Microsecond
+	case 'n':
+		unit = time.Nanosecond
+	default:
+		return 0, false
+	}
+	if n > uint64(math.MaxInt64/unit) {
+		return math.MaxInt64, true // 99999999H: longer than any route timeout
+	}
+	return time.Duration(n) * unit, true
+}
