@@ -89,6 +89,17 @@ type HealthCheck struct {
 	UnhealthyThreshold int `json:"unhealthyThreshold,omitempty"`
 	// ExpectedStatuses pass the probe. Default: any 2xx.
 	ExpectedStatuses []int `json:"expectedStatuses,omitempty"`
+	// GRPC, when set, probes with the gRPC health protocol
+	// (grpc.health.v1.Health/Check) instead of a GET of Path; the upstream's
+	// protocol must be h2 or h2c.
+	GRPC *GRPCHealthCheck `json:"grpc,omitempty"`
+}
+
+// GRPCHealthCheck is a probe by the gRPC health protocol: it passes when
+// the target answers SERVING for Service.
+type GRPCHealthCheck struct {
+	// Service is the name asked about. Default "": the server as a whole.
+	Service string `json:"service,omitempty"`
 }
 
 // OutlierDetection ejects a target after consecutive failures, for a time

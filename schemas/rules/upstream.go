@@ -46,10 +46,14 @@ func Upstream(u schemas.Upstream) []Violation {
 
 // protocol checks that the protocol is known and that its targets match
 // it: h2 runs over TLS (https:// targets), h2c without (http:// targets).
+// A gRPC health check needs HTTP/2.
 func protocol(u schemas.Upstream) []Violation {
 	var want string
 	switch u.Protocol {
 	case "", schemas.ProtocolHTTP1:
+		if u.HealthCheck != nil && u.HealthCheck.GRPC != nil {
+			return []Violation{violation(".healthCheck.grpc", "the gRPC health protocol needs protocol h2 or h2c")}
+		}
 		return nil
 	case schemas.ProtocolH2:
 		want = "https"

@@ -123,6 +123,10 @@ upstreams:
 upstreams:
   w: {targets: ["http://127.0.0.1:9"], protocol: h2c}
 `, ""},
+		{"gRPC health check over http1", `
+upstreams:
+  w: {targets: ["http://127.0.0.1:9"], healthCheck: {grpc: {}}}
+`, "upstreams.w.healthCheck.grpc"},
 		{"hashOn without the hash balancer", `
 upstreams:
   w: {targets: ["http://127.0.0.1:9"], hashOn: {clientIP: true}}
