@@ -48,3 +48,18 @@ func grpcTimeout(h http.Header) (time.Duration, bool) {
 	}
 	return time.Duration(n) * unit, true
 }
+
+// formatGRPCTimeout writes d as a grpc-timeout value, in the finest unit
+// whose count fits in 8 digits (rounded down: never past d).
+func formatGRPCTimeout(d time.Duration) string {
+	const most = 99999999
+	for _, u := range []struct {
+		unit time.Duration
+		name string
+	}{{time.Millisecond, "m"}, {time.Second, "S"}, {time.Minute, "M"}} {
+		if d/u.unit <= most {
+			return strconv.FormatInt(int64(d/u.unit), 10) + u.name
+		}
+	}
+	return strconv.FormatInt(min(int64(d/time.Hour), most), 10) + "H"
+}

@@ -42,3 +42,28 @@ func TestGRPCTimeout(t *testing.T) {
 		})
 	}
 }
+
+func TestFormatGRPCTimeout(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		d    time.Duration
+		want string
+	}{
+		{30 * time.Second, "30000m"},
+		{1500 * time.Microsecond, "1m"},
+		{99999999 * time.Millisecond, "99999999m"},
+		{100000000 * time.Millisecond, "100000S"},
+		{math.MaxInt64, "2562047H"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.want, func(t *testing.T) {
+			t.Parallel()
+			if got := formatGRPCTimeout(tc.d); got != tc.want {
+				t.Fatalf("formatGRPCTimeout(%v) = %q, want %q", tc.d, got, tc.want)
+			}
+			if back, ok := grpcTimeout(http.Header{"Grpc-Timeout": {tc.want}}); !ok || back > tc.d {
+				t.Fatalf("%q parses to %v, %v; want at most %v", tc.want, back, ok, tc.d)
+			}
+		})
+	}
+}

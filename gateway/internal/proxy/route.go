@@ -263,6 +263,9 @@ func (rt *Route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if ob.grpc {
 		if d, ok := grpcTimeout(r.Header); ok && d < timeout {
 			timeout = d // the caller's deadline, capped by the route's
+		} else {
+			// The upstream learns the deadline the gateway holds it to.
+			r.Header["Grpc-Timeout"] = []string{formatGRPCTimeout(timeout)}
 		}
 	}
 	total := armRouteTimer(st, timeout)

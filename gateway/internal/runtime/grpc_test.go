@@ -420,3 +420,51 @@ func TestGRPCTimeoutHeader(t *testing.T) {
 		})
 	}
 }
+
+// TestGRPCDeadlineForwarded checks the grpc-timeout the upstream gets: the
+// caller's when it is the shorter, else the route's timeout, so that the
+// upstream gives up when the gateway does.
+func TestGRPCDeadlineForwarded(t *testing.T) {
+	t.Parallel()
+	up := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("X-Seen-Timeout", r.Header.Get("Grpc-Timeout"))
+		w.Header().Set("Content-Type", "application/grpc")
+		w.Header().Set("Grpc-Status", "0")
+	}))
+	up.Config.Protocols = new(http.Protocols)
+	up.Config.Protocols.SetUnencryptedHTTP2(true)
+	up.Start()
+	t.Cleanup(up.Close)
+	r := route("/svc.S/", to("g", 100))
+	r.Timeout = schemas.Duration(2 * time.Second)
+	e := newEngine(t, Options{})
+	mustApply(t, e, schemas.Config{Upstreams: map[string]schemas.Upstream{"g": h2cUps(up.URL)}, Routes: map[string]schemas.Route{"r": r}})
+	srv := front(t, e)
+
+	tests := []struct {
+		name, sent, want string
+	}{
+		{"none sent: the route's", "", "2000m"},
+		{"longer than the route's: the route's", "1H", "2000m"},
+		{"shorter: the caller's", "500m", "500m"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			req, _ := http.NewRequest(http.MethodPost, srv.URL+"/svc.S/M", strings.NewReader("\x00\x00\x00\x00\x00"))
+			req.Header.Set("Content-Type", "application/grpc")
+			if tc.sent != "" {
+				req.Header.Set("Grpc-Timeout", tc.sent)
+			}
+			res, err := srv.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_ = res.Body.Close()
+			if got := res.Header.Get("X-Seen-Timeout"); got != tc.want {
+				t.Fatalf("upstream saw grpc-timeout %q, want %q", got, tc.want)
+			}
+		})
+	}
+}
