@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"context"
 	"math"
 	"net/http"
 	"strconv"
@@ -62,4 +63,37 @@ func formatGRPCTimeout(d time.Duration) string {
 		}
 	}
 	return strconv.FormatInt(min(int64(d/time.Hour), most), 10) + "H"
+}
+
+// Trailers of a gRPC call that the route's deadline cut after its response
+// began.
+var (
+	grpcDeadlineStatus  = []string{"4"} // DEADLINE_EXCEEDED
+	grpcDeadlineMessage = []string{"upstream timeout"}
+)
+
+// serveGRPC forwards one attempt of a gRPC call with h, a ReverseProxy.
+// When the route's deadline (the cause of ctx) cuts the call after its
+// response began, ReverseProxy aborts the response (it panics with
+// http.ErrAbortHandler, and the client would see a reset stream); for a
+// client that is still there, serveGRPC ends the call as gRPC ends one
+// past its deadline instead: grpc-status DEADLINE_EXCEEDED in the
+// trailers (a client that left meanwhile gets nothing either way). cut
+// reports that it did.
+func serveGRPC(h http.Handler, w http.ResponseWriter, r *http.Request, ctx context.Context) (cut bool) {
+	defer func() {
+		v := recover()
+		if v == nil {
+			return
+		}
+		if v != http.ErrAbortHandler || context.Cause(ctx) != errRouteTimeout {
+			panic(v) // the client left, or the upstream broke off: abort
+		}
+		hdr := w.Header()
+		hdr[http.TrailerPrefix+"Grpc-Status"] = grpcDeadlineStatus
+		hdr[http.TrailerPrefix+"Grpc-Message"] = grpcDeadlineMessage
+		cut = true
+	}()
+	h.ServeHTTP(w, r)
+	return false
 }

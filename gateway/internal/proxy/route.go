@@ -369,7 +369,11 @@ func (rt *Route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if replay != nil {
 			out.Body = io.NopCloser(bytes.NewReader(replay))
 		}
-		be.fw.rp.ServeHTTP(w, out)
+		if !ob.grpc {
+			be.fw.rp.ServeHTTP(w, out)
+		} else if serveGRPC(be.fw.rp, w, out, ctx) {
+			return // cut by the deadline mid-response: the deferred call counts it
+		}
 		if ex.tryTimer != nil {
 			ex.tryTimer.Stop()
 			ex.tryTimer = nil

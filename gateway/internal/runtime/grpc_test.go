@@ -468,3 +468,33 @@ func TestGRPCDeadlineForwarded(t *testing.T) {
 		})
 	}
 }
+
+// TestGRPCDeadlineMidStream lets the route's timeout cut a bidirectional
+// call after messages have flowed: the client, which set no deadline of
+// its own, gets DEADLINE_EXCEEDED from the gateway, not a reset stream.
+func TestGRPCDeadlineMidStream(t *testing.T) {
+	t.Parallel()
+	target, _ := grpcUpstream(t)
+	cfg := grpcConfig(target)
+	r := cfg.Routes["echo"]
+	r.Timeout = schemas.Duration(300 * time.Millisecond)
+	cfg.Routes["echo"] = r
+	e := newEngine(t, Options{})
+	mustApply(t, e, cfg)
+	conn := grpcFront(t, e)
+	s, err := conn.NewStream(context.Background(), bidiDesc, "/gitgate.test.Echo/Bidi", rawCall)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, got := []byte("x"), []byte(nil)
+	if err := s.SendMsg(&b); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.RecvMsg(&got); err != nil {
+		t.Fatalf("first message: %v", err)
+	}
+	err = s.RecvMsg(&got) // nothing more is sent: the deadline ends the call
+	if st := status.Convert(err); st.Code() != codes.DeadlineExceeded || st.Message() != "upstream timeout" {
+		t.Fatalf("status %v %q, want DeadlineExceeded %q", st.Code(), st.Message(), "upstream timeout")
+	}
+}
