@@ -51,6 +51,11 @@ type Upstream struct {
 	// checks. Nil: the system roots, SNI from the target host, TLS 1.2 or
 	// newer.
 	TLS *UpstreamTLS `json:"tls,omitempty"`
+	// Protocol is what the gateway speaks to the targets: "http1"
+	// (HTTP/1.1, the default), "h2" (HTTP/2 over TLS, https:// targets)
+	// or "h2c" (HTTP/2 without TLS by prior knowledge, http:// targets).
+	// gRPC upstreams need h2 or h2c.
+	Protocol string `json:"protocol,omitempty"`
 }
 
 // TLS versions for UpstreamTLS.MinVersion.
@@ -83,6 +88,13 @@ type UpstreamTLS struct {
 	InsecureSkipVerify bool `json:"insecureSkipVerify,omitempty"`
 }
 
+// The protocols of Upstream.Protocol.
+const (
+	ProtocolHTTP1 = "http1"
+	ProtocolH2    = "h2"
+	ProtocolH2C   = "h2c"
+)
+
 // HashOn names the request attribute hashed for sticky choices. Exactly one
 // of the fields is set.
 type HashOn struct {
@@ -111,6 +123,17 @@ type HealthCheck struct {
 	UnhealthyThreshold int `json:"unhealthyThreshold,omitempty"`
 	// ExpectedStatuses pass the probe. Default: any 2xx.
 	ExpectedStatuses []int `json:"expectedStatuses,omitempty"`
+	// GRPC, when set, probes with the gRPC health protocol
+	// (grpc.health.v1.Health/Check) instead of a GET of Path; the upstream's
+	// protocol must be h2 or h2c.
+	GRPC *GRPCHealthCheck `json:"grpc,omitempty"`
+}
+
+// GRPCHealthCheck is a probe by the gRPC health protocol: it passes when
+// the target answers SERVING for Service.
+type GRPCHealthCheck struct {
+	// Service is the name asked about. Default "": the server as a whole.
+	Service string `json:"service,omitempty"`
 }
 
 // OutlierDetection ejects a target after consecutive failures, for a time

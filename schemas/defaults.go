@@ -151,6 +151,7 @@ func setStr(s *string, v string) {
 
 func (u *Upstream) applyDefaults() {
 	setStr(&u.Balance, BalanceRoundRobin)
+	setStr(&u.Protocol, ProtocolHTTP1)
 	if u.Balance == BalanceHash && u.HashOn == nil {
 		u.HashOn = &HashOn{ClientIP: true}
 	}

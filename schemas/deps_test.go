@@ -14,7 +14,8 @@ import (
 // `go list` reports it (test files excluded: a test binary may link what
 // the product must not):
 //
-//   - the gateway never links CUE or go-git, and never the agent or the
+//   - the gateway never links CUE, go-git or gRPC (gRPC is only the tests'
+//     client and server of gRPC upstreams), and never the agent or the
 //     agent's loader (schemas/load);
 //   - schemas imports nothing of this module, schemas/rules only schemas,
 //     schemas/load only packages under schemas;
@@ -78,11 +79,11 @@ type depRule struct {
 
 var depRules = []depRule{
 	{
-		name:    "gateway links neither CUE nor go-git",
+		name:    "gateway links neither CUE, go-git nor gRPC",
 		applies: func(p string) bool { return under(p, module+"/gateway") },
 		deps:    true,
 		forbid: func(_, imp string) bool {
-			return under(imp, "cuelang.org/go") || under(imp, "github.com/go-git/go-git/v5")
+			return under(imp, "cuelang.org/go") || under(imp, "github.com/go-git/go-git/v5") || under(imp, "google.golang.org/grpc")
 		},
 	},
 	{

@@ -20,6 +20,7 @@ func Upstream(u schemas.Upstream) []Violation {
 			out = append(out, at(fmt.Sprintf(".targets[%d]", i), err)...)
 		}
 	}
+	out = append(out, protocol(u)...)
 	if u.HashOn != nil {
 		if u.Balance != schemas.BalanceHash {
 			out = append(out, violation(".hashOn", "hashOn is used only with balance: hash"))
@@ -68,6 +69,33 @@ func UpstreamTLS(t schemas.UpstreamTLS) []Violation {
 	}
 	if (t.ClientCertRef == nil) != (t.ClientKeyRef == nil) {
 		out = append(out, violation(".clientKeyRef", "clientCertRef and clientKeyRef are set together"))
+	}
+	return out
+}
+
+// protocol checks that the protocol is known and that its targets match
+// it: h2 runs over TLS (https:// targets), h2c without (http:// targets).
+// A gRPC health check needs HTTP/2.
+func protocol(u schemas.Upstream) []Violation {
+	var want string
+	switch u.Protocol {
+	case "", schemas.ProtocolHTTP1:
+		if u.HealthCheck != nil && u.HealthCheck.GRPC != nil {
+			return []Violation{violation(".healthCheck.grpc", "the gRPC health protocol needs protocol h2 or h2c")}
+		}
+		return nil
+	case schemas.ProtocolH2:
+		want = "https"
+	case schemas.ProtocolH2C:
+		want = "http"
+	default:
+		return []Violation{violation(".protocol", "unknown protocol %q: use http1, h2 or h2c", u.Protocol)}
+	}
+	var out []Violation
+	for i, t := range u.Targets {
+		if tu, err := url.Parse(t); err == nil && tu.Scheme != want && (tu.Scheme == "http" || tu.Scheme == "https") {
+			out = append(out, violation(fmt.Sprintf(".targets[%d]", i), "protocol %s needs %s:// targets, not %q", u.Protocol, want, t))
+		}
 	}
 	return out
 }

@@ -30,5 +30,10 @@
 //     none; an upstream failure carries its cause.
 //   - What the proxy answers itself (404 no route, 413 body too large, 502
 //     upstream failed, 503 no healthy target or breaker open, 504 timeout)
-//     is written by package reply, in the gateway's one answer shape.
+//     is written by package reply, in the gateway's one answer shape (a
+//     gRPC status for a gRPC call).
+//   - A gRPC call (reply.IsGRPC) is never buffered nor retried; its deadline
+//     is the earlier of grpc-timeout and Route.Timeout, sent upstream as
+//     grpc-timeout; cut after its response began, it ends with
+//     DEADLINE_EXCEEDED trailers rather than a reset (grpc.go).
 package proxy

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/gitgate/gitgate/gateway/internal/clientip"
+	"github.com/gitgate/gitgate/gateway/internal/reply"
 )
 
 // None is the route, upstream and policy label and log value of a request
@@ -29,6 +30,7 @@ type Observation struct {
 	recorder
 	opts    *Options
 	on      bool // metrics or the access log are on: End records
+	grpc    bool // the request is a gRPC call (reply.IsGRPC)
 	req     *http.Request
 	start   time.Time
 	route   string
@@ -57,7 +59,12 @@ func (ob *Observation) init(o *Options, w http.ResponseWriter, r *http.Request, 
 	ob.opts, ob.on, ob.req, ob.start = o, o.observing(), r, start
 	ob.route, ob.upstream, ob.policy = None, None, None
 	ob.client = clientip.Of(r, o.TrustedProxies)
+	ob.grpc = reply.IsGRPC(r)
 }
+
+// GRPC reports whether the request is a gRPC call, so that the gateway's
+// own answers to it take gRPC's shape (reply.GRPCWriter).
+func (ob *Observation) GRPC() bool { return ob != nil && ob.grpc }
 
 // Client returns the request's client, decided when the observation
 // started; policies read it through clientip.Carrier.

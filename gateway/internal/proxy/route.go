@@ -259,14 +259,25 @@ func (rt *Route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	st.cancel = cancel
 	st.ctx = exchangeCtx{Context: cctx, ex: ex}
 	var ctx context.Context = &st.ctx
-	total := armRouteTimer(st, rt.timeout)
+	timeout := rt.timeout
+	if ob.grpc {
+		if d, ok := grpcTimeout(r.Header); ok && d < timeout {
+			timeout = d // the caller's deadline, capped by the route's
+		} else {
+			// The upstream learns the deadline the gateway holds it to.
+			r.Header["Grpc-Timeout"] = []string{formatGRPCTimeout(timeout)}
+		}
+	}
+	total := armRouteTimer(st, timeout)
 	defer total.release()
 	ex.allTimer = total.t
 
 	// Decide whether a retry is possible and make the body replayable.
 	attempts := 0
 	var replay []byte
-	if rt.retry != nil && rt.retry.Attempts > 0 && (idempotent(r.Method) || rt.retry.NonIdempotent) {
+	// A gRPC call's body is a stream (of a bidirectional call, perhaps):
+	// it is never buffered to be replayed, so the call is never retried.
+	if rt.retry != nil && rt.retry.Attempts > 0 && (idempotent(r.Method) || rt.retry.NonIdempotent) && !ob.grpc {
 		attempts = rt.retry.Attempts
 		if lb != nil {
 			buf, err := readUpTo(lb, rt.maxRetry)
@@ -358,7 +369,11 @@ func (rt *Route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if replay != nil {
 			out.Body = io.NopCloser(bytes.NewReader(replay))
 		}
-		be.fw.rp.ServeHTTP(w, out)
+		if !ob.grpc {
+			be.fw.rp.ServeHTTP(w, out)
+		} else if serveGRPC(be.fw.rp, w, out, ctx) {
+			return // cut by the deadline mid-response: the deferred call counts it
+		}
 		if ex.tryTimer != nil {
 			ex.tryTimer.Stop()
 			ex.tryTimer = nil

@@ -9,6 +9,11 @@
 // what happened in words, and upstream names the upstream only when the
 // answer is about one. Every answer is application/json with
 // Cache-Control: no-store and X-Content-Type-Options: nosniff.
+//
+// A gRPC call (Content-Type application/grpc or application/grpc+<codec>)
+// gets the same answer as gRPC servers give it instead: HTTP 200 with no
+// body, its grpc-status and grpc-message in the headers (a "trailers-only"
+// response), the code chosen by the HTTP status (see GRPCCode).
 package reply
 
 import (
@@ -20,8 +25,9 @@ import (
 // Body is one encoded answer, built once (at compile time for the fixed
 // ones) so that writing it allocates nothing.
 type Body struct {
-	json   []byte
-	length []string // Content-Length
+	json    []byte
+	length  []string // Content-Length
+	grpcMsg []string // grpc-message: the message, percent-encoded
 }
 
 // shape is the JSON of a Body.
@@ -38,7 +44,11 @@ func New(code, message, upstream string) *Body {
 		panic(err)
 	}
 	b = append(b, '\n')
-	return &Body{json: b, length: []string{strconv.Itoa(len(b))}}
+	msg := message
+	if upstream != "" {
+		msg += " (upstream " + upstream + ")"
+	}
+	return &Body{json: b, length: []string{strconv.Itoa(len(b))}, grpcMsg: []string{grpcEncode(msg)}}
 }
 
 // Bytes returns the encoded answer.
@@ -55,6 +65,10 @@ var (
 // Write answers status with body. It is the one writer of the gateway's
 // own answers.
 func Write(w http.ResponseWriter, status int, body *Body) {
+	if forGRPC(w) {
+		writeGRPC(w, status, body)
+		return
+	}
 	h := w.Header()
 	h["Content-Type"] = contentType
 	h["Content-Length"] = body.length

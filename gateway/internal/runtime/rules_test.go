@@ -111,6 +111,22 @@ upstreams:
 upstreams:
   w: {targets: ["http://127.0.0.1:70000"]}
 `, "upstreams.w.targets[0]"},
+		{"h2 with an http:// target", `
+upstreams:
+  w: {targets: ["http://127.0.0.1:9"], protocol: h2}
+`, "upstreams.w.targets[0]"},
+		{"h2c with an https:// target", `
+upstreams:
+  w: {targets: ["https://127.0.0.1:9"], protocol: h2c}
+`, "upstreams.w.targets[0]"},
+		{"h2c with an http:// target", `
+upstreams:
+  w: {targets: ["http://127.0.0.1:9"], protocol: h2c}
+`, ""},
+		{"gRPC health check over http1", `
+upstreams:
+  w: {targets: ["http://127.0.0.1:9"], healthCheck: {grpc: {}}}
+`, "upstreams.w.healthCheck.grpc"},
 		{"hashOn without the hash balancer", `
 upstreams:
   w: {targets: ["http://127.0.0.1:9"], hashOn: {clientIP: true}}

@@ -39,11 +39,15 @@ func (p *Pool) checkLoop() {
 	}
 }
 
-// probe reports whether one GET of the health path passes.
+// probe reports whether one GET of the health path passes, or one gRPC
+// health check when the upstream's check is gRPC's.
 func (p *Pool) probe(client *http.Client, t *Target) bool {
 	hc := p.spec.HealthCheck
 	ctx, cancel := context.WithTimeout(p.ctx, hc.Timeout.D())
 	defer cancel()
+	if hc.GRPC != nil {
+		return probeGRPC(ctx, client, t, hc.GRPC.Service)
+	}
 	u := *t.URL
 	u.Path = singleJoin(u.Path, hc.Path)
 	u.RawPath = ""

@@ -180,6 +180,7 @@ func NewPool(name string, spec schemas.Upstream, opts Options) (*Pool, error) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	tr, dialer := newTransport(spec, tlsCfg)
+	setProtocol(tr, spec.Protocol)
 	return &Pool{
 		name:        name,
 		spec:        spec,
@@ -189,7 +190,7 @@ func NewPool(name string, spec schemas.Upstream, opts Options) (*Pool, error) {
 		targets:     targets,
 		breaker:     newBreaker(spec.CircuitBreaker, now),
 		transport:   tr,
-		fast:        newFastTransport(tr, dialer, targets, spec.MaxIdleConnsPerTarget, spec.MaxConnsPerTarget),
+		fast:        newFastTransport(tr, dialer, fastTargets(spec.Protocol, targets), spec.MaxIdleConnsPerTarget, spec.MaxConnsPerTarget),
 		now:         now,
 		log:         opts.Logger.With().Str("upstream", name).Logger(),
 		ctx:         ctx,

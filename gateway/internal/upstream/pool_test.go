@@ -306,8 +306,10 @@ func TestBreakerErrorRatio(t *testing.T) {
 	}
 }
 
+// TestHealthCheckMarksDownAndUp is not parallel: it counts the process's
+// health-check goroutines after Close, and the parallel tests (gRPC and TLS
+// health checks) run checkers of their own.
 func TestHealthCheckMarksDownAndUp(t *testing.T) {
-	t.Parallel()
 	var failing atomic.Bool
 	var probes atomic.Int64
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
