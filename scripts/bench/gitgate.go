@@ -24,6 +24,8 @@ type gitgate struct {
 	routes   int  // extra routes beside the measured one
 	policies bool // API key + rate limit + header transforms on the measured route
 	label    string
+	tlsCert  string // with tlsKey: --tls-cert/--tls-key on the listener
+	tlsKey   string
 
 	p        *proc
 	admin    *client.Client
@@ -87,8 +89,11 @@ func (g *gitgate) Start(ctx context.Context, dir, cpus, upstream string) (string
 	}
 	sock := filepath.Join(dir, "gitgate-admin.sock")
 	addr := "127.0.0.1:" + strconv.Itoa(port)
-	if g.p, err = startProc(dir, "gitgate", cpus, nil, g.bin, "--listen", addr,
-		"--admin-socket", sock, "--state-dir", filepath.Join(dir, "gitgate-state"), "--log-level", "warn"); err != nil {
+	args := []string{g.bin, "--listen", addr, "--admin-socket", sock, "--state-dir", filepath.Join(dir, "gitgate-state"), "--log-level", "warn"}
+	if g.tlsCert != "" {
+		args = append(args, "--tls-cert", g.tlsCert, "--tls-key", g.tlsKey)
+	}
+	if g.p, err = startProc(dir, "gitgate", cpus, nil, args...); err != nil {
 		return "", err
 	}
 	if err := g.p.waitListening(ctx, addr); err != nil {
@@ -98,7 +103,7 @@ func (g *gitgate) Start(ctx context.Context, dir, cpus, upstream string) (string
 	if err := g.Reload(ctx, 0, true); err != nil {
 		return "", err
 	}
-	return "http://" + addr, nil
+	return scheme(g.tlsCert) + addr, nil
 }
 
 func (g *gitgate) Reload(ctx context.Context, i int, valid bool) error {

@@ -2,6 +2,7 @@
 // HAProxy on loopback, in one run, with wrk as the load generator.
 //
 //	go run ./scripts/bench                 # throughput table (1 route, 10k routes, policy chain)
+//	go run ./scripts/bench -mode tls       # TLS listener throughput, gitgate and nginx on one certificate
 //	go run ./scripts/bench -mode reload    # failed requests while reloading under load
 //	go run ./scripts/bench -mode sync      # commit + signed webhook -> first request served
 //	go run ./scripts/bench -mode fleet     # 20 replicas: push-to-serve, rollback-to-served, idle Git requests
@@ -32,7 +33,7 @@ import (
 
 func main() {
 	var (
-		mode      = flag.String("mode", "throughput", "throughput | reload | sync (push-to-serve latency over 50 commits per run, and idle RSS) | autorollback (detection time of a bad commit at 200 req/s per run, false rollbacks over 30 good commits in the first run) | fleet (push-to-serve and rollback-to-served over -replicas pairs, -runs rounds each, and Git requests while idle)")
+		mode      = flag.String("mode", "throughput", "throughput | tls (gitgate and nginx listening with TLS on one self-signed ECDSA P-256 certificate, beside plain) | reload | sync (push-to-serve latency over 50 commits per run, and idle RSS) | autorollback (detection time of a bad commit at 200 req/s per run, false rollbacks over 30 good commits in the first run) | fleet (push-to-serve and rollback-to-served over -replicas pairs, -runs rounds each, and Git requests while idle)")
 		duration  = flag.Duration("duration", 10*time.Second, "load time per measurement")
 		runs      = flag.Int("runs", 3, "interleaved runs per target (medians are reported)")
 		conns     = flag.Int("conns", 64, "wrk connections")
@@ -99,8 +100,12 @@ func serveUpstream(addr string) {
 	}
 }
 
-func ensureTools(install bool) error {
+func ensureTools(install bool, mode string) error {
 	need := map[string]string{"wrk": "wrk", "nginx": "nginx", "caddy": "caddy", "haproxy": "haproxy", "taskset": "util-linux"}
+	if mode == "tls" { // nginx is the only peer
+		delete(need, "caddy")
+		delete(need, "haproxy")
+	}
 	var missing []string
 	for bin, pkg := range need {
 		if _, err := exec.LookPath(bin); err != nil {
@@ -144,7 +149,7 @@ func run(ctx context.Context, cfg benchConfig) (string, error) {
 		return autoRollbackBench(ctx, cfg, benchEnv{dir: dir})
 	}
 	if cfg.mode != "fleet" { // -mode fleet needs only git
-		if err := ensureTools(cfg.install); err != nil {
+		if err := ensureTools(cfg.install, cfg.mode); err != nil {
 			return "", err
 		}
 	}
@@ -178,6 +183,8 @@ func run(ctx context.Context, cfg benchConfig) (string, error) {
 	switch cfg.mode {
 	case "throughput":
 		return throughput(ctx, cfg, env)
+	case "tls":
+		return tlsThroughput(ctx, cfg, env)
 	case "reload":
 		return reloadUnderLoad(ctx, cfg, env)
 	case "sync":

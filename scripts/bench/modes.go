@@ -59,6 +59,33 @@ func median(xs []float64) float64 {
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
+// interleave measures every target cfg.runs times, rotating the order each
+// run so slow phases of the host spread out.
+func interleave(ctx context.Context, cfg benchConfig, env benchEnv, active []target) (map[string][]sample, error) {
+	samples := map[string][]sample{}
+	for run := range cfg.runs {
+		for i := range active {
+			t := active[(i+run)%len(active)]
+			s, err := measure(ctx, cfg, env, t)
+			if err != nil {
+				return nil, err
+			}
+			fmt.Fprintf(os.Stderr, "run %d %-22s %10.0f req/s p99 %v cpu %.1fus/req\n", run+1, t.Name(), s.wrk.RPS, s.wrk.P99, s.cpuPerReqUS)
+			samples[t.Name()] = append(samples[t.Name()], s)
+		}
+	}
+	return samples, nil
+}
+
+// medianOf is the median of f over samples.
+func medianOf(samples []sample, f func(sample) float64) float64 {
+	var xs []float64
+	for _, s := range samples {
+		xs = append(xs, f(s))
+	}
+	return median(xs)
+}
+
 func throughput(ctx context.Context, cfg benchConfig, env benchEnv) (string, error) {
 	targets := []target{
 		&direct{},
@@ -75,26 +102,11 @@ func throughput(ctx context.Context, cfg benchConfig, env benchEnv) (string, err
 			active = append(active, t)
 		}
 	}
-	samples := map[string][]sample{}
-	for run := range cfg.runs {
-		// Rotate the order each run so slow phases of the host spread out.
-		for i := range active {
-			t := active[(i+run)%len(active)]
-			s, err := measure(ctx, cfg, env, t)
-			if err != nil {
-				return "", err
-			}
-			fmt.Fprintf(os.Stderr, "run %d %-22s %10.0f req/s p99 %v cpu %.1fus/req\n", run+1, t.Name(), s.wrk.RPS, s.wrk.P99, s.cpuPerReqUS)
-			samples[t.Name()] = append(samples[t.Name()], s)
-		}
+	samples, err := interleave(ctx, cfg, env, active)
+	if err != nil {
+		return "", err
 	}
-	med := func(name string, f func(sample) float64) float64 {
-		var xs []float64
-		for _, s := range samples[name] {
-			xs = append(xs, f(s))
-		}
-		return median(xs)
-	}
+	med := func(name string, f func(sample) float64) float64 { return medianOf(samples[name], f) }
 	rps := func(s sample) float64 { return s.wrk.RPS }
 	nginxRPS := med("nginx", rps)
 	nginxCPU := med("nginx", func(s sample) float64 { return s.cpuPerReqUS })

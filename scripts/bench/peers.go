@@ -40,22 +40,34 @@ func (d *direct) Reload(context.Context, int, bool) error { return nil }
 func (d *direct) Proc() *proc                             { return nil }
 func (d *direct) Stop()                                   {}
 
-// nginx proxies with a keep-alive upstream pool, logs off, one worker.
+// nginx proxies with a keep-alive upstream pool, logs off, one worker;
+// with cert and key it listens with TLS (nginx's default session settings).
 type nginx struct {
+	label, cert, key string
+
 	p        *proc
 	dir      string
 	port     int
 	upstream string
 }
 
-func (n *nginx) Name() string { return "nginx" }
-func (n *nginx) Proc() *proc  { return n.p }
-func (n *nginx) Stop()        { n.p.stop() }
+func (n *nginx) Name() string {
+	if n.label != "" {
+		return n.label
+	}
+	return "nginx"
+}
+func (n *nginx) Proc() *proc { return n.p }
+func (n *nginx) Stop()       { n.p.stop() }
 
 func (n *nginx) conf(i int, valid bool) string {
 	broken := ""
 	if !valid {
 		broken = "this_directive_does_not_exist on;"
+	}
+	listen := strconv.Itoa(n.port)
+	if n.cert != "" {
+		listen += " ssl;\n    ssl_certificate " + n.cert + ";\n    ssl_certificate_key " + n.key
 	}
 	return fmt.Sprintf(`worker_processes 1;
 daemon off;
@@ -68,7 +80,7 @@ http {
   proxy_temp_path %[1]s/proxy;
   upstream up { server %[2]s; keepalive 64; keepalive_requests 100000; }
   server {
-    listen 127.0.0.1:%[3]d;
+    listen 127.0.0.1:%[3]s;
     keepalive_requests 1000000;
     %[5]s
     location / {
@@ -79,7 +91,7 @@ http {
     }
   }
 }
-`, n.dir, n.upstream, n.port, i, broken)
+`, n.dir, n.upstream, listen, i, broken)
 }
 
 func (n *nginx) Start(ctx context.Context, dir, cpus, upstream string) (string, error) {
@@ -99,7 +111,7 @@ func (n *nginx) Start(ctx context.Context, dir, cpus, upstream string) (string, 
 		return "", err
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(n.port)
-	return "http://" + addr, n.p.waitListening(ctx, addr)
+	return scheme(n.cert) + addr, n.p.waitListening(ctx, addr)
 }
 
 func (n *nginx) Reload(ctx context.Context, i int, valid bool) error {
