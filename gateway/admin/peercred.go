@@ -41,6 +41,9 @@ func withPeerCred(ctx context.Context, c net.Conn) context.Context {
 // peer (its remote address is empty, "@"), else the remote address.
 func logPeer(r *http.Request) func(*zerolog.Event) {
 	return func(e *zerolog.Event) {
+		if r == nil {
+			return
+		}
 		if pc, ok := r.Context().Value(peerCredKey{}).(peerCred); ok {
 			e.Int(logPeerUID, pc.UID).Int(logPeerPID, pc.PID)
 			return

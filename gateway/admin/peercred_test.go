@@ -33,32 +33,43 @@ func (s *syncBuffer) String() string {
 // without If-Match as an operator's curl would: the "applied bundle" line
 // names the writing process by uid and pid (SO_PEERCRED), not by the
 // socket's empty remote address.
+// TestApplyLogNamesThePeer: every write over the admin socket is logged
+// with the writer's uid and pid (SO_PEERCRED), whether it was applied,
+// rejected (422) or refused as stale (412).
 func TestApplyLogNamesThePeer(t *testing.T) {
 	t.Parallel()
 	var logs syncBuffer
 	h := start(t, func(o *Options) { o.Logger = zerolog.New(&logs) })
 	h.mustPut(t, bundle(t, "v1", "http://127.0.0.1:1"))
+	if _, err := h.put(t, bundle(t, "bad", "http://127.0.0.1:1", "nope"), ""); err == nil {
+		t.Fatal("a bundle naming an unknown upstream was applied")
+	}
+	if _, err := h.put(t, bundle(t, "v2", "http://127.0.0.1:2"), `"v0"`); err == nil {
+		t.Fatal("a stale If-Match was applied")
+	}
 
-	var applied map[string]any
+	lines := map[string]map[string]any{}
 	for _, line := range strings.Split(strings.TrimSpace(logs.String()), "\n") {
 		var m map[string]any
 		if err := json.Unmarshal([]byte(line), &m); err != nil {
 			t.Fatalf("log line %q: %v", line, err)
 		}
-		if m["message"] == "applied bundle" {
-			applied = m
+		if msg, _ := m["message"].(string); msg != "" {
+			lines[msg] = m
 		}
 	}
-	if applied == nil {
-		t.Fatalf("no \"applied bundle\" line in:\n%s", logs.String())
-	}
-	uid, _ := applied["peer_uid"].(float64)
-	pid, _ := applied["peer_pid"].(float64)
-	_, hasUID := applied["peer_uid"]
-	if !hasUID || int(uid) != os.Getuid() || int(pid) != os.Getpid() {
-		t.Fatalf("applied bundle line %v: want peer_uid %d and peer_pid %d", applied, os.Getuid(), os.Getpid())
-	}
-	if r, ok := applied["remote"]; ok {
-		t.Fatalf("applied bundle line keeps the meaningless remote %q of a Unix socket peer", r)
+	for _, msg := range []string{"applied bundle", "rejected bundle", "stale writer refused"} {
+		l, ok := lines[msg]
+		if !ok {
+			t.Fatalf("no %q line in:\n%s", msg, logs.String())
+		}
+		uid, hasUID := l["peer_uid"].(float64)
+		pid, _ := l["peer_pid"].(float64)
+		if !hasUID || int(uid) != os.Getuid() || int(pid) != os.Getpid() {
+			t.Errorf("%s line %v: want peer_uid %d and peer_pid %d", msg, l, os.Getuid(), os.Getpid())
+		}
+		if r, ok := l["remote"]; ok {
+			t.Errorf("%s line keeps the meaningless remote %q of a Unix socket peer", msg, r)
+		}
 	}
 }

@@ -31,6 +31,8 @@ const (
 	logProblems    = "problems"
 	logRemote      = "remote"
 	logMaxWatchers = "maxWatchers"
+	logIfMatch     = "ifMatch"
+	logRunning     = "running"
 )
 
 // Defaults of Options.
@@ -303,11 +305,11 @@ func (s *Server) Restore(b *schemas.Bundle) error {
 	s.applyMu.Lock()
 	defer s.applyMu.Unlock()
 	if err := b.Verify(); err != nil {
-		s.reject(b, err, verifyDiagnostics(err))
+		s.reject(nil, b, err, verifyDiagnostics(err))
 		return fmt.Errorf("restoring last-known-good bundle: %w", err)
 	}
 	if err := s.opts.Runtime.Apply(b); err != nil {
-		s.reject(b, err, diagnosticsOf(err))
+		s.reject(nil, b, err, diagnosticsOf(err))
 		s.m.outcome(resultRejected)
 		return fmt.Errorf("restoring last-known-good bundle %s: %w", b.Version, err)
 	}
@@ -345,7 +347,7 @@ func (s *Server) putBundle(w http.ResponseWriter, r *http.Request) {
 	// of the config, is checked once: by the Runtime's Apply, or below
 	// before a no-op is answered.
 	if err := checkEnvelope(b); err != nil {
-		s.refuse(w, b, err)
+		s.refuse(w, r, b, err)
 		return
 	}
 	cur := s.opts.Runtime.Current()
@@ -355,6 +357,8 @@ func (s *Server) putBundle(w http.ResponseWriter, r *http.Request) {
 			curVersion = cur.Version
 			w.Header().Set("ETag", client.ETag(cur.Version))
 		}
+		s.log.Warn().Str(logVersion, b.Version).Str(logIfMatch, im).Str(logRunning, curVersion).Func(logPeer(r)).
+			Msg("stale writer refused")
 		writeError(w, http.StatusPreconditionFailed, client.ErrorBody{
 			Error:          fmt.Sprintf("If-Match %s does not match the running version %q", im, curVersion),
 			CurrentVersion: curVersion,
@@ -363,7 +367,7 @@ func (s *Server) putBundle(w http.ResponseWriter, r *http.Request) {
 	}
 	if cur != nil && cur.Digest == b.Digest {
 		if err := b.Verify(); err != nil {
-			s.refuse(w, b, err)
+			s.refuse(w, r, b, err)
 			return
 		}
 		s.m.outcome(resultUnchanged)
@@ -378,7 +382,7 @@ func (s *Server) putBundle(w http.ResponseWriter, r *http.Request) {
 	s.m.applyDuration.Observe(time.Since(began).Seconds())
 	if err != nil {
 		diags := diagnosticsOf(err)
-		s.reject(b, err, diags)
+		s.reject(r, b, err, diags)
 		code, result := http.StatusUnprocessableEntity, resultRejected
 		if diags == nil {
 			code, result = http.StatusInternalServerError, resultFailed
@@ -420,9 +424,9 @@ func (s *Server) save(b *schemas.Bundle) error {
 
 // refuse answers 422 for a bundle whose envelope or digest is wrong and
 // records it. applyMu is held.
-func (s *Server) refuse(w http.ResponseWriter, b *schemas.Bundle, err error) {
+func (s *Server) refuse(w http.ResponseWriter, r *http.Request, b *schemas.Bundle, err error) {
 	diags := verifyDiagnostics(err)
-	s.reject(b, err, diags)
+	s.reject(r, b, err, diags)
 	s.m.outcome(resultRejected)
 	writeError(w, http.StatusUnprocessableEntity, client.ErrorBody{Error: err.Error(), Diagnostics: diags})
 }
@@ -456,11 +460,13 @@ func (s *Server) applied(b *schemas.Bundle) time.Time {
 func (s *Server) RecordRejected(b *schemas.Bundle, err error) {
 	s.applyMu.Lock()
 	defer s.applyMu.Unlock()
-	s.reject(b, err, diagnosticsOf(err))
+	s.reject(nil, b, err, diagnosticsOf(err))
 }
 
-// reject records a refused bundle and tells watchers. applyMu is held.
-func (s *Server) reject(b *schemas.Bundle, err error, diags []schemas.Diagnostic) {
+// reject records a refused bundle and tells watchers. r is the request that
+// sent it (nil for a bundle read from disk), whose writer is logged.
+// applyMu is held.
+func (s *Server) reject(r *http.Request, b *schemas.Bundle, err error, diags []schemas.Diagnostic) {
 	if b == nil {
 		b = &schemas.Bundle{}
 	}
@@ -469,7 +475,7 @@ func (s *Server) reject(b *schemas.Bundle, err error, diags []schemas.Diagnostic
 	s.lastRejected = rej
 	s.stateMu.Unlock()
 	s.log.Warn().Str(logVersion, b.Version).Str(logDigest, b.Digest).Int(logProblems, len(diags)).
-		Msg("rejected bundle")
+		Func(logPeer(r)).Msg("rejected bundle")
 	s.bc.publish(client.EventRejected, s.watchState())
 }
 
