@@ -77,6 +77,7 @@ type exchange struct {
 	params  map[string]string
 	path    string // the rewritten path, when the route rewrites
 	client  *clientip.Client
+	corr    *correlation
 	target  *upstream.Target
 	w       http.ResponseWriter // the writer the ReverseProxy answers on
 
@@ -141,6 +142,7 @@ func (f *Forwarder) rewrite(pr *httputil.ProxyRequest) {
 	}
 	scrubForwarded(out.Header, ex.client.Trusted)
 	setForwarded(pr, ex.client, &ex.hdr)
+	ex.corr.apply(out.Header)
 	rt.reqHeaders.apply(out.Header)
 	if _, ok := out.Header["User-Agent"]; !ok {
 		// What ReverseProxy would set after this hook (an empty value
@@ -195,6 +197,7 @@ func (f *Forwarder) modifyResponse(res *http.Response) error {
 		ex.tryTimer.Stop() // headers are in: the per-try timeout has done its job
 	}
 	ex.status = res.StatusCode
+	delete(res.Header, "X-Request-Id") // the client gets the gateway's, set by the Observation
 	if ex.canRetry && ex.route.retryOnStatus(res.StatusCode) && ex.route.budget.acquire(ex.route.active.Load()) {
 		ex.retried = true
 		_, _ = io.CopyN(io.Discard, res.Body, maxDrain)
