@@ -3,6 +3,7 @@ package proxy
 import (
 	"math/rand/v2"
 	"net/http"
+	"unsafe"
 )
 
 // maxRequestID bounds the length of an X-Request-Id kept from a trusted
@@ -12,8 +13,11 @@ const maxRequestID = 200
 // correlation is the request's correlation state: its X-Request-Id, kept
 // from a trusted proxy or generated, and whether it carries a valid W3C
 // traceparent. It lives in the Observation, so it costs no allocation of
-// its own; a generated id costs its 32-byte string.
+// its own, a generated id included.
 type correlation struct {
+	// buf backs a generated id: written once, before the string is made
+	// of it, and never again (an Observation is not reused).
+	buf [32]byte
 	// id backs the X-Request-Id value sent upstream and to the client. The
 	// slice taken of it has capacity one, so a header "add" copies.
 	id     [1]string
@@ -27,7 +31,7 @@ func (c *correlation) decide(r *http.Request, trusted bool) {
 	if v := r.Header["X-Request-Id"]; trusted && len(v) == 1 && saneRequestID(v[0]) {
 		c.id[0] = v[0]
 	} else {
-		c.id[0] = newRequestID()
+		c.id[0] = newRequestID(&c.buf)
 	}
 	tp := r.Header["Traceparent"]
 	c.traced = len(tp) == 1 && validTraceparent(tp[0])
@@ -69,12 +73,13 @@ func saneRequestID(id string) bool {
 
 const hexDigits = "0123456789abcdef"
 
-// newRequestID returns 128 random bits in lowercase hex. The bits come from
+// newRequestID writes 128 random bits in lowercase hex to b and returns
+// them as a string that shares b's memory, so that the id costs no
+// allocation: b must not change afterwards. The bits come from
 // math/rand/v2's global generator, the runtime's per-thread ChaCha8 seeded
 // from the OS: unpredictable enough to correlate, without a system call or
 // a lock. A request id is not a secret.
-func newRequestID() string {
-	var b [32]byte
+func newRequestID(b *[32]byte) string {
 	hi, lo := rand.Uint64(), rand.Uint64()
 	for i := 15; i >= 0; i-- {
 		b[i] = hexDigits[hi&0xf]
@@ -82,7 +87,7 @@ func newRequestID() string {
 		hi >>= 4
 		lo >>= 4
 	}
-	return string(b[:])
+	return unsafe.String(&b[0], len(b))
 }
 
 // validTraceparent reports whether tp is a W3C traceparent this gateway
