@@ -197,7 +197,6 @@ func (f *Forwarder) modifyResponse(res *http.Response) error {
 		ex.tryTimer.Stop() // headers are in: the per-try timeout has done its job
 	}
 	ex.status = res.StatusCode
-	delete(res.Header, "X-Request-Id") // the client gets the gateway's, set by the Observation
 	if ex.canRetry && ex.route.retryOnStatus(res.StatusCode) && ex.route.budget.acquire(ex.route.active.Load()) {
 		ex.retried = true
 		_, _ = io.CopyN(io.Discard, res.Body, maxDrain)

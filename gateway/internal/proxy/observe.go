@@ -60,9 +60,28 @@ func (ob *Observation) init(o *Options, w http.ResponseWriter, r *http.Request, 
 	ob.opts, ob.on, ob.req, ob.start = o, o.observing(), r, start
 	ob.route, ob.upstream, ob.policy = None, None, None
 	ob.client = clientip.Of(r, o.TrustedProxies)
+	ob.grpc = reply.IsGRPC(r)
 	ob.corr.decide(r, ob.client.Trusted)
 	w.Header()["X-Request-Id"] = ob.corr.id[0:1:1] // on every answer, the gateway's own too
-	ob.grpc = reply.IsGRPC(r)
+}
+
+// WriteHeader sets the request's X-Request-Id on a final answer (again:
+// ReverseProxy clears the headers after a 1xx, and an upstream's own value
+// must not reach the client) and records the status.
+func (ob *Observation) WriteHeader(code int) {
+	if !ob.wroteHeader && code >= 200 {
+		ob.recorder.ResponseWriter.Header()["X-Request-Id"] = ob.corr.id[0:1:1]
+	}
+	ob.recorder.WriteHeader(code)
+}
+
+// Write writes the body, setting the X-Request-Id first when no status was
+// written.
+func (ob *Observation) Write(b []byte) (int, error) {
+	if !ob.wroteHeader {
+		ob.recorder.ResponseWriter.Header()["X-Request-Id"] = ob.corr.id[0:1:1]
+	}
+	return ob.recorder.Write(b)
 }
 
 // GRPC reports whether the request is a gRPC call, so that the gateway's
