@@ -66,6 +66,9 @@ func TestRequestCorrelation(t *testing.T) {
 		{name: "invalid traceparent dropped with tracestate", path: "/shop", hdr: map[string]string{"Traceparent": "00-00000000000000000000000000000000-00f067aa0ba902b7-01", "Tracestate": "vendor=x"}},
 		{name: "malformed traceparent dropped", path: "/shop", hdr: map[string]string{"Traceparent": "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7"}},
 		{name: "version ff dropped", path: "/shop", hdr: map[string]string{"Traceparent": "ff" + validTP[2:]}},
+		{name: "later version with more fields passed", path: "/shop", hdr: map[string]string{"Traceparent": "01" + validTP[2:] + "-later"}, wantTP: "01" + validTP[2:] + "-later"},
+		{name: "uppercase hex dropped", path: "/shop", hdr: map[string]string{"Traceparent": strings.ToUpper(validTP)}},
+		{name: "version 00 with more fields dropped", path: "/shop", hdr: map[string]string{"Traceparent": validTP + "-x"}},
 		{name: "tracestate alone dropped", path: "/shop", hdr: map[string]string{"Tracestate": "vendor=x"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
