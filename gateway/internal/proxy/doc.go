@@ -12,6 +12,11 @@
 //   - X-Forwarded-For/-Proto/-Host from the client are kept only when the
 //     peer is in Options.TrustedProxies; otherwise they are replaced. Headers
 //     named in Connection are dropped before the proxy adds its own.
+//   - X-Request-Id is kept from a trusted proxy when sane (visible ASCII,
+//     at most 200 bytes) and generated otherwise (correlate.go); it goes
+//     upstream and onto every answer. A valid W3C traceparent is passed on
+//     unchanged with its tracestate, from any peer; an invalid one is
+//     dropped with its tracestate. No span is started or exported.
 //   - Route.Timeout covers the whole exchange except upgraded (WebSocket)
 //     connections and text/event-stream responses, which live as long as
 //     both sides keep them open. PerTryTimeout runs until response headers.

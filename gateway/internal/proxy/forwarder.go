@@ -77,6 +77,7 @@ type exchange struct {
 	params  map[string]string
 	path    string // the rewritten path, when the route rewrites
 	client  *clientip.Client
+	corr    *correlation
 	target  *upstream.Target
 	w       http.ResponseWriter // the writer the ReverseProxy answers on
 
@@ -141,6 +142,7 @@ func (f *Forwarder) rewrite(pr *httputil.ProxyRequest) {
 	}
 	scrubForwarded(out.Header, ex.client.Trusted)
 	setForwarded(pr, ex.client, &ex.hdr)
+	ex.corr.apply(out.Header)
 	rt.reqHeaders.apply(out.Header)
 	if _, ok := out.Header["User-Agent"]; !ok {
 		// What ReverseProxy would set after this hook (an empty value

@@ -37,6 +37,7 @@ type Observation struct {
 	version string
 	policy  string
 	client  clientip.Client
+	corr    correlation // X-Request-Id and trace context
 	// Set by the Route that serves the request.
 	upstream string
 	target   string
@@ -60,6 +61,27 @@ func (ob *Observation) init(o *Options, w http.ResponseWriter, r *http.Request, 
 	ob.route, ob.upstream, ob.policy = None, None, None
 	ob.client = clientip.Of(r, o.TrustedProxies)
 	ob.grpc = reply.IsGRPC(r)
+	ob.corr.decide(r, ob.client.Trusted)
+	w.Header()["X-Request-Id"] = ob.corr.id[0:1:1] // on every answer, the gateway's own too
+}
+
+// WriteHeader sets the request's X-Request-Id on a final answer (again:
+// ReverseProxy clears the headers after a 1xx, and an upstream's own value
+// must not reach the client) and records the status.
+func (ob *Observation) WriteHeader(code int) {
+	if !ob.wroteHeader && code >= 200 {
+		ob.recorder.ResponseWriter.Header()["X-Request-Id"] = ob.corr.id[0:1:1]
+	}
+	ob.recorder.WriteHeader(code)
+}
+
+// Write writes the body, setting the X-Request-Id first when no status was
+// written.
+func (ob *Observation) Write(b []byte) (int, error) {
+	if !ob.wroteHeader {
+		ob.recorder.ResponseWriter.Header()["X-Request-Id"] = ob.corr.id[0:1:1]
+	}
+	return ob.recorder.Write(b)
 }
 
 // GRPC reports whether the request is a gRPC call, so that the gateway's
@@ -146,9 +168,26 @@ func (ob *Observation) End() {
 		Int("status", ob.status).
 		Int64("bytes", ob.bytes).
 		Dur("duration", d).
-		Str("version", ob.version)
+		Str("version", ob.version).
+		Str("request_id", ob.corr.id[0]).
+		Int64("bytes_in", ob.req.ContentLength)
+	if ob.client.Addr.IsValid() {
+		ev = ev.Stringer("client", ob.client.Addr)
+	} else {
+		ev = ev.Str("client", ob.client.PeerHost)
+	}
+	if id := ob.corr.traceID(ob.req); id != "" {
+		ev = ev.Str("trace_id", id)
+	}
+	target := ob.target
+	if target == "" && ob.state.ex.target != nil {
+		target = ob.state.ex.target.String()
+	}
+	if target != "" {
+		ev = ev.Str("target", target)
+	}
 	if ob.cause != "" {
-		ev = ev.Str("target", ob.target).Str("cause", ob.cause)
+		ev = ev.Str("cause", ob.cause)
 	}
 	ev.Msg("request")
 }

@@ -242,7 +242,7 @@ func (rt *Route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 
 	ex := &st.ex
-	ex.route, ex.backend, ex.client, ex.w = rt, be, &ob.client, w
+	ex.route, ex.backend, ex.client, ex.corr, ex.w = rt, be, &ob.client, &ob.corr, w
 	if rt.path != nil {
 		if p, ok := r.Context().Value(paramsKey{}).(map[string]string); ok && rt.path.hasTmpl {
 			ex.params = p

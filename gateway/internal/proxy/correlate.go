@@ -1,0 +1,120 @@
+package proxy
+
+import (
+	"math/rand/v2"
+	"net/http"
+	"unsafe"
+)
+
+// maxRequestID bounds the length of an X-Request-Id kept from a trusted
+// proxy; a longer one is replaced.
+const maxRequestID = 200
+
+// correlation is the request's correlation state: its X-Request-Id, kept
+// from a trusted proxy or generated, and whether it carries a valid W3C
+// traceparent. It lives in the Observation, so it costs no allocation of
+// its own, a generated id included.
+type correlation struct {
+	// buf backs a generated id: written once, before the string is made
+	// of it, and never again (an Observation is not reused).
+	buf [32]byte
+	// id backs the X-Request-Id value sent upstream and to the client. The
+	// slice taken of it has capacity one, so a header "add" copies.
+	id     [1]string
+	traced bool // the request has one valid traceparent: it is passed on
+}
+
+// decide keeps a sane X-Request-Id of a trusted proxy or generates one, and
+// checks the request's traceparent. Trace context is taken from any peer:
+// it names a trace, it grants nothing.
+func (c *correlation) decide(r *http.Request, trusted bool) {
+	if v := r.Header["X-Request-Id"]; trusted && len(v) == 1 && saneRequestID(v[0]) {
+		c.id[0] = v[0]
+	} else {
+		c.id[0] = newRequestID(&c.buf)
+	}
+	tp := r.Header["Traceparent"]
+	c.traced = len(tp) == 1 && validTraceparent(tp[0])
+}
+
+// traceID returns the trace id of the request's valid traceparent, "" when
+// it has none.
+func (c *correlation) traceID(r *http.Request) string {
+	if !c.traced {
+		return ""
+	}
+	return r.Header["Traceparent"][0][3:35]
+}
+
+// apply sets the correlation headers of the outgoing request h, a copy of
+// the incoming one: the decided X-Request-Id, and the traceparent and
+// tracestate only when the traceparent is valid.
+func (c *correlation) apply(h http.Header) {
+	h["X-Request-Id"] = c.id[0:1:1]
+	if !c.traced {
+		delete(h, "Traceparent")
+		delete(h, "Tracestate")
+	}
+}
+
+// saneRequestID reports whether id is 1 to maxRequestID visible ASCII
+// characters.
+func saneRequestID(id string) bool {
+	if id == "" || len(id) > maxRequestID {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		if id[i] <= ' ' || id[i] > '~' {
+			return false
+		}
+	}
+	return true
+}
+
+const hexDigits = "0123456789abcdef"
+
+// newRequestID writes 128 random bits in lowercase hex to b and returns
+// them as a string that shares b's memory, so that the id costs no
+// allocation: b must not change afterwards. The bits come from
+// math/rand/v2's global generator, the runtime's per-thread ChaCha8 seeded
+// from the OS: unpredictable enough to correlate, without a system call or
+// a lock. A request id is not a secret.
+func newRequestID(b *[32]byte) string {
+	hi, lo := rand.Uint64(), rand.Uint64()
+	for i := 15; i >= 0; i-- {
+		b[i] = hexDigits[hi&0xf]
+		b[16+i] = hexDigits[lo&0xf]
+		hi >>= 4
+		lo >>= 4
+	}
+	return unsafe.String(&b[0], len(b))
+}
+
+// validTraceparent reports whether tp is a W3C traceparent this gateway
+// passes on: version, trace id, parent id and flags in lowercase hex, the
+// version not ff, the ids not all zeros; version 00 has exactly four
+// fields, a later version may add fields after a dash.
+func validTraceparent(tp string) bool {
+	if len(tp) < 55 || tp[2] != '-' || tp[35] != '-' || tp[52] != '-' {
+		return false
+	}
+	if !lowerHex(tp[0:2]) || tp[0:2] == "ff" || !lowerHex(tp[3:35]) || !lowerHex(tp[36:52]) || !lowerHex(tp[53:55]) {
+		return false
+	}
+	if tp[3:35] == "00000000000000000000000000000000" || tp[36:52] == "0000000000000000" {
+		return false
+	}
+	if tp[0:2] == "00" {
+		return len(tp) == 55
+	}
+	return len(tp) == 55 || tp[55] == '-'
+}
+
+func lowerHex(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if (s[i] < '0' || s[i] > '9') && (s[i] < 'a' || s[i] > 'f') {
+			return false
+		}
+	}
+	return true
+}
