@@ -29,7 +29,7 @@ func init() {
 const injectedBody = "injected"
 
 // desyncUpstream is a keep-alive HTTP/1.1 upstream written by hand. GET
-// answers "id=<X-Request-Id>". A request to /poison/<kind> gets the answer
+// answers "id=<X-Test-Seq>". A request to /poison/<kind> gets the answer
 // of kind (head: HEAD's Content-Length: 70 without body; 204; 304; body),
 // then waits for a channel on inject, writes a response nobody asked for on
 // the same connection and closes that channel.
@@ -86,7 +86,7 @@ func (u *desyncUpstream) serve(c net.Conn) {
 		case "/poison/body":
 			first = "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok"
 		default:
-			b := "id=" + req.Header.Get("X-Request-Id")
+			b := "id=" + req.Header.Get("X-Test-Seq")
 			if _, err := io.WriteString(c, "HTTP/1.1 200 OK\r\nContent-Length: "+strconv.Itoa(len(b))+"\r\n\r\n"+b); err != nil {
 				return
 			}
@@ -167,7 +167,7 @@ func upstreamUnsolicitedResponse(ctx context.Context, t *T) error {
 			id++
 			want := "id=" + strconv.Itoa(id)
 			req, _ := http.NewRequestWithContext(ctx, http.MethodGet, base+"/next", nil)
-			req.Header.Set("X-Request-Id", strconv.Itoa(id))
+			req.Header.Set("X-Test-Seq", strconv.Itoa(id))
 			resp, err := client.Do(req)
 			if err != nil {
 				return fmt.Errorf("request %d after %s %s: %w", id, c.method, c.path, err)
