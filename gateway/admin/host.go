@@ -1,12 +1,11 @@
 package admin
 
 import (
-	"net"
 	"net/http"
-	"net/netip"
 	"strings"
 
 	"github.com/gitgate/gitgate/gateway/admin/client"
+	"github.com/gitgate/gitgate/schemas/rebinding"
 )
 
 // hostCheck guards a TCP address against DNS rebinding: a web page whose
@@ -35,17 +34,7 @@ func newHostCheck(allowed []string) *hostCheck {
 // allows reports whether a request with Host host may be served. An empty
 // Host (HTTP/1.0) is allowed: browsers always send one.
 func (hc *hostCheck) allows(host string) bool {
-	if hc.any || host == "" {
-		return true
-	}
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
-	}
-	host = strings.TrimSuffix(strings.TrimPrefix(strings.TrimSuffix(host, "]"), "["), ".")
-	if _, err := netip.ParseAddr(host); err == nil {
-		return true // DNS rebinding needs a name
-	}
-	return hc.names[strings.ToLower(host)]
+	return hc.any || rebinding.HostAllowed(host, hc.names)
 }
 
 // wrap answers 421 Misdirected Request to a Host that is not allowed.

@@ -3,11 +3,11 @@ package fleet
 import (
 	"context"
 	"encoding/json"
-	"net"
 	"net/http"
-	"net/netip"
 	"strings"
 	"time"
+
+	"github.com/gitgate/gitgate/schemas/rebinding"
 )
 
 // ReplicaPath is where a replica's webhook listener serves its Replica.
@@ -79,7 +79,7 @@ func Handler(report func(ctx context.Context) Replica, names []string) http.Hand
 		allowed[strings.ToLower(strings.TrimSuffix(n, "."))] = true
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if !hostAllowed(r.Host, allowed) {
+		if !rebinding.HostAllowed(r.Host, allowed) {
 			http.Error(w, "host not allowed: query a replica by IP or by its --peers name", http.StatusMisdirectedRequest)
 			return
 		}
@@ -89,18 +89,4 @@ func Handler(report func(ctx context.Context) Replica, names []string) http.Hand
 		w.Header().Set("Cache-Control", "no-store")
 		_ = json.NewEncoder(w).Encode(report(ctx))
 	})
-}
-
-func hostAllowed(host string, allowed map[string]bool) bool {
-	if host == "" {
-		return true
-	}
-	if h, _, err := net.SplitHostPort(host); err == nil {
-		host = h
-	}
-	host = strings.TrimSuffix(strings.TrimPrefix(strings.TrimSuffix(host, "]"), "["), ".")
-	if _, err := netip.ParseAddr(host); err == nil {
-		return true // DNS rebinding needs a name
-	}
-	return allowed[strings.ToLower(host)]
 }
