@@ -124,3 +124,21 @@ func TestRepoCommitAndUpstream(t *testing.T) {
 		t.Errorf("upstream answered %d", resp.StatusCode)
 	}
 }
+
+// TestFreeAddrNeverTwice: FreeAddr closes the port it checked, so without
+// its memory two stacks of one fleet could be given the same port (seen:
+// two agents of u-fleet-20 on one webhook port).
+func TestFreeAddrNeverTwice(t *testing.T) {
+	t.Parallel()
+	seen := map[string]bool{}
+	for range 2000 {
+		a, err := FreeAddr()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if seen[a] {
+			t.Fatalf("FreeAddr returned %s twice", a)
+		}
+		seen[a] = true
+	}
+}

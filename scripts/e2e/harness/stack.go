@@ -17,6 +17,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -373,6 +374,9 @@ func FreeAddr() (string, error) {
 	low := ephemeralLow()
 	for range 50 {
 		port := 10000 + rand.IntN(low-10000)
+		if !handOut(port) {
+			continue // given to another caller already, maybe not bound yet
+		}
 		ln, err := net.Listen("tcp", net.JoinHostPort("127.0.0.1", strconv.Itoa(port)))
 		if err != nil {
 			continue
@@ -387,6 +391,25 @@ func FreeAddr() (string, error) {
 	}
 	defer ln.Close()
 	return ln.Addr().String(), nil
+}
+
+// handedOut are the ports FreeAddr returned in this process: a port closed
+// again after the check is free to the kernel, so without this two callers
+// (two stacks of one fleet) could be given the same one.
+var handedOut = struct {
+	sync.Mutex
+	ports map[int]bool
+}{ports: map[int]bool{}}
+
+// handOut records port as given out and reports whether it was not before.
+func handOut(port int) bool {
+	handedOut.Lock()
+	defer handedOut.Unlock()
+	if handedOut.ports[port] {
+		return false
+	}
+	handedOut.ports[port] = true
+	return true
 }
 
 // ephemeralLow is the first port of the kernel's ephemeral range (Linux's
