@@ -318,3 +318,51 @@ func TestFailoverRetries(t *testing.T) {
 		})
 	}
 }
+
+// TestGeoRoutingByCDNHeader is the README's geo routing example: a route
+// matching a CDN's country header sends Europe to a failover upstream
+// with eu first, everyone else to one with us first; each still fails
+// over to the other region.
+func TestGeoRoutingByCDNHeader(t *testing.T) {
+	t.Parallel()
+	eu, us := newRegionTarget(t, "eu"), newRegionTarget(t, "us")
+	euUp, usUp := ups(eu.srv.URL), ups(us.srv.URL)
+	euUp.HealthCheck, usUp.HealthCheck = fastHealth(), fastHealth()
+	europe := route("/api", to("api-eu-first", 100))
+	europe.Match.Headers = map[string]schemas.StringMatch{"CF-IPCountry": {Regex: "AT|BE|CH|DE|DK|ES|FI|FR|GB|IE|IT|NL|NO|PL|PT|SE"}}
+	e := newEngine(t, Options{})
+	mustApply(t, e, schemas.Config{
+		Upstreams: map[string]schemas.Upstream{
+			"api-eu": euUp, "api-us": usUp,
+			"api-eu-first": {Failover: &schemas.Failover{Groups: []string{"api-eu", "api-us"}}},
+			"api-us-first": {Failover: &schemas.Failover{Groups: []string{"api-us", "api-eu"}}},
+		},
+		Routes: map[string]schemas.Route{"api-europe": europe, "api": route("/api", to("api-us-first", 100))},
+	})
+	srv := front(t, e)
+	tests := []struct {
+		name    string
+		country string // "": no header
+		want    string
+		euDown  bool
+	}{
+		{"Germany to eu", "DE", "eu", false},
+		{"Japan to us", "JP", "us", false},
+		{"no header to us", "", "us", false},
+		{"regex anchored: DEU is not DE", "DEU", "us", false},
+		{"Germany fails over to us", "DE", "us", true},
+	}
+	for _, tt := range tests { // in order: the last case takes eu down
+		if tt.euDown {
+			eu.sick.Store(true)
+			eventually(t, "eu marked down", func() bool { return e.Status().Failover["api-eu-first"].Active == "api-us" })
+		}
+		hdr := map[string]string{}
+		if tt.country != "" {
+			hdr["CF-IPCountry"] = tt.country
+		}
+		if code, body, _ := get(t, srv.Client(), srv.URL+"/api", hdr); code != 200 || body != tt.want {
+			t.Errorf("%s: got %d %q, want 200 from %s", tt.name, code, body, tt.want)
+		}
+	}
+}
