@@ -274,8 +274,8 @@ func TestFailoverRetries(t *testing.T) {
 		},
 		{
 			name: "retry in the last group stays there on another target", attempts: 1,
-			eu:   func(t *testing.T) []string { return []string{refusedURL(t)} },
-			us:   func(t *testing.T) []string { return []string{refusedURL(t), named(t, "us").URL} },
+			eu: func(t *testing.T) []string { return []string{refusedURL(t)} },
+			us: func(t *testing.T) []string { return []string{refusedURL(t), named(t, "us").URL} },
 			// eu fails, the retry goes to us, whose first target may fail
 			// too: then a second retry stays in us on the other target.
 			want: 200, wantBody: "us",
