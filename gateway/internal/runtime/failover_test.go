@@ -82,8 +82,8 @@ func TestFailoverTiers(t *testing.T) {
 		eu         func(u *schemas.Upstream) // eu's checks
 		breakEU    func(ts []*regionTarget)
 		healEU     func(ts []*regionTarget)
-		// ejected: eu is taken out by outlier detection on real traffic,
-		// so one request sees eu's failure before traffic moves.
+		// ejected: eu is taken out on real traffic (outlier detection,
+		// breaker), so one request sees eu's failure before traffic moves.
 		ejected bool
 	}{
 		{
@@ -105,6 +105,14 @@ func TestFailoverTiers(t *testing.T) {
 			},
 			breakEU: func(ts []*regionTarget) { ts[0].broken.Store(true) },
 			healEU:  func(ts []*regionTarget) { ts[0].broken.Store(false) }, // back when the ejection ends
+		},
+		{
+			name: "primary's circuit breaker open", euTargets: 1, ejected: true,
+			eu: func(u *schemas.Upstream) {
+				u.CircuitBreaker = &schemas.CircuitBreaker{ConsecutiveFailures: 1, OpenDuration: schemas.Duration(time.Second), HalfOpenRequests: 1}
+			},
+			breakEU: func(ts []*regionTarget) { ts[0].broken.Store(true) },
+			healEU:  func(ts []*regionTarget) { ts[0].broken.Store(false) }, // half-open lets a probe through
 		},
 	}
 	for _, tt := range tests {
@@ -363,6 +371,66 @@ func TestGeoRoutingByCDNHeader(t *testing.T) {
 		}
 		if code, body, _ := get(t, srv.Client(), srv.URL+"/api", hdr); code != 200 || body != tt.want {
 			t.Errorf("%s: got %d %q, want 200 from %s", tt.name, code, body, tt.want)
+		}
+	}
+}
+
+// TestFailoverWithoutEnoughTargets checks the fallbacks of minHealthy: when
+// no group has enough available targets, the first group with any takes the
+// traffic; when no group has any, the active group stays and requests get
+// 503.
+func TestFailoverWithoutEnoughTargets(t *testing.T) {
+	t.Parallel()
+	var eu, us []*regionTarget
+	var euURLs, usURLs []string
+	for range 2 {
+		a, b := newRegionTarget(t, "eu"), newRegionTarget(t, "us")
+		eu, us = append(eu, a), append(us, b)
+		euURLs, usURLs = append(euURLs, a.srv.URL), append(usURLs, b.srv.URL)
+	}
+	euUp, usUp := ups(euURLs...), ups(usURLs...)
+	euUp.HealthCheck, usUp.HealthCheck = fastHealth(), fastHealth()
+	e := newEngine(t, Options{})
+	mustApply(t, e, schemas.Config{
+		Upstreams: map[string]schemas.Upstream{"eu": euUp, "us": usUp,
+			"api": {Failover: &schemas.Failover{Groups: []string{"eu", "us"}, MinHealthy: 2}}},
+		Routes: map[string]schemas.Route{"r": route("/", to("api", 100))},
+	})
+	srv := front(t, e)
+	healthy := func(group string, n int) func() bool {
+		return func() bool {
+			c := 0
+			for _, ts := range e.Status().Upstreams[group] {
+				if ts.Healthy {
+					c++
+				}
+			}
+			return c == n
+		}
+	}
+	steps := []struct {
+		name string
+		sick []*regionTarget
+		eu   int // healthy targets of eu and us once the checks see it
+		us   int
+		code int
+		want string // group answering, and active
+	}{
+		{"each group under minHealthy: the first with any", []*regionTarget{eu[0], us[0]}, 1, 1, 200, "eu"},
+		{"primary has none: the next with any", []*regionTarget{eu[1]}, 0, 1, 200, "us"},
+		{"none has any: the active group stays", []*regionTarget{us[1]}, 0, 0, http.StatusServiceUnavailable, "us"},
+	}
+	for _, st := range steps { // in order: each step takes more targets down
+		for _, rt := range st.sick {
+			rt.sick.Store(true)
+		}
+		eventually(t, st.name+": health checks", func() bool { return healthy("eu", st.eu)() && healthy("us", st.us)() })
+		code, body, _ := get(t, srv.Client(), srv.URL+"/", nil)
+		if code != st.code || code == 200 && body != st.want {
+			t.Fatalf("%s: got %d %q, want %d from %s", st.name, code, body, st.code, st.want)
+		}
+		if a := e.Status().Failover["api"].Active; a != st.want {
+			t.Fatalf("%s: active %q, want %q", st.name, a, st.want)
 		}
 	}
 }
