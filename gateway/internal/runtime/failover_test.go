@@ -434,3 +434,45 @@ func TestFailoverWithoutEnoughTargets(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkFailoverServe serves one request through the whole handler to
+// a real upstream on loopback, by a plain upstream and by a failover
+// upstream over two groups whose primary is that same upstream: the
+// difference is the cost of choosing the group on every request.
+func BenchmarkFailoverServe(b *testing.B) {
+	for _, failover := range []bool{false, true} {
+		name := "plain"
+		if failover {
+			name = "failover"
+		}
+		b.Run(name, func(b *testing.B) {
+			e := New(Options{})
+			defer e.Close()
+			target := rawUpstream(b)
+			cfg := schemas.Config{
+				Upstreams: map[string]schemas.Upstream{"a": ups(target, target+"/")},
+				Routes:    map[string]schemas.Route{"bench": route("/bench", to("a", 100))},
+			}
+			if failover {
+				cfg.Upstreams = map[string]schemas.Upstream{
+					"p": ups(target, target+"/"), "s": ups(rawUpstream(b)),
+					"a": {Failover: &schemas.Failover{Groups: []string{"p", "s"}}},
+				}
+			}
+			mustApply(b, e, cfg)
+			b.ReportAllocs()
+			b.ResetTimer()
+			cpu := processCPU()
+			b.RunParallel(func(pb *testing.PB) {
+				req := httptest.NewRequest(http.MethodGet, "/bench/x", nil)
+				req.RemoteAddr = "192.0.2.1:4711"
+				w := &discardWriter{h: http.Header{}}
+				for pb.Next() {
+					clear(w.h)
+					e.ServeHTTP(w, req)
+				}
+			})
+			reportCPU(b, cpu)
+		})
+	}
+}
