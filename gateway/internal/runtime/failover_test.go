@@ -65,8 +65,10 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
+// fastHealth is a quick health check that still tolerates a loaded
+// machine: a probe may take 200ms, and one slow probe marks nothing down.
 func fastHealth() *schemas.HealthCheck {
-	return &schemas.HealthCheck{Path: "/healthz", Interval: schemas.Duration(20 * time.Millisecond), Timeout: schemas.Duration(20 * time.Millisecond), HealthyThreshold: 1, UnhealthyThreshold: 1}
+	return &schemas.HealthCheck{Path: "/healthz", Interval: schemas.Duration(200 * time.Millisecond), Timeout: schemas.Duration(200 * time.Millisecond), HealthyThreshold: 1, UnhealthyThreshold: 2}
 }
 
 // TestFailoverTiers runs a failover upstream "api" over groups eu
@@ -101,7 +103,7 @@ func TestFailoverTiers(t *testing.T) {
 		{
 			name: "primary ejected by outlier detection", euTargets: 1, ejected: true,
 			eu: func(u *schemas.Upstream) {
-				u.OutlierDetection = &schemas.OutlierDetection{ConsecutiveFailures: 1, BaseEjection: schemas.Duration(time.Second), MaxEjection: schemas.Duration(time.Second)}
+				u.OutlierDetection = &schemas.OutlierDetection{ConsecutiveFailures: 1, BaseEjection: schemas.Duration(2 * time.Second), MaxEjection: schemas.Duration(2 * time.Second)}
 			},
 			breakEU: func(ts []*regionTarget) { ts[0].broken.Store(true) },
 			healEU:  func(ts []*regionTarget) { ts[0].broken.Store(false) }, // back when the ejection ends
@@ -109,7 +111,7 @@ func TestFailoverTiers(t *testing.T) {
 		{
 			name: "primary's circuit breaker open", euTargets: 1, ejected: true,
 			eu: func(u *schemas.Upstream) {
-				u.CircuitBreaker = &schemas.CircuitBreaker{ConsecutiveFailures: 1, OpenDuration: schemas.Duration(time.Second), HalfOpenRequests: 1}
+				u.CircuitBreaker = &schemas.CircuitBreaker{ConsecutiveFailures: 1, OpenDuration: schemas.Duration(2 * time.Second), HalfOpenRequests: 1}
 			},
 			breakEU: func(ts []*regionTarget) { ts[0].broken.Store(true) },
 			healEU:  func(ts []*regionTarget) { ts[0].broken.Store(false) }, // half-open lets a probe through
