@@ -91,7 +91,8 @@ func (g *foRegion) kill() {
 }
 
 // foLoad is a client loop that retries each request until it gets a 200
-// (up to 10 tries, 20ms apart), and counts what it saw.
+// (up to 50 tries, 20ms apart, so a probe that a loaded machine slows down
+// cannot fail a request), and counts what it saw.
 type foLoad struct {
 	requests, failed, clientRetries atomic.Int64
 	mu                              sync.Mutex
@@ -116,7 +117,7 @@ func (l *foLoad) run(ctx context.Context, url string, workers int) *sync.WaitGro
 
 func (l *foLoad) one(ctx context.Context, c *http.Client, url string) {
 	l.requests.Add(1)
-	for try := range 10 {
+	for try := range 50 {
 		if try > 0 {
 			l.clientRetries.Add(1)
 			time.Sleep(20 * time.Millisecond)
@@ -175,7 +176,7 @@ func failoverPrimaryKilled(ctx context.Context, t *T) error {
 	cfg.WriteString("upstreams:\n")
 	for _, g := range []*foRegion{eu, us} {
 		fmt.Fprintf(&cfg, "  %s:\n    targets: [http://%s, http://%s]\n", g.group, g.addrs[0], g.addrs[1])
-		cfg.WriteString("    healthCheck: {path: /healthz, interval: 500ms, timeout: 250ms, healthyThreshold: 1, unhealthyThreshold: 1}\n")
+		cfg.WriteString("    healthCheck: {path: /healthz, interval: 500ms, timeout: 500ms, healthyThreshold: 1, unhealthyThreshold: 1}\n")
 	}
 	cfg.WriteString(`  api:
     failover:
