@@ -28,7 +28,8 @@ const (
 
 // Upstream is a pool of equivalent targets.
 type Upstream struct {
-	// Targets are http:// or https:// base URLs. At least one is required.
+	// Targets are http:// or https:// base URLs. At least one is
+	// required, unless the upstream is a Failover.
 	Targets []string `json:"targets"`
 	// Balance picks a target per request. Default "round_robin".
 	Balance string `json:"balance,omitempty"`
@@ -56,6 +57,20 @@ type Upstream struct {
 	// or "h2c" (HTTP/2 without TLS by prior knowledge, http:// targets).
 	// gRPC upstreams need h2 or h2c.
 	Protocol string `json:"protocol,omitempty"`
+	// Failover makes the upstream an ordered list of other upstreams
+	// (groups) instead of targets: each request goes to the first group
+	// with enough available targets. An upstream has either Targets or
+	// Failover. Nil: a plain upstream.
+	Failover *Failover `json:"failover,omitempty"`
+}
+
+// Failover is an upstream made of other upstreams, tried in order.
+type Failover struct {
+	// Groups names plain upstreams (with targets), primary first.
+	Groups []string `json:"groups"`
+	// MinHealthy is how many available targets (healthy, not ejected,
+	// breaker not open) a group needs to take traffic. Default 1.
+	MinHealthy int `json:"minHealthy,omitempty"`
 }
 
 // TLS versions for UpstreamTLS.MinVersion.

@@ -12,6 +12,7 @@ import (
 // config.go says the same.
 const (
 	DefaultMaxIdleConnsPerTarget = 64
+	DefaultFailoverMinHealthy    = 1
 	DefaultConnectTimeout        = 5 * time.Second
 	DefaultRouteTimeout          = 30 * time.Second
 	DefaultMaxBodyBytes          = 10 << 20
@@ -160,6 +161,9 @@ func (u *Upstream) applyDefaults() {
 	if t := u.TLS; t != nil {
 		setStr(&t.MinVersion, TLSVersion12)
 	}
+	if f := u.Failover; f != nil {
+		setInt(&f.MinHealthy, DefaultFailoverMinHealthy)
+	}
 	if h := u.HealthCheck; h != nil {
 		setStr(&h.Path, "/healthz")
 		setDur(&h.Interval, DefaultHealthInterval)
@@ -296,6 +300,7 @@ func (c *Config) WithDefaults() Config {
 		u.CircuitBreaker = clonePtr(u.CircuitBreaker)
 		u.HashOn = clonePtr(u.HashOn)
 		u.TLS = clonePtr(u.TLS)
+		u.Failover = clonePtr(u.Failover)
 		out.Upstreams[k] = u
 	}
 	for k, r := range out.Routes {

@@ -71,6 +71,8 @@ type Health struct {
 	Traffic *client.TrafficReport
 	// JWKS maps a jwt policy with a jwksURL to its key set's state.
 	JWKS map[string]client.JWKSStatus
+	// Failover maps a failover upstream to its active group.
+	Failover map[string]client.FailoverStatus
 }
 
 // Persister saves the last-known-good bundle. *lkg.Store implements it.
@@ -571,6 +573,7 @@ func (s *Server) status() client.Status {
 		h := s.opts.Health()
 		st.Routes, st.Upstreams, st.Breakers, st.Traffic = h.Routes, h.Upstreams, h.Breakers, h.Traffic
 		st.JWKS = h.JWKS
+		st.Failover = h.Failover
 	}
 	s.stateMu.RLock()
 	st.AppliedAt, st.LastRejected = s.appliedAt, s.lastRejected

@@ -45,6 +45,9 @@ func check(cfg *schemas.Config) []schemas.Diagnostic {
 
 func (c *checker) upstream(at string, u schemas.Upstream) {
 	c.add(at, rules.Upstream(u))
+	if u.Failover != nil {
+		c.add(at, rules.Failover(*u.Failover, c.cfg.Upstreams))
+	}
 }
 
 // add reports violations of rules on the value at path at.

@@ -12,8 +12,13 @@ import (
 // Upstream checks the rules of one upstream that CUE cannot express:
 // usable target URLs, hashOn with the hash balancer only and with exactly
 // one attribute, a health-check timeout within its interval and a base
-// ejection within the maximum. u may be defaulted or not.
+// ejection within the maximum; for a failover upstream, no targets and
+// none of the options of its groups (Failover checks the groups). u may be
+// defaulted or not.
 func Upstream(u schemas.Upstream) []Violation {
+	if u.Failover != nil {
+		return failoverOnly(u)
+	}
 	var out []Violation
 	for i, t := range u.Targets {
 		if err := Target(t); err != nil {

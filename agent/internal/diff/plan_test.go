@@ -169,6 +169,15 @@ func TestCompute(t *testing.T) {
 			}}},
 		},
 		{
+			name: "failover groups reordered",
+			old:  &schemas.Config{Upstreams: map[string]schemas.Upstream{"api": {Failover: &schemas.Failover{Groups: []string{"eu", "us"}}}}},
+			new:  &schemas.Config{Upstreams: map[string]schemas.Upstream{"api": {Failover: &schemas.Failover{Groups: []string{"us", "eu"}, MinHealthy: 2}}}},
+			want: []Change{{Action: ActionUpdate, Kind: KindUpstream, Name: "api", Fields: []Field{
+				{Path: "failover.groups", Old: "[eu, us]", New: "[us, eu]", Note: "reordered"},
+				{Path: "failover.minHealthy", New: "2"},
+			}}},
+		},
+		{
 			name: "api key hash masked, consumer visible",
 			old:  &schemas.Config{Policies: map[string]schemas.Policy{"keys": {APIKey: &schemas.APIKey{Keys: map[string]string{"ci": "sha256:aa"}}}}},
 			new:  &schemas.Config{Policies: map[string]schemas.Policy{"keys": {APIKey: &schemas.APIKey{Keys: map[string]string{"ci": "sha256:bb", "deploy": "sha256:cc"}}}}},

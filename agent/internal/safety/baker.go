@@ -277,7 +277,8 @@ func (b *Baker) finish(st *Status, result string) {
 
 // touched returns the routes of next that the change from prev created or
 // changed, counting a change to an upstream or policy they use; nil (every
-// route) when prev is unknown.
+// route) when prev is unknown. A change to a group of a failover upstream
+// counts for the routes that use the failover upstream.
 func touched(prev, next *schemas.Bundle) map[string]bool {
 	if prev == nil {
 		return nil
@@ -293,6 +294,14 @@ func touched(prev, next *schemas.Bundle) map[string]bool {
 		for _, be := range r.Backends {
 			if !reflect.DeepEqual(o.Upstreams[be.Upstream], n.Upstreams[be.Upstream]) {
 				out[name] = true
+			}
+			// A failover upstream's traffic goes to its groups.
+			if f := n.Upstreams[be.Upstream].Failover; f != nil {
+				for _, g := range f.Groups {
+					if !reflect.DeepEqual(o.Upstreams[g], n.Upstreams[g]) {
+						out[name] = true
+					}
+				}
 			}
 		}
 		for _, p := range r.Policies {

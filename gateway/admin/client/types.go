@@ -80,6 +80,19 @@ type Status struct {
 	Traffic *TrafficReport `json:"traffic,omitempty"`
 	// JWKS maps a jwt policy with a jwksURL to the state of its key set.
 	JWKS map[string]JWKSStatus `json:"jwks,omitempty"`
+	// Failover maps a failover upstream to its groups and the active one.
+	Failover map[string]FailoverStatus `json:"failover,omitempty"`
+}
+
+// FailoverStatus is the state of a failover upstream.
+type FailoverStatus struct {
+	// Groups are the upstreams it fails over between, primary first.
+	Groups []string `json:"groups"`
+	// Active is the group taking traffic now.
+	Active string `json:"active"`
+	// Changes counts the changes of the active group since the gateway
+	// started (carried over applies that keep the upstream).
+	Changes uint64 `json:"changes"`
 }
 
 // JWKSStatus is the state of a jwt policy's remote key set. A set whose

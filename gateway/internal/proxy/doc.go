@@ -37,6 +37,9 @@
 //     upstream failed, 503 no healthy target or breaker open, 504 timeout)
 //     is written by package reply, in the gateway's one answer shape (a
 //     gRPC status for a gRPC call).
+//   - A backend may be a failover upstream (failover.go): each attempt goes
+//     to one of its groups, chosen by the groups' health, ejection and
+//     breaker state; a retry moves to the next group.
 //   - A gRPC call (reply.IsGRPC) is never buffered nor retried; its deadline
 //     is the earlier of grpc-timeout and Route.Timeout, sent upstream as
 //     grpc-timeout; cut after its response began, it ends with

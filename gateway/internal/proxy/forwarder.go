@@ -41,11 +41,16 @@ type Options struct {
 // DefaultMaxRetryBody is Options.MaxRetryBody's default.
 const DefaultMaxRetryBody = 64 << 10
 
-// Forwarder forwards attempts to the targets of one upstream pool.
+// Forwarder forwards attempts to the targets of one upstream pool, or of
+// the groups of a failover upstream.
 type Forwarder struct {
 	pool *upstream.Pool
 	rp   *httputil.ReverseProxy
 	opts *Options
+	// failover, when not nil, makes this the forwarder of a failover
+	// upstream, which has no pool of its own: each attempt goes through
+	// the forwarder of one of its groups (see Failover).
+	failover *Failover
 	// Prebuilt 503 answers naming the upstream.
 	noHost, breakerOpen, failed *reply.Body
 }
@@ -65,7 +70,7 @@ func NewForwarder(pool *upstream.Pool, opts *Options) *Forwarder {
 	return f
 }
 
-// Pool returns the forwarder's pool.
+// Pool returns the forwarder's pool; nil for a failover upstream.
 func (f *Forwarder) Pool() *upstream.Pool { return f.pool }
 
 type exchangeKey struct{}

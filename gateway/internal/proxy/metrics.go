@@ -16,6 +16,8 @@ type Metrics struct {
 	latency  *prometheus.HistogramVec
 	inFlight *prometheus.GaugeVec
 	retries  *prometheus.CounterVec
+	// failovers counts changes of a failover upstream's active group.
+	failovers *prometheus.CounterVec
 	// unrouted are the series of requests no route matched.
 	unrouted struct {
 		codes   [6]prometheus.Counter
@@ -40,8 +42,11 @@ func NewMetrics(reg prometheus.Registerer) (*Metrics, error) {
 		retries: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "gitgate_retries_total", Help: "Retried attempts, by route and upstream.",
 		}, []string{"route", "upstream"}),
+		failovers: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "gitgate_upstream_failovers_total", Help: "Changes of a failover upstream's active group, by upstream and the groups it moved from and to.",
+		}, []string{"upstream", "from", "to"}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.latency, m.inFlight, m.retries} {
+	for _, c := range []prometheus.Collector{m.requests, m.latency, m.inFlight, m.retries, m.failovers} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("registering proxy metrics: %w", err)
 		}

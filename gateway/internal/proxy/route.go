@@ -91,7 +91,9 @@ func NewRoute(name string, spec schemas.Route, forwarders map[string]*Forwarder,
 		sum += b.Weight
 		be := &backend{name: b.Upstream, fw: fw, upTo: sum}
 		if fw != nil {
-			be.hashOn = fw.pool.HashOn()
+			if fw.pool != nil {
+				be.hashOn = fw.pool.HashOn()
+			}
 			be.noHost, be.breaker, be.failed = fw.noHost, fw.breakerOpen, fw.failed
 		}
 		rt.backends = append(rt.backends, be)
@@ -304,7 +306,8 @@ func (rt *Route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if be.hashOn != nil {
 		key = upstream.Key(r, be.hashOn, ob.client.Addr)
 	}
-	pool := be.fw.pool
+	var pool *upstream.Pool // of the attempt in progress
+	group := 0              // of a failover upstream: the attempt's group
 	var avoid *upstream.Target
 	retryHeld := false
 	// open is the target of the attempt in progress until its Done.
@@ -333,7 +336,7 @@ func (rt *Route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 	for try := 0; ; try++ {
-		t, err := pool.Pick(key, avoid)
+		fw, t, err := be.pick(r, ob.client.Addr, key, avoid, &group, try > 0)
 		if err != nil {
 			if retryHeld {
 				rt.budget.release()
@@ -351,6 +354,7 @@ func (rt *Route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			rt.logFailure(ob, be, "", http.StatusServiceUnavailable, err.Error())
 			return
 		}
+		pool = fw.pool
 		ex.target, ex.err, ex.status, ex.retried = t, nil, 0, false
 		ex.canRetry = try < attempts
 		actx := ctx
@@ -370,8 +374,8 @@ func (rt *Route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			out.Body = io.NopCloser(bytes.NewReader(replay))
 		}
 		if !ob.grpc {
-			be.fw.rp.ServeHTTP(w, out)
-		} else if serveGRPC(be.fw.rp, w, out, ctx) {
+			fw.rp.ServeHTTP(w, out)
+		} else if serveGRPC(fw.rp, w, out, ctx) {
 			return // cut by the deadline mid-response: the deferred call counts it
 		}
 		if ex.tryTimer != nil {

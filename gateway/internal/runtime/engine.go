@@ -104,6 +104,8 @@ type Status struct {
 	Traffic *client.TrafficReport `json:"traffic,omitempty"`
 	// JWKS holds the remote key set of each jwt policy with a jwksURL.
 	JWKS map[string]client.JWKSStatus `json:"jwks,omitempty"`
+	// Failover holds the state of each failover upstream.
+	Failover map[string]client.FailoverStatus `json:"failover,omitempty"`
 }
 
 // Engine is the data plane: an http.Handler serving from the current
@@ -342,6 +344,7 @@ func (e *Engine) Status() Status {
 			st.Breakers[name] = b.State().String()
 		}
 	}
+	st.Failover = failoverStatus(s)
 	st.Traffic = &client.TrafficReport{
 		LatencyBoundsSeconds: traffic.BoundsSeconds(),
 		Current:              s.traffic.Read(m.bundle.Version, m.appliedAt, time.Time{}),
@@ -457,6 +460,9 @@ func (e *Engine) build(b *schemas.Bundle, cfg *schemas.Config, prev *snapshot, w
 	fresh := map[*upstream.Pool]bool{}
 	forwarders := make(map[string]*proxy.Forwarder, len(cfg.Upstreams))
 	for name, spec := range cfg.Upstreams {
+		if spec.Failover != nil {
+			continue // built below, from its groups' forwarders
+		}
 		if spec.TLS != nil && spec.TLS.InsecureSkipVerify {
 			// Said at every apply, not only when the pool is built, so
 			// the opt-in never goes quiet while it is in force.
@@ -480,6 +486,7 @@ func (e *Engine) build(b *schemas.Bundle, cfg *schemas.Config, prev *snapshot, w
 		fresh[p] = true
 		forwarders[name] = proxy.NewForwarder(p, e.popts)
 	}
+	s.failovers = buildFailovers(cfg, forwarders, e.popts, prev, addErr)
 	var prevSet *policy.Set
 	if prev != nil {
 		prevSet = prev.policies

@@ -17,6 +17,7 @@ type upstreamCollector struct{ e *Engine }
 func (c upstreamCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descBreaker
 	ch <- descHealthy
+	ch <- descFailoverActive
 }
 
 // Collect reads the current snapshot's pools.
@@ -26,6 +27,7 @@ func (c upstreamCollector) Collect(ch chan<- prometheus.Metric) {
 		return
 	}
 	defer s.unref()
+	collectFailovers(s, ch)
 	for name, p := range s.pools {
 		if b := p.Breaker(); b != nil {
 			ch <- prometheus.MustNewConstMetric(descBreaker, prometheus.GaugeValue, float64(b.State()), name)

@@ -155,6 +155,37 @@ upstreams:
 upstreams:
   w: {targets: ["https://127.0.0.1:9"], tls: {caRef: {env: CA, file: /run/tls/ca.pem}}}
 `, "upstreams.w.tls.caRef"},
+		{"failover group unknown", `
+upstreams:
+  w: {failover: {groups: [u, x]}}
+`, "upstreams.w.failover.groups[1]"},
+		{"failover group is a failover upstream", `
+upstreams:
+  w: {failover: {groups: [u, z]}}
+  z: {failover: {groups: [v, w]}}
+`, "upstreams.w.failover.groups[1]"},
+		{"failover group named twice", `
+upstreams:
+  w: {failover: {groups: [u, v, u]}}
+`, "upstreams.w.failover.groups[2]"},
+		{"failover without groups", `
+upstreams:
+  w: {failover: {groups: []}}
+`, "upstreams.w.failover.groups"},
+		{"failover with targets", `
+upstreams:
+  w: {targets: ["http://127.0.0.1:9"], failover: {groups: [u, v]}}
+`, "upstreams.w.targets"},
+		{"failover with a health check", `
+upstreams:
+  w: {failover: {groups: [u, v]}, healthCheck: {path: /healthz}}
+`, "upstreams.w.healthCheck"},
+		{"failover upstream as a route backend", `
+upstreams:
+  w: {failover: {groups: [u, v], minHealthy: 2}}
+routes:
+  r: {match: {path: /}, backends: [{upstream: w, weight: 90}, {upstream: u, weight: 10}]}
+`, ""},
 		// Both accept: an unset field takes its default on both sides.
 		{"short health interval, timeout unset", `
 upstreams:

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/gitgate/gitgate/gateway/internal/policy"
+	"github.com/gitgate/gitgate/gateway/internal/proxy"
 	"github.com/gitgate/gitgate/gateway/internal/router"
 	"github.com/gitgate/gitgate/gateway/internal/traffic"
 	"github.com/gitgate/gitgate/gateway/internal/upstream"
@@ -21,8 +22,10 @@ type snapshot struct {
 	table    *router.Table
 	handlers []http.Handler // by router Match.Index
 	pools    map[string]*upstream.Pool
-	policies *policy.Set
-	traffic  *traffic.Set
+	// failovers holds the failover upstreams, which have no pool.
+	failovers map[string]*proxy.Failover
+	policies  *policy.Set
+	traffic   *traffic.Set
 	// fresh holds the pools this snapshot created, while it is being
 	// compiled; nil once compile returns it.
 	fresh map[*upstream.Pool]bool
