@@ -75,14 +75,14 @@ func redirect(rd *schemas.Redirect, pathType string) []Violation {
 // RedirectPath reports why p cannot be a configured redirect path: it must
 // start with one "/" (never "//", which a browser reads as another host),
 // and hold only visible ASCII without a backslash, which browsers also
-// read as "/".
+// read as "/", and without "?" or "#", which would end the path.
 func RedirectPath(p string) error {
 	if !strings.HasPrefix(p, "/") || strings.HasPrefix(p, "//") {
 		return fail("path %q must start with a single /", p)
 	}
 	for i := 0; i < len(p); i++ {
-		if c := p[i]; c <= ' ' || c >= 0x7f || c == '\\' {
-			return fail("path %q holds %q: only visible ASCII without \\ (percent-encode the rest)", p, c)
+		if c := p[i]; c <= ' ' || c >= 0x7f || c == '\\' || c == '?' || c == '#' {
+			return fail("path %q holds %q: only visible ASCII without \\, ? or # (percent-encode the rest; the request's query is kept unless stripQuery)", p, c)
 		}
 	}
 	return nil

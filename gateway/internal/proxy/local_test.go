@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strings"
 	"testing"
 	"time"
@@ -17,7 +18,7 @@ import (
 )
 
 // newLocalRoute compiles route r, which answers by itself, defaults applied.
-func newLocalRoute(t *testing.T, r schemas.Route, opts *Options) *Route {
+func newLocalRoute(t testing.TB, r schemas.Route, opts *Options) *Route {
 	t.Helper()
 	cfg := schemas.Config{Routes: map[string]schemas.Route{"r": r}}
 	cfg.ApplyDefaults()
@@ -203,4 +204,51 @@ func TestDirectResponse(t *testing.T) {
 	if got.Requests != 3 {
 		t.Fatalf("counted %+v, want 3 requests", got)
 	}
+}
+
+// FuzzRedirectLocation: whatever the request's path, query and Host, the
+// Location is refused or an absolute URL on the configured host (or the
+// request's own, when none is configured), without a byte that could end
+// the header or be read as another authority.
+func FuzzRedirectLocation(f *testing.F) {
+	for _, s := range [][3]string{
+		{"/a/b", "x=1", "example.com"}, {"//evil.com", "", "example.com:8080"}, {`/\evil.com`, "a\r\nb", "[::1]:1"},
+		{"/%2F%2Fevil.com", "%0d%0a", "evil.com@good"}, {"/old/x", "", "a.b"},
+	} {
+		f.Add(s[0], s[1], s[2])
+	}
+	fixed := newLocalRoute(f, schemas.Route{Match: schemas.Match{Path: "/old"}, Redirect: &schemas.Redirect{Scheme: "https", Host: "good.example", Prefix: "/new"}}, &Options{})
+	own := newLocalRoute(f, schemas.Route{Redirect: &schemas.Redirect{}}, &Options{})
+	f.Fuzz(func(t *testing.T, path, query, host string) {
+		u := &url.URL{Path: "/old" + path, RawQuery: query}
+		for _, c := range []struct {
+			rt       *Route
+			wantHost string // "": the request's
+		}{{fixed, "good.example"}, {own, ""}} {
+			req := httptest.NewRequest(http.MethodGet, "/", nil)
+			req.URL, req.Host = u, host
+			loc, ok := c.rt.local.(*redirect).location(req)
+			if !ok {
+				if c.wantHost != "" {
+					t.Fatalf("refused with a configured host")
+				}
+				continue
+			}
+			if strings.ContainsAny(loc, "\r\n\x00 \\\"<>") {
+				t.Fatalf("Location %q holds a byte it must not", loc)
+			}
+			parsed, err := url.Parse(loc)
+			if err != nil {
+				t.Fatalf("Location %q does not parse: %v", loc, err)
+			}
+			want := c.wantHost
+			if want == "" {
+				want, _, _ = splitHost(host)
+				want = strings.Trim(want, "[]")
+			}
+			if parsed.Hostname() != want || parsed.User != nil || !strings.HasPrefix(parsed.Path, "/") {
+				t.Fatalf("Location %q: host %q user %v, want host %q", loc, parsed.Hostname(), parsed.User, want)
+			}
+		}
+	})
 }
