@@ -65,8 +65,11 @@ func poolFor(alg, level string) (*pool, error) {
 			l = zstd.SpeedBetterCompression
 		}
 		p.make = func() (encoder, error) {
-			// One goroutine per stream: a proxy compresses many small
-			// streams at once, not one large one.
+			// Concurrency 1: the encoder then encodes and writes on the
+			// caller's goroutine (zstd's synchronous path), so the
+			// ResponseWriter is never written from another goroutine, and
+			// a proxy compresses many small streams at once, not one
+			// large one.
 			return zstd.NewWriter(nil, zstd.WithEncoderLevel(l), zstd.WithEncoderConcurrency(1), zstd.WithWindowSize(zstdWindow))
 		}
 	default:
