@@ -343,3 +343,40 @@ func BenchmarkEncoderUnpooled(b *testing.B) {
 		})
 	}
 }
+
+// TestCompressLargeStream sends 2 MiB in 4 KiB writes with a flush every
+// 64 KiB, spanning many encoder blocks, through a real server.
+func TestCompressLargeStream(t *testing.T) {
+	t.Parallel()
+	var big strings.Builder
+	for i := 0; big.Len() < 2<<20; i++ {
+		big.WriteString(strconv.Itoa(i*7919) + " lorem ipsum dolor sit amet\n")
+	}
+	want := big.String()
+	for _, alg := range []string{"gzip", "zstd"} {
+		t.Run(alg, func(t *testing.T) {
+			t.Parallel()
+			srv := httptest.NewServer(wrap(t, schemas.Compress{}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "text/plain")
+				for i := 0; i < len(want); i += 4096 {
+					_, _ = io.WriteString(w, want[i:min(i+4096, len(want))])
+					if i%(64<<10) == 0 {
+						http.NewResponseController(w).Flush()
+					}
+				}
+			})))
+			t.Cleanup(srv.Close)
+			req, _ := http.NewRequest(http.MethodGet, srv.URL, nil)
+			req.Header.Set("Accept-Encoding", alg)
+			resp, err := srv.Client().Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if got := decode(t, resp.Header.Get("Content-Encoding"), body); string(got) != want {
+				t.Fatalf("%s: decoded %d bytes, want %d equal", resp.Header.Get("Content-Encoding"), len(got), len(want))
+			}
+		})
+	}
+}
