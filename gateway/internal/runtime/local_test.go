@@ -7,8 +7,11 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"net/http/httptest"
+	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/rs/zerolog"
 
@@ -126,5 +129,61 @@ func TestLocalAnswersThroughTheEngine(t *testing.T) {
 		if c := tr[name].Requests; c != n {
 			t.Errorf("route %s counted %d requests past its policies, want %d", name, c, n)
 		}
+	}
+}
+
+// TestCompressedStreamThroughTheEngine: an upstream flushes one line and
+// waits until the client has decoded it before sending the next; through
+// the engine's route (ReverseProxy flushing a body without Content-Length)
+// and its compressor, each line must arrive on its own.
+func TestCompressedStreamThroughTheEngine(t *testing.T) {
+	t.Parallel()
+	next := make(chan struct{})
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/x-ndjson")
+		for i := range 3 {
+			_, _ = io.WriteString(w, `{"n":`+strconv.Itoa(i)+"}\n")
+			http.NewResponseController(w).Flush()
+			select {
+			case <-next:
+			case <-r.Context().Done():
+				return
+			}
+		}
+	}))
+	t.Cleanup(up.Close)
+	e := newEngine(t, Options{})
+	r := route("/", to("u", 100))
+	r.Compress = &schemas.Compress{Algorithms: []string{"gzip"}, ContentTypes: []string{"application/x-ndjson"}}
+	mustApply(t, e, schemas.Config{Upstreams: map[string]schemas.Upstream{"u": ups(up.URL)}, Routes: map[string]schemas.Route{"r": r}})
+	srv := front(t, e)
+	req, _ := http.NewRequest(http.MethodGet, srv.URL+"/events", nil)
+	req.Header.Set("Accept-Encoding", "gzip")
+	resp, err := srv.Client().Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.Header.Get("Content-Encoding") != "gzip" {
+		t.Fatalf("Content-Encoding %q", resp.Header.Get("Content-Encoding"))
+	}
+	zr, err := gzip.NewReader(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		want := `{"n":` + strconv.Itoa(i) + "}\n"
+		got := make([]byte, len(want))
+		done := make(chan error, 1)
+		go func() { _, err := io.ReadFull(zr, got); done <- err }()
+		select {
+		case err := <-done:
+			if err != nil || string(got) != want {
+				t.Fatalf("line %d: %q, %v", i, got, err)
+			}
+		case <-time.After(30 * time.Second): // a hang, not a timing measurement
+			t.Fatalf("line %d never arrived: held by the proxy or the compressor", i)
+		}
+		next <- struct{}{}
 	}
 }
