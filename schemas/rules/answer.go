@@ -31,7 +31,7 @@ func answer(r schemas.Route) []Violation {
 		}
 	}
 	if rd := r.Redirect; rd != nil {
-		out = append(out, redirect(rd, cmp(r.Match.PathType, schemas.PathPrefix))...)
+		out = append(out, redirect(rd, r.Match)...)
 	}
 	if d := r.DirectResponse; d != nil {
 		out = append(out, directResponse(d)...)
@@ -42,8 +42,9 @@ func answer(r schemas.Route) []Violation {
 	return out
 }
 
-func redirect(rd *schemas.Redirect, pathType string) []Violation {
+func redirect(rd *schemas.Redirect, m schemas.Match) []Violation {
 	var out []Violation
+	pathType := cmp(m.PathType, schemas.PathPrefix)
 	if rd.Scheme != "" && rd.Scheme != "http" && rd.Scheme != "https" {
 		out = append(out, violation(".redirect.scheme", "scheme %q is not http or https", rd.Scheme))
 	}
@@ -61,6 +62,22 @@ func redirect(rd *schemas.Redirect, pathType string) []Violation {
 			out = append(out, at(".redirect."+p.field, RedirectPath(p.v))...)
 		}
 	}
+	if strings.ContainsAny(rd.Path, "{}") {
+		names, err := RewriteTemplate(rd.Path)
+		params, terr := PathTemplate(cmp(m.Path, "/"))
+		switch {
+		case err != nil:
+			out = append(out, at(".redirect.path", err)...)
+		case pathType != schemas.PathTemplate || terr != nil:
+			out = append(out, violation(".redirect.path", "{param} in redirect.path needs match.pathType: template"))
+		default:
+			for _, n := range names {
+				if !slices.Contains(params, n) {
+					out = append(out, violation(".redirect.path", "{%s} is not a parameter of match.path %q", n, m.Path))
+				}
+			}
+		}
+	}
 	if rd.Prefix != "" && pathType != schemas.PathPrefix {
 		out = append(out, violation(".redirect.prefix", "prefix replaces the matched prefix: it needs match.pathType prefix, not %s (use path)", pathType))
 	}
@@ -74,6 +91,7 @@ func redirect(rd *schemas.Redirect, pathType string) []Violation {
 
 // RedirectPath reports why p cannot be a configured redirect path: it must
 // start with one "/" (never "//", which a browser reads as another host),
+// may hold {param} parameters (checked apart, against the match),
 // and hold only visible ASCII without a backslash, which browsers also
 // read as "/", and without "?" or "#", which would end the path.
 func RedirectPath(p string) error {

@@ -31,11 +31,12 @@ type local interface {
 // another host.
 type redirect struct {
 	scheme     string
-	host       string // without port
-	port       string // "" : see portFor
-	path       string // replaces the whole path
-	prefix     string // replaces the matched prefix
-	matched    string // the route's match.path without its trailing "/"
+	host       string     // without port
+	port       string     // "" : see portFor
+	path       string     // replaces the whole path
+	tmpl       []tmplPart // path with {param}s of a template match; nil: none
+	prefix     string     // replaces the matched prefix
+	matched    string     // the route's match.path without its trailing "/"
 	stripQuery bool
 	status     int
 }
@@ -48,6 +49,9 @@ func newRedirect(rd *schemas.Redirect, match schemas.Match) *redirect {
 	}
 	if rd.Port != 0 {
 		x.port = strconv.Itoa(rd.Port)
+	}
+	if strings.ContainsAny(rd.Path, "{}") {
+		x.tmpl = templateParts(rd.Path) // checked by rules.Route
 	}
 	if x.status == 0 {
 		x.status = schemas.DefaultRedirectStatus
@@ -104,7 +108,7 @@ func (x *redirect) location(r *http.Request) (string, bool) {
 		b.WriteByte(':')
 		b.WriteString(port)
 	}
-	b.WriteString(x.newPath(r.URL))
+	b.WriteString(x.newPath(r))
 	if !x.stripQuery && r.URL.RawQuery != "" {
 		b.WriteByte('?')
 		writeQuery(&b, r.URL.RawQuery)
@@ -113,9 +117,21 @@ func (x *redirect) location(r *http.Request) (string, bool) {
 }
 
 // newPath returns the redirect's path, percent-encoded.
-func (x *redirect) newPath(u *url.URL) string {
+func (x *redirect) newPath(r *http.Request) string {
+	u := r.URL
 	p := u.Path
 	switch {
+	case x.tmpl != nil:
+		params, _ := r.Context().Value(paramsKey{}).(map[string]string)
+		var b strings.Builder
+		for _, part := range x.tmpl {
+			if part.param {
+				b.WriteString(url.PathEscape(params[part.s])) // one segment, from the request
+			} else {
+				b.WriteString(part.s) // checked by rules.RedirectPath: already safe
+			}
+		}
+		return b.String()
 	case x.path != "":
 		return x.path // checked by rules.RedirectPath: already safe
 	case x.prefix != "":

@@ -63,6 +63,8 @@ func TestRedirectLocation(t *testing.T) {
 			"example.com", "/old/a", false, 302, "http://example.com/a"},
 		{"prefix / replaced", schemas.Match{Path: "/", PathType: schemas.PathPrefix}, schemas.Redirect{Prefix: "/v2"},
 			"example.com", "/a", false, 302, "http://example.com/v2/a"},
+		{"template parameters", schemas.Match{Path: "/users/{id}/posts/{post}", PathType: schemas.PathTemplate}, schemas.Redirect{Path: "/u/{id}/p/{post}"},
+			"example.com", "/users/7/posts/a%20b?x=1", false, 302, "http://example.com/u/7/p/a%20b?x=1"},
 		{"IPv6 host kept", schemas.Match{}, schemas.Redirect{Scheme: "https"},
 			"[::1]:8080", "/", false, 302, "https://[::1]/"},
 		// Hostile input.
@@ -98,6 +100,11 @@ func TestRedirectLocation(t *testing.T) {
 			rt := newLocalRoute(t, schemas.Route{Match: tc.match, Redirect: &rd}, &Options{})
 			req := httptest.NewRequest(http.MethodGet, tc.target, nil)
 			req.Host = tc.host
+			if tc.match.PathType == schemas.PathTemplate {
+				// As the router hands them over: decoded segments.
+				segs := strings.Split(req.URL.Path, "/")
+				req = WithParams(req, map[string]string{"id": segs[2], "post": segs[4]})
+			}
 			if tc.tls {
 				req.TLS = &tls.ConnectionState{}
 			}

@@ -43,6 +43,10 @@ func TestLocalAnswersThroughTheEngine(t *testing.T) {
 				Redirect:        &schemas.Redirect{Prefix: "/new", Status: 301},
 				ResponseHeaders: &schemas.HeaderOps{Set: map[string]string{"Cache-Control": "max-age=60"}},
 			},
+			"users": {
+				Match:    schemas.Match{Path: "/users/{id}", PathType: schemas.PathTemplate},
+				Redirect: &schemas.Redirect{Path: "/u/{id}", StripQuery: true},
+			},
 			"api": func() schemas.Route {
 				r := route("/api", to("u", 100))
 				r.Compress = &schemas.Compress{Algorithms: []string{"gzip"}}
@@ -93,6 +97,9 @@ func TestLocalAnswersThroughTheEngine(t *testing.T) {
 	if resp, _ := do("/old/a?b=1", nil); resp.StatusCode != 301 || resp.Header.Get("Location") != "http://"+srv.Listener.Addr().String()+"/new/a?b=1" || resp.Header.Get("Cache-Control") != "max-age=60" {
 		t.Fatalf("redirect: %d %v", resp.StatusCode, resp.Header)
 	}
+	if resp, _ := do("/users/42?tab=x", nil); resp.StatusCode != 302 || resp.Header.Get("Location") != "http://"+srv.Listener.Addr().String()+"/u/42" {
+		t.Fatalf("template redirect: %d %v", resp.StatusCode, resp.Header)
+	}
 	if resp, _ := do("/api", map[string]string{"Accept-Encoding": "gzip"}); resp.StatusCode != http.StatusUnauthorized || resp.Header.Get("Content-Encoding") != "" {
 		t.Fatalf("compressed route without a key: %d %v", resp.StatusCode, resp.Header)
 	}
@@ -114,6 +121,7 @@ func TestLocalAnswersThroughTheEngine(t *testing.T) {
 	want := []line{
 		{"maint", proxy.None, "key"}, {"maint", proxy.UpstreamDirect, proxy.None},
 		{"old", proxy.UpstreamRedirect, proxy.None},
+		{"users", proxy.UpstreamRedirect, proxy.None},
 		{"api", proxy.None, "key"}, {"api", "u", proxy.None},
 	}
 	if len(got) != len(want) {
@@ -125,7 +133,7 @@ func TestLocalAnswersThroughTheEngine(t *testing.T) {
 		}
 	}
 	tr := e.Status().Traffic.Current.Routes
-	for name, n := range map[string]uint64{"maint": 1, "old": 1, "api": 1} {
+	for name, n := range map[string]uint64{"maint": 1, "old": 1, "users": 1, "api": 1} {
 		if c := tr[name].Requests; c != n {
 			t.Errorf("route %s counted %d requests past its policies, want %d", name, c, n)
 		}

@@ -171,6 +171,14 @@ routes:
 routes:
   r: {match: {path: /}, redirect: {path: "//evil.example/x"}}
 `, "routes.r.redirect.path"},
+		{"redirect path parameter not in the template", `
+routes:
+  r: {match: {path: "/users/{id}", pathType: template}, redirect: {path: "/u/{uid}"}}
+`, "routes.r.redirect.path"},
+		{"redirect path parameter without a template", `
+routes:
+  r: {match: {path: /users}, redirect: {path: "/u/{id}"}}
+`, "routes.r.redirect.path"},
 		{"redirect status 303", `
 routes:
   r: {match: {path: /}, redirect: {status: 303}}
@@ -194,6 +202,7 @@ routes:
 		{"redirect, direct response and compression accepted", `
 routes:
   r: {match: {path: /old}, redirect: {scheme: https, prefix: /new, status: 308}}
+  t: {match: {path: "/users/{id}", pathType: template}, redirect: {path: "/u/{id}"}}
   d: {match: {path: /robots.txt, pathType: exact}, directResponse: {body: "User-agent: *\n", headers: {Cache-Control: max-age=3600}}}
   c: {match: {path: /c}, compress: {algorithms: [gzip], minBytes: 10, contentTypes: [text/*]}, backends: [{upstream: u, weight: 100}]}
 `, ""},
