@@ -188,8 +188,18 @@ const (
 type Route struct {
 	// Match selects the requests this route serves.
 	Match Match `json:"match"`
-	// Backends are upstreams with weights that sum to 100.
-	Backends []Backend `json:"backends"`
+	// Backends are upstreams with weights that sum to 100. A route has
+	// exactly one of Backends, Redirect and DirectResponse.
+	Backends []Backend `json:"backends,omitempty"`
+	// Redirect answers every request of the route with a redirect instead
+	// of forwarding it. Nil: no redirect.
+	Redirect *Redirect `json:"redirect,omitempty"`
+	// DirectResponse answers every request of the route with a fixed
+	// response instead of forwarding it. Nil: none.
+	DirectResponse *DirectResponse `json:"directResponse,omitempty"`
+	// Compress compresses the route's responses for clients that accept
+	// it. Nil: responses pass as they are.
+	Compress *Compress `json:"compress,omitempty"`
 	// Split makes the weighted choice sticky. Nil: each request is drawn anew.
 	Split *Split `json:"split,omitempty"`
 	// Priority orders routes before specificity; higher wins. Default 0.

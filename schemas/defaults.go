@@ -196,6 +196,15 @@ func (r *Route) applyDefaults() {
 	if r.Upgrades == nil {
 		r.Upgrades = []string{UpgradeWebSocket}
 	}
+	if r.Redirect != nil {
+		r.Redirect.applyDefaults()
+	}
+	if r.DirectResponse != nil {
+		r.DirectResponse.applyDefaults()
+	}
+	if r.Compress != nil {
+		r.Compress.applyDefaults()
+	}
 	if rt := r.Retries; rt != nil {
 		setInt(&rt.Attempts, 2)
 		setDur(&rt.BackoffBase, DefaultBackoffBase)
@@ -305,6 +314,7 @@ func (c *Config) WithDefaults() Config {
 	}
 	for k, r := range out.Routes {
 		r.Retries = clonePtr(r.Retries)
+		r.Redirect, r.DirectResponse, r.Compress = clonePtr(r.Redirect), clonePtr(r.DirectResponse), clonePtr(r.Compress)
 		out.Routes[k] = r
 	}
 	if c.Safety != nil {

@@ -100,7 +100,13 @@ func TestFastPathAgrees(t *testing.T) {
 		{"weight as string", route("c", "    match: {path: /c}\n    backends: [{upstream: web, weight: \"100\"}]\n"), false},
 		{"zero duration", route("c", "    match: {hosts: [a.example.com], path: /a, pathType: prefix, methods: [GET]}\n"+backends+"    timeout: 0s\n    policies: [limit]\n"), false},
 		{"null field", route("c", "    match: {hosts: [a.example.com], path: /a, pathType: prefix, methods: [GET]}\n"+backends+"    timeout: null\n    policies: [limit]\n"), false},
-		{"missing required", route("c", "    match: {path: /c}\n"), false},
+		{"missing required", route("c", "    match: {path: /c}\n    backends: [{upstream: web}]\n"), false},
+		// Exactly one of backends, redirect and directResponse is a Go
+		// rule (schemas/rules), checked after CUE: the fast path accepts.
+		{"no backends, redirect or direct response", route("c", "    match: {path: /c}\n"), true},
+		{"redirect instead of backends", route("c", "    match: {path: /c}\n    redirect: {scheme: https, status: 301}\n"), true},
+		{"direct response instead of backends", route("c", "    match: {path: /c}\n    directResponse: {status: 503, body: down}\n"), true},
+		{"redirect status out of range", route("c", "    match: {path: /c}\n    redirect: {status: 200}\n"), false},
 		{"empty backends", route("c", "    match: {path: /c}\n    backends: []\n"), false},
 		{"unknown top-level field", route("c", "    match: {path: /c}\n"+backends+"    timeoutt: 15s\n"), false},
 		{"bad header name under known keys", route("c", "    match:\n      path: /b\n      headers: {\"X Canary\": {exact: \"1\"}}\n"+backends+"    retries: {attempts: 2, on: [\"502\", \"503\"]}\n"), false},

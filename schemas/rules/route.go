@@ -35,6 +35,7 @@ func Route(r schemas.Route) []Violation {
 	out = append(out, stringMatches(".match.headers.", m.Headers)...)
 	out = append(out, stringMatches(".match.query.", m.Query)...)
 	out = append(out, Backends(r.Backends)...)
+	out = append(out, answer(r)...)
 	if r.Split != nil {
 		out = append(out, at(".split.hashOn", HashOn(r.Split.HashOn))...)
 	}

@@ -166,3 +166,22 @@ func TestJWKSURL(t *testing.T) {
 		})
 	}
 }
+
+func TestRedirectPath(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		path string
+		ok   bool
+	}{
+		{"/", true}, {"/new/place", true}, {"/a%20b", true}, {"/a:b@c", true},
+		{"", false}, {"new", false}, {"//evil.com", false}, {`/\evil.com`, false},
+		{"/a\r\nSet-Cookie: x", false}, {"/a b", false}, {"/caf\u00e9", false}, {"/a?b=1", false}, {"/a#top", false},
+	} {
+		t.Run(tc.path, func(t *testing.T) {
+			t.Parallel()
+			if err := RedirectPath(tc.path); (err == nil) != tc.ok {
+				t.Fatalf("RedirectPath(%q) = %v, want ok %v", tc.path, err, tc.ok)
+			}
+		})
+	}
+}

@@ -114,6 +114,42 @@ func TestCompute(t *testing.T) {
 			}}},
 		},
 		{
+			name: "route turned into a maintenance page, compression and redirect edited",
+			old: defaulted(schemas.Config{Routes: map[string]schemas.Route{
+				"web": route("a", be("s", 100)),
+				"old": {Match: schemas.Match{Path: "/old"}, Redirect: &schemas.Redirect{Prefix: "/new"}},
+				"api": func() schemas.Route {
+					r := route("api", be("s", 100))
+					r.Compress = &schemas.Compress{}
+					return r
+				}(),
+			}}),
+			new: defaulted(schemas.Config{Routes: map[string]schemas.Route{
+				"web": {Match: schemas.Match{Hosts: []string{"a"}, Path: "/"}, DirectResponse: &schemas.DirectResponse{Status: 503, Body: "down"}},
+				"old": {Match: schemas.Match{Path: "/old"}, Redirect: &schemas.Redirect{Prefix: "/new", Status: 301}},
+				"api": func() schemas.Route {
+					r := route("api", be("s", 100))
+					r.Compress = &schemas.Compress{Algorithms: []string{"gzip"}, MinBytes: 256}
+					return r
+				}(),
+			}}),
+			want: []Change{
+				{Action: ActionUpdate, Kind: KindRoute, Name: "api", Fields: []Field{
+					{Path: "compress.algorithms", Old: "[zstd, gzip]", New: "[gzip]", Note: "removed zstd"},
+					{Path: "compress.minBytes", Old: "1024", New: "256"},
+				}},
+				{Action: ActionUpdate, Kind: KindRoute, Name: "old", Fields: []Field{
+					{Path: "redirect.status", Old: "302", New: "301"},
+				}},
+				{Action: ActionUpdate, Kind: KindRoute, Name: "web", Fields: []Field{
+					{Path: "backends", Old: "s 100", Note: "-s 100"},
+					{Path: "directResponse.body", New: "down"},
+					{Path: "directResponse.contentType", New: `"text/plain; charset=utf-8"`},
+					{Path: "directResponse.status", New: "503"},
+				}},
+			},
+		},
+		{
 			name: "policy attached and detached",
 			old: &schemas.Config{Routes: map[string]schemas.Route{"web": func() schemas.Route {
 				r := route("a", be("s", 100))

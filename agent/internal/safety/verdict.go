@@ -89,6 +89,11 @@ func Judge(in Input) Verdict {
 		if in.Routes != nil && !in.Routes[name] {
 			continue
 		}
+		if r, ok := in.Config.Routes[name]; ok && (r.Redirect != nil || r.DirectResponse != nil) {
+			// The gateway answers it as the config says (a maintenance
+			// page's 503 is the point of it): nothing upstream to regress.
+			continue
+		}
 		var prev *client.RouteTraffic
 		if in.Previous != nil {
 			if p, ok := in.Previous.Routes[name]; ok {

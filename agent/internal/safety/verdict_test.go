@@ -172,6 +172,17 @@ func TestJudge(t *testing.T) {
 			reason: "5xx 2.0% over 1,000 requests on route shop, baseline 0.2%",
 		},
 		{
+			name: "a maintenance page's own 503s are no regression",
+			cfg: &schemas.Config{Safety: &schemas.Safety{}, Routes: map[string]schemas.Route{
+				"shop": {DirectResponse: &schemas.DirectResponse{Status: 503, Body: "back soon"}},
+				"cart": {Backends: []schemas.Backend{{Upstream: "cart", Weight: 100}}},
+			}},
+			cur:    map[string]client.RouteTraffic{"shop": route(map[string]client.Counts{"(direct)": counts(1000, 1000, 0, 0, 0)}), "cart": healthy},
+			prev:   map[string]client.RouteTraffic{"shop": healthy, "cart": healthy},
+			want:   OK,
+			reason: "",
+		},
+		{
 			name:   "no traffic at all",
 			cfg:    base,
 			cur:    map[string]client.RouteTraffic{},

@@ -191,3 +191,23 @@ func (ob *Observation) End() {
 	}
 	ev.Msg("request")
 }
+
+// observationOf returns the Observation that w is or wraps (a response
+// filter such as compression may stand between it and the Route), nil for
+// none.
+func observationOf(w http.ResponseWriter) *Observation {
+	for range maxUnwrap {
+		if ob, ok := w.(*Observation); ok {
+			return ob
+		}
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			return nil
+		}
+		w = u.Unwrap()
+	}
+	return nil
+}
+
+// maxUnwrap bounds the walk down wrapped ResponseWriters.
+const maxUnwrap = 8

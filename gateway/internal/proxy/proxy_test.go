@@ -155,7 +155,7 @@ func TestPathRewrite(t *testing.T) {
 			t.Parallel()
 			var errs []string
 			// A route's rewrite is checked by the shared rules, then compiled.
-			for _, v := range rules.Route(schemas.Route{Match: tc.match, Rewrite: &tc.rw}) {
+			for _, v := range rules.Route(schemas.Route{Match: tc.match, Rewrite: &tc.rw, Backends: []schemas.Backend{{Upstream: "u", Weight: 100}}}) {
 				errs = append(errs, v.Field)
 			}
 			pr := compileRewrite(&tc.rw, func(path, format string, args ...any) { errs = append(errs, path) })

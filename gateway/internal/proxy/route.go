@@ -47,6 +47,7 @@ type Route struct {
 	metrics     atomic.Pointer[routeMetrics]
 	failLog     zerolog.Logger // upstream failures, rate-bounded
 	traffic     *traffic.Route
+	local       local // a redirect or direct response instead of backends
 }
 
 // SetConfigVersion records the version of the config the route belongs to,
@@ -79,13 +80,24 @@ func NewRoute(name string, spec schemas.Route, forwarders map[string]*Forwarder,
 	for _, v := range rules.Route(spec) {
 		diags = append(diags, v.At("routes."+name))
 	}
-	if len(spec.Backends) == 0 {
-		diag(".backends", "a route needs at least one backend")
+	// rules.Route requires exactly one of backends, redirect and
+	// directResponse. A route that answers by itself has one backend
+	// without a forwarder, so that it is counted, logged and measured like
+	// any other.
+	localName := ""
+	switch {
+	case spec.Redirect != nil:
+		rt.local, localName = newRedirect(spec.Redirect, spec.Match), UpstreamRedirect
+	case spec.DirectResponse != nil:
+		rt.local, localName = newDirect(spec.DirectResponse), UpstreamDirect
+	}
+	if rt.local != nil {
+		spec.Backends = []schemas.Backend{{Upstream: localName, Weight: 100}}
 	}
 	sum := 0
 	for i, b := range spec.Backends {
 		fw, ok := forwarders[b.Upstream]
-		if !ok {
+		if !ok && rt.local == nil {
 			diag(fmt.Sprintf(".backends[%d].upstream", i), "%s", rules.Unknown("upstream", "upstreams", b.Upstream, slices.Sorted(maps.Keys(forwarders))))
 		}
 		sum += b.Weight
@@ -213,7 +225,7 @@ func (rt *Route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rt.active.Add(1)
 	defer rt.active.Add(-1)
 
-	ob, _ := w.(*Observation)
+	ob := observationOf(w)
 	if ob == nil {
 		// No outer handler started the request (the route is served on
 		// its own): the route does.
@@ -231,6 +243,11 @@ func (rt *Route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if g := rt.inFlightGauge(); g != nil {
 		g.Inc()
 		defer g.Dec()
+	}
+
+	if rt.local != nil {
+		rt.local.serve(w, r, rt.respHeaders)
+		return
 	}
 
 	if r.ContentLength > rt.maxBody {

@@ -19,6 +19,7 @@ import (
 
 	"github.com/gitgate/gitgate/gateway/admin/client"
 	"github.com/gitgate/gitgate/gateway/internal/clientip"
+	"github.com/gitgate/gitgate/gateway/internal/compress"
 	"github.com/gitgate/gitgate/gateway/internal/policy"
 	"github.com/gitgate/gitgate/gateway/internal/proxy"
 	"github.com/gitgate/gitgate/gateway/internal/reply"
@@ -511,8 +512,13 @@ func (e *Engine) build(b *schemas.Bundle, cfg *schemas.Config, prev *snapshot, w
 		rt.SetConfigVersion(b.Version)
 		counters = append(counters, rt.Traffic())
 		var h http.Handler = rt
+		// Outside in: policies, compression, the route.
+		if h, err = compress.New(spec.Compress, h); err != nil {
+			addErr(err, "routes."+name+".compress")
+			continue
+		}
 		if set != nil && len(spec.Policies) > 0 {
-			h = set.Wrap(name, spec.Policies, rt)
+			h = set.Wrap(name, spec.Policies, h)
 		}
 		s.handlers[i] = guardRoute(spec, h)
 	}

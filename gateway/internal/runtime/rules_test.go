@@ -89,6 +89,57 @@ routes:
 routes:
   r: {match: {path: /}, upgrades: [h2c], backends: [{upstream: u, weight: 100}]}
 `, "routes.r.upgrades[0]"},
+		{"redirect and backends both", `
+routes:
+  r: {match: {path: /}, redirect: {scheme: https}, backends: [{upstream: u, weight: 100}]}
+`, "routes.r.backends"},
+		{"neither backends nor an answer", `
+routes:
+  r: {match: {path: /}}
+`, "routes.r.backends"},
+		{"redirect prefix on an exact match", `
+routes:
+  r: {match: {path: /old, pathType: exact}, redirect: {prefix: /new}}
+`, "routes.r.redirect.prefix"},
+		{"redirect path naming another host", `
+routes:
+  r: {match: {path: /}, redirect: {path: "//evil.example/x"}}
+`, "routes.r.redirect.path"},
+		{"redirect path parameter not in the template", `
+routes:
+  r: {match: {path: "/users/{id}", pathType: template}, redirect: {path: "/u/{uid}"}}
+`, "routes.r.redirect.path"},
+		{"redirect path parameter without a template", `
+routes:
+  r: {match: {path: /users}, redirect: {path: "/u/{id}"}}
+`, "routes.r.redirect.path"},
+		{"redirect status 303", `
+routes:
+  r: {match: {path: /}, redirect: {status: 303}}
+`, "routes.r.redirect.status"},
+		{"retries on a redirect", `
+routes:
+  r: {match: {path: /}, redirect: {scheme: https}, retries: {attempts: 2}}
+`, "routes.r.retries"},
+		{"direct response body on a 204", `
+routes:
+  r: {match: {path: /}, directResponse: {status: 204, body: x}}
+`, "routes.r.directResponse.body"},
+		{"direct response setting Content-Length", `
+routes:
+  r: {match: {path: /}, directResponse: {body: x, headers: {Content-Length: "9"}}}
+`, "routes.r.directResponse.headers.Content-Length"},
+		{"compress algorithm twice", `
+routes:
+  r: {match: {path: /}, compress: {algorithms: [gzip, gzip]}, backends: [{upstream: u, weight: 100}]}
+`, "routes.r.compress.algorithms[1]"},
+		{"redirect, direct response and compression accepted", `
+routes:
+  r: {match: {path: /old}, redirect: {scheme: https, prefix: /new, status: 308}}
+  t: {match: {path: "/users/{id}", pathType: template}, redirect: {path: "/u/{id}"}}
+  d: {match: {path: /robots.txt, pathType: exact}, directResponse: {body: "User-agent: *\n", headers: {Cache-Control: max-age=3600}}}
+  c: {match: {path: /c}, compress: {algorithms: [gzip], minBytes: 10, contentTypes: [text/*]}, backends: [{upstream: u, weight: 100}]}
+`, ""},
 		{"unknown policy", `
 routes:
   r: {match: {path: /}, policies: [auht], backends: [{upstream: u, weight: 100}]}
