@@ -193,8 +193,8 @@ func redisPolicyTests(ctx context.Context, t *T) error {
 			passed++
 		}
 	}
-	if passed < 5 {
-		return fmt.Errorf("%d TestRedis* tests passed, want 5:\n%s", passed, out)
+	if passed < 6 {
+		return fmt.Errorf("%d TestRedis* tests passed, want 6:\n%s", passed, out)
 	}
 	t.Logf("the policy package's %d TestRedis* tests pass against a real redis-server", passed)
 	return nil

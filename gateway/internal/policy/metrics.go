@@ -32,8 +32,12 @@ type metrics struct {
 	decisions   *prometheus.CounterVec
 	storeErrors *prometheus.CounterVec
 	fallback    *prometheus.GaugeVec
-	jwksMu      sync.Mutex
-	jwksLive    map[string]int
+	// storeLive counts the Sets holding each store-redis policy: its
+	// fallback and error series are deleted when the last one closes.
+	storeMu   sync.Mutex
+	storeLive map[string]int
+	jwksMu    sync.Mutex
+	jwksLive  map[string]int
 }
 
 // jwksStarted records a running source of policy.

@@ -112,8 +112,11 @@ type Set struct {
 	// redisConns are the Redis clients of store-redis rate limits by
 	// settings digest; the Set holds one reference to each.
 	redisConns map[string]*redisConn
-	closeOnce  sync.Once
-	metrics    *metrics
+	// redisPolicies names the Set's store-redis rate limits, whose
+	// metric series it holds (metrics.storeStarted).
+	redisPolicies []string
+	closeOnce     sync.Once
+	metrics       *metrics
 }
 
 // Compile builds every policy of cfg. prev, when not nil, is the Set of the
@@ -237,6 +240,9 @@ func (s *Set) Close() {
 		}
 		for _, c := range s.redisConns {
 			c.release()
+		}
+		for _, name := range s.redisPolicies {
+			s.metrics.storeStopped(name)
 		}
 	})
 }

@@ -386,7 +386,9 @@ func (rl *rateLimit) takeRemote(k bucketKey, r *http.Request) (verdict, string) 
 	if !rm.conn.skip(now) {
 		ok, tokens, err := rm.conn.take(context.WithoutCancel(r.Context()), rm.key(k), rm.ratePerSec, rm.burst)
 		if err == nil {
-			rm.conn.down.Store(false)
+			if rm.conn.down.Load() {
+				rm.conn.down.Store(false)
+			}
 			rm.state.set(false, now, rm.conn.addr, nil)
 			return rl.verdictOf(ok, tokens), storeRedis
 		}
@@ -437,10 +439,36 @@ func (b *build) attachRedis(rl *rateLimit, cfg *schemas.RateLimit) bool {
 	}
 	var gauge prometheus.Gauge
 	if m := b.set.metrics; m != nil {
+		m.storeStarted(b.name)
+		b.set.redisPolicies = append(b.set.redisPolicies, b.name)
 		rm.errors = m.storeErrors.WithLabelValues(b.name)
 		gauge = m.fallback.WithLabelValues(b.name)
 	}
 	st.fallback.configure(b.set.opts.Logger, gauge)
 	rl.remote = rm
 	return true
+}
+
+// storeStarted records a Set holding the store-redis policy.
+func (m *metrics) storeStarted(policy string) {
+	m.storeMu.Lock()
+	defer m.storeMu.Unlock()
+	if m.storeLive == nil {
+		m.storeLive = map[string]int{}
+	}
+	m.storeLive[policy]++
+}
+
+// storeStopped records a closed Set that held the policy, and deletes the
+// policy's fallback and store-error series when no Set holds it any more,
+// so that a policy removed during an outage leaves no gauge stuck at 1.
+func (m *metrics) storeStopped(policy string) {
+	m.storeMu.Lock()
+	defer m.storeMu.Unlock()
+	if m.storeLive[policy]--; m.storeLive[policy] > 0 {
+		return
+	}
+	delete(m.storeLive, policy)
+	m.fallback.DeleteLabelValues(policy)
+	m.storeErrors.DeleteLabelValues(policy)
 }

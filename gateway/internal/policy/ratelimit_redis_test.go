@@ -93,8 +93,9 @@ func decisions(s *Set, policy, store, result string) float64 {
 }
 
 // TestRedisRateLimitSharedByGateways: two gateways (two Sets compiled on
-// their own, each with its own client and local buckets) share one
-// bucket in one redis-server, so together they admit the burst once.
+// their own, each with its own client and local buckets, their clocks two
+// hours apart) share one bucket in one redis-server, so together they
+// admit the burst once.
 func TestRedisRateLimitSharedByGateways(t *testing.T) {
 	t.Parallel()
 	rs := startRedis(t)
@@ -113,7 +114,10 @@ func TestRedisRateLimitSharedByGateways(t *testing.T) {
 			rl.Key = tc.key
 			rl.Redis.KeyPrefix = "t:" + strings.ReplaceAll(tc.name, " ", "-") + ":"
 			a := newGateway(t, rlCfg(rl), "r", Options{Registry: prometheus.NewRegistry()})
-			b := newGateway(t, rlCfg(rl), "r", Options{Registry: prometheus.NewRegistry()})
+			// b's clock is two hours ahead: were buckets timed by the
+			// gateways' clocks, b would see them refilled.
+			skewed := func() time.Time { return time.Now().Add(2 * time.Hour) }
+			b := newGateway(t, rlCfg(rl), "r", Options{Registry: prometheus.NewRegistry(), Now: skewed})
 			ok, limited := 0, 0
 			for i := range 12 {
 				g := a
@@ -389,5 +393,54 @@ func waitUntil(t *testing.T, what string, cond func() bool) {
 			t.Fatalf("timed out waiting until %s", what)
 		}
 		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestRedisFallbackSeriesGoneWithPolicy: a policy removed while it ran on
+// its fallback leaves no fallback gauge stuck at 1 (nor its error count)
+// once no Set holds it; one that stays keeps its series.
+func TestRedisFallbackSeriesGoneWithPolicy(t *testing.T) {
+	t.Parallel()
+	rs := startRedis(t)
+	addr := rs.Addr
+	rs.Stop()
+	reg := prometheus.NewRegistry()
+	two := func(names ...string) *schemas.Config {
+		ps := map[string]schemas.Policy{}
+		for _, n := range names {
+			rl := redisRL(addr, 3, "")
+			ps[n] = schemas.Policy{RateLimit: &rl}
+		}
+		cfg := routeCfg(ps, names...)
+		cfg.ApplyDefaults()
+		return cfg
+	}
+	s1, err := Compile(two("gone", "kept"), nil, Options{Registry: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := newTestServer(t, s1.Wrap("r", []string{"gone", "kept"}, http.HandlerFunc(func(http.ResponseWriter, *http.Request) {})))
+	resp, err := srv.Client().Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if n := testutil.CollectAndCount(s1.metrics.fallback); n != 2 {
+		t.Fatalf("fallback series = %d, want 2", n)
+	}
+	s2, err := Compile(two("kept"), s1, Options{Registry: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.Close()
+	s1.Close()
+	if n := testutil.CollectAndCount(s2.metrics.fallback); n != 1 {
+		t.Errorf("fallback series after removing a policy = %d, want 1 (the kept one)", n)
+	}
+	if v := testutil.ToFloat64(s2.metrics.fallback.WithLabelValues("kept")); v != 1 {
+		t.Errorf("the kept policy's gauge = %v, want still 1", v)
+	}
+	if n := testutil.CollectAndCount(s2.metrics.storeErrors); n != 1 {
+		t.Errorf("store error series after removing a policy = %d, want 1", n)
 	}
 }
