@@ -3,9 +3,18 @@ package policy
 import (
 	"bytes"
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/x509"
+	"crypto/x509/pkix"
+	"encoding/pem"
 	"errors"
+	"math/big"
+	"net"
 	"net/http"
 	"os"
+	"path/filepath"
 	goruntime "runtime"
 	"strings"
 	"sync"
@@ -442,5 +451,94 @@ func TestRedisFallbackSeriesGoneWithPolicy(t *testing.T) {
 	}
 	if n := testutil.CollectAndCount(s2.metrics.storeErrors); n != 1 {
 		t.Errorf("store error series after removing a policy = %d, want 1", n)
+	}
+}
+
+// writeRedisCert writes a self-signed P-256 certificate for 127.0.0.1 and
+// localhost, and its key, into dir; it returns their paths.
+func writeRedisCert(t *testing.T, dir string) (certFile, keyFile string) {
+	t.Helper()
+	priv, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{
+		SerialNumber: big.NewInt(1),
+		Subject:      pkix.Name{CommonName: "localhost"},
+		DNSNames:     []string{"localhost"},
+		IPAddresses:  []net.IP{net.IPv4(127, 0, 0, 1)},
+		NotBefore:    time.Now().Add(-time.Hour),
+		NotAfter:     time.Now().Add(time.Hour),
+		KeyUsage:     x509.KeyUsageDigitalSignature,
+		ExtKeyUsage:  []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
+	}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &priv.PublicKey, priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	certFile, keyFile = filepath.Join(dir, "redis.crt"), filepath.Join(dir, "redis.key")
+	if err := os.WriteFile(certFile, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER}), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return certFile, keyFile
+}
+
+// TestRedisRateLimitACLAndTLS: an ACL user named by usernameRef, and a TLS
+// port verified with the CA of caRef, decide by Redis; a wrong password, an
+// unknown CA or a server name the certificate lacks fall back.
+func TestRedisRateLimitACLAndTLS(t *testing.T) {
+	t.Parallel()
+	certFile, keyFile := writeRedisCert(t, t.TempDir())
+	tlsAddr, err := harness.FreeAddr()
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, tlsPort, _ := net.SplitHostPort(tlsAddr)
+	rs := startRedis(t, "--tls-port", tlsPort, "--tls-cert-file", certFile, "--tls-key-file", keyFile,
+		"--tls-auth-clients", "no", "--user", "alice", "on", ">alice-pw", "~*", "+@all")
+	tests := []struct {
+		name  string
+		addr  string
+		user  string // "" for the default user
+		pw    string
+		tls   *schemas.RedisTLS
+		store string
+	}{
+		{name: "acl user", addr: rs.Addr, user: "alice", pw: "alice-pw", store: storeRedis},
+		{name: "acl user wrong password", addr: rs.Addr, user: "alice", pw: "bob-pw", store: storeLocal},
+		{name: "tls with the ca", addr: tlsAddr, tls: &schemas.RedisTLS{CARef: &schemas.SecretRef{File: certFile}}, store: storeRedis},
+		{name: "tls and acl user", addr: tlsAddr, user: "alice", pw: "alice-pw", tls: &schemas.RedisTLS{CARef: &schemas.SecretRef{File: certFile}}, store: storeRedis},
+		{name: "tls with system roots", addr: tlsAddr, tls: &schemas.RedisTLS{}, store: storeLocal},
+		{name: "tls with another server name", addr: tlsAddr, tls: &schemas.RedisTLS{CARef: &schemas.SecretRef{File: certFile}, ServerName: "redis.example.com"}, store: storeLocal},
+		{name: "plain client on the tls port", addr: tlsAddr, store: storeLocal},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			rl := redisRL(tc.addr, 2, "")
+			rl.Redis.Timeout = schemas.Duration(300 * time.Millisecond)
+			rl.Redis.KeyPrefix = strings.ReplaceAll(tc.name, " ", "-") + ":"
+			rl.Redis.TLS = tc.tls
+			secrets := map[string]string{}
+			if tc.user != "" {
+				rl.Redis.UsernameRef = &schemas.SecretRef{Env: "USER"}
+				rl.Redis.PasswordRef = &schemas.SecretRef{Env: "PW"}
+				secrets["USER"], secrets["PW"] = tc.user, tc.pw
+			}
+			g := newGateway(t, rlCfg(rl), "r", Options{Registry: prometheus.NewRegistry(), LookupEnv: env(secrets)})
+			if ok, limited := g.counts(t, 3); ok != 2 || limited != 1 {
+				t.Errorf("admitted %d, refused %d; want 2 and 1", ok, limited)
+			}
+			if n := decisions(g.set, "rl", tc.store, "allowed"); n != 2 {
+				t.Errorf("decisions{store=%s,result=allowed} = %v, want 2", tc.store, n)
+			}
+		})
 	}
 }
