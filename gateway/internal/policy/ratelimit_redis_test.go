@@ -542,3 +542,33 @@ func TestRedisRateLimitACLAndTLS(t *testing.T) {
 		})
 	}
 }
+
+// TestFallbackLogBounded: a store that flaps logs its loss at most once per
+// logEvery, each logged loss is followed by its "reachable again" line, and
+// the next logged loss counts the flaps in between.
+func TestFallbackLogBounded(t *testing.T) {
+	t.Parallel()
+	var logs syncBuffer
+	f := &fallbackState{policy: "rl", behavior: "local"}
+	f.configure(zerolog.New(&logs), nil)
+	now := time.Unix(1_800_000_000, 0)
+	cause := errors.New("connection refused")
+	for range 5 { // five flaps within a second
+		f.set(true, now, "127.0.0.1:6379", cause)
+		f.set(false, now, "127.0.0.1:6379", nil)
+		now = now.Add(100 * time.Millisecond)
+	}
+	out := logs.String()
+	if n := strings.Count(out, "rate-limit store unreachable"); n != 1 {
+		t.Errorf("%d 'unreachable' lines for 5 flaps within logEvery, want 1:\n%s", n, out)
+	}
+	if n := strings.Count(out, "reachable again"); n != 1 {
+		t.Errorf("%d 'reachable again' lines, want 1 (the one after the logged loss):\n%s", n, out)
+	}
+	now = now.Add(logEvery)
+	f.set(true, now, "127.0.0.1:6379", cause)
+	out = logs.String()
+	if n := strings.Count(out, "rate-limit store unreachable"); n != 2 || !strings.Contains(out, `"flaps":4`) {
+		t.Errorf("after logEvery: want a second 'unreachable' line counting 4 flaps:\n%s", out)
+	}
+}
