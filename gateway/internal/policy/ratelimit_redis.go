@@ -421,6 +421,10 @@ func (rl *rateLimit) verdictOf(ok bool, tokens float64) verdict {
 // prefix, fallback state and counters. It reports false after reporting
 // a problem.
 func (b *build) attachRedis(rl *rateLimit, cfg *schemas.RateLimit) bool {
+	if cfg.Redis == nil { // refused by rules.RateLimit before compiling
+		b.problem(".redis", "store: redis needs redis: {address: HOST:PORT}")
+		return false
+	}
 	conn := b.redisConnFor(cfg.Redis)
 	if conn == nil {
 		return false
