@@ -350,7 +350,7 @@ type Retries struct {
 // secret:"value" (the diff shows the field masked) or secret:"values" (a
 // map whose keys stay visible and values are masked).
 type Policy struct {
-	// RateLimit is a local token bucket.
+	// RateLimit is a token bucket, local or fleet-wide in Redis.
 	RateLimit *RateLimit `json:"rateLimit,omitempty"`
 	// APIKey requires a known API key.
 	APIKey *APIKey `json:"apiKey,omitempty"`
@@ -376,6 +376,62 @@ type RateLimit struct {
 	Key string `json:"key,omitempty"`
 	// MaxKeys bounds the number of buckets kept. Default 100000.
 	MaxKeys int `json:"maxKeys,omitempty"`
+	// Store is where the buckets live: "local" (this gateway process, the
+	// default) or "redis" (a Redis or Valkey server shared by every
+	// gateway of the fleet, so the limit holds fleet-wide).
+	Store string `json:"store,omitempty"`
+	// Redis is the server of store "redis". Required with it, refused
+	// without it.
+	Redis *RedisStore `json:"redis,omitempty"`
+	// OnStoreError is what a store "redis" policy does while Redis does not
+	// answer within its timeout: "local" (the default) decides with this
+	// gateway's own bucket of the same rate and burst, so a fleet of N
+	// gateways admits up to N times the limit during the outage; "allow"
+	// lets every request through (fail open).
+	OnStoreError string `json:"onStoreError,omitempty"`
+}
+
+// Stores of RateLimit.Store.
+const (
+	RateLimitStoreLocal = "local"
+	RateLimitStoreRedis = "redis"
+)
+
+// Behaviours of RateLimit.OnStoreError.
+const (
+	OnStoreErrorLocal = "local"
+	OnStoreErrorAllow = "allow"
+)
+
+// RedisStore is a Redis (or Valkey) server holding rate-limit buckets.
+// Credentials are secret references resolved by the gateway at apply time.
+type RedisStore struct {
+	// Address is host:port of the server.
+	Address string `json:"address"`
+	// UsernameRef is the ACL user name. Nil: the default user.
+	UsernameRef *SecretRef `json:"usernameRef,omitempty"`
+	// PasswordRef is the password (AUTH). Nil: no authentication.
+	PasswordRef *SecretRef `json:"passwordRef,omitempty"`
+	// DB is the database number. Default 0.
+	DB int `json:"db,omitempty"`
+	// TLS, when set, connects with TLS.
+	TLS *RedisTLS `json:"tls,omitempty"`
+	// Timeout bounds one decision's round trip, connecting included;
+	// past it the policy follows OnStoreError. Default 50ms.
+	Timeout Duration `json:"timeout,omitempty"`
+	// KeyPrefix starts the name of every key the gateway writes. Default
+	// "gitgate:ratelimit:".
+	KeyPrefix string `json:"keyPrefix,omitempty"`
+}
+
+// RedisTLS is how the gateway verifies a Redis server over TLS.
+type RedisTLS struct {
+	// CARef is a PEM bundle of the CAs that may sign the server's
+	// certificate. Nil: the system roots.
+	CARef *SecretRef `json:"caRef,omitempty"`
+	// ServerName is verified against the certificate. Empty: the host of
+	// Address.
+	ServerName string `json:"serverName,omitempty"`
 }
 
 // APIKey checks a key sent in a header or query parameter.

@@ -17,6 +17,8 @@ const (
 	DefaultRouteTimeout          = 30 * time.Second
 	DefaultMaxBodyBytes          = 10 << 20
 	DefaultRateLimitMaxKeys      = 100000
+	DefaultRedisTimeout          = 50 * time.Millisecond
+	DefaultRedisKeyPrefix        = "gitgate:ratelimit:"
 	DefaultHealthInterval        = 10 * time.Second
 	DefaultHealthTimeout         = 2 * time.Second
 	DefaultBaseEjection          = 30 * time.Second
@@ -236,14 +238,29 @@ func (rl *RateLimit) applyDefaults() {
 	}
 	setStr(&rl.Key, "client_ip")
 	setInt(&rl.MaxKeys, DefaultRateLimitMaxKeys)
+	setStr(&rl.Store, RateLimitStoreLocal)
+	if rl.Store == RateLimitStoreRedis {
+		setStr(&rl.OnStoreError, OnStoreErrorLocal)
+	}
+	if rl.Redis != nil {
+		r := *rl.Redis // a copy: WithDefaults clones the policy shallowly
+		setDur(&r.Timeout, DefaultRedisTimeout)
+		setStr(&r.KeyPrefix, DefaultRedisKeyPrefix)
+		rl.Redis = &r
+	}
 }
 
 // defaultsLike sets rl to the defaults of a rate limit with other's rate,
 // which the burst's default follows, and no rate of its own.
 func (rl *RateLimit) defaultsLike(other any) {
-	*rl = RateLimit{Rate: other.(*RateLimit).Rate}
+	o := other.(*RateLimit)
+	*rl = RateLimit{Rate: o.Rate, Store: o.Store}
+	if o.Redis != nil {
+		rl.Redis = &RedisStore{}
+	}
 	rl.applyDefaults()
 	rl.Rate = 0
+	rl.Store = RateLimitStoreLocal
 }
 
 // defaultsLike sets j to the defaults of a jwt policy like other: the

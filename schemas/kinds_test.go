@@ -79,7 +79,7 @@ func TestWithDefaultsLeavesTheOriginal(t *testing.T) {
 func TestPolicyDefaultsFollowRate(t *testing.T) {
 	t.Parallel()
 	got := Policy{RateLimit: &RateLimit{Rate: 2.5, Key: "route"}}.Defaults()
-	want := RateLimit{Per: Duration(1e9), Burst: 3, Key: "client_ip", MaxKeys: DefaultRateLimitMaxKeys}
+	want := RateLimit{Per: Duration(1e9), Burst: 3, Key: "client_ip", MaxKeys: DefaultRateLimitMaxKeys, Store: RateLimitStoreLocal}
 	if got.RateLimit == nil || *got.RateLimit != want {
 		t.Fatalf("Defaults() = %+v, want %+v", got.RateLimit, want)
 	}

@@ -39,6 +39,9 @@ func Policy(p schemas.Policy) []Violation {
 			}
 		}
 	}
+	if rl := p.RateLimit; rl != nil {
+		out = append(out, under(".rateLimit", RateLimit(*rl))...)
+	}
 	if j := p.JWT; j != nil {
 		out = append(out, under(".jwt", JWT(*j))...)
 	}

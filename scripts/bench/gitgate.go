@@ -23,9 +23,12 @@ type gitgate struct {
 	bin      string
 	routes   int  // extra routes beside the measured one
 	policies bool // API key + rate limit + header transforms on the measured route
-	label    string
-	tlsCert  string // with tlsKey: --tls-cert/--tls-key on the listener
-	tlsKey   string
+	// limit, when set, is the only policy of the measured route (-mode
+	// ratelimit).
+	limit   *schemas.RateLimit
+	label   string
+	tlsCert string // with tlsKey: --tls-cert/--tls-key on the listener
+	tlsKey  string
 
 	p        *proc
 	admin    *client.Client
@@ -65,6 +68,13 @@ func (g *gitgate) config(i int, valid bool) schemas.Config {
 		r := cfg.Routes["bench"]
 		r.Policies = []string{"key", "limit"}
 		r.RequestHeaders = &schemas.HeaderOps{Set: map[string]string{"X-Gateway": "gitgate"}, Remove: []string{"X-Debug"}}
+		cfg.Routes["bench"] = r
+	}
+	if g.limit != nil {
+		rl := *g.limit
+		cfg.Policies = map[string]schemas.Policy{"limit": {RateLimit: &rl}}
+		r := cfg.Routes["bench"]
+		r.Policies = []string{"limit"}
 		cfg.Routes["bench"] = r
 	}
 	for n := range g.routes {

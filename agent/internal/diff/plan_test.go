@@ -92,6 +92,20 @@ func TestCompute(t *testing.T) {
 			}}},
 		},
 		{
+			name: "rate limit moved to a redis store shows the defaults it gains",
+			old:  defaulted(schemas.Config{Policies: map[string]schemas.Policy{"rl": {RateLimit: &schemas.RateLimit{Rate: 100}}}}),
+			new: defaulted(schemas.Config{Policies: map[string]schemas.Policy{"rl": {RateLimit: &schemas.RateLimit{Rate: 100, Store: "redis",
+				Redis: &schemas.RedisStore{Address: "redis.internal:6379", PasswordRef: &schemas.SecretRef{Env: "REDIS_PASSWORD"}}}}}}),
+			want: []Change{{Action: ActionUpdate, Kind: KindPolicy, Name: "rl", Fields: []Field{
+				{Path: "rateLimit.onStoreError", New: "local"},
+				{Path: "rateLimit.redis.address", New: "redis.internal:6379"},
+				{Path: "rateLimit.redis.keyPrefix", New: "gitgate:ratelimit:"},
+				{Path: "rateLimit.redis.passwordRef.env", New: "REDIS_PASSWORD"},
+				{Path: "rateLimit.redis.timeout", New: "50ms"},
+				{Path: "rateLimit.store", Old: "local", New: "redis"},
+			}}},
+		},
+		{
 			name: "upstream deleted",
 			old:  &schemas.Config{Upstreams: map[string]schemas.Upstream{"legacy": up}},
 			new:  &schemas.Config{},

@@ -1,5 +1,5 @@
-// Package policy owns the request policies of the gateway: local rate limits,
-// API keys, JWT bearer tokens, CORS and client IP allow/deny lists.
+// Package policy owns the request policies of the gateway: rate limits
+// (local, or fleet-wide in Redis), API keys, JWT bearer tokens, CORS and client IP allow/deny lists.
 //
 // Compile turns the policies of a schemas.Config into a Set, resolving every
 // secret reference ({env: NAME}, {file: PATH}) and public key on the way, and
@@ -31,7 +31,10 @@
 //     every route that attaches the policy; key "route" gives each route its
 //     own bucket. A store keeps at most maxKeys buckets (sharded LRU; idle
 //     buckets that have refilled are dropped first), and it survives a new
-//     Compile when the policy's settings are unchanged.
+//     Compile when the policy's settings are unchanged. With store redis
+//     the buckets live in Redis (ratelimit_redis.go), the local store is
+//     the onStoreError fallback, and Sets with the same redis settings
+//     share one client.
 //   - API keys: the presented key is hashed with SHA-256 and compared with
 //     every stored hash in constant time; the key is removed from the request
 //     before it goes upstream and the consumer name is sent in ConsumerHeader

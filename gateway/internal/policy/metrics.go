@@ -26,8 +26,18 @@ type metrics struct {
 	jwksLastSuccess *prometheus.GaugeVec
 	// jwksLive counts the running JWKS sources by policy name: the series
 	// of a policy are deleted when its last source stops.
-	jwksMu   sync.Mutex
-	jwksLive map[string]int
+	// decisions counts rate-limit decisions by policy, store (local,
+	// redis, none) and result; storeErrors the failed Redis round trips;
+	// fallback is 1 while a store-redis policy decides by onStoreError.
+	decisions   *prometheus.CounterVec
+	storeErrors *prometheus.CounterVec
+	fallback    *prometheus.GaugeVec
+	// storeLive counts the Sets holding each store-redis policy: its
+	// fallback and error series are deleted when the last one closes.
+	storeMu   sync.Mutex
+	storeLive map[string]int
+	jwksMu    sync.Mutex
+	jwksLive  map[string]int
 }
 
 // jwksStarted records a running source of policy.
@@ -82,8 +92,35 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help:      "When a jwt policy's jwksURL was last fetched successfully (Unix seconds); the gateway serves that set while later fetches fail.",
 		}, []string{"policy"}),
 	}
+	m.decisions = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "gitgate",
+		Subsystem: "policy",
+		Name:      "rate_limit_decisions_total",
+		Help:      "Rate-limit decisions by policy, store that decided (local, redis, or none when onStoreError allow let the request through) and result (allowed, limited).",
+	}, []string{"policy", "store", "result"})
+	m.storeErrors = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "gitgate",
+		Subsystem: "policy",
+		Name:      "rate_limit_store_errors_total",
+		Help:      "Round trips to a rate limit's Redis store that failed or timed out.",
+	}, []string{"policy"})
+	m.fallback = prometheus.NewGaugeVec(prometheus.GaugeOpts{
+		Namespace: "gitgate",
+		Subsystem: "policy",
+		Name:      "rate_limit_store_fallback",
+		Help:      "1 while a store-redis rate limit cannot reach Redis and decides by its onStoreError (local or allow), else 0.",
+	}, []string{"policy"})
 	var err error
 	if m.rateLimited, err = register(reg, m.rateLimited); err != nil {
+		return nil, err
+	}
+	if m.decisions, err = register(reg, m.decisions); err != nil {
+		return nil, err
+	}
+	if m.storeErrors, err = register(reg, m.storeErrors); err != nil {
+		return nil, err
+	}
+	if m.fallback, err = register(reg, m.fallback); err != nil {
 		return nil, err
 	}
 	if m.authFailures, err = register(reg, m.authFailures); err != nil {
@@ -137,5 +174,35 @@ func (s *Set) authCounters(policy string) authCounters {
 func inc(c prometheus.Counter) {
 	if c != nil {
 		c.Inc()
+	}
+}
+
+// decisionCounters are one rate limit's decision counters, by store and
+// result, resolved at compile time. The zero value counts nothing.
+type decisionCounters struct {
+	local, redis, none [2]prometheus.Counter // [0] limited, [1] allowed
+}
+
+func (m *metrics) decisionCounters(policy string) decisionCounters {
+	var d decisionCounters
+	for store, arr := range map[string]*[2]prometheus.Counter{storeLocal: &d.local, storeRedis: &d.redis, storeNone: &d.none} {
+		arr[0] = m.decisions.WithLabelValues(policy, store, "limited")
+		arr[1] = m.decisions.WithLabelValues(policy, store, "allowed")
+	}
+	return d
+}
+
+func (d *decisionCounters) inc(store string, ok bool) {
+	i := 0
+	if ok {
+		i = 1
+	}
+	switch store {
+	case storeRedis:
+		inc(d.redis[i])
+	case storeNone:
+		inc(d.none[i])
+	default:
+		inc(d.local[i])
 	}
 }

@@ -108,9 +108,15 @@ type Set struct {
 	limiters map[string]*limiterStore
 	// jwks are the remote key sets by jwt policy name; the Set holds one
 	// reference to each (see jwksSource.release).
-	jwks      map[string]*jwksSource
-	closeOnce sync.Once
-	metrics   *metrics
+	jwks map[string]*jwksSource
+	// redisConns are the Redis clients of store-redis rate limits by
+	// settings digest; the Set holds one reference to each.
+	redisConns map[string]*redisConn
+	// redisPolicies names the Set's store-redis rate limits, whose
+	// metric series it holds (metrics.storeStarted).
+	redisPolicies []string
+	closeOnce     sync.Once
+	metrics       *metrics
 }
 
 // Compile builds every policy of cfg. prev, when not nil, is the Set of the
@@ -150,6 +156,8 @@ func compileSpecs(specs map[string]policySpec, prev *Set, opts Options, diags di
 		policies: make(map[string]compiled, len(specs)),
 		limiters: make(map[string]*limiterStore),
 		jwks:     make(map[string]*jwksSource),
+
+		redisConns: make(map[string]*redisConn),
 	}
 	if opts.Registry != nil {
 		if prev != nil && prev.metrics != nil && prev.opts.Registry == opts.Registry {
@@ -219,8 +227,9 @@ func marked(policy string, h http.Handler) http.Handler {
 	})
 }
 
-// Close releases the Set's remote JWKS sources: a source no later Set
-// kept stops its refresh goroutine, and Close waits for it. Rate-limit
+// Close releases the Set's remote JWKS sources and Redis clients: a
+// source no later Set kept stops its refresh goroutine, and Close waits
+// for it; a Redis client no later Set kept is closed. Local rate-limit
 // stores need nothing (buckets expire lazily, and a store handed on to a
 // later Set lives on there). The runtime calls it once when a snapshot is
 // released; more calls do nothing.
@@ -228,6 +237,12 @@ func (s *Set) Close() {
 	s.closeOnce.Do(func() {
 		for _, src := range s.jwks {
 			src.release()
+		}
+		for _, c := range s.redisConns {
+			c.release()
+		}
+		for _, name := range s.redisPolicies {
+			s.metrics.storeStopped(name)
 		}
 	})
 }

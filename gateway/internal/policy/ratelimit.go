@@ -56,6 +56,9 @@ type limiterStore struct {
 	idle   time.Duration // time to refill an empty bucket: older buckets are full
 	seed   maphash.Seed
 	shards []shard
+	// fallback is whether a store-redis policy decides by onStoreError
+	// (ratelimit_redis.go); nil for store local.
+	fallback *fallbackState
 }
 
 // maxShards bounds lock contention; fewer shards are used when MaxKeys is
@@ -208,6 +211,8 @@ type rateLimit struct {
 	metrics  *metrics
 	limitHdr []string
 	body     *reply.Body
+	// remote is the Redis store of a store-redis policy, nil for local.
+	remote *remoteLimit
 }
 
 func init() {
@@ -216,12 +221,15 @@ func init() {
 		// policy's settings alone.
 		var store *limiterStore
 		if b.prev != nil {
-			if old := b.prev.limiters[b.name]; old != nil && old.cfg == *cfg {
+			if old := b.prev.limiters[b.name]; old != nil && sameRateLimit(old.cfg, *cfg) {
 				store = old
 			}
 		}
 		rl, st := compileRateLimit(b.name, b.path, *cfg, store, b.set, b.diags)
 		if rl == nil {
+			return nil
+		}
+		if cfg.Store == schemas.RateLimitStoreRedis && !b.attachRedis(rl, cfg) {
 			return nil
 		}
 		b.set.limiters[b.name] = st
@@ -305,11 +313,27 @@ func (rl *rateLimit) key(route string, w http.ResponseWriter, r *http.Request) b
 // whole tokens left, Reset the seconds until the bucket is full.
 func (rl *rateLimit) wrap(route string, next http.Handler) http.Handler {
 	var limited interface{ Inc() }
+	var decided decisionCounters
 	if rl.metrics != nil {
 		limited = rl.metrics.rateLimited.WithLabelValues(route, rl.name)
+		decided = rl.metrics.decisionCounters(rl.name)
 	}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		v := rl.store.take(rl.key(route, w, r), rl.now())
+		k := rl.key(route, w, r)
+		var v verdict
+		store := storeLocal
+		if rl.remote != nil {
+			v, store = rl.takeRemote(k, r)
+		} else {
+			v = rl.store.take(k, rl.now())
+		}
+		decided.inc(store, v.ok)
+		if v.remaining < 0 {
+			// onStoreError allow: no bucket decided, so no RateLimit
+			// headers to tell.
+			next.ServeHTTP(w, r)
+			return
+		}
 		h := w.Header()
 		h["Ratelimit-Limit"] = rl.limitHdr
 		h["Ratelimit-Remaining"] = []string{strconv.Itoa(v.remaining)}

@@ -278,6 +278,18 @@ policies:
 policies:
   p: {jwt: {algorithms: [HS256], secret: {env: JWT_SECRET}, jwksCARef: {file: /run/ca.pem}}}
 `, "policies.p.jwt.jwksCARef"},
+		{"redis store without a server", `
+policies:
+  p: {rateLimit: {rate: 10, store: redis}}
+`, "policies.p.rateLimit.redis"},
+		{"redis settings on a local store", `
+policies:
+  p: {rateLimit: {rate: 10, redis: {address: "127.0.0.1:6379"}}}
+`, "policies.p.rateLimit.redis"},
+		{"redis timeout too long", `
+policies:
+  p: {rateLimit: {rate: 10, store: redis, redis: {address: "127.0.0.1:6379", timeout: 10s}}}
+`, "policies.p.rateLimit.redis.timeout"},
 		{"CORS any origin with credentials", `
 policies:
   p: {cors: {allowOrigins: ["*"], allowCredentials: true}}
