@@ -98,6 +98,10 @@ func TestJWT(t *testing.T) {
 			Audiences:  []string{"api", "api2"},
 			Algorithms: []string{"HS256", "RS256", "ES256"},
 			Secret:     &schemas.SecretRef{Env: "JWT_SECRET"},
+			// Ten minutes, so that "exp within leeway" (two minutes ago)
+			// holds however long a loaded machine takes to run the case,
+			// and fails with the default of 30s.
+			Leeway: schemas.Duration(10 * time.Minute),
 			JWKS: &schemas.JWKS{Keys: []schemas.JWK{
 				rsaJWK("rsa1", &keys.rsa.PublicKey),
 				ecJWK("ec1", &keys.ec.PublicKey),
@@ -126,7 +130,7 @@ func TestJWT(t *testing.T) {
 		{name: "ES256 valid", header: bearer(sign(t, jwt.SigningMethodES256, "ec1", keys.ec, good())), status: 200},
 		{name: "second audience accepted", header: bearer(sign(t, jwt.SigningMethodHS256, "", []byte(hsSecret), with("aud", "api2"))), status: 200},
 		{name: "lower-case bearer scheme", header: hdr("Authorization", "bearer "+sign(t, jwt.SigningMethodHS256, "", []byte(hsSecret), good())), status: 200},
-		{name: "exp within leeway", header: bearer(sign(t, jwt.SigningMethodHS256, "", []byte(hsSecret), with("exp", now.Add(-10*time.Second).Unix()))), status: 200},
+		{name: "exp within leeway", header: bearer(sign(t, jwt.SigningMethodHS256, "", []byte(hsSecret), with("exp", now.Add(-2*time.Minute).Unix()))), status: 200},
 
 		{name: "missing", status: 401, www: "Bearer"},
 		{name: "basic scheme is no bearer token", header: hdr("Authorization", "Basic dXNlcjpwYXNz"), status: 401, www: "Bearer"},
