@@ -22,6 +22,11 @@ type correlation struct {
 	// slice taken of it has capacity one, so a header "add" copies.
 	id     [1]string
 	traced bool // the request has one valid traceparent: it is passed on
+	// With span export on, tp backs out[0], the traceparent sent upstream
+	// naming the gateway's span as the parent (setParent); out[0] is ""
+	// otherwise.
+	tp  [55]byte
+	out [1]string
 }
 
 // decide keeps a sane X-Request-Id of a trusted proxy or generates one, and
@@ -37,9 +42,12 @@ func (c *correlation) decide(r *http.Request, trusted bool) {
 	c.traced = len(tp) == 1 && validTraceparent(tp[0])
 }
 
-// traceID returns the trace id of the request's valid traceparent, "" when
-// it has none.
+// traceID returns the trace id of the gateway's span when span export is
+// on, else of the request's valid traceparent, "" when it has none.
 func (c *correlation) traceID(r *http.Request) string {
+	if c.out[0] != "" {
+		return c.out[0][3:35]
+	}
 	if !c.traced {
 		return ""
 	}
@@ -47,10 +55,19 @@ func (c *correlation) traceID(r *http.Request) string {
 }
 
 // apply sets the correlation headers of the outgoing request h, a copy of
-// the incoming one: the decided X-Request-Id, and the traceparent and
-// tracestate only when the traceparent is valid.
+// the incoming one: the decided X-Request-Id; with span export on, a
+// traceparent naming the gateway's span, with the tracestate of a valid
+// incoming traceparent; else the traceparent and tracestate only when the
+// traceparent is valid.
 func (c *correlation) apply(h http.Header) {
 	h["X-Request-Id"] = c.id[0:1:1]
+	if c.out[0] != "" {
+		h["Traceparent"] = c.out[0:1:1]
+		if !c.traced {
+			delete(h, "Tracestate")
+		}
+		return
+	}
 	if !c.traced {
 		delete(h, "Traceparent")
 		delete(h, "Tracestate")

@@ -4,6 +4,8 @@ import (
 	"net/http"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/gitgate/gitgate/gateway/internal/clientip"
 	"github.com/gitgate/gitgate/gateway/internal/reply"
 )
@@ -38,6 +40,8 @@ type Observation struct {
 	policy  string
 	client  clientip.Client
 	corr    correlation // X-Request-Id and trace context
+	span    trace.Span  // the server span, nil when span export is off
+	retries int         // retries recorded on the span
 	// Set by the Route that serves the request.
 	upstream string
 	target   string
@@ -62,6 +66,9 @@ func (ob *Observation) init(o *Options, w http.ResponseWriter, r *http.Request, 
 	ob.client = clientip.Of(r, o.TrustedProxies)
 	ob.grpc = reply.IsGRPC(r)
 	ob.corr.decide(r, ob.client.Trusted)
+	if o.Tracer != nil {
+		ob.startSpan(o.Tracer, r)
+	}
 	w.Header()["X-Request-Id"] = ob.corr.id[0:1:1] // on every answer, the gateway's own too
 }
 
@@ -133,9 +140,15 @@ func (ob *Observation) failed(target, cause string) {
 	}
 }
 
-// End counts the request and writes its access log line.
+// End counts the request, writes its access log line and ends its span.
 func (ob *Observation) End() {
-	if ob == nil || !ob.on {
+	if ob == nil {
+		return
+	}
+	if ob.span != nil {
+		ob.endSpan(time.Now())
+	}
+	if !ob.on {
 		return
 	}
 	d := time.Since(ob.start)
@@ -179,15 +192,20 @@ func (ob *Observation) End() {
 	if id := ob.corr.traceID(ob.req); id != "" {
 		ev = ev.Str("trace_id", id)
 	}
-	target := ob.target
-	if target == "" && ob.state.ex.target != nil {
-		target = ob.state.ex.target.String()
-	}
-	if target != "" {
+	if target := ob.targetName(); target != "" {
 		ev = ev.Str("target", target)
 	}
 	if ob.cause != "" {
 		ev = ev.Str("cause", ob.cause)
 	}
 	ev.Msg("request")
+}
+
+// targetName is the target that served the request or failed last, "" when
+// none was picked.
+func (ob *Observation) targetName() string {
+	if ob.target == "" && ob.state.ex.target != nil {
+		return ob.state.ex.target.String()
+	}
+	return ob.target
 }
