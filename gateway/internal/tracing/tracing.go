@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"net/url"
 	"strings"
 	"sync/atomic"
@@ -75,8 +76,9 @@ type Config struct {
 // Exporter owns the tracer provider, its batch processor and its
 // goroutine; Shutdown flushes and stops them.
 type Exporter struct {
-	tp     *sdktrace.TracerProvider
-	tracer trace.Tracer
+	tp        *sdktrace.TracerProvider
+	transport *http.Transport
+	tracer    trace.Tracer
 }
 
 // CheckEndpoint returns the URL spans are sent to for endpoint: an
@@ -156,8 +158,13 @@ func New(ctx context.Context, cfg Config) (*Exporter, error) {
 	if err != nil {
 		return nil, err
 	}
+	// The exporter's own transport, not the SDK's package-wide one, so
+	// that Shutdown closes its kept-alive connections.
+	transport := http.DefaultTransport.(*http.Transport).Clone()
+	transport.MaxIdleConnsPerHost = 2
 	client, err := otlptracehttp.New(ctx,
 		otlptracehttp.WithEndpointURL(endpoint),
+		otlptracehttp.WithHTTPClient(&http.Client{Transport: transport, Timeout: DefaultExportTimeout}),
 		otlptracehttp.WithHeaders(cfg.Headers),
 		otlptracehttp.WithTimeout(DefaultExportTimeout),
 		otlptracehttp.WithRetry(otlptracehttp.RetryConfig{
@@ -195,7 +202,7 @@ func New(ctx context.Context, cfg Config) (*Exporter, error) {
 		sdktrace.WithResource(res),
 	)
 	lg.Info().Str(logEndpoint, endpoint).Float64("sampling", cfg.Sampling).Msg("exporting spans over OTLP/HTTP")
-	return &Exporter{tp: tp, tracer: tp.Tracer("github.com/gitgate/gitgate/gateway")}, nil
+	return &Exporter{tp: tp, transport: transport, tracer: tp.Tracer("github.com/gitgate/gitgate/gateway")}, nil
 }
 
 // Tracer returns the tracer of the gateway's server spans.
@@ -204,7 +211,9 @@ func (e *Exporter) Tracer() trace.Tracer { return e.tracer }
 // Shutdown exports the spans still queued, within ctx, and stops the
 // processor's goroutine and the exporter.
 func (e *Exporter) Shutdown(ctx context.Context) error {
-	if err := e.tp.Shutdown(ctx); err != nil {
+	err := e.tp.Shutdown(ctx)
+	e.transport.CloseIdleConnections()
+	if err != nil {
 		return fmt.Errorf("flushing spans: %w", err)
 	}
 	return nil
