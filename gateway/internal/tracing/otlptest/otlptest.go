@@ -6,10 +6,12 @@ package otlptest
 import (
 	"encoding/hex"
 	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -42,6 +44,7 @@ type Receiver struct {
 	requests int
 	headers  http.Header // of the last request
 	changed  chan struct{}
+	conns    atomic.Int64  // open client connections
 	hold     chan struct{} // when set, requests wait for it to close
 }
 
@@ -49,7 +52,16 @@ type Receiver struct {
 func Start(t testing.TB) *Receiver {
 	t.Helper()
 	rc := &Receiver{changed: make(chan struct{})}
-	rc.srv = httptest.NewServer(http.HandlerFunc(rc.serve))
+	rc.srv = httptest.NewUnstartedServer(http.HandlerFunc(rc.serve))
+	rc.srv.Config.ConnState = func(_ net.Conn, st http.ConnState) {
+		switch st {
+		case http.StateNew:
+			rc.conns.Add(1)
+		case http.StateClosed, http.StateHijacked:
+			rc.conns.Add(-1)
+		}
+	}
+	rc.srv.Start()
 	rc.URL = rc.srv.URL + "/v1/traces"
 	t.Cleanup(rc.Close)
 	return rc
@@ -80,8 +92,9 @@ func (rc *Receiver) Release() {
 	}
 }
 
-// Server returns the receiver's HTTP server, to watch its connections.
-func (rc *Receiver) Server() *httptest.Server { return rc.srv }
+// OpenConns returns how many connections exporters hold open to the
+// receiver.
+func (rc *Receiver) OpenConns() int64 { return rc.conns.Load() }
 
 func (rc *Receiver) serve(w http.ResponseWriter, r *http.Request) {
 	rc.mu.Lock()
