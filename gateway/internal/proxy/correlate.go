@@ -22,11 +22,9 @@ type correlation struct {
 	// slice taken of it has capacity one, so a header "add" copies.
 	id     [1]string
 	traced bool // the request has one valid traceparent: it is passed on
-	// With span export on, tp backs out[0], the traceparent sent upstream
-	// naming the gateway's span as the parent (setParent); out[0] is ""
-	// otherwise.
-	tp  [55]byte
-	out [1]string
+	// span is the request's server span, nil when span export is off: a
+	// pointer, so that the Observation stays as small as without export.
+	span *spanState
 }
 
 // decide keeps a sane X-Request-Id of a trusted proxy or generates one, and
@@ -45,8 +43,8 @@ func (c *correlation) decide(r *http.Request, trusted bool) {
 // traceID returns the trace id of the gateway's span when span export is
 // on, else of the request's valid traceparent, "" when it has none.
 func (c *correlation) traceID(r *http.Request) string {
-	if c.out[0] != "" {
-		return c.out[0][3:35]
+	if c.span != nil {
+		return c.span.parent[0][3:35]
 	}
 	if !c.traced {
 		return ""
@@ -61,8 +59,8 @@ func (c *correlation) traceID(r *http.Request) string {
 // traceparent is valid.
 func (c *correlation) apply(h http.Header) {
 	h["X-Request-Id"] = c.id[0:1:1]
-	if c.out[0] != "" {
-		h["Traceparent"] = c.out[0:1:1]
+	if c.span != nil {
+		h["Traceparent"] = c.span.parent[0:1:1]
 		if !c.traced {
 			delete(h, "Tracestate")
 		}

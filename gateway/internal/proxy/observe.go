@@ -4,8 +4,6 @@ import (
 	"net/http"
 	"time"
 
-	"go.opentelemetry.io/otel/trace"
-
 	"github.com/gitgate/gitgate/gateway/internal/clientip"
 	"github.com/gitgate/gitgate/gateway/internal/reply"
 )
@@ -40,8 +38,6 @@ type Observation struct {
 	policy  string
 	client  clientip.Client
 	corr    correlation // X-Request-Id and trace context
-	span    trace.Span  // the server span, nil when span export is off
-	retries int         // retries recorded on the span
 	// Set by the Route that serves the request.
 	upstream string
 	target   string
@@ -145,7 +141,7 @@ func (ob *Observation) End() {
 	if ob == nil {
 		return
 	}
-	if ob.span != nil {
+	if ob.corr.span != nil {
 		ob.endSpan(time.Now())
 	}
 	if !ob.on {

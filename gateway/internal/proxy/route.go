@@ -405,7 +405,7 @@ func (rt *Route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		rt.countRetry(be)
-		if ob.span != nil {
+		if ob.corr.span != nil {
 			ob.retrying(t.String(), failureCause(ex))
 		}
 		if !sleepCtx(ctx, rt.backoff(try)) {

@@ -30,6 +30,17 @@ const (
 // eventRetry is the name of the span event of each retry.
 const eventRetry = "retry"
 
+// spanState is a request's server span, allocated only when span export
+// is on.
+type spanState struct {
+	span    trace.Span
+	retries int // recorded on the span
+	// tp backs parent[0], the traceparent sent upstream naming span as
+	// the parent (setParent).
+	tp     [55]byte
+	parent [1]string
+}
+
 // startSpan starts the request's server span with tr, a child of the
 // request's valid traceparent or the root of a new trace, and makes the
 // traceparent sent upstream name it as the parent. Only called when span
@@ -40,8 +51,9 @@ func (ob *Observation) startSpan(tr trace.Tracer, r *http.Request) {
 		ctx = trace.ContextWithRemoteSpanContext(ctx, remoteSpanContext(r.Header))
 	}
 	_, span := tr.Start(ctx, r.Method, trace.WithSpanKind(trace.SpanKindServer), trace.WithTimestamp(ob.start))
-	ob.span = span
-	ob.corr.setParent(span.SpanContext())
+	ss := &spanState{span: span}
+	ss.setParent(span.SpanContext())
+	ob.corr.span = ss
 	if !span.IsRecording() {
 		return // not sampled: propagated, not described
 	}
@@ -93,15 +105,16 @@ func methodAttrs(m string) []attribute.KeyValue {
 // retrying records on the span, which must exist, that the attempt to
 // target failed for cause and is retried.
 func (ob *Observation) retrying(target, cause string) {
-	ob.retries++
-	if ob.span.IsRecording() {
-		ob.span.AddEvent(eventRetry, trace.WithAttributes(attrTarget.String(target), attrCause.String(cause)))
+	ss := ob.corr.span
+	ss.retries++
+	if ss.span.IsRecording() {
+		ss.span.AddEvent(eventRetry, trace.WithAttributes(attrTarget.String(target), attrCause.String(cause)))
 	}
 }
 
 // endSpan describes how the request ended and ends its span at end.
 func (ob *Observation) endSpan(end time.Time) {
-	span := ob.span
+	span := ob.corr.span.span
 	if span.IsRecording() {
 		attrs := make([]attribute.KeyValue, 0, 9)
 		if ob.route != None {
@@ -120,8 +133,8 @@ func (ob *Observation) endSpan(end time.Time) {
 		if t := ob.targetName(); t != "" {
 			attrs = append(attrs, attrTarget.String(t))
 		}
-		if ob.retries > 0 {
-			attrs = append(attrs, attrRetries.Int(ob.retries))
+		if n := ob.corr.span.retries; n > 0 {
+			attrs = append(attrs, attrRetries.Int(n))
 		}
 		if ob.cause != "" {
 			attrs = append(attrs, attrCause.String(ob.cause))
@@ -163,8 +176,8 @@ func remoteSpanContext(h http.Header) trace.SpanContext {
 
 // setParent makes sc, the gateway's span, the parent named by the
 // traceparent sent upstream.
-func (c *correlation) setParent(sc trace.SpanContext) {
-	b := &c.tp
+func (ss *spanState) setParent(sc trace.SpanContext) {
+	b := &ss.tp
 	tid, sid := sc.TraceID(), sc.SpanID()
 	b[0], b[1], b[2] = '0', '0', '-'
 	hex.Encode(b[3:35], tid[:])
@@ -173,5 +186,5 @@ func (c *correlation) setParent(sc trace.SpanContext) {
 	b[52] = '-'
 	flags := [1]byte{byte(sc.TraceFlags())}
 	hex.Encode(b[53:55], flags[:])
-	c.out[0] = unsafe.String(&b[0], len(b))
+	ss.parent[0] = unsafe.String(&b[0], len(b))
 }
