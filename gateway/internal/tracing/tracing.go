@@ -1,5 +1,6 @@
 // Package tracing exports the gateway's server spans over OTLP/HTTP
-// (protobuf) with the OpenTelemetry Go SDK. It exists only when
+// (protobuf) with the OpenTelemetry Go SDK's tracer provider and batch
+// processor, and an exporter of its own (see httpExporter). It exists only when
 // --otlp-endpoint is set: with no endpoint nothing of it is created and the
 // data plane pays nothing for it.
 package tracing
@@ -16,7 +17,6 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
-	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
@@ -36,7 +36,8 @@ const (
 	DefaultQueueSize    = 2048
 	DefaultBatchSize    = 512
 	DefaultBatchTimeout = 5 * time.Second
-	// DefaultExportTimeout bounds one export, its retries included.
+	// DefaultExportTimeout bounds one export (there is no retry: a batch
+	// the endpoint does not take is lost and counted as failed).
 	DefaultExportTimeout = 10 * time.Second
 )
 
@@ -76,9 +77,8 @@ type Config struct {
 // Exporter owns the tracer provider, its batch processor and its
 // goroutine; Shutdown flushes and stops them.
 type Exporter struct {
-	tp        *sdktrace.TracerProvider
-	transport *http.Transport
-	tracer    trace.Tracer
+	tp     *sdktrace.TracerProvider
+	tracer trace.Tracer
 }
 
 // CheckEndpoint returns the URL spans are sent to for endpoint: an
@@ -158,21 +158,14 @@ func New(ctx context.Context, cfg Config) (*Exporter, error) {
 	if err != nil {
 		return nil, err
 	}
-	// The exporter's own transport, not the SDK's package-wide one, so
-	// that Shutdown closes its kept-alive connections.
+	// The exporter's own transport, so that Shutdown closes its kept-alive
+	// connections.
 	transport := http.DefaultTransport.(*http.Transport).Clone()
 	transport.MaxIdleConnsPerHost = 2
-	client, err := otlptracehttp.New(ctx,
-		otlptracehttp.WithEndpointURL(endpoint),
-		otlptracehttp.WithHTTPClient(&http.Client{Transport: transport, Timeout: DefaultExportTimeout}),
-		otlptracehttp.WithHeaders(cfg.Headers),
-		otlptracehttp.WithTimeout(DefaultExportTimeout),
-		otlptracehttp.WithRetry(otlptracehttp.RetryConfig{
-			Enabled: true, InitialInterval: 500 * time.Millisecond, MaxInterval: 2 * time.Second, MaxElapsedTime: DefaultExportTimeout,
-		}),
-	)
-	if err != nil {
-		return nil, fmt.Errorf("starting the OTLP exporter for %s: %w", endpoint, err)
+	client := &httpExporter{
+		client:  &http.Client{Transport: transport, Timeout: DefaultExportTimeout},
+		url:     endpoint,
+		headers: cfg.Headers,
 	}
 	res, err := resource.New(ctx,
 		resource.WithAttributes(semconv.ServiceName(ServiceName), semconv.ServiceVersion(cfg.Version)),
@@ -202,7 +195,7 @@ func New(ctx context.Context, cfg Config) (*Exporter, error) {
 		sdktrace.WithResource(res),
 	)
 	lg.Info().Str(logEndpoint, endpoint).Float64("sampling", cfg.Sampling).Msg("exporting spans over OTLP/HTTP")
-	return &Exporter{tp: tp, transport: transport, tracer: tp.Tracer("github.com/gitgate/gitgate/gateway")}, nil
+	return &Exporter{tp: tp, tracer: tp.Tracer("github.com/gitgate/gitgate/gateway")}, nil
 }
 
 // Tracer returns the tracer of the gateway's server spans.
@@ -211,9 +204,7 @@ func (e *Exporter) Tracer() trace.Tracer { return e.tracer }
 // Shutdown exports the spans still queued, within ctx, and stops the
 // processor's goroutine and the exporter.
 func (e *Exporter) Shutdown(ctx context.Context) error {
-	err := e.tp.Shutdown(ctx)
-	e.transport.CloseIdleConnections()
-	if err != nil {
+	if err := e.tp.Shutdown(ctx); err != nil {
 		return fmt.Errorf("flushing spans: %w", err)
 	}
 	return nil

@@ -1,10 +1,12 @@
 // Package otlptest is an OTLP/HTTP trace receiver for tests: a real HTTP
-// server that decodes the collector's protobuf export requests, as an
-// OpenTelemetry Collector's otlp receiver does, and keeps their spans.
+// server that decodes protobuf export requests, as an OpenTelemetry
+// Collector's otlp receiver does, and keeps their spans. (The e2e driver's
+// receiver decodes with the collector's own message type.)
 package otlptest
 
 import (
 	"encoding/hex"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -15,9 +17,9 @@ import (
 	"testing"
 	"time"
 
-	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
+	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -115,13 +117,13 @@ func (rc *Receiver) serve(w http.ResponseWriter, r *http.Request) {
 	if err != nil {
 		return
 	}
-	var req coltracepb.ExportTraceServiceRequest
-	if err := proto.Unmarshal(body, &req); err != nil {
+	all, err := decodeRequest(body)
+	if err != nil {
 		http.Error(w, err.Error(), http.StatusBadRequest)
 		return
 	}
 	var got []Span
-	for _, rs := range req.GetResourceSpans() {
+	for _, rs := range all {
 		res := attrs(rs.GetResource().GetAttributes())
 		for _, ss := range rs.GetScopeSpans() {
 			for _, s := range ss.GetSpans() {
@@ -145,9 +147,42 @@ func (rc *Receiver) serve(w http.ResponseWriter, r *http.Request) {
 	close(rc.changed)
 	rc.changed = make(chan struct{})
 	rc.mu.Unlock()
-	out, _ := proto.Marshal(&coltracepb.ExportTraceServiceResponse{})
+	// An ExportTraceServiceResponse with no partial success: no bytes.
 	w.Header().Set("Content-Type", "application/x-protobuf")
-	_, _ = w.Write(out)
+	w.WriteHeader(http.StatusOK)
+}
+
+// decodeRequest decodes an ExportTraceServiceRequest, whose one field (1)
+// is the repeated ResourceSpans. The collector's package for that message
+// also holds its gRPC service, which the gateway's packages must not link.
+func decodeRequest(b []byte) ([]*tracepb.ResourceSpans, error) {
+	var out []*tracepb.ResourceSpans
+	for len(b) > 0 {
+		num, typ, n := protowire.ConsumeTag(b)
+		if n < 0 {
+			return nil, fmt.Errorf("export request: %w", protowire.ParseError(n))
+		}
+		b = b[n:]
+		if num != 1 || typ != protowire.BytesType {
+			n = protowire.ConsumeFieldValue(num, typ, b)
+			if n < 0 {
+				return nil, fmt.Errorf("export request field %d: %w", num, protowire.ParseError(n))
+			}
+			b = b[n:]
+			continue
+		}
+		v, n := protowire.ConsumeBytes(b)
+		if n < 0 {
+			return nil, fmt.Errorf("export request resource_spans: %w", protowire.ParseError(n))
+		}
+		b = b[n:]
+		var rs tracepb.ResourceSpans
+		if err := proto.Unmarshal(v, &rs); err != nil {
+			return nil, fmt.Errorf("export request resource_spans: %w", err)
+		}
+		out = append(out, &rs)
+	}
+	return out, nil
 }
 
 func attrs(kvs []*commonpb.KeyValue) map[string]string {
