@@ -7,6 +7,7 @@
 //	go run ./scripts/bench -mode sync      # commit + signed webhook -> first request served
 //	go run ./scripts/bench -mode fleet     # 20 replicas: push-to-serve, rollback-to-served, idle Git requests
 //	go run ./scripts/bench -mode autorollback  # bad commit applied -> previous one served; false rollbacks
+//	go run ./scripts/bench -mode correlation   # request ids + traceparent, span export off and on
 //
 // It installs missing peers from Debian's packages (apt-get), pins wrk to
 // one CPU and each proxy with the upstream to the other, interleaves the
@@ -33,7 +34,7 @@ import (
 
 func main() {
 	var (
-		mode      = flag.String("mode", "throughput", "throughput | tls (gitgate and nginx listening with TLS on one self-signed ECDSA P-256 certificate, beside plain) | reload | sync (push-to-serve latency over 50 commits per run, and idle RSS) | autorollback (detection time of a bad commit at 200 req/s per run, false rollbacks over 30 good commits in the first run) | fleet (push-to-serve and rollback-to-served over -replicas pairs, -runs rounds each, and Git requests while idle)")
+		mode      = flag.String("mode", "throughput", "throughput | tls (gitgate and nginx listening with TLS on one self-signed ECDSA P-256 certificate, beside plain) | reload | sync (push-to-serve latency over 50 commits per run, and idle RSS) | autorollback (detection time of a bad commit at 200 req/s per run, false rollbacks over 30 good commits in the first run) | fleet (push-to-serve and rollback-to-served over -replicas pairs, -runs rounds each, and Git requests while idle) | correlation (request ids and traceparent with span export off, and export on at sampling 0 and 1)")
 		duration  = flag.Duration("duration", 10*time.Second, "load time per measurement")
 		runs      = flag.Int("runs", 3, "interleaved runs per target (medians are reported)")
 		conns     = flag.Int("conns", 64, "wrk connections")
@@ -103,6 +104,11 @@ func serveUpstream(addr string) {
 func ensureTools(install bool, mode string) error {
 	need := map[string]string{"wrk": "wrk", "nginx": "nginx", "caddy": "caddy", "haproxy": "haproxy", "taskset": "util-linux"}
 	if mode == "tls" { // nginx is the only peer
+		delete(need, "caddy")
+		delete(need, "haproxy")
+	}
+	if mode == "correlation" { // gitgate only
+		delete(need, "nginx")
 		delete(need, "caddy")
 		delete(need, "haproxy")
 	}
@@ -191,6 +197,8 @@ func run(ctx context.Context, cfg benchConfig) (string, error) {
 		return pushToServe(ctx, cfg, env)
 	case "fleet":
 		return fleetBench(ctx, cfg, env)
+	case "correlation":
+		return correlationBench(ctx, cfg, env)
 	}
 	return "", fmt.Errorf("unknown -mode %q", cfg.mode)
 }
