@@ -25,7 +25,8 @@ const None = "none"
 // when the gateway answers for a failed upstream, the cause). End records
 // it once, on every exit path: call it deferred, so that a panic such as
 // http.ErrAbortHandler is recorded too. All methods accept a nil
-// Observation and do nothing then. One allocation holds all of it.
+// Observation and do nothing then. One allocation holds all of it (with
+// span export on, the span state is one more: see startSpan).
 type Observation struct {
 	recorder
 	opts    *Options
