@@ -18,7 +18,8 @@ import (
 // run: "no-headers" (an X-Request-Id generated, nothing else), "traceparent"
 // (a valid traceparent and tracestate checked and passed on), "trusted-id"
 // (a trusted proxy's X-Request-Id kept), and span export on with sampling
-// 0 and 1 (spans to a real OTLP/HTTP receiver). Export off is the default:
+// 0 and 1 (spans to a real OTLP/HTTP receiver); "control-two-headers" sends
+// two headers the gateway ignores. Export off is the default:
 // no tracer exists, so the first three are what every gateway pays.
 func BenchmarkServeCorrelation(b *testing.B) {
 	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
@@ -31,6 +32,9 @@ func BenchmarkServeCorrelation(b *testing.B) {
 	}{
 		{name: "no-headers"},
 		{name: "traceparent", hdr: http.Header{"Traceparent": {tp}, "Tracestate": {"vendor=x"}}},
+		// Two headers of no meaning to the gateway, of the traceparent's
+		// sizes: the cost of the request's bigger header map alone.
+		{name: "control-two-headers", hdr: http.Header{"X-Other-Header": {tp}, "X-Other-State": {"vendor=x"}}},
 		{name: "trusted-id", trusted: true, hdr: http.Header{"X-Request-Id": {"lb-1234"}}},
 		{name: "export/sampling=0", export: true, sampling: 0},
 		{name: "export/sampling=1", export: true, sampling: 1, hdr: http.Header{"Traceparent": {tp}}},
