@@ -46,6 +46,7 @@ const (
 	logComponent = "component"
 	logEndpoint  = "endpoint"
 	logSpans     = "spans"
+	logSampling  = "sampling"
 )
 
 // Config configures the span export.
@@ -173,10 +174,14 @@ func New(ctx context.Context, cfg Config) (*Exporter, error) {
 		resource.WithTelemetrySDK(),
 		resource.WithFromEnv(), // OTEL_SERVICE_NAME, OTEL_RESOURCE_ATTRIBUTES win
 	)
-	if err != nil && res == nil {
-		return nil, fmt.Errorf("describing the gateway's resource: %w", err)
-	}
 	lg := cfg.Logger.With().Str(logComponent, "tracing").Logger()
+	if err != nil {
+		if res == nil {
+			return nil, fmt.Errorf("describing the gateway's resource: %w", err)
+		}
+		// A malformed OTEL_RESOURCE_ATTRIBUTES, say: the rest is used.
+		lg.Warn().Err(err).Msg("part of the spans' resource could not be read")
+	}
 	exp := &countingExporter{SpanExporter: client, m: m, pending: new(atomic.Int64),
 		log: lg.Sample(&zerolog.BurstSampler{Burst: 3, Period: time.Minute}), endpoint: endpoint}
 	// The SDK's batch processor drops rather than blocks when its queue is
@@ -194,7 +199,7 @@ func New(ctx context.Context, cfg Config) (*Exporter, error) {
 		sdktrace.WithSpanProcessor(&gate{SpanProcessor: bsp, pending: exp.pending, max: int64(cfg.QueueSize), m: m}),
 		sdktrace.WithResource(res),
 	)
-	lg.Info().Str(logEndpoint, endpoint).Float64("sampling", cfg.Sampling).Msg("exporting spans over OTLP/HTTP")
+	lg.Info().Str(logEndpoint, endpoint).Float64(logSampling, cfg.Sampling).Msg("exporting spans over OTLP/HTTP")
 	return &Exporter{tp: tp, tracer: tp.Tracer("github.com/gitgate/gitgate/gateway")}, nil
 }
 
