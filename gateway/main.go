@@ -27,6 +27,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/gitgate/gitgate/gateway/internal/serve"
+	"github.com/gitgate/gitgate/gateway/internal/tracing"
 	"github.com/gitgate/gitgate/schemas/buildinfo"
 	"github.com/gitgate/gitgate/schemas/cliargs"
 )
@@ -134,6 +135,9 @@ func newRootCmd(stdout, stderr io.Writer, serveWith func(serve.Config, zerolog.L
 	fset.DurationVar(&cfg.TLSReloadInterval, "tls-reload-interval", 5*time.Second, "how often the certificate files are read for changes")
 	fset.DurationVar(&cfg.ShutdownDelay, "shutdown-delay", 0, "on SIGTERM, keep serving this long with /readyz answering 503 before draining (e.g. 5s on Kubernetes)")
 	fset.DurationVar(&cfg.ShutdownTimeout, "shutdown-timeout", serve.DefaultShutdownTimeout, "how long to drain in-flight requests on SIGTERM")
+	fset.StringVar(&cfg.OTLPEndpoint, "otlp-endpoint", "", "OTLP/HTTP URL to export one server span per request to (e.g. http://collector:4318; /v1/traces is added to a URL without a path); empty: no spans")
+	fset.Float64Var(&cfg.TraceSampling, "trace-sampling", 1, "with --otlp-endpoint: share of new traces exported, 0 to 1; a request's traceparent decides for its own trace")
+	fset.StringArrayVar(&cfg.OTLPHeaders, "otlp-header", nil, "with --otlp-endpoint: header sent with every export, NAME=env:VAR or NAME=file:PATH (repeatable; the value is never logged)")
 	root.AddCommand(&cobra.Command{
 		Use:     "run [flags]",
 		Short:   "Serve (the same as gateway without a command)",
@@ -225,6 +229,16 @@ func checkFlags(cfg *serve.Config, fv flagValues) (zerolog.Level, error) {
 	level, err := zerolog.ParseLevel(fv.logLevel)
 	if err != nil {
 		return 0, fmt.Errorf("--log-level: %w", err)
+	}
+	if cfg.OTLPEndpoint != "" {
+		if _, err := tracing.CheckEndpoint(cfg.OTLPEndpoint); err != nil {
+			return 0, fmt.Errorf("--otlp-endpoint: %w", err)
+		}
+	} else if len(cfg.OTLPHeaders) > 0 {
+		return 0, errors.New("--otlp-header needs --otlp-endpoint")
+	}
+	if err := tracing.CheckSampling(cfg.TraceSampling); err != nil {
+		return 0, fmt.Errorf("--trace-sampling: %w", err)
 	}
 	cfg.Version = buildinfo.Read(version).Version
 	return level, nil

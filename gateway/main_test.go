@@ -45,6 +45,9 @@ func TestRunFlags(t *testing.T) {
 		{name: "unknown flag", args: []string{"--nope"}, wantCode: 2, wantErr: "unknown flag: --nope"},
 		{name: "bad client auth mode", args: []string{"--client-auth", "maybe"}, wantCode: 2, wantErr: "--client-auth \"maybe\" is not required or optional"},
 		{name: "stray argument", args: []string{"run", "extra"}, wantCode: 2, wantErr: "unexpected argument"},
+		{name: "OTLP endpoint without scheme", args: []string{"--otlp-endpoint", "collector:4318"}, wantCode: 2, wantErr: "--otlp-endpoint: OTLP endpoint \"collector:4318\" is not an http:// or https:// URL"},
+		{name: "trace sampling above 1", args: []string{"--otlp-endpoint", "http://c:4318", "--trace-sampling", "2"}, wantCode: 2, wantErr: "--trace-sampling: trace sampling 2 is not between 0 and 1"},
+		{name: "OTLP header without endpoint", args: []string{"--otlp-header", "Authorization=env:T"}, wantCode: 2, wantErr: "--otlp-header needs --otlp-endpoint"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -400,6 +403,36 @@ func TestParseFlagsObserveAndShutdown(t *testing.T) {
 			}
 			if !slices.Equal(cfg.ObserveAllowedHosts, tt.hosts) || cfg.ObserveShowSecrets != tt.showSecrets || cfg.ShutdownDelay != tt.delay {
 				t.Fatalf("got hosts %q, show secrets %v, delay %v", cfg.ObserveAllowedHosts, cfg.ObserveShowSecrets, cfg.ShutdownDelay)
+			}
+		})
+	}
+}
+
+// TestParseFlagsTracing: span export is off by default; the flags reach
+// the serve config.
+func TestParseFlagsTracing(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		args     []string
+		endpoint string
+		sampling float64
+		headers  []string
+	}{
+		{name: "off by default", sampling: 1},
+		{name: "endpoint and sampling", args: []string{"--otlp-endpoint", "http://collector:4318", "--trace-sampling", "0.25"}, endpoint: "http://collector:4318", sampling: 0.25},
+		{name: "headers repeat", args: []string{"--otlp-endpoint", "https://c", "--otlp-header", "Authorization=env:T", "--otlp-header", "X-Tenant=file:/run/t"},
+			endpoint: "https://c", sampling: 1, headers: []string{"Authorization=env:T", "X-Tenant=file:/run/t"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			cfg, _, exit := parseFlags(tt.args, io.Discard, io.Discard)
+			if exit >= 0 {
+				t.Fatalf("exit %d", exit)
+			}
+			if cfg.OTLPEndpoint != tt.endpoint || cfg.TraceSampling != tt.sampling || !slices.Equal(cfg.OTLPHeaders, tt.headers) {
+				t.Fatalf("got endpoint %q, sampling %v, headers %q", cfg.OTLPEndpoint, cfg.TraceSampling, cfg.OTLPHeaders)
 			}
 		})
 	}

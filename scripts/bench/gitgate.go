@@ -29,6 +29,8 @@ type gitgate struct {
 	label   string
 	tlsCert string // with tlsKey: --tls-cert/--tls-key on the listener
 	tlsKey  string
+	// extraArgs are more gateway flags (the correlation mode's span export).
+	extraArgs []string
 
 	p        *proc
 	admin    *client.Client
@@ -103,6 +105,7 @@ func (g *gitgate) Start(ctx context.Context, dir, cpus, upstream string) (string
 	if g.tlsCert != "" {
 		args = append(args, "--tls-cert", g.tlsCert, "--tls-key", g.tlsKey)
 	}
+	args = append(args, g.extraArgs...)
 	if g.p, err = startProc(dir, "gitgate", cpus, nil, args...); err != nil {
 		return "", err
 	}

@@ -8,6 +8,7 @@
 //	go run ./scripts/bench -mode fleet     # 20 replicas: push-to-serve, rollback-to-served, idle Git requests
 //	go run ./scripts/bench -mode autorollback  # bad commit applied -> previous one served; false rollbacks
 //	go run ./scripts/bench -mode ratelimit # rate limit kept in Redis vs in memory vs none
+//	go run ./scripts/bench -mode correlation   # request ids + traceparent, span export off and on
 //
 // It installs missing peers from Debian's packages (apt-get), pins wrk to
 // one CPU and each proxy with the upstream to the other, interleaves the
@@ -34,7 +35,7 @@ import (
 
 func main() {
 	var (
-		mode      = flag.String("mode", "throughput", "throughput | tls (gitgate and nginx listening with TLS on one self-signed ECDSA P-256 certificate, beside plain) | reload | sync (push-to-serve latency over 50 commits per run, and idle RSS) | autorollback (detection time of a bad commit at 200 req/s per run, false rollbacks over 30 good commits in the first run) | fleet (push-to-serve and rollback-to-served over -replicas pairs, -runs rounds each, and Git requests while idle) | ratelimit (one route behind a rate limit in memory and in a loopback redis-server, and without one)")
+		mode      = flag.String("mode", "throughput", "throughput | tls (gitgate and nginx listening with TLS on one self-signed ECDSA P-256 certificate, beside plain) | reload | sync (push-to-serve latency over 50 commits per run, and idle RSS) | autorollback (detection time of a bad commit at 200 req/s per run, false rollbacks over 30 good commits in the first run) | fleet (push-to-serve and rollback-to-served over -replicas pairs, -runs rounds each, and Git requests while idle) | ratelimit (one route behind a rate limit in memory and in a loopback redis-server, and without one) | correlation (request ids and traceparent with span export off, and export on at sampling 0 and 1)")
 		duration  = flag.Duration("duration", 10*time.Second, "load time per measurement")
 		runs      = flag.Int("runs", 3, "interleaved runs per target (medians are reported)")
 		conns     = flag.Int("conns", 64, "wrk connections")
@@ -109,6 +110,11 @@ func ensureTools(install bool, mode string) error {
 	}
 	if mode == "ratelimit" { // redis-server is the only peer
 		need = map[string]string{"wrk": "wrk", "taskset": "util-linux", "redis-server": "redis-server"}
+	}
+	if mode == "correlation" { // gitgate only
+		delete(need, "nginx")
+		delete(need, "caddy")
+		delete(need, "haproxy")
 	}
 	var missing []string
 	for bin, pkg := range need {
@@ -197,6 +203,8 @@ func run(ctx context.Context, cfg benchConfig) (string, error) {
 		return fleetBench(ctx, cfg, env)
 	case "ratelimit":
 		return rateLimitBench(ctx, cfg, env)
+	case "correlation":
+		return correlationBench(ctx, cfg, env)
 	}
 	return "", fmt.Errorf("unknown -mode %q", cfg.mode)
 }

@@ -22,6 +22,9 @@ type correlation struct {
 	// slice taken of it has capacity one, so a header "add" copies.
 	id     [1]string
 	traced bool // the request has one valid traceparent: it is passed on
+	// span is the request's server span, nil when span export is off: a
+	// pointer, so that the Observation stays as small as without export.
+	span *spanState
 }
 
 // decide keeps a sane X-Request-Id of a trusted proxy or generates one, and
@@ -37,9 +40,12 @@ func (c *correlation) decide(r *http.Request, trusted bool) {
 	c.traced = len(tp) == 1 && validTraceparent(tp[0])
 }
 
-// traceID returns the trace id of the request's valid traceparent, "" when
-// it has none.
+// traceID returns the trace id of the gateway's span when span export is
+// on, else of the request's valid traceparent, "" when it has none.
 func (c *correlation) traceID(r *http.Request) string {
+	if c.span != nil {
+		return c.span.parent[0][3:35]
+	}
 	if !c.traced {
 		return ""
 	}
@@ -47,10 +53,19 @@ func (c *correlation) traceID(r *http.Request) string {
 }
 
 // apply sets the correlation headers of the outgoing request h, a copy of
-// the incoming one: the decided X-Request-Id, and the traceparent and
-// tracestate only when the traceparent is valid.
+// the incoming one: the decided X-Request-Id; with span export on, a
+// traceparent naming the gateway's span, with the tracestate of a valid
+// incoming traceparent; else the traceparent and tracestate only when the
+// traceparent is valid.
 func (c *correlation) apply(h http.Header) {
 	h["X-Request-Id"] = c.id[0:1:1]
+	if c.span != nil {
+		h["Traceparent"] = c.span.parent[0:1:1]
+		if !c.traced {
+			delete(h, "Tracestate")
+		}
+		return
+	}
 	if !c.traced {
 		delete(h, "Traceparent")
 		delete(h, "Tracestate")

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/gitgate/gitgate/gateway/internal/clientip"
 	"github.com/gitgate/gitgate/gateway/internal/reply"
@@ -36,6 +37,11 @@ type Options struct {
 	// MaxRetryBody is the largest request body buffered so that it can be
 	// replayed on a retry. 0: 64 KiB.
 	MaxRetryBody int64
+	// Tracer starts one server span per request (package tracing exports
+	// them) whose trace id is that of the request's valid traceparent, else
+	// a new one; the traceparent sent upstream names the span as parent.
+	// Nil: no spans, and no cost.
+	Tracer trace.Tracer
 }
 
 // DefaultMaxRetryBody is Options.MaxRetryBody's default.

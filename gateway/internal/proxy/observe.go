@@ -25,7 +25,8 @@ const None = "none"
 // when the gateway answers for a failed upstream, the cause). End records
 // it once, on every exit path: call it deferred, so that a panic such as
 // http.ErrAbortHandler is recorded too. All methods accept a nil
-// Observation and do nothing then. One allocation holds all of it.
+// Observation and do nothing then. One allocation holds all of it (with
+// span export on, the span state is one more: see startSpan).
 type Observation struct {
 	recorder
 	opts    *Options
@@ -62,6 +63,9 @@ func (ob *Observation) init(o *Options, w http.ResponseWriter, r *http.Request, 
 	ob.client = clientip.Of(r, o.TrustedProxies)
 	ob.grpc = reply.IsGRPC(r)
 	ob.corr.decide(r, ob.client.Trusted)
+	if o.Tracer != nil {
+		ob.startSpan(o.Tracer, r)
+	}
 	w.Header()["X-Request-Id"] = ob.corr.id[0:1:1] // on every answer, the gateway's own too
 }
 
@@ -133,9 +137,15 @@ func (ob *Observation) failed(target, cause string) {
 	}
 }
 
-// End counts the request and writes its access log line.
+// End counts the request, writes its access log line and ends its span.
 func (ob *Observation) End() {
-	if ob == nil || !ob.on {
+	if ob == nil {
+		return
+	}
+	if ob.corr.span != nil {
+		ob.endSpan(time.Now())
+	}
+	if !ob.on {
 		return
 	}
 	d := time.Since(ob.start)
@@ -179,11 +189,7 @@ func (ob *Observation) End() {
 	if id := ob.corr.traceID(ob.req); id != "" {
 		ev = ev.Str("trace_id", id)
 	}
-	target := ob.target
-	if target == "" && ob.state.ex.target != nil {
-		target = ob.state.ex.target.String()
-	}
-	if target != "" {
+	if target := ob.targetName(); target != "" {
 		ev = ev.Str("target", target)
 	}
 	if ob.cause != "" {
@@ -211,3 +217,11 @@ func observationOf(w http.ResponseWriter) *Observation {
 
 // maxUnwrap bounds the walk down wrapped ResponseWriters.
 const maxUnwrap = 8
+// targetName is the target that served the request or failed last, "" when
+// none was picked.
+func (ob *Observation) targetName() string {
+	if ob.target == "" && ob.state.ex.target != nil {
+		return ob.state.ex.target.String()
+	}
+	return ob.target
+}

@@ -426,6 +426,9 @@ func (rt *Route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		rt.countRetry(be)
+		if ob.corr.span != nil {
+			ob.retrying(t.String(), failureCause(ex))
+		}
 		if !sleepCtx(ctx, rt.backoff(try)) {
 			rt.budget.release()
 			ex.kind = stopKind(ctx)

@@ -16,6 +16,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
+	"go.opentelemetry.io/otel/trace"
 
 	"github.com/gitgate/gitgate/gateway/admin/client"
 	"github.com/gitgate/gitgate/gateway/internal/clientip"
@@ -44,6 +45,9 @@ type Options struct {
 	LookupEnv func(string) (string, bool)
 	// AccessLog logs every request. Default off.
 	AccessLog bool
+	// Tracer starts a server span per request (see proxy.Options.Tracer).
+	// Nil: none.
+	Tracer trace.Tracer
 	// GCPercent is the garbage collector target New sets when the GOGC
 	// environment variable is unset: 0 means DefaultGCPercent, a negative
 	// value leaves the Go runtime's setting alone. GOGC, when set, always
@@ -145,7 +149,7 @@ func New(opts Options) *Engine {
 		pools: map[*upstream.Pool]int{},
 		live:  map[*snapshot]struct{}{},
 	}
-	e.popts = &proxy.Options{TrustedProxies: opts.TrustedProxies, Logger: opts.Logger, AccessLog: opts.AccessLog}
+	e.popts = &proxy.Options{TrustedProxies: opts.TrustedProxies, Logger: opts.Logger, AccessLog: opts.AccessLog, Tracer: opts.Tracer}
 	// Policies read the client address that ServeHTTP's observation
 	// decided once per request (clientip.Carrier); ClientIP is the same
 	// rule for a writer that carries none.

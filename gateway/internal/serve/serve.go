@@ -25,6 +25,7 @@ import (
 	"github.com/gitgate/gitgate/gateway/admin"
 	"github.com/gitgate/gitgate/gateway/internal/lkg"
 	"github.com/gitgate/gitgate/gateway/internal/runtime"
+	"github.com/gitgate/gitgate/gateway/internal/tracing"
 )
 
 // Log field names used by this package.
@@ -91,6 +92,16 @@ type Config struct {
 	ShutdownDelay time.Duration
 	// ShutdownTimeout bounds the drain on shutdown. Default 30s.
 	ShutdownTimeout time.Duration
+	// OTLPEndpoint, when set, exports one server span per request over
+	// OTLP/HTTP (protobuf) to this URL (/v1/traces added when it has no
+	// path). Empty: no spans, at no cost.
+	OTLPEndpoint string
+	// OTLPHeaders are sent with every export, each NAME=env:VAR or
+	// NAME=file:PATH; the values are never logged.
+	OTLPHeaders []string
+	// TraceSampling is the share (0 to 1) of new traces exported; a
+	// request's traceparent decides for its own trace (parent-based).
+	TraceSampling float64
 	// Version is the build's version, exported as gitgate_gateway_build_info.
 	Version string
 	// OnListening, when set, is called once every listener is open with the
@@ -177,6 +188,14 @@ func (c *Config) defaults() error {
 	if c.TLSReloadInterval < 0 {
 		return fmt.Errorf("TLS reload interval %v is negative", c.TLSReloadInterval)
 	}
+	if c.OTLPEndpoint != "" {
+		if _, err := tracing.CheckEndpoint(c.OTLPEndpoint); err != nil {
+			return fmt.Errorf("--otlp-endpoint: %w", err)
+		}
+	}
+	if err := tracing.CheckSampling(c.TraceSampling); err != nil {
+		return fmt.Errorf("--trace-sampling: %w", err)
+	}
 	return nil
 }
 
@@ -201,11 +220,18 @@ func Run(ctx context.Context, cfg Config, logger zerolog.Logger) error {
 	buildInfo.WithLabelValues(cfg.Version).Set(1)
 	reg.MustRegister(buildInfo)
 
+	sp, err := startSpans(ctx, &cfg, reg, logger)
+	if err != nil {
+		return err
+	}
+	defer sp.stop(lg) // an early return; on shutdown, after the drain below
+
 	eng := runtime.New(runtime.Options{
 		TrustedProxies: cfg.TrustedProxies,
 		Registry:       reg,
 		Logger:         logger,
 		AccessLog:      cfg.AccessLog,
+		Tracer:         sp.tracer(),
 	})
 	defer eng.Close()
 
@@ -355,6 +381,7 @@ func Run(ctx context.Context, cfg Config, logger zerolog.Logger) error {
 	if err := eng.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("closing engine: %w", err))
 	}
+	sp.stop(lg) // every request has ended: its span is queued
 	if runErr != nil {
 		return runErr
 	}
