@@ -29,6 +29,9 @@ const (
 // Upstream is a pool of equivalent targets.
 type Upstream struct {
 	// Targets are http:// or https:// base URLs. At least one is required.
+	// Instead, one discovery target alone: dns://NAME:PORT (every A and
+	// AAAA record of NAME) or srv://_service._proto.NAME (the SRV records
+	// of the name); see Discovery.
 	Targets []string `json:"targets"`
 	// Balance picks a target per request. Default "round_robin".
 	Balance string `json:"balance,omitempty"`
@@ -56,6 +59,22 @@ type Upstream struct {
 	// or "h2c" (HTTP/2 without TLS by prior knowledge, http:// targets).
 	// gRPC upstreams need h2 or h2c.
 	Protocol string `json:"protocol,omitempty"`
+	// Discovery bounds how often a dns:// or srv:// target is resolved
+	// again. Nil: the defaults (1s and 5m); only with a discovery target.
+	Discovery *Discovery `json:"discovery,omitempty"`
+}
+
+// Discovery bounds the re-resolution of an upstream's dns:// or srv://
+// target: the next resolution comes after the smallest TTL of the answer,
+// raised to MinInterval and lowered to MaxInterval.
+type Discovery struct {
+	// MinInterval is the shortest time between two resolutions, whatever
+	// the TTL. Default 1s.
+	MinInterval Duration `json:"minInterval,omitempty"`
+	// MaxInterval is the longest time between two resolutions, whatever
+	// the TTL, and the longest wait before a retry after a failure.
+	// Default 5m.
+	MaxInterval Duration `json:"maxInterval,omitempty"`
 }
 
 // TLS versions for UpstreamTLS.MinVersion.

@@ -22,6 +22,8 @@ const (
 	DefaultMaxEjection           = 5 * time.Minute
 	DefaultBackoffBase           = 25 * time.Millisecond
 	DefaultBackoffMax            = 250 * time.Millisecond
+	DefaultDiscoveryMinInterval  = time.Second
+	DefaultDiscoveryMaxInterval  = 5 * time.Minute
 
 	DefaultSafetyBakeWindow         = 2 * time.Minute
 	DefaultSafetyCheckInterval      = 5 * time.Second
@@ -174,6 +176,10 @@ func (u *Upstream) applyDefaults() {
 		setDur(&o.BaseEjection, DefaultBaseEjection)
 		setDur(&o.MaxEjection, DefaultMaxEjection)
 	}
+	if d := u.Discovery; d != nil {
+		setDur(&d.MinInterval, DefaultDiscoveryMinInterval)
+		setDur(&d.MaxInterval, max(DefaultDiscoveryMaxInterval, d.MinInterval.D()))
+	}
 	if b := u.CircuitBreaker; b != nil {
 		setInt(&b.ConsecutiveFailures, 5)
 		setInt(&b.MinRequests, 20)
@@ -296,6 +302,7 @@ func (c *Config) WithDefaults() Config {
 		u.CircuitBreaker = clonePtr(u.CircuitBreaker)
 		u.HashOn = clonePtr(u.HashOn)
 		u.TLS = clonePtr(u.TLS)
+		u.Discovery = clonePtr(u.Discovery)
 		out.Upstreams[k] = u
 	}
 	for k, r := range out.Routes {
