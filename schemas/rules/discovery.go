@@ -148,3 +148,16 @@ func discovery(u schemas.Upstream) []Violation {
 	}
 	return out
 }
+
+// ServerName is the name a discovered https:// member's certificate is
+// verified against when the upstream's tls section names none: NAME of
+// dns://NAME:PORT, and NAME of srv://_service._tcp.NAME.
+func (d DiscoveryTarget) ServerName() string {
+	n := strings.TrimSuffix(d.Name, ".")
+	if d.Scheme == SchemeSRV {
+		if parts := strings.SplitN(n, ".", 3); len(parts) == 3 {
+			return parts[2]
+		}
+	}
+	return n
+}

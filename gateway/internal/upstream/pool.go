@@ -40,6 +40,9 @@ type Options struct {
 	// client certificate and key). The zero value reads the process
 	// environment and the file system.
 	Secrets secretref.Source
+	// Resolver resolves dns:// and srv:// targets. Nil: a pool with such
+	// a target is refused.
+	Resolver *Resolver
 }
 
 // TargetStatus is a snapshot of one target for status pages, in the admin
@@ -59,6 +62,10 @@ type Target struct {
 	ejectedUntil atomic.Int64 // unix nanos; 0: not ejected
 	ejections    atomic.Int64
 
+	// draining is set while a target that left a discovered pool finishes
+	// its requests: it is never picked again.
+	draining atomic.Bool
+
 	// Health check counters, touched only by the pool's checker goroutine.
 	hcPass, hcFail int
 }
@@ -70,7 +77,7 @@ func (t *Target) String() string { return t.raw }
 func (t *Target) InFlight() int64 { return t.inFlight.Load() }
 
 func (t *Target) available(now func() time.Time) bool {
-	if !t.healthy.Load() {
+	if !t.healthy.Load() || t.draining.Load() {
 		return false
 	}
 	if e := t.ejectedUntil.Load(); e != 0 && now().UnixNano() < e {
@@ -86,13 +93,18 @@ type Pool struct {
 	fingerprint string
 	secrets     secretref.Source
 	tlsDigest   string // materialDigest of spec.TLS when built
-	targets     []*Target
-	breaker     *Breaker
-	transport   *http.Transport
-	fast        *fastTransport
-	now         func() time.Time
-	log         zerolog.Logger
-	rr          atomic.Uint64
+	// members is the immutable slice of targets that Pick chooses from;
+	// a discovered pool replaces it as its records change.
+	members atomic.Pointer[[]*Target]
+	// disc is the discovery of a dns:// or srv:// target, nil for a pool
+	// of static targets.
+	disc      *discovery
+	breaker   *Breaker
+	transport *http.Transport
+	fast      *fastTransport
+	now       func() time.Time
+	log       zerolog.Logger
+	rr        atomic.Uint64
 
 	startOnce sync.Once
 	closeOnce sync.Once
@@ -118,14 +130,22 @@ func NewPool(name string, spec schemas.Upstream, opts Options) (*Pool, error) {
 		bad = true
 	}
 	targets := make([]*Target, 0, len(spec.Targets))
+	var dt *rules.DiscoveryTarget
 	for _, raw := range spec.Targets {
+		if rules.IsDiscovery(raw) {
+			if d, err := rules.ParseDiscovery(raw); err == nil && !bad {
+				dt = &d
+			}
+			continue
+		}
 		u, err := url.Parse(raw)
 		if bad || err != nil { // rules.Upstream reported it
 			continue
 		}
-		t := &Target{URL: u, raw: raw, seed: mix(fnv64(raw))}
-		t.healthy.Store(true)
-		targets = append(targets, t)
+		targets = append(targets, newTarget(u, raw))
+	}
+	if dt != nil && opts.Resolver == nil {
+		at(".targets[0]", "the gateway has no DNS resolver for %s targets", dt.Scheme+"://")
 	}
 	switch spec.Balance {
 	case schemas.BalanceRoundRobin, schemas.BalanceLeastRequests, schemas.BalanceRandom:
@@ -166,6 +186,10 @@ func NewPool(name string, spec schemas.Upstream, opts Options) (*Pool, error) {
 		var tdiags []schemas.Diagnostic
 		tlsCfg, tdiags = tlsConfig("upstreams."+name+".tls", spec.TLS, opts.Secrets)
 		diags = append(diags, tdiags...)
+		if dt != nil && tlsCfg.ServerName == "" {
+			// Members are addresses: verify the name they were found by.
+			tlsCfg.ServerName = dt.ServerName()
+		}
 	}
 	if len(diags) > 0 {
 		return nil, &schemas.InvalidError{Diagnostics: diags}
@@ -181,21 +205,33 @@ func NewPool(name string, spec schemas.Upstream, opts Options) (*Pool, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	tr, dialer := newTransport(spec, tlsCfg)
 	setProtocol(tr, spec.Protocol)
-	return &Pool{
+	p := &Pool{
 		name:        name,
 		spec:        spec,
 		fingerprint: string(fp),
 		secrets:     opts.Secrets,
 		tlsDigest:   tlsDigest,
-		targets:     targets,
 		breaker:     newBreaker(spec.CircuitBreaker, now),
 		transport:   tr,
-		fast:        newFastTransport(tr, dialer, fastTargets(spec.Protocol, targets), spec.MaxIdleConnsPerTarget, spec.MaxConnsPerTarget),
+		fast:        newFastTransport(tr, dialer, fastPath(spec.Protocol), spec.MaxIdleConnsPerTarget, spec.MaxConnsPerTarget),
 		now:         now,
 		log:         opts.Logger.With().Str("upstream", name).Logger(),
 		ctx:         ctx,
 		cancel:      cancel,
-	}, nil
+	}
+	if dt != nil {
+		p.disc = newDiscovery(*dt, spec, opts, tr)
+	}
+	p.members.Store(&targets)
+	p.fast.sync(targets)
+	return p, nil
+}
+
+// newTarget returns a healthy target of base URL u, written raw.
+func newTarget(u *url.URL, raw string) *Target {
+	t := &Target{URL: u, raw: raw, seed: mix(fnv64(raw))}
+	t.healthy.Store(true)
+	return t
 }
 
 // newTransport builds the pool's http.Transport, which carries every
@@ -245,8 +281,22 @@ func (p *Pool) HashOn() *schemas.HashOn {
 	return p.spec.HashOn
 }
 
-// Targets returns the pool's targets; the slice must not be changed.
-func (p *Pool) Targets() []*Target { return p.targets }
+// Targets returns the pool's current targets; the slice must not be
+// changed. A discovered pool's members change over time: each call
+// returns the set of that moment.
+func (p *Pool) Targets() []*Target { return *p.members.Load() }
+
+// Healthy returns how many of the pool's current targets may be picked:
+// healthy, not ejected and not draining.
+func (p *Pool) Healthy() int {
+	n := 0
+	for _, t := range *p.members.Load() {
+		if t.available(p.now) {
+			n++
+		}
+	}
+	return n
+}
 
 // Breaker returns the pool's circuit breaker, nil when none is configured.
 func (p *Pool) Breaker() *Breaker { return p.breaker }
@@ -260,15 +310,16 @@ func (p *Pool) Pick(key uint64, avoid *Target) (*Target, error) {
 		return nil, ErrBreakerOpen
 	}
 	var t *Target
+	ts := *p.members.Load()
 	switch p.spec.Balance {
 	case schemas.BalanceLeastRequests:
-		t = p.pickLeast(avoid)
+		t = p.pickLeast(ts, avoid)
 	case schemas.BalanceRandom:
-		t = p.pickFrom(rand.Uint64(), avoid)
+		t = p.pickFrom(ts, rand.Uint64(), avoid)
 	case schemas.BalanceHash:
-		t = p.pickHash(key, avoid)
+		t = p.pickHash(ts, key, avoid)
 	default:
-		t = p.pickFrom(p.rr.Add(1)-1, avoid)
+		t = p.pickFrom(ts, p.rr.Add(1)-1, avoid)
 	}
 	if t == nil {
 		p.breaker.Record(Ignored)
@@ -317,10 +368,10 @@ func (p *Pool) Done(t *Target, o Outcome) {
 
 // pickFrom walks the targets from start and returns the first available
 // one that is not avoid, else avoid when it is available, else nil.
-func (p *Pool) pickFrom(start uint64, avoid *Target) *Target {
-	n := uint64(len(p.targets))
+func (p *Pool) pickFrom(ts []*Target, start uint64, avoid *Target) *Target {
+	n := uint64(len(ts))
 	for i := range n {
-		t := p.targets[(start+i)%n]
+		t := ts[(start+i)%n]
 		if t != avoid && t.available(p.now) {
 			return t
 		}
@@ -332,17 +383,17 @@ func (p *Pool) pickFrom(start uint64, avoid *Target) *Target {
 }
 
 // pickLeast is power of two choices on the in-flight counts.
-func (p *Pool) pickLeast(avoid *Target) *Target {
-	n := len(p.targets)
-	if n == 1 {
-		return p.pickFrom(0, avoid)
+func (p *Pool) pickLeast(ts []*Target, avoid *Target) *Target {
+	n := len(ts)
+	if n <= 1 {
+		return p.pickFrom(ts, 0, avoid)
 	}
 	i := rand.IntN(n)
 	j := rand.IntN(n - 1)
 	if j >= i {
 		j++
 	}
-	a, b := p.targets[i], p.targets[j]
+	a, b := ts[i], ts[j]
 	okA := a != avoid && a.available(p.now)
 	okB := b != avoid && b.available(p.now)
 	switch {
@@ -358,7 +409,7 @@ func (p *Pool) pickLeast(avoid *Target) *Target {
 	}
 	// Both drawn targets are out: take the least loaded of the rest.
 	var best *Target
-	for _, t := range p.targets {
+	for _, t := range ts {
 		if t != avoid && t.available(p.now) && (best == nil || t.inFlight.Load() < best.inFlight.Load()) {
 			best = t
 		}
@@ -372,10 +423,10 @@ func (p *Pool) pickLeast(avoid *Target) *Target {
 // pickHash is rendezvous (highest random weight) hashing: a key keeps its
 // target while that target is available, and only the keys of a target
 // that leaves move.
-func (p *Pool) pickHash(key uint64, avoid *Target) *Target {
+func (p *Pool) pickHash(ts []*Target, key uint64, avoid *Target) *Target {
 	var best *Target
 	var bestScore uint64
-	for _, t := range p.targets {
+	for _, t := range ts {
 		if t == avoid || !t.available(p.now) {
 			continue
 		}
@@ -391,9 +442,10 @@ func (p *Pool) pickHash(key uint64, avoid *Target) *Target {
 
 // Status returns the state of every target.
 func (p *Pool) Status() []TargetStatus {
-	out := make([]TargetStatus, len(p.targets))
+	ts := *p.members.Load()
+	out := make([]TargetStatus, len(ts))
 	now := p.now().UnixNano()
-	for i, t := range p.targets {
+	for i, t := range ts {
 		out[i] = TargetStatus{
 			URL:      t.raw,
 			Healthy:  t.healthy.Load(),
@@ -404,20 +456,30 @@ func (p *Pool) Status() []TargetStatus {
 	return out
 }
 
-// Start launches the active health checker when one is configured. It is
-// safe to call more than once.
+// Start launches the active health checker when one is configured, and
+// the resolution loop of a discovered pool, after waiting a bounded time
+// for its first resolution (so that a new pool has members when it starts
+// serving). It is safe to call more than once.
 func (p *Pool) Start() {
-	if p.spec.HealthCheck == nil {
-		return
-	}
 	p.startOnce.Do(func() {
-		p.wg.Add(1)
-		go p.checkLoop()
+		if p.disc != nil {
+			first := make(chan struct{})
+			p.wg.Add(1)
+			go p.discoverLoop(first)
+			select {
+			case <-first:
+			case <-time.After(firstResolutionWait):
+			}
+		}
+		if p.spec.HealthCheck != nil {
+			p.wg.Add(1)
+			go p.checkLoop()
+		}
 	})
 }
 
-// Close stops the health checker, waits for it and closes idle
-// connections. It is safe to call more than once.
+// Close stops the health checker and the resolution loop, waits for them
+// and closes idle connections. It is safe to call more than once.
 func (p *Pool) Close() {
 	p.closeOnce.Do(func() {
 		p.cancel()

@@ -1,0 +1,409 @@
+package upstream
+
+import (
+	"context"
+	"net"
+	"net/http"
+	"runtime"
+	"slices"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/gitgate/gitgate/schemas"
+)
+
+// discoveredPool starts a pool of target resolved by the test's DNS server.
+func discoveredPool(t *testing.T, s *dnsServer, target string, edit func(*schemas.Upstream)) *Pool {
+	t.Helper()
+	r, err := NewResolver(s.addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	u := schemas.Upstream{Targets: []string{target}, Discovery: &schemas.Discovery{
+		MinInterval: schemas.Duration(5 * time.Millisecond), MaxInterval: schemas.Duration(time.Hour)}}
+	if edit != nil {
+		edit(&u)
+	}
+	p, err := NewPool("u", defaulted(u), Options{Resolver: r})
+	if err != nil {
+		t.Fatalf("NewPool: %v", err)
+	}
+	t.Cleanup(p.Close)
+	p.Start()
+	return p
+}
+
+func memberURLs(p *Pool) []string {
+	var out []string
+	for _, tg := range p.Targets() {
+		out = append(out, tg.String())
+	}
+	slices.Sort(out)
+	return out
+}
+
+// resolutions returns the pool's count of resolutions with result.
+func resolutions(p *Pool, result string) uint64 { return p.Discovery().Resolutions[result] }
+
+// waitResolutions waits until the pool has made n more resolutions with
+// result than before.
+func waitResolutions(t *testing.T, p *Pool, result string, before uint64, n uint64) {
+	t.Helper()
+	eventually(t, func() bool { return resolutions(p, result) >= before+n })
+}
+
+func TestDiscoveryMembersFollowRecords(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		target string
+		// records sets the server's answer to the members of step i.
+		records func(s *dnsServer, step int)
+		steps   [][]string // the members after each step
+	}{
+		{"dns A and AAAA", "dns://api.test:8080", func(s *dnsServer, step int) {
+			switch step {
+			case 0:
+				s.setHosts("api.test", "127.0.0.2", "127.0.0.3")
+			case 1: // one member appears
+				s.setHosts("api.test", "127.0.0.2", "127.0.0.3", "::1")
+			case 2: // one vanishes
+				s.setHosts("api.test", "127.0.0.3", "::1")
+			}
+		}, [][]string{
+			{"http://127.0.0.2:8080", "http://127.0.0.3:8080"},
+			{"http://127.0.0.2:8080", "http://127.0.0.3:8080", "http://[::1]:8080"},
+			{"http://127.0.0.3:8080", "http://[::1]:8080"},
+		}},
+		{"srv lowest priority, ports from the records", "srv://_http._tcp.api.test", func(s *dnsServer, step int) {
+			s.setHosts("a.api.test", "127.0.0.2")
+			s.setHosts("b.api.test", "127.0.0.3", "127.0.0.4")
+			s.setHosts("standby.api.test", "127.0.0.9")
+			switch step {
+			case 0:
+				s.setSRV("_http._tcp.api.test", srv(10, 5, 81, "a.api.test"), srv(20, 5, 99, "standby.api.test"))
+			case 1:
+				s.setSRV("_http._tcp.api.test", srv(10, 5, 81, "a.api.test"), srv(10, 1, 82, "b.api.test"), srv(20, 5, 99, "standby.api.test"))
+			case 2: // the priority-10 targets have no address: the standby serves
+				s.setHosts("a.api.test")
+				s.setHosts("b.api.test")
+			}
+		}, [][]string{
+			{"http://127.0.0.2:81"},
+			{"http://127.0.0.2:81", "http://127.0.0.3:82", "http://127.0.0.4:82"},
+			{"http://127.0.0.9:99"},
+		}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s := newDNSServer(t)
+			tc.records(s, 0)
+			p := discoveredPool(t, s, tc.target, nil)
+			for step, want := range tc.steps {
+				if step > 0 {
+					before := resolutions(p, ResultOK)
+					tc.records(s, step)
+					// Two more resolutions: the second one surely began
+					// after the change.
+					waitResolutions(t, p, ResultOK, before, 2)
+				}
+				if got := memberURLs(p); !slices.Equal(got, want) {
+					t.Fatalf("step %d: members %v, want %v", step, got, want)
+				}
+			}
+		})
+	}
+}
+
+func TestDiscoveryNextResolutionHonoursTTL(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		ttl      uint32
+		min, max time.Duration
+		want     time.Duration
+	}{
+		{"ttl within bounds", 30, time.Second, 5 * time.Minute, 30 * time.Second},
+		{"ttl below minInterval", 0, 2 * time.Second, 5 * time.Minute, 2 * time.Second},
+		{"ttl above maxInterval", 86400, time.Second, time.Minute, time.Minute},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s := newDNSServer(t)
+			s.set(func(s *dnsServer) { s.ttl = tc.ttl })
+			s.setHosts("api.test", "127.0.0.2")
+			p := discoveredPool(t, s, "dns://api.test:80", func(u *schemas.Upstream) {
+				u.Discovery = &schemas.Discovery{MinInterval: schemas.Duration(tc.min), MaxInterval: schemas.Duration(tc.max)}
+			})
+			waitResolutions(t, p, ResultOK, 0, 1)
+			st := p.Discovery()
+			if got := st.NextResolution.Sub(st.LastSuccess); got != tc.want {
+				t.Fatalf("next resolution %s after the last, want %s", got, tc.want)
+			}
+		})
+	}
+}
+
+func TestDiscoveryKeepsLastGoodSet(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name    string
+		break_  func(s *dnsServer)
+		repair  func(s *dnsServer)
+		result  string
+		errPart string
+	}{
+		{"server dies and comes back", func(s *dnsServer) { s.stop() }, func(s *dnsServer) { s.start() }, ResultFailed, "asking"},
+		{"server fails", func(s *dnsServer) { s.set(func(s *dnsServer) { s.fail = true }) },
+			func(s *dnsServer) { s.set(func(s *dnsServer) { s.fail = false }) }, ResultFailed, "SERVFAIL"},
+		{"empty answer", func(s *dnsServer) { s.set(func(s *dnsServer) { s.empty = true }) },
+			func(s *dnsServer) { s.set(func(s *dnsServer) { s.empty = false }) }, ResultEmpty, "no address"},
+		{"name removed", func(s *dnsServer) { s.set(func(s *dnsServer) { delete(s.hosts, "api.test.") }) },
+			func(s *dnsServer) { s.setHosts("api.test", "127.0.0.2", "127.0.0.3") }, ResultEmpty, "no address"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s := newDNSServer(t)
+			s.setHosts("api.test", "127.0.0.2", "127.0.0.3")
+			p := discoveredPool(t, s, "dns://api.test:80", func(u *schemas.Upstream) {
+				u.Discovery.MaxInterval = schemas.Duration(20 * time.Millisecond)
+			})
+			waitResolutions(t, p, ResultOK, 0, 1)
+			good := memberURLs(p)
+			before := resolutions(p, tc.result)
+			tc.break_(s)
+			waitResolutions(t, p, tc.result, before, 2)
+			st := p.Discovery()
+			if st.State != tc.result || !strings.Contains(st.LastError, tc.errPart) || st.LastSuccess.IsZero() {
+				t.Fatalf("status %+v: want state %s, an error with %q and the last success", st, tc.result, tc.errPart)
+			}
+			if got := memberURLs(p); !slices.Equal(got, good) || st.Members != len(good) {
+				t.Fatalf("members %v (status %d) after a bad resolution, want the last good %v", got, st.Members, good)
+			}
+			if p.Healthy() != len(good) {
+				t.Fatalf("Healthy() = %d, want %d", p.Healthy(), len(good))
+			}
+			okBefore := resolutions(p, ResultOK)
+			tc.repair(s)
+			waitResolutions(t, p, ResultOK, okBefore, 1)
+			if st := p.Discovery(); st.State != ResultOK {
+				t.Fatalf("state %s after recovery, want ok", st.State)
+			}
+		})
+	}
+}
+
+// countingBackend serves on addr and counts connections closed.
+type countingBackend struct {
+	srv    *http.Server
+	closed atomic.Int64
+	opened atomic.Int64
+}
+
+func newCountingBackend(t *testing.T, ln net.Listener) *countingBackend {
+	t.Helper()
+	b := &countingBackend{}
+	b.srv = &http.Server{
+		Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { _, _ = w.Write([]byte("ok")) }),
+		ConnState: func(_ net.Conn, st http.ConnState) {
+			switch st {
+			case http.StateNew:
+				b.opened.Add(1)
+			case http.StateClosed, http.StateHijacked:
+				b.closed.Add(1)
+			}
+		},
+	}
+	go func() { _ = b.srv.Serve(ln) }()
+	t.Cleanup(func() { _ = b.srv.Close() })
+	return b
+}
+
+// twoLoopbackListeners listens on 127.0.0.2 and 127.0.0.3 on one port.
+func twoLoopbackListeners(t *testing.T) (net.Listener, net.Listener, int) {
+	t.Helper()
+	for range 20 {
+		a, err := net.Listen("tcp", "127.0.0.2:0")
+		if err != nil {
+			t.Skipf("127.0.0.2 is not a loopback address here: %v", err)
+		}
+		pt := port(t, a.Addr().String())
+		b, err := net.Listen("tcp", "127.0.0.3:"+strconv.Itoa(pt))
+		if err != nil {
+			_ = a.Close()
+			continue
+		}
+		return a, b, pt
+	}
+	t.Fatal("no port free on both 127.0.0.2 and 127.0.0.3")
+	return nil, nil, 0
+}
+
+func TestDiscoveryDrainsLeavingMember(t *testing.T) {
+	t.Parallel()
+	for _, scheme := range []string{"fast path", "http.Transport"} {
+		t.Run(scheme, func(t *testing.T) {
+			t.Parallel()
+			la, lb, pt := twoLoopbackListeners(t)
+			backA, backB := newCountingBackend(t, la), newCountingBackend(t, lb)
+			s := newDNSServer(t)
+			s.setHosts("api.test", "127.0.0.2", "127.0.0.3")
+			p := discoveredPool(t, s, "dns://api.test:"+strconv.Itoa(pt), func(u *schemas.Upstream) {
+				u.OutlierDetection = &schemas.OutlierDetection{ConsecutiveFailures: 3}
+				if scheme == "http.Transport" {
+					u.MaxConnsPerTarget = 8 // takes the slow path
+				}
+			})
+			byHost := map[string]*Target{}
+			for _, tg := range p.Targets() {
+				byHost[tg.URL.Hostname()] = tg
+			}
+			stay, leave := byHost["127.0.0.2"], byHost["127.0.0.3"]
+			if stay == nil || leave == nil {
+				t.Fatalf("members %v", memberURLs(p))
+			}
+			// A kept-alive connection to each member, and state on the
+			// member that stays.
+			for _, tg := range []*Target{stay, leave} {
+				resp, err := p.Transport().RoundTrip(mustRequest(t, tg.URL.String()+"/"))
+				if err != nil {
+					t.Fatal(err)
+				}
+				drain(resp)
+			}
+			p.Done(stay, Failure)
+			// A request in flight on the member that leaves.
+			leave.inFlight.Add(1)
+
+			before := resolutions(p, ResultOK)
+			s.setHosts("api.test", "127.0.0.2")
+			waitResolutions(t, p, ResultOK, before, 2)
+			if got := p.Targets(); len(got) != 1 || got[0] != stay {
+				t.Fatalf("members %v, want the same Target for 127.0.0.2 alone", memberURLs(p))
+			}
+			if stay.fails.Load() != 1 {
+				t.Fatalf("outlier state of the member that stays was lost: fails %d", stay.fails.Load())
+			}
+			if st := p.Discovery(); st.Draining != 1 {
+				t.Fatalf("draining %d, want 1", st.Draining)
+			}
+			for i := range 50 {
+				tg, err := p.Pick(uint64(i), nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				p.Done(tg, Success)
+				if tg == leave {
+					t.Fatal("a draining member was picked")
+				}
+			}
+			if tg, _ := p.Pick(0, stay); tg != stay {
+				t.Fatalf("with the only other target draining, Pick(avoid) gave %v", tg)
+			} else {
+				p.Done(tg, Success)
+			}
+			if backB.closed.Load() != 0 {
+				t.Fatal("the leaving member's connection was closed while a request was in flight")
+			}
+			// The request in flight ends: the member is closed.
+			p.Done(leave, Success)
+			eventually(t, func() bool { return p.Discovery().Draining == 0 })
+			eventually(t, func() bool { return backB.closed.Load() == backB.opened.Load() })
+			if backA.closed.Load() != 0 {
+				t.Fatalf("%d connections of the member that stays were closed", backA.closed.Load())
+			}
+		})
+	}
+}
+
+func mustRequest(t *testing.T, url string) *http.Request {
+	t.Helper()
+	req, err := http.NewRequestWithContext(context.Background(), http.MethodGet, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return req
+}
+
+func drain(resp *http.Response) {
+	buf := make([]byte, 512)
+	for {
+		if _, err := resp.Body.Read(buf); err != nil {
+			break
+		}
+	}
+	_ = resp.Body.Close()
+}
+
+// TestDiscoveryHealthChecksFollowMembers shows a new member probed and a
+// removed one no longer probed.
+func TestDiscoveryHealthChecksFollowMembers(t *testing.T) {
+	t.Parallel()
+	la, lb, pt := twoLoopbackListeners(t)
+	var probesA, probesB atomic.Int64
+	serve := func(ln net.Listener, n *atomic.Int64) {
+		srv := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { n.Add(1) })}
+		go func() { _ = srv.Serve(ln) }()
+		t.Cleanup(func() { _ = srv.Close() })
+	}
+	serve(la, &probesA)
+	serve(lb, &probesB)
+	s := newDNSServer(t)
+	s.setHosts("api.test", "127.0.0.2")
+	p := discoveredPool(t, s, "dns://api.test:"+strconv.Itoa(pt), func(u *schemas.Upstream) {
+		u.HealthCheck = &schemas.HealthCheck{Interval: schemas.Duration(5 * time.Millisecond)}
+	})
+	eventually(t, func() bool { return probesA.Load() > 0 })
+	if probesB.Load() != 0 {
+		t.Fatal("a host that is no member was probed")
+	}
+	before := resolutions(p, ResultOK)
+	s.setHosts("api.test", "127.0.0.3")
+	waitResolutions(t, p, ResultOK, before, 2)
+	eventually(t, func() bool { return probesB.Load() > 0 })
+	// After the change, probes of the old member stop: two rounds of
+	// probes of the new one pass without any to the old one.
+	eventually(t, func() bool { return p.Discovery().Draining == 0 })
+	a := probesA.Load()
+	b := probesB.Load()
+	eventually(t, func() bool { return probesB.Load() >= b+2 })
+	if probesA.Load() > a+1 { // one probe may have been under way
+		t.Fatalf("the removed member was probed %d more times", probesA.Load()-a)
+	}
+}
+
+// TestDiscoveryCloseStopsResolving shows that Close waits for the
+// resolution goroutine, even while a query is unanswered.
+func TestDiscoveryCloseStopsResolving(t *testing.T) {
+	// Not parallel: it reads every goroutine's stack.
+	silent, err := net.ListenPacket("udp", "127.0.0.1:0") // reads, never answers
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer silent.Close()
+	r, err := NewResolver(silent.LocalAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"dns://api.test:80", "srv://_http._tcp.api.test"} {
+		p, err := NewPool("u", defaulted(schemas.Upstream{Targets: []string{name}}), Options{Resolver: r})
+		if err != nil {
+			t.Fatal(err)
+		}
+		p.Start() // waits at most firstResolutionWait for the silent server
+		p.Close()
+		// Close has waited for the goroutine's deferred Done; it may still
+		// be returning, so look until it is gone (a leak fails after 10s).
+		eventually(t, func() bool {
+			buf := make([]byte, 1<<20)
+			stacks := string(buf[:runtime.Stack(buf, true)])
+			return !strings.Contains(stacks, "discoverLoop") && !strings.Contains(stacks, "(*Resolver).")
+		})
+	}
+}
