@@ -71,6 +71,9 @@ type Health struct {
 	Traffic *client.TrafficReport
 	// JWKS maps a jwt policy with a jwksURL to its key set's state.
 	JWKS map[string]client.JWKSStatus
+	// Discovery maps an upstream with a dns:// or srv:// target to its
+	// resolution state.
+	Discovery map[string]client.DiscoveryStatus
 }
 
 // Persister saves the last-known-good bundle. *lkg.Store implements it.
@@ -571,6 +574,7 @@ func (s *Server) status() client.Status {
 		h := s.opts.Health()
 		st.Routes, st.Upstreams, st.Breakers, st.Traffic = h.Routes, h.Upstreams, h.Breakers, h.Traffic
 		st.JWKS = h.JWKS
+		st.Discovery = h.Discovery
 	}
 	s.stateMu.RLock()
 	st.AppliedAt, st.LastRejected = s.appliedAt, s.lastRejected

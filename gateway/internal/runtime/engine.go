@@ -48,6 +48,9 @@ type Options struct {
 	// value leaves the Go runtime's setting alone. GOGC, when set, always
 	// wins.
 	GCPercent int
+	// Resolver resolves the upstreams' dns:// and srv:// targets. Nil:
+	// the servers of /etc/resolv.conf.
+	Resolver *upstream.Resolver
 }
 
 // DefaultGCPercent is the GC target of a gateway whose GOGC is unset. The
@@ -99,6 +102,9 @@ type Status struct {
 	// Breakers holds the state ("closed", "open", "half-open") of each
 	// upstream that has a circuit breaker.
 	Breakers map[string]string `json:"breakers"`
+	// Discovery holds the resolution state of each upstream with a
+	// dns:// or srv:// target.
+	Discovery map[string]client.DiscoveryStatus `json:"discovery,omitempty"`
 	// Traffic is what the running version and the one before it served;
 	// nil before the first apply.
 	Traffic *client.TrafficReport `json:"traffic,omitempty"`
@@ -341,6 +347,12 @@ func (e *Engine) Status() Status {
 		if b := p.Breaker(); b != nil {
 			st.Breakers[name] = b.State().String()
 		}
+		if d := p.Discovery(); d != nil {
+			if st.Discovery == nil {
+				st.Discovery = map[string]client.DiscoveryStatus{}
+			}
+			st.Discovery[name] = *d
+		}
 	}
 	st.Traffic = &client.TrafficReport{
 		LatencyBoundsSeconds: traffic.BoundsSeconds(),
@@ -471,7 +483,7 @@ func (e *Engine) build(b *schemas.Bundle, cfg *schemas.Config, prev *snapshot, w
 				}
 			}
 		}
-		p, err := upstream.NewPool(name, spec, upstream.Options{Logger: e.opts.Logger, Secrets: secretref.Source{LookupEnv: e.opts.LookupEnv}})
+		p, err := upstream.NewPool(name, spec, upstream.Options{Logger: e.opts.Logger, Secrets: secretref.Source{LookupEnv: e.opts.LookupEnv}, Resolver: e.opts.Resolver})
 		if err != nil {
 			addErr(err, "upstreams."+name)
 			continue

@@ -25,6 +25,7 @@ import (
 	"github.com/gitgate/gitgate/gateway/admin"
 	"github.com/gitgate/gitgate/gateway/internal/lkg"
 	"github.com/gitgate/gitgate/gateway/internal/runtime"
+	gwupstream "github.com/gitgate/gitgate/gateway/internal/upstream"
 )
 
 // Log field names used by this package.
@@ -54,6 +55,10 @@ type Config struct {
 	StateDir string
 	// TrustedProxies are peers whose X-Forwarded-* headers are kept.
 	TrustedProxies []netip.Prefix
+	// DNSResolver is the DNS server (host:port) asked for the members of
+	// dns:// and srv:// upstream targets. Empty: the servers of
+	// /etc/resolv.conf.
+	DNSResolver string
 	// Watch enables GET /v1/watch.
 	Watch bool
 	// ObserveAddr, when set, serves the read-only admin routes on TCP.
@@ -188,6 +193,14 @@ func Run(ctx context.Context, cfg Config, logger zerolog.Logger) error {
 		return fmt.Errorf("gateway config: %w", err)
 	}
 	lg := logger.With().Str(logComponent, "gateway").Logger()
+	var resolver *gwupstream.Resolver
+	if cfg.DNSResolver != "" {
+		r, err := gwupstream.NewResolver(cfg.DNSResolver)
+		if err != nil {
+			return fmt.Errorf("gateway config: %w", err)
+		}
+		resolver = r
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
@@ -206,6 +219,7 @@ func Run(ctx context.Context, cfg Config, logger zerolog.Logger) error {
 		Registry:       reg,
 		Logger:         logger,
 		AccessLog:      cfg.AccessLog,
+		Resolver:       resolver,
 	})
 	defer eng.Close()
 
@@ -442,6 +456,6 @@ func restore(lg zerolog.Logger, store *lkg.Store, adm *admin.Server) {
 func healthOf(eng *runtime.Engine) func() admin.Health {
 	return func() admin.Health {
 		st := eng.Status()
-		return admin.Health{Routes: st.Routes, Upstreams: st.Upstreams, Breakers: st.Breakers, Traffic: st.Traffic, JWKS: st.JWKS}
+		return admin.Health{Routes: st.Routes, Upstreams: st.Upstreams, Breakers: st.Breakers, Traffic: st.Traffic, JWKS: st.JWKS, Discovery: st.Discovery}
 	}
 }

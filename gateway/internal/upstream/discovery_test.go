@@ -12,13 +12,28 @@ import (
 	"testing"
 	"time"
 
+	"github.com/gitgate/gitgate/gateway/internal/upstream/dnstest"
 	"github.com/gitgate/gitgate/schemas"
 )
 
-// discoveredPool starts a pool of target resolved by the test's DNS server.
-func discoveredPool(t *testing.T, s *dnsServer, target string, edit func(*schemas.Upstream)) *Pool {
+// port returns the port of a host:port address.
+func port(t *testing.T, hostport string) int {
 	t.Helper()
-	r, err := NewResolver(s.addr)
+	_, p, err := net.SplitHostPort(hostport)
+	if err != nil {
+		t.Fatal(err)
+	}
+	n, err := strconv.Atoi(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+// discoveredPool starts a pool of target resolved by the test's DNS server.
+func discoveredPool(t *testing.T, s *dnstest.Server, target string, edit func(*schemas.Upstream)) *Pool {
+	t.Helper()
+	r, err := NewResolver(s.Addr)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,35 +76,35 @@ func TestDiscoveryMembersFollowRecords(t *testing.T) {
 		name   string
 		target string
 		// records sets the server's answer to the members of step i.
-		records func(s *dnsServer, step int)
+		records func(s *dnstest.Server, step int)
 		steps   [][]string // the members after each step
 	}{
-		{"dns A and AAAA", "dns://api.test:8080", func(s *dnsServer, step int) {
+		{"dns A and AAAA", "dns://api.test:8080", func(s *dnstest.Server, step int) {
 			switch step {
 			case 0:
-				s.setHosts("api.test", "127.0.0.2", "127.0.0.3")
+				s.SetHosts("api.test", "127.0.0.2", "127.0.0.3")
 			case 1: // one member appears
-				s.setHosts("api.test", "127.0.0.2", "127.0.0.3", "::1")
+				s.SetHosts("api.test", "127.0.0.2", "127.0.0.3", "::1")
 			case 2: // one vanishes
-				s.setHosts("api.test", "127.0.0.3", "::1")
+				s.SetHosts("api.test", "127.0.0.3", "::1")
 			}
 		}, [][]string{
 			{"http://127.0.0.2:8080", "http://127.0.0.3:8080"},
 			{"http://127.0.0.2:8080", "http://127.0.0.3:8080", "http://[::1]:8080"},
 			{"http://127.0.0.3:8080", "http://[::1]:8080"},
 		}},
-		{"srv lowest priority, ports from the records", "srv://_http._tcp.api.test", func(s *dnsServer, step int) {
-			s.setHosts("a.api.test", "127.0.0.2")
-			s.setHosts("b.api.test", "127.0.0.3", "127.0.0.4")
-			s.setHosts("standby.api.test", "127.0.0.9")
+		{"srv lowest priority, ports from the records", "srv://_http._tcp.api.test", func(s *dnstest.Server, step int) {
+			s.SetHosts("a.api.test", "127.0.0.2")
+			s.SetHosts("b.api.test", "127.0.0.3", "127.0.0.4")
+			s.SetHosts("standby.api.test", "127.0.0.9")
 			switch step {
 			case 0:
-				s.setSRV("_http._tcp.api.test", srv(10, 5, 81, "a.api.test"), srv(20, 5, 99, "standby.api.test"))
+				s.SetSRV("_http._tcp.api.test", dnstest.SRV(10, 5, 81, "a.api.test"), dnstest.SRV(20, 5, 99, "standby.api.test"))
 			case 1:
-				s.setSRV("_http._tcp.api.test", srv(10, 5, 81, "a.api.test"), srv(10, 1, 82, "b.api.test"), srv(20, 5, 99, "standby.api.test"))
+				s.SetSRV("_http._tcp.api.test", dnstest.SRV(10, 5, 81, "a.api.test"), dnstest.SRV(10, 1, 82, "b.api.test"), dnstest.SRV(20, 5, 99, "standby.api.test"))
 			case 2: // the priority-10 targets have no address: the standby serves
-				s.setHosts("a.api.test")
-				s.setHosts("b.api.test")
+				s.SetHosts("a.api.test")
+				s.SetHosts("b.api.test")
 			}
 		}, [][]string{
 			{"http://127.0.0.2:81"},
@@ -100,7 +115,7 @@ func TestDiscoveryMembersFollowRecords(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			s := newDNSServer(t)
+			s := dnstest.New(t)
 			tc.records(s, 0)
 			p := discoveredPool(t, s, tc.target, nil)
 			for step, want := range tc.steps {
@@ -134,9 +149,9 @@ func TestDiscoveryNextResolutionHonoursTTL(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			s := newDNSServer(t)
-			s.set(func(s *dnsServer) { s.ttl = tc.ttl })
-			s.setHosts("api.test", "127.0.0.2")
+			s := dnstest.New(t)
+			s.SetTTL(tc.ttl)
+			s.SetHosts("api.test", "127.0.0.2")
 			p := discoveredPool(t, s, "dns://api.test:80", func(u *schemas.Upstream) {
 				u.Discovery = &schemas.Discovery{MinInterval: schemas.Duration(tc.min), MaxInterval: schemas.Duration(tc.max)}
 			})
@@ -152,32 +167,30 @@ func TestDiscoveryNextResolutionHonoursTTL(t *testing.T) {
 func TestDiscoveryKeepsLastGoodSet(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
-		name    string
-		break_  func(s *dnsServer)
-		repair  func(s *dnsServer)
-		result  string
-		errPart string
+		name     string
+		breakDNS func(s *dnstest.Server)
+		repair   func(s *dnstest.Server)
+		result   string
+		errPart  string
 	}{
-		{"server dies and comes back", func(s *dnsServer) { s.stop() }, func(s *dnsServer) { s.start() }, ResultFailed, "asking"},
-		{"server fails", func(s *dnsServer) { s.set(func(s *dnsServer) { s.fail = true }) },
-			func(s *dnsServer) { s.set(func(s *dnsServer) { s.fail = false }) }, ResultFailed, "SERVFAIL"},
-		{"empty answer", func(s *dnsServer) { s.set(func(s *dnsServer) { s.empty = true }) },
-			func(s *dnsServer) { s.set(func(s *dnsServer) { s.empty = false }) }, ResultEmpty, "no address"},
-		{"name removed", func(s *dnsServer) { s.set(func(s *dnsServer) { delete(s.hosts, "api.test.") }) },
-			func(s *dnsServer) { s.setHosts("api.test", "127.0.0.2", "127.0.0.3") }, ResultEmpty, "no address"},
+		{"server dies and comes back", (*dnstest.Server).Stop, (*dnstest.Server).Start, ResultFailed, "asking"},
+		{"server fails", func(s *dnstest.Server) { s.SetFail(true) }, func(s *dnstest.Server) { s.SetFail(false) }, ResultFailed, "SERVFAIL"},
+		{"empty answer", func(s *dnstest.Server) { s.SetEmpty(true) }, func(s *dnstest.Server) { s.SetEmpty(false) }, ResultEmpty, "no address"},
+		{"name removed", func(s *dnstest.Server) { s.Remove("api.test") },
+			func(s *dnstest.Server) { s.SetHosts("api.test", "127.0.0.2", "127.0.0.3") }, ResultEmpty, "no address"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			s := newDNSServer(t)
-			s.setHosts("api.test", "127.0.0.2", "127.0.0.3")
+			s := dnstest.New(t)
+			s.SetHosts("api.test", "127.0.0.2", "127.0.0.3")
 			p := discoveredPool(t, s, "dns://api.test:80", func(u *schemas.Upstream) {
 				u.Discovery.MaxInterval = schemas.Duration(20 * time.Millisecond)
 			})
 			waitResolutions(t, p, ResultOK, 0, 1)
 			good := memberURLs(p)
 			before := resolutions(p, tc.result)
-			tc.break_(s)
+			tc.breakDNS(s)
 			waitResolutions(t, p, tc.result, before, 2)
 			st := p.Discovery()
 			if st.State != tc.result || !strings.Contains(st.LastError, tc.errPart) || st.LastSuccess.IsZero() {
@@ -252,8 +265,8 @@ func TestDiscoveryDrainsLeavingMember(t *testing.T) {
 			t.Parallel()
 			la, lb, pt := twoLoopbackListeners(t)
 			backA, backB := newCountingBackend(t, la), newCountingBackend(t, lb)
-			s := newDNSServer(t)
-			s.setHosts("api.test", "127.0.0.2", "127.0.0.3")
+			s := dnstest.New(t)
+			s.SetHosts("api.test", "127.0.0.2", "127.0.0.3")
 			p := discoveredPool(t, s, "dns://api.test:"+strconv.Itoa(pt), func(u *schemas.Upstream) {
 				u.OutlierDetection = &schemas.OutlierDetection{ConsecutiveFailures: 3}
 				if scheme == "http.Transport" {
@@ -282,7 +295,7 @@ func TestDiscoveryDrainsLeavingMember(t *testing.T) {
 			leave.inFlight.Add(1)
 
 			before := resolutions(p, ResultOK)
-			s.setHosts("api.test", "127.0.0.2")
+			s.SetHosts("api.test", "127.0.0.2")
 			waitResolutions(t, p, ResultOK, before, 2)
 			if got := p.Targets(); len(got) != 1 || got[0] != stay {
 				t.Fatalf("members %v, want the same Target for 127.0.0.2 alone", memberURLs(p))
@@ -354,8 +367,8 @@ func TestDiscoveryHealthChecksFollowMembers(t *testing.T) {
 	}
 	serve(la, &probesA)
 	serve(lb, &probesB)
-	s := newDNSServer(t)
-	s.setHosts("api.test", "127.0.0.2")
+	s := dnstest.New(t)
+	s.SetHosts("api.test", "127.0.0.2")
 	p := discoveredPool(t, s, "dns://api.test:"+strconv.Itoa(pt), func(u *schemas.Upstream) {
 		u.HealthCheck = &schemas.HealthCheck{Interval: schemas.Duration(5 * time.Millisecond)}
 	})
@@ -364,7 +377,7 @@ func TestDiscoveryHealthChecksFollowMembers(t *testing.T) {
 		t.Fatal("a host that is no member was probed")
 	}
 	before := resolutions(p, ResultOK)
-	s.setHosts("api.test", "127.0.0.3")
+	s.SetHosts("api.test", "127.0.0.3")
 	waitResolutions(t, p, ResultOK, before, 2)
 	eventually(t, func() bool { return probesB.Load() > 0 })
 	// After the change, probes of the old member stop: two rounds of

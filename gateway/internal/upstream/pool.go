@@ -40,8 +40,8 @@ type Options struct {
 	// client certificate and key). The zero value reads the process
 	// environment and the file system.
 	Secrets secretref.Source
-	// Resolver resolves dns:// and srv:// targets. Nil: a pool with such
-	// a target is refused.
+	// Resolver resolves dns:// and srv:// targets. Nil: one built from
+	// /etc/resolv.conf.
 	Resolver *Resolver
 }
 
@@ -145,7 +145,11 @@ func NewPool(name string, spec schemas.Upstream, opts Options) (*Pool, error) {
 		targets = append(targets, newTarget(u, raw))
 	}
 	if dt != nil && opts.Resolver == nil {
-		at(".targets[0]", "the gateway has no DNS resolver for %s targets", dt.Scheme+"://")
+		r, err := NewResolver("")
+		if err != nil {
+			at(".targets[0]", "no DNS resolver for %s targets: %v (see --dns-resolver)", dt.Scheme+"://", err)
+		}
+		opts.Resolver = r
 	}
 	switch spec.Balance {
 	case schemas.BalanceRoundRobin, schemas.BalanceLeastRequests, schemas.BalanceRandom:

@@ -1,8 +1,10 @@
-package upstream
+// Package dnstest runs a real DNS server on loopback for tests: UDP and
+// TCP on one port, with records a test changes while the code under test
+// resolves them, and a Stop and Start on the same port.
+package dnstest
 
 import (
 	"net"
-	"strconv"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -10,12 +12,13 @@ import (
 	"github.com/miekg/dns"
 )
 
-// dnsServer is a real DNS server on loopback (UDP and TCP on one port)
+// Server is a real DNS server on loopback (UDP and TCP on one port)
 // whose records a test changes while a pool resolves them. It can be
 // stopped and started again on the same port.
-type dnsServer struct {
-	t    *testing.T
-	addr string
+type Server struct {
+	t *testing.T
+	// Addr is the server's host:port.
+	Addr string
 
 	mu    sync.Mutex
 	hosts map[string][]net.IP // fqdn -> addresses
@@ -24,15 +27,17 @@ type dnsServer struct {
 	empty bool // answer NOERROR with no record
 	fail  bool // answer SERVFAIL
 
-	queries atomic.Int64
+	// Queries counts the questions answered.
+	Queries atomic.Int64
 	udp     *dns.Server
 	tcp     *dns.Server
 }
 
-// newDNSServer starts a server answering nothing until records are set.
-func newDNSServer(t *testing.T) *dnsServer {
+// New starts a server, stopped at the end of the test. It answers
+// NXDOMAIN until records are set.
+func New(t *testing.T) *Server {
 	t.Helper()
-	s := &dnsServer{t: t, hosts: map[string][]net.IP{}, srvs: map[string][]*dns.SRV{}}
+	s := &Server{t: t, hosts: map[string][]net.IP{}, srvs: map[string][]*dns.SRV{}}
 	for range 20 {
 		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 		if err != nil {
@@ -43,16 +48,16 @@ func newDNSServer(t *testing.T) *dnsServer {
 			_ = pc.Close()
 			continue // the TCP port of the same number is taken: try another
 		}
-		s.addr = pc.LocalAddr().String()
+		s.Addr = pc.LocalAddr().String()
 		s.serve(pc, ln)
-		t.Cleanup(s.stop)
+		t.Cleanup(s.Stop)
 		return s
 	}
 	t.Fatal("dns server: no port free for both UDP and TCP")
 	return nil
 }
 
-func (s *dnsServer) serve(pc net.PacketConn, ln net.Listener) {
+func (s *Server) serve(pc net.PacketConn, ln net.Listener) {
 	h := dns.HandlerFunc(s.handle)
 	s.udp = &dns.Server{PacketConn: pc, Handler: h}
 	s.tcp = &dns.Server{Listener: ln, Handler: h}
@@ -65,8 +70,8 @@ func (s *dnsServer) serve(pc net.PacketConn, ln net.Listener) {
 	<-tcpUp
 }
 
-// stop shuts the server down: queries then fail.
-func (s *dnsServer) stop() {
+// Stop shuts the server down: queries then fail.
+func (s *Server) Stop() {
 	s.mu.Lock()
 	udp, tcp := s.udp, s.tcp
 	s.udp, s.tcp = nil, nil
@@ -77,14 +82,14 @@ func (s *dnsServer) stop() {
 	}
 }
 
-// start serves again on the same port.
-func (s *dnsServer) start() {
+// Start serves again on the same port after Stop.
+func (s *Server) Start() {
 	s.t.Helper()
-	pc, err := net.ListenPacket("udp", s.addr)
+	pc, err := net.ListenPacket("udp", s.Addr)
 	if err != nil {
 		s.t.Fatalf("dns server restart: %v", err)
 	}
-	ln, err := net.Listen("tcp", s.addr)
+	ln, err := net.Listen("tcp", s.Addr)
 	if err != nil {
 		s.t.Fatalf("dns server restart: %v", err)
 	}
@@ -93,8 +98,8 @@ func (s *dnsServer) start() {
 	s.serve(pc, ln)
 }
 
-// setHosts sets the addresses of name.
-func (s *dnsServer) setHosts(name string, ips ...string) {
+// SetHosts sets the A and AAAA records of name; none: an empty answer.
+func (s *Server) SetHosts(name string, ips ...string) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []net.IP
@@ -104,25 +109,49 @@ func (s *dnsServer) setHosts(name string, ips ...string) {
 	s.hosts[dns.Fqdn(name)] = out
 }
 
-// setSRV sets the SRV records of name.
-func (s *dnsServer) setSRV(name string, recs ...*dns.SRV) {
+// SetSRV sets the SRV records of name.
+func (s *Server) SetSRV(name string, recs ...*dns.SRV) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.srvs[dns.Fqdn(name)] = recs
 }
 
-func (s *dnsServer) set(f func(s *dnsServer)) {
+// SetTTL sets the TTL of every record answered.
+func (s *Server) SetTTL(ttl uint32) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	f(s)
+	s.ttl = ttl
 }
 
-func srv(prio, weight, port uint16, target string) *dns.SRV {
+// SetEmpty makes every answer NOERROR without a record (true) or not.
+func (s *Server) SetEmpty(empty bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.empty = empty
+}
+
+// SetFail makes every answer SERVFAIL (true) or not.
+func (s *Server) SetFail(fail bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.fail = fail
+}
+
+// Remove removes every record of name: NXDOMAIN.
+func (s *Server) Remove(name string) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	delete(s.hosts, dns.Fqdn(name))
+	delete(s.srvs, dns.Fqdn(name))
+}
+
+// SRV returns an SRV record of target:port.
+func SRV(prio, weight, port uint16, target string) *dns.SRV {
 	return &dns.SRV{Priority: prio, Weight: weight, Port: port, Target: dns.Fqdn(target)}
 }
 
-func (s *dnsServer) handle(w dns.ResponseWriter, req *dns.Msg) {
-	s.queries.Add(1)
+func (s *Server) handle(w dns.ResponseWriter, req *dns.Msg) {
+	s.Queries.Add(1)
 	m := new(dns.Msg)
 	m.SetReply(req)
 	s.mu.Lock()
@@ -168,18 +197,4 @@ func (s *dnsServer) handle(w dns.ResponseWriter, req *dns.Msg) {
 		}
 	}
 	_ = w.WriteMsg(m)
-}
-
-// port returns the port of a host:port address.
-func port(t *testing.T, hostport string) int {
-	t.Helper()
-	_, p, err := net.SplitHostPort(hostport)
-	if err != nil {
-		t.Fatal(err)
-	}
-	n, err := strconv.Atoi(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n
 }
