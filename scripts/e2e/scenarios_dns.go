@@ -23,9 +23,9 @@ func init() {
 		name: "dn-members-change-under-load",
 		criterion: "an upstream dns://app.e2e.test:PORT resolved by a DNS server the driver runs (--dns-resolver) " +
 			"serves from the addresses of its A records; under steady load from a retrying client, two members " +
-			"added by DNS take traffic, a dnsMember removed by DNS drains and is then stopped, the DNS server dies " +
+			"added by DNS take traffic, a member removed by DNS drains and is then stopped, the DNS server dies " +
 			"(status says failed, the last good members keep serving) and comes back with a changed record set " +
-			"(status ok, the new dnsMember serves); the client sees 0 failed requests",
+			"(status ok, the new member serves); the client sees 0 failed requests",
 		run: dnsMembersUnderLoad,
 	})
 }
@@ -176,7 +176,7 @@ func startMembers(ips []string) ([]*dnsMember, int, error) {
 		}
 		return ms, port, nil
 	}
-	return nil, 0, errors.New("no port free on every dnsMember address")
+	return nil, 0, errors.New("no port free on every member address")
 }
 
 func dnsConfigYAML(port int, label string) string {
