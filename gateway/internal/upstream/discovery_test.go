@@ -2,12 +2,17 @@ package upstream
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
 	"net"
 	"net/http"
 	"runtime"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -321,6 +326,13 @@ func TestDiscoveryDrainsLeavingMember(t *testing.T) {
 			} else {
 				p.Done(tg, Success)
 			}
+			// A retry that avoids the draining member when nothing else
+			// is available never falls back to it.
+			stay.healthy.Store(false)
+			if tg, err := p.Pick(0, leave); !errors.Is(err, ErrNoHealthyTarget) {
+				t.Fatalf("Pick(avoid draining) with no other target = %v, %v; want ErrNoHealthyTarget", tg, err)
+			}
+			stay.healthy.Store(true)
 			if backB.closed.Load() != 0 {
 				t.Fatal("the leaving member's connection was closed while a request was in flight")
 			}
@@ -418,5 +430,116 @@ func TestDiscoveryCloseStopsResolving(t *testing.T) {
 			stacks := string(buf[:runtime.Stack(buf, true)])
 			return !strings.Contains(stacks, "discoverLoop") && !strings.Contains(stacks, "(*Resolver).")
 		})
+	}
+}
+
+// TestDiscoveryHTTPSMembersVerifyTheName shows that https members found by
+// DNS are verified against the name they were found by (their addresses
+// are what the URL holds), unless tls.serverName names another.
+func TestDiscoveryHTTPSMembersVerifyTheName(t *testing.T) {
+	t.Parallel()
+	ca := newTestCA(t)
+	tests := []struct {
+		name       string
+		certFor    string
+		serverName string
+		wantErr    string // "": the request passes
+	}{
+		{"certificate for the dns name", "api.test", "", ""},
+		{"certificate for another name", "other.test", "", "x509"},
+		{"tls.serverName wins", "other.test", "other.test", ""},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			cert, _, _ := ca.issue(t, tc.certFor, x509.ExtKeyUsageServerAuth, time.Now().Add(-time.Hour), time.Now().Add(time.Hour), tc.certFor)
+			var sni atomic.Value
+			back := tlsServer(t, &tls.Config{Certificates: []tls.Certificate{cert}}, &sni)
+			s := dnstest.New(t)
+			s.SetHosts("api.test", "127.0.0.1")
+			caPath := ca.write(t, "ca-"+tc.certFor+".pem", "CERTIFICATE", ca.cert.Raw)
+			p := discoveredPool(t, s, "dns://api.test:"+strconv.Itoa(port(t, back.Listener.Addr().String())), func(u *schemas.Upstream) {
+				u.TLS = &schemas.UpstreamTLS{CARef: file(caPath), ServerName: tc.serverName}
+			})
+			members := p.Targets()
+			if len(members) != 1 || members[0].URL.Scheme != "https" {
+				t.Fatalf("members %v, want one https member", memberURLs(p))
+			}
+			resp, err := p.Transport().RoundTrip(mustRequest(t, members[0].URL.String()+"/"))
+			if tc.wantErr != "" {
+				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+					t.Fatalf("error %v, want one with %q", err, tc.wantErr)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			drain(resp)
+			want := tc.serverName
+			if want == "" {
+				want = "api.test"
+			}
+			if got, _ := sni.Load().(string); got != want {
+				t.Fatalf("SNI %q, want %q", got, want)
+			}
+		})
+	}
+}
+
+// TestDiscoveryPickDuringChurn picks and hands back targets from several
+// goroutines while the members change with every resolution (run with
+// -race): a pick is always a member of the set of some moment, never nil
+// while the pool has members.
+func TestDiscoveryPickDuringChurn(t *testing.T) {
+	t.Parallel()
+	s := dnstest.New(t)
+	s.SetHosts("api.test", "127.0.0.2", "127.0.0.3")
+	p := discoveredPool(t, s, "dns://api.test:80", func(u *schemas.Upstream) {
+		u.Balance = schemas.BalanceLeastRequests
+	})
+	stop := make(chan struct{})
+	var picks atomic.Int64
+	var wg sync.WaitGroup
+	for i := range 2 {
+		wg.Go(func() {
+			var avoid *Target
+			for n := uint64(i); ; n++ {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				tg, err := p.Pick(n, avoid)
+				if err != nil {
+					var st []string
+					for _, m := range p.Targets() {
+						st = append(st, fmt.Sprintf("%s h=%v d=%v e=%d", m, m.healthy.Load(), m.draining.Load(), m.ejectedUntil.Load()))
+					}
+					t.Errorf("Pick: %v (members %v, avoid %v)", err, st, avoid)
+					return
+				}
+				if h := tg.URL.Hostname(); h != "127.0.0.2" && h != "127.0.0.3" && h != "127.0.0.4" {
+					t.Errorf("picked %s, never a member", tg)
+				}
+				picks.Add(1)
+				p.Done(tg, Success)
+				avoid = tg
+				runtime.Gosched()
+			}
+		})
+	}
+	sets := [][]string{{"127.0.0.2", "127.0.0.3"}, {"127.0.0.3", "127.0.0.4"}, {"127.0.0.4", "127.0.0.2"}}
+	for i := range 12 {
+		before := resolutions(p, ResultOK)
+		s.SetHosts("api.test", sets[i%len(sets)]...)
+		waitResolutions(t, p, ResultOK, before, 1)
+		_ = p.Healthy()
+		_ = p.Status()
+	}
+	close(stop)
+	wg.Wait()
+	if picks.Load() == 0 {
+		t.Fatal("no pick made")
 	}
 }

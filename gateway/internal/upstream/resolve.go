@@ -246,13 +246,14 @@ func (r *Resolver) exchange(ctx context.Context, fq string, qtype uint16) (*dns.
 }
 
 func exchangeOne(ctx context.Context, m *dns.Msg, server string) (*dns.Msg, error) {
-	udp := &dns.Client{Net: "udp", Timeout: resolveTimeout}
-	in, _, err := udp.ExchangeContext(ctx, m, server)
+	in, err := exchangeNet(ctx, "udp", m, server)
 	if err == nil && !in.Truncated {
 		return in, nil
 	}
-	tcp := &dns.Client{Net: "tcp", Timeout: resolveTimeout}
-	in, _, err2 := tcp.ExchangeContext(ctx, m, server)
+	if ctx.Err() != nil {
+		return nil, fmt.Errorf("asking %s for %s: %w", server, m.Question[0].Name, ctx.Err())
+	}
+	in, err2 := exchangeNet(ctx, "tcp", m, server)
 	if err2 != nil {
 		if err == nil {
 			err = err2
@@ -260,6 +261,22 @@ func exchangeOne(ctx context.Context, m *dns.Msg, server string) (*dns.Msg, erro
 		return nil, fmt.Errorf("asking %s for %s: %w", server, m.Question[0].Name, err)
 	}
 	return in, nil
+}
+
+// exchangeNet sends m to server over network and reads the answer. The
+// dns package bounds an exchange by the context's deadline only; ending
+// ctx (the pool closing) also interrupts it here.
+func exchangeNet(ctx context.Context, network string, m *dns.Msg, server string) (*dns.Msg, error) {
+	c := &dns.Client{Net: network, Timeout: resolveTimeout}
+	conn, err := c.DialContext(ctx, server)
+	if err != nil {
+		return nil, err
+	}
+	defer conn.Close()
+	stop := context.AfterFunc(ctx, func() { _ = conn.SetDeadline(aLongTimeAgo) })
+	defer stop()
+	in, _, err := c.ExchangeWithConnContext(ctx, m, conn)
+	return in, err
 }
 
 func minTTL(cur time.Duration, ttl uint32) time.Duration {
