@@ -27,23 +27,29 @@ func init() {
 			"(status says failed, the last good members keep serving) and comes back with a changed record set " +
 			"(status ok, the new member serves); the client sees 0 failed requests",
 		run: dnsMembersUnderLoad,
+	}, scenario{
+		name: "dn-srv-standby",
+		criterion: "an upstream srv://_http._tcp.app.e2e.test serves from the member of its priority-10 SRV record only " +
+			"(the priority-20 one serves nothing); when the priority-10 target loses its address the priority-20 member " +
+			"takes over and the old member drains and stops; a retrying client under load sees 0 failed requests",
+		run: dnsSRVStandby,
 	})
 }
 
 // e2eDNS is a DNS server on loopback (UDP and TCP, one port) answering A
-// records for one name, which the scenario changes; it can die and come
-// back on the same port.
+// and SRV records that the scenario changes, with a TTL of 1s; it can die
+// and come back on the same port.
 type e2eDNS struct {
 	addr string
 	mu   sync.Mutex
-	name string
-	ips  []net.IP
+	a    map[string][]net.IP
+	srv  map[string][]*dns.SRV
 	udp  *dns.Server
 	tcp  *dns.Server
 }
 
-func startE2EDNS(name string) (*e2eDNS, error) {
-	d := &e2eDNS{name: dns.Fqdn(name)}
+func startE2EDNS() (*e2eDNS, error) {
+	d := &e2eDNS{a: map[string][]net.IP{}, srv: map[string][]*dns.SRV{}}
 	for range 20 {
 		pc, err := net.ListenPacket("udp", "127.0.0.1:0")
 		if err != nil {
@@ -100,13 +106,26 @@ func (d *e2eDNS) start() error {
 	return nil
 }
 
-func (d *e2eDNS) set(ips ...string) {
+// set sets the A records of name.
+func (d *e2eDNS) set(name string, ips ...string) {
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	d.ips = d.ips[:0]
+	var out []net.IP
 	for _, ip := range ips {
-		d.ips = append(d.ips, net.ParseIP(ip))
+		out = append(out, net.ParseIP(ip))
 	}
+	d.a[dns.Fqdn(name)] = out
+}
+
+// setSRV sets the SRV records of name: one per target, priority prio[i].
+func (d *e2eDNS) setSRV(name string, port int, targets []string, prio []uint16) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []*dns.SRV
+	for i, t := range targets {
+		out = append(out, &dns.SRV{Priority: prio[i], Weight: 1, Port: uint16(port), Target: dns.Fqdn(t)})
+	}
+	d.srv[dns.Fqdn(name)] = out
 }
 
 func (d *e2eDNS) handle(w dns.ResponseWriter, req *dns.Msg) {
@@ -114,9 +133,20 @@ func (d *e2eDNS) handle(w dns.ResponseWriter, req *dns.Msg) {
 	m.SetReply(req)
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if len(req.Question) == 1 && req.Question[0].Name == d.name && req.Question[0].Qtype == dns.TypeA {
-		for _, ip := range d.ips {
-			m.Answer = append(m.Answer, &dns.A{Hdr: dns.RR_Header{Name: d.name, Rrtype: dns.TypeA, Class: dns.ClassINET, Ttl: 1}, A: ip})
+	if len(req.Question) == 1 {
+		q := req.Question[0]
+		hdr := dns.RR_Header{Name: q.Name, Rrtype: q.Qtype, Class: dns.ClassINET, Ttl: 1}
+		switch q.Qtype {
+		case dns.TypeA:
+			for _, ip := range d.a[q.Name] {
+				m.Answer = append(m.Answer, &dns.A{Hdr: hdr, A: ip})
+			}
+		case dns.TypeSRV:
+			for _, r := range d.srv[q.Name] {
+				c := *r
+				c.Hdr = hdr
+				m.Answer = append(m.Answer, &c)
+			}
 		}
 	}
 	_ = w.WriteMsg(m)
@@ -179,10 +209,10 @@ func startMembers(ips []string) ([]*dnsMember, int, error) {
 	return nil, 0, errors.New("no port free on every member address")
 }
 
-func dnsConfigYAML(port int, label string) string {
+func dnsConfigYAML(target string, label string) string {
 	return fmt.Sprintf(`upstreams:
   app:
-    targets: ["dns://app.e2e.test:%d"]
+    targets: [%q]
     discovery: {minInterval: 100ms, maxInterval: 1s}
 routes:
   main:
@@ -196,7 +226,7 @@ routes:
     responseHeaders:
       set:
         X-Config: %q
-`, port, label)
+`, target, label)
 }
 
 // dnsLoad sends GETs from workers until stop, each retried up to 3
@@ -268,67 +298,22 @@ func dnsMembersUnderLoad(ctx context.Context, t *T) error {
 			m.close()
 		}
 	})
-	d, err := startE2EDNS("app.e2e.test")
+	d, err := startE2EDNS()
 	if err != nil {
 		return err
 	}
 	t.Cleanup(d.stop)
-	d.set("127.0.0.2")
+	d.set("app.e2e.test", "127.0.0.2")
 
-	st, err := harness.NewStack(harness.Options{Bins: t.bins, Dir: t.dir})
+	st, err := dnsStack(ctx, t, d, dnsConfigYAML(fmt.Sprintf("dns://app.e2e.test:%d", port), "c1"))
 	if err != nil {
 		return err
 	}
-	t.Cleanup(st.Close)
-	c1, err := st.Repo.WriteCommit("config.yaml", dnsConfigYAML(port, "c1"), "c1: upstream by dns")
-	if err != nil {
-		return err
-	}
-	gw, err := harness.Start(t.dir, "gateway", append([]string{t.bins.Gateway}, append(st.GatewayArgs(), "--dns-resolver", d.addr)...)...)
-	if err != nil {
-		return err
-	}
-	st.Gateway = gw
-	if err := harness.WaitFor(ctx, 15*time.Second, "the gateway's admin socket to answer", func() (bool, error) {
-		if gw.Exited() {
-			return false, fmt.Errorf("gateway exited: %v (see %s)", gw.Err(), gw.Log)
-		}
-		_, err := st.Admin.Status(ctx)
-		return err == nil, nil
-	}); err != nil {
-		return err
-	}
-	if err := st.StartAgent(ctx); err != nil {
-		return err
-	}
-	if err := t.waitServed(ctx, st, c1, "c1"); err != nil {
-		return err
-	}
-	discovery := func() (client.DiscoveryStatus, error) {
-		s, err := st.Admin.Status(ctx)
-		if err != nil {
-			return client.DiscoveryStatus{}, err
-		}
-		return s.Discovery["app"], nil
-	}
+	discovery := func() (client.DiscoveryStatus, error) { return dnsStatus(ctx, st) }
 	waitStatus := func(what string, cond func(client.DiscoveryStatus) bool) error {
-		var last client.DiscoveryStatus
-		err := harness.WaitFor(ctx, 15*time.Second, what, func() (bool, error) {
-			s, err := discovery()
-			last = s
-			return err == nil && cond(s), err
-		})
-		if err != nil {
-			return fmt.Errorf("%w (last status %+v)", err, last)
-		}
-		return nil
+		return waitDNSStatus(ctx, st, what, cond)
 	}
-	waitServedBy := func(m *dnsMember) error {
-		n := m.served.Load()
-		return harness.WaitFor(ctx, 15*time.Second, m.ip+" to take traffic", func() (bool, error) {
-			return m.served.Load() > n+10, nil
-		})
-	}
+	waitServedBy := func(m *dnsMember) error { return waitServedBy(ctx, m) }
 
 	load := startDNSLoad("http://"+st.GatewayAddr+"/", 4)
 	stopped := false
@@ -339,7 +324,7 @@ func dnsMembersUnderLoad(ctx context.Context, t *T) error {
 	}()
 
 	// Two members appear.
-	d.set("127.0.0.2", "127.0.0.3", "127.0.0.4")
+	d.set("app.e2e.test", "127.0.0.2", "127.0.0.3", "127.0.0.4")
 	if err := waitStatus("3 members", func(s client.DiscoveryStatus) bool { return s.Members == 3 }); err != nil {
 		return err
 	}
@@ -351,7 +336,7 @@ func dnsMembersUnderLoad(ctx context.Context, t *T) error {
 	t.Logf("members 127.0.0.3 and .4 added by DNS take traffic")
 
 	// One leaves: it drains, then its server stops.
-	d.set("127.0.0.3", "127.0.0.4")
+	d.set("app.e2e.test", "127.0.0.3", "127.0.0.4")
 	if err := waitStatus("127.0.0.2 drained", func(s client.DiscoveryStatus) bool { return s.Members == 2 && s.Draining == 0 }); err != nil {
 		return err
 	}
@@ -379,7 +364,7 @@ func dnsMembersUnderLoad(ctx context.Context, t *T) error {
 	t.Logf("DNS server down: state %s, %q, members kept %d", s.State, s.LastError, s.Members)
 
 	// It comes back with a changed set.
-	d.set("127.0.0.3", "127.0.0.4", "127.0.0.5")
+	d.set("app.e2e.test", "127.0.0.3", "127.0.0.4", "127.0.0.5")
 	if err := d.start(); err != nil {
 		return err
 	}
@@ -390,6 +375,132 @@ func dnsMembersUnderLoad(ctx context.Context, t *T) error {
 		return err
 	}
 	t.Logf("DNS server back: 127.0.0.5 added and serving")
+
+	load.stop()
+	stopped = true
+	if n := load.failed.Load(); n != 0 {
+		return fmt.Errorf("%d of %d requests failed after retries (last: %v)", n, load.sent.Load(), load.lastErr.Load())
+	}
+	t.Logf("%d requests, 0 failed (%d needed a client retry)", load.sent.Load(), load.firstTryFailed.Load())
+	return nil
+}
+
+// dnsStack starts a gateway asking d for DNS and an agent, commits config
+// (labelled c1) and waits until it is served.
+func dnsStack(ctx context.Context, t *T, d *e2eDNS, config string) (*harness.Stack, error) {
+	st, err := harness.NewStack(harness.Options{Bins: t.bins, Dir: t.dir})
+	if err != nil {
+		return nil, err
+	}
+	t.Cleanup(st.Close)
+	c1, err := st.Repo.WriteCommit("config.yaml", config, "c1: upstream found by DNS")
+	if err != nil {
+		return nil, err
+	}
+	gw, err := harness.Start(t.dir, "gateway", append([]string{t.bins.Gateway}, append(st.GatewayArgs(), "--dns-resolver", d.addr)...)...)
+	if err != nil {
+		return nil, err
+	}
+	st.Gateway = gw
+	if err := harness.WaitFor(ctx, 15*time.Second, "the gateway's admin socket to answer", func() (bool, error) {
+		if gw.Exited() {
+			return false, fmt.Errorf("gateway exited: %v (see %s)", gw.Err(), gw.Log)
+		}
+		_, err := st.Admin.Status(ctx)
+		return err == nil, nil
+	}); err != nil {
+		return nil, err
+	}
+	if err := st.StartAgent(ctx); err != nil {
+		return nil, err
+	}
+	return st, t.waitServed(ctx, st, c1, "c1")
+}
+
+// dnsStatus is the discovery state of upstream app in the gateway's status.
+func dnsStatus(ctx context.Context, st *harness.Stack) (client.DiscoveryStatus, error) {
+	s, err := st.Admin.Status(ctx)
+	if err != nil {
+		return client.DiscoveryStatus{}, err
+	}
+	return s.Discovery["app"], nil
+}
+
+// waitDNSStatus waits until upstream app's discovery state satisfies cond.
+func waitDNSStatus(ctx context.Context, st *harness.Stack, what string, cond func(client.DiscoveryStatus) bool) error {
+	var last client.DiscoveryStatus
+	err := harness.WaitFor(ctx, 15*time.Second, what, func() (bool, error) {
+		s, err := dnsStatus(ctx, st)
+		last = s
+		return err == nil && cond(s), err
+	})
+	if err != nil {
+		return fmt.Errorf("%w (last status %+v)", err, last)
+	}
+	return nil
+}
+
+// waitServedBy waits until m has served 10 more requests.
+func waitServedBy(ctx context.Context, m *dnsMember) error {
+	n := m.served.Load()
+	return harness.WaitFor(ctx, 15*time.Second, m.ip+" to take traffic", func() (bool, error) {
+		return m.served.Load() > n+10, nil
+	})
+}
+
+func dnsSRVStandby(ctx context.Context, t *T) error {
+	members, port, err := startMembers([]string{"127.0.0.2", "127.0.0.3"})
+	if err != nil {
+		return Skip("loopback addresses 127.0.0.2-3 unusable here: " + err.Error())
+	}
+	t.Cleanup(func() {
+		for _, m := range members {
+			m.close()
+		}
+	})
+	primary, standby := members[0], members[1]
+	d, err := startE2EDNS()
+	if err != nil {
+		return err
+	}
+	t.Cleanup(d.stop)
+	d.set("a.e2e.test", "127.0.0.2")
+	d.set("b.e2e.test", "127.0.0.3")
+	d.setSRV("_http._tcp.app.e2e.test", port, []string{"a.e2e.test", "b.e2e.test"}, []uint16{10, 20})
+	st, err := dnsStack(ctx, t, d, dnsConfigYAML("srv://_http._tcp.app.e2e.test", "c1"))
+	if err != nil {
+		return err
+	}
+	load := startDNSLoad("http://"+st.GatewayAddr+"/", 2)
+	stopped := false
+	defer func() {
+		if !stopped {
+			load.stop()
+		}
+	}()
+	if err := waitServedBy(ctx, primary); err != nil {
+		return err
+	}
+	if n := standby.served.Load(); n != 0 {
+		return fmt.Errorf("the priority-20 record's member served %d requests while priority 10 had an address", n)
+	}
+	t.Logf("srv: the priority-10 member serves, the priority-20 one stands by")
+
+	// The priority-10 target loses its address: the standby takes over.
+	d.set("a.e2e.test")
+	if err := waitDNSStatus(ctx, st, "the standby to be the member", func(s client.DiscoveryStatus) bool {
+		return s.State == "ok" && s.Members == 1 && s.Draining == 0
+	}); err != nil {
+		return err
+	}
+	if err := waitServedBy(ctx, standby); err != nil {
+		return err
+	}
+	primary.close()
+	if err := waitServedBy(ctx, standby); err != nil {
+		return err
+	}
+	t.Logf("srv: with no address for the priority-10 target, the priority-20 member serves; the old one drained and stopped")
 
 	load.stop()
 	stopped = true
