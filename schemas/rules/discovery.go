@@ -2,6 +2,7 @@ package rules
 
 import (
 	"fmt"
+	"net/netip"
 	"net/url"
 	"strconv"
 	"strings"
@@ -90,6 +91,9 @@ func dnsName(name string) error {
 	if n == "" {
 		return fmt.Errorf("no name to resolve")
 	}
+	if _, err := netip.ParseAddr(n); err == nil {
+		return fmt.Errorf("%q is an address, not a name: use an http:// or https:// target", name)
+	}
 	if len(n) > 253 {
 		return fmt.Errorf("name longer than 253 characters")
 	}
@@ -109,8 +113,8 @@ func dnsName(name string) error {
 			}
 		}
 	}
-	if digits || strings.Contains(name, ":") {
-		return fmt.Errorf("%q is an address, not a name: use an http:// or https:// target", name)
+	if digits {
+		return fmt.Errorf("%q is all digits, not a name", name)
 	}
 	return nil
 }
