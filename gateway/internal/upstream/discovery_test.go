@@ -139,6 +139,23 @@ func TestDiscoveryMembersFollowRecords(t *testing.T) {
 	}
 }
 
+// TestDiscoveryTruncatedAnswerRetriedOverTCP shows a truncated UDP
+// answer asked again over TCP.
+func TestDiscoveryTruncatedAnswerRetriedOverTCP(t *testing.T) {
+	t.Parallel()
+	s := dnstest.New(t)
+	s.SetTruncate(true)
+	s.SetHosts("api.test", "127.0.0.2", "127.0.0.3")
+	p := discoveredPool(t, s, "dns://api.test:80", nil)
+	waitResolutions(t, p, ResultOK, 0, 1)
+	if got, want := memberURLs(p), []string{"http://127.0.0.2:80", "http://127.0.0.3:80"}; !slices.Equal(got, want) {
+		t.Fatalf("members %v, want %v", got, want)
+	}
+	if s.TCPQueries.Load() == 0 {
+		t.Fatal("no query over TCP")
+	}
+}
+
 func TestDiscoveryNextResolutionHonoursTTL(t *testing.T) {
 	t.Parallel()
 	tests := []struct {

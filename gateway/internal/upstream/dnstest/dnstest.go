@@ -26,11 +26,12 @@ type Server struct {
 	ttl   uint32
 	empty bool // answer NOERROR with no record
 	fail  bool // answer SERVFAIL
+	trunc bool // answer over UDP truncated, with no record
 
-	// Queries counts the questions answered.
-	Queries atomic.Int64
-	udp     *dns.Server
-	tcp     *dns.Server
+	// Queries counts the questions answered; TCPQueries those over TCP.
+	Queries, TCPQueries atomic.Int64
+	udp                 *dns.Server
+	tcp                 *dns.Server
 }
 
 // New starts a server, stopped at the end of the test. It answers
@@ -130,6 +131,14 @@ func (s *Server) SetEmpty(empty bool) {
 	s.empty = empty
 }
 
+// SetTruncate makes every answer over UDP truncated (true), so that
+// clients ask again over TCP, or not.
+func (s *Server) SetTruncate(trunc bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.trunc = trunc
+}
+
 // SetFail makes every answer SERVFAIL (true) or not.
 func (s *Server) SetFail(fail bool) {
 	s.mu.Lock()
@@ -156,6 +165,13 @@ func (s *Server) handle(w dns.ResponseWriter, req *dns.Msg) {
 	m.SetReply(req)
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if w.RemoteAddr().Network() == "tcp" {
+		s.TCPQueries.Add(1)
+	} else if s.trunc {
+		m.Truncated = true
+		_ = w.WriteMsg(m)
+		return
+	}
 	if s.fail {
 		m.Rcode = dns.RcodeServerFailure
 		_ = w.WriteMsg(m)
