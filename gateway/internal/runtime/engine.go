@@ -283,6 +283,7 @@ func (e *Engine) Apply(b *schemas.Bundle) error {
 	for _, p := range s.pools {
 		p.Start()
 	}
+	waitResolved(s.pools)
 	s.refs.Store(1)
 	e.cur.Store(s)
 	if cur != nil {
@@ -542,4 +543,19 @@ func (e *Engine) build(b *schemas.Bundle, cfg *schemas.Config, prev *snapshot, w
 		return nil, &schemas.InvalidError{Diagnostics: diags}
 	}
 	return s, nil
+}
+
+// waitResolved waits, at most upstream.FirstResolutionWait in all, for the
+// first resolution of the pools with a dns:// or srv:// target, so that a
+// new one has its members when it starts serving.
+func waitResolved(pools map[string]*upstream.Pool) {
+	timer := time.NewTimer(upstream.FirstResolutionWait)
+	defer timer.Stop()
+	for _, p := range pools {
+		select {
+		case <-p.Resolved():
+		case <-timer.C:
+			return
+		}
+	}
 }

@@ -27,11 +27,12 @@ const (
 	statePending = "pending"
 )
 
+// FirstResolutionWait is how long the runtime waits for the first
+// resolution of new discovered pools (all at once) before it serves with
+// them; a pool without members answers 503 until a resolution gives some.
+const FirstResolutionWait = 2 * time.Second
+
 const (
-	// firstResolutionWait bounds how long Start waits for a new pool's
-	// first resolution before it lets the pool serve (empty, answering
-	// 503, until a resolution gives members).
-	firstResolutionWait = 2 * time.Second
 	// drainPoll is how often draining members are checked for requests
 	// in flight; a member is closed no sooner than one poll after it left.
 	drainPoll = 250 * time.Millisecond
@@ -267,6 +268,10 @@ func (p *Pool) reap() int {
 	}
 	return len(d.draining)
 }
+
+// Resolved is closed once the pool has made its first resolution, whatever
+// its result; at once for a pool of static targets.
+func (p *Pool) Resolved() <-chan struct{} { return p.resolved }
 
 // Discovery returns the state of the pool's dns:// or srv:// target, nil
 // for a pool of static targets.

@@ -53,6 +53,7 @@ func discoveredPool(t *testing.T, s *dnstest.Server, target string, edit func(*s
 	}
 	t.Cleanup(p.Close)
 	p.Start()
+	<-p.Resolved()
 	return p
 }
 
@@ -438,8 +439,8 @@ func TestDiscoveryCloseStopsResolving(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		p.Start() // waits at most firstResolutionWait for the silent server
-		p.Close()
+		p.Start()
+		p.Close() // with a query unanswered
 		// Close has waited for the goroutine's deferred Done; it may still
 		// be returning, so look until it is gone (a leak fails after 10s).
 		eventually(t, func() bool {
@@ -466,15 +467,22 @@ func TestDiscoveryHTTPSMembersVerifyTheName(t *testing.T) {
 		{"certificate for another name", "other.test", "", "x509"},
 		{"tls.serverName wins", "other.test", "other.test", ""},
 	}
+	// The CA is not safe for concurrent use: everything it makes is made
+	// before the subtests run.
+	caPath := ca.pemPath
+	certs := map[string]tls.Certificate{}
+	for _, tc := range tests {
+		if _, ok := certs[tc.certFor]; !ok {
+			certs[tc.certFor], _, _ = ca.issue(t, tc.certFor, x509.ExtKeyUsageServerAuth, time.Now().Add(-time.Hour), time.Now().Add(time.Hour), tc.certFor)
+		}
+	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			cert, _, _ := ca.issue(t, tc.certFor, x509.ExtKeyUsageServerAuth, time.Now().Add(-time.Hour), time.Now().Add(time.Hour), tc.certFor)
 			var sni atomic.Value
-			back := tlsServer(t, &tls.Config{Certificates: []tls.Certificate{cert}}, &sni)
+			back := tlsServer(t, &tls.Config{Certificates: []tls.Certificate{certs[tc.certFor]}}, &sni)
 			s := dnstest.New(t)
 			s.SetHosts("api.test", "127.0.0.1")
-			caPath := ca.write(t, "ca-"+tc.certFor+".pem", "CERTIFICATE", ca.cert.Raw)
 			p := discoveredPool(t, s, "dns://api.test:"+strconv.Itoa(port(t, back.Listener.Addr().String())), func(u *schemas.Upstream) {
 				u.TLS = &schemas.UpstreamTLS{CARef: file(caPath), ServerName: tc.serverName}
 			})

@@ -109,6 +109,7 @@ type Pool struct {
 	startOnce sync.Once
 	closeOnce sync.Once
 	ctx       context.Context
+	resolved  chan struct{} // closed by the first resolution
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
 }
@@ -223,8 +224,11 @@ func NewPool(name string, spec schemas.Upstream, opts Options) (*Pool, error) {
 		ctx:         ctx,
 		cancel:      cancel,
 	}
+	p.resolved = make(chan struct{})
 	if dt != nil {
 		p.disc = newDiscovery(*dt, spec, opts, tr)
+	} else {
+		close(p.resolved)
 	}
 	p.members.Store(&targets)
 	p.fast.sync(targets)
@@ -461,19 +465,13 @@ func (p *Pool) Status() []TargetStatus {
 }
 
 // Start launches the active health checker when one is configured, and
-// the resolution loop of a discovered pool, after waiting a bounded time
-// for its first resolution (so that a new pool has members when it starts
-// serving). It is safe to call more than once.
+// the resolution loop of a discovered pool, whose first resolution closes
+// Resolved. It is safe to call more than once.
 func (p *Pool) Start() {
 	p.startOnce.Do(func() {
 		if p.disc != nil {
-			first := make(chan struct{})
 			p.wg.Add(1)
-			go p.discoverLoop(first)
-			select {
-			case <-first:
-			case <-time.After(firstResolutionWait):
-			}
+			go p.discoverLoop(p.resolved)
 		}
 		if p.spec.HealthCheck != nil {
 			p.wg.Add(1)
