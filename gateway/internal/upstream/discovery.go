@@ -168,32 +168,40 @@ func (p *Pool) resolve() time.Duration {
 		}
 		wait = min(wait, d.maxI)
 		d.next = now.Add(wait)
-		p.log.Warn().Err(err).Str("target", d.raw).Str("result", result).Int("members", len(*p.members.Load())).
+		p.log.Warn().Err(err).Str("target", d.raw).Str("result", result).Int("members", len(p.members.Load().targets)).
 			Msg("dns resolution gave no members: keeping the last good set")
 		return wait
 	}
 	d.counts[ResultOK]++
 	d.state, d.lastSuccess, d.fails = ResultOK, now, 0
-	p.setMembersLocked(sortAddrs(res.addrs))
+	p.setMembersLocked(sortAddrs(res.addrs), res.weighted)
 	wait := min(max(res.ttl, d.minI), d.maxI)
 	d.next = now.Add(wait)
 	return wait
 }
 
-// setMembersLocked makes addrs the pool's members: a member that stays
+// setMembersLocked makes addrs the pool's members, weighted by their SRV
+// weights when weighted holds: a member that stays
 // keeps its Target (health, ejection, in-flight count, connections), a
 // member that left starts draining, and one that comes back while draining
 // is taken back. d.mu is held.
-func (p *Pool) setMembersLocked(addrs []addr) {
+func (p *Pool) setMembersLocked(addrs []addr, weighted bool) {
 	d := p.disc
 	known := map[string]*Target{}
 	for t := range d.draining {
 		known[t.URL.Host] = t
 	}
-	for _, t := range *p.members.Load() {
+	for _, t := range p.members.Load().targets {
 		known[t.URL.Host] = t
 	}
 	next := make([]*Target, 0, len(addrs))
+	var weights []uint32
+	if weighted {
+		weights = make([]uint32, len(addrs))
+		for i, a := range addrs {
+			weights[i] = a.weight
+		}
+	}
 	var added []string
 	for _, a := range addrs {
 		host := a.String()
@@ -222,7 +230,7 @@ func (p *Pool) setMembersLocked(addrs []addr) {
 			removed = append(removed, t.raw)
 		}
 	}
-	p.members.Store(&next)
+	p.members.Store(newMembership(next, weights))
 	p.fast.sync(p.withDraining(next))
 	if len(added) > 0 || len(removed) > 0 {
 		p.log.Info().Str("target", d.raw).Strs("added", added).Strs("draining", removed).Int("members", len(next)).
@@ -264,7 +272,7 @@ func (p *Pool) reap() int {
 		p.log.Info().Str("target", t.raw).Msg("drained member closed")
 	}
 	if done > 0 {
-		p.fast.sync(p.withDraining(*p.members.Load()))
+		p.fast.sync(p.withDraining(p.members.Load().targets))
 	}
 	return len(d.draining)
 }
@@ -285,7 +293,7 @@ func (p *Pool) Discovery() *DiscoveryStatus {
 	st := &DiscoveryStatus{
 		Target:         d.raw,
 		State:          d.state,
-		Members:        len(*p.members.Load()),
+		Members:        len(p.members.Load().targets),
 		Draining:       len(d.draining),
 		LastSuccess:    d.lastSuccess.UTC(),
 		LastError:      d.lastErr,

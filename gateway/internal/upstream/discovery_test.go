@@ -568,3 +568,55 @@ func TestDiscoveryPickDuringChurn(t *testing.T) {
 		t.Fatal("no pick made")
 	}
 }
+
+// TestDiscoverySRVWeights shows the SRV weights of one priority honoured
+// by every balancer, and a weight-0 member used only when no weighted one
+// is available.
+func TestDiscoverySRVWeights(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		balance string
+		lo, hi  float64 // bounds of the heavy member's share (3 of 4)
+	}{
+		{schemas.BalanceRoundRobin, 0.75, 0.75},
+		{schemas.BalanceRandom, 0.70, 0.80},
+		{schemas.BalanceHash, 0.70, 0.80},
+		{schemas.BalanceLeastRequests, 0.65, 0.85},
+	}
+	for _, tc := range tests {
+		t.Run(tc.balance, func(t *testing.T) {
+			t.Parallel()
+			s := dnstest.New(t)
+			s.SetHosts("heavy.api.test", "127.0.0.2")
+			s.SetHosts("light.api.test", "127.0.0.3")
+			s.SetHosts("spare.api.test", "127.0.0.4")
+			s.SetSRV("_http._tcp.api.test", dnstest.SRV(10, 30, 80, "heavy.api.test"), dnstest.SRV(10, 10, 80, "light.api.test"),
+				dnstest.SRV(10, 0, 80, "spare.api.test"))
+			p := discoveredPool(t, s, "srv://_http._tcp.api.test", func(u *schemas.Upstream) { u.Balance = tc.balance })
+			if len(p.Targets()) != 3 {
+				t.Fatalf("members %v", memberURLs(p))
+			}
+			counts := map[string]int{}
+			const n = 4000
+			for i := range n {
+				tg, err := p.Pick(mix(uint64(i)), nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				counts[tg.URL.Hostname()]++
+				p.Done(tg, Success)
+			}
+			if share := float64(counts["127.0.0.2"]) / n; share < tc.lo || share > tc.hi || counts["127.0.0.4"] != 0 {
+				t.Fatalf("picks %v: the weight-30 member's share %.3f, want within [%.2f, %.2f], and none for weight 0", counts, share, tc.lo, tc.hi)
+			}
+			for _, tg := range p.Targets() {
+				if tg.URL.Hostname() != "127.0.0.4" {
+					tg.healthy.Store(false)
+				}
+			}
+			if tg, err := p.Pick(1, nil); err != nil || tg.URL.Hostname() != "127.0.0.4" {
+				t.Fatalf("with the weighted members down: %v, %v; want the weight-0 member", tg, err)
+			}
+		})
+	}
+}

@@ -29,7 +29,7 @@ func (p *Pool) checkLoop() {
 	defer tick.Stop()
 	for {
 		var wg sync.WaitGroup
-		for _, t := range *p.members.Load() {
+		for _, t := range p.members.Load().targets {
 			wg.Go(func() { p.record(t, p.probe(client, t)) })
 		}
 		wg.Wait()

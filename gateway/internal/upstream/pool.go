@@ -93,9 +93,9 @@ type Pool struct {
 	fingerprint string
 	secrets     secretref.Source
 	tlsDigest   string // materialDigest of spec.TLS when built
-	// members is the immutable slice of targets that Pick chooses from;
-	// a discovered pool replaces it as its records change.
-	members atomic.Pointer[[]*Target]
+	// members is the immutable membership that Pick chooses from; a
+	// discovered pool replaces it as its records change.
+	members atomic.Pointer[membership]
 	// disc is the discovery of a dns:// or srv:// target, nil for a pool
 	// of static targets.
 	disc      *discovery
@@ -230,7 +230,7 @@ func NewPool(name string, spec schemas.Upstream, opts Options) (*Pool, error) {
 	} else {
 		close(p.resolved)
 	}
-	p.members.Store(&targets)
+	p.members.Store(newMembership(targets, nil))
 	p.fast.sync(targets)
 	return p, nil
 }
@@ -292,13 +292,13 @@ func (p *Pool) HashOn() *schemas.HashOn {
 // Targets returns the pool's current targets; the slice must not be
 // changed. A discovered pool's members change over time: each call
 // returns the set of that moment.
-func (p *Pool) Targets() []*Target { return *p.members.Load() }
+func (p *Pool) Targets() []*Target { return p.members.Load().targets }
 
 // Healthy returns how many of the pool's current targets may be picked:
 // healthy, not ejected and not draining.
 func (p *Pool) Healthy() int {
 	n := 0
-	for _, t := range *p.members.Load() {
+	for _, t := range p.members.Load().targets {
 		if t.available(p.now) {
 			n++
 		}
@@ -318,16 +318,16 @@ func (p *Pool) Pick(key uint64, avoid *Target) (*Target, error) {
 		return nil, ErrBreakerOpen
 	}
 	var t *Target
-	ts := *p.members.Load()
+	m := p.members.Load()
 	switch p.spec.Balance {
 	case schemas.BalanceLeastRequests:
-		t = p.pickLeast(ts, avoid)
+		t = p.pickLeast(m, avoid)
 	case schemas.BalanceRandom:
-		t = p.pickFrom(ts, rand.Uint64(), avoid)
+		t = p.pickFrom(m, rand.Uint64(), avoid)
 	case schemas.BalanceHash:
-		t = p.pickHash(ts, key, avoid)
+		t = p.pickHash(m, key, avoid)
 	default:
-		t = p.pickFrom(ts, p.rr.Add(1)-1, avoid)
+		t = p.pickFrom(m, p.rr.Add(1)-1, avoid)
 	}
 	if t == nil {
 		p.breaker.Record(Ignored)
@@ -374,14 +374,29 @@ func (p *Pool) Done(t *Target, o Outcome) {
 	}
 }
 
-// pickFrom walks the targets from start and returns the first available
-// one that is not avoid, else avoid when it is available, else nil.
-func (p *Pool) pickFrom(ts []*Target, start uint64, avoid *Target) *Target {
-	n := uint64(len(ts))
+// pickFrom walks the ring from start and returns the first available
+// target that is not avoid, else an available member of weight 0, else
+// avoid when it is available, else nil.
+func (p *Pool) pickFrom(m *membership, start uint64, avoid *Target) *Target {
+	ring := m.ring
+	n := uint64(len(ring))
 	for i := range n {
-		t := ts[(start+i)%n]
+		t := ring[(start+i)%n]
 		if t != avoid && t.available(p.now) {
 			return t
+		}
+	}
+	return p.fallback(m, avoid)
+}
+
+// fallback is the choice when no weighted target but avoid is available:
+// an available member of weight 0, else avoid when it is available.
+func (p *Pool) fallback(m *membership, avoid *Target) *Target {
+	if m.zero {
+		for i, t := range m.targets {
+			if m.weights[i] == 0 && t != avoid && t.available(p.now) {
+				return t
+			}
 		}
 	}
 	if avoid != nil && avoid.available(p.now) {
@@ -391,10 +406,11 @@ func (p *Pool) pickFrom(ts []*Target, start uint64, avoid *Target) *Target {
 }
 
 // pickLeast is power of two choices on the in-flight counts.
-func (p *Pool) pickLeast(ts []*Target, avoid *Target) *Target {
+func (p *Pool) pickLeast(m *membership, avoid *Target) *Target {
+	ts := m.ring // weighted draws
 	n := len(ts)
 	if n <= 1 {
-		return p.pickFrom(ts, 0, avoid)
+		return p.pickFrom(m, 0, avoid)
 	}
 	i := rand.IntN(n)
 	j := rand.IntN(n - 1)
@@ -417,13 +433,16 @@ func (p *Pool) pickLeast(ts []*Target, avoid *Target) *Target {
 	}
 	// Both drawn targets are out: take the least loaded of the rest.
 	var best *Target
-	for _, t := range ts {
+	for i, t := range m.targets {
+		if m.zero && m.weights[i] == 0 {
+			continue
+		}
 		if t != avoid && t.available(p.now) && (best == nil || t.inFlight.Load() < best.inFlight.Load()) {
 			best = t
 		}
 	}
-	if best == nil && avoid != nil && avoid.available(p.now) {
-		best = avoid
+	if best == nil {
+		best = p.fallback(m, avoid)
 	}
 	return best
 }
@@ -431,26 +450,42 @@ func (p *Pool) pickLeast(ts []*Target, avoid *Target) *Target {
 // pickHash is rendezvous (highest random weight) hashing: a key keeps its
 // target while that target is available, and only the keys of a target
 // that leaves move.
-func (p *Pool) pickHash(ts []*Target, key uint64, avoid *Target) *Target {
+//
+// With weights (members of an SRV record set) it is weighted rendezvous
+// hashing: each member wins for a share of the keys proportional to its
+// weight, and still only the keys of a member that leaves move.
+func (p *Pool) pickHash(m *membership, key uint64, avoid *Target) *Target {
 	var best *Target
-	var bestScore uint64
-	for _, t := range ts {
-		if t == avoid || !t.available(p.now) {
-			continue
+	if m.weights == nil {
+		var bestScore uint64
+		for _, t := range m.targets {
+			if t == avoid || !t.available(p.now) {
+				continue
+			}
+			if s := mix(key ^ t.seed); best == nil || s > bestScore {
+				best, bestScore = t, s
+			}
 		}
-		if s := mix(key ^ t.seed); best == nil || s > bestScore {
-			best, bestScore = t, s
+	} else {
+		var bestScore float64
+		for i, t := range m.targets {
+			if m.weights[i] == 0 || t == avoid || !t.available(p.now) {
+				continue
+			}
+			if s := weightedScore(mix(key^t.seed), m.weights[i]); best == nil || s > bestScore {
+				best, bestScore = t, s
+			}
 		}
 	}
-	if best == nil && avoid != nil && avoid.available(p.now) {
-		best = avoid
+	if best == nil {
+		best = p.fallback(m, avoid)
 	}
 	return best
 }
 
 // Status returns the state of every target.
 func (p *Pool) Status() []TargetStatus {
-	ts := *p.members.Load()
+	ts := p.members.Load().targets
 	out := make([]TargetStatus, len(ts))
 	now := p.now().UnixNano()
 	for i, t := range ts {

@@ -89,19 +89,23 @@ func (r *Resolver) names(name string) []string {
 	return out
 }
 
-// addr is one resolved member: an IP address and a port.
+// addr is one resolved member: an IP address and a port, and the weight
+// of its SRV record.
 type addr struct {
-	ip   netip.Addr
-	port int
+	ip     netip.Addr
+	port   int
+	weight uint32
 }
 
 func (a addr) String() string { return netip.AddrPortFrom(a.ip, uint16(a.port)).String() }
 
 // resolution is the answer for a discovery target: its members, sorted,
-// and the smallest TTL of the records that gave them.
+// and the smallest TTL of the records that gave them. weighted is true
+// for the members of SRV records, whose weights count.
 type resolution struct {
-	addrs []addr
-	ttl   time.Duration
+	addrs    []addr
+	ttl      time.Duration
+	weighted bool
 }
 
 // lookupHost returns every A and AAAA address of name on port. An error
@@ -169,8 +173,7 @@ func (r *Resolver) addresses(ctx context.Context, fq string, port int, extra []d
 // lookupSRV returns the members named by the SRV records of name: the
 // records of the lowest priority that has an address (the others stand by
 // until it has none), each record's target resolved to its A and AAAA
-// addresses on the record's port. Weights are not used: the upstream's
-// balance spreads requests over the members.
+// addresses on the record's port, weighing the record's weight.
 func (r *Resolver) lookupSRV(ctx context.Context, name string) (resolution, error) {
 	fq := dns.Fqdn(name)
 	msg, err := r.exchange(ctx, fq, dns.TypeSRV)
@@ -192,7 +195,7 @@ func (r *Resolver) lookupSRV(ctx context.Context, name string) (resolution, erro
 	var lastErr error
 	for i := 0; i < len(srvs); {
 		j := i
-		res := resolution{ttl: ttl}
+		res := resolution{ttl: ttl, weighted: true}
 		for ; j < len(srvs) && srvs[j].Priority == srvs[i].Priority; j++ {
 			got, err := r.addresses(ctx, dns.Fqdn(srvs[j].Target), int(srvs[j].Port), msg.Extra)
 			if err != nil {
@@ -202,7 +205,10 @@ func (r *Resolver) lookupSRV(ctx context.Context, name string) (resolution, erro
 				lastErr = err
 				continue
 			}
-			res.addrs = append(res.addrs, got.addrs...)
+			for _, a := range got.addrs {
+				a.weight = uint32(srvs[j].Weight)
+				res.addrs = append(res.addrs, a)
+			}
 			res.ttl = min(res.ttl, got.ttl)
 		}
 		if len(res.addrs) > 0 {
@@ -287,13 +293,17 @@ func minTTL(cur time.Duration, ttl uint32) time.Duration {
 	return cur
 }
 
-// sortAddrs sorts and deduplicates addrs.
+// sortAddrs sorts addrs and merges the duplicates of one address and
+// port, which keep the largest weight.
 func sortAddrs(addrs []addr) []addr {
 	slices.SortFunc(addrs, func(a, b addr) int {
 		if c := a.ip.Compare(b.ip); c != 0 {
 			return c
 		}
-		return cmp.Compare(a.port, b.port)
+		if c := cmp.Compare(a.port, b.port); c != 0 {
+			return c
+		}
+		return cmp.Compare(b.weight, a.weight)
 	})
-	return slices.Compact(addrs)
+	return slices.CompactFunc(addrs, func(a, b addr) bool { return a.ip == b.ip && a.port == b.port })
 }
