@@ -297,12 +297,12 @@ func (c *Config) WithDefaults() Config {
 		Policies:  maps.Clone(c.Policies),
 	}
 	for k, u := range out.Upstreams {
+		u.Discovery = clonePtr(u.Discovery)
 		u.HealthCheck = clonePtr(u.HealthCheck)
 		u.OutlierDetection = clonePtr(u.OutlierDetection)
 		u.CircuitBreaker = clonePtr(u.CircuitBreaker)
 		u.HashOn = clonePtr(u.HashOn)
 		u.TLS = clonePtr(u.TLS)
-		u.Discovery = clonePtr(u.Discovery)
 		out.Upstreams[k] = u
 	}
 	for k, r := range out.Routes {

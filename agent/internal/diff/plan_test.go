@@ -169,16 +169,6 @@ func TestCompute(t *testing.T) {
 			}}},
 		},
 		{
-			name: "upstream moved to dns discovery",
-			old:  &schemas.Config{Upstreams: map[string]schemas.Upstream{"s": up}},
-			new: &schemas.Config{Upstreams: map[string]schemas.Upstream{"s": {Targets: []string{"dns://api.internal:8080"},
-				Discovery: &schemas.Discovery{MinInterval: schemas.Duration(5 * time.Second)}}}},
-			want: []Change{{Action: ActionUpdate, Kind: KindUpstream, Name: "s", Fields: []Field{
-				{Path: "discovery.minInterval", New: "5s"},
-				{Path: "targets", Old: "[http://10.0.0.1:8080]", New: "[dns://api.internal:8080]", Note: "added dns://api.internal:8080; removed http://10.0.0.1:8080"},
-			}}},
-		},
-		{
 			name: "api key hash masked, consumer visible",
 			old:  &schemas.Config{Policies: map[string]schemas.Policy{"keys": {APIKey: &schemas.APIKey{Keys: map[string]string{"ci": "sha256:aa"}}}}},
 			new:  &schemas.Config{Policies: map[string]schemas.Policy{"keys": {APIKey: &schemas.APIKey{Keys: map[string]string{"ci": "sha256:bb", "deploy": "sha256:cc"}}}}},
@@ -211,6 +201,16 @@ func TestCompute(t *testing.T) {
 				{Path: "match.headers.Cookie", New: Sensitive},
 				{Path: "requestHeaders.set.Authorization", New: Sensitive},
 				{Path: "requestHeaders.set.X-Env", New: "prod"},
+			}}},
+		},
+		{
+			name: "upstream moved to dns discovery",
+			old:  &schemas.Config{Upstreams: map[string]schemas.Upstream{"s": up}},
+			new: &schemas.Config{Upstreams: map[string]schemas.Upstream{"s": {Targets: []string{"dns://api.internal:8080"},
+				Discovery: &schemas.Discovery{MinInterval: schemas.Duration(5 * time.Second)}}}},
+			want: []Change{{Action: ActionUpdate, Kind: KindUpstream, Name: "s", Fields: []Field{
+				{Path: "discovery.minInterval", New: "5s"},
+				{Path: "targets", Old: "[http://10.0.0.1:8080]", New: "[dns://api.internal:8080]", Note: "added dns://api.internal:8080; removed http://10.0.0.1:8080"},
 			}}},
 		},
 		{

@@ -25,11 +25,11 @@ type upstreamCollector struct{ e *Engine }
 
 // Describe sends the descriptors of the upstream metrics.
 func (c upstreamCollector) Describe(ch chan<- *prometheus.Desc) {
-	ch <- descBreaker
-	ch <- descHealthy
 	ch <- descMembers
 	ch <- descResolutions
 	ch <- descSinceGood
+	ch <- descBreaker
+	ch <- descHealthy
 }
 
 // Collect reads the current snapshot's pools.

@@ -226,7 +226,7 @@ func Run(ctx context.Context, cfg Config, logger zerolog.Logger) error {
 	var store *lkg.Store
 	adminOpts := admin.Options{
 		Runtime:    eng,
-		Health:     healthOf(eng),
+		Health:     withDiscovery(healthOf(eng), eng),
 		Gatherer:   reg,
 		Registerer: reg,
 		Logger:     logger,
@@ -456,6 +456,16 @@ func restore(lg zerolog.Logger, store *lkg.Store, adm *admin.Server) {
 func healthOf(eng *runtime.Engine) func() admin.Health {
 	return func() admin.Health {
 		st := eng.Status()
-		return admin.Health{Routes: st.Routes, Upstreams: st.Upstreams, Breakers: st.Breakers, Traffic: st.Traffic, JWKS: st.JWKS, Discovery: st.Discovery}
+		return admin.Health{Routes: st.Routes, Upstreams: st.Upstreams, Breakers: st.Breakers, Traffic: st.Traffic, JWKS: st.JWKS}
+	}
+}
+
+// withDiscovery adds the resolution state of the upstreams found by DNS to
+// what health returns.
+func withDiscovery(health func() admin.Health, eng *runtime.Engine) func() admin.Health {
+	return func() admin.Health {
+		h := health()
+		h.Discovery = eng.Status().Discovery
+		return h
 	}
 }

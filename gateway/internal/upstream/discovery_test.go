@@ -222,8 +222,14 @@ func TestDiscoveryKeepsLastGoodSet(t *testing.T) {
 			if got := memberURLs(p); !slices.Equal(got, good) || st.Members != len(good) {
 				t.Fatalf("members %v (status %d) after a bad resolution, want the last good %v", got, st.Members, good)
 			}
-			if p.Healthy() != len(good) {
-				t.Fatalf("Healthy() = %d, want %d", p.Healthy(), len(good))
+			n := 0
+			for _, tg := range p.targets {
+				if tg.available(p.now) {
+					n++
+				}
+			}
+			if n != len(good) {
+				t.Fatalf("%d targets available, want %d", n, len(good))
 			}
 			okBefore := resolutions(p, ResultOK)
 			tc.repair(s)
@@ -559,7 +565,9 @@ func TestDiscoveryPickDuringChurn(t *testing.T) {
 		before := resolutions(p, ResultOK)
 		s.SetHosts("api.test", sets[i%len(sets)]...)
 		waitResolutions(t, p, ResultOK, before, 1)
-		_ = p.Healthy()
+		for _, tg := range p.targets {
+			_ = tg.available(p.now)
+		}
 		_ = p.Status()
 	}
 	close(stop)

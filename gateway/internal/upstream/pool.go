@@ -294,16 +294,15 @@ func (p *Pool) HashOn() *schemas.HashOn {
 // returns the set of that moment.
 func (p *Pool) Targets() []*Target { return p.members.Load().targets }
 
-// Healthy returns how many of the pool's current targets may be picked:
-// healthy, not ejected and not draining.
-func (p *Pool) Healthy() int {
-	n := 0
-	for _, t := range p.members.Load().targets {
-		if t.available(p.now) {
-			n++
+// targets yields the pool's current targets with their indexes, all of
+// one membership: code that ranges over p.targets (a count of available
+// targets for failover groups) reads the members of that moment.
+func (p *Pool) targets(yield func(int, *Target) bool) {
+	for i, t := range p.members.Load().targets {
+		if !yield(i, t) {
+			return
 		}
 	}
-	return n
 }
 
 // Breaker returns the pool's circuit breaker, nil when none is configured.
