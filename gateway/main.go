@@ -119,6 +119,7 @@ func newRootCmd(stdout, stderr io.Writer, serveWith func(serve.Config, zerolog.L
 	fset.StringVar(&cfg.AdminSocket, "admin-socket", serve.DefaultAdminSocket(), "admin API Unix socket path")
 	fset.StringVar(&cfg.StateDir, "state-dir", serve.DefaultStateDir(), "directory of the last-known-good bundle; empty: none")
 	fset.BoolVar(&cfg.Watch, "watch", false, "serve GET /v1/watch (long-poll and server-sent events)")
+	fset.StringVar(&cfg.DNSResolver, "dns-resolver", "", "DNS server (host:port) asked for the members of dns:// and srv:// upstream targets; empty: the servers of /etc/resolv.conf")
 	fset.StringVar(&cfg.ObserveAddr, "observe-addr", "", "TCP address for the read-only admin routes; empty: none")
 	fset.BoolVar(&cfg.AccessLog, "access-log", false, "log one line per request: proxied, refused by a policy or unrouted")
 	fset.BoolVar(&cfg.H2C, "h2c", false, "accept HTTP/2 without TLS on --listen")

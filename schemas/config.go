@@ -35,6 +35,11 @@ type Upstream struct {
 	Balance string `json:"balance,omitempty"`
 	// HashOn chooses the key when Balance is "hash". Default: client IP.
 	HashOn *HashOn `json:"hashOn,omitempty"`
+	// Discovery bounds how often the upstream's target is resolved again
+	// when that target is dns://NAME:PORT (every A and AAAA record of NAME)
+	// or srv://_service._tcp.NAME (the SRV records of the name), which must
+	// then be its only target. Nil: the defaults (1s and 5m).
+	Discovery *Discovery `json:"discovery,omitempty"`
 	// HealthCheck enables active health checks. Nil: none.
 	HealthCheck *HealthCheck `json:"healthCheck,omitempty"`
 	// OutlierDetection ejects targets after consecutive failures seen on real
@@ -101,6 +106,19 @@ type UpstreamTLS struct {
 	// exists for tests and migrations only: the gateway logs a warning
 	// naming the upstream at each apply, and the agent's plan says so.
 	InsecureSkipVerify bool `json:"insecureSkipVerify,omitempty"`
+}
+
+// Discovery bounds the re-resolution of an upstream's dns:// or srv://
+// target: the next resolution comes after the smallest TTL of the answer,
+// raised to MinInterval and lowered to MaxInterval.
+type Discovery struct {
+	// MinInterval is the shortest time between two resolutions, whatever
+	// the TTL. Default 1s.
+	MinInterval Duration `json:"minInterval,omitempty"`
+	// MaxInterval is the longest time between two resolutions, whatever
+	// the TTL, and the longest wait before a retry after a failure.
+	// Default 5m.
+	MaxInterval Duration `json:"maxInterval,omitempty"`
 }
 
 // The protocols of Upstream.Protocol.

@@ -25,6 +25,8 @@ const (
 	DefaultMaxEjection           = 5 * time.Minute
 	DefaultBackoffBase           = 25 * time.Millisecond
 	DefaultBackoffMax            = 250 * time.Millisecond
+	DefaultDiscoveryMinInterval  = time.Second
+	DefaultDiscoveryMaxInterval  = 5 * time.Minute
 
 	DefaultSafetyBakeWindow         = 2 * time.Minute
 	DefaultSafetyCheckInterval      = 5 * time.Second
@@ -180,6 +182,10 @@ func (u *Upstream) applyDefaults() {
 		setDur(&o.BaseEjection, DefaultBaseEjection)
 		setDur(&o.MaxEjection, DefaultMaxEjection)
 	}
+	if d := u.Discovery; d != nil {
+		setDur(&d.MinInterval, DefaultDiscoveryMinInterval)
+		setDur(&d.MaxInterval, max(DefaultDiscoveryMaxInterval, d.MinInterval.D()))
+	}
 	if b := u.CircuitBreaker; b != nil {
 		setInt(&b.ConsecutiveFailures, 5)
 		setInt(&b.MinRequests, 20)
@@ -321,6 +327,7 @@ func (c *Config) WithDefaults() Config {
 		Policies:  maps.Clone(c.Policies),
 	}
 	for k, u := range out.Upstreams {
+		u.Discovery = clonePtr(u.Discovery)
 		u.HealthCheck = clonePtr(u.HealthCheck)
 		u.OutlierDetection = clonePtr(u.OutlierDetection)
 		u.CircuitBreaker = clonePtr(u.CircuitBreaker)

@@ -67,6 +67,9 @@ type Health struct {
 	Upstreams map[string][]client.TargetStatus
 	// Breakers maps an upstream name to its breaker state.
 	Breakers map[string]string
+	// Discovery maps an upstream with a dns:// or srv:// target to its
+	// resolution state.
+	Discovery map[string]client.DiscoveryStatus
 	// Traffic is what the running version and the one before it served.
 	Traffic *client.TrafficReport
 	// JWKS maps a jwt policy with a jwksURL to its key set's state.
@@ -571,6 +574,7 @@ func (s *Server) status() client.Status {
 	}
 	if s.opts.Health != nil {
 		h := s.opts.Health()
+		st.Discovery = h.Discovery
 		st.Routes, st.Upstreams, st.Breakers, st.Traffic = h.Routes, h.Upstreams, h.Breakers, h.Traffic
 		st.JWKS = h.JWKS
 		st.Failover = h.Failover

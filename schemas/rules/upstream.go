@@ -10,7 +10,7 @@ import (
 )
 
 // Upstream checks the rules of one upstream that CUE cannot express:
-// usable target URLs, hashOn with the hash balancer only and with exactly
+// usable target URLs (or one dns:// or srv:// target), hashOn with the hash balancer only and with exactly
 // one attribute, a health-check timeout within its interval and a base
 // ejection within the maximum; for a failover upstream, no targets and
 // none of the options of its groups (Failover checks the groups). u may be
@@ -21,10 +21,14 @@ func Upstream(u schemas.Upstream) []Violation {
 	}
 	var out []Violation
 	for i, t := range u.Targets {
+		if IsDiscovery(t) {
+			continue // checked by discovery
+		}
 		if err := Target(t); err != nil {
 			out = append(out, at(fmt.Sprintf(".targets[%d]", i), err)...)
 		}
 	}
+	out = append(out, discovery(u)...)
 	out = append(out, protocol(u)...)
 	if u.HashOn != nil {
 		if u.Balance != schemas.BalanceHash {

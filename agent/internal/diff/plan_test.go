@@ -263,6 +263,16 @@ func TestCompute(t *testing.T) {
 			}}},
 		},
 		{
+			name: "upstream moved to dns discovery",
+			old:  &schemas.Config{Upstreams: map[string]schemas.Upstream{"s": up}},
+			new: &schemas.Config{Upstreams: map[string]schemas.Upstream{"s": {Targets: []string{"dns://api.internal:8080"},
+				Discovery: &schemas.Discovery{MinInterval: schemas.Duration(5 * time.Second)}}}},
+			want: []Change{{Action: ActionUpdate, Kind: KindUpstream, Name: "s", Fields: []Field{
+				{Path: "discovery.minInterval", New: "5s"},
+				{Path: "targets", Old: "[http://10.0.0.1:8080]", New: "[dns://api.internal:8080]", Note: "added dns://api.internal:8080; removed http://10.0.0.1:8080"},
+			}}},
+		},
+		{
 			name: "url credentials hidden",
 			old:  &schemas.Config{},
 			new:  &schemas.Config{Upstreams: map[string]schemas.Upstream{"s": {Targets: []string{"https://bob:hunter2@10.0.0.1/"}}}},

@@ -49,6 +49,32 @@ type TargetStatus struct {
 	InFlight int64 `json:"inFlight"`
 }
 
+// DiscoveryStatus is the state of an upstream's dns:// or srv:// target.
+type DiscoveryStatus struct {
+	// Target is the discovery target as configured.
+	Target string `json:"target"`
+	// State is the outcome of the last resolution: "pending" before the
+	// first, "ok", "empty" (an answer without an address) or "failed".
+	// After "empty" and "failed" the pool keeps its last good members.
+	State string `json:"state"`
+	// Members is the number of members the pool serves with.
+	Members int `json:"members"`
+	// Draining is the number of members that left and are finishing
+	// their requests.
+	Draining int `json:"draining,omitempty"`
+	// LastSuccess is when a resolution last gave members.
+	LastSuccess time.Time `json:"lastSuccess,omitzero"`
+	// LastError says why the last resolution that did not give members
+	// failed; empty when none has failed.
+	LastError string `json:"lastError,omitempty"`
+	// LastErrorAt is when LastError happened.
+	LastErrorAt time.Time `json:"lastErrorAt,omitzero"`
+	// NextResolution is when the target is resolved again.
+	NextResolution time.Time `json:"nextResolution,omitzero"`
+	// Resolutions counts the resolutions by result: ok, empty, failed.
+	Resolutions map[string]uint64 `json:"resolutions"`
+}
+
 // Status is the answer of GET /v1/status.
 type Status struct {
 	// Ready is true once a config is loaded.
@@ -68,6 +94,9 @@ type Status struct {
 	// Breakers maps an upstream name to its circuit breaker state
 	// ("closed", "open", "half-open").
 	Breakers map[string]string `json:"breakers,omitempty"`
+	// Discovery maps an upstream with a dns:// or srv:// target to the
+	// state of its resolution.
+	Discovery map[string]DiscoveryStatus `json:"discovery,omitempty"`
 	// LastRejected is the last bundle refused since the gateway started.
 	LastRejected *Rejection `json:"lastRejected,omitempty"`
 	// StartedAt is when the gateway process started.

@@ -53,6 +53,9 @@ type Options struct {
 	// value leaves the Go runtime's setting alone. GOGC, when set, always
 	// wins.
 	GCPercent int
+	// Resolver resolves the upstreams' dns:// and srv:// targets. Nil:
+	// the servers of /etc/resolv.conf.
+	Resolver *upstream.Resolver
 }
 
 // DefaultGCPercent is the GC target of a gateway whose GOGC is unset. The
@@ -104,6 +107,9 @@ type Status struct {
 	// Breakers holds the state ("closed", "open", "half-open") of each
 	// upstream that has a circuit breaker.
 	Breakers map[string]string `json:"breakers"`
+	// Discovery holds the resolution state of each upstream with a
+	// dns:// or srv:// target.
+	Discovery map[string]client.DiscoveryStatus `json:"discovery,omitempty"`
 	// Traffic is what the running version and the one before it served;
 	// nil before the first apply.
 	Traffic *client.TrafficReport `json:"traffic,omitempty"`
@@ -284,6 +290,7 @@ func (e *Engine) Apply(b *schemas.Bundle) error {
 	for _, p := range s.pools {
 		p.Start()
 	}
+	waitResolved(s.pools)
 	s.refs.Store(1)
 	e.cur.Store(s)
 	if cur != nil {
@@ -347,6 +354,12 @@ func (e *Engine) Status() Status {
 		st.Upstreams[name] = p.Status()
 		if b := p.Breaker(); b != nil {
 			st.Breakers[name] = b.State().String()
+		}
+		if d := p.Discovery(); d != nil {
+			if st.Discovery == nil {
+				st.Discovery = map[string]client.DiscoveryStatus{}
+			}
+			st.Discovery[name] = *d
 		}
 	}
 	st.Failover = failoverStatus(s)
@@ -482,7 +495,7 @@ func (e *Engine) build(b *schemas.Bundle, cfg *schemas.Config, prev *snapshot, w
 				}
 			}
 		}
-		p, err := upstream.NewPool(name, spec, upstream.Options{Logger: e.opts.Logger, Secrets: secretref.Source{LookupEnv: e.opts.LookupEnv}})
+		p, err := upstream.NewPool(name, spec, upstream.Options{Logger: e.opts.Logger, Secrets: secretref.Source{LookupEnv: e.opts.LookupEnv}, Resolver: e.opts.Resolver})
 		if err != nil {
 			addErr(err, "upstreams."+name)
 			continue
@@ -547,4 +560,19 @@ func (e *Engine) build(b *schemas.Bundle, cfg *schemas.Config, prev *snapshot, w
 		return nil, &schemas.InvalidError{Diagnostics: diags}
 	}
 	return s, nil
+}
+
+// waitResolved waits, at most upstream.FirstResolutionWait in all, for the
+// first resolution of the pools with a dns:// or srv:// target, so that a
+// new one has its members when it starts serving.
+func waitResolved(pools map[string]*upstream.Pool) {
+	timer := time.NewTimer(upstream.FirstResolutionWait)
+	defer timer.Stop()
+	for _, p := range pools {
+		select {
+		case <-p.Resolved():
+		case <-timer.C:
+			return
+		}
+	}
 }

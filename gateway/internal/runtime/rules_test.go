@@ -154,6 +154,38 @@ upstreams:
 upstreams:
   w: {targets: ["http://127.0.0.1:9/?a=b"]}
 `, "upstreams.w.targets[0]"},
+		{"dns target accepted", `
+upstreams:
+  w: {targets: ["dns://api.internal.example:8080"], discovery: {minInterval: 2s}}
+`, ""},
+		{"srv target accepted", `
+upstreams:
+  w: {targets: ["srv://_http._tcp.api.internal.example"]}
+`, ""},
+		{"dns target without a port", `
+upstreams:
+  w: {targets: ["dns://api.internal.example"]}
+`, "upstreams.w.targets[0]"},
+		{"dns target naming an address", `
+upstreams:
+  w: {targets: ["dns://10.0.0.1:80"]}
+`, "upstreams.w.targets[0]"},
+		{"srv target without _tcp", `
+upstreams:
+  w: {targets: ["srv://_http.api.internal.example"]}
+`, "upstreams.w.targets[0]"},
+		{"dns target beside another", `
+upstreams:
+  w: {targets: ["http://127.0.0.1:9", "dns://api.internal.example:80"]}
+`, "upstreams.w.targets[1]"},
+		{"discovery without a discovery target", `
+upstreams:
+  w: {targets: ["http://127.0.0.1:9"], discovery: {minInterval: 2s}}
+`, "upstreams.w.discovery"},
+		{"discovery minInterval above maxInterval", `
+upstreams:
+  w: {targets: ["dns://api.internal.example:80"], discovery: {minInterval: 2m, maxInterval: 1m}}
+`, "upstreams.w.discovery.maxInterval"},
 		{"target not http", `
 upstreams:
   w: {targets: ["ftp://127.0.0.1"]}

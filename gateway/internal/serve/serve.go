@@ -26,6 +26,7 @@ import (
 	"github.com/gitgate/gitgate/gateway/internal/lkg"
 	"github.com/gitgate/gitgate/gateway/internal/runtime"
 	"github.com/gitgate/gitgate/gateway/internal/tracing"
+	gwupstream "github.com/gitgate/gitgate/gateway/internal/upstream"
 )
 
 // Log field names used by this package.
@@ -55,6 +56,10 @@ type Config struct {
 	StateDir string
 	// TrustedProxies are peers whose X-Forwarded-* headers are kept.
 	TrustedProxies []netip.Prefix
+	// DNSResolver is the DNS server (host:port) asked for the members of
+	// dns:// and srv:// upstream targets. Empty: the servers of
+	// /etc/resolv.conf.
+	DNSResolver string
 	// Watch enables GET /v1/watch.
 	Watch bool
 	// ObserveAddr, when set, serves the read-only admin routes on TCP.
@@ -207,6 +212,14 @@ func Run(ctx context.Context, cfg Config, logger zerolog.Logger) error {
 		return fmt.Errorf("gateway config: %w", err)
 	}
 	lg := logger.With().Str(logComponent, "gateway").Logger()
+	var resolver *gwupstream.Resolver
+	if cfg.DNSResolver != "" {
+		r, err := gwupstream.NewResolver(cfg.DNSResolver)
+		if err != nil {
+			return fmt.Errorf("gateway config: %w", err)
+		}
+		resolver = r
+	}
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(
@@ -232,13 +245,14 @@ func Run(ctx context.Context, cfg Config, logger zerolog.Logger) error {
 		Logger:         logger,
 		AccessLog:      cfg.AccessLog,
 		Tracer:         sp.tracer(),
+		Resolver:       resolver,
 	})
 	defer eng.Close()
 
 	var store *lkg.Store
 	adminOpts := admin.Options{
 		Runtime:    eng,
-		Health:     healthOf(eng),
+		Health:     withDiscovery(healthOf(eng), eng),
 		Gatherer:   reg,
 		Registerer: reg,
 		Logger:     logger,
@@ -470,5 +484,15 @@ func healthOf(eng *runtime.Engine) func() admin.Health {
 	return func() admin.Health {
 		st := eng.Status()
 		return admin.Health{Routes: st.Routes, Upstreams: st.Upstreams, Breakers: st.Breakers, Traffic: st.Traffic, JWKS: st.JWKS, Failover: st.Failover}
+	}
+}
+
+// withDiscovery adds the resolution state of the upstreams found by DNS to
+// what health returns.
+func withDiscovery(health func() admin.Health, eng *runtime.Engine) func() admin.Health {
+	return func() admin.Health {
+		h := health()
+		h.Discovery = eng.Status().Discovery
+		return h
 	}
 }

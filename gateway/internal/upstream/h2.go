@@ -26,12 +26,9 @@ func setProtocol(tr *http.Transport, protocol string) {
 	tr.Protocols = &p
 }
 
-// fastTargets returns the targets the HTTP/1.1 fast path may serve: all of
-// them for http1, none for h2 and h2c, whose requests all go through the
-// pool's http.Transport.
-func fastTargets(protocol string, targets []*Target) []*Target {
-	if protocol == "" || protocol == schemas.ProtocolHTTP1 {
-		return targets
-	}
-	return nil
+// fastPath reports whether the HTTP/1.1 fast path may serve the pool's
+// http:// targets: for http1, not for h2 and h2c, whose requests all go
+// through the pool's http.Transport.
+func fastPath(protocol string) bool {
+	return protocol == "" || protocol == schemas.ProtocolHTTP1
 }

@@ -13,7 +13,9 @@ import (
 // connection can be reused.
 const maxProbeBody = 4 << 10
 
-// checkLoop probes every target at once each interval until Close.
+// checkLoop probes every target at once each interval until Close. A
+// discovered pool's checks follow its members: each round probes the
+// members of that moment.
 func (p *Pool) checkLoop() {
 	defer p.wg.Done()
 	hc := p.spec.HealthCheck
@@ -27,7 +29,7 @@ func (p *Pool) checkLoop() {
 	defer tick.Stop()
 	for {
 		var wg sync.WaitGroup
-		for _, t := range p.targets {
+		for _, t := range p.members.Load().targets {
 			wg.Go(func() { p.record(t, p.probe(client, t)) })
 		}
 		wg.Wait()

@@ -40,6 +40,9 @@ type Options struct {
 	// client certificate and key). The zero value reads the process
 	// environment and the file system.
 	Secrets secretref.Source
+	// Resolver resolves dns:// and srv:// targets. Nil: one built from
+	// /etc/resolv.conf.
+	Resolver *Resolver
 }
 
 // TargetStatus is a snapshot of one target for status pages, in the admin
@@ -59,6 +62,10 @@ type Target struct {
 	ejectedUntil atomic.Int64 // unix nanos; 0: not ejected
 	ejections    atomic.Int64
 
+	// draining is set while a target that left a discovered pool finishes
+	// its requests: it is never picked again.
+	draining atomic.Bool
+
 	// Health check counters, touched only by the pool's checker goroutine.
 	hcPass, hcFail int
 }
@@ -70,7 +77,7 @@ func (t *Target) String() string { return t.raw }
 func (t *Target) InFlight() int64 { return t.inFlight.Load() }
 
 func (t *Target) available(now func() time.Time) bool {
-	if !t.healthy.Load() {
+	if !t.healthy.Load() || t.draining.Load() {
 		return false
 	}
 	if e := t.ejectedUntil.Load(); e != 0 && now().UnixNano() < e {
@@ -86,17 +93,23 @@ type Pool struct {
 	fingerprint string
 	secrets     secretref.Source
 	tlsDigest   string // materialDigest of spec.TLS when built
-	targets     []*Target
-	breaker     *Breaker
-	transport   *http.Transport
-	fast        *fastTransport
-	now         func() time.Time
-	log         zerolog.Logger
-	rr          atomic.Uint64
+	// members is the immutable membership that Pick chooses from; a
+	// discovered pool replaces it as its records change.
+	members atomic.Pointer[membership]
+	// disc is the discovery of a dns:// or srv:// target, nil for a pool
+	// of static targets.
+	disc      *discovery
+	breaker   *Breaker
+	transport *http.Transport
+	fast      *fastTransport
+	now       func() time.Time
+	log       zerolog.Logger
+	rr        atomic.Uint64
 
 	startOnce sync.Once
 	closeOnce sync.Once
 	ctx       context.Context
+	resolved  chan struct{} // closed by the first resolution
 	cancel    context.CancelFunc
 	wg        sync.WaitGroup
 }
@@ -118,14 +131,26 @@ func NewPool(name string, spec schemas.Upstream, opts Options) (*Pool, error) {
 		bad = true
 	}
 	targets := make([]*Target, 0, len(spec.Targets))
+	var dt *rules.DiscoveryTarget
 	for _, raw := range spec.Targets {
+		if rules.IsDiscovery(raw) {
+			if d, err := rules.ParseDiscovery(raw); err == nil && !bad {
+				dt = &d
+			}
+			continue
+		}
 		u, err := url.Parse(raw)
 		if bad || err != nil { // rules.Upstream reported it
 			continue
 		}
-		t := &Target{URL: u, raw: raw, seed: mix(fnv64(raw))}
-		t.healthy.Store(true)
-		targets = append(targets, t)
+		targets = append(targets, newTarget(u, raw))
+	}
+	if dt != nil && opts.Resolver == nil {
+		r, err := NewResolver("")
+		if err != nil {
+			at(".targets[0]", "no DNS resolver for %s targets: %v (see --dns-resolver)", dt.Scheme+"://", err)
+		}
+		opts.Resolver = r
 	}
 	switch spec.Balance {
 	case schemas.BalanceRoundRobin, schemas.BalanceLeastRequests, schemas.BalanceRandom:
@@ -166,6 +191,10 @@ func NewPool(name string, spec schemas.Upstream, opts Options) (*Pool, error) {
 		var tdiags []schemas.Diagnostic
 		tlsCfg, tdiags = tlsConfig("upstreams."+name+".tls", spec.TLS, opts.Secrets)
 		diags = append(diags, tdiags...)
+		if dt != nil && tlsCfg.ServerName == "" {
+			// Members are addresses: verify the name they were found by.
+			tlsCfg.ServerName = dt.ServerName()
+		}
 	}
 	if len(diags) > 0 {
 		return nil, &schemas.InvalidError{Diagnostics: diags}
@@ -181,21 +210,36 @@ func NewPool(name string, spec schemas.Upstream, opts Options) (*Pool, error) {
 	ctx, cancel := context.WithCancel(context.Background())
 	tr, dialer := newTransport(spec, tlsCfg)
 	setProtocol(tr, spec.Protocol)
-	return &Pool{
+	p := &Pool{
 		name:        name,
 		spec:        spec,
 		fingerprint: string(fp),
 		secrets:     opts.Secrets,
 		tlsDigest:   tlsDigest,
-		targets:     targets,
 		breaker:     newBreaker(spec.CircuitBreaker, now),
 		transport:   tr,
-		fast:        newFastTransport(tr, dialer, fastTargets(spec.Protocol, targets), spec.MaxIdleConnsPerTarget, spec.MaxConnsPerTarget),
+		fast:        newFastTransport(tr, dialer, fastPath(spec.Protocol), spec.MaxIdleConnsPerTarget, spec.MaxConnsPerTarget),
 		now:         now,
 		log:         opts.Logger.With().Str("upstream", name).Logger(),
 		ctx:         ctx,
 		cancel:      cancel,
-	}, nil
+	}
+	p.resolved = make(chan struct{})
+	if dt != nil {
+		p.disc = newDiscovery(*dt, spec, opts, tr)
+	} else {
+		close(p.resolved)
+	}
+	p.members.Store(newMembership(targets, nil))
+	p.fast.sync(targets)
+	return p, nil
+}
+
+// newTarget returns a healthy target of base URL u, written raw.
+func newTarget(u *url.URL, raw string) *Target {
+	t := &Target{URL: u, raw: raw, seed: mix(fnv64(raw))}
+	t.healthy.Store(true)
+	return t
 }
 
 // newTransport builds the pool's http.Transport, which carries every
@@ -245,8 +289,21 @@ func (p *Pool) HashOn() *schemas.HashOn {
 	return p.spec.HashOn
 }
 
-// Targets returns the pool's targets; the slice must not be changed.
-func (p *Pool) Targets() []*Target { return p.targets }
+// Targets returns the pool's current targets; the slice must not be
+// changed. A discovered pool's members change over time: each call
+// returns the set of that moment.
+func (p *Pool) Targets() []*Target { return p.members.Load().targets }
+
+// targets yields the pool's current targets with their indexes, all of
+// one membership: code that ranges over p.targets (a count of available
+// targets for failover groups) reads the members of that moment.
+func (p *Pool) targets(yield func(int, *Target) bool) {
+	for i, t := range p.members.Load().targets {
+		if !yield(i, t) {
+			return
+		}
+	}
+}
 
 // Breaker returns the pool's circuit breaker, nil when none is configured.
 func (p *Pool) Breaker() *Breaker { return p.breaker }
@@ -260,15 +317,16 @@ func (p *Pool) Pick(key uint64, avoid *Target) (*Target, error) {
 		return nil, ErrBreakerOpen
 	}
 	var t *Target
+	m := p.members.Load()
 	switch p.spec.Balance {
 	case schemas.BalanceLeastRequests:
-		t = p.pickLeast(avoid)
+		t = p.pickLeast(m, avoid)
 	case schemas.BalanceRandom:
-		t = p.pickFrom(rand.Uint64(), avoid)
+		t = p.pickFrom(m, rand.Uint64(), avoid)
 	case schemas.BalanceHash:
-		t = p.pickHash(key, avoid)
+		t = p.pickHash(m, key, avoid)
 	default:
-		t = p.pickFrom(p.rr.Add(1)-1, avoid)
+		t = p.pickFrom(m, p.rr.Add(1)-1, avoid)
 	}
 	if t == nil {
 		p.breaker.Record(Ignored)
@@ -315,14 +373,29 @@ func (p *Pool) Done(t *Target, o Outcome) {
 	}
 }
 
-// pickFrom walks the targets from start and returns the first available
-// one that is not avoid, else avoid when it is available, else nil.
-func (p *Pool) pickFrom(start uint64, avoid *Target) *Target {
-	n := uint64(len(p.targets))
+// pickFrom walks the ring from start and returns the first available
+// target that is not avoid, else an available member of weight 0, else
+// avoid when it is available, else nil.
+func (p *Pool) pickFrom(m *membership, start uint64, avoid *Target) *Target {
+	ring := m.ring
+	n := uint64(len(ring))
 	for i := range n {
-		t := p.targets[(start+i)%n]
+		t := ring[(start+i)%n]
 		if t != avoid && t.available(p.now) {
 			return t
+		}
+	}
+	return p.fallback(m, avoid)
+}
+
+// fallback is the choice when no weighted target but avoid is available:
+// an available member of weight 0, else avoid when it is available.
+func (p *Pool) fallback(m *membership, avoid *Target) *Target {
+	if m.zero {
+		for i, t := range m.targets {
+			if m.weights[i] == 0 && t != avoid && t.available(p.now) {
+				return t
+			}
 		}
 	}
 	if avoid != nil && avoid.available(p.now) {
@@ -332,17 +405,18 @@ func (p *Pool) pickFrom(start uint64, avoid *Target) *Target {
 }
 
 // pickLeast is power of two choices on the in-flight counts.
-func (p *Pool) pickLeast(avoid *Target) *Target {
-	n := len(p.targets)
-	if n == 1 {
-		return p.pickFrom(0, avoid)
+func (p *Pool) pickLeast(m *membership, avoid *Target) *Target {
+	ts := m.ring // weighted draws
+	n := len(ts)
+	if n <= 1 {
+		return p.pickFrom(m, 0, avoid)
 	}
 	i := rand.IntN(n)
 	j := rand.IntN(n - 1)
 	if j >= i {
 		j++
 	}
-	a, b := p.targets[i], p.targets[j]
+	a, b := ts[i], ts[j]
 	okA := a != avoid && a.available(p.now)
 	okB := b != avoid && b.available(p.now)
 	switch {
@@ -358,13 +432,16 @@ func (p *Pool) pickLeast(avoid *Target) *Target {
 	}
 	// Both drawn targets are out: take the least loaded of the rest.
 	var best *Target
-	for _, t := range p.targets {
+	for i, t := range m.targets {
+		if m.zero && m.weights[i] == 0 {
+			continue
+		}
 		if t != avoid && t.available(p.now) && (best == nil || t.inFlight.Load() < best.inFlight.Load()) {
 			best = t
 		}
 	}
-	if best == nil && avoid != nil && avoid.available(p.now) {
-		best = avoid
+	if best == nil {
+		best = p.fallback(m, avoid)
 	}
 	return best
 }
@@ -372,28 +449,45 @@ func (p *Pool) pickLeast(avoid *Target) *Target {
 // pickHash is rendezvous (highest random weight) hashing: a key keeps its
 // target while that target is available, and only the keys of a target
 // that leaves move.
-func (p *Pool) pickHash(key uint64, avoid *Target) *Target {
+//
+// With weights (members of an SRV record set) it is weighted rendezvous
+// hashing: each member wins for a share of the keys proportional to its
+// weight, and still only the keys of a member that leaves move.
+func (p *Pool) pickHash(m *membership, key uint64, avoid *Target) *Target {
 	var best *Target
-	var bestScore uint64
-	for _, t := range p.targets {
-		if t == avoid || !t.available(p.now) {
-			continue
+	if m.weights == nil {
+		var bestScore uint64
+		for _, t := range m.targets {
+			if t == avoid || !t.available(p.now) {
+				continue
+			}
+			if s := mix(key ^ t.seed); best == nil || s > bestScore {
+				best, bestScore = t, s
+			}
 		}
-		if s := mix(key ^ t.seed); best == nil || s > bestScore {
-			best, bestScore = t, s
+	} else {
+		var bestScore float64
+		for i, t := range m.targets {
+			if m.weights[i] == 0 || t == avoid || !t.available(p.now) {
+				continue
+			}
+			if s := weightedScore(mix(key^t.seed), m.weights[i]); best == nil || s > bestScore {
+				best, bestScore = t, s
+			}
 		}
 	}
-	if best == nil && avoid != nil && avoid.available(p.now) {
-		best = avoid
+	if best == nil {
+		best = p.fallback(m, avoid)
 	}
 	return best
 }
 
 // Status returns the state of every target.
 func (p *Pool) Status() []TargetStatus {
-	out := make([]TargetStatus, len(p.targets))
+	ts := p.members.Load().targets
+	out := make([]TargetStatus, len(ts))
 	now := p.now().UnixNano()
-	for i, t := range p.targets {
+	for i, t := range ts {
 		out[i] = TargetStatus{
 			URL:      t.raw,
 			Healthy:  t.healthy.Load(),
@@ -404,20 +498,24 @@ func (p *Pool) Status() []TargetStatus {
 	return out
 }
 
-// Start launches the active health checker when one is configured. It is
-// safe to call more than once.
+// Start launches the active health checker when one is configured, and
+// the resolution loop of a discovered pool, whose first resolution closes
+// Resolved. It is safe to call more than once.
 func (p *Pool) Start() {
-	if p.spec.HealthCheck == nil {
-		return
-	}
 	p.startOnce.Do(func() {
-		p.wg.Add(1)
-		go p.checkLoop()
+		if p.disc != nil {
+			p.wg.Add(1)
+			go p.discoverLoop(p.resolved)
+		}
+		if p.spec.HealthCheck != nil {
+			p.wg.Add(1)
+			go p.checkLoop()
+		}
 	})
 }
 
-// Close stops the health checker, waits for it and closes idle
-// connections. It is safe to call more than once.
+// Close stops the health checker and the resolution loop, waits for them
+// and closes idle connections. It is safe to call more than once.
 func (p *Pool) Close() {
 	p.closeOnce.Do(func() {
 		p.cancel()

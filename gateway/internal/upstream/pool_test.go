@@ -98,7 +98,7 @@ func TestBalancersSpreadAndSkipUnavailable(t *testing.T) {
 		t.Run(balance, func(t *testing.T) {
 			t.Parallel()
 			p := mustPool(t, schemas.Upstream{Targets: targets(4), Balance: balance}, nil)
-			p.targets[2].healthy.Store(false)
+			p.Targets()[2].healthy.Store(false)
 			counts := map[string]int{}
 			const n = 4000
 			for i := range n {
@@ -109,10 +109,10 @@ func TestBalancersSpreadAndSkipUnavailable(t *testing.T) {
 				counts[tg.String()]++
 				p.Done(tg, Success)
 			}
-			if counts[p.targets[2].String()] != 0 {
-				t.Fatalf("unhealthy target picked %d times", counts[p.targets[2].String()])
+			if counts[p.Targets()[2].String()] != 0 {
+				t.Fatalf("unhealthy target picked %d times", counts[p.Targets()[2].String()])
 			}
-			for _, tg := range []*Target{p.targets[0], p.targets[1], p.targets[3]} {
+			for _, tg := range []*Target{p.Targets()[0], p.Targets()[1], p.Targets()[3]} {
 				if c := counts[tg.String()]; c < n/3/2 {
 					t.Errorf("target %s picked %d of %d times, want about a third", tg, c, n)
 				}
@@ -126,7 +126,7 @@ func TestRoundRobinIsExact(t *testing.T) {
 	p := mustPool(t, schemas.Upstream{Targets: targets(3)}, nil)
 	for i := range 9 {
 		tg, _ := p.Pick(0, nil)
-		if want := p.targets[i%3]; tg != want {
+		if want := p.Targets()[i%3]; tg != want {
 			t.Fatalf("pick %d = %s, want %s", i, tg, want)
 		}
 		p.Done(tg, Success)
@@ -136,10 +136,10 @@ func TestRoundRobinIsExact(t *testing.T) {
 func TestLeastRequestsPrefersIdleTarget(t *testing.T) {
 	t.Parallel()
 	p := mustPool(t, schemas.Upstream{Targets: targets(2), Balance: schemas.BalanceLeastRequests}, nil)
-	p.targets[0].inFlight.Store(100)
+	p.Targets()[0].inFlight.Store(100)
 	for range 50 {
 		tg, _ := p.Pick(0, nil)
-		if tg != p.targets[1] {
+		if tg != p.Targets()[1] {
 			t.Fatalf("picked the busy target")
 		}
 		p.Done(tg, Success)
@@ -160,7 +160,7 @@ func TestHashIsStickyAndMovesOnlyLostKeys(t *testing.T) {
 		}
 		first[k] = tg
 	}
-	gone := p.targets[1]
+	gone := p.Targets()[1]
 	gone.healthy.Store(false)
 	for k, was := range first {
 		tg, _ := p.Pick(mix(k), nil)

@@ -13,6 +13,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 )
 
@@ -30,8 +31,16 @@ import (
 type fastTransport struct {
 	slow    *http.Transport
 	dialer  *net.Dialer
-	conns   map[string]*connPool // by URL.Host of the targets
 	maxHead int64
+	maxIdle int
+	// enabled is false when the fast path serves nothing (see
+	// newFastTransport).
+	enabled bool
+
+	// conns holds the connection pools by URL.Host of the targets. The map
+	// is never changed once stored: sync stores a new one, under mu.
+	conns atomic.Pointer[map[string]*connPool]
+	mu    sync.Mutex
 }
 
 // Bounds of the fast path.
@@ -50,26 +59,48 @@ const (
 	defaultMaxHead = 10 << 20
 )
 
-func newFastTransport(slow *http.Transport, dialer *net.Dialer, targets []*Target, maxIdle, maxConns int) *fastTransport {
-	t := &fastTransport{slow: slow, dialer: dialer, maxHead: slow.MaxResponseHeaderBytes}
+func newFastTransport(slow *http.Transport, dialer *net.Dialer, enabled bool, maxIdle, maxConns int) *fastTransport {
+	t := &fastTransport{slow: slow, dialer: dialer, maxHead: slow.MaxResponseHeaderBytes, maxIdle: maxIdle}
 	if t.maxHead <= 0 {
 		t.maxHead = defaultMaxHead
 	}
-	if maxConns > 0 || !canProbe {
-		// A cap on connections is enforced by http.Transport alone, so that
-		// the two paths never add up to more than the cap. Without a
-		// non-blocking probe an idle connection cannot be checked for
-		// unsolicited bytes, so it is not reused by the fast path.
-		return t
+	// A cap on connections is enforced by http.Transport alone, so that
+	// the two paths never add up to more than the cap. Without a
+	// non-blocking probe an idle connection cannot be checked for
+	// unsolicited bytes, so it is not reused by the fast path.
+	t.enabled = enabled && maxConns <= 0 && canProbe
+	t.conns.Store(&map[string]*connPool{})
+	return t
+}
+
+// sync makes the fast path serve the http:// targets among targets: a
+// target that stays keeps its connection pool, a new one gets an empty
+// pool, and the pool of a target no longer listed has its idle connections
+// closed (connections in use are closed when they come back).
+func (t *fastTransport) sync(targets []*Target) {
+	if !t.enabled {
+		return
 	}
-	t.conns = make(map[string]*connPool, len(targets))
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	old := *t.conns.Load()
+	next := make(map[string]*connPool, len(targets))
 	for _, tg := range targets {
 		if tg.URL.Scheme != "http" {
 			continue
 		}
-		t.conns[tg.URL.Host] = &connPool{maxIdle: maxIdle, addr: hostPort(tg.URL.Host)}
+		if cp := old[tg.URL.Host]; cp != nil {
+			next[tg.URL.Host] = cp
+			continue
+		}
+		next[tg.URL.Host] = &connPool{maxIdle: t.maxIdle, addr: hostPort(tg.URL.Host)}
 	}
-	return t
+	t.conns.Store(&next)
+	for host, cp := range old {
+		if next[host] == nil {
+			cp.closeIdle()
+		}
+	}
 }
 
 // hostPort adds the default port 80 to a host without one.
@@ -90,7 +121,7 @@ func trimBrackets(h string) string {
 // CloseIdleConnections closes the idle connections of both paths; later
 // returned connections are closed instead of kept.
 func (t *fastTransport) CloseIdleConnections() {
-	for _, cp := range t.conns {
+	for _, cp := range *t.conns.Load() {
 		cp.closeIdle()
 	}
 	t.slow.CloseIdleConnections()
@@ -98,7 +129,7 @@ func (t *fastTransport) CloseIdleConnections() {
 
 // RoundTrip sends req on the fast path when it can, else on the slow one.
 func (t *fastTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	cp := t.conns[req.URL.Host]
+	cp := (*t.conns.Load())[req.URL.Host]
 	if cp == nil || !fastEligible(req) {
 		return t.slow.RoundTrip(req)
 	}

@@ -313,7 +313,7 @@ func TestFastTransportFailures(t *testing.T) {
 			if !c.wantErr(err) {
 				t.Fatalf("unexpected error %v", err)
 			}
-			if n := len(p.fast.conns[s.addr].idle); n != 0 {
+			if n := len((*p.fast.conns.Load())[s.addr].idle); n != 0 {
 				t.Errorf("%d connections kept after a failed exchange", n)
 			}
 		})
@@ -356,7 +356,7 @@ func TestFastTransportMaxConnsUsesTransport(t *testing.T) {
 		return true
 	})
 	p := fastPool(t, s.addr, func(u *schemas.Upstream) { u.MaxConnsPerTarget = 1 })
-	if len(p.fast.conns) != 0 {
+	if len(*p.fast.conns.Load()) != 0 {
 		t.Fatal("a pool with a connection cap must not use the fast path")
 	}
 	if _, body, err := do(context.Background(), p.Transport(), http.MethodGet, s.addr, ""); err != nil || body != "ok" {
@@ -396,7 +396,7 @@ func TestFastTransportCloseIdle(t *testing.T) {
 	if _, _, err := do(context.Background(), p.Transport(), http.MethodGet, s.addr, ""); err != nil {
 		t.Fatal(err)
 	}
-	cp := p.fast.conns[s.addr]
+	cp := (*p.fast.conns.Load())[s.addr]
 	if n := len(cp.idle); n != 1 {
 		t.Fatalf("%d idle connections, want 1", n)
 	}
