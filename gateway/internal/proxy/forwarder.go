@@ -100,6 +100,10 @@ type exchange struct {
 	kind     attemptKind
 	tryTimer *time.Timer // per-try timeout of the attempt, nil when none
 	allTimer *time.Timer // the route timeout
+	// deadline is when the route timeout ends. A failure seen at or after
+	// it is the timeout's, even before the timer's goroutine has run: a
+	// gRPC upstream holding the same deadline may end the call first.
+	deadline time.Time
 
 	// hdr backs the X-Forwarded-For/-Host/-Proto values and the empty
 	// User-Agent of the outgoing request, so that setting them allocates

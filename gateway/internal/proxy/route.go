@@ -290,6 +290,7 @@ func (rt *Route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	total := armRouteTimer(st, timeout)
 	defer total.release()
 	ex.allTimer = total.t
+	ex.deadline = ob.start.Add(timeout)
 
 	// Decide whether a retry is possible and make the body replayable.
 	attempts := 0
@@ -482,6 +483,8 @@ func classify(ex *exchange, ctx, actx context.Context, r *http.Request, lb *limi
 		return kindTryTimeout
 	case r.Context().Err() != nil:
 		return kindClientGone
+	case !ex.deadline.IsZero() && !time.Now().Before(ex.deadline):
+		return kindTimeout
 	case lb != nil && lb.broken.Load():
 		return kindBadBody
 	}
