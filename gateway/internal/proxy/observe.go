@@ -217,6 +217,7 @@ func observationOf(w http.ResponseWriter) *Observation {
 
 // maxUnwrap bounds the walk down wrapped ResponseWriters.
 const maxUnwrap = 8
+
 // targetName is the target that served the request or failed last, "" when
 // none was picked.
 func (ob *Observation) targetName() string {
