@@ -94,7 +94,9 @@ func otlpSpanExport(ctx context.Context, t *T) error {
 	if err := st.Gateway.Stop(); err != nil {
 		return fmt.Errorf("stopping the first gateway: %w", err)
 	}
-	args := append(st.GatewayArgs(), "--otlp-endpoint", recv.URL, "--trace-sampling", "0", "--access-log")
+	// The driver stands for the load balancer in front: a trusted proxy,
+	// whose sampled flag is taken (a client's is not).
+	args := append(st.GatewayArgs(), "--otlp-endpoint", recv.URL, "--trace-sampling", "0", "--access-log", "--trusted-proxies", "127.0.0.0/8,::1/128")
 	p, err := harness.Start(st.Dir, "gateway-otlp", append([]string{st.Bins.Gateway}, args...)...)
 	if err != nil {
 		return err

@@ -13,6 +13,8 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	semconv "go.opentelemetry.io/otel/semconv/v1.43.0"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/gitgate/gitgate/gateway/internal/tracing"
 )
 
 // Attribute keys of the gateway's own span attributes, beside the HTTP
@@ -49,6 +51,9 @@ func (ob *Observation) startSpan(tr trace.Tracer, r *http.Request) {
 	ctx := context.Background()
 	if ob.corr.traced {
 		ctx = trace.ContextWithRemoteSpanContext(ctx, remoteSpanContext(r.Header))
+		if !ob.client.Trusted {
+			ctx = tracing.FromUntrustedPeer(ctx)
+		}
 	}
 	_, span := tr.Start(ctx, r.Method, trace.WithSpanKind(trace.SpanKindServer), trace.WithTimestamp(ob.start))
 	ss := &spanState{span: span}

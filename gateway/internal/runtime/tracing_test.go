@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"regexp"
 	"strings"
 	"testing"
@@ -60,6 +61,7 @@ func TestSpanExport(t *testing.T) {
 		wantTS     string
 		wantStatus int
 		wantRetry  bool
+		trusted    bool // the client is a trusted proxy
 	}{
 		{name: "sampled parent continued", sampling: 1, path: "/shop/cart", hdr: map[string]string{"Traceparent": sampledTP, "Tracestate": "vendor=x"},
 			exported: true, keepTrace: true, wantFlags: "01", wantTS: "vendor=x", wantStatus: 200},
@@ -68,10 +70,14 @@ func TestSpanExport(t *testing.T) {
 			hdr:      map[string]string{"Traceparent": "00-" + strings.Repeat("0", 32) + "-" + inParent + "-01", "Tracestate": "vendor=x"},
 			exported: true, wantFlags: "01", wantStatus: 200},
 		{name: "sampling 0: nothing exported, still propagated", sampling: 0, path: "/shop/cart", wantFlags: "00", wantStatus: 200},
-		{name: "sampling 0: sampled parent still exported", sampling: 0, path: "/shop/cart", hdr: map[string]string{"Traceparent": sampledTP},
-			exported: true, keepTrace: true, wantFlags: "01", wantStatus: 200},
-		{name: "unsampled parent: not exported, propagated unsampled", sampling: 1, path: "/shop/cart", hdr: map[string]string{"Traceparent": unsampledTP},
+		{name: "sampling 0: a trusted proxy's sampled parent still exported", sampling: 0, path: "/shop/cart", hdr: map[string]string{"Traceparent": sampledTP},
+			trusted: true, exported: true, keepTrace: true, wantFlags: "01", wantStatus: 200},
+		{name: "sampling 0: a client's sampled parent is not taken at its word", sampling: 0, path: "/shop/cart", hdr: map[string]string{"Traceparent": sampledTP},
 			keepTrace: true, wantFlags: "00", wantStatus: 200},
+		{name: "a trusted proxy's unsampled parent: not exported, propagated unsampled", sampling: 1, path: "/shop/cart", hdr: map[string]string{"Traceparent": unsampledTP},
+			trusted: true, keepTrace: true, wantFlags: "00", wantStatus: 200},
+		{name: "a client's unsampled parent: sampled by the ratio", sampling: 1, path: "/shop/cart", hdr: map[string]string{"Traceparent": unsampledTP},
+			exported: true, keepTrace: true, wantFlags: "01", wantStatus: 200},
 		{name: "upstream 503 retried: error span with a retry event", sampling: 1, path: "/shop/fail", hdr: map[string]string{"Traceparent": sampledTP},
 			exported: true, keepTrace: true, wantFlags: "01", wantStatus: 503, wantRetry: true},
 	} {
@@ -85,7 +91,11 @@ func TestSpanExport(t *testing.T) {
 			t.Cleanup(func() { _ = exp.Shutdown(context.Background()) })
 			var sink lockedBuffer
 			up := tracedUpstream(t)
-			e := newEngine(t, Options{Tracer: exp.Tracer(), AccessLog: true, Logger: zerolog.New(&sink)})
+			opts := Options{Tracer: exp.Tracer(), AccessLog: true, Logger: zerolog.New(&sink)}
+			if tc.trusted {
+				opts.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+			}
+			e := newEngine(t, opts)
 			shop := route("/shop", to("a", 100))
 			shop.Retries = &schemas.Retries{Attempts: 1, On: []string{schemas.Retry503}, BudgetPercent: 100, MinRetriesPerSecond: 100,
 				BackoffBase: schemas.Duration(time.Millisecond), BackoffMax: schemas.Duration(time.Millisecond)}

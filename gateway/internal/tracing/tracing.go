@@ -195,7 +195,7 @@ func New(ctx context.Context, cfg Config) (*Exporter, error) {
 		sdktrace.WithExportTimeout(DefaultExportTimeout),
 	)
 	tp := sdktrace.NewTracerProvider(
-		sdktrace.WithSampler(sdktrace.ParentBased(sdktrace.TraceIDRatioBased(cfg.Sampling))),
+		sdktrace.WithSampler(newTrustSampler(cfg.Sampling)),
 		sdktrace.WithSpanProcessor(&gate{SpanProcessor: bsp, pending: exp.pending, max: int64(cfg.QueueSize), m: m}),
 		sdktrace.WithResource(res),
 	)
