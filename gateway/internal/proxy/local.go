@@ -62,7 +62,8 @@ func newRedirect(rd *schemas.Redirect, match schemas.Match) *redirect {
 var bodyBadHost = reply.New("bad_host", "the request's Host header is not a valid host[:port], so no redirect can be built from it", "")
 
 func (x *redirect) serve(w http.ResponseWriter, r *http.Request, resp *headerOps) {
-	loc, ok := x.location(r)
+	ob := observationOf(w)
+	loc, ok := x.location(r, ob != nil && ob.client.Trusted)
 	if !ok {
 		reply.Write(w, http.StatusBadRequest, bodyBadHost)
 		return
@@ -76,13 +77,10 @@ func (x *redirect) serve(w http.ResponseWriter, r *http.Request, resp *headerOps
 
 // location returns the absolute URL r is redirected to; ok is false when
 // the host must come from the request and its Host header is malformed.
-func (x *redirect) location(r *http.Request) (string, bool) {
+func (x *redirect) location(r *http.Request, trusted bool) (string, bool) {
 	scheme := x.scheme
 	if scheme == "" {
-		scheme = "http"
-		if r.TLS != nil {
-			scheme = "https"
-		}
+		scheme = requestScheme(r, trusted)
 	}
 	host, port := x.host, x.port
 	if host == "" {
@@ -255,4 +253,22 @@ func (x *direct) serve(w http.ResponseWriter, r *http.Request, resp *headerOps) 
 	if r.Method != http.MethodHead && len(x.body) > 0 {
 		_, _ = w.Write(x.body)
 	}
+}
+
+// requestScheme is the scheme the client used: the first X-Forwarded-Proto
+// value when the peer is a trusted proxy (one that ends TLS in front of
+// the gateway, whose http-to-https redirect would otherwise loop) and says
+// http or https, else the connection's own.
+func requestScheme(r *http.Request, trusted bool) string {
+	if v := r.Header["X-Forwarded-Proto"]; trusted && len(v) > 0 {
+		first, _, _ := strings.Cut(v[0], ",")
+		switch p := strings.ToLower(strings.TrimSpace(first)); p {
+		case "http", "https":
+			return p
+		}
+	}
+	if r.TLS != nil {
+		return "https"
+	}
+	return "http"
 }

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"net/url"
 	"strings"
 	"testing"
@@ -234,7 +235,7 @@ func FuzzRedirectLocation(f *testing.F) {
 		}{{fixed, "good.example"}, {own, ""}} {
 			req := httptest.NewRequest(http.MethodGet, "/", nil)
 			req.URL, req.Host = u, host
-			loc, ok := c.rt.local.(*redirect).location(req)
+			loc, ok := c.rt.local.(*redirect).location(req, false)
 			if !ok {
 				if c.wantHost != "" {
 					t.Fatalf("refused with a configured host")
@@ -258,4 +259,46 @@ func FuzzRedirectLocation(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestRedirectSchemeBehindTrustedProxy: with no scheme configured, a
+// redirect keeps the scheme the client used, which a trusted proxy that
+// ends TLS in front of the gateway tells in X-Forwarded-Proto; an
+// untrusted peer's header is ignored.
+func TestRedirectSchemeBehindTrustedProxy(t *testing.T) {
+	t.Parallel()
+	loopback := []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+	trusting := newLocalRoute(t, schemas.Route{Redirect: &schemas.Redirect{Path: "/new"}}, &Options{TrustedProxies: loopback})
+	wary := newLocalRoute(t, schemas.Route{Redirect: &schemas.Redirect{Path: "/new"}}, &Options{})
+	for _, tc := range []struct {
+		name string
+		rt   *Route
+		xfp  []string
+		want string
+	}{
+		{"trusted proxy ended TLS", trusting, []string{"https"}, "https://app.example/new"},
+		{"trusted proxy, plain", trusting, []string{"http"}, "http://app.example/new"},
+		{"trusted proxy chain: the first is the client's", trusting, []string{"HTTPS, http"}, "https://app.example/new"},
+		{"trusted proxy, unknown scheme", trusting, []string{"gopher"}, "http://app.example/new"},
+		{"trusted proxy, none said", trusting, nil, "http://app.example/new"},
+		{"untrusted peer's header ignored", wary, []string{"https"}, "http://app.example/new"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			srv := httptest.NewServer(tc.rt)
+			t.Cleanup(srv.Close)
+			req, _ := http.NewRequest(http.MethodGet, srv.URL+"/old", nil)
+			req.Host = "app.example"
+			req.Header["X-Forwarded-Proto"] = tc.xfp
+			c := &http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}
+			resp, err := c.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if got := resp.Header.Get("Location"); got != tc.want {
+				t.Fatalf("Location %q, want %q", got, tc.want)
+			}
+		})
+	}
 }
