@@ -192,6 +192,9 @@ func (r *Route) applyDefaults() {
 	if r.Upgrades == nil {
 		r.Upgrades = []string{UpgradeWebSocket}
 	}
+	if r.Cache != nil {
+		r.Cache.applyDefaults()
+	}
 	if rt := r.Retries; rt != nil {
 		setInt(&rt.Attempts, 2)
 		setDur(&rt.BackoffBase, DefaultBackoffBase)
@@ -300,6 +303,7 @@ func (c *Config) WithDefaults() Config {
 	}
 	for k, r := range out.Routes {
 		r.Retries = clonePtr(r.Retries)
+		r.Cache = clonePtr(r.Cache)
 		out.Routes[k] = r
 	}
 	if c.Safety != nil {

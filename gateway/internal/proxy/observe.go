@@ -53,6 +53,22 @@ func (o *Options) Observe(w http.ResponseWriter, r *http.Request) *Observation {
 	return ob
 }
 
+// ObservationOf returns the Observation that w is or wraps (a handler
+// between the observation and the Route, such as the response cache, may
+// wrap the writer and expose it with Unwrap), nil when there is none.
+func ObservationOf(w http.ResponseWriter) *Observation {
+	for {
+		switch v := w.(type) {
+		case *Observation:
+			return v
+		case interface{ Unwrap() http.ResponseWriter }:
+			w = v.Unwrap()
+		default:
+			return nil
+		}
+	}
+}
+
 func (o *Options) observing() bool { return o.Metrics != nil || o.AccessLog }
 
 func (ob *Observation) init(o *Options, w http.ResponseWriter, r *http.Request, start time.Time) {
