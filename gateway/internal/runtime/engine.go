@@ -18,6 +18,7 @@ import (
 	"github.com/rs/zerolog"
 
 	"github.com/gitgate/gitgate/gateway/admin/client"
+	"github.com/gitgate/gitgate/gateway/internal/cache"
 	"github.com/gitgate/gitgate/gateway/internal/clientip"
 	"github.com/gitgate/gitgate/gateway/internal/policy"
 	"github.com/gitgate/gitgate/gateway/internal/proxy"
@@ -43,6 +44,9 @@ type Options struct {
 	LookupEnv func(string) (string, bool)
 	// AccessLog logs every request. Default off.
 	AccessLog bool
+	// CacheMaxBytes bounds the memory of the response cache of all
+	// routes together. 0: cache.DefaultMaxBytes.
+	CacheMaxBytes int64
 	// GCPercent is the garbage collector target New sets when the GOGC
 	// environment variable is unset: 0 means DefaultGCPercent, a negative
 	// value leaves the Go runtime's setting alone. GOGC, when set, always
@@ -114,6 +118,8 @@ type Engine struct {
 	policyOpts policy.Options
 	log        zerolog.Logger
 	cur        atomic.Pointer[snapshot]
+	// cache holds the cached responses of every route, across snapshots.
+	cache *cache.Store
 
 	mu     sync.Mutex // serializes Apply, Check and Close
 	closed bool
@@ -149,6 +155,12 @@ func New(opts Options) *Engine {
 	trusted := opts.TrustedProxies
 	e.policyOpts = policy.Options{LookupEnv: opts.LookupEnv, Registry: opts.Registry, Logger: opts.Logger,
 		ClientIP: func(r *http.Request) netip.Addr { return clientip.Of(r, trusted).Addr }}
+	c, err := cache.New(cache.Options{MaxBytes: opts.CacheMaxBytes, Registry: opts.Registry, Logger: opts.Logger})
+	if err != nil {
+		e.log.Error().Err(err).Msg("response cache metrics disabled")
+		c, _ = cache.New(cache.Options{MaxBytes: opts.CacheMaxBytes, Logger: opts.Logger})
+	}
+	e.cache = c
 	if opts.Registry != nil {
 		m, err := proxy.NewMetrics(opts.Registry)
 		if err != nil {
@@ -279,6 +291,7 @@ func (e *Engine) Apply(b *schemas.Bundle) error {
 	}
 	s.refs.Store(1)
 	e.cur.Store(s)
+	e.cache.Retain(s.cacheKeep)
 	if cur != nil {
 		m := cur.meta.Load()
 		e.previous.Store(&pastTraffic{set: cur.traffic, version: m.bundle.Version, since: m.appliedAt, until: s.meta.Load().appliedAt})
@@ -504,8 +517,12 @@ func (e *Engine) build(b *schemas.Bundle, cfg *schemas.Config, prev *snapshot, w
 		rt.SetConfigVersion(b.Version)
 		counters = append(counters, rt.Traffic())
 		var h http.Handler = rt
+		h, ns := e.cache.Wrap(name, spec, h) // inside the policies: auth runs before a hit
+		if ns != "" {
+			s.cacheKeep = append(s.cacheKeep, ns)
+		}
 		if set != nil && len(spec.Policies) > 0 {
-			h = set.Wrap(name, spec.Policies, rt)
+			h = set.Wrap(name, spec.Policies, h)
 		}
 		s.handlers[i] = guardRoute(spec, h)
 	}

@@ -68,6 +68,9 @@ type Config struct {
 	ObserveShowSecrets bool
 	// AccessLog logs one line per request, proxied or not.
 	AccessLog bool
+	// CacheMaxBytes bounds the response cache of all routes together.
+	// 0: cache.DefaultMaxBytes.
+	CacheMaxBytes int64
 	// H2C accepts HTTP/2 without TLS (prior knowledge) on Listen.
 	H2C bool
 	// TLS, when Enabled, serves Listen over TLS (HTTP/2 and HTTP/1.1 by
@@ -206,6 +209,7 @@ func Run(ctx context.Context, cfg Config, logger zerolog.Logger) error {
 		Registry:       reg,
 		Logger:         logger,
 		AccessLog:      cfg.AccessLog,
+		CacheMaxBytes:  cfg.CacheMaxBytes,
 	})
 	defer eng.Close()
 
