@@ -484,19 +484,24 @@ func stampede(h http.Handler, n int) []*httptest.ResponseRecorder {
 }
 
 // waitRefs waits until the flight of the one key in flight has n parties.
+// It gives up after a minute: requests that never join one flight (no
+// coalescing) would leave the test hanging.
 func waitRefs(t *testing.T, s *Store, n int) *flight {
 	t.Helper()
-	for {
+	most := 0
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
 		s.mu.Lock()
 		for _, f := range s.flights {
 			if f.refs >= n {
 				s.mu.Unlock()
 				return f
 			}
+			most = max(most, f.refs)
 		}
 		s.mu.Unlock()
-		time.Sleep(time.Millisecond)
 	}
+	t.Fatalf("no flight gathered %d requests (at most %d)", n, most)
+	return nil
 }
 
 func TestStampedeSendsOneRequest(t *testing.T) {
