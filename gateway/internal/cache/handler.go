@@ -122,7 +122,9 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			fwd = "fwd=request"
 		default:
 			h.counters.inc(countHit)
-			serve(w, r, e, age, "hit; ttl="+strconv.FormatInt(int64((e.lifetime-age)/time.Second), 10))
+			// ttl and Age are whole seconds that add up to the lifetime.
+			left := int64(e.lifetime/time.Second) - int64(age/time.Second)
+			serve(w, r, e, age, "hit; ttl="+strconv.FormatInt(left, 10))
 			return
 		}
 	}
