@@ -29,7 +29,7 @@ func RouteCache(c schemas.RouteCache) []Violation {
 			if !Token(h) {
 				out = append(out, violation(fmt.Sprintf(".cache.key.headers[%d]", i), "%q is not a valid header name", h))
 			} else if slices.Contains(uncacheableKeyHeaders, http.CanonicalHeaderKey(h)) {
-				out = append(out, violation(fmt.Sprintf(".cache.key.headers[%d]", i), "header %q cannot be part of a shared cache's key: a request with it is never served from the cache", h))
+				out = append(out, violation(fmt.Sprintf(".cache.key.headers[%d]", i), "header %q cannot be part of the cache key: the cache keeps no per-caller responses to requests with Authorization and does not cache Range requests", h))
 			}
 		}
 	}
