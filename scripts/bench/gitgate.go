@@ -23,6 +23,7 @@ type gitgate struct {
 	bin      string
 	routes   int  // extra routes beside the measured one
 	policies bool // API key + rate limit + header transforms on the measured route
+	cache    bool // a response cache (ttl 1m) on the measured route
 	label    string
 	tlsCert  string // with tlsKey: --tls-cert/--tls-key on the listener
 	tlsKey   string
@@ -65,6 +66,11 @@ func (g *gitgate) config(i int, valid bool) schemas.Config {
 		r := cfg.Routes["bench"]
 		r.Policies = []string{"key", "limit"}
 		r.RequestHeaders = &schemas.HeaderOps{Set: map[string]string{"X-Gateway": "gitgate"}, Remove: []string{"X-Debug"}}
+		cfg.Routes["bench"] = r
+	}
+	if g.cache {
+		r := cfg.Routes["bench"]
+		r.Cache = &schemas.RouteCache{TTL: schemas.Duration(time.Minute)}
 		cfg.Routes["bench"] = r
 	}
 	for n := range g.routes {
