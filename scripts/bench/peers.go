@@ -113,6 +113,18 @@ func (n *nginx) Start(ctx context.Context, dir, cpus, upstream string) (string, 
 	if err := os.WriteFile(filepath.Join(n.dir, "nginx.conf"), []byte(n.conf(0, true)), 0o644); err != nil {
 		return "", err
 	}
+	if n.cache {
+		// Run as root, nginx's workers run as nobody: they must reach and
+		// write the cache directory (the bench directory is 0700).
+		for d, mode := range map[string]os.FileMode{dir: 0o711, n.dir: 0o711, filepath.Join(n.dir, "cache"): 0o777} {
+			if err := os.MkdirAll(d, mode); err != nil {
+				return "", err
+			}
+			if err := os.Chmod(d, mode); err != nil {
+				return "", err
+			}
+		}
+	}
 	n.p, err = startProc(dir, "nginx", cpus, nil, "nginx", "-e", filepath.Join(n.dir, "error.log"), "-p", n.dir, "-c", filepath.Join(n.dir, "nginx.conf"))
 	if err != nil {
 		return "", err
