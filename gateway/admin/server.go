@@ -71,6 +71,8 @@ type Health struct {
 	Traffic *client.TrafficReport
 	// JWKS maps a jwt policy with a jwksURL to its key set's state.
 	JWKS map[string]client.JWKSStatus
+	// Cache is the response cache's state.
+	Cache *client.CacheStatus
 }
 
 // Persister saves the last-known-good bundle. *lkg.Store implements it.
@@ -570,7 +572,7 @@ func (s *Server) status() client.Status {
 	if s.opts.Health != nil {
 		h := s.opts.Health()
 		st.Routes, st.Upstreams, st.Breakers, st.Traffic = h.Routes, h.Upstreams, h.Breakers, h.Traffic
-		st.JWKS = h.JWKS
+		st.JWKS, st.Cache = h.JWKS, h.Cache
 	}
 	s.stateMu.RLock()
 	st.AppliedAt, st.LastRejected = s.appliedAt, s.lastRejected

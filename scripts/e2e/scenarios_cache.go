@@ -165,5 +165,12 @@ func cacheHitsAndStampede(ctx context.Context, t *T) error {
 		return fmt.Errorf("the origin saw %d requests of the stampede, want 1", got)
 	}
 	t.Logf("stampede of %d: 1 origin request, %d answers collapsed onto it, %d hits after it", n, collapsed.Load(), hits.Load())
+	s, err := st.Admin.Status(ctx)
+	if err != nil {
+		return err
+	}
+	if s.Cache == nil || s.Cache.Entries != 4 { // /c/a with no, x and y variants, /c/hot
+		return fmt.Errorf("status cache %+v, want 4 entries", s.Cache)
+	}
 	return nil
 }

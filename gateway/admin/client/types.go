@@ -80,6 +80,18 @@ type Status struct {
 	Traffic *TrafficReport `json:"traffic,omitempty"`
 	// JWKS maps a jwt policy with a jwksURL to the state of its key set.
 	JWKS map[string]JWKSStatus `json:"jwks,omitempty"`
+	// Cache is the response cache of all routes. Nil before the first
+	// apply.
+	Cache *CacheStatus `json:"cache,omitempty"`
+}
+
+// CacheStatus is the state of the gateway's response cache.
+type CacheStatus struct {
+	// Entries is the number of stored responses.
+	Entries int `json:"entries"`
+	// Bytes is their estimated memory; MaxBytes is --cache-max-bytes.
+	Bytes    int64 `json:"bytes"`
+	MaxBytes int64 `json:"maxBytes"`
 }
 
 // JWKSStatus is the state of a jwt policy's remote key set. A set whose

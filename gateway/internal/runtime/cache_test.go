@@ -106,8 +106,8 @@ func TestApplyKeepsCacheOfUnchangedRoutes(t *testing.T) {
 	c := fe.Client()
 	getCache(t, c, fe.URL+"/a")
 	getCache(t, c, fe.URL+"/b")
-	if e.cache.Stats().Entries != 2 {
-		t.Fatalf("entries %+v, want 2", e.cache.Stats())
+	if st := e.Status().Cache; st == nil || st.Entries != 2 || st.Bytes <= 0 || st.MaxBytes <= 0 {
+		t.Fatalf("status cache %+v, want 2 entries", st)
 	}
 	// Route a is unchanged, route b's cache ttl changes, a route is added.
 	mustApply(t, e, cfg(2*time.Minute, true))

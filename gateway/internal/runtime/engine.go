@@ -108,6 +108,9 @@ type Status struct {
 	Traffic *client.TrafficReport `json:"traffic,omitempty"`
 	// JWKS holds the remote key set of each jwt policy with a jwksURL.
 	JWKS map[string]client.JWKSStatus `json:"jwks,omitempty"`
+	// Cache is the response cache of all routes; nil before the first
+	// apply.
+	Cache *client.CacheStatus `json:"cache,omitempty"`
 }
 
 // Engine is the data plane: an http.Handler serving from the current
@@ -349,6 +352,8 @@ func (e *Engine) Status() Status {
 	m := s.meta.Load()
 	st.Version, st.Digest, st.AppliedAt = m.bundle.Version, m.bundle.Digest, m.appliedAt
 	st.Routes = s.table.Len()
+	cs := e.cache.Stats()
+	st.Cache = &client.CacheStatus{Entries: cs.Entries, Bytes: cs.Bytes, MaxBytes: cs.MaxBytes}
 	for name, p := range s.pools {
 		st.Upstreams[name] = p.Status()
 		if b := p.Breaker(); b != nil {

@@ -446,6 +446,6 @@ func restore(lg zerolog.Logger, store *lkg.Store, adm *admin.Server) {
 func healthOf(eng *runtime.Engine) func() admin.Health {
 	return func() admin.Health {
 		st := eng.Status()
-		return admin.Health{Routes: st.Routes, Upstreams: st.Upstreams, Breakers: st.Breakers, Traffic: st.Traffic, JWKS: st.JWKS}
+		return admin.Health{Routes: st.Routes, Upstreams: st.Upstreams, Breakers: st.Breakers, Traffic: st.Traffic, JWKS: st.JWKS, Cache: st.Cache}
 	}
 }
