@@ -271,7 +271,7 @@ func (h *handler) coalesce(w http.ResponseWriter, r *http.Request, pk, fwd strin
 // entry stored when others may share it (f is set: the leader of a flight),
 // nil otherwise.
 func (h *handler) fetch(w http.ResponseWriter, r *http.Request, pk, fwd string, auth bool, f *flight) *entry {
-	rec := &recorder{ResponseWriter: w, limit: h.maxEntry, status: fwd}
+	rec := &recorder{ResponseWriter: w, limit: h.maxEntry, status: fwd, pre: w.Header().Clone()}
 	h.next.ServeHTTP(rec, r)
 	if !rec.wrote || rec.over {
 		return nil
@@ -349,11 +349,10 @@ func (h *handler) storable(rec *recorder, auth bool, now time.Time) (*entry, []s
 	if lifetime <= age {
 		return nil, nil, false // not fresh on arrival
 	}
-	stored := hd.Clone()
-	delete(stored, "Age")
-	delete(stored, "X-Request-Id") // the gateway's, of this request
+	delete(hd, "Age")
+	delete(hd, "X-Request-Id") // the gateway's, of this request
 	return &entry{
-		status: rec.code, header: stored, body: rec.buf,
+		status: rec.code, header: hd, body: rec.buf,
 		stored: now, initialAge: age, lifetime: lifetime, authOK: authOK,
 	}, vary, true
 }

@@ -2,6 +2,7 @@ package cache
 
 import (
 	"net/http"
+	"slices"
 	"strconv"
 )
 
@@ -15,9 +16,13 @@ type recorder struct {
 	http.ResponseWriter
 	status string // the cache's StatusHeader member
 
+	// pre are the headers set before the route ran (by the policies and
+	// the observation, for this request alone): those left as they were
+	// are not kept.
+	pre       http.Header
 	wrote     bool
 	code      int
-	header    http.Header // the response's headers as sent, without the cache's member
+	header    http.Header // the response's headers to keep, without the cache's member
 	buf       []byte
 	limit     int64
 	over      bool // the body outgrew limit, or nothing is to be kept
@@ -37,7 +42,12 @@ func (rc *recorder) WriteHeader(code int) {
 	rc.wrote, rc.code = true, code
 	hd := rc.ResponseWriter.Header()
 	if !rc.over {
-		rc.header = hd.Clone()
+		rc.header = make(http.Header, len(hd))
+		for k, vs := range hd {
+			if pv, ok := rc.pre[k]; !ok || !slices.Equal(pv, vs) {
+				rc.header[k] = slices.Clone(vs)
+			}
+		}
 		if n, err := strconv.ParseInt(hd.Get("Content-Length"), 10, 64); err == nil && n > rc.limit {
 			rc.over = true
 		}

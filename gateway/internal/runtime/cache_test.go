@@ -139,3 +139,38 @@ func TestApplyKeepsCacheOfUnchangedRoutes(t *testing.T) {
 		t.Errorf("entries after a refused apply: %d, want 1", got)
 	}
 }
+
+func TestCacheKeepsPolicyHeadersPerRequest(t *testing.T) {
+	t.Parallel()
+	// The cors policy sets Access-Control-Allow-Origin for each request
+	// before the cache; a hit must carry this request's, not the one of
+	// the request whose response was stored.
+	var n atomic.Int64
+	up := counting(t, "u", &n)
+	r := route("/", to("u", 100))
+	r.Cache = &schemas.RouteCache{}
+	r.Policies = []string{"cors"}
+	e := newEngine(t, Options{})
+	mustApply(t, e, schemas.Config{
+		Upstreams: map[string]schemas.Upstream{"u": ups(up.URL)},
+		Routes:    map[string]schemas.Route{"r": r},
+		Policies:  map[string]schemas.Policy{"cors": {CORS: &schemas.CORS{AllowOrigins: []string{"https://a.example", "https://b.example"}}}},
+	})
+	fe := front(t, e)
+	for _, origin := range []string{"https://a.example", "https://b.example", "https://a.example"} {
+		req, _ := http.NewRequest(http.MethodGet, fe.URL+"/x", nil)
+		req.Header.Set("Origin", origin)
+		resp, err := fe.Client().Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, _ = io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if got := resp.Header.Values("Access-Control-Allow-Origin"); len(got) != 1 || got[0] != origin {
+			t.Errorf("Origin %s (%s): Access-Control-Allow-Origin %q", origin, resp.Header.Get("Cache-Status"), got)
+		}
+	}
+	if got := n.Load(); got != 1 {
+		t.Errorf("upstream saw %d requests, want 1", got)
+	}
+}
