@@ -232,14 +232,22 @@ func (h *handler) coalesce(w http.ResponseWriter, r *http.Request, pk, fwd strin
 	defer cancel()
 	f, leader := h.store.join(pk, cancel)
 	if leader {
+		var res *entry
+		defer func() { h.store.finish(pk, f, res) }() // deferred: also when the proxy panics
+		// A flight that ended between the lookup and join stored its
+		// response already.
+		if e := h.store.get(pk, r.Header); e != nil {
+			if age := e.age(h.store.now()); age < e.lifetime {
+				res = e
+				h.counters.inc(countHit)
+				serve(w, r, e, age, "fwd=uri-miss; collapsed")
+				return
+			}
+		}
 		// The client leaving takes back its interest; the fetch goes on
 		// while a waiter still wants it.
 		stop := context.AfterFunc(r.Context(), func() { h.store.release(f) })
-		var res *entry
-		defer func() {
-			stop()
-			h.store.finish(pk, f, res) // deferred: also when the proxy panics
-		}()
+		defer stop()
 		res = h.fetch(w, r.WithContext(ctx), pk, fwd, false, f)
 		return
 	}
@@ -349,10 +357,14 @@ func (h *handler) storable(rec *recorder, auth bool, now time.Time) (*entry, []s
 	if lifetime <= age {
 		return nil, nil, false // not fresh on arrival
 	}
+	body := rec.buf
+	if cap(body) > len(body)+len(body)/8 {
+		body = slices.Clip(slices.Clone(body)) // the bound counts what is kept
+	}
 	delete(hd, "Age")
 	delete(hd, "X-Request-Id") // the gateway's, of this request
 	return &entry{
-		status: rec.code, header: hd, body: rec.buf,
+		status: rec.code, header: hd, body: body,
 		stored: now, initialAge: age, lifetime: lifetime, authOK: authOK,
 	}, vary, true
 }

@@ -48,8 +48,12 @@ func (rc *recorder) WriteHeader(code int) {
 				rc.header[k] = slices.Clone(vs)
 			}
 		}
-		if n, err := strconv.ParseInt(hd.Get("Content-Length"), 10, 64); err == nil && n > rc.limit {
-			rc.over = true
+		if n, err := strconv.ParseInt(hd.Get("Content-Length"), 10, 64); err == nil {
+			if n > rc.limit {
+				rc.over = true
+			} else {
+				rc.buf = make([]byte, 0, n)
+			}
 		}
 	}
 	addStatus(hd, rc.status)
