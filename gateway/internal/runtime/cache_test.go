@@ -4,11 +4,15 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"io"
+	"maps"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/gitgate/gitgate/schemas"
 )
@@ -172,5 +176,52 @@ func TestCacheKeepsPolicyHeadersPerRequest(t *testing.T) {
 	}
 	if got := n.Load(); got != 1 {
 		t.Errorf("upstream saw %d requests, want 1", got)
+	}
+}
+
+func TestCachedRouteObservedOnce(t *testing.T) {
+	t.Parallel()
+	// The cache wraps the writer between the observation and the route:
+	// the route must still find the request's observation, so that a miss
+	// is counted once, with its upstream, and a hit once, without one.
+	var n atomic.Int64
+	up := counting(t, "u", &n)
+	r := route("/", to("u", 100))
+	r.Cache = &schemas.RouteCache{}
+	reg := prometheus.NewRegistry()
+	e := newEngine(t, Options{Registry: reg})
+	mustApply(t, e, schemas.Config{
+		Upstreams: map[string]schemas.Upstream{"u": ups(up.URL)},
+		Routes:    map[string]schemas.Route{"r": r},
+	})
+	fe := front(t, e)
+	for range 3 {
+		getCache(t, fe.Client(), fe.URL+"/x")
+	}
+	got := requestCounts(t, reg)
+	maps.DeleteFunc(got, func(_ string, v float64) bool { return v == 0 })
+	want := map[string]float64{"r/u/none/2xx": 1, "r/none/none/2xx": 2}
+	if !maps.Equal(got, want) {
+		t.Errorf("gitgate_requests_total = %v, want %v", got, want)
+	}
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cache := map[string]float64{}
+	for _, mf := range mfs {
+		if strings.HasPrefix(mf.GetName(), "gitgate_cache_") {
+			for _, m := range mf.GetMetric() {
+				cache[mf.GetName()] += m.GetCounter().GetValue() + m.GetGauge().GetValue()
+			}
+		}
+	}
+	for name, v := range map[string]float64{"gitgate_cache_hits_total": 2, "gitgate_cache_misses_total": 1, "gitgate_cache_stores_total": 1, "gitgate_cache_entries": 1} {
+		if cache[name] != v {
+			t.Errorf("%s = %v, want %v", name, cache[name], v)
+		}
+	}
+	if cache["gitgate_cache_bytes"] <= 0 {
+		t.Errorf("gitgate_cache_bytes = %v", cache["gitgate_cache_bytes"])
 	}
 }
