@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -637,5 +638,39 @@ func TestLeaderLeavingServesWaiters(t *testing.T) {
 	}
 	if got := b.count.Load(); got != 1 {
 		t.Errorf("upstream saw %d requests, want 1", got)
+	}
+}
+
+func TestWaiterWaitIsBounded(t *testing.T) {
+	t.Parallel()
+	// A waiter waits for the miss in flight at most the route's timeout,
+	// then sends its own request.
+	s, _ := newStore(t, 0)
+	release := make(chan struct{})
+	var first atomic.Bool
+	b := newBackend(t, func(w http.ResponseWriter, _ *http.Request) {
+		if first.CompareAndSwap(false, true) {
+			<-release // the leader's request hangs
+		}
+		w.Header().Set("Cache-Control", "max-age=60")
+		_, _ = w.Write([]byte("v"))
+	})
+	rt := route(schemas.RouteCache{})
+	rt.Timeout = ttl(50 * time.Millisecond)
+	h := routes(t, s, map[string]schemas.Route{"r": rt}, map[string]http.Handler{"r": b.proxy})["r"]
+	leader := make(chan struct{})
+	go func() {
+		do(h, "GET", "/hot")
+		close(leader)
+	}()
+	waitRefs(t, s, 1)
+	w := do(h, "GET", "/hot") // waits, gives up, fetches on its own
+	if w.Code != 200 || w.Body.String() != "v" || w.Header().Get(StatusHeader) != "gitgate; fwd=uri-miss" {
+		t.Errorf("waiter: %d %q %q", w.Code, w.Body, w.Header().Get(StatusHeader))
+	}
+	close(release)
+	<-leader
+	if got := b.count.Load(); got != 2 {
+		t.Errorf("upstream saw %d requests, want 2", got)
 	}
 }
