@@ -68,7 +68,7 @@ func (c *clock) advance(d time.Duration) {
 }
 
 // newStore returns a Store bounded to maxBytes on a clock of its own.
-func newStore(t *testing.T, maxBytes int64) (*Store, *clock) {
+func newStore(t testing.TB, maxBytes int64) (*Store, *clock) {
 	t.Helper()
 	s, err := New(Options{MaxBytes: maxBytes})
 	if err != nil {
