@@ -22,12 +22,22 @@ func init() {
 			"sent while the origin holds the first one, reach the origin exactly once and all get its body; " +
 			"responses that vary on X-Variant are stored once per variant",
 		run: cacheHitsAndStampede,
+	}, scenario{
+		name: "ca-apply-keeps-entries",
+		criterion: "after a commit that changes only another route, a cached URL of route /c is still a hit (the " +
+			"origin sees no new request); after a commit that changes route /c's cache ttl, the same URL is a miss",
+		run: cacheApplyKeepsEntries,
 	})
 }
 
 // cacheConfigYAML routes / to the battery's upstream (for the served
 // check) and /c, with a response cache, to origin.
 func cacheConfigYAML(upstream, origin, label string) string {
+	return cacheConfigTTL(upstream, origin, label, "1m")
+}
+
+// cacheConfigTTL is cacheConfigYAML with route /c's cache ttl.
+func cacheConfigTTL(upstream, origin, label, ttl string) string {
 	return fmt.Sprintf(`upstreams:
   app:
     targets: [%q]
@@ -43,8 +53,8 @@ routes:
     match: {path: /c, pathType: prefix}
     backends: [{upstream: origin, weight: 100}]
     cache:
-      ttl: 1m
-`, upstream, origin, label)
+      ttl: %s
+`, upstream, origin, label, ttl)
 }
 
 func cacheHitsAndStampede(ctx context.Context, t *T) error {
@@ -171,6 +181,61 @@ func cacheHitsAndStampede(ctx context.Context, t *T) error {
 	}
 	if s.Cache == nil || s.Cache.Entries != 4 { // /c/a with no, x and y variants, /c/hot
 		return fmt.Errorf("status cache %+v, want 4 entries", s.Cache)
+	}
+	return nil
+}
+
+func cacheApplyKeepsEntries(ctx context.Context, t *T) error {
+	st, _, err := t.Stack(ctx, harness.Options{})
+	if err != nil {
+		return err
+	}
+	var origins atomic.Int64
+	origin := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		origins.Add(1)
+		_, _ = io.WriteString(w, "origin "+r.URL.Path)
+	}))
+	t.Cleanup(origin.Close)
+	apply := func(label, ttl string) error {
+		sha, err := st.Repo.WriteCommit("config.yaml", cacheConfigTTL(t.upstream, origin.URL, label, ttl), label)
+		if err != nil {
+			return err
+		}
+		if _, err := st.Webhook(ctx); err != nil {
+			return err
+		}
+		return t.waitServed(ctx, st, sha, label)
+	}
+	get := func() (string, error) {
+		resp, err := http.Get("http://" + st.GatewayAddr + "/c/page")
+		if err != nil {
+			return "", err
+		}
+		defer resp.Body.Close()
+		_, _ = io.Copy(io.Discard, resp.Body)
+		return resp.Header.Get("Cache-Status"), nil
+	}
+	steps := []struct {
+		label, ttl string
+		want       string // Cache-Status prefix after the apply
+		origin     int64  // origin requests in all after it
+	}{
+		{"c2", "1m", "gitgate; fwd=uri-miss", 1},
+		{"c3", "1m", "gitgate; hit", 1},          // only route main's X-Config changed
+		{"c4", "2m", "gitgate; fwd=uri-miss", 2}, // route /c's cache changed
+	}
+	for _, s := range steps {
+		if err := apply(s.label, s.ttl); err != nil {
+			return err
+		}
+		cs, err := get()
+		if err != nil {
+			return err
+		}
+		if !strings.HasPrefix(cs, s.want) || origins.Load() != s.origin {
+			return fmt.Errorf("after %s: Cache-Status %q, origin requests %d; want %q and %d", s.label, cs, origins.Load(), s.want, s.origin)
+		}
+		t.Logf("after %s: %s", s.label, cs)
 	}
 	return nil
 }
