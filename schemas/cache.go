@@ -30,8 +30,9 @@ type CacheKey struct {
 	// Headers are request headers whose values join the key.
 	Headers []string `json:"headers,omitempty"`
 	// Query lists the query parameters that join the key, in the key's
-	// order; the others are ignored. Nil: the whole query string as sent.
-	Query []string `json:"query,omitempty"`
+	// order; the others are ignored. Nil: the whole query string as sent;
+	// empty: no query at all (omitzero keeps the difference in a bundle).
+	Query []string `json:"query,omitzero"`
 }
 
 // Defaults of a route's cache.

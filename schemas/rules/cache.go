@@ -18,6 +18,9 @@ func RouteCache(c schemas.RouteCache) []Violation {
 			out = append(out, violation(fmt.Sprintf(".cache.methods[%d]", i), "method %q cannot be cached: use GET or HEAD", m))
 		}
 	}
+	if slices.Contains(c.Methods, http.MethodHead) && !slices.Contains(c.Methods, http.MethodGet) {
+		out = append(out, violation(".cache.methods", "HEAD is answered from stored GET responses: list GET too"))
+	}
 	if most := or(c.MaxTTL, schemas.DefaultCacheMaxTTL); c.TTL.D() > most {
 		out = append(out, violation(".cache.ttl", "ttl %s is longer than maxTtl %s", c.TTL.D(), most))
 	}

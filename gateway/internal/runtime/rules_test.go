@@ -85,6 +85,10 @@ routes:
 routes:
   r: {match: {path: /}, backends: [{upstream: u, weight: 100}], cache: {key: {headers: [authorization]}}}
 `, "routes.r.cache.key.headers[0]"},
+		{"cache of HEAD alone", `
+routes:
+  r: {match: {path: /}, backends: [{upstream: u, weight: 100}], cache: {methods: [HEAD]}}
+`, "routes.r.cache.methods"},
 		{"cache accepted", `
 routes:
   r: {match: {path: /}, backends: [{upstream: u, weight: 100}], cache: {ttl: 1m, methods: [GET], key: {query: [page], headers: [X-Tenant]}, maxEntryBytes: 1000}}
