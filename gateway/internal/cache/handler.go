@@ -100,6 +100,10 @@ type handler struct {
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !h.handles(r) {
 		h.counters.inc(countBypass)
+		if len(r.Header["Upgrade"]) > 0 {
+			h.next.ServeHTTP(w, r) // a protocol switch gets the writer as it is
+			return
+		}
 		h.next.ServeHTTP(&recorder{ResponseWriter: w, over: true, status: "fwd=bypass"}, r)
 		return
 	}

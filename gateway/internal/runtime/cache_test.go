@@ -1,10 +1,12 @@
 package runtime
 
 import (
+	"bufio"
 	"crypto/sha256"
 	"encoding/hex"
 	"io"
 	"maps"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -223,5 +225,43 @@ func TestCachedRouteObservedOnce(t *testing.T) {
 	}
 	if cache["gitgate_cache_bytes"] <= 0 {
 		t.Errorf("gitgate_cache_bytes = %v", cache["gitgate_cache_bytes"])
+	}
+}
+
+func TestWebSocketThroughCachedRoute(t *testing.T) {
+	t.Parallel()
+	// An upgrade on a cached route bypasses the cache and still switches.
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		conn, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			return
+		}
+		defer conn.Close()
+		_, _ = brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n")
+		_ = brw.Flush()
+		line, _ := brw.ReadString('\n')
+		_, _ = brw.WriteString("echo: " + line)
+		_ = brw.Flush()
+	}))
+	t.Cleanup(up.Close)
+	r := route("/", to("a", 100))
+	r.Cache = &schemas.RouteCache{TTL: schemas.Duration(time.Minute)}
+	e := newEngine(t, Options{})
+	mustApply(t, e, schemas.Config{Upstreams: map[string]schemas.Upstream{"a": ups(up.URL)}, Routes: map[string]schemas.Route{"r": r}})
+	srv := front(t, e)
+	conn, err := net.Dial("tcp", srv.Listener.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	_, _ = io.WriteString(conn, "GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n")
+	br := bufio.NewReader(conn)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("handshake: %v %v", resp, err)
+	}
+	_, _ = io.WriteString(conn, "hello\n")
+	if line, err := br.ReadString('\n'); err != nil || line != "echo: hello\n" {
+		t.Fatalf("echo %q, %v", line, err)
 	}
 }
