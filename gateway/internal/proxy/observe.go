@@ -53,22 +53,6 @@ func (o *Options) Observe(w http.ResponseWriter, r *http.Request) *Observation {
 	return ob
 }
 
-// ObservationOf returns the Observation that w is or wraps (a handler
-// between the observation and the Route, such as the response cache, may
-// wrap the writer and expose it with Unwrap), nil when there is none.
-func ObservationOf(w http.ResponseWriter) *Observation {
-	for {
-		switch v := w.(type) {
-		case *Observation:
-			return v
-		case interface{ Unwrap() http.ResponseWriter }:
-			w = v.Unwrap()
-		default:
-			return nil
-		}
-	}
-}
-
 func (o *Options) observing() bool { return o.Metrics != nil || o.AccessLog }
 
 func (ob *Observation) init(o *Options, w http.ResponseWriter, r *http.Request, start time.Time) {
@@ -207,3 +191,23 @@ func (ob *Observation) End() {
 	}
 	ev.Msg("request")
 }
+
+// observationOf returns the Observation that w is or wraps (a response
+// filter such as compression may stand between it and the Route), nil for
+// none.
+func observationOf(w http.ResponseWriter) *Observation {
+	for range maxUnwrap {
+		if ob, ok := w.(*Observation); ok {
+			return ob
+		}
+		u, ok := w.(interface{ Unwrap() http.ResponseWriter })
+		if !ok {
+			return nil
+		}
+		w = u.Unwrap()
+	}
+	return nil
+}
+
+// maxUnwrap bounds the walk down wrapped ResponseWriters.
+const maxUnwrap = 8

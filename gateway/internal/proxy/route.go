@@ -211,7 +211,7 @@ func (rt *Route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rt.active.Add(1)
 	defer rt.active.Add(-1)
 
-	ob := ObservationOf(w)
+	ob := observationOf(w)
 	if ob == nil {
 		// No outer handler started the request (the route is served on
 		// its own): the route does.
