@@ -26,6 +26,7 @@ import (
 	"github.com/rs/zerolog"
 	"github.com/spf13/cobra"
 
+	"github.com/gitgate/gitgate/gateway/internal/cache"
 	"github.com/gitgate/gitgate/gateway/internal/serve"
 	"github.com/gitgate/gitgate/gateway/internal/tracing"
 	"github.com/gitgate/gitgate/schemas/buildinfo"
@@ -122,6 +123,7 @@ func newRootCmd(stdout, stderr io.Writer, serveWith func(serve.Config, zerolog.L
 	fset.StringVar(&cfg.DNSResolver, "dns-resolver", "", "DNS server (host:port) asked for the members of dns:// and srv:// upstream targets; empty: the servers of /etc/resolv.conf")
 	fset.StringVar(&cfg.ObserveAddr, "observe-addr", "", "TCP address for the read-only admin routes; empty: none")
 	fset.BoolVar(&cfg.AccessLog, "access-log", false, "log one line per request: proxied, refused by a policy or unrouted")
+	fset.Int64Var(&cfg.CacheMaxBytes, "cache-max-bytes", cache.DefaultMaxBytes, "memory bound of the response cache of all routes together, in bytes; the least recently used entries go first")
 	fset.BoolVar(&cfg.H2C, "h2c", false, "accept HTTP/2 without TLS on --listen")
 	fset.StringVar(&cfg.TLS.Cert, "tls-cert", "", "TLS certificate file for --listen (with --tls-key); the default certificate; reloaded when it changes")
 	fset.StringVar(&cfg.TLS.Key, "tls-key", "", "TLS key file for --listen (with --tls-cert)")
@@ -215,6 +217,9 @@ func checkFlags(cfg *serve.Config, fv flagValues) (zerolog.Level, error) {
 		return 0, fmt.Errorf("--admin-socket-mode %q is not an octal mode such as 0600", fv.socketMode)
 	}
 	cfg.AdminSocketMode = fs.FileMode(mode)
+	if cfg.CacheMaxBytes <= 0 {
+		return 0, fmt.Errorf("--cache-max-bytes %d must be positive", cfg.CacheMaxBytes)
+	}
 	cfg.ObserveShowSecrets = !fv.redact
 	if cfg.TrustedProxies, err = serve.ParsePrefixes(fv.trusted); err != nil {
 		return 0, fmt.Errorf("--trusted-proxies: %w", err)

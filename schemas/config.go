@@ -256,6 +256,9 @@ type Route struct {
 	// Safety section field by field: a field left unset takes the
 	// top-level value (or its default). Nil: the top-level thresholds.
 	Safety *SafetyRule `json:"safety,omitempty"`
+	// Cache stores this route's responses (RFC 9111, as a shared cache).
+	// Nil: nothing is cached.
+	Cache *RouteCache `json:"cache,omitempty"`
 }
 
 // Match is the request predicate of a route. Empty fields match anything.

@@ -213,6 +213,9 @@ func (r *Route) applyDefaults() {
 	if r.Compress != nil {
 		r.Compress.applyDefaults()
 	}
+	if r.Cache != nil {
+		r.Cache.applyDefaults()
+	}
 	if rt := r.Retries; rt != nil {
 		setInt(&rt.Attempts, 2)
 		setDur(&rt.BackoffBase, DefaultBackoffBase)
@@ -339,6 +342,7 @@ func (c *Config) WithDefaults() Config {
 	for k, r := range out.Routes {
 		r.Retries = clonePtr(r.Retries)
 		r.Redirect, r.DirectResponse, r.Compress = clonePtr(r.Redirect), clonePtr(r.DirectResponse), clonePtr(r.Compress)
+		r.Cache = clonePtr(r.Cache)
 		out.Routes[k] = r
 	}
 	if c.Safety != nil {

@@ -76,6 +76,8 @@ type Health struct {
 	JWKS map[string]client.JWKSStatus
 	// Failover maps a failover upstream to its active group.
 	Failover map[string]client.FailoverStatus
+	// Cache is the response cache's state.
+	Cache *client.CacheStatus
 }
 
 // Persister saves the last-known-good bundle. *lkg.Store implements it.
@@ -578,6 +580,7 @@ func (s *Server) status() client.Status {
 		st.Routes, st.Upstreams, st.Breakers, st.Traffic = h.Routes, h.Upstreams, h.Breakers, h.Traffic
 		st.JWKS = h.JWKS
 		st.Failover = h.Failover
+		st.Cache = h.Cache
 	}
 	s.stateMu.RLock()
 	st.AppliedAt, st.LastRejected = s.appliedAt, s.lastRejected

@@ -70,6 +70,9 @@ func Route(r schemas.Route) []Violation {
 			out = append(out, violation(".retries.backoffMax", "backoffMax %s is shorter than backoffBase %s", most, base))
 		}
 	}
+	if r.Cache != nil {
+		out = append(out, RouteCache(*r.Cache)...)
+	}
 	for i, u := range r.Upgrades {
 		if err := Upgrade(u); err != nil {
 			out = append(out, at(fmt.Sprintf(".upgrades[%d]", i), err)...)

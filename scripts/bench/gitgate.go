@@ -31,6 +31,7 @@ type gitgate struct {
 	tlsKey  string
 	// extraArgs are more gateway flags (the correlation mode's span export).
 	extraArgs []string
+	cache     bool // a response cache (ttl 1m) on the measured route
 
 	p        *proc
 	admin    *client.Client
@@ -77,6 +78,11 @@ func (g *gitgate) config(i int, valid bool) schemas.Config {
 		cfg.Policies = map[string]schemas.Policy{"limit": {RateLimit: &rl}}
 		r := cfg.Routes["bench"]
 		r.Policies = []string{"limit"}
+		cfg.Routes["bench"] = r
+	}
+	if g.cache {
+		r := cfg.Routes["bench"]
+		r.Cache = &schemas.RouteCache{TTL: schemas.Duration(time.Minute)}
 		cfg.Routes["bench"] = r
 	}
 	for n := range g.routes {

@@ -3,6 +3,7 @@
 //
 //	go run ./scripts/bench                 # throughput table (1 route, 10k routes, policy chain)
 //	go run ./scripts/bench -mode tls       # TLS listener throughput, gitgate and nginx on one certificate
+//	go run ./scripts/bench -mode cache     # cache-hit throughput, gitgate's response cache and nginx's proxy_cache
 //	go run ./scripts/bench -mode reload    # failed requests while reloading under load
 //	go run ./scripts/bench -mode sync      # commit + signed webhook -> first request served
 //	go run ./scripts/bench -mode fleet     # 20 replicas: push-to-serve, rollback-to-served, idle Git requests
@@ -35,7 +36,7 @@ import (
 
 func main() {
 	var (
-		mode      = flag.String("mode", "throughput", "throughput | tls (gitgate and nginx listening with TLS on one self-signed ECDSA P-256 certificate, beside plain) | reload | sync (push-to-serve latency over 50 commits per run, and idle RSS) | autorollback (detection time of a bad commit at 200 req/s per run, false rollbacks over 30 good commits in the first run) | fleet (push-to-serve and rollback-to-served over -replicas pairs, -runs rounds each, and Git requests while idle) | ratelimit (one route behind a rate limit in memory and in a loopback redis-server, and without one) | correlation (request ids and traceparent with span export off, and export on at sampling 0 and 1)")
+		mode      = flag.String("mode", "throughput", "throughput | tls (gitgate and nginx listening with TLS on one self-signed ECDSA P-256 certificate, beside plain) | cache (cache-hit throughput: gitgate's response cache against nginx's proxy_cache on the same route, beside both uncached) | reload | sync (push-to-serve latency over 50 commits per run, and idle RSS) | autorollback (detection time of a bad commit at 200 req/s per run, false rollbacks over 30 good commits in the first run) | fleet (push-to-serve and rollback-to-served over -replicas pairs, -runs rounds each, and Git requests while idle) | ratelimit (one route behind a rate limit in memory and in a loopback redis-server, and without one) | correlation (request ids and traceparent with span export off, and export on at sampling 0 and 1)")
 		duration  = flag.Duration("duration", 10*time.Second, "load time per measurement")
 		runs      = flag.Int("runs", 3, "interleaved runs per target (medians are reported)")
 		conns     = flag.Int("conns", 64, "wrk connections")
@@ -104,7 +105,7 @@ func serveUpstream(addr string) {
 
 func ensureTools(install bool, mode string) error {
 	need := map[string]string{"wrk": "wrk", "nginx": "nginx", "caddy": "caddy", "haproxy": "haproxy", "taskset": "util-linux"}
-	if mode == "tls" { // nginx is the only peer
+	if mode == "tls" || mode == "cache" { // nginx is the only peer
 		delete(need, "caddy")
 		delete(need, "haproxy")
 	}
@@ -195,6 +196,8 @@ func run(ctx context.Context, cfg benchConfig) (string, error) {
 		return throughput(ctx, cfg, env)
 	case "tls":
 		return tlsThroughput(ctx, cfg, env)
+	case "cache":
+		return cacheThroughput(ctx, cfg, env)
 	case "reload":
 		return reloadUnderLoad(ctx, cfg, env)
 	case "sync":

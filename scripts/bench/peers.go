@@ -44,6 +44,7 @@ func (d *direct) Stop()                                   {}
 // with cert and key it listens with TLS (nginx's default session settings).
 type nginx struct {
 	label, cert, key string
+	cache            bool // proxy_cache (200 for 1m, with proxy_cache_lock) on location /
 
 	p        *proc
 	dir      string
@@ -69,6 +70,10 @@ func (n *nginx) conf(i int, valid bool) string {
 	if n.cert != "" {
 		listen += " ssl;\n    ssl_certificate " + n.cert + ";\n    ssl_certificate_key " + n.key
 	}
+	cache := ""
+	if n.cache {
+		cache = "proxy_cache c;\n      proxy_cache_valid 200 1m;\n      proxy_cache_lock on;\n      add_header X-Cache-Status $upstream_cache_status always;"
+	}
 	return fmt.Sprintf(`worker_processes 1;
 daemon off;
 pid %[1]s/nginx.pid;
@@ -78,6 +83,7 @@ http {
   access_log off;
   client_body_temp_path %[1]s/body;
   proxy_temp_path %[1]s/proxy;
+  proxy_cache_path %[1]s/cache keys_zone=c:10m max_size=64m;
   upstream up { server %[2]s; keepalive 64; keepalive_requests 100000; }
   server {
     listen 127.0.0.1:%[3]s;
@@ -88,10 +94,11 @@ http {
       proxy_http_version 1.1;
       proxy_set_header Connection "";
       add_header X-Bench "r%[4]d" always;
+      %[6]s
     }
   }
 }
-`, n.dir, n.upstream, listen, i, broken)
+`, n.dir, n.upstream, listen, i, broken, cache)
 }
 
 func (n *nginx) Start(ctx context.Context, dir, cpus, upstream string) (string, error) {
@@ -105,6 +112,18 @@ func (n *nginx) Start(ctx context.Context, dir, cpus, upstream string) (string, 
 	}
 	if err := os.WriteFile(filepath.Join(n.dir, "nginx.conf"), []byte(n.conf(0, true)), 0o644); err != nil {
 		return "", err
+	}
+	if n.cache {
+		// Run as root, nginx's workers run as nobody: they must reach and
+		// write the cache directory (the bench directory is 0700).
+		for d, mode := range map[string]os.FileMode{dir: 0o711, n.dir: 0o711, filepath.Join(n.dir, "cache"): 0o777} {
+			if err := os.MkdirAll(d, mode); err != nil {
+				return "", err
+			}
+			if err := os.Chmod(d, mode); err != nil {
+				return "", err
+			}
+		}
 	}
 	n.p, err = startProc(dir, "nginx", cpus, nil, "nginx", "-e", filepath.Join(n.dir, "error.log"), "-p", n.dir, "-c", filepath.Join(n.dir, "nginx.conf"))
 	if err != nil {

@@ -164,6 +164,23 @@ func TestCompute(t *testing.T) {
 			},
 		},
 		{
+			name: "cache ttl changed",
+			old: defaulted(schemas.Config{Routes: map[string]schemas.Route{"web": func() schemas.Route {
+				r := route("a", be("s", 100))
+				r.Cache = &schemas.RouteCache{TTL: schemas.Duration(time.Minute)}
+				return r
+			}()}}),
+			new: defaulted(schemas.Config{Routes: map[string]schemas.Route{"web": func() schemas.Route {
+				r := route("a", be("s", 100))
+				r.Cache = &schemas.RouteCache{TTL: schemas.Duration(5 * time.Minute), Key: &schemas.CacheKey{Query: []string{"page"}}}
+				return r
+			}()}}),
+			want: []Change{{Action: ActionUpdate, Kind: KindRoute, Name: "web", Fields: []Field{
+				{Path: "cache.key.query", New: "[page]", Note: "added page"},
+				{Path: "cache.ttl", Old: "1m0s", New: "5m0s"},
+			}}},
+		},
+		{
 			name: "policy attached and detached",
 			old: &schemas.Config{Routes: map[string]schemas.Route{"web": func() schemas.Route {
 				r := route("a", be("s", 100))

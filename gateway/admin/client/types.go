@@ -111,6 +111,9 @@ type Status struct {
 	JWKS map[string]JWKSStatus `json:"jwks,omitempty"`
 	// Failover maps a failover upstream to its groups and the active one.
 	Failover map[string]FailoverStatus `json:"failover,omitempty"`
+	// Cache is the response cache of all routes. Nil before the first
+	// apply.
+	Cache *CacheStatus `json:"cache,omitempty"`
 }
 
 // FailoverStatus is the state of a failover upstream.
@@ -122,6 +125,15 @@ type FailoverStatus struct {
 	// Changes counts the changes of the active group since the gateway
 	// started (carried over applies that keep the upstream).
 	Changes uint64 `json:"changes"`
+}
+
+// CacheStatus is the state of the gateway's response cache.
+type CacheStatus struct {
+	// Entries is the number of stored responses.
+	Entries int `json:"entries"`
+	// Bytes is their estimated memory; MaxBytes is --cache-max-bytes.
+	Bytes    int64 `json:"bytes"`
+	MaxBytes int64 `json:"maxBytes"`
 }
 
 // JWKSStatus is the state of a jwt policy's remote key set. A set whose

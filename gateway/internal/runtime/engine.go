@@ -19,6 +19,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/gitgate/gitgate/gateway/admin/client"
+	"github.com/gitgate/gitgate/gateway/internal/cache"
 	"github.com/gitgate/gitgate/gateway/internal/clientip"
 	"github.com/gitgate/gitgate/gateway/internal/compress"
 	"github.com/gitgate/gitgate/gateway/internal/policy"
@@ -48,6 +49,9 @@ type Options struct {
 	// Tracer starts a server span per request (see proxy.Options.Tracer).
 	// Nil: none.
 	Tracer trace.Tracer
+	// CacheMaxBytes bounds the memory of the response cache of all
+	// routes together. 0: cache.DefaultMaxBytes.
+	CacheMaxBytes int64
 	// GCPercent is the garbage collector target New sets when the GOGC
 	// environment variable is unset: 0 means DefaultGCPercent, a negative
 	// value leaves the Go runtime's setting alone. GOGC, when set, always
@@ -117,6 +121,9 @@ type Status struct {
 	JWKS map[string]client.JWKSStatus `json:"jwks,omitempty"`
 	// Failover holds the state of each failover upstream.
 	Failover map[string]client.FailoverStatus `json:"failover,omitempty"`
+	// Cache is the response cache of all routes; nil before the first
+	// apply.
+	Cache *client.CacheStatus `json:"cache,omitempty"`
 }
 
 // Engine is the data plane: an http.Handler serving from the current
@@ -127,6 +134,8 @@ type Engine struct {
 	policyOpts policy.Options
 	log        zerolog.Logger
 	cur        atomic.Pointer[snapshot]
+	// cache holds the cached responses of every route, across snapshots.
+	cache *cache.Store
 
 	mu     sync.Mutex // serializes Apply, Check and Close
 	closed bool
@@ -162,6 +171,12 @@ func New(opts Options) *Engine {
 	trusted := opts.TrustedProxies
 	e.policyOpts = policy.Options{LookupEnv: opts.LookupEnv, Registry: opts.Registry, Logger: opts.Logger,
 		ClientIP: func(r *http.Request) netip.Addr { return clientip.Of(r, trusted).Addr }}
+	c, err := cache.New(cache.Options{MaxBytes: opts.CacheMaxBytes, Registry: opts.Registry, Logger: opts.Logger})
+	if err != nil {
+		e.log.Error().Err(err).Msg("response cache metrics disabled")
+		c, _ = cache.New(cache.Options{MaxBytes: opts.CacheMaxBytes, Logger: opts.Logger})
+	}
+	e.cache = c
 	if opts.Registry != nil {
 		m, err := proxy.NewMetrics(opts.Registry)
 		if err != nil {
@@ -293,6 +308,7 @@ func (e *Engine) Apply(b *schemas.Bundle) error {
 	waitResolved(s.pools)
 	s.refs.Store(1)
 	e.cur.Store(s)
+	e.cache.Retain(s.cacheKeep)
 	if cur != nil {
 		m := cur.meta.Load()
 		e.previous.Store(&pastTraffic{set: cur.traffic, version: m.bundle.Version, since: m.appliedAt, until: s.meta.Load().appliedAt})
@@ -350,6 +366,8 @@ func (e *Engine) Status() Status {
 	m := s.meta.Load()
 	st.Version, st.Digest, st.AppliedAt = m.bundle.Version, m.bundle.Digest, m.appliedAt
 	st.Routes = s.table.Len()
+	cs := e.cache.Stats()
+	st.Cache = &client.CacheStatus{Entries: cs.Entries, Bytes: cs.Bytes, MaxBytes: cs.MaxBytes}
 	for name, p := range s.pools {
 		st.Upstreams[name] = p.Status()
 		if b := p.Breaker(); b != nil {
@@ -529,7 +547,11 @@ func (e *Engine) build(b *schemas.Bundle, cfg *schemas.Config, prev *snapshot, w
 		rt.SetConfigVersion(b.Version)
 		counters = append(counters, rt.Traffic())
 		var h http.Handler = rt
-		// Outside in: policies, compression, the route.
+		// Outside in: policies, compression, the cache, the route.
+		h, ns := e.cache.Wrap(name, spec, h) // inside the policies: auth runs before a hit
+		if ns != "" {
+			s.cacheKeep = append(s.cacheKeep, ns)
+		}
 		if h, err = compress.New(spec.Compress, h); err != nil {
 			addErr(err, "routes."+name+".compress")
 			continue

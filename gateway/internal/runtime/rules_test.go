@@ -77,6 +77,22 @@ routes:
 routes:
   r: {match: {path: /}, backends: [{upstream: u, weight: 60}, {upstream: u, weight: 40}]}
 `, "routes.r.backends[1].upstream"},
+		{"cache ttl over maxTtl", `
+routes:
+  r: {match: {path: /}, backends: [{upstream: u, weight: 100}], cache: {ttl: 2h, maxTtl: 1h}}
+`, "routes.r.cache.ttl"},
+		{"cache keyed on Authorization", `
+routes:
+  r: {match: {path: /}, backends: [{upstream: u, weight: 100}], cache: {key: {headers: [authorization]}}}
+`, "routes.r.cache.key.headers[0]"},
+		{"cache of HEAD alone", `
+routes:
+  r: {match: {path: /}, backends: [{upstream: u, weight: 100}], cache: {methods: [HEAD]}}
+`, "routes.r.cache.methods"},
+		{"cache accepted", `
+routes:
+  r: {match: {path: /}, backends: [{upstream: u, weight: 100}], cache: {ttl: 1m, methods: [GET], key: {query: [page], headers: [X-Tenant]}, maxEntryBytes: 1000}}
+`, ""},
 		{"unknown upstream", `
 routes:
   r: {match: {path: /}, backends: [{upstream: w, weight: 100}]}

@@ -26,6 +26,9 @@ type snapshot struct {
 	failovers map[string]*proxy.Failover
 	policies  *policy.Set
 	traffic   *traffic.Set
+	// cacheKeep are the response cache namespaces of its routes: an apply
+	// keeps their entries and drops the others.
+	cacheKeep []string
 	// fresh holds the pools this snapshot created, while it is being
 	// compiled; nil once compile returns it.
 	fresh map[*upstream.Pool]bool

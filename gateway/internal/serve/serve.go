@@ -74,6 +74,9 @@ type Config struct {
 	ObserveShowSecrets bool
 	// AccessLog logs one line per request, proxied or not.
 	AccessLog bool
+	// CacheMaxBytes bounds the response cache of all routes together.
+	// 0: cache.DefaultMaxBytes.
+	CacheMaxBytes int64
 	// H2C accepts HTTP/2 without TLS (prior knowledge) on Listen.
 	H2C bool
 	// TLS, when Enabled, serves Listen over TLS (HTTP/2 and HTTP/1.1 by
@@ -246,6 +249,7 @@ func Run(ctx context.Context, cfg Config, logger zerolog.Logger) error {
 		AccessLog:      cfg.AccessLog,
 		Tracer:         sp.tracer(),
 		Resolver:       resolver,
+		CacheMaxBytes:  cfg.CacheMaxBytes,
 	})
 	defer eng.Close()
 
@@ -483,7 +487,7 @@ func restore(lg zerolog.Logger, store *lkg.Store, adm *admin.Server) {
 func healthOf(eng *runtime.Engine) func() admin.Health {
 	return func() admin.Health {
 		st := eng.Status()
-		return admin.Health{Routes: st.Routes, Upstreams: st.Upstreams, Breakers: st.Breakers, Traffic: st.Traffic, JWKS: st.JWKS, Failover: st.Failover}
+		return admin.Health{Routes: st.Routes, Upstreams: st.Upstreams, Breakers: st.Breakers, Traffic: st.Traffic, JWKS: st.JWKS, Failover: st.Failover, Cache: st.Cache}
 	}
 }
 
