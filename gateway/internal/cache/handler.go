@@ -36,14 +36,19 @@ var bodyNotCached = reply.New("not_cached", "only-if-cached: no fresh response i
 // namespace changes with anything that changes what the route would
 // store: its cache settings, match, backends, rewrite and header edits.
 // spec is defaulted.
-func (s *Store) Wrap(name string, spec schemas.Route, next http.Handler) (http.Handler, string) {
+//
+// creds names where the route's identity policies (apiKey, jwt) read a
+// credential: a request carrying one is treated like one with an
+// Authorization header (RFC 9111 §3.5), so that one consumer's answer is
+// never served to another unless the upstream marks it shareable.
+func (s *Store) Wrap(name string, spec schemas.Route, creds Credentials, next http.Handler) (http.Handler, string) {
 	c := spec.Cache
 	if c == nil || s == nil {
 		return next, ""
 	}
-	ns := name + "\x00" + fingerprint(spec)
+	ns := name + "\x00" + fingerprint(spec) + "\x00" + creds.String()
 	h := &handler{
-		store: s, next: next, ns: ns,
+		store: s, next: next, ns: ns, creds: creds,
 		ttl: c.TTL.D(), maxTTL: c.MaxTTL.D(), maxEntry: c.MaxEntryBytes,
 		wait: spec.Timeout.D(), counters: s.m.route(name),
 		get: slices.Contains(c.Methods, http.MethodGet), head: slices.Contains(c.Methods, http.MethodHead),
@@ -95,6 +100,57 @@ type handler struct {
 	keyQuery   []string
 	someQuery  bool // keyQuery applies (even when empty: no query in the key)
 	counters   *routeCounters
+	creds      Credentials
+}
+
+// Credentials are where a route's identity policies read a credential
+// besides Authorization. The policies run before the cache and may strip
+// the credential (an API key is not forwarded), so the runtime checks for
+// it in front of them (Carries) and the cache asks Seen.
+type Credentials struct {
+	// Headers are canonical header names (an apiKey's header, a jwt's
+	// header when it is not Authorization).
+	Headers []string
+	// Query are query parameter names (an apiKey in the query).
+	Query []string
+	// Seen reports whether the request w answers was found to carry one
+	// before the policies ran. Nil: never.
+	Seen func(w http.ResponseWriter) bool
+}
+
+// String is a stable spelling of c's places, part of a route's namespace.
+func (c Credentials) String() string {
+	return strings.Join(c.Headers, ",") + ";" + strings.Join(c.Query, ",")
+}
+
+// Empty reports whether c names no place.
+func (c Credentials) Empty() bool { return len(c.Headers) == 0 && len(c.Query) == 0 }
+
+// Carries reports whether r carries a credential in one of c's places. A
+// query parameter is looked for in the raw query without parsing it; a
+// false match only means a request is not shared.
+func (c Credentials) Carries(r *http.Request) bool {
+	for _, k := range c.Headers {
+		if len(r.Header[k]) > 0 {
+			return true
+		}
+	}
+	raw := r.URL.RawQuery
+	for _, q := range c.Query {
+		if raw != "" && (strings.HasPrefix(raw, q+"=") || strings.Contains(raw, "&"+q+"=")) {
+			return true
+		}
+	}
+	return false
+}
+
+// authorized reports whether r came with a credential: an Authorization
+// header, or one of the route's own seen before its policies ran.
+func (h *handler) authorized(w http.ResponseWriter, r *http.Request) bool {
+	if len(r.Header["Authorization"]) > 0 {
+		return true
+	}
+	return h.creds.Seen != nil && h.creds.Seen(w)
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -108,7 +164,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	cc := requestDirectives(r.Header)
-	auth := len(r.Header["Authorization"]) > 0
+	auth := h.authorized(w, r)
 	pk := h.primaryKey(r)
 	fwd := "fwd=uri-miss"
 	if cc.noCache || cc.maxAge == 0 {

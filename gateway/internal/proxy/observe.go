@@ -29,16 +29,19 @@ const None = "none"
 // span export on, the span state is one more: see startSpan).
 type Observation struct {
 	recorder
-	opts    *Options
-	on      bool // metrics or the access log are on: End records
-	grpc    bool // the request is a gRPC call (reply.IsGRPC)
-	req     *http.Request
-	start   time.Time
-	route   string
-	version string
-	policy  string
-	client  clientip.Client
-	corr    correlation // X-Request-Id and trace context
+	opts *Options
+	on   bool // metrics or the access log are on: End records
+	grpc bool // the request is a gRPC call (reply.IsGRPC)
+	// credentialed: the request carried a credential of its route's
+	// identity policies (MarkCredentialed).
+	credentialed bool
+	req          *http.Request
+	start        time.Time
+	route        string
+	version      string
+	policy       string
+	client       clientip.Client
+	corr         correlation // X-Request-Id and trace context
 	// Set by the Route that serves the request.
 	upstream string
 	target   string
@@ -213,6 +216,23 @@ func observationOf(w http.ResponseWriter) *Observation {
 		w = u.Unwrap()
 	}
 	return nil
+}
+
+// MarkCredentialed records that the request w answers came with a
+// credential of its route's identity policies, looked for before they run
+// (an API key is stripped before the route sees the request). The response
+// cache then treats it like a request with Authorization.
+func MarkCredentialed(w http.ResponseWriter) {
+	if ob := observationOf(w); ob != nil {
+		ob.credentialed = true
+	}
+}
+
+// Credentialed reports whether MarkCredentialed was called for the request
+// w answers.
+func Credentialed(w http.ResponseWriter) bool {
+	ob := observationOf(w)
+	return ob != nil && ob.credentialed
 }
 
 // maxUnwrap bounds the walk down wrapped ResponseWriters.

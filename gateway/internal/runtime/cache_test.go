@@ -22,10 +22,15 @@ import (
 // counting is an upstream that counts its requests and answers with a
 // cacheable body naming itself.
 func counting(t *testing.T, name string, n *atomic.Int64) *httptest.Server {
+	return countingCC(t, name, n, "max-age=60")
+}
+
+// countingCC is counting with the Cache-Control cc.
+func countingCC(t *testing.T, name string, n *atomic.Int64, cc string) *httptest.Server {
 	t.Helper()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		n.Add(1)
-		w.Header().Set("Cache-Control", "max-age=60")
+		w.Header().Set("Cache-Control", cc)
 		_, _ = io.WriteString(w, name+" "+r.URL.Path)
 	}))
 	t.Cleanup(srv.Close)
@@ -52,7 +57,9 @@ func getCache(t *testing.T, c *http.Client, url string, kv ...string) (int, stri
 func TestCacheRunsInsidePolicies(t *testing.T) {
 	t.Parallel()
 	var n atomic.Int64
-	up := counting(t, "u", &n)
+	// public: behind an API key, only an answer the upstream marks
+	// shareable is stored (TestCacheNeverSharesOneConsumersAnswer).
+	up := countingCC(t, "u", &n, "public, max-age=60")
 	sum := sha256.Sum256([]byte("secret"))
 	r := route("/", to("u", 100))
 	r.Cache = &schemas.RouteCache{}
@@ -263,5 +270,72 @@ func TestWebSocketThroughCachedRoute(t *testing.T) {
 	_, _ = io.WriteString(conn, "hello\n")
 	if line, err := br.ReadString('\n'); err != nil || line != "echo: hello\n" {
 		t.Fatalf("echo %q, %v", line, err)
+	}
+}
+
+// TestCacheNeverSharesOneConsumersAnswer: a route behind an identity
+// policy whose credential is not in Authorization (an API key header or
+// query parameter, a jwt in its own header) must not serve one consumer's
+// stored answer to another, unless the upstream marks it shareable
+// (public, s-maxage), as RFC 9111 §3.5 says of Authorization.
+func TestCacheNeverSharesOneConsumersAnswer(t *testing.T) {
+	t.Parallel()
+	key := func(s string) string { sum := sha256.Sum256([]byte(s)); return "sha256:" + hex.EncodeToString(sum[:]) }
+	keys := map[string]string{"alice": key("alice-key"), "bob": key("bob-key")}
+	for _, tc := range []struct {
+		name       string
+		policy     schemas.Policy
+		cc         string // the upstream's Cache-Control
+		alice, bob []string
+		shared     bool
+	}{
+		{name: "api key in a header", policy: schemas.Policy{APIKey: &schemas.APIKey{Keys: keys, ConsumerHeader: "X-Consumer"}},
+			cc: "max-age=60", alice: []string{"X-API-Key", "alice-key"}, bob: []string{"X-API-Key", "bob-key"}},
+		{name: "api key in the query", policy: schemas.Policy{APIKey: &schemas.APIKey{In: "query", Name: "key", Keys: keys, ConsumerHeader: "X-Consumer"}},
+			cc: "max-age=60", alice: []string{"?key=alice-key"}, bob: []string{"?key=bob-key"}},
+		{name: "public answers are shared", policy: schemas.Policy{APIKey: &schemas.APIKey{Keys: keys, ConsumerHeader: "X-Consumer"}},
+			cc: "public, max-age=60", alice: []string{"X-API-Key", "alice-key"}, bob: []string{"X-API-Key", "bob-key"}, shared: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var n atomic.Int64
+			up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				n.Add(1)
+				w.Header().Set("Cache-Control", tc.cc)
+				_, _ = io.WriteString(w, "account of "+r.Header.Get("X-Consumer"))
+			}))
+			t.Cleanup(up.Close)
+			r := route("/", to("u", 100))
+			r.Cache = &schemas.RouteCache{}
+			r.Policies = []string{"id"}
+			e := newEngine(t, Options{})
+			mustApply(t, e, schemas.Config{
+				Upstreams: map[string]schemas.Upstream{"u": ups(up.URL)},
+				Routes:    map[string]schemas.Route{"r": r},
+				Policies:  map[string]schemas.Policy{"id": tc.policy},
+			})
+			fe := front(t, e)
+			get := func(who []string) string {
+				url, kv := fe.URL+"/me", []string(nil)
+				if len(who) == 1 {
+					url += who[0]
+				} else {
+					kv = who
+				}
+				code, body, _ := getCache(t, fe.Client(), url, kv...)
+				if code != 200 {
+					t.Fatalf("GET: %d %q", code, body)
+				}
+				return body
+			}
+			get(tc.alice)
+			got := get(tc.bob)
+			if !tc.shared && got != "account of bob" {
+				t.Fatalf("bob got %q: another consumer's stored answer", got)
+			}
+			if tc.shared && (got != "account of alice" || n.Load() != 1) {
+				t.Fatalf("bob got %q after %d upstream requests, want alice's public answer from the store", got, n.Load())
+			}
+		})
 	}
 }

@@ -548,7 +548,8 @@ func (e *Engine) build(b *schemas.Bundle, cfg *schemas.Config, prev *snapshot, w
 		counters = append(counters, rt.Traffic())
 		var h http.Handler = rt
 		// Outside in: policies, compression, the cache, the route.
-		h, ns := e.cache.Wrap(name, spec, h) // inside the policies: auth runs before a hit
+		creds := credentialsOf(cfg, spec.Policies)
+		h, ns := e.cache.Wrap(name, spec, creds, h) // inside the policies: auth runs before a hit
 		if ns != "" {
 			s.cacheKeep = append(s.cacheKeep, ns)
 		}
@@ -558,6 +559,9 @@ func (e *Engine) build(b *schemas.Bundle, cfg *schemas.Config, prev *snapshot, w
 		}
 		if set != nil && len(spec.Policies) > 0 {
 			h = set.Wrap(name, spec.Policies, h)
+		}
+		if ns != "" && !creds.Empty() {
+			h = markCredentials(creds, h) // before the policies strip them
 		}
 		s.handlers[i] = guardRoute(spec, h)
 	}
