@@ -135,6 +135,16 @@ func (p *Pool) discoverLoop(first chan struct{}) {
 	}
 }
 
+// MaxDiscoveredMembers bounds the members a dns:// or srv:// target gives
+// an upstream; the addresses of a larger answer beyond the first (sorted)
+// are left out.
+const MaxDiscoveredMembers = 256
+
+// maxSRVRecords bounds the SRV records of one answer whose targets are
+// resolved, lowest priority first, so that a hostile answer cannot make
+// one resolution send thousands of queries.
+const maxSRVRecords = 64
+
 // resolve asks DNS once, updates the members on an answer with
 // addresses, and returns the time until the next resolution.
 func (p *Pool) resolve() time.Duration {
@@ -174,7 +184,16 @@ func (p *Pool) resolve() time.Duration {
 	}
 	d.counts[ResultOK]++
 	d.state, d.lastSuccess, d.fails = ResultOK, now, 0
-	p.setMembersLocked(sortAddrs(res.addrs), res.weighted)
+	addrs := sortAddrs(res.addrs)
+	if len(addrs) > MaxDiscoveredMembers {
+		// A hostile or broken DNS answer must not grow the pool (and its
+		// health checks) without bound: every replica keeps the same
+		// first addresses, sorted.
+		p.log.Warn().Str("target", d.raw).Int("addresses", len(addrs)).Int("kept", MaxDiscoveredMembers).
+			Msg("dns answer holds more addresses than an upstream takes: keeping the first")
+		addrs = addrs[:MaxDiscoveredMembers]
+	}
+	p.setMembersLocked(addrs, res.weighted)
 	wait := min(max(res.ttl, d.minI), d.maxI)
 	d.next = now.Add(wait)
 	return wait

@@ -17,6 +17,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/miekg/dns"
+
 	"github.com/gitgate/gitgate/gateway/internal/upstream/dnstest"
 	"github.com/gitgate/gitgate/schemas"
 )
@@ -627,4 +629,55 @@ func TestDiscoverySRVWeights(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestDiscoveryBoundsHostileAnswers: a DNS answer with a thousand
+// addresses gives at most MaxDiscoveredMembers members (the same sorted
+// first ones on every replica), and one with hundreds of SRV records
+// resolves the targets of at most maxSRVRecords of them.
+func TestDiscoveryBoundsHostileAnswers(t *testing.T) {
+	t.Parallel()
+	t.Run("a thousand addresses", func(t *testing.T) {
+		t.Parallel()
+		s := dnstest.New(t)
+		s.SetTruncate(true) // the answer needs TCP
+		var ips []string
+		for i := range 1000 {
+			ips = append(ips, fmt.Sprintf("127.1.%d.%d", i/250, i%250+1))
+		}
+		s.SetHosts("many.test", ips...)
+		p := discoveredPool(t, s, "dns://many.test:80", nil)
+		waitResolutions(t, p, ResultOK, 0, 1)
+		got := memberURLs(p)
+		if len(got) != MaxDiscoveredMembers {
+			t.Fatalf("%d members, want %d", len(got), MaxDiscoveredMembers)
+		}
+		// The lowest addresses: 127.1.0.1-250, then 127.1.1.1-6.
+		if !slices.Contains(got, "http://127.1.1.6:80") || slices.Contains(got, "http://127.1.1.7:80") {
+			t.Fatalf("members are not the lowest addresses: %v", got)
+		}
+	})
+	t.Run("hundreds of SRV records", func(t *testing.T) {
+		t.Parallel()
+		s := dnstest.New(t)
+		s.SetTruncate(true)
+		var recs []*dns.SRV
+		for i := range 300 {
+			name := fmt.Sprintf("t%d.srv.test", i)
+			s.SetHosts(name, fmt.Sprintf("127.2.%d.%d", i/250, i%250+1))
+			recs = append(recs, dnstest.SRV(10, 1, 80, name))
+		}
+		s.SetSRV("_http._tcp.srv.test", recs...)
+		p := discoveredPool(t, s, "srv://_http._tcp.srv.test", nil)
+		waitResolutions(t, p, ResultOK, 0, 1)
+		if got := len(memberURLs(p)); got != maxSRVRecords {
+			t.Fatalf("%d members, want %d", got, maxSRVRecords)
+		}
+		// One SRV query and an A and an AAAA query per resolved target,
+		// over UDP (truncated) and again over TCP, per resolution.
+		per := uint64(2 * (1 + 2*maxSRVRecords))
+		if q, n := uint64(s.Queries.Load()), resolutions(p, ResultOK)+resolutions(p, ResultFailed)+resolutions(p, ResultEmpty); q > per*n+per {
+			t.Fatalf("%d queries for %d resolutions, want at most %d each", q, n, per)
+		}
+	})
 }

@@ -192,6 +192,7 @@ func (r *Resolver) lookupSRV(ctx context.Context, name string) (resolution, erro
 		return resolution{}, fmt.Errorf("resolving SRV %s: %w", fq, errEmpty)
 	}
 	slices.SortStableFunc(srvs, func(a, b *dns.SRV) int { return cmp.Compare(a.Priority, b.Priority) })
+	srvs = srvs[:min(len(srvs), maxSRVRecords)]
 	var lastErr error
 	for i := 0; i < len(srvs); {
 		j := i
