@@ -61,6 +61,10 @@ type gateway struct {
 	done    chan error
 }
 
+// http1Env names the HTTP/1.1 server every test of this package runs
+// over (Config.HTTP1Server); .ci/run runs the package once per server.
+const http1Env = "GITGATE_TEST_HTTP1_SERVER"
+
 // startGateway runs Run in-process until the test ends.
 func startGateway(t testing.TB, state string, tweak func(*Config)) *gateway {
 	t.Helper()
@@ -77,6 +81,7 @@ func startGateway(t testing.TB, state string, tweak func(*Config)) *gateway {
 		ShutdownTimeout: 5 * time.Second,
 		OnListening:     func(d, o net.Addr) { listening <- addrs{d, o} },
 	}
+	cfg.HTTP1Server = os.Getenv(http1Env)
 	if tweak != nil {
 		tweak(&cfg)
 	}
