@@ -122,6 +122,12 @@ func (s *Server) serve(fctx *fasthttp.RequestCtx) {
 		s.release(ex)
 		return
 	}
+	if ex.req.RequestURI == "*" && ex.req.Method == http.MethodOptions {
+		// As net/http: the server's own answer, never routed.
+		fctx.Response.Header.SetContentLength(0)
+		s.release(ex)
+		return
+	}
 	if ex.req.ContentLength != 0 {
 		// ReadTimeout bounded the header block; the body is the
 		// handler's to read, at the upstream's pace.
