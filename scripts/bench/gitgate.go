@@ -26,6 +26,7 @@ type gitgate struct {
 	label    string
 	tlsCert  string // with tlsKey: --tls-cert/--tls-key on the listener
 	tlsKey   string
+	http1    string // --http1-server; empty: the default
 
 	p        *proc
 	admin    *client.Client
@@ -92,6 +93,9 @@ func (g *gitgate) Start(ctx context.Context, dir, cpus, upstream string) (string
 	args := []string{g.bin, "--listen", addr, "--admin-socket", sock, "--state-dir", filepath.Join(dir, "gitgate-state"), "--log-level", "warn"}
 	if g.tlsCert != "" {
 		args = append(args, "--tls-cert", g.tlsCert, "--tls-key", g.tlsKey)
+	}
+	if g.http1 != "" {
+		args = append(args, "--http1-server", g.http1)
 	}
 	if g.p, err = startProc(dir, "gitgate", cpus, nil, args...); err != nil {
 		return "", err

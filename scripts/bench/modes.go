@@ -95,6 +95,9 @@ func throughput(ctx context.Context, cfg benchConfig, env benchEnv) (string, err
 		&haproxy{},
 		&gitgate{bin: env.gateway, label: "gitgate 10k routes", routes: 10000},
 		&gitgate{bin: env.gateway, label: "gitgate policy chain", policies: true},
+		&gitgate{bin: env.gateway, label: "gitgate fasthttp", http1: "fasthttp"},
+		&gitgate{bin: env.gateway, label: "gitgate fasthttp 10k routes", routes: 10000, http1: "fasthttp"},
+		&gitgate{bin: env.gateway, label: "gitgate fasthttp policy chain", policies: true, http1: "fasthttp"},
 	}
 	var active []target
 	for _, t := range targets {
@@ -141,6 +144,15 @@ func throughput(ctx context.Context, cfg benchConfig, env benchEnv) (string, err
 	}
 	if g, p := med("gitgate", rps), med("gitgate policy chain", rps); g > 0 && p > 0 {
 		fmt.Fprintf(&b, "gitgate policy chain cost per request: %+.1f%% (1/req/s)\n", 100*(g/p-1))
+	}
+	if g, c := med("gitgate fasthttp", rps), med("caddy", rps); g > 0 && c > 0 {
+		fmt.Fprintf(&b, "gitgate fasthttp / Caddy: %.2fx\n", g/c)
+	}
+	if g, k := med("gitgate fasthttp", rps), med("gitgate fasthttp 10k routes", rps); g > 0 && k > 0 {
+		fmt.Fprintf(&b, "gitgate fasthttp 10k routes / 1 route: %.3f (%.1f%% loss)\n", k/g, 100*(1-k/g))
+	}
+	if g, p := med("gitgate fasthttp", rps), med("gitgate fasthttp policy chain", rps); g > 0 && p > 0 {
+		fmt.Fprintf(&b, "gitgate fasthttp policy chain cost per request: %+.1f%% (1/req/s)\n", 100*(g/p-1))
 	}
 	return b.String(), nil
 }
