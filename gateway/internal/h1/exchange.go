@@ -59,6 +59,7 @@ type exchange struct {
 	ready chan struct{} // fasthttp's → handler's: header taken over
 	conn  chan net.Conn // the hijacked connection
 	fin   chan struct{} // the handler returned (hijack waits on it)
+	watch *time.Timer   // wait's client check
 
 	stream   *stream
 	hijacked bool
@@ -75,6 +76,8 @@ func newExchange(s *Server) *exchange {
 		sig: make(chan mode, 1), ready: make(chan struct{}, 1), conn: make(chan net.Conn, 1), fin: make(chan struct{}, 1),
 	}
 	ex.cctx.parent = context.Background()
+	ex.watch = time.NewTimer(time.Hour)
+	ex.watch.Stop()
 	ex.tmpl = (&http.Request{}).WithContext(&ex.cctx)
 	ex.body.ex = ex
 	return ex

@@ -1,6 +1,7 @@
 package h1
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -137,7 +138,7 @@ func (s *Server) serve(fctx *fasthttp.RequestCtx) {
 		fctx.SetConnectionClose()
 	}
 	go ex.run(s.h)
-	switch <-ex.sig {
+	switch ex.wait(fctx) {
 	case modeDone:
 		ex.respond(false)
 		s.release(ex)
@@ -155,6 +156,32 @@ func (s *Server) serve(fctx *fasthttp.RequestCtx) {
 		fctx.HijackSetNoResponse(true)
 		fctx.Hijack(func(c net.Conn) { _ = c.Close() })
 		s.release(ex)
+	}
+}
+
+// watchEvery is how often a request whose handler is still running looks
+// whether its client has closed the connection.
+const watchEvery = 200 * time.Millisecond
+
+// wait returns the handler's mode. While the handler runs it looks, every
+// watchEvery, whether the client has closed its connection, and then
+// cancels the request's context, as net/http's background read does, so
+// that the core stops waiting for the upstream and counts the client as
+// gone.
+func (ex *exchange) wait(fctx *fasthttp.RequestCtx) mode {
+	ex.watch.Reset(watchEvery)
+	defer ex.watch.Stop()
+	for {
+		select {
+		case m := <-ex.sig:
+			return m
+		case <-ex.watch.C:
+			if peerClosed(fctx.Conn()) {
+				ex.cctx.cancel()
+				return <-ex.sig
+			}
+			ex.watch.Reset(watchEvery)
+		}
 	}
 }
 
@@ -218,9 +245,10 @@ func (ex *exchange) respond(streamed bool) {
 	case ex.declared >= 0 && ex.written != ex.declared && bodyAllowed(ex.status):
 		// Short of the Content-Length it declared: the client must not
 		// read the next answer from where this one should have gone on.
-		resp.Header.SetContentLength(int(ex.declared))
+		// fasthttp fails the short stream and closes the connection.
+		short := bytes.Clone(resp.Body())
+		resp.SetBodyStream(bytes.NewReader(short), int(ex.declared))
 		ex.fctx.SetConnectionClose()
-		resp.SkipBody = false
 	}
 }
 
