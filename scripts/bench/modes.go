@@ -160,13 +160,13 @@ func throughput(ctx context.Context, cfg benchConfig, env benchEnv) (string, err
 // reloadUnderLoad keeps wrk busy while each target reloads cfg.reloads times,
 // alternating valid and invalid configs, and counts what the client saw.
 func reloadUnderLoad(ctx context.Context, cfg benchConfig, env benchEnv) (string, error) {
-	targets := []target{&gitgate{bin: env.gateway, label: "gitgate"}, &nginx{}, &caddy{}}
+	targets := []target{&gitgate{bin: env.gateway, label: "gitgate"}, &gitgate{bin: env.gateway, label: "gitgate fasthttp", http1: "fasthttp"}, &nginx{}, &caddy{}}
 	loadFor := time.Duration(cfg.reloads)*cfg.interval + 4*time.Second
 	var b strings.Builder
 	fmt.Fprintf(&b, "## Reloads under load (%d reloads alternating valid/invalid every %v, wrk %d connections, no retries)\n\n", cfg.reloads, cfg.interval, cfg.conns)
 	fmt.Fprintf(&b, "Machine: %s\n\n", machineLine())
 	b.WriteString("| target | reload method | requests | socket errors | of which read | non-2xx | p99 | req/s |\n|---|---|---:|---:|---:|---:|---:|---:|\n")
-	methods := map[string]string{"gitgate": "PUT /v1/bundle (admin socket)", "nginx": "nginx -s reload", "caddy": "POST /load"}
+	methods := map[string]string{"gitgate": "PUT /v1/bundle (admin socket)", "gitgate fasthttp": "PUT /v1/bundle (admin socket)", "nginx": "nginx -s reload", "caddy": "POST /load"}
 	for _, t := range targets {
 		if !selected(cfg.only, t.Name()) {
 			continue
