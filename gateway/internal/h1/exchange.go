@@ -31,6 +31,10 @@ const (
 // is streamed, with its Content-Length when the handler set one.
 const maxBuffered = 64 << 10
 
+// hijackWait bounds the wait for fasthttp to hand over a hijacked
+// connection.
+const hijackWait = 10 * time.Second
+
 // errClientGone is what a write returns once fasthttp stopped taking the
 // body (the client is gone).
 var errClientGone = errors.New("h1: the client connection is gone")
@@ -414,9 +418,15 @@ func (ex *exchange) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	}
 	ex.hijacked = true
 	ex.sig <- modeHijack
-	c := <-ex.conn
-	if c == nil {
-		return nil, nil, errors.New("h1: the connection closed before the hijack")
+	// fasthttp hands the connection over once its flush of earlier
+	// answers succeeded; when that fails it never does.
+	t := time.NewTimer(hijackWait)
+	defer t.Stop()
+	var c net.Conn
+	select {
+	case c = <-ex.conn:
+	case <-t.C:
+		return nil, nil, errors.New("h1: the connection failed before the hijack")
 	}
 	return c, bufio.NewReadWriter(bufio.NewReader(c), bufio.NewWriter(c)), nil
 }

@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+	"golang.org/x/net/http/httpguts"
 )
 
 // Options configure a Server.
@@ -212,8 +213,11 @@ func (ex *exchange) respond(streamed bool) {
 		if len(k) > len(http.TrailerPrefix) && k[:len(http.TrailerPrefix)] == http.TrailerPrefix {
 			continue
 		}
+		if !httpguts.ValidHeaderFieldName(k) {
+			continue // as net/http, which would write it broken
+		}
 		for _, v := range vv {
-			resp.Header.Add(k, v)
+			resp.Header.Add(k, v) // fasthttp writes CR and LF as spaces
 		}
 	}
 	if !haveType && bodyAllowed(ex.status) && ex.written > 0 {

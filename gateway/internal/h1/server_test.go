@@ -242,3 +242,25 @@ func TestAbortedAnswersCloseTheConnection(t *testing.T) {
 		})
 	}
 }
+
+// A header value holding CR or LF cannot split the response: fasthttp,
+// as net/http, writes them as spaces.
+func TestResponseHeaderNewlinesCannotSplitTheAnswer(t *testing.T) {
+	t.Parallel()
+	addr := start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header()["X-A"] = []string{"one\r\nX-Injected: 1"}
+		_, _ = io.WriteString(w, "ok")
+	}))
+	c, br := dial(t, addr)
+	_, _ = io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if v := resp.Header.Get("X-Injected"); v != "" {
+		t.Fatalf("the answer carries an injected header %q", v)
+	}
+	if v := resp.Header.Get("X-A"); v != "one  X-Injected: 1" {
+		t.Fatalf("X-A %q", v)
+	}
+}
