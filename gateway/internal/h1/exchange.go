@@ -250,7 +250,8 @@ func equalFold(a, b string) bool {
 
 // run serves the request in the handler's goroutine and tells fasthttp's
 // goroutine how the response goes out.
-func (ex *exchange) run(h http.Handler) {
+// It reports whether the handler hijacked the connection.
+func (ex *exchange) run(h http.Handler) (hijacked bool) {
 	defer func() {
 		rec := recover()
 		if rec != nil && rec != http.ErrAbortHandler {
@@ -258,6 +259,7 @@ func (ex *exchange) run(h http.Handler) {
 		}
 		switch {
 		case ex.hijacked:
+			hijacked = true
 			ex.fin <- struct{}{}
 		case ex.stream != nil:
 			if rec != nil {
@@ -275,6 +277,7 @@ func (ex *exchange) run(h http.Handler) {
 		}
 	}()
 	h.ServeHTTP(ex, &ex.req)
+	return false
 }
 
 // Header returns the response header map.
@@ -417,6 +420,7 @@ func (ex *exchange) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 		return nil, nil, errors.New("h1: hijack after the response started")
 	}
 	ex.hijacked = true
+	ex.srv.workers.Done() // see Server.worker
 	ex.sig <- modeHijack
 	// fasthttp hands the connection over once its flush of earlier
 	// answers succeeded; when that fails it never does.

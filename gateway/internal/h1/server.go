@@ -45,7 +45,50 @@ type Server struct {
 	log     *log.Logger
 	noKeep  atomic.Bool
 	pool    sync.Pool
-	serving sync.WaitGroup
+	work    chan *exchange // to an idle worker
+	stop    chan struct{}  // closed by Shutdown: idle workers exit
+	stopped sync.Once
+	workers sync.WaitGroup
+}
+
+// workerIdle is how long a handler goroutine waits for its next request
+// before it exits.
+const workerIdle = 10 * time.Second
+
+// dispatch runs ex's handler on an idle worker, or on a new one. Workers
+// outlive their request so that the stack a handler grew (the proxy's
+// path is deep) is kept, not grown again by a fresh goroutine each time.
+func (s *Server) dispatch(ex *exchange) {
+	select {
+	case s.work <- ex:
+	default:
+		s.workers.Add(1)
+		go s.worker(ex)
+	}
+}
+
+// worker serves exchanges until it idles for workerIdle or the server
+// stops. A worker whose handler hijacked the connection was already
+// detached from s.workers by Hijack: Shutdown does not wait for hijacked
+// connections, as net/http's does not.
+func (s *Server) worker(ex *exchange) {
+	t := time.NewTimer(workerIdle)
+	defer t.Stop()
+	for {
+		if detached := ex.run(s.h); detached {
+			return
+		}
+		t.Reset(workerIdle)
+		select {
+		case ex = <-s.work:
+		case <-t.C:
+			s.workers.Done()
+			return
+		case <-s.stop:
+			s.workers.Done()
+			return
+		}
+	}
 }
 
 // New returns a Server for opts.
@@ -53,7 +96,7 @@ func New(opts Options) *Server {
 	if opts.MaxHeaderBytes <= 0 {
 		opts.MaxHeaderBytes = DefaultMaxHeaderBytes
 	}
-	s := &Server{h: opts.Handler, log: opts.ErrorLog}
+	s := &Server{h: opts.Handler, log: opts.ErrorLog, work: make(chan *exchange), stop: make(chan struct{})}
 	s.pool.New = func() any { return newExchange(s) }
 	s.fs = &fasthttp.Server{
 		Handler:      s.serve,
@@ -96,7 +139,15 @@ func (s *Server) Serve(ln net.Listener) error {
 // Shutdown stops accepting, waits for in-flight requests until ctx ends,
 // and closes idle connections.
 func (s *Server) Shutdown(ctx context.Context) error {
-	return s.fs.ShutdownWithContext(ctx)
+	err := s.fs.ShutdownWithContext(ctx)
+	s.stopped.Do(func() { close(s.stop) })
+	if err != nil {
+		return err
+	}
+	// Every connection is closed, so every worker is idle or finishing
+	// its handler; they exit now.
+	s.workers.Wait()
+	return nil
 }
 
 func (s *Server) logf(format string, args ...any) {
@@ -138,7 +189,7 @@ func (s *Server) serve(fctx *fasthttp.RequestCtx) {
 	if s.noKeep.Load() || ex.req.Close {
 		fctx.SetConnectionClose()
 	}
-	go ex.run(s.h)
+	s.dispatch(ex)
 	switch ex.wait(fctx) {
 	case modeDone:
 		ex.respond(false)
