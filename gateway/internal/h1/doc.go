@@ -19,9 +19,14 @@
 //
 // Known differences from net/http, documented rather than hidden:
 //   - a client that closes its connection while the handler waits for the
-//     upstream is noticed when the answer is written, not before (net/http
-//     notices it with its background read and cancels the request's
-//     context at once);
+//     upstream is noticed within 200 ms by a peek that consumes nothing
+//     (net/http notices it at once with its background read), and on TLS
+//     connections only when the answer is written;
 //   - 1xx interim answers other than 101 (103 Early Hints) are not sent;
-//   - response trailers are not sent.
+//   - a request with both Content-Length and chunked framing is answered
+//     and its connection closed (net/http reads on), and any repeated
+//     Content-Length, obs-fold, bare LF and chunked HTTP/1.0 requests are
+//     refused (net/http accepts them);
+//   - the header block is bounded by 64 KiB (net/http: 1 MiB), the size of
+//     each connection's read buffer.
 package h1

@@ -394,7 +394,13 @@ func (s *stream) Read(p []byte) (int, error) {
 		s.pre = s.pre[n:]
 		return n, nil
 	}
-	return s.pr.Read(p)
+	n, err := s.pr.Read(p)
+	if err == io.EOF {
+		// The handler has returned: its trailers are final, and fasthttp
+		// writes them after the last chunk.
+		s.ex.setTrailers()
+	}
+	return n, err
 }
 
 // Close is fasthttp's: the response is written, or writing it failed. A

@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -249,7 +250,12 @@ func (ex *exchange) respond(streamed bool) {
 	haveType := false
 	for k, vv := range ex.whdr {
 		switch k {
-		case "Content-Length", "Transfer-Encoding", "Trailer":
+		case "Content-Length", "Transfer-Encoding":
+			continue
+		case "Trailer":
+			for _, v := range vv {
+				_ = resp.Header.AddTrailer(v) // fasthttp refuses forbidden names
+			}
 			continue
 		case "Content-Type":
 			haveType = true
@@ -285,6 +291,9 @@ func (ex *exchange) respond(streamed bool) {
 			resp.Header.SetContentType(http.DetectContentType(b))
 		}
 	}
+	if !streamed {
+		ex.setTrailers()
+	}
 	isHead := ex.req.Method == http.MethodHead
 	switch {
 	case streamed:
@@ -304,6 +313,28 @@ func (ex *exchange) respond(streamed bool) {
 		short := bytes.Clone(resp.Body())
 		resp.SetBodyStream(bytes.NewReader(short), int(ex.declared))
 		ex.fctx.SetConnectionClose()
+	}
+}
+
+// setTrailers gives fasthttp the trailer values the handler set: the
+// announced names, and names with http.TrailerPrefix. fasthttp sends them
+// after a chunked body.
+func (ex *exchange) setTrailers() {
+	h := &ex.fctx.Response.Header
+	for _, names := range ex.whdr["Trailer"] {
+		for name := range strings.SplitSeq(names, ",") {
+			name = http.CanonicalHeaderKey(strings.TrimSpace(name))
+			if vv := ex.whdr[name]; len(vv) > 0 && name != "" {
+				h.Set(name, vv[0])
+			}
+		}
+	}
+	for k, vv := range ex.whdr {
+		if name, ok := strings.CutPrefix(k, http.TrailerPrefix); ok && len(vv) > 0 {
+			if h.AddTrailer(name) == nil {
+				h.Set(name, vv[0])
+			}
+		}
 	}
 }
 

@@ -264,3 +264,38 @@ func TestResponseHeaderNewlinesCannotSplitTheAnswer(t *testing.T) {
 		t.Fatalf("X-A %q", v)
 	}
 }
+
+// Trailers the handler announces or sets with http.TrailerPrefix follow
+// the body, whether it streamed or not.
+func TestTrailersFollowTheBody(t *testing.T) {
+	t.Parallel()
+	addr := start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Trailer", "X-Sum")
+		_, _ = io.WriteString(w, "body")
+		if r.URL.Path == "/flushed" {
+			w.(http.Flusher).Flush()
+		}
+		w.Header().Set("X-Sum", "42")
+		w.Header().Set(http.TrailerPrefix+"X-Late", "late")
+	}))
+	for _, path := range []string{"/flushed", "/buffered"} {
+		t.Run(path, func(t *testing.T) {
+			c, br := dial(t, addr)
+			_, _ = io.WriteString(c, "GET "+path+" HTTP/1.1\r\nHost: x\r\n\r\n")
+			resp, err := http.ReadResponse(br, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			b, err := io.ReadAll(resp.Body)
+			if err != nil || string(b) != "body" {
+				t.Fatalf("body %q, %v", b, err)
+			}
+			if got := resp.Trailer.Get("X-Sum"); got != "42" {
+				t.Errorf("trailer X-Sum %q, want 42 (trailers %v)", got, resp.Trailer)
+			}
+			if got := resp.Trailer.Get("X-Late"); got != "late" {
+				t.Errorf("trailer X-Late %q, want late (trailers %v)", got, resp.Trailer)
+			}
+		})
+	}
+}
