@@ -7,6 +7,8 @@ import (
 	"net/http"
 	"testing"
 	"time"
+
+	"github.com/valyala/fasthttp"
 )
 
 // BenchmarkServe measures one keep-alive GET answered by a small handler
@@ -19,13 +21,16 @@ func BenchmarkServe(b *testing.B) {
 		w.Header()["X-Gateway"] = []string{"gitgate"}
 		_, _ = w.Write(body)
 	})
-	for _, srv := range []string{"fasthttp", "net"} {
+	for _, srv := range []string{"fasthttp", "net", "fasthttp-native"} {
 		b.Run(srv, func(b *testing.B) {
 			var addr string
-			if srv == "fasthttp" {
+			switch srv {
+			case "fasthttp":
 				addr = start(b, h)
-			} else {
+			case "net":
 				addr = startNet(b, h)
+			default: // the floor: a fasthttp handler without the adapter
+				addr = startNative(b, body)
 			}
 			c, err := net.Dial("tcp", addr)
 			if err != nil {
@@ -65,6 +70,21 @@ func indexCRLFCRLF(b []byte) int {
 		}
 	}
 	return -1
+}
+
+// startNative serves body with a fasthttp handler of its own.
+func startNative(b *testing.B, body []byte) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	s := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
+		ctx.Response.Header.Set("X-Gateway", "gitgate")
+		ctx.SetBody(body)
+	}}
+	go func() { _ = s.Serve(ln) }()
+	b.Cleanup(func() { _ = s.Shutdown() })
+	return ln.Addr().String()
 }
 
 // startNet serves h with net/http until the benchmark ends.
