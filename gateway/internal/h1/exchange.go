@@ -63,9 +63,14 @@ type exchange struct {
 	ready chan struct{} // fasthttp's → handler's: header taken over
 	conn  chan net.Conn // the hijacked connection
 	fin   chan struct{} // the handler returned (hijack waits on it)
-	watch *time.Timer   // wait's client check
+	watch *time.Timer   // runs check while the handler runs
+
+	watchMu     sync.Mutex
+	watchConn   net.Conn // the connection check looks at; nil: none
+	watchNoBody bool     // the request came without a body
 
 	stream   *stream
+	bodyDone atomic.Bool // the handler read the request body to its end
 	hijacked bool
 	aborted  bool
 	refs     atomic.Int32
@@ -80,7 +85,7 @@ func newExchange(s *Server) *exchange {
 		sig: make(chan mode, 1), ready: make(chan struct{}, 1), conn: make(chan net.Conn, 1), fin: make(chan struct{}, 1),
 	}
 	ex.cctx.parent = context.Background()
-	ex.watch = time.NewTimer(time.Hour)
+	ex.watch = time.AfterFunc(time.Hour, ex.check)
 	ex.watch.Stop()
 	ex.tmpl = (&http.Request{}).WithContext(&ex.cctx)
 	ex.body.ex = ex
@@ -97,7 +102,11 @@ func (b *body) Read(p []byte) (int, error) {
 	if b.r == nil {
 		return 0, io.EOF
 	}
-	return b.r.Read(p)
+	n, err := b.r.Read(p)
+	if err != nil {
+		b.ex.bodyDone.Store(true)
+	}
+	return n, err
 }
 
 // Close stops the handler's reads; fasthttp drains what is left.
@@ -461,6 +470,7 @@ func (ex *exchange) reset() {
 	clear(ex.vals)
 	ex.vals = ex.vals[:0]
 	ex.body.r = nil
+	ex.bodyDone.Store(false)
 	clear(ex.whdr)
 	ex.status, ex.wroteHeader, ex.written, ex.declared = 0, false, 0, -1
 	ex.stream, ex.hijacked, ex.aborted = nil, false, false
@@ -470,5 +480,3 @@ func (ex *exchange) reset() {
 	default:
 	}
 }
-
-var _ sync.Locker = (*sync.Mutex)(nil)

@@ -216,26 +216,40 @@ func (s *Server) serve(fctx *fasthttp.RequestCtx) {
 // whether its client has closed the connection.
 const watchEvery = 200 * time.Millisecond
 
-// wait returns the handler's mode. While the handler runs it looks, every
-// watchEvery, whether the client has closed its connection, and then
+// wait returns the handler's mode. While the handler runs, ex.watch looks
+// every watchEvery whether the client has closed its connection and then
 // cancels the request's context, as net/http's background read does, so
 // that the core stops waiting for the upstream and counts the client as
 // gone.
 func (ex *exchange) wait(fctx *fasthttp.RequestCtx) mode {
+	ex.watchMu.Lock()
+	ex.watchConn = fctx.Conn()
+	ex.watchNoBody = ex.req.ContentLength == 0 // the handler may change it
+	ex.watchMu.Unlock()
 	ex.watch.Reset(watchEvery)
-	defer ex.watch.Stop()
-	for {
-		select {
-		case m := <-ex.sig:
-			return m
-		case <-ex.watch.C:
-			if peerClosed(fctx.Conn()) {
-				ex.cctx.cancel()
-				return <-ex.sig
-			}
-			ex.watch.Reset(watchEvery)
-		}
+	m := <-ex.sig
+	ex.watch.Stop()
+	ex.watchMu.Lock() // waits for a check under way
+	ex.watchConn = nil
+	ex.watchMu.Unlock()
+	return m
+}
+
+// check is ex.watch's function: see wait.
+func (ex *exchange) check() {
+	ex.watchMu.Lock()
+	defer ex.watchMu.Unlock()
+	if ex.watchConn == nil {
+		return // the request has ended
 	}
+	// Not while the handler may be blocked reading the body: the peek
+	// would wait for the connection's read lock.
+	idle := ex.watchNoBody || ex.bodyDone.Load()
+	if idle && peerClosed(ex.watchConn) {
+		ex.cctx.cancel()
+		return
+	}
+	ex.watch.Reset(watchEvery)
 }
 
 // respond copies the handler's header to fasthttp's response; a streamed
