@@ -7,7 +7,7 @@ import (
 )
 
 // reqCtx is the context of one request, reused by the next request of the
-// same pooled exchange, so that the *http.Request (whose context cannot be
+// same pooled exchange unless it was canceled, so that the *http.Request (whose context cannot be
 // set without a copy) is built once per exchange. It ends when the client
 // is gone (a failed write); a request that ends
 // normally leaves it alive and it is reset for the next. It implements
@@ -95,14 +95,19 @@ func (c *reqCtx) cancel() {
 	}
 }
 
-// start readies c for a new request under parent.
-func (c *reqCtx) start(parent context.Context) {
+// start readies c, which was not canceled, for a new request.
+func (c *reqCtx) start() {
 	c.mu.Lock()
-	c.parent = parent
-	if c.err != nil {
-		c.err, c.done = nil, nil
-	}
 	clear(c.funcs)
 	c.funcs = c.funcs[:0]
 	c.mu.Unlock()
+}
+
+// canceled reports whether c was canceled. A canceled reqCtx is never
+// reused: callbacks running late (the standard library's cancellation of
+// child contexts runs in goroutines and reads Err) must find it canceled.
+func (c *reqCtx) canceled() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err != nil
 }

@@ -46,8 +46,8 @@ type exchange struct {
 	srv  *Server
 	fctx *fasthttp.RequestCtx
 
-	cctx reqCtx
-	tmpl *http.Request // carries &cctx; copied into req for each request
+	cctx *reqCtx
+	tmpl *http.Request // carries cctx; copied into req for each request
 	req  http.Request
 	hdr  http.Header
 	vals []string
@@ -84,12 +84,18 @@ func newExchange(s *Server) *exchange {
 		srv: s, hdr: http.Header{}, whdr: http.Header{},
 		sig: make(chan mode, 1), ready: make(chan struct{}, 1), conn: make(chan net.Conn, 1), fin: make(chan struct{}, 1),
 	}
-	ex.cctx.parent = context.Background()
+	ex.newContext()
 	ex.watch = time.AfterFunc(time.Hour, ex.check)
 	ex.watch.Stop()
-	ex.tmpl = (&http.Request{}).WithContext(&ex.cctx)
 	ex.body.ex = ex
 	return ex
+}
+
+// newContext gives ex a fresh request context (and the request template
+// that carries it).
+func (ex *exchange) newContext() {
+	ex.cctx = &reqCtx{parent: context.Background()}
+	ex.tmpl = (&http.Request{}).WithContext(ex.cctx)
 }
 
 // body is the request body the handler reads: fasthttp's stream.
@@ -474,7 +480,11 @@ func (ex *exchange) reset() {
 	clear(ex.whdr)
 	ex.status, ex.wroteHeader, ex.written, ex.declared = 0, false, 0, -1
 	ex.stream, ex.hijacked, ex.aborted = nil, false, false
-	ex.cctx.start(context.Background())
+	if ex.cctx.canceled() {
+		ex.newContext()
+	} else {
+		ex.cctx.start()
+	}
 	select {
 	case <-ex.ready:
 	default:
