@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -44,7 +43,7 @@ func TestFramingOverEitherServer(t *testing.T) {
 		Upstreams: map[string]schemas.Upstream{"app": {Targets: []string{up.URL}}},
 		Routes:    map[string]schemas.Route{"all": {Match: schemas.Match{Path: "/"}, Backends: backends}},
 	})
-	fast := os.Getenv(http1Env) == HTTP1Fast
+	fast := testHTTP1() == HTTP1Fast
 
 	type answer struct {
 		status int

@@ -7,7 +7,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"sync"
 	"testing"
@@ -84,7 +83,7 @@ func TestMalformedRequestsNeverReachTheUpstream(t *testing.T) {
 			mu.Lock()
 			seen = nil
 			mu.Unlock()
-			if os.Getenv(http1Env) == HTTP1Fast && tc.fastStatus != nil {
+			if testHTTP1() == HTTP1Fast && tc.fastStatus != nil {
 				tc.wantStatus, tc.wantSeen = tc.fastStatus, tc.fastSeen
 			}
 			conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
