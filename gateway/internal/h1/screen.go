@@ -52,10 +52,34 @@ var commonKeys = func() map[string]string {
 	return m
 }()
 
-// canonicalKey returns the canonical form of the header name k.
+// lowerKeys maps the lower-case spelling of each common name to its
+// canonical form, for clients that spell it otherwise ("X-API-Key").
+var lowerKeys = func() map[string]string {
+	m := map[string]string{}
+	for k := range commonKeys {
+		m[strings.ToLower(k)] = k
+	}
+	return m
+}()
+
+// canonicalKey returns the canonical form of the header name k; a common
+// name in any spelling costs no allocation.
 func canonicalKey(k string) string {
 	if c, ok := commonKeys[k]; ok {
 		return c
+	}
+	if len(k) <= 32 {
+		var buf [32]byte
+		for i := 0; i < len(k); i++ {
+			c := k[i]
+			if 'A' <= c && c <= 'Z' {
+				c += 'a' - 'A'
+			}
+			buf[i] = c
+		}
+		if c, ok := lowerKeys[string(buf[:len(k)])]; ok {
+			return c
+		}
 	}
 	c := textproto.CanonicalMIMEHeaderKey(k)
 	if c2, ok := commonKeys[c]; ok {
