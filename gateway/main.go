@@ -125,6 +125,7 @@ func newRootCmd(stdout, stderr io.Writer, serveWith func(serve.Config, zerolog.L
 	fset.BoolVar(&cfg.AccessLog, "access-log", false, "log one line per request: proxied, refused by a policy or unrouted")
 	fset.Int64Var(&cfg.CacheMaxBytes, "cache-max-bytes", cache.DefaultMaxBytes, "memory bound of the response cache of all routes together, in bytes; the least recently used entries go first")
 	fset.BoolVar(&cfg.H2C, "h2c", false, "accept HTTP/2 without TLS on --listen")
+	fset.StringVar(&cfg.HTTP1Server, "http1-server", serve.DefaultHTTP1Server, "server of HTTP/1.1 on --listen: fasthttp or net (Go's net/http); HTTP/2 stays on net/http, chosen by ALPN over TLS; with --h2c net/http serves both")
 	fset.StringVar(&cfg.TLS.Cert, "tls-cert", "", "TLS certificate file for --listen (with --tls-key); the default certificate; reloaded when it changes")
 	fset.StringVar(&cfg.TLS.Key, "tls-key", "", "TLS key file for --listen (with --tls-cert)")
 	fset.StringVar(&cfg.TLS.Dir, "tls-dir", "", "directory of more certificates for --listen chosen by SNI: NAME.crt with NAME.key, in it and in its subdirectories (cert-manager Secret volumes: SUB/tls.crt, SUB/tls.key); reloaded when they change")

@@ -31,7 +31,8 @@ type gitgate struct {
 	tlsKey  string
 	// extraArgs are more gateway flags (the correlation mode's span export).
 	extraArgs []string
-	cache     bool // a response cache (ttl 1m) on the measured route
+	cache     bool   // a response cache (ttl 1m) on the measured route
+	http1     string // --http1-server; empty: the default
 
 	p        *proc
 	admin    *client.Client
@@ -112,6 +113,9 @@ func (g *gitgate) Start(ctx context.Context, dir, cpus, upstream string) (string
 		args = append(args, "--tls-cert", g.tlsCert, "--tls-key", g.tlsKey)
 	}
 	args = append(args, g.extraArgs...)
+	if g.http1 != "" {
+		args = append(args, "--http1-server", g.http1)
+	}
 	if g.p, err = startProc(dir, "gitgate", cpus, nil, args...); err != nil {
 		return "", err
 	}

@@ -95,6 +95,9 @@ func throughput(ctx context.Context, cfg benchConfig, env benchEnv) (string, err
 		&haproxy{},
 		&gitgate{bin: env.gateway, label: "gitgate 10k routes", routes: 10000},
 		&gitgate{bin: env.gateway, label: "gitgate policy chain", policies: true},
+		&gitgate{bin: env.gateway, label: "gitgate net/http", http1: "net"},
+		&gitgate{bin: env.gateway, label: "gitgate net/http 10k routes", routes: 10000, http1: "net"},
+		&gitgate{bin: env.gateway, label: "gitgate net/http policy chain", policies: true, http1: "net"},
 	}
 	var active []target
 	for _, t := range targets {
@@ -142,19 +145,28 @@ func throughput(ctx context.Context, cfg benchConfig, env benchEnv) (string, err
 	if g, p := med("gitgate", rps), med("gitgate policy chain", rps); g > 0 && p > 0 {
 		fmt.Fprintf(&b, "gitgate policy chain cost per request: %+.1f%% (1/req/s)\n", 100*(g/p-1))
 	}
+	if g, c := med("gitgate net/http", rps), med("caddy", rps); g > 0 && c > 0 {
+		fmt.Fprintf(&b, "gitgate net/http / Caddy: %.2fx\n", g/c)
+	}
+	if g, k := med("gitgate net/http", rps), med("gitgate net/http 10k routes", rps); g > 0 && k > 0 {
+		fmt.Fprintf(&b, "gitgate net/http 10k routes / 1 route: %.3f (%.1f%% loss)\n", k/g, 100*(1-k/g))
+	}
+	if g, p := med("gitgate net/http", rps), med("gitgate net/http policy chain", rps); g > 0 && p > 0 {
+		fmt.Fprintf(&b, "gitgate net/http policy chain cost per request: %+.1f%% (1/req/s)\n", 100*(g/p-1))
+	}
 	return b.String(), nil
 }
 
 // reloadUnderLoad keeps wrk busy while each target reloads cfg.reloads times,
 // alternating valid and invalid configs, and counts what the client saw.
 func reloadUnderLoad(ctx context.Context, cfg benchConfig, env benchEnv) (string, error) {
-	targets := []target{&gitgate{bin: env.gateway, label: "gitgate"}, &nginx{}, &caddy{}}
+	targets := []target{&gitgate{bin: env.gateway, label: "gitgate"}, &gitgate{bin: env.gateway, label: "gitgate net/http", http1: "net"}, &nginx{}, &caddy{}}
 	loadFor := time.Duration(cfg.reloads)*cfg.interval + 4*time.Second
 	var b strings.Builder
 	fmt.Fprintf(&b, "## Reloads under load (%d reloads alternating valid/invalid every %v, wrk %d connections, no retries)\n\n", cfg.reloads, cfg.interval, cfg.conns)
 	fmt.Fprintf(&b, "Machine: %s\n\n", machineLine())
 	b.WriteString("| target | reload method | requests | socket errors | of which read | non-2xx | p99 | req/s |\n|---|---|---:|---:|---:|---:|---:|---:|\n")
-	methods := map[string]string{"gitgate": "PUT /v1/bundle (admin socket)", "nginx": "nginx -s reload", "caddy": "POST /load"}
+	methods := map[string]string{"gitgate": "PUT /v1/bundle (admin socket)", "gitgate net/http": "PUT /v1/bundle (admin socket)", "nginx": "nginx -s reload", "caddy": "POST /load"}
 	for _, t := range targets {
 		if !selected(cfg.only, t.Name()) {
 			continue

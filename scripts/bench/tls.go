@@ -74,6 +74,8 @@ func tlsThroughput(ctx context.Context, cfg benchConfig, env benchEnv) (string, 
 		&nginx{label: "nginx TLS", cert: cert, key: key},
 		&gitgate{bin: env.gateway, label: "gitgate"},
 		&nginx{},
+		&gitgate{bin: env.gateway, label: "gitgate net/http TLS", tlsCert: cert, tlsKey: key, http1: "net"},
+		&gitgate{bin: env.gateway, label: "gitgate net/http", http1: "net"},
 	}
 	var active []target
 	for _, t := range targets {
@@ -94,7 +96,7 @@ func tlsThroughput(ctx context.Context, cfg benchConfig, env benchEnv) (string, 
 	b.WriteString("| target | req/s | p50 | p99 | proxy CPU µs/req | vs nginx (same listener) req/s | vs nginx CPU/req |\n|---|---:|---:|---:|---:|---:|---:|\n")
 	for _, t := range active {
 		n := t.Name()
-		ref := strings.Replace(n, "gitgate", "nginx", 1)
+		ref := strings.Replace(strings.Replace(n, " net/http", "", 1), "gitgate", "nginx", 1)
 		r, c := med(n, rps), med(n, cpu)
 		ratio, cpuRatio, cpuS := "-", "-", "-"
 		if x := med(ref, rps); x > 0 {
@@ -110,7 +112,7 @@ func tlsThroughput(ctx context.Context, cfg benchConfig, env benchEnv) (string, 
 		p99 := time.Duration(med(n, func(s sample) float64 { return float64(s.wrk.P99) }))
 		fmt.Fprintf(&b, "| %s | %.0f | %v | %v | %s | %s | %s |\n", n, r, p50.Round(time.Microsecond), p99.Round(time.Microsecond), cpuS, ratio, cpuRatio)
 	}
-	for _, n := range []string{"gitgate", "nginx"} {
+	for _, n := range []string{"gitgate", "gitgate net/http", "nginx"} {
 		if p, t := med(n, rps), med(n+" TLS", rps); p > 0 && t > 0 {
 			fmt.Fprintf(&b, "\n%s TLS / plain: %.2f req/s", n, t/p)
 		}

@@ -23,6 +23,7 @@ import (
 	"golang.org/x/net/http/httpguts"
 
 	"github.com/gitgate/gitgate/gateway/admin"
+	"github.com/gitgate/gitgate/gateway/internal/h1"
 	"github.com/gitgate/gitgate/gateway/internal/lkg"
 	"github.com/gitgate/gitgate/gateway/internal/runtime"
 	"github.com/gitgate/gitgate/gateway/internal/tracing"
@@ -79,6 +80,10 @@ type Config struct {
 	CacheMaxBytes int64
 	// H2C accepts HTTP/2 without TLS (prior knowledge) on Listen.
 	H2C bool
+	// HTTP1Server is the server of HTTP/1.1 on Listen: HTTP1Net or
+	// HTTP1Fast. Default DefaultHTTP1Server. HTTP/2 is net/http's always,
+	// and with H2C net/http serves HTTP/1.1 too.
+	HTTP1Server string
 	// TLS, when Enabled, serves Listen over TLS (HTTP/2 and HTTP/1.1 by
 	// ALPN) with certificates chosen by SNI and reloaded when their files
 	// change, and optionally verifies client certificates.
@@ -177,6 +182,13 @@ func (c *Config) defaults() error {
 	}
 	if c.ShutdownDelay < 0 {
 		return fmt.Errorf("shutdown delay %v is negative", c.ShutdownDelay)
+	}
+	switch c.HTTP1Server {
+	case "":
+		c.HTTP1Server = DefaultHTTP1Server
+	case HTTP1Net, HTTP1Fast:
+	default:
+		return fmt.Errorf("--http1-server %q is not %s or %s", c.HTTP1Server, HTTP1Net, HTTP1Fast)
 	}
 	if c.ShutdownTimeout <= 0 {
 		c.ShutdownTimeout = DefaultShutdownTimeout
@@ -339,16 +351,20 @@ func Run(ctx context.Context, cfg Config, logger zerolog.Logger) error {
 		data.Protocols = &p
 	}
 	data.TLSConfig = dataTLS
+	dp := &dataPlane{net: data, tls: dataTLS, errs: data.ErrorLog}
+	if useFast(&cfg) {
+		dp.fast = h1.New(h1.Options{
+			Handler:           handler,
+			ReadHeaderTimeout: data.ReadHeaderTimeout,
+			IdleTimeout:       data.IdleTimeout,
+			ErrorLog:          log.New(logger.With().Str(logComponent, "data-http1").Logger(), "", 0),
+		})
+	}
 
 	errc := make(chan error, 3)
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		var err error
-		if dataTLS != nil {
-			err = data.ServeTLS(dataL, "", "")
-		} else {
-			err = data.Serve(dataL)
-		}
+		err := dp.serve(dataL)
 		if !errors.Is(err, http.ErrServerClosed) {
 			errc <- fmt.Errorf("serving data plane on %s: %w", dataL.Addr(), err)
 		}
@@ -368,7 +384,7 @@ func Run(ctx context.Context, cfg Config, logger zerolog.Logger) error {
 	}
 	lg.Info().Str(logPath, cfg.AdminSocket).Msg("serving admin socket")
 	lg.Info().Str(logAddr, dataL.Addr().String()).Bool("tls", dataTLS != nil).Bool("mtls", cfg.TLS.ClientCA != "").Bool("h2c", cfg.H2C).
-		Msg("serving data plane")
+		Str("http1", dp.http1()).Msg("serving data plane")
 
 	if cfg.OnListening != nil {
 		var oa net.Addr
@@ -381,7 +397,7 @@ func Run(ctx context.Context, cfg Config, logger zerolog.Logger) error {
 	var runErr error
 	select {
 	case <-ctx.Done():
-		runErr = delayShutdown(lg, cfg.ShutdownDelay, adm, data, errc)
+		runErr = delayShutdown(lg, cfg.ShutdownDelay, adm, dp, errc)
 		lg.Info().Msg("shutting down: draining in-flight requests")
 	case runErr = <-errc:
 		lg.Error().Err(runErr).Msg("shutting down after a listener failed")
@@ -389,8 +405,8 @@ func Run(ctx context.Context, cfg Config, logger zerolog.Logger) error {
 	sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 	defer cancel()
 	var errs []error
-	if err := data.Shutdown(sctx); err != nil {
-		errs = append(errs, fmt.Errorf("draining data plane: %w", err), data.Close())
+	if err := dp.shutdown(sctx); err != nil {
+		errs = append(errs, fmt.Errorf("draining data plane: %w", err), dp.close())
 	}
 	if err := adm.Shutdown(sctx); err != nil {
 		errs = append(errs, fmt.Errorf("stopping admin server: %w", err))
@@ -424,12 +440,12 @@ func dataProtos(h2c bool) []string {
 // keep-alives off, so that kept-alive clients are told Connection: close and
 // reconnect through the load balancer, which by then has taken this process
 // out of rotation. A listener failure ends the delay early and is returned.
-func delayShutdown(lg zerolog.Logger, delay time.Duration, adm *admin.Server, data *http.Server, errc <-chan error) error {
+func delayShutdown(lg zerolog.Logger, delay time.Duration, adm *admin.Server, data *dataPlane, errc <-chan error) error {
 	if delay <= 0 {
 		return nil
 	}
 	adm.Drain()
-	data.SetKeepAlivesEnabled(false)
+	data.setKeepAlives(false)
 	lg.Info().Dur(logDelay, delay).Msg("shutting down: not ready, serving for the shutdown delay")
 	t := time.NewTimer(delay)
 	defer t.Stop()

@@ -61,6 +61,19 @@ type gateway struct {
 	done    chan error
 }
 
+// http1Env names the HTTP/1.1 server every test of this package runs
+// over (Config.HTTP1Server); unset, the default. .ci/run runs the package
+// once per server.
+const http1Env = "GITGATE_TEST_HTTP1_SERVER"
+
+// testHTTP1 is the HTTP/1.1 server the package's tests run over.
+func testHTTP1() string {
+	if s := os.Getenv(http1Env); s != "" {
+		return s
+	}
+	return DefaultHTTP1Server
+}
+
 // startGateway runs Run in-process until the test ends.
 func startGateway(t testing.TB, state string, tweak func(*Config)) *gateway {
 	t.Helper()
@@ -77,6 +90,7 @@ func startGateway(t testing.TB, state string, tweak func(*Config)) *gateway {
 		ShutdownTimeout: 5 * time.Second,
 		OnListening:     func(d, o net.Addr) { listening <- addrs{d, o} },
 	}
+	cfg.HTTP1Server = testHTTP1()
 	if tweak != nil {
 		tweak(&cfg)
 	}

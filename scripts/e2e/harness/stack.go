@@ -45,6 +45,9 @@ type Options struct {
 	// AgentExtraArgs are added to the agent's flags (e.g. --peers for a
 	// fleet of Stacks tracking one RepoURL). Default none.
 	AgentExtraArgs []string
+	// GatewayExtraArgs are added to the gateway's flags (e.g.
+	// --http1-server fasthttp). Default none.
+	GatewayExtraArgs []string
 }
 
 // Stack is one gateway and one agent tracking one config repository.
@@ -115,7 +118,7 @@ func NewStack(opts Options) (*Stack, error) {
 
 // GatewayArgs are the gateway's flags.
 func (s *Stack) GatewayArgs() []string {
-	return []string{"--listen", s.GatewayAddr, "--admin-socket", s.AdminSocket, "--state-dir", s.GatewayState, "--log-level", "info"}
+	return append([]string{"--listen", s.GatewayAddr, "--admin-socket", s.AdminSocket, "--state-dir", s.GatewayState, "--log-level", "info"}, s.GatewayExtraArgs...)
 }
 
 // StartGateway starts the gateway and waits until its admin socket answers.

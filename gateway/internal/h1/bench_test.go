@@ -1,0 +1,104 @@
+package h1
+
+import (
+	"bufio"
+	"context"
+	"net"
+	"net/http"
+	"testing"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// BenchmarkServe measures one keep-alive GET answered by a small handler
+// that sets a header and writes 100 bytes, over fasthttp through the
+// exchange adapter and over net/http. allocs/op counts both the server's
+// and the client's side (the same client for both).
+func BenchmarkServe(b *testing.B) {
+	body := make([]byte, 100)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header()["X-Gateway"] = []string{"gitgate"}
+		_, _ = w.Write(body)
+	})
+	for _, srv := range []string{"fasthttp", "net", "fasthttp-native"} {
+		b.Run(srv, func(b *testing.B) {
+			var addr string
+			switch srv {
+			case "fasthttp":
+				addr = start(b, h)
+			case "net":
+				addr = startNet(b, h)
+			default: // the floor: a fasthttp handler without the adapter
+				addr = startNative(b, body)
+			}
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Close()
+			br := bufio.NewReader(c)
+			req := []byte("GET /bench HTTP/1.1\r\nHost: x\r\nUser-Agent: bench\r\nAccept: */*\r\n\r\n")
+			buf := make([]byte, 4096)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				if _, err := c.Write(req); err != nil {
+					b.Fatal(err)
+				}
+				// Read until the 100-byte body has arrived.
+				n := 0
+				for {
+					m, err := br.Read(buf[n:])
+					if err != nil {
+						b.Fatal(err)
+					}
+					n += m
+					if i := indexCRLFCRLF(buf[:n]); i >= 0 && n-i-4 >= len(body) {
+						break
+					}
+				}
+			}
+		})
+	}
+}
+
+func indexCRLFCRLF(b []byte) int {
+	for i := 0; i+3 < len(b); i++ {
+		if b[i] == '\r' && b[i+1] == '\n' && b[i+2] == '\r' && b[i+3] == '\n' {
+			return i
+		}
+	}
+	return -1
+}
+
+// startNative serves body with a fasthttp handler of its own.
+func startNative(b *testing.B, body []byte) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	s := &fasthttp.Server{Handler: func(ctx *fasthttp.RequestCtx) {
+		ctx.Response.Header.Set("X-Gateway", "gitgate")
+		ctx.SetBody(body)
+	}}
+	go func() { _ = s.Serve(ln) }()
+	b.Cleanup(func() { _ = s.Shutdown() })
+	return ln.Addr().String()
+}
+
+// startNet serves h with net/http until the benchmark ends.
+func startNet(b *testing.B, h http.Handler) string {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	s := &http.Server{Handler: h, ReadHeaderTimeout: 10 * time.Second}
+	go func() { _ = s.Serve(ln) }()
+	b.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = s.Shutdown(ctx)
+	})
+	return ln.Addr().String()
+}

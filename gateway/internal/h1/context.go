@@ -1,0 +1,113 @@
+package h1
+
+import (
+	"context"
+	"sync"
+	"time"
+)
+
+// reqCtx is the context of one request, reused by the next request of the
+// same pooled exchange unless it was canceled, so that the *http.Request (whose context cannot be
+// set without a copy) is built once per exchange. It ends when the client
+// is gone (a failed write); a request that ends
+// normally leaves it alive and it is reset for the next. It implements
+// AfterFunc, so a context.WithCancel child registers a callback instead of
+// starting a goroutine to watch Done.
+type reqCtx struct {
+	parent context.Context // the server's base context, for Value
+
+	mu    sync.Mutex
+	done  chan struct{} // made on first Done, nil until then
+	err   error
+	funcs []*afterFunc
+}
+
+type afterFunc struct{ f func() }
+
+var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
+
+// Deadline reports none.
+func (c *reqCtx) Deadline() (time.Time, bool) { return time.Time{}, false }
+
+// Done returns a channel closed when the request is canceled.
+func (c *reqCtx) Done() <-chan struct{} {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.done == nil {
+		if c.err != nil {
+			return closedChan
+		}
+		c.done = make(chan struct{})
+	}
+	return c.done
+}
+
+// Err returns context.Canceled once the request is canceled.
+func (c *reqCtx) Err() error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err
+}
+
+// Value defers to the server's context.
+func (c *reqCtx) Value(key any) any { return c.parent.Value(key) }
+
+// AfterFunc runs f in its own goroutine once c is canceled.
+func (c *reqCtx) AfterFunc(f func()) func() bool {
+	c.mu.Lock()
+	if c.err != nil {
+		c.mu.Unlock()
+		go f()
+		return func() bool { return false }
+	}
+	a := &afterFunc{f: f}
+	c.funcs = append(c.funcs, a)
+	c.mu.Unlock()
+	return func() bool {
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		for i, g := range c.funcs {
+			if g == a {
+				c.funcs = append(c.funcs[:i], c.funcs[i+1:]...)
+				return true
+			}
+		}
+		return false
+	}
+}
+
+// cancel ends the request's context with context.Canceled.
+func (c *reqCtx) cancel() {
+	c.mu.Lock()
+	if c.err != nil {
+		c.mu.Unlock()
+		return
+	}
+	c.err = context.Canceled
+	if c.done != nil {
+		close(c.done)
+	}
+	funcs := c.funcs
+	c.funcs = nil
+	c.mu.Unlock()
+	for _, a := range funcs {
+		go a.f()
+	}
+}
+
+// start readies c, which was not canceled, for a new request.
+func (c *reqCtx) start() {
+	c.mu.Lock()
+	clear(c.funcs)
+	c.funcs = c.funcs[:0]
+	c.mu.Unlock()
+}
+
+// canceled reports whether c was canceled. A canceled reqCtx is never
+// reused: callbacks running late (the standard library's cancellation of
+// child contexts runs in goroutines and reads Err) must find it canceled.
+func (c *reqCtx) canceled() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err != nil
+}

@@ -1,0 +1,32 @@
+// Package h1 serves HTTP/1.1 with github.com/valyala/fasthttp through the
+// gateway's one http.Handler core (runtime.Engine and the wrappers around
+// it), so that routing, policies, the proxy, metrics and the access log
+// stay one implementation whichever server reads the request.
+//
+// fasthttp reads and writes each connection in one goroutine with one read
+// per request, where net/http adds a background read per request. The
+// exchange adapter converts a fasthttp.RequestCtx into a pooled
+// *http.Request and http.ResponseWriter: the handler runs in its own
+// goroutine so that it can flush (server-sent events, chunked streams) and
+// hijack (WebSocket) while fasthttp's connection loop writes; a response
+// that neither flushes nor grows past a small buffer is handed back whole
+// and written with its Content-Length.
+//
+// fasthttp is lenient where net/http is strict; screen.go refuses, before
+// the handler, what net/http refuses (header names and values, Host,
+// Transfer-Encoding, conflicting Content-Length, obs-fold, request
+// targets), with net/http's answers.
+//
+// Known differences from net/http, documented rather than hidden:
+//   - a client that closes its connection while the handler waits for the
+//     upstream is noticed within 200 ms by a peek that consumes nothing
+//     (net/http notices it at once with its background read), and on TLS
+//     connections only when the answer is written;
+//   - 1xx interim answers other than 101 (103 Early Hints) are not sent;
+//   - a request with both Content-Length and chunked framing is answered
+//     and its connection closed (net/http reads on), and any repeated
+//     Content-Length, obs-fold, bare LF and chunked HTTP/1.0 requests are
+//     refused (net/http accepts them);
+//   - the header block is bounded by 64 KiB (net/http: 1 MiB), the size of
+//     each connection's read buffer.
+package h1

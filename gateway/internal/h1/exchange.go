@@ -1,0 +1,492 @@
+package h1
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// mode is how the handler's goroutine hands the response to fasthttp's.
+type mode int
+
+const (
+	modeDone   mode = iota + 1 // returned without flushing: a whole response
+	modeStream                 // flushed or outgrew the buffer: a body stream
+	modeHijack                 // hijacked the connection
+	modeAbort                  // panicked before the header went out
+)
+
+// maxBuffered is the largest body handed to fasthttp whole; a longer one
+// is streamed, with its Content-Length when the handler set one.
+const maxBuffered = 64 << 10
+
+// hijackWait bounds the wait for fasthttp to hand over a hijacked
+// connection.
+const hijackWait = 10 * time.Second
+
+// errClientGone is what a write returns once fasthttp stopped taking the
+// body (the client is gone).
+var errClientGone = errors.New("h1: the client connection is gone")
+
+// exchange is one request's adapter state: the *http.Request handed to the
+// handler and its http.ResponseWriter. Exchanges are pooled; every field
+// is reset by start.
+type exchange struct {
+	srv  *Server
+	fctx *fasthttp.RequestCtx
+
+	cctx *reqCtx
+	tmpl *http.Request // carries cctx; copied into req for each request
+	req  http.Request
+	hdr  http.Header
+	vals []string
+	body body
+
+	whdr        http.Header
+	status      int
+	wroteHeader bool
+	written     int64
+	declared    int64 // Content-Length set by the handler, -1 when none
+
+	sig   chan mode     // handler goroutine → fasthttp's
+	ready chan struct{} // fasthttp's → handler's: header taken over
+	conn  chan net.Conn // the hijacked connection
+	fin   chan struct{} // the handler returned (hijack waits on it)
+	watch *time.Timer   // runs check while the handler runs
+
+	watchMu     sync.Mutex
+	watchConn   net.Conn // the connection check looks at; nil: none
+	watchNoBody bool     // the request came without a body
+
+	stream   *stream
+	bodyDone atomic.Bool // the handler read the request body to its end
+	hijacked bool
+	aborted  bool
+	refs     atomic.Int32
+
+	lastAddr net.Addr
+	lastStr  string
+}
+
+func newExchange(s *Server) *exchange {
+	ex := &exchange{
+		srv: s, hdr: http.Header{}, whdr: http.Header{},
+		sig: make(chan mode, 1), ready: make(chan struct{}, 1), conn: make(chan net.Conn, 1), fin: make(chan struct{}, 1),
+	}
+	ex.newContext()
+	ex.watch = time.AfterFunc(time.Hour, ex.check)
+	ex.watch.Stop()
+	ex.body.ex = ex
+	return ex
+}
+
+// newContext gives ex a fresh request context (and the request template
+// that carries it).
+func (ex *exchange) newContext() {
+	ex.cctx = &reqCtx{parent: context.Background()}
+	ex.tmpl = (&http.Request{}).WithContext(ex.cctx)
+}
+
+// body is the request body the handler reads: fasthttp's stream.
+type body struct {
+	ex *exchange
+	r  io.Reader
+}
+
+func (b *body) Read(p []byte) (int, error) {
+	if b.r == nil {
+		return 0, io.EOF
+	}
+	n, err := b.r.Read(p)
+	if err != nil {
+		b.ex.bodyDone.Store(true)
+	}
+	return n, err
+}
+
+// Close stops the handler's reads; fasthttp drains what is left.
+func (b *body) Close() error {
+	b.r = nil
+	return nil
+}
+
+// Common methods, interned.
+var methods = map[string]string{
+	"GET": "GET", "HEAD": "HEAD", "POST": "POST", "PUT": "PUT", "PATCH": "PATCH",
+	"DELETE": "DELETE", "OPTIONS": "OPTIONS", "CONNECT": "CONNECT", "TRACE": "TRACE",
+}
+
+// build fills ex.req from fctx; it returns a refusal for a request that
+// net/http would not serve.
+func (ex *exchange) build(fctx *fasthttp.RequestCtx) *refusal {
+	rh := &fctx.Request.Header
+	ex.fctx = fctx
+	ex.req = *ex.tmpl
+	r := &ex.req
+
+	m := rh.Method()
+	if !validMethod(m) {
+		return refuseMethod
+	}
+	if s, ok := methods[string(m)]; ok {
+		r.Method = s
+	} else {
+		r.Method = string(m)
+	}
+	switch string(rh.Protocol()) {
+	case "HTTP/1.1":
+		r.Proto, r.ProtoMajor, r.ProtoMinor = "HTTP/1.1", 1, 1
+	case "HTTP/1.0":
+		r.Proto, r.ProtoMajor, r.ProtoMinor = "HTTP/1.0", 1, 0
+	default:
+		return refuseVersion
+	}
+	target := rh.RequestURI()
+	if !validTarget(target) {
+		return refuseTarget
+	}
+	raw := rh.RawHeaders()
+	// One string holds the target and the header block: keys and values
+	// are slices of it.
+	all := string(target) + string(raw)
+	r.RequestURI = all[:len(target)]
+	// As net/http: CONNECT's authority-form target is parsed as a host.
+	rawURL := r.RequestURI
+	authority := r.Method == http.MethodConnect && rawURL[0] != '/'
+	if authority {
+		rawURL = "http://" + rawURL
+	}
+	u, err := url.ParseRequestURI(rawURL)
+	if err != nil {
+		return refuseTarget
+	}
+	if authority {
+		u.Scheme = ""
+	}
+	r.URL = u
+
+	clear(ex.hdr)
+	ex.vals = ex.vals[:0]
+	if rf := parseHeaders(all[len(target):], ex.hdr, &ex.vals); rf != nil {
+		return rf
+	}
+	if rf := checkFraming(ex.hdr, r.ProtoMajor == 1 && r.ProtoMinor == 1, u.Host != ""); rf != nil {
+		return rf
+	}
+	r.Header = ex.hdr
+	r.Host = u.Host
+	if r.Host == "" {
+		if h := ex.hdr["Host"]; len(h) > 0 {
+			r.Host = h[0]
+		}
+	}
+	delete(ex.hdr, "Host")
+
+	switch cl := rh.ContentLength(); {
+	case cl == -1:
+		r.ContentLength = -1
+		r.TransferEncoding = chunked
+		delete(ex.hdr, "Content-Length")
+		delete(ex.hdr, "Transfer-Encoding")
+	case cl > 0:
+		r.ContentLength = int64(cl)
+	default:
+		r.ContentLength = 0
+	}
+	if r.ContentLength != 0 {
+		ex.body.r = fctx.RequestBodyStream()
+		r.Body = &ex.body
+	} else {
+		ex.body.r = nil
+		r.Body = http.NoBody
+	}
+	r.Close = rh.ConnectionClose() || (r.ProtoMinor == 0 && !hasKeepAlive(ex.hdr))
+
+	ra := fctx.RemoteAddr()
+	if ra != ex.lastAddr {
+		ex.lastAddr, ex.lastStr = ra, ra.String()
+	}
+	r.RemoteAddr = ex.lastStr
+	if fctx.IsTLS() {
+		r.TLS = fctx.TLSConnectionState()
+	}
+	return nil
+}
+
+var chunked = []string{"chunked"}
+
+func hasKeepAlive(h http.Header) bool {
+	for _, v := range h["Connection"] {
+		if asciiContainsFold(v, "keep-alive") {
+			return true
+		}
+	}
+	return false
+}
+
+func asciiContainsFold(s, sub string) bool {
+	for i := 0; i+len(sub) <= len(s); i++ {
+		if equalFold(s[i:i+len(sub)], sub) {
+			return true
+		}
+	}
+	return false
+}
+
+func equalFold(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		x, y := a[i], b[i]
+		if 'A' <= x && x <= 'Z' {
+			x += 'a' - 'A'
+		}
+		if 'A' <= y && y <= 'Z' {
+			y += 'a' - 'A'
+		}
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
+// run serves the request in the handler's goroutine and tells fasthttp's
+// goroutine how the response goes out.
+// It reports whether the handler hijacked the connection.
+func (ex *exchange) run(h http.Handler) (hijacked bool) {
+	defer func() {
+		rec := recover()
+		if rec != nil && rec != http.ErrAbortHandler {
+			ex.srv.logf("h1: panic serving %s: %v", ex.req.RemoteAddr, rec)
+		}
+		switch {
+		case ex.hijacked:
+			hijacked = true
+			ex.fin <- struct{}{}
+		case ex.stream != nil:
+			if rec != nil {
+				ex.stream.pw.CloseWithError(io.ErrUnexpectedEOF)
+			} else if ex.declared >= 0 && ex.written < ex.declared {
+				ex.stream.pw.CloseWithError(io.ErrUnexpectedEOF)
+			} else {
+				ex.stream.pw.Close()
+			}
+			ex.unref()
+		case rec != nil:
+			ex.sig <- modeAbort
+		default:
+			ex.sig <- modeDone
+		}
+	}()
+	h.ServeHTTP(ex, &ex.req)
+	return false
+}
+
+// Header returns the response header map.
+func (ex *exchange) Header() http.Header { return ex.whdr }
+
+// WriteHeader sets the status; 1xx interim answers other than 101 are
+// dropped (they are not sent, which RFC 9110 section 15.2 allows).
+func (ex *exchange) WriteHeader(code int) {
+	if code < 100 || code > 999 {
+		panic(fmt.Sprintf("invalid WriteHeader code %v", code))
+	}
+	if ex.wroteHeader || ex.hijacked {
+		return
+	}
+	if code < 200 && code != http.StatusSwitchingProtocols {
+		return
+	}
+	ex.wroteHeader = true
+	ex.status = code
+	ex.declared = -1
+	if v := ex.whdr["Content-Length"]; len(v) == 1 {
+		if n, err := strconv.ParseInt(v[0], 10, 64); err == nil && n >= 0 {
+			ex.declared = n
+		}
+	}
+}
+
+// Write adds p to the body: to fasthttp's buffer while the response fits,
+// then to the stream.
+func (ex *exchange) Write(p []byte) (int, error) {
+	if ex.hijacked {
+		return 0, http.ErrHijacked
+	}
+	if !ex.wroteHeader {
+		ex.WriteHeader(http.StatusOK)
+	}
+	if !bodyAllowed(ex.status) || ex.req.Method == http.MethodHead {
+		if len(p) > 0 && !bodyAllowed(ex.status) {
+			return 0, http.ErrBodyNotAllowed
+		}
+		return len(p), nil
+	}
+	if ex.declared >= 0 && ex.written+int64(len(p)) > ex.declared {
+		return 0, http.ErrContentLength
+	}
+	if ex.stream == nil {
+		if len(ex.fctx.Response.Body())+len(p) <= maxBuffered {
+			ex.fctx.Response.AppendBody(p)
+			ex.written += int64(len(p))
+			return len(p), nil
+		}
+		if err := ex.startStream(false); err != nil {
+			return 0, err
+		}
+	}
+	n, err := ex.stream.pw.Write(p)
+	ex.written += int64(n)
+	if err != nil {
+		return n, errClientGone
+	}
+	return n, nil
+}
+
+func bodyAllowed(status int) bool {
+	return !(status >= 100 && status <= 199 || status == 204 || status == 304)
+}
+
+// Flush sends the header and what is buffered now, and makes every later
+// write go out as it comes.
+func (ex *exchange) Flush() { _ = ex.FlushError() }
+
+// FlushError is Flush for http.ResponseController.
+func (ex *exchange) FlushError() error {
+	if ex.hijacked {
+		return http.ErrHijacked
+	}
+	if !ex.wroteHeader {
+		ex.WriteHeader(http.StatusOK)
+	}
+	if ex.stream == nil {
+		return ex.startStream(true)
+	}
+	return nil
+}
+
+// startStream hands the response to fasthttp as a body stream and waits
+// until its header has been taken over.
+func (ex *exchange) startStream(flushed bool) error {
+	pr, pw := io.Pipe()
+	st := &stream{ex: ex, pr: pr, pw: pw, flushed: flushed}
+	if b := ex.fctx.Response.Body(); len(b) > 0 {
+		st.pre = append(st.pre, b...)
+	}
+	ex.stream = st
+	ex.refs.Store(2) // the handler's goroutine and fasthttp's reader
+	ex.sig <- modeStream
+	<-ex.ready
+	return nil
+}
+
+// stream is the body fasthttp reads from a streamed response.
+type stream struct {
+	ex      *exchange
+	pre     []byte
+	pr      *io.PipeReader
+	pw      *io.PipeWriter
+	flushed bool
+	closed  atomic.Bool
+}
+
+func (s *stream) Read(p []byte) (int, error) {
+	if len(s.pre) > 0 {
+		n := copy(p, s.pre)
+		s.pre = s.pre[n:]
+		return n, nil
+	}
+	n, err := s.pr.Read(p)
+	if err == io.EOF {
+		// The handler has returned: its trailers are final, and fasthttp
+		// writes them after the last chunk.
+		s.ex.setTrailers()
+	}
+	return n, err
+}
+
+// Close is fasthttp's: the response is written, or writing it failed. A
+// handler still writing then learns that the client is gone.
+func (s *stream) Close() error {
+	if s.closed.Swap(true) {
+		return nil
+	}
+	s.ex.cctx.cancel()
+	_ = s.pr.CloseWithError(errClientGone)
+	s.ex.unref()
+	return nil
+}
+
+// Hijack hands the connection to the handler: fasthttp's goroutine
+// returns, fasthttp passes the connection (with what it has buffered of
+// it) and keeps it out of its loop until the handler returns.
+func (ex *exchange) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	if ex.hijacked {
+		return nil, nil, http.ErrHijacked
+	}
+	if ex.stream != nil || ex.wroteHeader {
+		return nil, nil, errors.New("h1: hijack after the response started")
+	}
+	ex.hijacked = true
+	ex.srv.workers.Done() // see Server.worker
+	ex.sig <- modeHijack
+	// fasthttp hands the connection over once its flush of earlier
+	// answers succeeded; when that fails it never does.
+	t := time.NewTimer(hijackWait)
+	defer t.Stop()
+	var c net.Conn
+	select {
+	case c = <-ex.conn:
+	case <-t.C:
+		return nil, nil, errors.New("h1: the connection failed before the hijack")
+	}
+	return c, bufio.NewReadWriter(bufio.NewReader(c), bufio.NewWriter(c)), nil
+}
+
+// SetReadDeadline is for http.ResponseController.
+func (ex *exchange) SetReadDeadline(t time.Time) error { return ex.fctx.SetReadDeadline(t) }
+
+// SetWriteDeadline is for http.ResponseController.
+func (ex *exchange) SetWriteDeadline(t time.Time) error { return ex.fctx.SetWriteDeadline(t) }
+
+func (ex *exchange) unref() {
+	if ex.refs.Add(-1) == 0 {
+		ex.srv.release(ex)
+	}
+}
+
+// reset readies ex for the pool.
+func (ex *exchange) reset() {
+	ex.fctx = nil
+	ex.req = http.Request{}
+	clear(ex.hdr)
+	clear(ex.vals)
+	ex.vals = ex.vals[:0]
+	ex.body.r = nil
+	ex.bodyDone.Store(false)
+	clear(ex.whdr)
+	ex.status, ex.wroteHeader, ex.written, ex.declared = 0, false, 0, -1
+	ex.stream, ex.hijacked, ex.aborted = nil, false, false
+	if ex.cctx.canceled() {
+		ex.newContext()
+	} else {
+		ex.cctx.start()
+	}
+	select {
+	case <-ex.ready:
+	default:
+	}
+}
