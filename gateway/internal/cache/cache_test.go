@@ -360,6 +360,12 @@ func TestKey(t *testing.T) {
 		{"key header differs", &schemas.CacheKey{Headers: []string{"x-tenant"}}, "/p", "/p", []string{"X-Tenant", "a"}, []string{"X-Tenant", "b"}, false},
 		{"key header same", &schemas.CacheKey{Headers: []string{"x-tenant"}}, "/p", "/p", []string{"X-Tenant", "a"}, []string{"X-Tenant", "a"}, true},
 		{"other header ignored", nil, "/p", "/p", []string{"X-Tenant", "a"}, []string{"X-Tenant", "b"}, true},
+		// An upstream that splits the query on ";" too (Rails, older
+		// Python) reads lang=evil; the key must not take it for "/p?x=1".
+		{"semicolon cloaks a keyed parameter", &schemas.CacheKey{Query: []string{"lang"}}, "/p?x=1;lang=evil", "/p?x=1", nil, nil, false},
+		{"semicolon cloaks a keyed parameter, no query", &schemas.CacheKey{Query: []string{"lang"}}, "/p?utm=1;lang=evil", "/p", nil, nil, false},
+		{"bad escape hides a keyed parameter", &schemas.CacheKey{Query: []string{"lang"}}, "/p?lang=%zz", "/p", nil, nil, false},
+		{"host case ignored", nil, "http://A.example/p", "http://a.example/p", nil, nil, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

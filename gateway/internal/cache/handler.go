@@ -263,7 +263,14 @@ func (h *handler) primaryKey(r *http.Request) string {
 	if !h.someQuery {
 		b.WriteString(r.URL.RawQuery)
 	} else if len(h.keyQuery) > 0 {
-		q, _ := url.ParseQuery(r.URL.RawQuery)
+		q, err := url.ParseQuery(r.URL.RawQuery)
+		if err != nil {
+			// A pair Go skips (one with ";", which some frameworks
+			// take for a separator, or a bad escape) may still be read
+			// by the upstream: such a query is keyed whole.
+			b.WriteString(r.URL.RawQuery)
+			b.WriteByte(0)
+		}
 		for _, name := range h.keyQuery {
 			for _, v := range q[name] {
 				b.WriteString(url.QueryEscape(name))
