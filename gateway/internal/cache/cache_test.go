@@ -365,6 +365,13 @@ func TestKey(t *testing.T) {
 		{"semicolon cloaks a keyed parameter", &schemas.CacheKey{Query: []string{"lang"}}, "/p?x=1;lang=evil", "/p?x=1", nil, nil, false},
 		{"semicolon cloaks a keyed parameter, no query", &schemas.CacheKey{Query: []string{"lang"}}, "/p?utm=1;lang=evil", "/p", nil, nil, false},
 		{"bad escape hides a keyed parameter", &schemas.CacheKey{Query: []string{"lang"}}, "/p?lang=%zz", "/p", nil, nil, false},
+		// A trusted proxy's X-Forwarded-Proto and -Host reach the upstream
+		// (an http-to-https redirect, absolute links): part of the key.
+		{"scheme differs", nil, "https://a.example/p", "http://a.example/p", nil, nil, false},
+		{"X-Forwarded-Proto differs", nil, "/p", "/p", []string{"X-Forwarded-Proto", "http"}, []string{"X-Forwarded-Proto", "https"}, false},
+		{"X-Forwarded-Host differs", nil, "/p", "/p", []string{"X-Forwarded-Host", "evil.example"}, nil, false},
+		{"X-Forwarded-Prefix differs", nil, "/p", "/p", []string{"X-Forwarded-Prefix", "/evil"}, nil, false},
+		{"X-Forwarded-For ignored", nil, "/p", "/p", []string{"X-Forwarded-For", "10.0.0.1"}, []string{"X-Forwarded-For", "10.0.0.2"}, true},
 		{"host case ignored", nil, "http://A.example/p", "http://a.example/p", nil, nil, true},
 	}
 	for _, tt := range tests {

@@ -250,14 +250,36 @@ func conditional(hd http.Header) bool {
 		len(hd["If-Match"]) > 0 || len(hd["If-Unmodified-Since"]) > 0 || len(hd["If-Range"]) > 0
 }
 
-// primaryKey is the namespace, host, path and chosen query and headers of
-// r; the method is not part of it (a HEAD is answered from a GET).
+// forwardedKey are the forwarding headers that a trusted proxy's request
+// passes to the upstream (from any other peer the proxy drops or replaces
+// them), and that upstreams read to build redirects and absolute links:
+// they join the key, with the scheme, so that an answer made for
+// "http" or another host is not served for "https" or this one.
+// X-Forwarded-For and X-Real-IP, one per client, do not.
+var forwardedKey = []string{"X-Forwarded-Host", "X-Forwarded-Proto", "X-Forwarded-Port", "X-Forwarded-Prefix", "X-Original-Url", "X-Rewrite-Url"}
+
+// primaryKey is the namespace, scheme, host, forwarding headers, path and
+// chosen query and headers of r; the method is not part of it (a HEAD is
+// answered from a GET).
 func (h *handler) primaryKey(r *http.Request) string {
 	var b strings.Builder
 	b.WriteString(h.ns)
 	b.WriteByte(0)
+	if r.TLS != nil {
+		b.WriteString("https ")
+	} else {
+		b.WriteString("http ")
+	}
 	b.WriteString(strings.ToLower(r.Host))
 	b.WriteByte(0)
+	for _, name := range forwardedKey {
+		if vs := r.Header[name]; len(vs) > 0 {
+			b.WriteString(name)
+			b.WriteByte(':')
+			b.WriteString(strings.Join(vs, ","))
+			b.WriteByte(0)
+		}
+	}
 	b.WriteString(r.URL.EscapedPath())
 	b.WriteByte(0)
 	if !h.someQuery {
