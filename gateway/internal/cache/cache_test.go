@@ -3,6 +3,7 @@ package cache
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -684,5 +685,62 @@ func TestWaiterWaitIsBounded(t *testing.T) {
 	<-leader
 	if got := b.count.Load(); got != 2 {
 		t.Errorf("upstream saw %d requests, want 2", got)
+	}
+}
+
+// TestRequestsThatChangeTheAnswerBypass sends, first, a GET that an
+// upstream may answer as something else (a method override, a body of
+// unknown length as HTTP/2 sends it), then a plain GET: the plain one must
+// not get the first one's answer.
+func TestRequestsThatChangeTheAnswerBypass(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		req  func() *http.Request
+	}{
+		{"X-HTTP-Method-Override", func() *http.Request {
+			r := httptest.NewRequest("GET", "/p", nil)
+			r.Header.Set("X-HTTP-Method-Override", "DELETE")
+			return r
+		}},
+		{"X-HTTP-Method", func() *http.Request {
+			r := httptest.NewRequest("GET", "/p", nil)
+			r.Header.Set("X-HTTP-Method", "DELETE")
+			return r
+		}},
+		{"X-Method-Override", func() *http.Request {
+			r := httptest.NewRequest("GET", "/p", nil)
+			r.Header.Set("X-Method-Override", "DELETE")
+			return r
+		}},
+		{"_method in the query", func() *http.Request {
+			return httptest.NewRequest("GET", "/p?_method=DELETE", nil)
+		}},
+		{"body of unknown length", func() *http.Request {
+			r := httptest.NewRequest("GET", "/p", io.NopCloser(strings.NewReader("evil")))
+			r.ContentLength = -1
+			return r
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s, _ := newStore(t, 0)
+			b := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
+				body, _ := io.ReadAll(r.Body)
+				m := r.Header.Get("X-HTTP-Method-Override") + r.Header.Get("X-HTTP-Method") + r.Header.Get("X-Method-Override") + r.URL.Query().Get("_method")
+				w.Header().Set("Cache-Control", "max-age=60")
+				_, _ = io.WriteString(w, "method="+m+" body="+string(body))
+			})
+			h := one(t, s, b, schemas.RouteCache{Key: &schemas.CacheKey{Query: []string{"page"}}})
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, tt.req())
+			if got := w.Header().Get(StatusHeader); got != "gitgate; fwd=bypass" {
+				t.Errorf("first Cache-Status = %q, want a bypass", got)
+			}
+			if got := do(h, "GET", "/p").Body.String(); got != "method= body=" {
+				t.Errorf("plain GET got %q", got)
+			}
+		})
 	}
 }

@@ -209,8 +209,15 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// overrideHeaders are the headers by which frameworks (Express's
+// method-override, Symfony, ASP.NET, Google's APIs) let a GET act as
+// another method: such a request's answer is not the GET's.
+var overrideHeaders = []string{"X-Http-Method-Override", "X-Http-Method", "X-Method-Override"}
+
 // handles reports whether the cache deals with r at all: a method it
-// caches, no body, no range, no protocol switch.
+// caches, no body (nor one of unknown length, as HTTP/2 gives a request
+// whose HEADERS do not end the stream), no method override, no range, no
+// protocol switch.
 func (h *handler) handles(r *http.Request) bool {
 	switch r.Method {
 	case http.MethodGet:
@@ -225,8 +232,16 @@ func (h *handler) handles(r *http.Request) bool {
 		return false
 	}
 	hd := r.Header
-	return r.ContentLength <= 0 && len(r.TransferEncoding) == 0 &&
-		len(hd["Range"]) == 0 && len(hd["Upgrade"]) == 0
+	if r.ContentLength != 0 || len(r.TransferEncoding) > 0 || len(hd["Range"]) > 0 || len(hd["Upgrade"]) > 0 {
+		return false
+	}
+	for _, k := range overrideHeaders {
+		if len(hd[k]) > 0 {
+			return false
+		}
+	}
+	raw := r.URL.RawQuery
+	return !strings.HasPrefix(raw, "_method=") && !strings.Contains(raw, "&_method=") && !strings.Contains(raw, ";_method=")
 }
 
 // requestDirectives reads a request's Cache-Control; without one, Pragma:
