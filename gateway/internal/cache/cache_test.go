@@ -744,3 +744,48 @@ func TestRequestsThatChangeTheAnswerBypass(t *testing.T) {
 		})
 	}
 }
+
+// TestCookieRequests: an upstream that answers by session cookie without
+// saying private (a session-cookie app put behind a cached route) must not
+// have one user's page served to another.
+func TestCookieRequests(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name          string
+		cc            string
+		first, second string // Cookie values; "" none
+		wantSecond    string
+	}{
+		{"one session's page not served to another", "max-age=60", "sid=alice", "sid=bob", "hello bob"},
+		{"one session's page not served anonymously", "max-age=60", "sid=alice", "", "hello "},
+		{"anonymous page not served to a session", "max-age=60", "", "sid=bob", "hello bob"},
+		{"public page shared", "public, max-age=60", "sid=alice", "sid=bob", "hello alice"},
+		{"s-maxage page shared", "s-maxage=60", "sid=alice", "", "hello alice"},
+		{"anonymous requests share", "max-age=60", "", "", "hello "},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s, _ := newStore(t, 0)
+			b := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Cache-Control", tt.cc)
+				user := ""
+				if c, err := r.Cookie("sid"); err == nil {
+					user = c.Value
+				}
+				_, _ = io.WriteString(w, "hello "+user)
+			})
+			h := one(t, s, b, schemas.RouteCache{})
+			cookie := func(v string) []string {
+				if v == "" {
+					return nil
+				}
+				return []string{"Cookie", v}
+			}
+			do(h, "GET", "/me", cookie(tt.first)...)
+			if got := do(h, "GET", "/me", cookie(tt.second)...).Body.String(); got != tt.wantSecond {
+				t.Errorf("second request got %q, want %q", got, tt.wantSecond)
+			}
+		})
+	}
+}

@@ -145,9 +145,11 @@ func (c Credentials) Carries(r *http.Request) bool {
 }
 
 // authorized reports whether r came with a credential: an Authorization
-// header, or one of the route's own seen before its policies ran.
+// header, a Cookie (a session, as Varnish's built-in rules assume: an
+// upstream that answers by session rarely says private), or one of the
+// route's own seen before its policies ran.
 func (h *handler) authorized(w http.ResponseWriter, r *http.Request) bool {
-	if len(r.Header["Authorization"]) > 0 {
+	if len(r.Header["Authorization"]) > 0 || len(r.Header["Cookie"]) > 0 {
 		return true
 	}
 	return h.creds.Seen != nil && h.creds.Seen(w)
