@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -785,6 +786,64 @@ func TestCookieRequests(t *testing.T) {
 			do(h, "GET", "/me", cookie(tt.first)...)
 			if got := do(h, "GET", "/me", cookie(tt.second)...).Body.String(); got != tt.wantSecond {
 				t.Errorf("second request got %q, want %q", got, tt.wantSecond)
+			}
+		})
+	}
+}
+
+// TestEncodedResponseVariesOnAcceptEncoding: an upstream that compresses
+// by Accept-Encoding but forgets Vary (nginx's gzip_vary is off by
+// default) must not have its gzip body served to a client that did not
+// accept it.
+func TestEncodedResponseVariesOnAcceptEncoding(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name         string
+		vary         string
+		first, later string // Accept-Encoding of the two requests
+		wantLater    string // Content-Encoding the later one gets
+	}{
+		{"gzip then none", "", "gzip", "", ""},
+		{"none then gzip gets the identity body", "", "", "gzip", ""},
+		{"gzip then gzip shares", "", "gzip", "gzip", "gzip"},
+		{"other Vary kept", "Accept-Language", "gzip", "", ""},
+		{"upstream's own Vary", "Accept-Encoding", "gzip", "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s, _ := newStore(t, 0)
+			b := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Cache-Control", "max-age=60")
+				if tt.vary != "" {
+					w.Header().Set("Vary", tt.vary)
+				}
+				if strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") {
+					w.Header().Set("Content-Encoding", "gzip")
+					_, _ = io.WriteString(w, "\x1f\x8bcompressed")
+					return
+				}
+				_, _ = io.WriteString(w, "plain")
+			})
+			// As the gateway's pools: the client's Accept-Encoding goes
+			// upstream and the answer comes back as it is.
+			tr := &http.Transport{DisableCompression: true}
+			t.Cleanup(tr.CloseIdleConnections)
+			b.proxy.(*httputil.ReverseProxy).Transport = tr
+			h := one(t, s, b, schemas.RouteCache{})
+			ae := func(v string) []string {
+				if v == "" {
+					return nil
+				}
+				return []string{"Accept-Encoding", v}
+			}
+			do(h, "GET", "/p", ae(tt.first)...)
+			w := do(h, "GET", "/p", ae(tt.later)...)
+			if got := w.Header().Get("Content-Encoding"); got != tt.wantLater {
+				t.Errorf("later request got Content-Encoding %q, want %q (body %q)", got, tt.wantLater, w.Body)
+			}
+			if tt.first == tt.later && b.count.Load() != 1 {
+				t.Errorf("same Accept-Encoding: upstream saw %d requests, want 1", b.count.Load())
 			}
 		})
 	}

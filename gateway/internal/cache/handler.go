@@ -430,6 +430,12 @@ func (h *handler) storable(rec *recorder, auth bool, now time.Time) (*entry, []s
 	if star {
 		return nil, nil, false
 	}
+	if encoded(hd) && !slices.Contains(vary, "Accept-Encoding") {
+		// Encoded for this request's Accept-Encoding, whether or not
+		// the upstream says so (nginx's gzip_vary is off by default).
+		vary = append(vary, "Accept-Encoding")
+		slices.Sort(vary)
+	}
 	authOK := cc.public || cc.sMaxAge >= 0 || cc.mustRevalidate
 	if auth && !authOK {
 		return nil, nil, false // RFC 9111 section 3.5
@@ -473,6 +479,18 @@ func (h *handler) storable(rec *recorder, auth bool, now time.Time) (*entry, []s
 		status: rec.code, header: hd, body: body,
 		stored: now, initialAge: age, lifetime: lifetime, authOK: authOK,
 	}, vary, true
+}
+
+// encoded reports whether a response's body has a content coding.
+func encoded(hd http.Header) bool {
+	for _, v := range hd["Content-Encoding"] {
+		for c := range strings.SplitSeq(v, ",") {
+			if c = strings.TrimSpace(c); c != "" && !strings.EqualFold(c, "identity") {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // serve answers r with e, of age age, saying status in StatusHeader.
