@@ -848,3 +848,44 @@ func TestEncodedResponseVariesOnAcceptEncoding(t *testing.T) {
 		})
 	}
 }
+
+// TestLargeHeadersNotStored: the headers and key of an entry are bounded
+// like its body, whoever makes them large (the upstream's headers, a
+// client's value of a key or Vary header).
+func TestLargeHeadersNotStored(t *testing.T) {
+	t.Parallel()
+	big := strings.Repeat("a", 100<<10)
+	tests := []struct {
+		name   string
+		resHdr []string // the upstream's extra headers
+		reqHdr []string // the request's headers
+		stored bool
+	}{
+		{"large response header", []string{"X-Big", big}, nil, false},
+		{"many response headers", manyHeaders(2000), nil, false},
+		{"large key header", nil, []string{"X-Tenant", big}, false},
+		{"large Vary header", []string{"Vary", "X-Variant"}, []string{"X-Variant", big}, false},
+		{"small headers", []string{"X-Small", "a", "Vary", "X-Variant"}, []string{"X-Tenant", "t", "X-Variant", "v"}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s, _ := newStore(t, 0)
+			b := newBackend(t, fixed(200, "x", append([]string{"Cache-Control", "max-age=60"}, tt.resHdr...)...))
+			h := one(t, s, b, schemas.RouteCache{Key: &schemas.CacheKey{Headers: []string{"X-Tenant"}}})
+			do(h, "GET", "/p", tt.reqHdr...)
+			if got := s.Stats().Entries == 1; got != tt.stored {
+				t.Errorf("stored %v, want %v (%d bytes)", got, tt.stored, s.Stats().Bytes)
+			}
+		})
+	}
+}
+
+// manyHeaders returns n header pairs of 64 bytes each.
+func manyHeaders(n int) []string {
+	out := make([]string, 0, 2*n)
+	for i := range n {
+		out = append(out, fmt.Sprintf("X-H-%d", i), strings.Repeat("v", 64))
+	}
+	return out
+}

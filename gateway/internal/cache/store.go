@@ -20,6 +20,12 @@ const DefaultMaxBytes = 64 << 20
 // the entry, its list element and map slots, rounded up.
 const entryOverhead = 256
 
+// maxMetaBytes bounds the headers and key of an entry, as maxEntryBytes
+// bounds its body: an upstream's headers, or a client's value of a key or
+// Vary header (up to the listener's header limit), do not make one entry
+// large.
+const maxMetaBytes = 64 << 10
+
 // Options configure a Store.
 type Options struct {
 	// MaxBytes bounds the memory of all entries of all routes together;
@@ -170,8 +176,10 @@ func (s *Store) get(pk string, h http.Header) *entry {
 // recently used entries beyond the bound. It reports whether e is stored.
 func (s *Store) put(e *entry, vary []string, h http.Header) bool {
 	e.key = e.pk + varyKey(vary, h)
-	e.size = int64(len(e.key)+len(e.body)) + headerSize(e.header) + entryOverhead
-	if e.size > s.max {
+	e.pk = e.key[:len(e.pk)] // one copy of the key is kept, and counted
+	meta := int64(len(e.key)) + headerSize(e.header)
+	e.size = meta + int64(len(e.body)) + entryOverhead
+	if e.size > s.max || meta > maxMetaBytes {
 		return false
 	}
 	s.mu.Lock()
