@@ -287,7 +287,7 @@ func (h *handler) primaryKey(r *http.Request) string {
 	} else {
 		b.WriteString("http ")
 	}
-	b.WriteString(strings.ToLower(r.Host))
+	b.WriteString(r.Host) // as sent: the upstream may not fold its case
 	b.WriteByte(0)
 	for _, name := range forwardedKey {
 		if vs := r.Header[name]; len(vs) > 0 {
