@@ -366,6 +366,11 @@ func TestKey(t *testing.T) {
 		// Python) reads lang=evil; the key must not take it for "/p?x=1".
 		{"semicolon cloaks a keyed parameter", &schemas.CacheKey{Query: []string{"lang"}}, "/p?x=1;lang=evil", "/p?x=1", nil, nil, false},
 		{"semicolon cloaks a keyed parameter, no query", &schemas.CacheKey{Query: []string{"lang"}}, "/p?utm=1;lang=evil", "/p", nil, nil, false},
+		// ASP.NET and PHP's $_REQUEST tooling read parameter names
+		// case-insensitively; some upstreams do not take "+" for a space.
+		{"keyed parameter in another case", &schemas.CacheKey{Query: []string{"lang"}}, "/p?LANG=evil", "/p", nil, nil, false},
+		{"keyed parameter spelled with an escape", &schemas.CacheKey{Query: []string{"lang"}}, "/p?l%61ng=evil", "/p", nil, nil, false},
+		{"plus and %20 differ", &schemas.CacheKey{Query: []string{"lang"}}, "/p?lang=a+b", "/p?lang=a%20b", nil, nil, false},
 		{"bad escape hides a keyed parameter", &schemas.CacheKey{Query: []string{"lang"}}, "/p?lang=%zz", "/p", nil, nil, false},
 		// A trusted proxy's X-Forwarded-Proto and -Host reach the upstream
 		// (an http-to-https redirect, absolute links): part of the key.

@@ -302,22 +302,7 @@ func (h *handler) primaryKey(r *http.Request) string {
 	if !h.someQuery {
 		b.WriteString(r.URL.RawQuery)
 	} else if len(h.keyQuery) > 0 {
-		q, err := url.ParseQuery(r.URL.RawQuery)
-		if err != nil {
-			// A pair Go skips (one with ";", which some frameworks
-			// take for a separator, or a bad escape) may still be read
-			// by the upstream: such a query is keyed whole.
-			b.WriteString(r.URL.RawQuery)
-			b.WriteByte(0)
-		}
-		for _, name := range h.keyQuery {
-			for _, v := range q[name] {
-				b.WriteString(url.QueryEscape(name))
-				b.WriteByte('=')
-				b.WriteString(url.QueryEscape(v))
-				b.WriteByte('&')
-			}
-		}
+		writeKeyQuery(&b, r.URL.RawQuery, h.keyQuery)
 	}
 	for _, name := range h.keyHeaders {
 		b.WriteByte(0)
@@ -326,6 +311,36 @@ func (h *handler) primaryKey(r *http.Request) string {
 		b.WriteString(strings.Join(r.Header[name], ","))
 	}
 	return b.String()
+}
+
+// writeKeyQuery writes the pairs of the raw query raw whose names are
+// listed in names, as they were sent (an upstream may not take "+" for a
+// space), in the order of names; a name matches in any case and
+// spelling (ASP.NET reads names case-insensitively). A query Go cannot
+// parse (a ";", which some frameworks take for a separator, or a bad
+// escape) may hide a listed pair from this reading but not from the
+// upstream's: it is keyed whole.
+func writeKeyQuery(b *strings.Builder, raw string, names []string) {
+	if strings.IndexByte(raw, ';') >= 0 {
+		b.WriteString(raw)
+		return
+	}
+	for pair := range strings.SplitSeq(raw, "&") {
+		k, _, _ := strings.Cut(pair, "=")
+		if _, err := url.QueryUnescape(k); err != nil {
+			b.WriteString(raw)
+			return
+		}
+	}
+	for _, name := range names {
+		for pair := range strings.SplitSeq(raw, "&") {
+			k, _, _ := strings.Cut(pair, "=")
+			if uk, _ := url.QueryUnescape(k); strings.EqualFold(uk, name) {
+				b.WriteString(pair)
+				b.WriteByte('&')
+			}
+		}
+	}
 }
 
 // coalesce sends r upstream as the one request of its key in flight, or
