@@ -127,7 +127,8 @@ func (c Credentials) String() string {
 func (c Credentials) Empty() bool { return len(c.Headers) == 0 && len(c.Query) == 0 }
 
 // Carries reports whether r carries a credential in one of c's places. A
-// query parameter is looked for in the raw query without parsing it; a
+// query parameter is looked for in the raw query, and when that has an
+// escape, in its unescaped names too, as the apiKey policy reads them; a
 // false match only means a request is not shared.
 func (c Credentials) Carries(r *http.Request) bool {
 	for _, k := range c.Headers {
@@ -136,8 +137,20 @@ func (c Credentials) Carries(r *http.Request) bool {
 		}
 	}
 	raw := r.URL.RawQuery
+	if raw == "" || len(c.Query) == 0 {
+		return false
+	}
 	for _, q := range c.Query {
-		if raw != "" && (strings.HasPrefix(raw, q+"=") || strings.Contains(raw, "&"+q+"=")) {
+		if strings.HasPrefix(raw, q+"=") || strings.Contains(raw, "&"+q+"=") {
+			return true
+		}
+	}
+	if !strings.ContainsAny(raw, "%+") {
+		return false
+	}
+	for pair := range strings.SplitSeq(raw, "&") {
+		k, _, _ := strings.Cut(pair, "=")
+		if name, err := url.QueryUnescape(k); err == nil && slices.Contains(c.Query, name) {
 			return true
 		}
 	}
