@@ -19,6 +19,7 @@ type Handler struct {
 	minBytes int64
 	exact    []string // media types, lower case
 	prefixes []string // "text/" of "text/*"
+	budget   *budget  // of encoders in use, shared by every Handler
 }
 
 // New returns next wrapped to compress by cfg (defaults applied). A nil
@@ -30,7 +31,7 @@ func New(cfg *schemas.Compress, next http.Handler) (http.Handler, error) {
 	if len(cfg.Algorithms) > maxAlgs {
 		return nil, fmt.Errorf("compress: %d algorithms, at most %d", len(cfg.Algorithms), maxAlgs)
 	}
-	h := &Handler{next: next, algs: cfg.Algorithms, minBytes: cfg.MinBytes}
+	h := &Handler{next: next, algs: cfg.Algorithms, minBytes: cfg.MinBytes, budget: shared}
 	for _, a := range cfg.Algorithms {
 		p, err := poolFor(a, cfg.Level)
 		if err != nil {
@@ -128,6 +129,7 @@ func (w *writer) close() {
 	w.enc = nil
 	_ = e.Close() // the client may have left: nothing to tell it
 	w.pool.put(e)
+	w.h.budget.give(w.pool.cost)
 }
 
 // decide looks at the response's headers once the status is known, adds
@@ -154,8 +156,8 @@ func (w *writer) decide(code int) {
 	if !hasToken(hdr["Vary"], "Accept-Encoding") && !hasToken(hdr["Vary"], "*") {
 		hdr["Vary"] = append(hdr["Vary"][:len(hdr["Vary"]):len(hdr["Vary"])], "Accept-Encoding")
 	}
-	if w.alg < 0 {
-		return
+	if w.alg < 0 || !w.h.budget.take(w.h.pools[w.alg].cost) {
+		return // not accepted, or the encoders in use hold the budget: identity
 	}
 	w.pool = w.h.pools[w.alg]
 	hdr["Content-Encoding"] = []string{w.h.algs[w.alg]}

@@ -20,4 +20,6 @@
 // streamed body reaches the client as the upstream sends it. Encoders are
 // pooled per algorithm and level (a zstd encoder costs hundreds of KiB to
 // build); BenchmarkCompress measures the allocations of a pooled request.
+// The encoders in use at once are bounded in memory by DefaultBudget; a
+// response beyond it is not compressed.
 package compress
