@@ -1,6 +1,7 @@
 package compress
 
 import (
+	"errors"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -53,6 +54,53 @@ func TestEncoderBudget(t *testing.T) {
 			}
 			if got := get("/after"); got.Header().Get("Content-Encoding") != alg || string(decode(t, alg, got.Body.Bytes())) != text {
 				t.Errorf("after the first ended: Content-Encoding %q", got.Header().Get("Content-Encoding"))
+			}
+		})
+	}
+}
+
+// failingWriter is a client that left: every write fails.
+type failingWriter struct{ h http.Header }
+
+func (w *failingWriter) Header() http.Header       { return w.h }
+func (w *failingWriter) Write([]byte) (int, error) { return 0, errClientGone }
+func (w *failingWriter) WriteHeader(int)           {}
+
+var errClientGone = errors.New("client gone")
+
+// TestEncoderAfterClientLeft: an encoder whose client left mid-stream
+// (its writes failed, its Close failed) goes back to the pool and then
+// compresses the next response correctly, and its budget comes back.
+func TestEncoderAfterClientLeft(t *testing.T) {
+	t.Parallel()
+	for _, alg := range []string{"gzip", "zstd"} {
+		t.Run(alg, func(t *testing.T) {
+			t.Parallel()
+			h := wrap(t, schemas.Compress{Algorithms: []string{alg}, Level: schemas.CompressFastest}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Content-Type", "text/plain")
+				for range 50 {
+					if _, err := io.WriteString(w, text); err != nil {
+						return
+					}
+					http.NewResponseController(w).Flush()
+				}
+			})).(*Handler)
+			h.budget = newBudget(h.pools[0].cost)
+			for i := range 20 {
+				r := httptest.NewRequest("GET", "/", nil)
+				r.Header.Set("Accept-Encoding", alg)
+				if i%2 == 0 {
+					h.ServeHTTP(&failingWriter{h: http.Header{}}, r)
+					continue
+				}
+				w := httptest.NewRecorder()
+				h.ServeHTTP(w, r)
+				if ce := w.Header().Get("Content-Encoding"); ce != alg {
+					t.Fatalf("response %d: Content-Encoding %q (budget not given back?)", i, ce)
+				}
+				if got := decode(t, alg, w.Body.Bytes()); len(got) != 50*len(text) {
+					t.Fatalf("response %d: decoded %d bytes, want %d", i, len(got), 50*len(text))
+				}
 			}
 		})
 	}
