@@ -413,7 +413,7 @@ func (h *handler) coalesce(w http.ResponseWriter, r *http.Request, pk, fwd strin
 // entry stored when others may share it (f is set: the leader of a flight),
 // nil otherwise.
 func (h *handler) fetch(w http.ResponseWriter, r *http.Request, pk, fwd string, auth bool, f *flight) *entry {
-	rec := &recorder{ResponseWriter: w, limit: h.maxEntry, status: fwd, pre: w.Header().Clone()}
+	rec := &recorder{ResponseWriter: w, limit: h.maxEntry, status: fwd, pre: w.Header().Clone(), auth: auth}
 	h.next.ServeHTTP(rec, r)
 	if !rec.wrote || rec.over {
 		return nil
@@ -442,22 +442,36 @@ var (
 	explicitStatus  = []int{302, 307}
 )
 
+// refused reports whether a response of status code and headers hd may
+// not be stored whatever its freshness: a status never stored, no-store,
+// private, no-cache, Set-Cookie, a trailer, Vary: *, or an answer to a
+// request with a credential that does not say it may be shared (RFC 9111
+// section 3.5). The recorder asks it when the status is written, so that
+// such a body is not copied.
+func refused(code int, hd http.Header, auth bool) bool {
+	if !slices.Contains(heuristicStatus, code) && !slices.Contains(explicitStatus, code) {
+		return true
+	}
+	cc := parseCacheControl(hd["Cache-Control"])
+	if cc.noStore || cc.private || cc.noCache || len(hd["Set-Cookie"]) > 0 || len(hd["Trailer"]) > 0 {
+		return true
+	}
+	if _, star := parseVary(hd["Vary"]); star {
+		return true
+	}
+	return auth && !(cc.public || cc.sMaxAge >= 0 || cc.mustRevalidate)
+}
+
 // storable decides whether rec's response may be stored by a shared
 // cache (RFC 9111 section 3) and for how long, and returns its entry.
 func (h *handler) storable(rec *recorder, auth bool, now time.Time) (*entry, []string, bool) {
 	hd := rec.header
+	if refused(rec.code, hd, auth) {
+		return nil, nil, false
+	}
 	heuristic := slices.Contains(heuristicStatus, rec.code)
-	if !heuristic && !slices.Contains(explicitStatus, rec.code) {
-		return nil, nil, false
-	}
 	cc := parseCacheControl(hd["Cache-Control"])
-	if cc.noStore || cc.private || cc.noCache || len(hd["Set-Cookie"]) > 0 || len(hd["Trailer"]) > 0 {
-		return nil, nil, false
-	}
-	vary, star := parseVary(hd["Vary"])
-	if star {
-		return nil, nil, false
-	}
+	vary, _ := parseVary(hd["Vary"])
 	if encoded(hd) && !slices.Contains(vary, "Accept-Encoding") {
 		// Encoded for this request's Accept-Encoding, whether or not
 		// the upstream says so (nginx's gzip_vary is off by default).
@@ -465,9 +479,6 @@ func (h *handler) storable(rec *recorder, auth bool, now time.Time) (*entry, []s
 		slices.Sort(vary)
 	}
 	authOK := cc.public || cc.sMaxAge >= 0 || cc.mustRevalidate
-	if auth && !authOK {
-		return nil, nil, false // RFC 9111 section 3.5
-	}
 	var lifetime time.Duration
 	switch {
 	case cc.sMaxAge >= 0:

@@ -25,6 +25,7 @@ type recorder struct {
 	header    http.Header // the response's headers to keep, without the cache's member
 	buf       []byte
 	limit     int64
+	auth      bool // the request carried a credential (refused)
 	over      bool // the body outgrew limit, or nothing is to be kept
 	clientErr error
 }
@@ -48,7 +49,9 @@ func (rc *recorder) WriteHeader(code int) {
 				rc.header[k] = slices.Clone(vs)
 			}
 		}
-		if n, err := strconv.ParseInt(hd.Get("Content-Length"), 10, 64); err == nil {
+		if refused(code, rc.header, rc.auth) {
+			rc.over, rc.header = true, nil // not to be stored: no copy
+		} else if n, err := strconv.ParseInt(hd.Get("Content-Length"), 10, 64); err == nil {
 			if n > rc.limit {
 				rc.over = true
 			} else {
