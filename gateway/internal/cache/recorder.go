@@ -72,6 +72,12 @@ func (rc *recorder) Write(p []byte) (int, error) {
 		if int64(len(rc.buf)+len(p)) > rc.limit {
 			rc.over, rc.buf = true, nil
 		} else {
+			if len(rc.buf)+len(p) > cap(rc.buf) {
+				// Doubling, up to the limit: append grows a large
+				// slice by 1.25, which allocates five times the body.
+				n := int(min(int64(max(2*cap(rc.buf), len(rc.buf)+len(p), 4096)), rc.limit))
+				rc.buf = append(make([]byte, 0, n), rc.buf...)
+			}
 			rc.buf = append(rc.buf, p...)
 		}
 	}
