@@ -933,3 +933,31 @@ func TestCredentialsCarries(t *testing.T) {
 		})
 	}
 }
+
+// TestConditionalOtherVariant: a precondition is evaluated against the
+// entry of the request's own variant: the ETag of the English page does
+// not make the French one "not modified".
+func TestConditionalOtherVariant(t *testing.T) {
+	t.Parallel()
+	s, _ := newStore(t, 0)
+	b := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		lang := r.Header.Get("Accept-Language")
+		w.Header().Set("Cache-Control", "max-age=60")
+		w.Header().Set("Vary", "Accept-Language")
+		w.Header().Set("ETag", `"`+lang+`"`)
+		if r.Header.Get("If-None-Match") == `"`+lang+`"` {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		_, _ = io.WriteString(w, "page in "+lang)
+	})
+	h := one(t, s, b, schemas.RouteCache{})
+	do(h, "GET", "/p", "Accept-Language", "en")
+	w := do(h, "GET", "/p", "Accept-Language", "fr", "If-None-Match", `"en"`)
+	if w.Code != 200 || w.Body.String() != "page in fr" {
+		t.Errorf("fr with the en ETag: %d %q, want the fr page", w.Code, w.Body)
+	}
+	if w := do(h, "GET", "/p", "Accept-Language", "en", "If-None-Match", `"en"`); w.Code != http.StatusNotModified || w.Header().Get(StatusHeader) != "gitgate; hit; ttl=60" {
+		t.Errorf("en with the en ETag: %d %q, want 304 from the cache", w.Code, w.Header().Get(StatusHeader))
+	}
+}
