@@ -362,6 +362,10 @@ func TestKey(t *testing.T) {
 		{"key header differs", &schemas.CacheKey{Headers: []string{"x-tenant"}}, "/p", "/p", []string{"X-Tenant", "a"}, []string{"X-Tenant", "b"}, false},
 		{"key header same", &schemas.CacheKey{Headers: []string{"x-tenant"}}, "/p", "/p", []string{"X-Tenant", "a"}, []string{"X-Tenant", "a"}, true},
 		{"other header ignored", nil, "/p", "/p", []string{"X-Tenant", "a"}, []string{"X-Tenant", "b"}, true},
+		// Puma, WEBrick and other CGI-style servers read X_Tenant as
+		// X-Tenant (HTTP_X_TENANT).
+		{"key header in its CGI spelling", &schemas.CacheKey{Headers: []string{"x-tenant"}}, "/p", "/p", []string{"X_Tenant", "evil"}, nil, false},
+		{"key header in its CGI spelling, lower case", &schemas.CacheKey{Headers: []string{"x-tenant"}}, "/p", "/p", []string{"x_tenant", "evil"}, []string{"X-Tenant", ""}, false},
 		// An upstream that splits the query on ";" too (Rails, older
 		// Python) reads lang=evil; the key must not take it for "/p?x=1".
 		{"semicolon cloaks a keyed parameter", &schemas.CacheKey{Query: []string{"lang"}}, "/p?x=1;lang=evil", "/p?x=1", nil, nil, false},
@@ -959,5 +963,29 @@ func TestConditionalOtherVariant(t *testing.T) {
 	}
 	if w := do(h, "GET", "/p", "Accept-Language", "en", "If-None-Match", `"en"`); w.Code != http.StatusNotModified || w.Header().Get(StatusHeader) != "gitgate; hit; ttl=60" {
 		t.Errorf("en with the en ETag: %d %q, want 304 from the cache", w.Code, w.Header().Get(StatusHeader))
+	}
+}
+
+// TestVaryCGISpelling: an upstream that varies on X-Variant and reads it
+// CGI-style also reads X_Variant: a request sending that spelling is
+// another variant, not the plain one.
+func TestVaryCGISpelling(t *testing.T) {
+	t.Parallel()
+	s, _ := newStore(t, 0)
+	b := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		w.Header().Set("Vary", "X-Variant")
+		v := r.Header.Get("X-Variant")
+		for k, vs := range r.Header {
+			if strings.EqualFold(k, "x_variant") {
+				v = vs[0] // HTTP_X_VARIANT
+			}
+		}
+		_, _ = io.WriteString(w, "variant="+v)
+	})
+	h := one(t, s, b, schemas.RouteCache{})
+	do(h, "GET", "/p", "X_Variant", "evil")
+	if got := do(h, "GET", "/p").Body.String(); got != "variant=" {
+		t.Errorf("plain request got %q", got)
 	}
 }

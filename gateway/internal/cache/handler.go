@@ -322,6 +322,7 @@ func (h *handler) primaryKey(r *http.Request) string {
 		b.WriteString(name)
 		b.WriteByte(':')
 		b.WriteString(strings.Join(r.Header[name], ","))
+		writeAliases(&b, r.Header, name)
 	}
 	return b.String()
 }

@@ -11,6 +11,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
+
+	"github.com/gitgate/gitgate/gateway/internal/headers"
 )
 
 // DefaultMaxBytes is the memory bound of a Store whose Options leave it 0.
@@ -246,8 +248,31 @@ func varyKey(vary []string, h http.Header) string {
 			}
 			b.WriteString(strings.TrimSpace(v))
 		}
+		writeAliases(&b, h, name)
 	}
 	return b.String()
+}
+
+// writeAliases writes the values of the other spellings of the header
+// name in h that CGI-style servers (Puma, WEBrick, PHP, WSGI) read under
+// the same variable (X_Tenant for X-Tenant), in a stable order: the
+// upstream may read them as name, so they are part of a key on name.
+// Only keys with "_" or outside canonical form can be such spellings: a
+// request without them costs one pass over its keys.
+func writeAliases(b *strings.Builder, h http.Header, name string) {
+	var aliases []string
+	for k := range h {
+		if k != name && len(k) == len(name) && headers.SameCGIName(k, name) {
+			aliases = append(aliases, k)
+		}
+	}
+	slices.Sort(aliases)
+	for _, k := range aliases {
+		b.WriteString("\x02")
+		b.WriteString(k)
+		b.WriteByte(':')
+		b.WriteString(strings.Join(h[k], ","))
+	}
 }
 
 // parseVary returns the canonical, sorted names of a Vary field, and
