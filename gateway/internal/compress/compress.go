@@ -163,11 +163,20 @@ func (w *writer) decide(code int) {
 	hdr["Content-Encoding"] = []string{w.h.algs[w.alg]}
 	delete(hdr, "Content-Length")
 	delete(hdr, "Accept-Ranges") // ranges of the identity body do not apply
+	for _, k := range identityDigests {
+		delete(hdr, k) // computed over the identity body: they would not match
+	}
 	if et := hdr["Etag"]; len(et) == 1 && strings.HasPrefix(et[0], `"`) {
 		hdr["Etag"] = []string{"W/" + et[0]} // no longer byte-for-byte the upstream's
 	}
 	w.enc = w.pool.get(w.ResponseWriter)
 }
+
+// identityDigests are the headers that carry a digest of the body as the
+// upstream sent it (RFC 9530 Content-Digest and Repr-Digest, whose
+// representation includes its content coding; RFC 3230 Digest;
+// Content-MD5): a compressed body would fail a client's check.
+var identityDigests = []string{"Content-Digest", "Repr-Digest", "Digest", "Content-Md5"}
 
 // typeListed reports whether the Content-Type ct is one to compress. An
 // event stream never is (see the package doc); a response without a type
