@@ -59,7 +59,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	cw := &writer{ResponseWriter: w, h: h, alg: -1}
-	if r.Method != http.MethodHead && len(r.Header["Range"]) == 0 {
+	// A request's no-transform asks intermediaries to leave the content
+	// as it is (RFC 9111 section 5.2.1.6).
+	if r.Method != http.MethodHead && len(r.Header["Range"]) == 0 && !hasToken(r.Header["Cache-Control"], "no-transform") {
 		cw.alg = negotiate(r.Header["Accept-Encoding"], h.algs)
 	}
 	defer cw.close() // deferred: a panic (http.ErrAbortHandler) returns the encoder too

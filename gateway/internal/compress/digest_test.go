@@ -52,3 +52,24 @@ func TestDigestsOfIdentityBodyDropped(t *testing.T) {
 		})
 	}
 }
+
+// TestRequestNoTransform: a request's Cache-Control: no-transform asks
+// intermediaries not to transform the content (RFC 9111 section 5.2.1.6):
+// the answer is not compressed, though the client accepts gzip.
+func TestRequestNoTransform(t *testing.T) {
+	t.Parallel()
+	h := wrap(t, schemas.Compress{}, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain")
+		_, _ = io.WriteString(w, text)
+	}))
+	for _, cc := range []string{"no-transform", "max-age=0, No-Transform"} {
+		req := httptest.NewRequest("GET", "/", nil)
+		req.Header.Set("Accept-Encoding", "gzip")
+		req.Header.Set("Cache-Control", cc)
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, req)
+		if ce := rec.Header().Get("Content-Encoding"); ce != "" || rec.Body.String() != text {
+			t.Errorf("Cache-Control %q: Content-Encoding %q", cc, ce)
+		}
+	}
+}

@@ -9,10 +9,10 @@
 // that is already encoded, marked Cache-Control no-transform, a 1xx, 204,
 // 206 or 304, an event stream (text/event-stream: each event must reach
 // the client when it is written, and a compressor would hold it), or the
-// answer to a HEAD, a Range request, a protocol upgrade or a gRPC call.
-// A response it compresses loses its Content-Length and the digests of
-// the identity body, has a strong ETag made weak, and carries Vary:
-// Accept-Encoding; so does a response it
+// answer to a HEAD, a Range request, a request saying no-transform, a
+// protocol upgrade or a gRPC call. A response it compresses loses its
+// Content-Length and the digests of the identity body, has a strong ETag
+// made weak, and carries Vary: Accept-Encoding; so does a response it
 // could have compressed for another client.
 //
 // Nothing is buffered beyond the encoder's own window: a Flush of the
