@@ -159,10 +159,14 @@ func (c Credentials) Carries(r *http.Request) bool {
 
 // authorized reports whether r came with a credential: an Authorization
 // header, a Cookie (a session, as Varnish's built-in rules assume: an
-// upstream that answers by session rarely says private), or one of the
+// upstream that answers by session rarely says private), a TLS client
+// certificate (whose subject the gateway passes upstream), or one of the
 // route's own seen before its policies ran.
 func (h *handler) authorized(w http.ResponseWriter, r *http.Request) bool {
 	if len(r.Header["Authorization"]) > 0 || len(r.Header["Cookie"]) > 0 {
+		return true
+	}
+	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
 		return true
 	}
 	return h.creds.Seen != nil && h.creds.Seen(w)
