@@ -423,6 +423,11 @@ func (h *handler) fetch(w http.ResponseWriter, r *http.Request, pk, fwd string, 
 	if !rec.wrote || rec.over {
 		return nil
 	}
+	if rec.declared >= 0 && int64(len(rec.buf)) != rec.declared {
+		// The upstream broke off mid-body (a handler not run by
+		// net/http's server returns normally then): not the answer.
+		return nil
+	}
 	now := h.store.now()
 	e, vary, ok := h.storable(rec, auth, now)
 	if !ok {

@@ -24,6 +24,7 @@ type recorder struct {
 	code      int
 	header    http.Header // the response's headers to keep, without the cache's member
 	buf       []byte
+	declared  int64 // the response's Content-Length; -1: none
 	limit     int64
 	auth      bool // the request carried a credential (refused)
 	over      bool // the body outgrew limit, or nothing is to be kept
@@ -40,7 +41,7 @@ func (rc *recorder) WriteHeader(code int) {
 		rc.ResponseWriter.WriteHeader(code)
 		return
 	}
-	rc.wrote, rc.code = true, code
+	rc.wrote, rc.code, rc.declared = true, code, -1
 	hd := rc.ResponseWriter.Header()
 	if !rc.over {
 		rc.header = make(http.Header, len(hd))
@@ -52,6 +53,7 @@ func (rc *recorder) WriteHeader(code int) {
 		if refused(code, rc.header, rc.auth) {
 			rc.over, rc.header = true, nil // not to be stored: no copy
 		} else if n, err := strconv.ParseInt(hd.Get("Content-Length"), 10, 64); err == nil {
+			rc.declared = n
 			if n > rc.limit {
 				rc.over = true
 			} else {
