@@ -989,3 +989,42 @@ func TestVaryCGISpelling(t *testing.T) {
 		t.Errorf("plain request got %q", got)
 	}
 }
+
+// TestOriginPreconditionsGoUpstream: If-Match and If-Unmodified-Since are
+// the origin's to evaluate (RFC 9111 section 4.3.2): a stored 200 must not
+// answer a request whose precondition the origin would fail with 412.
+func TestOriginPreconditionsGoUpstream(t *testing.T) {
+	t.Parallel()
+	lm := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name string
+		hdr  []string
+	}{
+		{"If-Match", []string{"If-Match", `"v0"`}},
+		{"If-Unmodified-Since", []string{"If-Unmodified-Since", lm.Add(-time.Hour).Format(http.TimeFormat)}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s, _ := newStore(t, 0)
+			b := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Cache-Control", "max-age=60")
+				w.Header().Set("ETag", `"v1"`)
+				w.Header().Set("Last-Modified", lm.Format(http.TimeFormat))
+				if r.Header.Get("If-Match") != "" || r.Header.Get("If-Unmodified-Since") != "" {
+					w.WriteHeader(http.StatusPreconditionFailed)
+					return
+				}
+				_, _ = io.WriteString(w, "body")
+			})
+			h := one(t, s, b, schemas.RouteCache{})
+			do(h, "GET", "/p")
+			if w := do(h, "GET", "/p", tt.hdr...); w.Code != http.StatusPreconditionFailed {
+				t.Errorf("%d %q, want the origin's 412", w.Code, w.Header().Get(StatusHeader))
+			}
+			if w := do(h, "GET", "/p"); w.Code != 200 || w.Header().Get(StatusHeader) != "gitgate; hit; ttl=60" {
+				t.Errorf("plain afterwards: %d %q, want a hit", w.Code, w.Header().Get(StatusHeader))
+			}
+		})
+	}
+}

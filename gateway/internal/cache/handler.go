@@ -186,7 +186,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	auth := h.authorized(w, r)
 	pk := h.primaryKey(r)
 	fwd := "fwd=uri-miss"
-	if cc.noCache || cc.maxAge == 0 {
+	if cc.noCache || cc.maxAge == 0 || originPrecondition(r.Header) {
 		fwd = "fwd=request"
 	} else if e := h.store.get(pk, r.Header); e != nil {
 		now := h.store.now()
@@ -276,6 +276,13 @@ func requestDirectives(hd http.Header) directives {
 		}
 	}
 	return d
+}
+
+// originPrecondition reports whether a request carries a precondition
+// that only the origin evaluates (RFC 9111 section 4.3.2): a stored
+// response does not answer it.
+func originPrecondition(hd http.Header) bool {
+	return len(hd["If-Match"]) > 0 || len(hd["If-Unmodified-Since"]) > 0
 }
 
 // conditional reports whether a request carries a precondition.
