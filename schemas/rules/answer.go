@@ -24,6 +24,9 @@ func answer(r schemas.Route) []Violation {
 		}{
 			{"split", r.Split != nil}, {"rewrite", r.Rewrite != nil}, {"retries", r.Retries != nil},
 			{"requestHeaders", r.RequestHeaders != nil}, {"perTryTimeout", r.PerTryTimeout != 0},
+			// A local answer costs nothing to make, and a stored redirect
+			// would carry the first request's query to the others.
+			{"cache", r.Cache != nil},
 		} {
 			if f.set {
 				out = append(out, violation("."+f.name, "%s needs backends: a route with redirect or directResponse forwards nothing", f.name))

@@ -3,8 +3,10 @@ package cache
 import (
 	"context"
 	"fmt"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"net/http/httputil"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -360,6 +362,32 @@ func TestKey(t *testing.T) {
 		{"key header differs", &schemas.CacheKey{Headers: []string{"x-tenant"}}, "/p", "/p", []string{"X-Tenant", "a"}, []string{"X-Tenant", "b"}, false},
 		{"key header same", &schemas.CacheKey{Headers: []string{"x-tenant"}}, "/p", "/p", []string{"X-Tenant", "a"}, []string{"X-Tenant", "a"}, true},
 		{"other header ignored", nil, "/p", "/p", []string{"X-Tenant", "a"}, []string{"X-Tenant", "b"}, true},
+		// Puma, WEBrick and other CGI-style servers read X_Tenant as
+		// X-Tenant (HTTP_X_TENANT).
+		{"key header in its CGI spelling", &schemas.CacheKey{Headers: []string{"x-tenant"}}, "/p", "/p", []string{"X_Tenant", "evil"}, nil, false},
+		{"key header in its CGI spelling, lower case", &schemas.CacheKey{Headers: []string{"x-tenant"}}, "/p", "/p", []string{"x_tenant", "evil"}, []string{"X-Tenant", ""}, false},
+		// An upstream that splits the query on ";" too (Rails, older
+		// Python) reads lang=evil; the key must not take it for "/p?x=1".
+		{"semicolon cloaks a keyed parameter", &schemas.CacheKey{Query: []string{"lang"}}, "/p?x=1;lang=evil", "/p?x=1", nil, nil, false},
+		{"semicolon cloaks a keyed parameter, no query", &schemas.CacheKey{Query: []string{"lang"}}, "/p?utm=1;lang=evil", "/p", nil, nil, false},
+		// ASP.NET and PHP's $_REQUEST tooling read parameter names
+		// case-insensitively; some upstreams do not take "+" for a space.
+		{"keyed parameter in another case", &schemas.CacheKey{Query: []string{"lang"}}, "/p?LANG=evil", "/p", nil, nil, false},
+		{"keyed parameter spelled with an escape", &schemas.CacheKey{Query: []string{"lang"}}, "/p?l%61ng=evil", "/p", nil, nil, false},
+		{"plus and %20 differ", &schemas.CacheKey{Query: []string{"lang"}}, "/p?lang=a+b", "/p?lang=a%20b", nil, nil, false},
+		{"bad escape hides a keyed parameter", &schemas.CacheKey{Query: []string{"lang"}}, "/p?lang=%zz", "/p", nil, nil, false},
+		// A trusted proxy's X-Forwarded-Proto and -Host reach the upstream
+		// (an http-to-https redirect, absolute links): part of the key.
+		{"scheme differs", nil, "https://a.example/p", "http://a.example/p", nil, nil, false},
+		{"X-Forwarded-Proto differs", nil, "/p", "/p", []string{"X-Forwarded-Proto", "http"}, []string{"X-Forwarded-Proto", "https"}, false},
+		{"X-Forwarded-Host differs", nil, "/p", "/p", []string{"X-Forwarded-Host", "evil.example"}, nil, false},
+		{"X-Forwarded-Prefix differs", nil, "/p", "/p", []string{"X-Forwarded-Prefix", "/evil"}, nil, false},
+		{"X-Forwarded-For ignored", nil, "/p", "/p", []string{"X-Forwarded-For", "10.0.0.1"}, []string{"X-Forwarded-For", "10.0.0.2"}, true},
+		// An upstream may look hosts up case-sensitively (Go's ServeMux
+		// host patterns do) and answer 404 for A.example: that answer
+		// must not be served for a.example (cache-poisoned denial of
+		// service).
+		{"host case differs", nil, "http://A.example/p", "http://a.example/p", nil, nil, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -671,5 +699,332 @@ func TestWaiterWaitIsBounded(t *testing.T) {
 	<-leader
 	if got := b.count.Load(); got != 2 {
 		t.Errorf("upstream saw %d requests, want 2", got)
+	}
+}
+
+// TestRequestsThatChangeTheAnswerBypass sends, first, a GET that an
+// upstream may answer as something else (a method override, a body of
+// unknown length as HTTP/2 sends it), then a plain GET: the plain one must
+// not get the first one's answer.
+func TestRequestsThatChangeTheAnswerBypass(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name string
+		req  func() *http.Request
+	}{
+		{"X-HTTP-Method-Override", func() *http.Request {
+			r := httptest.NewRequest("GET", "/p", nil)
+			r.Header.Set("X-HTTP-Method-Override", "DELETE")
+			return r
+		}},
+		{"X-HTTP-Method", func() *http.Request {
+			r := httptest.NewRequest("GET", "/p", nil)
+			r.Header.Set("X-HTTP-Method", "DELETE")
+			return r
+		}},
+		{"X-Method-Override", func() *http.Request {
+			r := httptest.NewRequest("GET", "/p", nil)
+			r.Header.Set("X-Method-Override", "DELETE")
+			return r
+		}},
+		{"_method in the query", func() *http.Request {
+			return httptest.NewRequest("GET", "/p?_method=DELETE", nil)
+		}},
+		{"body of unknown length", func() *http.Request {
+			r := httptest.NewRequest("GET", "/p", io.NopCloser(strings.NewReader("evil")))
+			r.ContentLength = -1
+			return r
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s, _ := newStore(t, 0)
+			b := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
+				body, _ := io.ReadAll(r.Body)
+				m := r.Header.Get("X-HTTP-Method-Override") + r.Header.Get("X-HTTP-Method") + r.Header.Get("X-Method-Override") + r.URL.Query().Get("_method")
+				w.Header().Set("Cache-Control", "max-age=60")
+				_, _ = io.WriteString(w, "method="+m+" body="+string(body))
+			})
+			h := one(t, s, b, schemas.RouteCache{Key: &schemas.CacheKey{Query: []string{"page"}}})
+			w := httptest.NewRecorder()
+			h.ServeHTTP(w, tt.req())
+			if got := w.Header().Get(StatusHeader); got != "gitgate; fwd=bypass" {
+				t.Errorf("first Cache-Status = %q, want a bypass", got)
+			}
+			if got := do(h, "GET", "/p").Body.String(); got != "method= body=" {
+				t.Errorf("plain GET got %q", got)
+			}
+		})
+	}
+}
+
+// TestCookieRequests: an upstream that answers by session cookie without
+// saying private (a session-cookie app put behind a cached route) must not
+// have one user's page served to another.
+func TestCookieRequests(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name          string
+		cc            string
+		first, second string // Cookie values; "" none
+		wantSecond    string
+	}{
+		{"one session's page not served to another", "max-age=60", "sid=alice", "sid=bob", "hello bob"},
+		{"one session's page not served anonymously", "max-age=60", "sid=alice", "", "hello "},
+		{"anonymous page not served to a session", "max-age=60", "", "sid=bob", "hello bob"},
+		{"public page shared", "public, max-age=60", "sid=alice", "sid=bob", "hello alice"},
+		{"s-maxage page shared", "s-maxage=60", "sid=alice", "", "hello alice"},
+		{"anonymous requests share", "max-age=60", "", "", "hello "},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s, _ := newStore(t, 0)
+			b := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Cache-Control", tt.cc)
+				user := ""
+				if c, err := r.Cookie("sid"); err == nil {
+					user = c.Value
+				}
+				_, _ = io.WriteString(w, "hello "+user)
+			})
+			h := one(t, s, b, schemas.RouteCache{})
+			cookie := func(v string) []string {
+				if v == "" {
+					return nil
+				}
+				return []string{"Cookie", v}
+			}
+			do(h, "GET", "/me", cookie(tt.first)...)
+			if got := do(h, "GET", "/me", cookie(tt.second)...).Body.String(); got != tt.wantSecond {
+				t.Errorf("second request got %q, want %q", got, tt.wantSecond)
+			}
+		})
+	}
+}
+
+// TestEncodedResponseVariesOnAcceptEncoding: an upstream that compresses
+// by Accept-Encoding but forgets Vary (nginx's gzip_vary is off by
+// default) must not have its gzip body served to a client that did not
+// accept it.
+func TestEncodedResponseVariesOnAcceptEncoding(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name         string
+		vary         string
+		first, later string // Accept-Encoding of the two requests
+		wantLater    string // Content-Encoding the later one gets
+	}{
+		{"gzip then none", "", "gzip", "", ""},
+		{"none then gzip gets the identity body", "", "", "gzip", ""},
+		{"gzip then gzip shares", "", "gzip", "gzip", "gzip"},
+		{"other Vary kept", "Accept-Language", "gzip", "", ""},
+		{"upstream's own Vary", "Accept-Encoding", "gzip", "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s, _ := newStore(t, 0)
+			b := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Cache-Control", "max-age=60")
+				if tt.vary != "" {
+					w.Header().Set("Vary", tt.vary)
+				}
+				if strings.Contains(r.Header.Get("Accept-Encoding"), "gzip") {
+					w.Header().Set("Content-Encoding", "gzip")
+					_, _ = io.WriteString(w, "\x1f\x8bcompressed")
+					return
+				}
+				_, _ = io.WriteString(w, "plain")
+			})
+			// As the gateway's pools: the client's Accept-Encoding goes
+			// upstream and the answer comes back as it is.
+			tr := &http.Transport{DisableCompression: true}
+			t.Cleanup(tr.CloseIdleConnections)
+			b.proxy.(*httputil.ReverseProxy).Transport = tr
+			h := one(t, s, b, schemas.RouteCache{})
+			ae := func(v string) []string {
+				if v == "" {
+					return nil
+				}
+				return []string{"Accept-Encoding", v}
+			}
+			do(h, "GET", "/p", ae(tt.first)...)
+			w := do(h, "GET", "/p", ae(tt.later)...)
+			if got := w.Header().Get("Content-Encoding"); got != tt.wantLater {
+				t.Errorf("later request got Content-Encoding %q, want %q (body %q)", got, tt.wantLater, w.Body)
+			}
+			if tt.first == tt.later && b.count.Load() != 1 {
+				t.Errorf("same Accept-Encoding: upstream saw %d requests, want 1", b.count.Load())
+			}
+		})
+	}
+}
+
+// TestLargeHeadersNotStored: the headers and key of an entry are bounded
+// like its body, whoever makes them large (the upstream's headers, a
+// client's value of a key or Vary header).
+func TestLargeHeadersNotStored(t *testing.T) {
+	t.Parallel()
+	big := strings.Repeat("a", 100<<10)
+	tests := []struct {
+		name   string
+		resHdr []string // the upstream's extra headers
+		reqHdr []string // the request's headers
+		stored bool
+	}{
+		{"large response header", []string{"X-Big", big}, nil, false},
+		{"many response headers", manyHeaders(2000), nil, false},
+		{"large key header", nil, []string{"X-Tenant", big}, false},
+		{"large Vary header", []string{"Vary", "X-Variant"}, []string{"X-Variant", big}, false},
+		{"small headers", []string{"X-Small", "a", "Vary", "X-Variant"}, []string{"X-Tenant", "t", "X-Variant", "v"}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s, _ := newStore(t, 0)
+			b := newBackend(t, fixed(200, "x", append([]string{"Cache-Control", "max-age=60"}, tt.resHdr...)...))
+			h := one(t, s, b, schemas.RouteCache{Key: &schemas.CacheKey{Headers: []string{"X-Tenant"}}})
+			do(h, "GET", "/p", tt.reqHdr...)
+			if got := s.Stats().Entries == 1; got != tt.stored {
+				t.Errorf("stored %v, want %v (%d bytes)", got, tt.stored, s.Stats().Bytes)
+			}
+		})
+	}
+}
+
+// manyHeaders returns n header pairs of 64 bytes each.
+func manyHeaders(n int) []string {
+	out := make([]string, 0, 2*n)
+	for i := range n {
+		out = append(out, fmt.Sprintf("X-H-%d", i), strings.Repeat("v", 64))
+	}
+	return out
+}
+
+// TestCredentialsCarries: the query parameter of an apiKey is found in
+// every spelling the policy accepts (it unescapes names), or a consumer's
+// request passes for an anonymous one and its answer is shared.
+func TestCredentialsCarries(t *testing.T) {
+	t.Parallel()
+	c := Credentials{Headers: []string{"X-Api-Key"}, Query: []string{"apikey"}}
+	tests := []struct {
+		name   string
+		target string
+		hdr    []string
+		want   bool
+	}{
+		{"none", "/p?page=1", nil, false},
+		{"header", "/p", []string{"X-Api-Key", "k"}, true},
+		{"query first", "/p?apikey=k&page=1", nil, true},
+		{"query later", "/p?page=1&apikey=k", nil, true},
+		{"query name escaped", "/p?api%6Bey=k", nil, true},
+		{"query name escaped later", "/p?page=1&%61pikey=k", nil, true},
+		{"other name with the key as suffix", "/p?xapikey=k", nil, false},
+		{"other name with the key as prefix", "/p?apikeys=k", nil, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			r := httptest.NewRequest("GET", tt.target, nil)
+			for i := 0; i+1 < len(tt.hdr); i += 2 {
+				r.Header.Set(tt.hdr[i], tt.hdr[i+1])
+			}
+			if got := c.Carries(r); got != tt.want {
+				t.Errorf("Carries = %v, want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestConditionalOtherVariant: a precondition is evaluated against the
+// entry of the request's own variant: the ETag of the English page does
+// not make the French one "not modified".
+func TestConditionalOtherVariant(t *testing.T) {
+	t.Parallel()
+	s, _ := newStore(t, 0)
+	b := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		lang := r.Header.Get("Accept-Language")
+		w.Header().Set("Cache-Control", "max-age=60")
+		w.Header().Set("Vary", "Accept-Language")
+		w.Header().Set("ETag", `"`+lang+`"`)
+		if r.Header.Get("If-None-Match") == `"`+lang+`"` {
+			w.WriteHeader(http.StatusNotModified)
+			return
+		}
+		_, _ = io.WriteString(w, "page in "+lang)
+	})
+	h := one(t, s, b, schemas.RouteCache{})
+	do(h, "GET", "/p", "Accept-Language", "en")
+	w := do(h, "GET", "/p", "Accept-Language", "fr", "If-None-Match", `"en"`)
+	if w.Code != 200 || w.Body.String() != "page in fr" {
+		t.Errorf("fr with the en ETag: %d %q, want the fr page", w.Code, w.Body)
+	}
+	if w := do(h, "GET", "/p", "Accept-Language", "en", "If-None-Match", `"en"`); w.Code != http.StatusNotModified || w.Header().Get(StatusHeader) != "gitgate; hit; ttl=60" {
+		t.Errorf("en with the en ETag: %d %q, want 304 from the cache", w.Code, w.Header().Get(StatusHeader))
+	}
+}
+
+// TestVaryCGISpelling: an upstream that varies on X-Variant and reads it
+// CGI-style also reads X_Variant: a request sending that spelling is
+// another variant, not the plain one.
+func TestVaryCGISpelling(t *testing.T) {
+	t.Parallel()
+	s, _ := newStore(t, 0)
+	b := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Cache-Control", "max-age=60")
+		w.Header().Set("Vary", "X-Variant")
+		v := r.Header.Get("X-Variant")
+		for k, vs := range r.Header {
+			if strings.EqualFold(k, "x_variant") {
+				v = vs[0] // HTTP_X_VARIANT
+			}
+		}
+		_, _ = io.WriteString(w, "variant="+v)
+	})
+	h := one(t, s, b, schemas.RouteCache{})
+	do(h, "GET", "/p", "X_Variant", "evil")
+	if got := do(h, "GET", "/p").Body.String(); got != "variant=" {
+		t.Errorf("plain request got %q", got)
+	}
+}
+
+// TestOriginPreconditionsGoUpstream: If-Match and If-Unmodified-Since are
+// the origin's to evaluate (RFC 9111 section 4.3.2): a stored 200 must not
+// answer a request whose precondition the origin would fail with 412.
+func TestOriginPreconditionsGoUpstream(t *testing.T) {
+	t.Parallel()
+	lm := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	tests := []struct {
+		name string
+		hdr  []string
+	}{
+		{"If-Match", []string{"If-Match", `"v0"`}},
+		{"If-Unmodified-Since", []string{"If-Unmodified-Since", lm.Add(-time.Hour).Format(http.TimeFormat)}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			s, _ := newStore(t, 0)
+			b := newBackend(t, func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Cache-Control", "max-age=60")
+				w.Header().Set("ETag", `"v1"`)
+				w.Header().Set("Last-Modified", lm.Format(http.TimeFormat))
+				if r.Header.Get("If-Match") != "" || r.Header.Get("If-Unmodified-Since") != "" {
+					w.WriteHeader(http.StatusPreconditionFailed)
+					return
+				}
+				_, _ = io.WriteString(w, "body")
+			})
+			h := one(t, s, b, schemas.RouteCache{})
+			do(h, "GET", "/p")
+			if w := do(h, "GET", "/p", tt.hdr...); w.Code != http.StatusPreconditionFailed {
+				t.Errorf("%d %q, want the origin's 412", w.Code, w.Header().Get(StatusHeader))
+			}
+			if w := do(h, "GET", "/p"); w.Code != 200 || w.Header().Get(StatusHeader) != "gitgate; hit; ttl=60" {
+				t.Errorf("plain afterwards: %d %q, want a hit", w.Code, w.Header().Get(StatusHeader))
+			}
+		})
 	}
 }

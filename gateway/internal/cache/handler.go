@@ -127,7 +127,8 @@ func (c Credentials) String() string {
 func (c Credentials) Empty() bool { return len(c.Headers) == 0 && len(c.Query) == 0 }
 
 // Carries reports whether r carries a credential in one of c's places. A
-// query parameter is looked for in the raw query without parsing it; a
+// query parameter is looked for in the raw query, and when that has an
+// escape, in its unescaped names too, as the apiKey policy reads them; a
 // false match only means a request is not shared.
 func (c Credentials) Carries(r *http.Request) bool {
 	for _, k := range c.Headers {
@@ -136,8 +137,20 @@ func (c Credentials) Carries(r *http.Request) bool {
 		}
 	}
 	raw := r.URL.RawQuery
+	if raw == "" || len(c.Query) == 0 {
+		return false
+	}
 	for _, q := range c.Query {
-		if raw != "" && (strings.HasPrefix(raw, q+"=") || strings.Contains(raw, "&"+q+"=")) {
+		if strings.HasPrefix(raw, q+"=") || strings.Contains(raw, "&"+q+"=") {
+			return true
+		}
+	}
+	if !strings.ContainsAny(raw, "%+") {
+		return false
+	}
+	for pair := range strings.SplitSeq(raw, "&") {
+		k, _, _ := strings.Cut(pair, "=")
+		if name, err := url.QueryUnescape(k); err == nil && slices.Contains(c.Query, name) {
 			return true
 		}
 	}
@@ -145,9 +158,15 @@ func (c Credentials) Carries(r *http.Request) bool {
 }
 
 // authorized reports whether r came with a credential: an Authorization
-// header, or one of the route's own seen before its policies ran.
+// header, a Cookie (a session, as Varnish's built-in rules assume: an
+// upstream that answers by session rarely says private), a TLS client
+// certificate (whose subject the gateway passes upstream), or one of the
+// route's own seen before its policies ran.
 func (h *handler) authorized(w http.ResponseWriter, r *http.Request) bool {
-	if len(r.Header["Authorization"]) > 0 {
+	if len(r.Header["Authorization"]) > 0 || len(r.Header["Cookie"]) > 0 {
+		return true
+	}
+	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
 		return true
 	}
 	return h.creds.Seen != nil && h.creds.Seen(w)
@@ -167,7 +186,7 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	auth := h.authorized(w, r)
 	pk := h.primaryKey(r)
 	fwd := "fwd=uri-miss"
-	if cc.noCache || cc.maxAge == 0 {
+	if cc.noCache || cc.maxAge == 0 || originPrecondition(r.Header) {
 		fwd = "fwd=request"
 	} else if e := h.store.get(pk, r.Header); e != nil {
 		now := h.store.now()
@@ -209,8 +228,15 @@ func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// overrideHeaders are the headers by which frameworks (Express's
+// method-override, Symfony, ASP.NET, Google's APIs) let a GET act as
+// another method: such a request's answer is not the GET's.
+var overrideHeaders = []string{"X-Http-Method-Override", "X-Http-Method", "X-Method-Override"}
+
 // handles reports whether the cache deals with r at all: a method it
-// caches, no body, no range, no protocol switch.
+// caches, no body (nor one of unknown length, as HTTP/2 gives a request
+// whose HEADERS do not end the stream), no method override, no range, no
+// protocol switch.
 func (h *handler) handles(r *http.Request) bool {
 	switch r.Method {
 	case http.MethodGet:
@@ -225,8 +251,16 @@ func (h *handler) handles(r *http.Request) bool {
 		return false
 	}
 	hd := r.Header
-	return r.ContentLength <= 0 && len(r.TransferEncoding) == 0 &&
-		len(hd["Range"]) == 0 && len(hd["Upgrade"]) == 0
+	if r.ContentLength != 0 || len(r.TransferEncoding) > 0 || len(hd["Range"]) > 0 || len(hd["Upgrade"]) > 0 {
+		return false
+	}
+	for _, k := range overrideHeaders {
+		if len(hd[k]) > 0 {
+			return false
+		}
+	}
+	raw := r.URL.RawQuery
+	return !strings.HasPrefix(raw, "_method=") && !strings.Contains(raw, "&_method=") && !strings.Contains(raw, ";_method=")
 }
 
 // requestDirectives reads a request's Cache-Control; without one, Pragma:
@@ -244,42 +278,94 @@ func requestDirectives(hd http.Header) directives {
 	return d
 }
 
+// originPrecondition reports whether a request carries a precondition
+// that only the origin evaluates (RFC 9111 section 4.3.2): a stored
+// response does not answer it.
+func originPrecondition(hd http.Header) bool {
+	return len(hd["If-Match"]) > 0 || len(hd["If-Unmodified-Since"]) > 0
+}
+
 // conditional reports whether a request carries a precondition.
 func conditional(hd http.Header) bool {
 	return len(hd["If-None-Match"]) > 0 || len(hd["If-Modified-Since"]) > 0 ||
 		len(hd["If-Match"]) > 0 || len(hd["If-Unmodified-Since"]) > 0 || len(hd["If-Range"]) > 0
 }
 
-// primaryKey is the namespace, host, path and chosen query and headers of
-// r; the method is not part of it (a HEAD is answered from a GET).
+// forwardedKey are the forwarding headers that a trusted proxy's request
+// passes to the upstream (from any other peer the proxy drops or replaces
+// them), and that upstreams read to build redirects and absolute links:
+// they join the key, with the scheme, so that an answer made for
+// "http" or another host is not served for "https" or this one.
+// X-Forwarded-For and X-Real-IP, one per client, do not.
+var forwardedKey = []string{"X-Forwarded-Host", "X-Forwarded-Proto", "X-Forwarded-Port", "X-Forwarded-Prefix", "X-Original-Url", "X-Rewrite-Url"}
+
+// primaryKey is the namespace, scheme, host, forwarding headers, path and
+// chosen query and headers of r; the method is not part of it (a HEAD is
+// answered from a GET).
 func (h *handler) primaryKey(r *http.Request) string {
 	var b strings.Builder
 	b.WriteString(h.ns)
 	b.WriteByte(0)
-	b.WriteString(strings.ToLower(r.Host))
+	if r.TLS != nil {
+		b.WriteString("https ")
+	} else {
+		b.WriteString("http ")
+	}
+	b.WriteString(r.Host) // as sent: the upstream may not fold its case
 	b.WriteByte(0)
+	for _, name := range forwardedKey {
+		if vs := r.Header[name]; len(vs) > 0 {
+			b.WriteString(name)
+			b.WriteByte(':')
+			b.WriteString(strings.Join(vs, ","))
+			b.WriteByte(0)
+		}
+	}
 	b.WriteString(r.URL.EscapedPath())
 	b.WriteByte(0)
 	if !h.someQuery {
 		b.WriteString(r.URL.RawQuery)
 	} else if len(h.keyQuery) > 0 {
-		q, _ := url.ParseQuery(r.URL.RawQuery)
-		for _, name := range h.keyQuery {
-			for _, v := range q[name] {
-				b.WriteString(url.QueryEscape(name))
-				b.WriteByte('=')
-				b.WriteString(url.QueryEscape(v))
-				b.WriteByte('&')
-			}
-		}
+		writeKeyQuery(&b, r.URL.RawQuery, h.keyQuery)
 	}
 	for _, name := range h.keyHeaders {
 		b.WriteByte(0)
 		b.WriteString(name)
 		b.WriteByte(':')
 		b.WriteString(strings.Join(r.Header[name], ","))
+		writeAliases(&b, r.Header, name)
 	}
 	return b.String()
+}
+
+// writeKeyQuery writes the pairs of the raw query raw whose names are
+// listed in names, as they were sent (an upstream may not take "+" for a
+// space), in the order of names; a name matches in any case and
+// spelling (ASP.NET reads names case-insensitively). A query Go cannot
+// parse (a ";", which some frameworks take for a separator, or a bad
+// escape) may hide a listed pair from this reading but not from the
+// upstream's: it is keyed whole.
+func writeKeyQuery(b *strings.Builder, raw string, names []string) {
+	if strings.IndexByte(raw, ';') >= 0 {
+		b.WriteString(raw)
+		return
+	}
+	for pair := range strings.SplitSeq(raw, "&") {
+		k, _, _ := strings.Cut(pair, "=")
+		if _, err := url.QueryUnescape(k); err != nil {
+			b.WriteString(raw)
+			return
+		}
+	}
+	for _, name := range names {
+		for pair := range strings.SplitSeq(raw, "&") {
+			k, _, _ := strings.Cut(pair, "=")
+			if uk, _ := url.QueryUnescape(k); strings.EqualFold(uk, name) {
+				b.WriteString(pair)
+				b.WriteByte('&')
+			}
+		}
+	}
 }
 
 // coalesce sends r upstream as the one request of its key in flight, or
@@ -339,9 +425,14 @@ func (h *handler) coalesce(w http.ResponseWriter, r *http.Request, pk, fwd strin
 // entry stored when others may share it (f is set: the leader of a flight),
 // nil otherwise.
 func (h *handler) fetch(w http.ResponseWriter, r *http.Request, pk, fwd string, auth bool, f *flight) *entry {
-	rec := &recorder{ResponseWriter: w, limit: h.maxEntry, status: fwd, pre: w.Header().Clone()}
+	rec := &recorder{ResponseWriter: w, limit: h.maxEntry, status: fwd, pre: w.Header().Clone(), auth: auth}
 	h.next.ServeHTTP(rec, r)
 	if !rec.wrote || rec.over {
+		return nil
+	}
+	if rec.declared >= 0 && int64(len(rec.buf)) != rec.declared {
+		// The upstream broke off mid-body (a handler not run by
+		// net/http's server returns normally then): not the answer.
 		return nil
 	}
 	now := h.store.now()
@@ -368,26 +459,43 @@ var (
 	explicitStatus  = []int{302, 307}
 )
 
+// refused reports whether a response of status code and headers hd may
+// not be stored whatever its freshness: a status never stored, no-store,
+// private, no-cache, Set-Cookie, a trailer, Vary: *, or an answer to a
+// request with a credential that does not say it may be shared (RFC 9111
+// section 3.5). The recorder asks it when the status is written, so that
+// such a body is not copied.
+func refused(code int, hd http.Header, auth bool) bool {
+	if !slices.Contains(heuristicStatus, code) && !slices.Contains(explicitStatus, code) {
+		return true
+	}
+	cc := parseCacheControl(hd["Cache-Control"])
+	if cc.noStore || cc.private || cc.noCache || len(hd["Set-Cookie"]) > 0 || len(hd["Trailer"]) > 0 {
+		return true
+	}
+	if _, star := parseVary(hd["Vary"]); star {
+		return true
+	}
+	return auth && !(cc.public || cc.sMaxAge >= 0 || cc.mustRevalidate)
+}
+
 // storable decides whether rec's response may be stored by a shared
 // cache (RFC 9111 section 3) and for how long, and returns its entry.
 func (h *handler) storable(rec *recorder, auth bool, now time.Time) (*entry, []string, bool) {
 	hd := rec.header
+	if refused(rec.code, hd, auth) {
+		return nil, nil, false
+	}
 	heuristic := slices.Contains(heuristicStatus, rec.code)
-	if !heuristic && !slices.Contains(explicitStatus, rec.code) {
-		return nil, nil, false
-	}
 	cc := parseCacheControl(hd["Cache-Control"])
-	if cc.noStore || cc.private || cc.noCache || len(hd["Set-Cookie"]) > 0 || len(hd["Trailer"]) > 0 {
-		return nil, nil, false
-	}
-	vary, star := parseVary(hd["Vary"])
-	if star {
-		return nil, nil, false
+	vary, _ := parseVary(hd["Vary"])
+	if encoded(hd) && !slices.Contains(vary, "Accept-Encoding") {
+		// Encoded for this request's Accept-Encoding, whether or not
+		// the upstream says so (nginx's gzip_vary is off by default).
+		vary = append(vary, "Accept-Encoding")
+		slices.Sort(vary)
 	}
 	authOK := cc.public || cc.sMaxAge >= 0 || cc.mustRevalidate
-	if auth && !authOK {
-		return nil, nil, false // RFC 9111 section 3.5
-	}
 	var lifetime time.Duration
 	switch {
 	case cc.sMaxAge >= 0:
@@ -427,6 +535,18 @@ func (h *handler) storable(rec *recorder, auth bool, now time.Time) (*entry, []s
 		status: rec.code, header: hd, body: body,
 		stored: now, initialAge: age, lifetime: lifetime, authOK: authOK,
 	}, vary, true
+}
+
+// encoded reports whether a response's body has a content coding.
+func encoded(hd http.Header) bool {
+	for _, v := range hd["Content-Encoding"] {
+		for c := range strings.SplitSeq(v, ",") {
+			if c = strings.TrimSpace(c); c != "" && !strings.EqualFold(c, "identity") {
+				return true
+			}
+		}
+	}
+	return false
 }
 
 // serve answers r with e, of age age, saying status in StatusHeader.

@@ -24,7 +24,9 @@ type recorder struct {
 	code      int
 	header    http.Header // the response's headers to keep, without the cache's member
 	buf       []byte
+	declared  int64 // the response's Content-Length; -1: none
 	limit     int64
+	auth      bool // the request carried a credential (refused)
 	over      bool // the body outgrew limit, or nothing is to be kept
 	clientErr error
 }
@@ -39,7 +41,7 @@ func (rc *recorder) WriteHeader(code int) {
 		rc.ResponseWriter.WriteHeader(code)
 		return
 	}
-	rc.wrote, rc.code = true, code
+	rc.wrote, rc.code, rc.declared = true, code, -1
 	hd := rc.ResponseWriter.Header()
 	if !rc.over {
 		rc.header = make(http.Header, len(hd))
@@ -48,7 +50,10 @@ func (rc *recorder) WriteHeader(code int) {
 				rc.header[k] = slices.Clone(vs)
 			}
 		}
-		if n, err := strconv.ParseInt(hd.Get("Content-Length"), 10, 64); err == nil {
+		if refused(code, rc.header, rc.auth) {
+			rc.over, rc.header = true, nil // not to be stored: no copy
+		} else if n, err := strconv.ParseInt(hd.Get("Content-Length"), 10, 64); err == nil {
+			rc.declared = n
 			if n > rc.limit {
 				rc.over = true
 			} else {
@@ -69,6 +74,12 @@ func (rc *recorder) Write(p []byte) (int, error) {
 		if int64(len(rc.buf)+len(p)) > rc.limit {
 			rc.over, rc.buf = true, nil
 		} else {
+			if len(rc.buf)+len(p) > cap(rc.buf) {
+				// Doubling, up to the limit: append grows a large
+				// slice by 1.25, which allocates five times the body.
+				n := int(min(int64(max(2*cap(rc.buf), len(rc.buf)+len(p), 4096)), rc.limit))
+				rc.buf = append(make([]byte, 0, n), rc.buf...)
+			}
 			rc.buf = append(rc.buf, p...)
 		}
 	}

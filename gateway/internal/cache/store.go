@@ -11,6 +11,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/rs/zerolog"
+
+	"github.com/gitgate/gitgate/gateway/internal/headers"
 )
 
 // DefaultMaxBytes is the memory bound of a Store whose Options leave it 0.
@@ -19,6 +21,12 @@ const DefaultMaxBytes = 64 << 20
 // entryOverhead is what an entry costs beyond its key, headers and body:
 // the entry, its list element and map slots, rounded up.
 const entryOverhead = 256
+
+// maxMetaBytes bounds the headers and key of an entry, as maxEntryBytes
+// bounds its body: an upstream's headers, or a client's value of a key or
+// Vary header (up to the listener's header limit), do not make one entry
+// large.
+const maxMetaBytes = 64 << 10
 
 // Options configure a Store.
 type Options struct {
@@ -170,8 +178,10 @@ func (s *Store) get(pk string, h http.Header) *entry {
 // recently used entries beyond the bound. It reports whether e is stored.
 func (s *Store) put(e *entry, vary []string, h http.Header) bool {
 	e.key = e.pk + varyKey(vary, h)
-	e.size = int64(len(e.key)+len(e.body)) + headerSize(e.header) + entryOverhead
-	if e.size > s.max {
+	e.pk = e.key[:len(e.pk)] // one copy of the key is kept, and counted
+	meta := int64(len(e.key)) + headerSize(e.header)
+	e.size = meta + int64(len(e.body)) + entryOverhead
+	if e.size > s.max || meta > maxMetaBytes {
 		return false
 	}
 	s.mu.Lock()
@@ -238,8 +248,31 @@ func varyKey(vary []string, h http.Header) string {
 			}
 			b.WriteString(strings.TrimSpace(v))
 		}
+		writeAliases(&b, h, name)
 	}
 	return b.String()
+}
+
+// writeAliases writes the values of the other spellings of the header
+// name in h that CGI-style servers (Puma, WEBrick, PHP, WSGI) read under
+// the same variable (X_Tenant for X-Tenant), in a stable order: the
+// upstream may read them as name, so they are part of a key on name.
+// Only keys with "_" or outside canonical form can be such spellings: a
+// request without them costs one pass over its keys.
+func writeAliases(b *strings.Builder, h http.Header, name string) {
+	var aliases []string
+	for k := range h {
+		if k != name && len(k) == len(name) && headers.SameCGIName(k, name) {
+			aliases = append(aliases, k)
+		}
+	}
+	slices.Sort(aliases)
+	for _, k := range aliases {
+		b.WriteString("\x02")
+		b.WriteString(k)
+		b.WriteByte(':')
+		b.WriteString(strings.Join(h[k], ","))
+	}
 }
 
 // parseVary returns the canonical, sorted names of a Vary field, and

@@ -19,6 +19,7 @@ type Handler struct {
 	minBytes int64
 	exact    []string // media types, lower case
 	prefixes []string // "text/" of "text/*"
+	budget   *budget  // of encoders in use, shared by every Handler
 }
 
 // New returns next wrapped to compress by cfg (defaults applied). A nil
@@ -30,7 +31,7 @@ func New(cfg *schemas.Compress, next http.Handler) (http.Handler, error) {
 	if len(cfg.Algorithms) > maxAlgs {
 		return nil, fmt.Errorf("compress: %d algorithms, at most %d", len(cfg.Algorithms), maxAlgs)
 	}
-	h := &Handler{next: next, algs: cfg.Algorithms, minBytes: cfg.MinBytes}
+	h := &Handler{next: next, algs: cfg.Algorithms, minBytes: cfg.MinBytes, budget: shared}
 	for _, a := range cfg.Algorithms {
 		p, err := poolFor(a, cfg.Level)
 		if err != nil {
@@ -58,7 +59,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	cw := &writer{ResponseWriter: w, h: h, alg: -1}
-	if r.Method != http.MethodHead && len(r.Header["Range"]) == 0 {
+	// A request's no-transform asks intermediaries to leave the content
+	// as it is (RFC 9111 section 5.2.1.6).
+	if r.Method != http.MethodHead && len(r.Header["Range"]) == 0 && !hasToken(r.Header["Cache-Control"], "no-transform") {
 		cw.alg = negotiate(r.Header["Accept-Encoding"], h.algs)
 	}
 	defer cw.close() // deferred: a panic (http.ErrAbortHandler) returns the encoder too
@@ -128,6 +131,7 @@ func (w *writer) close() {
 	w.enc = nil
 	_ = e.Close() // the client may have left: nothing to tell it
 	w.pool.put(e)
+	w.h.budget.give(w.pool.cost)
 }
 
 // decide looks at the response's headers once the status is known, adds
@@ -154,18 +158,27 @@ func (w *writer) decide(code int) {
 	if !hasToken(hdr["Vary"], "Accept-Encoding") && !hasToken(hdr["Vary"], "*") {
 		hdr["Vary"] = append(hdr["Vary"][:len(hdr["Vary"]):len(hdr["Vary"])], "Accept-Encoding")
 	}
-	if w.alg < 0 {
-		return
+	if w.alg < 0 || !w.h.budget.take(w.h.pools[w.alg].cost) {
+		return // not accepted, or the encoders in use hold the budget: identity
 	}
 	w.pool = w.h.pools[w.alg]
 	hdr["Content-Encoding"] = []string{w.h.algs[w.alg]}
 	delete(hdr, "Content-Length")
 	delete(hdr, "Accept-Ranges") // ranges of the identity body do not apply
+	for _, k := range identityDigests {
+		delete(hdr, k) // computed over the identity body: they would not match
+	}
 	if et := hdr["Etag"]; len(et) == 1 && strings.HasPrefix(et[0], `"`) {
 		hdr["Etag"] = []string{"W/" + et[0]} // no longer byte-for-byte the upstream's
 	}
 	w.enc = w.pool.get(w.ResponseWriter)
 }
+
+// identityDigests are the headers that carry a digest of the body as the
+// upstream sent it (RFC 9530 Content-Digest and Repr-Digest, whose
+// representation includes its content coding; RFC 3230 Digest;
+// Content-MD5): a compressed body would fail a client's check.
+var identityDigests = []string{"Content-Digest", "Repr-Digest", "Digest", "Content-Md5"}
 
 // typeListed reports whether the Content-Type ct is one to compress. An
 // event stream never is (see the package doc); a response without a type

@@ -9,8 +9,9 @@
 // that is already encoded, marked Cache-Control no-transform, a 1xx, 204,
 // 206 or 304, an event stream (text/event-stream: each event must reach
 // the client when it is written, and a compressor would hold it), or the
-// answer to a HEAD, a Range request, a protocol upgrade or a gRPC call.
-// A response it compresses loses its Content-Length, has a strong ETag
+// answer to a HEAD, a Range request, a request saying no-transform, a
+// protocol upgrade or a gRPC call. A response it compresses loses its
+// Content-Length and the digests of the identity body, has a strong ETag
 // made weak, and carries Vary: Accept-Encoding; so does a response it
 // could have compressed for another client.
 //
@@ -20,4 +21,6 @@
 // streamed body reaches the client as the upstream sends it. Encoders are
 // pooled per algorithm and level (a zstd encoder costs hundreds of KiB to
 // build); BenchmarkCompress measures the allocations of a pooled request.
+// The encoders in use at once are bounded in memory by DefaultBudget; a
+// response beyond it is not compressed.
 package compress

@@ -26,8 +26,21 @@ const zstdWindow = 1 << 20
 // pool hands out encoders of one algorithm and level.
 type pool struct {
 	name string
+	cost int64 // the memory of one encoder in use, measured (see encoderCost)
 	p    sync.Pool
 	make func() (encoder, error)
+}
+
+// encoderCost is the heap of one encoder in use after a 128 KiB body,
+// measured with klauspost/compress 1.18 (rounded up): what a response
+// holds of the Budget while it is compressed.
+var encoderCost = map[string]int64{
+	schemas.CompressGzip + "/" + schemas.CompressFastest: 832 << 10,
+	schemas.CompressGzip + "/" + schemas.CompressDefault: 1088 << 10,
+	schemas.CompressGzip + "/" + schemas.CompressBest:    1408 << 10,
+	schemas.CompressZstd + "/" + schemas.CompressFastest: 2752 << 10,
+	schemas.CompressZstd + "/" + schemas.CompressDefault: 3840 << 10,
+	schemas.CompressZstd + "/" + schemas.CompressBest:    6720 << 10,
 }
 
 // pools are shared by every route: one per algorithm and level.
@@ -45,7 +58,10 @@ func poolFor(alg, level string) (*pool, error) {
 	if p := pools[key]; p != nil {
 		return p, nil
 	}
-	p := &pool{name: alg}
+	p := &pool{name: alg, cost: encoderCost[key]}
+	if p.cost == 0 {
+		p.cost = 8 << 20 // a level not measured: the most
+	}
 	switch alg {
 	case schemas.CompressGzip:
 		l := gzip.DefaultCompression

@@ -248,6 +248,14 @@ func TestHopByHopAndForwardedHeaders(t *testing.T) {
 			absent: []string{"X-Real-Ip", "X-Original-Url", "X-Forwarded-Prefix"},
 		},
 		{
+			// RFC 7239's Forwarded, read by Spring, gorilla/handlers'
+			// ProxyHeaders and others for the scheme and host, is not in
+			// the cache key: it must never reach the upstream.
+			name:   "untrusted peer: its Forwarded dropped",
+			send:   map[string]string{"Forwarded": "for=6.6.6.6;host=evil.example;proto=http"},
+			absent: []string{"Forwarded"},
+		},
+		{
 			name:   "connection-listed headers dropped, own X-Forwarded-For survives",
 			send:   map[string]string{"Connection": "X-Forwarded-For, X-Secret", "X-Secret": "1", "Keep-Alive": "timeout=5", "Proxy-Authorization": "x"},
 			want:   map[string]string{"X-Forwarded-For": "127.0.0.1"},

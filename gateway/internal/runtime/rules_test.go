@@ -109,6 +109,16 @@ routes:
 routes:
   r: {match: {path: /}, redirect: {scheme: https}, backends: [{upstream: u, weight: 100}]}
 `, "routes.r.backends"},
+		// A cached redirect keeps the first request's query in its
+		// Location, and key.query may leave that query out of the key.
+		{"cache on a redirect", `
+routes:
+  r: {match: {path: /}, redirect: {scheme: https}, cache: {ttl: 1m, key: {query: []}}}
+`, "routes.r.cache"},
+		{"cache on a direct response", `
+routes:
+  r: {match: {path: /}, directResponse: {body: ok}, cache: {ttl: 1m}}
+`, "routes.r.cache"},
 		{"neither backends nor an answer", `
 routes:
   r: {match: {path: /}}
