@@ -91,10 +91,19 @@ func newExchange(s *Server) *exchange {
 	return ex
 }
 
+// serverContext is the parent of every request context. It carries
+// http.ServerContextKey, as net/http's request contexts do, because code
+// in the shared core keys behaviour on it: httputil.ReverseProxy aborts
+// the handler (http.ErrAbortHandler) when copying the upstream's body
+// fails only if it is set; without it a body the upstream cut off was
+// ended cleanly and passed for whole. The *http.Server is a placeholder:
+// nothing reads its fields.
+var serverContext = context.WithValue(context.Background(), http.ServerContextKey, &http.Server{})
+
 // newContext gives ex a fresh request context (and the request template
 // that carries it).
 func (ex *exchange) newContext() {
-	ex.cctx = &reqCtx{parent: context.Background()}
+	ex.cctx = &reqCtx{parent: serverContext}
 	ex.tmpl = (&http.Request{}).WithContext(ex.cctx)
 }
 
