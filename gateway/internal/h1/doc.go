@@ -27,6 +27,8 @@
 //     and its connection closed (net/http reads on), and any repeated
 //     Content-Length, obs-fold, bare LF and chunked HTTP/1.0 requests are
 //     refused (net/http accepts them);
+//   - the handler runs once the first 8 KiB of a body of known length (or
+//     the whole of a shorter one) has arrived, within ReadHeaderTimeout;
 //   - the header block is bounded by 64 KiB (net/http: 1 MiB), the size of
 //     each connection's read buffer.
 package h1

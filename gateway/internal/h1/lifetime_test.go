@@ -7,6 +7,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 )
 
 // A request body that outlives its handler (the upstream transport may
@@ -107,4 +108,39 @@ func TestBodyReaderOutlivingTheHandlerDoesNotRace(t *testing.T) {
 	}
 	_ = c.Close()
 	wg.Wait()
+}
+
+// A streamed response whose client is gone ends the request body too:
+// fasthttp releases the connection's buffers as soon as its write fails,
+// while the handler may still be reading the upload.
+func TestBodyEndsWhenTheStreamedAnswerFails(t *testing.T) {
+	t.Parallel()
+	got := make(chan error, 1)
+	addr := start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "streaming")
+		w.(http.Flusher).Flush()
+		chunk := make([]byte, 32<<10)
+		for {
+			if _, err := w.Write(chunk); err != nil {
+				break
+			}
+		}
+		_, err := r.Body.Read(make([]byte, 8))
+		got <- err
+	}))
+	c, br := dial(t, addr)
+	// fasthttp calls the handler once the first 8 KiB of the body came.
+	_, _ = io.WriteString(c, "POST /up HTTP/1.1\r\nHost: x\r\nContent-Length: 100000\r\n\r\n"+strings.Repeat("p", 16<<10))
+	if _, err := http.ReadResponse(br, nil); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.Close()
+	select {
+	case err := <-got:
+		if !errors.Is(err, http.ErrBodyReadAfterClose) {
+			t.Fatalf("body read after the answer failed: %v, want %v", err, http.ErrBodyReadAfterClose)
+		}
+	case <-time.After(5 * time.Second): // a hang guard, not a timing assertion
+		t.Fatal("the body read after the answer failed is still blocked")
+	}
 }
