@@ -14,7 +14,7 @@
 //
 // fasthttp is lenient where net/http is strict; screen.go refuses, before
 // the handler, what net/http refuses (header names and values, Host,
-// Transfer-Encoding, conflicting Content-Length, obs-fold, request
+// Transfer-Encoding, conflicting Content-Length, Expect, obs-fold, request
 // targets), with net/http's answers.
 //
 // Known differences from net/http, documented rather than hidden:
