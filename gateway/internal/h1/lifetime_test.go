@@ -144,3 +144,43 @@ func TestBodyEndsWhenTheStreamedAnswerFails(t *testing.T) {
 		t.Fatal("the body read after the answer failed is still blocked")
 	}
 }
+
+// A body that fails to parse (a malformed chunk or trailer) gives the
+// handler an error that does not carry the bytes the client sent: the
+// core puts the error in its answer and its log, and fasthttp's messages
+// quote up to a whole buffer of the connection, the next pipelined
+// request included.
+func TestBodyErrorsDoNotQuoteTheConnection(t *testing.T) {
+	t.Parallel()
+	const marker = "SECRET-NEXT-REQUEST"
+	tests := []struct {
+		name string
+		tail string // after a valid first chunk
+	}{
+		{name: "forbidden trailer", tail: "0\r\nHost: evil\r\n\r\nGET /" + marker + " HTTP/1.1\r\nHost: x\r\n\r\n"},
+		{name: "trailer over the buffer", tail: "0\r\nX-T: " + marker + strings.Repeat("y", 70<<10) + "\r\n\r\n"},
+		{name: "bad chunk size", tail: "zz" + marker + "\r\n"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			got := make(chan string, 1)
+			addr := start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				_, err := io.ReadAll(r.Body)
+				if err == nil {
+					got <- "no error"
+					return
+				}
+				got <- err.Error()
+			}))
+			c, _ := dial(t, addr)
+			go func() {
+				_, _ = io.WriteString(c, "POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n"+tc.tail)
+			}()
+			msg := <-got
+			if msg == "no error" || strings.Contains(msg, marker) {
+				t.Fatalf("body error %.300q quotes the connection (or is missing)", msg)
+			}
+		})
+	}
+}
