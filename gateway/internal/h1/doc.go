@@ -14,7 +14,7 @@
 //
 // fasthttp is lenient where net/http is strict; screen.go refuses, before
 // the handler, what net/http refuses (header names and values, Host,
-// Transfer-Encoding, conflicting Content-Length, obs-fold, request
+// Transfer-Encoding, conflicting Content-Length, Expect, obs-fold, request
 // targets), with net/http's answers.
 //
 // Known differences from net/http, documented rather than hidden:
@@ -27,6 +27,8 @@
 //     and its connection closed (net/http reads on), and any repeated
 //     Content-Length, obs-fold, bare LF and chunked HTTP/1.0 requests are
 //     refused (net/http accepts them);
+//   - the handler runs once the first 8 KiB of a body of known length (or
+//     the whole of a shorter one) has arrived, within ReadHeaderTimeout;
 //   - the header block is bounded by 64 KiB (net/http: 1 MiB), the size of
 //     each connection's read buffer.
 package h1

@@ -51,7 +51,7 @@ type exchange struct {
 	req  http.Request
 	hdr  http.Header
 	vals []string
-	body body
+	body *body // nil for a request without a body
 
 	whdr        http.Header
 	status      int
@@ -87,7 +87,6 @@ func newExchange(s *Server) *exchange {
 	ex.newContext()
 	ex.watch = time.AfterFunc(time.Hour, ex.check)
 	ex.watch.Stop()
-	ex.body.ex = ex
 	return ex
 }
 
@@ -107,13 +106,27 @@ func (ex *exchange) newContext() {
 	ex.tmpl = (&http.Request{}).WithContext(ex.cctx)
 }
 
-// body is the request body the handler reads: fasthttp's stream.
+// body is the request body the handler reads: fasthttp's stream. Each
+// request gets its own, because a reference to it can outlive the request:
+// the upstream transport may still read it in its own goroutine after
+// RoundTrip returned. Once the request ends (end), reads fail with
+// http.ErrBodyReadAfterClose, as net/http's do, instead of reading a
+// stream that fasthttp drains, releases and hands to the next request.
 type body struct {
-	ex *exchange
-	r  io.Reader
+	ex   *exchange
+	conn net.Conn // to cut a read in flight when the request ends
+
+	mu     sync.Mutex // held across each read, as net/http's body does
+	r      io.Reader
+	closed bool
 }
 
 func (b *body) Read(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		return 0, http.ErrBodyReadAfterClose
+	}
 	if b.r == nil {
 		return 0, io.EOF
 	}
@@ -126,8 +139,32 @@ func (b *body) Read(p []byte) (int, error) {
 
 // Close stops the handler's reads; fasthttp drains what is left.
 func (b *body) Close() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	b.r = nil
 	return nil
+}
+
+// end makes every later read fail; it runs before fasthttp may reuse the
+// connection's buffers (the handler returned, or the response stream was
+// closed). A read still in flight (a goroutine the handler started) is cut
+// short by an expired read deadline and waited for: fasthttp then finds
+// the body unfinished and closes the connection.
+func (b *body) end() {
+	if !b.mu.TryLock() {
+		_ = b.conn.SetReadDeadline(time.Unix(1, 0))
+		b.mu.Lock()
+	}
+	b.closed = true
+	b.r = nil
+	b.mu.Unlock()
+}
+
+// endBody ends the request's body, if it has one.
+func (ex *exchange) endBody() {
+	if ex.body != nil {
+		ex.body.end()
+	}
 }
 
 // Common methods, interned.
@@ -214,10 +251,10 @@ func (ex *exchange) build(fctx *fasthttp.RequestCtx) *refusal {
 		r.ContentLength = 0
 	}
 	if r.ContentLength != 0 {
-		ex.body.r = fctx.RequestBodyStream()
-		r.Body = &ex.body
+		ex.body = &body{ex: ex, conn: fctx.Conn(), r: fctx.RequestBodyStream()}
+		r.Body = ex.body
 	} else {
-		ex.body.r = nil
+		ex.body = nil
 		r.Body = http.NoBody
 	}
 	r.Close = rh.ConnectionClose() || (r.ProtoMinor == 0 && !hasKeepAlive(ex.hdr))
@@ -281,6 +318,8 @@ func (ex *exchange) run(h http.Handler) (hijacked bool) {
 		if rec != nil && rec != http.ErrAbortHandler {
 			ex.srv.logf("h1: panic serving %s: %v", ex.req.RemoteAddr, rec)
 		}
+		// Before fasthttp may drain and reuse the body's stream.
+		ex.endBody()
 		switch {
 		case ex.hijacked:
 			hijacked = true
@@ -433,6 +472,9 @@ func (s *stream) Close() error {
 	if s.closed.Swap(true) {
 		return nil
 	}
+	// fasthttp releases the connection's buffers when this returns, the
+	// handler may still run.
+	s.ex.endBody()
 	s.ex.cctx.cancel()
 	_ = s.pr.CloseWithError(errClientGone)
 	s.ex.unref()
@@ -484,7 +526,7 @@ func (ex *exchange) reset() {
 	clear(ex.hdr)
 	clear(ex.vals)
 	ex.vals = ex.vals[:0]
-	ex.body.r = nil
+	ex.body = nil
 	ex.bodyDone.Store(false)
 	clear(ex.whdr)
 	ex.status, ex.wroteHeader, ex.written, ex.declared = 0, false, 0, -1

@@ -27,6 +27,7 @@ var (
 	refuseLength      = &refusal{http.StatusBadRequest, "invalid Content-Length"}
 	refuseManyLengths = &refusal{http.StatusBadRequest, "conflicting Content-Length headers"}
 	refuseEncoding    = &refusal{http.StatusNotImplemented, "unsupported transfer encoding"}
+	refuseExpect      = &refusal{http.StatusExpectationFailed, "unsupported expectation"}
 	refuseMethod      = &refusal{http.StatusBadRequest, "invalid method"}
 	refuseVersion     = &refusal{http.StatusBadRequest, "malformed HTTP version"}
 	refuseTarget      = &refusal{http.StatusBadRequest, "invalid request target"}
@@ -146,6 +147,11 @@ func checkFraming(h http.Header, http11, absolute bool) *refusal {
 		if len(te) != 1 || !strings.EqualFold(te[0], "chunked") {
 			return refuseEncoding
 		}
+	}
+	// As net/http: an expectation other than 100-continue (in the first
+	// Expect line) is refused, never forwarded.
+	if e := h["Expect"]; len(e) > 0 && e[0] != "" && !httpguts.HeaderValuesContainsToken(e[:1], "100-continue") {
+		return refuseExpect
 	}
 	cl := h["Content-Length"]
 	for i, v := range cl {

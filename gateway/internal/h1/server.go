@@ -116,6 +116,10 @@ func New(opts Options) *Server {
 		NoDefaultServerHeader:         true,
 		NoDefaultContentType:          true,
 		CloseOnShutdown:               true,
+		// fasthttp's parse errors otherwise quote the connection's buffer
+		// (the next pipelined request included), and the core puts a body
+		// error in its answer and its log.
+		SecureErrorLogMessage: true,
 		// Idle workers (and their grown stacks) stay for a burst, not
 		// for ten seconds.
 		MaxIdleWorkerDuration: 2 * time.Second,

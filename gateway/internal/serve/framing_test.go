@@ -97,6 +97,22 @@ func TestFramingOverEitherServer(t *testing.T) {
 			seen:         []string{"POST /c"},
 		},
 		{
+			name: "an expectation other than 100-continue",
+			raw:  "POST /x HTTP/1.1\r\nHost: x\r\nExpect: foo\r\nContent-Length: 3\r\n\r\nabcGET /after HTTP/1.1\r\nHost: x\r\n\r\n",
+			// Refused and the connection closed, never forwarded.
+			want: []answer{{417, ""}},
+		},
+		{
+			name:         "100-continue among other expectations",
+			raw:          "POST /c HTTP/1.1\r\nHost: x\r\nContent-Length: 4\r\nExpect: 100-continue, foo\r\n\r\n",
+			continueBody: "body",
+			want:         []answer{{200, "body"}},
+			seen:         []string{"POST /c"},
+			// fasthttp sends 100 Continue only for an Expect of exactly
+			// 100-continue, and waits for the body otherwise.
+			fastSkip: true,
+		},
+		{
 			name: "chunked body",
 			raw:  "POST /ch HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n2\r\nde\r\n0\r\n\r\nGET /after HTTP/1.1\r\nHost: x\r\n\r\n",
 			want: []answer{{200, "abcde"}, {200, ""}},
