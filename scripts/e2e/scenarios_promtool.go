@@ -96,30 +96,7 @@ func monitoringPromtool(ctx context.Context, t *T) error {
 // ensurePromtool returns promtool's path, installing Debian's prometheus
 // package when it is missing (root only; otherwise the scenario is skipped).
 func ensurePromtool(ctx context.Context, t *T) (string, error) {
-	if p, err := exec.LookPath("promtool"); err == nil {
-		return p, nil
-	}
-	if os.Geteuid() != 0 {
-		return "", Skip("promtool is not installed and installing prometheus needs root")
-	}
-	t.Logf("promtool missing: installing prometheus with apt-get")
-	install := func() ([]byte, error) {
-		c := exec.CommandContext(ctx, "apt-get", "install", "-y", "-q", "--no-install-recommends", "prometheus")
-		c.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
-		return c.CombinedOutput()
-	}
-	if _, err := install(); err != nil {
-		if out, err := exec.CommandContext(ctx, "apt-get", "update", "-q").CombinedOutput(); err != nil {
-			return "", fmt.Errorf("apt-get update: %w\n%s", err, out)
-		}
-		if out, err := install(); err != nil {
-			return "", fmt.Errorf("apt-get install prometheus: %w\n%s", err, out)
-		}
-	}
-	if _, err := os.Stat(promtoolBinary); err != nil {
-		return "", fmt.Errorf("prometheus installed but %s is missing: %w", promtoolBinary, err)
-	}
-	return promtoolBinary, nil
+	return ensureTool(ctx, t, debianTool{name: "promtool", path: promtoolBinary, pkg: "prometheus"})
 }
 
 // runPromtool runs promtool with args (stdin: in, when not nil) and fails

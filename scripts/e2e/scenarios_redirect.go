@@ -45,27 +45,7 @@ func init() {
 // ensureCurl returns curl's path, installing Debian's package when it is
 // missing (root only; otherwise the scenario is skipped).
 func ensureCurl(ctx context.Context, t *T) (string, error) {
-	if p, err := exec.LookPath("curl"); err == nil {
-		return p, nil
-	}
-	if os.Geteuid() != 0 {
-		return "", Skip("curl is not installed and installing it needs root")
-	}
-	t.Logf("curl missing: installing it with apt-get")
-	install := func() ([]byte, error) {
-		c := exec.CommandContext(ctx, "apt-get", "install", "-y", "-q", "--no-install-recommends", "curl")
-		c.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
-		return c.CombinedOutput()
-	}
-	if _, err := install(); err != nil {
-		if out, err := exec.CommandContext(ctx, "apt-get", "update", "-q").CombinedOutput(); err != nil {
-			return "", fmt.Errorf("apt-get update: %w\n%s", err, out)
-		}
-		if out, err := install(); err != nil {
-			return "", fmt.Errorf("apt-get install curl: %w\n%s", err, out)
-		}
-	}
-	return exec.LookPath("curl")
+	return ensureTool(ctx, t, debianTool{name: "curl", pkg: "curl"})
 }
 
 // curlResult is what one curl run saw: the headers of the last response

@@ -223,31 +223,6 @@ func waitMetric(ctx context.Context, st *harness.Stack, name string, want float6
 // ensureRedis installs Debian's redis-server when it is missing (without
 // starting its service: the scenario runs its own server).
 func ensureRedis(ctx context.Context, t *T) error {
-	if _, err := exec.LookPath("redis-server"); err == nil {
-		return nil
-	}
-	if _, err := os.Stat(harness.RedisBinary); err == nil {
-		return nil
-	}
-	if os.Geteuid() != 0 {
-		return Skip("redis-server is not installed and installing it needs root")
-	}
-	t.Logf("redis-server missing: installing it with apt-get")
-	install := func() ([]byte, error) {
-		c := exec.CommandContext(ctx, "apt-get", "install", "-y", "-q", "--no-install-recommends", "redis-server")
-		c.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
-		return c.CombinedOutput()
-	}
-	if _, err := install(); err != nil {
-		if out, err := exec.CommandContext(ctx, "apt-get", "update", "-q").CombinedOutput(); err != nil {
-			return fmt.Errorf("apt-get update: %w\n%s", err, out)
-		}
-		if out, err := install(); err != nil {
-			return fmt.Errorf("apt-get install redis-server: %w\n%s", err, out)
-		}
-	}
-	if _, err := os.Stat(harness.RedisBinary); err != nil {
-		return fmt.Errorf("redis-server installed but %s is missing: %w", harness.RedisBinary, err)
-	}
-	return nil
+	_, err := ensureTool(ctx, t, debianTool{name: "redis-server", path: harness.RedisBinary, pkg: "redis-server"})
+	return err
 }

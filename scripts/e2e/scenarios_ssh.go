@@ -169,28 +169,6 @@ func otherHostKey(dir string) (string, error) {
 // battery runs as root in CI). Its service is not started; tests run their
 // own sshd in the foreground.
 func ensureSSHD(ctx context.Context, t *T) error {
-	if _, err := os.Stat(harness.SSHDBinary); err == nil {
-		return nil
-	}
-	if os.Geteuid() != 0 {
-		return Skip("sshd is not installed and installing openssh-server needs root")
-	}
-	t.Logf("sshd missing: installing openssh-server with apt-get")
-	install := func() ([]byte, error) {
-		c := exec.CommandContext(ctx, "apt-get", "install", "-y", "-q", "--no-install-recommends", "openssh-server")
-		c.Env = append(os.Environ(), "DEBIAN_FRONTEND=noninteractive")
-		return c.CombinedOutput()
-	}
-	if _, err := install(); err != nil {
-		if out, err := exec.CommandContext(ctx, "apt-get", "update", "-q").CombinedOutput(); err != nil {
-			return fmt.Errorf("apt-get update: %w\n%s", err, out)
-		}
-		if out, err := install(); err != nil {
-			return fmt.Errorf("apt-get install openssh-server: %w\n%s", err, out)
-		}
-	}
-	if _, err := os.Stat(harness.SSHDBinary); err != nil {
-		return fmt.Errorf("openssh-server installed but %s is missing: %w", harness.SSHDBinary, err)
-	}
-	return nil
+	_, err := ensureTool(ctx, t, debianTool{name: "sshd", path: harness.SSHDBinary, pkg: "openssh-server"})
+	return err
 }
