@@ -25,7 +25,7 @@ func BenchmarkHit(b *testing.B) {
 	})
 	cfg := schemas.Config{Routes: map[string]schemas.Route{"r": route(schemas.RouteCache{})}}
 	cfg.ApplyDefaults()
-	h, ns := s.Wrap("r", cfg.Routes["r"], Credentials{}, next)
+	h, ns := s.Wrap("r", cfg.Routes["r"], next)
 	s.Retain([]string{ns})
 	r := httptest.NewRequest("GET", "http://bench.example/items?page=2", nil)
 	h.ServeHTTP(httptest.NewRecorder(), r)

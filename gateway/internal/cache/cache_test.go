@@ -903,41 +903,6 @@ func manyHeaders(n int) []string {
 	return out
 }
 
-// TestCredentialsCarries: the query parameter of an apiKey is found in
-// every spelling the policy accepts (it unescapes names), or a consumer's
-// request passes for an anonymous one and its answer is shared.
-func TestCredentialsCarries(t *testing.T) {
-	t.Parallel()
-	c := Credentials{Headers: []string{"X-Api-Key"}, Query: []string{"apikey"}}
-	tests := []struct {
-		name   string
-		target string
-		hdr    []string
-		want   bool
-	}{
-		{"none", "/p?page=1", nil, false},
-		{"header", "/p", []string{"X-Api-Key", "k"}, true},
-		{"query first", "/p?apikey=k&page=1", nil, true},
-		{"query later", "/p?page=1&apikey=k", nil, true},
-		{"query name escaped", "/p?api%6Bey=k", nil, true},
-		{"query name escaped later", "/p?page=1&%61pikey=k", nil, true},
-		{"other name with the key as suffix", "/p?xapikey=k", nil, false},
-		{"other name with the key as prefix", "/p?apikeys=k", nil, false},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			t.Parallel()
-			r := httptest.NewRequest("GET", tt.target, nil)
-			for i := 0; i+1 < len(tt.hdr); i += 2 {
-				r.Header.Set(tt.hdr[i], tt.hdr[i+1])
-			}
-			if got := c.Carries(r); got != tt.want {
-				t.Errorf("Carries = %v, want %v", got, tt.want)
-			}
-		})
-	}
-}
-
 // TestConditionalOtherVariant: a precondition is evaluated against the
 // entry of the request's own variant: the ETag of the English page does
 // not make the French one "not modified".

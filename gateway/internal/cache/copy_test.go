@@ -46,7 +46,7 @@ func TestUnstorableResponseNotCopied(t *testing.T) {
 			})
 			cfg := schemas.Config{Routes: map[string]schemas.Route{"r": route(schemas.RouteCache{MaxEntryBytes: 4 << 20})}}
 			cfg.ApplyDefaults()
-			h, ns := s.Wrap("r", cfg.Routes["r"], Credentials{}, next)
+			h, ns := s.Wrap("r", cfg.Routes["r"], next)
 			s.Retain([]string{ns})
 			r := httptest.NewRequest("GET", "/p", nil)
 			h.ServeHTTP(&discard{h: http.Header{}}, r) // warm
@@ -83,7 +83,7 @@ func TestStoredStreamCopiedOnce(t *testing.T) {
 	})
 	cfg := schemas.Config{Routes: map[string]schemas.Route{"r": route(schemas.RouteCache{MaxEntryBytes: 4 << 20})}}
 	cfg.ApplyDefaults()
-	h, ns := s.Wrap("r", cfg.Routes["r"], Credentials{}, next)
+	h, ns := s.Wrap("r", cfg.Routes["r"], next)
 	s.Retain([]string{ns})
 	h.ServeHTTP(&discard{h: http.Header{}}, httptest.NewRequest("GET", "/warm", nil))
 	const runs = 8

@@ -36,19 +36,14 @@ var bodyNotCached = reply.New("not_cached", "only-if-cached: no fresh response i
 // namespace changes with anything that changes what the route would
 // store: its cache settings, match, backends, rewrite and header edits.
 // spec is defaulted.
-//
-// creds names where the route's identity policies (apiKey, jwt) read a
-// credential: a request carrying one is treated like one with an
-// Authorization header (RFC 9111 §3.5), so that one consumer's answer is
-// never served to another unless the upstream marks it shareable.
-func (s *Store) Wrap(name string, spec schemas.Route, creds Credentials, next http.Handler) (http.Handler, string) {
+func (s *Store) Wrap(name string, spec schemas.Route, next http.Handler) (http.Handler, string) {
 	c := spec.Cache
 	if c == nil || s == nil {
 		return next, ""
 	}
-	ns := name + "\x00" + fingerprint(spec) + "\x00" + creds.String()
+	ns := name + "\x00" + fingerprint(spec)
 	h := &handler{
-		store: s, next: next, ns: ns, creds: creds,
+		store: s, next: next, ns: ns,
 		ttl: c.TTL.D(), maxTTL: c.MaxTTL.D(), maxEntry: c.MaxEntryBytes,
 		wait: spec.Timeout.D(), counters: s.m.route(name),
 		get: slices.Contains(c.Methods, http.MethodGet), head: slices.Contains(c.Methods, http.MethodHead),
@@ -100,61 +95,6 @@ type handler struct {
 	keyQuery   []string
 	someQuery  bool // keyQuery applies (even when empty: no query in the key)
 	counters   *routeCounters
-	creds      Credentials
-}
-
-// Credentials are where a route's identity policies read a credential
-// besides Authorization. The policies run before the cache and may strip
-// the credential (an API key is not forwarded), so the runtime checks for
-// it in front of them (Carries) and the cache asks Seen.
-type Credentials struct {
-	// Headers are canonical header names (an apiKey's header, a jwt's
-	// header when it is not Authorization).
-	Headers []string
-	// Query are query parameter names (an apiKey in the query).
-	Query []string
-	// Seen reports whether the request w answers was found to carry one
-	// before the policies ran. Nil: never.
-	Seen func(w http.ResponseWriter) bool
-}
-
-// String is a stable spelling of c's places, part of a route's namespace.
-func (c Credentials) String() string {
-	return strings.Join(c.Headers, ",") + ";" + strings.Join(c.Query, ",")
-}
-
-// Empty reports whether c names no place.
-func (c Credentials) Empty() bool { return len(c.Headers) == 0 && len(c.Query) == 0 }
-
-// Carries reports whether r carries a credential in one of c's places. A
-// query parameter is looked for in the raw query, and when that has an
-// escape, in its unescaped names too, as the apiKey policy reads them; a
-// false match only means a request is not shared.
-func (c Credentials) Carries(r *http.Request) bool {
-	for _, k := range c.Headers {
-		if len(r.Header[k]) > 0 {
-			return true
-		}
-	}
-	raw := r.URL.RawQuery
-	if raw == "" || len(c.Query) == 0 {
-		return false
-	}
-	for _, q := range c.Query {
-		if strings.HasPrefix(raw, q+"=") || strings.Contains(raw, "&"+q+"=") {
-			return true
-		}
-	}
-	if !strings.ContainsAny(raw, "%+") {
-		return false
-	}
-	for pair := range strings.SplitSeq(raw, "&") {
-		k, _, _ := strings.Cut(pair, "=")
-		if name, err := url.QueryUnescape(k); err == nil && slices.Contains(c.Query, name) {
-			return true
-		}
-	}
-	return false
 }
 
 // authorized reports whether r came with a credential: an Authorization
@@ -169,7 +109,7 @@ func (h *handler) authorized(w http.ResponseWriter, r *http.Request) bool {
 	if r.TLS != nil && len(r.TLS.PeerCertificates) > 0 {
 		return true
 	}
-	return h.creds.Seen != nil && h.creds.Seen(w)
+	return h.store.credentialed != nil && h.store.credentialed(w)
 }
 
 func (h *handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {

@@ -89,7 +89,7 @@ func routes(t *testing.T, s *Store, specs map[string]schemas.Route, next map[str
 	out := map[string]http.Handler{}
 	var keep []string
 	for name, spec := range cfg.Routes {
-		h, ns := s.Wrap(name, spec, Credentials{}, next[name])
+		h, ns := s.Wrap(name, spec, next[name])
 		out[name] = h
 		keep = append(keep, ns)
 	}

@@ -37,6 +37,14 @@ type Options struct {
 	Registry prometheus.Registerer
 	// Logger receives events.
 	Logger zerolog.Logger
+	// Credentialed reports whether the request w answers was
+	// authenticated by a policy of its route (an API key, a jwt in any
+	// header): such a request is treated like one with Authorization (RFC
+	// 9111 §3.5), so that one consumer's answer is never served to another
+	// unless the upstream marks it shareable. The policies run before the
+	// cache and may strip the credential (an API key is not forwarded), so
+	// they say so on the request's observation. Nil: never.
+	Credentialed func(w http.ResponseWriter) bool
 }
 
 // Store holds the cached responses of every route in one LRU list bounded
@@ -48,6 +56,8 @@ type Store struct {
 	m   *metrics
 	log zerolog.Logger
 	now func() time.Time
+	// credentialed is Options.Credentialed.
+	credentialed func(http.ResponseWriter) bool
 
 	mu      sync.Mutex
 	used    int64
@@ -88,12 +98,14 @@ func (e *entry) age(now time.Time) time.Duration {
 // New returns an empty Store.
 func New(opts Options) (*Store, error) {
 	s := &Store{
-		max:     opts.MaxBytes,
-		log:     opts.Logger.With().Str("component", "cache").Logger(),
-		now:     time.Now,
-		entries: map[string]*entry{},
-		groups:  map[string]*group{},
-		flights: map[string]*flight{},
+		max: opts.MaxBytes,
+		log: opts.Logger.With().Str("component", "cache").Logger(),
+		now: time.Now,
+		// An identity policy marks the requests it authenticated.
+		credentialed: opts.Credentialed,
+		entries:      map[string]*entry{},
+		groups:       map[string]*group{},
+		flights:      map[string]*flight{},
 	}
 	if s.max <= 0 {
 		s.max = DefaultMaxBytes

@@ -198,6 +198,7 @@ func (k *apiKey) wrap(_ string, next http.Handler) http.Handler {
 		if k.consumerH != "" {
 			r.Header[k.consumerH] = []string{consumer}
 		}
+		markCredentialed(w)
 		next.ServeHTTP(w, r)
 	})
 }

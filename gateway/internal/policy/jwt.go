@@ -480,6 +480,7 @@ func (j *jwtPolicy) wrap(_ string, next http.Handler) http.Handler {
 				r.Header[c.header] = []string{v}
 			}
 		}
+		markCredentialed(w)
 		next.ServeHTTP(w, r)
 	})
 }

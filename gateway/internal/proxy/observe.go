@@ -32,8 +32,8 @@ type Observation struct {
 	opts *Options
 	on   bool // metrics or the access log are on: End records
 	grpc bool // the request is a gRPC call (reply.IsGRPC)
-	// credentialed: the request carried a credential of its route's
-	// identity policies (MarkCredentialed).
+	// credentialed: an identity policy of the route authenticated the
+	// request (MarkCredentialed).
 	credentialed bool
 	req          *http.Request
 	start        time.Time
@@ -218,15 +218,11 @@ func observationOf(w http.ResponseWriter) *Observation {
 	return nil
 }
 
-// MarkCredentialed records that the request w answers came with a
-// credential of its route's identity policies, looked for before they run
-// (an API key is stripped before the route sees the request). The response
-// cache then treats it like a request with Authorization.
-func MarkCredentialed(w http.ResponseWriter) {
-	if ob := observationOf(w); ob != nil {
-		ob.credentialed = true
-	}
-}
+// MarkCredentialed records that an identity policy of the route
+// authenticated the request by a credential it may strip before the route
+// sees the request (an API key). The response cache then treats the
+// request like one with Authorization (see Credentialed).
+func (ob *Observation) MarkCredentialed() { ob.credentialed = true }
 
 // Credentialed reports whether MarkCredentialed was called for the request
 // w answers.

@@ -293,6 +293,10 @@ func TestCacheNeverSharesOneConsumersAnswer(t *testing.T) {
 			cc: "max-age=60", alice: []string{"X-API-Key", "alice-key"}, bob: []string{"X-API-Key", "bob-key"}},
 		{name: "api key in the query", policy: schemas.Policy{APIKey: &schemas.APIKey{In: "query", Name: "key", Keys: keys, ConsumerHeader: "X-Consumer"}},
 			cc: "max-age=60", alice: []string{"?key=alice-key"}, bob: []string{"?key=bob-key"}},
+		// The policy unescapes parameter names, so these consumers are
+		// authenticated, and marked, whatever the spelling.
+		{name: "api key under an escaped query name", policy: schemas.Policy{APIKey: &schemas.APIKey{In: "query", Name: "apikey", Keys: keys, ConsumerHeader: "X-Consumer"}},
+			cc: "max-age=60", alice: []string{"?api%6Bey=alice-key"}, bob: []string{"?%61pikey=bob-key"}},
 		{name: "public answers are shared", policy: schemas.Policy{APIKey: &schemas.APIKey{Keys: keys, ConsumerHeader: "X-Consumer"}},
 			cc: "public, max-age=60", alice: []string{"X-API-Key", "alice-key"}, bob: []string{"X-API-Key", "bob-key"}, shared: true},
 	} {

@@ -171,10 +171,10 @@ func New(opts Options) *Engine {
 	trusted := opts.TrustedProxies
 	e.policyOpts = policy.Options{LookupEnv: opts.LookupEnv, Registry: opts.Registry, Logger: opts.Logger,
 		ClientIP: func(r *http.Request) netip.Addr { return clientip.Of(r, trusted).Addr }}
-	c, err := cache.New(cache.Options{MaxBytes: opts.CacheMaxBytes, Registry: opts.Registry, Logger: opts.Logger})
+	c, err := cache.New(cache.Options{MaxBytes: opts.CacheMaxBytes, Registry: opts.Registry, Logger: opts.Logger, Credentialed: proxy.Credentialed})
 	if err != nil {
 		e.log.Error().Err(err).Msg("response cache metrics disabled")
-		c, _ = cache.New(cache.Options{MaxBytes: opts.CacheMaxBytes, Logger: opts.Logger})
+		c, _ = cache.New(cache.Options{MaxBytes: opts.CacheMaxBytes, Logger: opts.Logger, Credentialed: proxy.Credentialed})
 	}
 	e.cache = c
 	if opts.Registry != nil {
@@ -548,8 +548,7 @@ func (e *Engine) build(b *schemas.Bundle, cfg *schemas.Config, prev *snapshot, w
 		counters = append(counters, rt.Traffic())
 		var h http.Handler = rt
 		// Outside in: policies, compression, the cache, the route.
-		creds := credentialsOf(cfg, spec.Policies)
-		h, ns := e.cache.Wrap(name, spec, creds, h) // inside the policies: auth runs before a hit
+		h, ns := e.cache.Wrap(name, spec, h) // inside the policies: auth runs before a hit
 		if ns != "" {
 			s.cacheKeep = append(s.cacheKeep, ns)
 		}
@@ -559,9 +558,6 @@ func (e *Engine) build(b *schemas.Bundle, cfg *schemas.Config, prev *snapshot, w
 		}
 		if set != nil && len(spec.Policies) > 0 {
 			h = set.Wrap(name, spec.Policies, h)
-		}
-		if ns != "" && !creds.Empty() {
-			h = markCredentials(creds, h) // before the policies strip them
 		}
 		s.handlers[i] = guardRoute(spec, h)
 	}
