@@ -268,7 +268,7 @@ func Run(ctx context.Context, cfg Config, logger zerolog.Logger) error {
 	var store *lkg.Store
 	adminOpts := admin.Options{
 		Runtime:    eng,
-		Health:     withDiscovery(healthOf(eng), eng),
+		Health:     healthOf(eng),
 		Gatherer:   reg,
 		Registerer: reg,
 		Logger:     logger,
@@ -503,16 +503,7 @@ func restore(lg zerolog.Logger, store *lkg.Store, adm *admin.Server) {
 func healthOf(eng *runtime.Engine) func() admin.Health {
 	return func() admin.Health {
 		st := eng.Status()
-		return admin.Health{Routes: st.Routes, Upstreams: st.Upstreams, Breakers: st.Breakers, Traffic: st.Traffic, JWKS: st.JWKS, Failover: st.Failover, Cache: st.Cache}
-	}
-}
-
-// withDiscovery adds the resolution state of the upstreams found by DNS to
-// what health returns.
-func withDiscovery(health func() admin.Health, eng *runtime.Engine) func() admin.Health {
-	return func() admin.Health {
-		h := health()
-		h.Discovery = eng.Status().Discovery
-		return h
+		return admin.Health{Routes: st.Routes, Upstreams: st.Upstreams, Breakers: st.Breakers, Traffic: st.Traffic, JWKS: st.JWKS, Failover: st.Failover, Cache: st.Cache,
+			Discovery: st.Discovery}
 	}
 }
