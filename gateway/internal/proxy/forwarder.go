@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/netip"
+	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -59,6 +60,10 @@ type Forwarder struct {
 	failover *Failover
 	// Prebuilt 503 answers naming the upstream.
 	noHost, breakerOpen, failed *reply.Body
+	// noDirect sends every attempt through ReverseProxy, and onDirect is
+	// called for each attempt on the direct path (tests compare the two).
+	noDirect bool
+	onDirect func()
 }
 
 // NewForwarder returns the forwarder of pool. opts must stay unchanged.
@@ -105,6 +110,11 @@ type exchange struct {
 	// gRPC upstream holding the same deadline may end the call first.
 	deadline time.Time
 
+	// out and outURL are the outgoing request of an attempt on the direct
+	// path (direct.go).
+	out    http.Request
+	outURL url.URL
+
 	// hdr backs the X-Forwarded-For/-Host/-Proto values and the empty
 	// User-Agent of the outgoing request, so that setting them allocates
 	// nothing. Each header's slice is capped at one element, so an append
@@ -131,7 +141,8 @@ type exchangeCtx struct {
 // Value returns the exchange for exchangeKey and defers to the parent
 // otherwise.
 func (c *exchangeCtx) Value(key any) any {
-	if _, ok := key.(exchangeKey); ok {
+	switch key.(type) {
+	case exchangeKey, upstream.InformationalKey:
 		return c.ex
 	}
 	return c.Context.Value(key)

@@ -392,7 +392,7 @@ func (rt *Route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			out.Body = io.NopCloser(bytes.NewReader(replay))
 		}
 		if !ob.grpc {
-			fw.rp.ServeHTTP(w, out)
+			fw.forward(w, out, ex)
 		} else if serveGRPC(fw.rp, w, out, ctx) {
 			return // cut by the deadline mid-response: the deferred call counts it
 		}

@@ -281,6 +281,34 @@ func (p *Pool) TLSCurrent() bool {
 // for the rest (see fastTransport).
 func (p *Pool) Transport() http.RoundTripper { return p.fast }
 
+// FastTarget reports whether t is served by the pool's synchronous
+// HTTP/1.1 path: an http:// target of a pool whose connections are not
+// capped. A request to it takes that path when FastEligible says so; the
+// proxy then skips ReverseProxy's copy of the request (see package proxy).
+func (p *Pool) FastTarget(t *Target) bool {
+	return (*p.fast.conns.Load())[t.URL.Host] != nil
+}
+
+// FastEligible reports whether an outgoing request to a FastTarget takes
+// the synchronous path: no upgrade, Expect, TE or trailers, not marked to
+// close, and a body of at most MaxFastBody bytes with a known length.
+func FastEligible(req *http.Request) bool { return fastEligible(req) }
+
+// MaxFastBody is the largest request body the synchronous path sends.
+const MaxFastBody = maxFastBody
+
+// Informational receives the 1xx answers (but 101) that a fast exchange
+// reads before the final one, as httptrace's Got1xxResponse does for
+// http.Transport. The fast path finds it under InformationalKey in the
+// request's context, so that a caller whose context already carries its
+// own state needs no httptrace layer (and no allocation) per request.
+type Informational interface {
+	Got1xx(code int, header http.Header) error
+}
+
+// InformationalKey is the context key of an Informational.
+type InformationalKey struct{}
+
 // HashOn returns what the hash balancer hashes, nil for other balancers.
 func (p *Pool) HashOn() *schemas.HashOn {
 	if p.spec.Balance != schemas.BalanceHash {

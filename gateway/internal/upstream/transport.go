@@ -233,7 +233,11 @@ func (t *fastTransport) exchange(ctx context.Context, cp *connPool, pc *persistC
 			return fail(errors.New("too many 1xx informational responses"))
 		}
 		pc.cr.limit = t.maxHead
-		if trace := httptrace.ContextClientTrace(ctx); trace != nil && trace.Got1xxResponse != nil {
+		if inf, ok := ctx.Value(InformationalKey{}).(Informational); ok {
+			if err := inf.Got1xx(code, res.Header); err != nil {
+				return fail(err)
+			}
+		} else if trace := httptrace.ContextClientTrace(ctx); trace != nil && trace.Got1xxResponse != nil {
 			if err := trace.Got1xxResponse(code, textproto.MIMEHeader(res.Header)); err != nil {
 				return fail(err)
 			}

@@ -1,0 +1,263 @@
+package proxy
+
+import (
+	"context"
+	"io"
+	"mime"
+	"net/http"
+	"net/http/httputil"
+	"net/textproto"
+	"net/url"
+	"strings"
+	"sync"
+
+	"golang.org/x/net/http/httpguts"
+
+	"github.com/gitgate/gitgate/gateway/internal/upstream"
+)
+
+// The direct path forwards an attempt as httputil.ReverseProxy does, with
+// the same hooks (rewrite, modifyResponse, errorHandler), when the attempt
+// goes to a target of the upstream pool's synchronous HTTP/1.1 path
+// (upstream.Pool.FastTarget) and the outgoing request is one that path
+// takes. What it saves is ReverseProxy's per-request work around the
+// exchange: the deep copy of the request and its header (Request.Clone),
+// the canonicalisation of every hop-by-hop name on the request and on the
+// response (Header.Del), and the httptrace layer for 1xx answers (the
+// exchange is the upstream.Informational). The outgoing header is a pooled
+// map that shares the incoming values; its slices are capped, so that a
+// header "add" copies instead of writing into the client's request.
+//
+// Everything else (upgrades, Expect, trailers, streamed or large bodies,
+// TLS and HTTP/2 upstreams, capped pools, gRPC) goes through ReverseProxy,
+// as before. TestDirectMatchesReverseProxy holds the two paths to the same
+// requests upstream and the same answers.
+
+// forward serves one attempt of the request out (the route's request with
+// the attempt's context) on w.
+func (f *Forwarder) forward(w http.ResponseWriter, out *http.Request, ex *exchange) {
+	if f.noDirect || f.pool == nil || !directEligible(out) || !f.pool.FastTarget(ex.target) {
+		f.rp.ServeHTTP(w, out)
+		return
+	}
+	if f.onDirect != nil {
+		f.onDirect()
+	}
+	f.direct(w, out, ex)
+}
+
+// directEligible reports whether the outgoing request built from in takes
+// the synchronous path (upstream.FastEligible), judged before it is built:
+// ReverseProxy would keep an upgrade, Expect and "TE: trailers", and the
+// body must have a known length up to upstream.MaxFastBody.
+func directEligible(in *http.Request) bool {
+	h := in.Header
+	if len(in.Trailer) > 0 || len(h["Expect"]) > 0 {
+		return false
+	}
+	if httpguts.HeaderValuesContainsToken(h["Connection"], "upgrade") {
+		return false
+	}
+	if httpguts.HeaderValuesContainsToken(h["Te"], "trailers") {
+		return false
+	}
+	return in.ContentLength >= 0 && in.ContentLength <= upstream.MaxFastBody &&
+		(in.ContentLength > 0 || in.Body == nil || in.Body == http.NoBody || in.ContentLength == 0)
+}
+
+// hopHeaders are the hop-by-hop headers ReverseProxy removes from both
+// the request and the response (besides those Connection names).
+var hopHeaders = []string{
+	"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
+}
+
+// removeHop removes the hop-by-hop headers from h: those its Connection
+// names and hopHeaders. Names are canonical in h, so the fixed ones are
+// deleted without canonicalising them again.
+func removeHop(h http.Header) {
+	for _, v := range h["Connection"] {
+		for name := range strings.SplitSeq(v, ",") {
+			if name = textproto.TrimString(name); name != "" {
+				delete(h, textproto.CanonicalMIMEHeaderKey(name))
+			}
+		}
+	}
+	for _, k := range hopHeaders {
+		delete(h, k)
+	}
+}
+
+var outHeaders = sync.Pool{New: func() any { return make(http.Header, 16) }}
+
+// direct is ReverseProxy.ServeHTTP for an eligible attempt. The outgoing
+// request is ex.out, a shallow copy of in (which keeps the attempt's
+// context, so the hooks find the exchange) with its own URL and header.
+func (f *Forwarder) direct(w http.ResponseWriter, in *http.Request, ex *exchange) {
+	hdr := outHeaders.Get().(http.Header)
+	defer func() {
+		clear(hdr)
+		outHeaders.Put(hdr)
+	}()
+	for k, v := range in.Header {
+		hdr[k] = v[:len(v):len(v)]
+	}
+	removeHop(hdr)
+	for _, k := range [...]string{"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"} {
+		delete(hdr, k)
+	}
+	out := &ex.out
+	*out = *in
+	ex.outURL = *in.URL
+	ex.outURL.RawQuery = cleanQuery(ex.outURL.RawQuery)
+	out.URL = &ex.outURL
+	out.Header = hdr
+	out.Close = false
+	out.RequestURI = ""
+	if in.ContentLength == 0 {
+		out.Body = nil
+	}
+	f.rewrite(&httputil.ProxyRequest{In: in, Out: out})
+
+	res, err := f.pool.Transport().RoundTrip(out)
+	if err != nil {
+		f.errorHandler(w, out, err)
+		return
+	}
+	removeHop(res.Header)
+	if err := f.modifyResponse(res); err != nil {
+		_ = res.Body.Close()
+		f.errorHandler(w, out, err)
+		return
+	}
+	// As ReverseProxy: an event stream, and a body of unknown length, is
+	// flushed on every write (modifyResponse leaves an event stream's
+	// Content-Type behind for this).
+	flush := res.ContentLength == -1 || isEventStreamType(res.Header)
+	copyHeader(w.Header(), res.Header)
+	announced := len(res.Trailer)
+	if announced > 0 {
+		names := make([]string, 0, announced)
+		for k := range res.Trailer {
+			names = append(names, k)
+		}
+		w.Header().Add("Trailer", strings.Join(names, ", "))
+	}
+	w.WriteHeader(res.StatusCode)
+	if err := f.copyBody(w, res.Body, flush); err != nil {
+		_ = res.Body.Close()
+		if in.Context().Value(http.ServerContextKey) == nil {
+			return // not under an http.Server: nothing to abort
+		}
+		panic(http.ErrAbortHandler)
+	}
+	_ = res.Body.Close() // reads the trailers
+	if len(res.Trailer) > 0 {
+		_ = http.NewResponseController(w).Flush() // chunked, so they can follow
+	}
+	if len(res.Trailer) == announced {
+		copyHeader(w.Header(), res.Trailer)
+		return
+	}
+	for k, vv := range res.Trailer {
+		for _, v := range vv {
+			w.Header().Add(http.TrailerPrefix+k, v)
+		}
+	}
+}
+
+// Got1xx passes an upstream's informational answer on to the client, as
+// ReverseProxy's Got1xxResponse trace does (a server that does not send
+// 1xx answers drops it).
+func (ex *exchange) Got1xx(code int, header http.Header) error {
+	h := ex.w.Header()
+	copyHeader(h, header)
+	ex.w.WriteHeader(code)
+	clear(h)
+	return nil
+}
+
+// copyBody copies the upstream's body to the client, flushing after every
+// write when flush holds. A read error other than a cancellation is logged
+// as ReverseProxy logs it.
+func (f *Forwarder) copyBody(w http.ResponseWriter, body io.Reader, flush bool) error {
+	var rc *http.ResponseController
+	if flush {
+		rc = http.NewResponseController(w)
+	}
+	bp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bp)
+	buf := *bp
+	for {
+		n, rerr := body.Read(buf)
+		if rerr != nil && rerr != io.EOF && rerr != context.Canceled {
+			f.rp.ErrorLog.Printf("httputil: ReverseProxy read error during body copy: %v", rerr)
+		}
+		if n > 0 {
+			m, werr := w.Write(buf[:n])
+			if werr != nil {
+				return werr
+			}
+			if m != n {
+				return io.ErrShortWrite
+			}
+			if rc != nil {
+				_ = rc.Flush()
+			}
+		}
+		if rerr != nil {
+			if rerr == io.EOF {
+				return nil
+			}
+			return rerr
+		}
+	}
+}
+
+// isEventStreamType reports a text/event-stream Content-Type as
+// ReverseProxy judges it (the media type, parameters aside).
+func isEventStreamType(h http.Header) bool {
+	v := h["Content-Type"]
+	if len(v) == 0 || !isEventStream(h) {
+		return false
+	}
+	mt, _, _ := mime.ParseMediaType(v[0])
+	return mt == "text/event-stream"
+}
+
+// copyHeader adds src's values to dst.
+func copyHeader(dst, src http.Header) {
+	for k, vv := range src {
+		for _, v := range vv {
+			dst.Add(k, v)
+		}
+	}
+}
+
+// cleanQuery drops the query pairs that Go's parser would not read back
+// (a ";" separator, a bad %-escape), re-encoding the rest, as
+// ReverseProxy does before its Rewrite hook, so that the upstream never
+// reads a query differently from the gateway.
+func cleanQuery(q string) string {
+	for i := 0; i < len(q); i++ {
+		switch q[i] {
+		case ';':
+			return reencodeQuery(q)
+		case '%':
+			if i+2 >= len(q) || !isHex(q[i+1]) || !isHex(q[i+2]) {
+				return reencodeQuery(q)
+			}
+			i += 2
+		}
+	}
+	return q
+}
+
+func reencodeQuery(q string) string {
+	v, _ := url.ParseQuery(q)
+	return v.Encode()
+}
+
+func isHex(c byte) bool {
+	return '0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F'
+}
