@@ -183,7 +183,11 @@ func (ex *exchange) Got1xx(code int, header http.Header) error {
 func (f *Forwarder) copyBody(w http.ResponseWriter, body io.Reader, flush bool) error {
 	var rc *http.ResponseController
 	if flush {
+		// The header goes out now, before the body, which may be long
+		// in coming (an event stream's first event), as ReverseProxy's
+		// initial flush timer does.
 		rc = http.NewResponseController(w)
+		_ = rc.Flush()
 	}
 	bp := copyBufs.Get().(*[]byte)
 	defer copyBufs.Put(bp)

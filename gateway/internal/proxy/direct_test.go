@@ -213,7 +213,10 @@ func TestDirectMatchesReverseProxy(t *testing.T) {
 			name:    "chunked answer with announced and unannounced trailers",
 			request: "GET /t HTTP/1.1\r\nHost: gw.example\r\n\r\n",
 			answer: func(int, *http.Request) string {
-				return "HTTP/1.1 200 OK\r\nTrailer: X-Sum\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nX-Sum: 9\r\nX-Late: 1\r\n\r\n"
+				// With a Content-Type: whether net/http sniffs one for
+				// ReverseProxy depends on whether its flush timer runs
+				// before the first write.
+				return "HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTrailer: X-Sum\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nX-Sum: 9\r\nX-Late: 1\r\n\r\n"
 			},
 			direct: true,
 		},
@@ -383,5 +386,48 @@ func TestDirectLeavesClientRequestAlone(t *testing.T) {
 	defer up.mu.Unlock()
 	if len(up.seen) != 1 || !reflect.DeepEqual(up.seen[0].Header["X-Multi"], []string{"a", "added"}) || up.seen[0].Header["X-Drop"] != nil {
 		t.Errorf("upstream saw %s", dumpSeen(up.seen))
+	}
+}
+
+// TestDirectFlushesStreamHeadFirst: an event stream's head reaches the
+// client before its first event, however late that event comes.
+func TestDirectFlushesStreamHeadFirst(t *testing.T) {
+	t.Parallel()
+	release := make(chan struct{})
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		w.WriteHeader(http.StatusOK)
+		http.NewResponseController(w).Flush()
+		select {
+		case <-release:
+			_, _ = io.WriteString(w, "data: late\n\n")
+		case <-r.Context().Done():
+		}
+	}))
+	t.Cleanup(up.Close)
+	defer close(release)
+	rt, fw := newDirectRoute(t, up.URL, schemas.Route{})
+	var taken atomic.Int64
+	fw.onDirect = func() { taken.Add(1) }
+	gw := httptest.NewServer(rt)
+	t.Cleanup(gw.Close)
+	got := make(chan error, 1)
+	go func() {
+		res, err := http.Get(gw.URL + "/events")
+		if err == nil {
+			_ = res.Body.Close()
+		}
+		got <- err
+	}()
+	select {
+	case err := <-got:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the event stream's head did not reach the client before its first event")
+	}
+	if taken.Load() != 1 {
+		t.Fatalf("direct path took %d attempts, want 1", taken.Load())
 	}
 }
