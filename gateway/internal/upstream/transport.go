@@ -213,7 +213,7 @@ func (t *fastTransport) exchange(ctx context.Context, cp *connPool, pc *persistC
 	for {
 		var err error
 		pc.cr.read = 0
-		res, err = http.ReadResponse(pc.br, req)
+		res, err = readResponse(pc.br, req)
 		if err != nil {
 			// Nothing at all came back: the upstream had closed the idle
 			// connection. Only replayable requests are resent, as
