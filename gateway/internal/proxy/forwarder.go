@@ -126,27 +126,12 @@ type exchange struct {
 // http.Request; it lives in the request's Observation, so the request
 // costs one allocation for both.
 type requestState struct {
-	ex     exchange
-	ctx    exchangeCtx
-	cancel context.CancelCauseFunc // cancels ctx
+	ex  exchange
+	ctx exchangeCtx
 }
 
-// exchangeCtx is the request's cancelable context carrying its exchange,
-// so the ReverseProxy hooks find it without a context.WithValue layer.
-type exchangeCtx struct {
-	context.Context
-	ex *exchange
-}
-
-// Value returns the exchange for exchangeKey and defers to the parent
-// otherwise.
-func (c *exchangeCtx) Value(key any) any {
-	switch key.(type) {
-	case exchangeKey, upstream.InformationalKey:
-		return c.ex
-	}
-	return c.Context.Value(key)
-}
+// cancel cancels the request's context with cause.
+func (st *requestState) cancel(cause error) { st.ctx.cancel(cause) }
 
 func exchangeOf(ctx context.Context) *exchange {
 	ex, _ := ctx.Value(exchangeKey{}).(*exchange)

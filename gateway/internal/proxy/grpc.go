@@ -86,7 +86,7 @@ func serveGRPC(h http.Handler, w http.ResponseWriter, r *http.Request, ctx conte
 		if v == nil {
 			return
 		}
-		if v != http.ErrAbortHandler || context.Cause(ctx) != errRouteTimeout {
+		if v != http.ErrAbortHandler || causeOf(ctx) != errRouteTimeout {
 			panic(v) // the client left, or the upstream broke off: abort
 		}
 		hdr := w.Header()

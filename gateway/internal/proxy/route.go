@@ -273,10 +273,8 @@ func (rt *Route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 		ex.path = p
 	}
-	cctx, cancel := context.WithCancelCause(r.Context())
-	defer cancel(nil)
-	st.cancel = cancel
-	st.ctx = exchangeCtx{Context: cctx, ex: ex}
+	st.ctx.init(r.Context(), ex)
+	defer st.cancel(nil)
 	var ctx context.Context = &st.ctx
 	timeout := rt.timeout
 	if ob.grpc {
@@ -477,9 +475,9 @@ func classify(ex *exchange, ctx, actx context.Context, r *http.Request, lb *limi
 		return kindStatus
 	case lb != nil && lb.exceeded.Load():
 		return kindTooLarge
-	case context.Cause(ctx) == errRouteTimeout:
+	case causeOf(ctx) == errRouteTimeout:
 		return kindTimeout
-	case context.Cause(actx) == errTryTimeout:
+	case causeOf(actx) == errTryTimeout:
 		return kindTryTimeout
 	case r.Context().Err() != nil:
 		return kindClientGone
@@ -635,7 +633,7 @@ func failureCause(ex *exchange) string {
 // is a reset, and one cut by the route timeout a timeout.
 func abortKind(ctx context.Context, r *http.Request) attemptKind {
 	switch {
-	case context.Cause(ctx) == errRouteTimeout:
+	case causeOf(ctx) == errRouteTimeout:
 		return kindTimeout
 	case r.Context().Err() != nil:
 		return kindClientGone
@@ -645,7 +643,7 @@ func abortKind(ctx context.Context, r *http.Request) attemptKind {
 
 // stopKind is the kind of a request whose context ended between attempts.
 func stopKind(ctx context.Context) attemptKind {
-	if context.Cause(ctx) == errRouteTimeout {
+	if causeOf(ctx) == errRouteTimeout {
 		return kindTimeout
 	}
 	return kindClientGone

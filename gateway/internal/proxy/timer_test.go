@@ -20,9 +20,10 @@ func TestRouteTimerReuse(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			ctx1, cancel1 := context.WithCancelCause(context.Background())
-			defer cancel1(nil)
-			st1 := &requestState{cancel: cancel1}
+			st1 := &requestState{}
+			st1.ctx.init(context.Background(), &st1.ex)
+			defer st1.cancel(nil)
+			ctx1 := &st1.ctx
 			d1 := time.Hour
 			if !tc.release {
 				d1 = time.Millisecond
@@ -33,16 +34,18 @@ func TestRouteTimerReuse(t *testing.T) {
 			}
 			tm.release()
 
-			ctx2, cancel2 := context.WithCancelCause(context.Background())
-			defer cancel2(nil)
-			tm2 := armRouteTimer(&requestState{cancel: cancel2}, time.Millisecond)
+			st2 := &requestState{}
+			st2.ctx.init(context.Background(), &st2.ex)
+			defer st2.cancel(nil)
+			ctx2 := &st2.ctx
+			tm2 := armRouteTimer(st2, time.Millisecond)
 			<-ctx2.Done()
 			tm2.release()
-			if got := context.Cause(ctx2); !errors.Is(got, errRouteTimeout) {
+			if got := causeOf(ctx2); !errors.Is(got, errRouteTimeout) {
 				t.Fatalf("second request's cause %v, want the route timeout", got)
 			}
 			if tc.release && ctx1.Err() != nil {
-				t.Fatalf("released first request was cancelled: %v", context.Cause(ctx1))
+				t.Fatalf("released first request was cancelled: %v", causeOf(ctx1))
 			}
 		})
 	}

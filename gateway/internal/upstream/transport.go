@@ -191,7 +191,7 @@ func readBody(r io.Reader, n int64) ([]byte, error) {
 // error that a reused connection closed by the upstream explains, before
 // the request could have been processed.
 func (t *fastTransport) exchange(ctx context.Context, cp *connPool, pc *persistConn, req *http.Request, body []byte) (*http.Response, bool, error) {
-	stop := context.AfterFunc(ctx, pc.abortFn)
+	stop := pc.watch(ctx)
 	fail := func(err error) (*http.Response, bool, error) {
 		stop()
 		_ = pc.conn.Close()
@@ -437,6 +437,7 @@ func (cp *connPool) get(ctx context.Context, d *net.Dialer, fresh bool) (*persis
 	pc.br = bufio.NewReaderSize(&pc.cr, 4<<10)
 	pc.bw = bufio.NewWriterSize(&countWriter{pc: pc}, 4<<10)
 	pc.abortFn = pc.abort
+	pc.unwatchFn = pc.unwatch
 	return pc, false, nil
 }
 
@@ -479,13 +480,40 @@ type persistConn struct {
 	bw    *bufio.Writer
 	since time.Time // when it went idle
 	probe *prober   // checks the idle connection before reuse
-	// abortFn is pc.abort, made once per connection rather than once per
-	// exchange (a method value allocates).
-	abortFn func()
+	// abortFn and unwatchFn are pc.abort and pc.unwatch, made once per
+	// connection rather than once per exchange (a method value allocates).
+	abortFn   func()
+	unwatchFn func() bool
+	// aborter is the request context watching pc, while one does.
+	aborter Aborter
 }
 
 // abort interrupts a blocked read or write when the request's context ends.
 func (pc *persistConn) abort() { _ = pc.conn.SetDeadline(aLongTimeAgo) }
+
+// watch arranges for pc.abort to run when ctx is canceled, through ctx's
+// own Aborter when ctx is one (no allocation), else context.AfterFunc. The
+// returned stop removes it, false when it ran already.
+func (pc *persistConn) watch(ctx context.Context) func() bool {
+	if a, ok := ctx.Value(AborterKey{}).(Aborter); ok && any(a) == any(ctx) {
+		if a.Watch(pc.abortFn) {
+			pc.aborter = a
+			return pc.unwatchFn
+		}
+		if ctx.Err() != nil {
+			pc.abort() // canceled already: fail at once, as AfterFunc would
+			return func() bool { return false }
+		}
+	}
+	return context.AfterFunc(ctx, pc.abortFn)
+}
+
+// unwatch is the stop of a watch through an Aborter.
+func (pc *persistConn) unwatch() bool {
+	a := pc.aborter
+	pc.aborter = nil
+	return a.Unwatch()
+}
 
 var aLongTimeAgo = time.Unix(1, 0)
 
