@@ -4,7 +4,12 @@
 // (path strip/add/regex/template rewrite, host rewrite, request and
 // response header edits) and forwards with one httputil.ReverseProxy per
 // upstream (Rewrite hook, never Director), retrying failed attempts within
-// the route's timeouts and retry budget.
+// the route's timeouts and retry budget. An attempt to a target of the
+// pool's synchronous HTTP/1.1 path takes the direct path (direct.go): the
+// same hooks and the same behaviour as ReverseProxy, held to it by
+// TestDirectMatchesReverseProxy, without ReverseProxy's copy of the
+// request. The Route's context is its own (context.go): the synchronous
+// path interrupts its connection through it without an allocation.
 //
 // Behaviour worth knowing:
 //   - The incoming Host is passed upstream unchanged unless rewrite.host is
