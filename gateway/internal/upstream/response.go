@@ -85,7 +85,7 @@ func parseResponse(br *bufio.Reader, req *http.Request) *http.Response {
 			return nil
 		}
 		k = textproto.CanonicalMIMEHeaderKey(k)
-		v = strings.Trim(v, " \t")
+		v = trimOWS(v)
 		if prior, ok := h[k]; ok {
 			h[k] = append(prior, v)
 			continue
@@ -133,6 +133,18 @@ func parseResponse(br *bufio.Reader, req *http.Request) *http.Response {
 	}
 	_, _ = br.Discard(len(head) + 2)
 	return res
+}
+
+// trimOWS trims spaces and tabs from both ends of v (strings.Trim with a
+// cutset builds its set on every call).
+func trimOWS(v string) string {
+	for v != "" && (v[0] == ' ' || v[0] == '\t') {
+		v = v[1:]
+	}
+	for v != "" && (v[len(v)-1] == ' ' || v[len(v)-1] == '\t') {
+		v = v[:len(v)-1]
+	}
+	return v
 }
 
 func isDigits(s string) bool {
