@@ -329,6 +329,7 @@ func TestInlineStreamSkipsAnUnreadBody(t *testing.T) {
 		close bool
 	}{
 		{name: "short body", size: 1000},
+		{name: "body longer than what fasthttp reads ahead", size: 100 << 10},
 		{name: "body over the drain limit", size: maxDrain + 100<<10, close: true},
 	}
 	for _, tc := range tests {
