@@ -250,6 +250,7 @@ func (s *Server) holdCarry() bool {
 		return false
 	}
 	s.carrying.Add(1)
+	s.inCarry.Add(1)
 	return true
 }
 
@@ -266,6 +267,7 @@ func (s *Server) isClosing() bool {
 // taken out, so that connections carried on many times do not stack
 // readers, and fasthttp serves base with them in front.
 func (s *Server) carryOn(hj net.Conn, base net.Conn) {
+	defer s.inCarry.Add(-1)
 	fc := &flatConn{Conn: base, srv: s}
 	fc.armed.Store(true)
 	// Everything buffered comes back at once; then the connection, whose

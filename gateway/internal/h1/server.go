@@ -57,6 +57,7 @@ type Server struct {
 	closing  bool                   // Shutdown has begun: no connection is carried on
 	carried  map[*flatConn]struct{} // connections served again after an inline stream
 	carrying atomic.Int64           // handed over, not yet counted by fasthttp
+	inCarry  atomic.Int64           // handed over, carryOn not returned
 }
 
 // workerIdle is how long a handler goroutine waits for its next request
@@ -173,25 +174,39 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	// once its ServeConn runs; wait for that, then close the carried-on
 	// connections that wait for their first request (fasthttp would
 	// count them as idle only after a grace of seconds).
-	t := time.NewTicker(5 * time.Millisecond)
-	for s.carrying.Load() > 0 {
-		select {
-		case <-ctx.Done():
-			t.Stop()
-			return ctx.Err()
-		case <-t.C:
-		}
+	if waitZero(ctx, &s.carrying) == nil {
+		s.claimCarried()
 	}
-	t.Stop()
-	s.claimCarried()
 	err := s.fs.ShutdownWithContext(ctx)
 	s.stopped.Do(func() { close(s.stop) })
 	if err != nil {
 		return err
 	}
+	// fasthttp has served the carried-on connections to their end; their
+	// goroutines return now.
+	if err := waitZero(ctx, &s.inCarry); err != nil {
+		return err
+	}
 	// Every connection is closed, so every worker is idle or finishing
 	// its handler; they exit now.
 	s.workers.Wait()
+	return nil
+}
+
+// waitZero waits until n is 0 or ctx ends.
+func waitZero(ctx context.Context, n *atomic.Int64) error {
+	if n.Load() == 0 {
+		return nil
+	}
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	for n.Load() > 0 {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
 	return nil
 }
 
@@ -210,8 +225,9 @@ func (s *Server) release(ex *exchange) {
 	s.pool.Put(ex)
 }
 
-// serve is fasthttp's handler: it builds the request, runs the handler in
-// its own goroutine and writes what that hands back.
+// serve is fasthttp's handler: it builds the request and runs the handler
+// inline (serveInline), or, for a request that may hijack its connection,
+// on a worker goroutine, and writes what that hands back.
 func (s *Server) serve(fctx *fasthttp.RequestCtx) {
 	ex := s.pool.Get().(*exchange)
 	ex.reset()
