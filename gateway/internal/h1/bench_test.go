@@ -3,6 +3,7 @@ package h1
 import (
 	"bufio"
 	"context"
+	"io"
 	"net"
 	"net/http"
 	"testing"
@@ -101,4 +102,46 @@ func startNet(b *testing.B, h http.Handler) string {
 		_ = s.Shutdown(ctx)
 	})
 	return ln.Addr().String()
+}
+
+// BenchmarkServeFlushed measures one keep-alive GET whose handler writes
+// 100 bytes and flushes: over fasthttp the adapter writes the chunked
+// answer itself and carries the connection on (inline.go); net/http is
+// the reference.
+func BenchmarkServeFlushed(b *testing.B) {
+	body := make([]byte, 100)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write(body)
+		w.(http.Flusher).Flush()
+	})
+	for _, srv := range []string{"fasthttp", "net"} {
+		b.Run(srv, func(b *testing.B) {
+			addr := start(b, h)
+			if srv == "net" {
+				addr = startNet(b, h)
+			}
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Close()
+			br := bufio.NewReader(c)
+			req := []byte("GET /bench HTTP/1.1\r\nHost: x\r\n\r\n")
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				if _, err := c.Write(req); err != nil {
+					b.Fatal(err)
+				}
+				resp, err := http.ReadResponse(br, nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+					b.Fatal(err)
+				}
+				_ = resp.Body.Close()
+			}
+		})
+	}
 }
