@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"strconv"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -218,12 +219,19 @@ func (s *Server) finishInline(ex *exchange, panicked bool) {
 	ex.ob = nil
 
 	fctx.HijackSetNoResponse(true)
-	if !whole || ex.obClose || !drained(ex) || !s.holdCarry() {
+	prev, nested := fctx.Conn().(interface{ flat() *flatConn })
+	if !whole || ex.obClose || !drained(ex) || !s.holdCarry(nested) {
 		fctx.Hijack(func(c net.Conn) { _ = c.Close() })
 		return
 	}
-	base := baseConn(fctx.Conn())
-	fctx.Hijack(func(c net.Conn) { s.carryOn(c, base) })
+	if nested {
+		// The connection's carrying goroutine serves it on.
+		fc := prev.flat()
+		fctx.Hijack(func(hj net.Conn) { fc.handOn(takePending(hj, fc.Conn)) })
+		return
+	}
+	base := fctx.Conn()
+	fctx.Hijack(func(hj net.Conn) { s.carry(base, takePending(hj, base)) })
 }
 
 // drained reads what the handler left of the request body, up to
@@ -242,15 +250,17 @@ func drained(ex *exchange) bool {
 }
 
 // holdCarry registers a connection about to be carried on, unless the
-// server is shutting down.
-func (s *Server) holdCarry() bool {
+// server is shutting down; nested: its carrying goroutine runs already.
+func (s *Server) holdCarry(nested bool) bool {
 	s.carryMu.Lock()
 	defer s.carryMu.Unlock()
 	if s.closing {
 		return false
 	}
 	s.carrying.Add(1)
-	s.inCarry.Add(1)
+	if !nested {
+		s.inCarry.Add(1)
+	}
 	return true
 }
 
@@ -261,51 +271,86 @@ func (s *Server) isClosing() bool {
 	return s.closing
 }
 
-// carryOn serves the rest of a connection whose last response an inline
-// handler wrote itself. hj is fasthttp's hijacked connection: it reads
-// first what fasthttp had read ahead (pipelined requests). Those bytes are
-// taken out, so that connections carried on many times do not stack
-// readers, and fasthttp serves base with them in front.
-func (s *Server) carryOn(hj net.Conn, base net.Conn) {
-	defer s.inCarry.Add(-1)
-	fc := &flatConn{Conn: base, srv: s}
-	fc.armed.Store(true)
-	// Everything buffered comes back at once; then the connection, whose
-	// read deadline has passed, returns a timeout without reading.
+// handoff is what a hijacked connection held: the bytes fasthttp had read
+// ahead of the next request, and whether the connection is still usable.
+type handoff struct {
+	pending []byte
+	ok      bool
+	held    bool // counted in Server.carrying (holdCarry)
+}
+
+// takePending reads from hj, fasthttp's hijacked connection over base,
+// what fasthttp (and TLS) had read ahead: everything buffered comes back
+// at once, then base, whose read deadline has passed, times out without
+// reading. The bytes are taken out so that a connection carried on many
+// times does not stack readers, and fasthttp's reader goes back to its
+// pool when the hijack handler returns.
+func takePending(hj, base net.Conn) handoff {
 	_ = base.SetReadDeadline(time.Unix(1, 0))
-	var buf [4096]byte
+	h := handoff{held: true}
+	bp := takeBuf.Get().(*[4096]byte)
+	defer takeBuf.Put(bp)
+	buf := bp[:]
 	for {
-		n, err := hj.Read(buf[:])
-		fc.pending = append(fc.pending, buf[:n]...)
+		n, err := hj.Read(buf)
+		h.pending = append(h.pending, buf[:n]...)
 		if err != nil {
 			var ne net.Error
-			if !errors.As(err, &ne) || !ne.Timeout() {
-				fc.dead = true
-			}
+			h.ok = errors.As(err, &ne) && ne.Timeout()
 			break
 		}
 	}
 	_ = base.SetReadDeadline(time.Time{})
-	if fc.dead && len(fc.pending) == 0 {
+	// A connection the client closed may still hold requests it sent.
+	h.ok = h.ok || len(h.pending) > 0
+	return h
+}
+
+var takeBuf = sync.Pool{New: func() any { return new([4096]byte) }}
+
+// carry serves the rest of a connection whose last response an inline
+// handler wrote itself, with fasthttp's ServeConn on a flatConn that
+// reads h's bytes first, and again after each further inline stream
+// (handOn). It runs in fasthttp's hijack goroutine, which closes base
+// when it returns: it returns when the connection is done.
+func (s *Server) carry(base net.Conn, h handoff) {
+	counted := true // in s.inCarry
+	defer func() {
+		if counted {
+			s.inCarry.Add(-1)
+		}
+	}()
+	var tc *tls.Conn
+	tc, _ = base.(*tls.Conn)
+	for h.ok {
+		fc := &flatConn{Conn: base, srv: s, pending: h.pending, next: make(chan handoff, 1)}
+		fc.armed.Store(true)
+		if len(fc.pending) > 0 {
+			fc.state.Store(connLive)
+		}
+		var c net.Conn = fc
+		if tc != nil {
+			c = &flatTLSConn{flatConn: fc, tls: tc}
+		}
+		s.carryMu.Lock()
+		s.carried[fc] = struct{}{}
+		s.carryMu.Unlock()
+		_ = s.fs.ServeConn(c)
 		fc.start()
-		_ = base.Close()
-		return
+		s.carryMu.Lock()
+		delete(s.carried, fc)
+		s.carryMu.Unlock()
+		if fc.upgraded.Load() && counted {
+			// A worker hijacked the connection (WebSocket): as for any
+			// hijacked connection, Shutdown does not wait for it.
+			s.inCarry.Add(-1)
+			counted = false
+		}
+		h = <-fc.next // handOn, or Close
 	}
-	if len(fc.pending) > 0 {
-		fc.state.Store(connLive)
+	if h.held {
+		s.carrying.Add(-1) // held by holdCarry, and not carried on
 	}
-	var c net.Conn = fc
-	if tc, ok := base.(*tls.Conn); ok {
-		c = &flatTLSConn{flatConn: fc, tls: tc}
-	}
-	s.carryMu.Lock()
-	s.carried[fc] = struct{}{}
-	s.carryMu.Unlock()
-	_ = s.fs.ServeConn(c) // closes c
-	fc.start()
-	s.carryMu.Lock()
-	delete(s.carried, fc)
-	s.carryMu.Unlock()
 }
 
 // Connection states of a flatConn, for Shutdown.
@@ -322,10 +367,34 @@ type flatConn struct {
 	net.Conn // the accepted connection
 	srv      *Server
 	pending  []byte
-	dead     bool        // the connection failed when pending was taken
-	armed    atomic.Bool // the first read deadline is the wait for a request
+	next     chan handoff // to the carrying goroutine: go on, or done
+	armed    atomic.Bool  // the first read deadline is the wait for a request
 	state    atomic.Int32
 	started  atomic.Bool
+	handed   atomic.Bool // the connection went on to a next flatConn
+	closed   atomic.Bool
+	upgraded atomic.Bool // a worker hijacked it
+}
+
+// handOn passes the connection, after another inline stream, to the
+// carrying goroutine.
+func (c *flatConn) handOn(h handoff) {
+	c.handed.Store(true)
+	c.next <- h
+}
+
+// Close closes the connection, unless it went on to a next flatConn
+// (fasthttp closes a hijacked connection once its hijack handler
+// returned), and ends the carrying goroutine.
+func (c *flatConn) Close() error {
+	if c.handed.Load() {
+		return nil
+	}
+	err := c.Conn.Close()
+	if c.closed.CompareAndSwap(false, true) {
+		c.next <- handoff{}
+	}
+	return err
 }
 
 // start tells Shutdown that fasthttp counts the connection as open.

@@ -437,3 +437,52 @@ func startTLS(t *testing.T, h http.Handler) (string, *tls.Config) {
 	pool.AddCert(cert)
 	return raw.Addr().String(), &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12}
 }
+
+// A connection carried on after a streamed answer can still be upgraded:
+// the worker's handler hijacks it, with the bytes sent after the request,
+// and has it to itself until it returns.
+func TestInlineStreamThenUpgrade(t *testing.T) {
+	t.Parallel()
+	st := &streamer{}
+	addr := start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Upgrade") == "" {
+			st.ServeHTTP(w, r)
+			return
+		}
+		c, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			t.Errorf("hijack: %v", err)
+			return
+		}
+		defer c.Close()
+		_, _ = brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n")
+		_ = brw.Flush()
+		for range 2 {
+			line, err := brw.ReadString('\n')
+			if err != nil {
+				return
+			}
+			_, _ = brw.WriteString("echo " + line)
+			_ = brw.Flush()
+		}
+	}))
+	c, br := dial(t, addr)
+	_, _ = io.WriteString(c, get("/flush")+"GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\nhello\n")
+	readAnswers(t, br, []want{{status: 200, body: "onetwo", chunked: true}})
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("answer %v, %v", resp, err)
+	}
+	for _, msg := range []string{"hello\n", "again\n"} {
+		if msg != "hello\n" {
+			_, _ = io.WriteString(c, msg)
+		}
+		got, err := br.ReadString('\n')
+		if err != nil || got != "echo "+msg {
+			t.Fatalf("echo %q, %v", got, err)
+		}
+	}
+	if _, err := br.ReadByte(); err == nil {
+		t.Fatal("the connection is open after the hijacking handler returned")
+	}
+}

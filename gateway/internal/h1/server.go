@@ -142,10 +142,6 @@ func New(opts Options) *Server {
 		// (inline.go); it also releases each connection's writer
 		// between requests.
 		ReduceMemoryUsage: true,
-		// A hijacked connection is closed by whoever took it: the
-		// worker once its handler returned, or the adapter's ServeConn
-		// of a connection carried on after an inline stream.
-		KeepHijackedConns: true,
 		Logger:            quietLogger{s},
 	}
 	return s
@@ -263,11 +259,13 @@ func (s *Server) serve(fctx *fasthttp.RequestCtx) {
 		ex.respond(true)
 		ex.ready <- struct{}{}
 	case modeHijack:
+		if f, ok := fctx.Conn().(interface{ flat() *flatConn }); ok {
+			f.flat().upgraded.Store(true)
+		}
 		fctx.HijackSetNoResponse(true)
 		fctx.Hijack(func(c net.Conn) {
 			ex.conn <- c
 			<-ex.fin
-			_ = c.Close() // as fasthttp's, when it did not keep hijacked connections
 			s.release(ex)
 		})
 	case modeAbort:
