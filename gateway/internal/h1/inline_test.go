@@ -391,6 +391,58 @@ func TestShutdownClosesAnIdleCarriedConnection(t *testing.T) {
 	if _, err := br.ReadByte(); err == nil {
 		t.Fatal("the idle connection is still open after Shutdown")
 	}
+	if n := s.inCarry.Load(); n != 0 {
+		t.Fatalf("%d carrying goroutines outlive Shutdown", n)
+	}
+}
+
+// A connection carried on after a streamed answer loses the connection at
+// the idle timeout when it sends nothing, and at the header timeout when
+// it sends a header block slowly, as any kept-alive connection.
+func TestInlineStreamSlowClientsLoseTheirConnection(t *testing.T) {
+	t.Parallel()
+	addr := startTimeouts(t, &streamer{})
+	tests := []struct {
+		name string
+		then string // sent after the streamed answer, and never finished
+	}{
+		{name: "idle"},
+		{name: "partial header block", then: "GET /small HTTP/1.1\r\nHost: x\r\n"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			c, br := dial(t, addr)
+			_, _ = io.WriteString(c, get("/flush"))
+			readAnswers(t, br, []want{{status: 200, body: "onetwo", chunked: true}})
+			if tc.then != "" {
+				_, _ = io.WriteString(c, tc.then)
+			}
+			// The hang guard of dial is 10 s; the timeouts are 300 ms.
+			rest, err := io.ReadAll(br)
+			var ne net.Error
+			if errors.As(err, &ne) && ne.Timeout() {
+				t.Fatalf("the connection is still open (read %q)", rest)
+			}
+		})
+	}
+}
+
+// Only a request that may hijack (Upgrade, CONNECT) runs on a worker: the
+// handler of any other gets an error from Hijack, not a hang.
+func TestInlineHijackFails(t *testing.T) {
+	t.Parallel()
+	addr := start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _, err := http.NewResponseController(w).Hijack()
+		if err == nil {
+			t.Error("hijacked a request without Upgrade")
+			return
+		}
+		_, _ = io.WriteString(w, "not hijacked")
+	}))
+	c, br := dial(t, addr)
+	_, _ = io.WriteString(c, get("/"))
+	readAnswers(t, br, []want{{status: 200, body: "not hijacked"}})
 }
 
 // startTLS serves h over TLS on a loopback port until the test ends.
