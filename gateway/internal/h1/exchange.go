@@ -380,7 +380,7 @@ func (ex *exchange) WriteHeader(code int) {
 }
 
 // Write adds p to the body: to fasthttp's buffer while the response fits,
-// then to the stream.
+// then to the connection (inline) or the stream (worker).
 func (ex *exchange) Write(p []byte) (int, error) {
 	if ex.hijacked {
 		return 0, http.ErrHijacked
@@ -451,8 +451,8 @@ func (ex *exchange) FlushError() error {
 	return ex.startStream(true)
 }
 
-// startStream hands the response to fasthttp as a body stream and waits
-// until its header has been taken over.
+// startStream hands a worker's response to fasthttp as a body stream and
+// waits until its header has been taken over.
 func (ex *exchange) startStream(flushed bool) error {
 	pr, pw := io.Pipe()
 	st := &stream{ex: ex, pr: pr, pw: pw, flushed: flushed}
