@@ -3,6 +3,7 @@ package h1
 import (
 	"bufio"
 	"context"
+	"io"
 	"net"
 	"net/http"
 	"testing"
@@ -101,4 +102,97 @@ func startNet(b *testing.B, h http.Handler) string {
 		_ = s.Shutdown(ctx)
 	})
 	return ln.Addr().String()
+}
+
+// BenchmarkServeFlushed measures one keep-alive GET whose handler writes
+// 100 bytes and flushes: over fasthttp the adapter writes the chunked
+// answer itself and carries the connection on (inline.go); net/http is
+// the reference.
+func BenchmarkServeFlushed(b *testing.B) {
+	body := make([]byte, 100)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = w.Write(body)
+		w.(http.Flusher).Flush()
+	})
+	for _, srv := range []string{"fasthttp", "net"} {
+		b.Run(srv, func(b *testing.B) {
+			addr := start(b, h)
+			if srv == "net" {
+				addr = startNet(b, h)
+			}
+			c, err := net.Dial("tcp", addr)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer c.Close()
+			br := bufio.NewReader(c)
+			req := []byte("GET /bench HTTP/1.1\r\nHost: x\r\n\r\n")
+			b.ReportAllocs()
+			b.ResetTimer()
+			for range b.N {
+				if _, err := c.Write(req); err != nil {
+					b.Fatal(err)
+				}
+				resp, err := http.ReadResponse(br, nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := io.Copy(io.Discard, resp.Body); err != nil {
+					b.Fatal(err)
+				}
+				_ = resp.Body.Close()
+			}
+		})
+	}
+}
+
+// BenchmarkServeParallel is BenchmarkServe over many connections at once
+// (GOMAXPROCS × 8 clients in this process): with the CPUs saturated,
+// ns/op is the CPU per request of the server and the client together.
+func BenchmarkServeParallel(b *testing.B) {
+	body := make([]byte, 100)
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header()["X-Gateway"] = []string{"gitgate"}
+		_, _ = w.Write(body)
+	})
+	for _, srv := range []string{"fasthttp", "net"} {
+		b.Run(srv, func(b *testing.B) {
+			addr := start(b, h)
+			if srv == "net" {
+				addr = startNet(b, h)
+			}
+			req := []byte("GET /bench HTTP/1.1\r\nHost: x\r\nUser-Agent: bench\r\nAccept: */*\r\n\r\n")
+			b.SetParallelism(8)
+			b.ReportAllocs()
+			b.ResetTimer()
+			b.RunParallel(func(pb *testing.PB) {
+				c, err := net.Dial("tcp", addr)
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				defer c.Close()
+				br := bufio.NewReader(c)
+				buf := make([]byte, 4096)
+				for pb.Next() {
+					if _, err := c.Write(req); err != nil {
+						b.Error(err)
+						return
+					}
+					n := 0
+					for {
+						m, err := br.Read(buf[n:])
+						if err != nil {
+							b.Error(err)
+							return
+						}
+						n += m
+						if i := indexCRLFCRLF(buf[:n]); i >= 0 && n-i-4 >= len(body) {
+							break
+						}
+					}
+				}
+			})
+		})
+	}
 }

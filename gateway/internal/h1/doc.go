@@ -6,11 +6,17 @@
 // fasthttp reads and writes each connection in one goroutine with one read
 // per request, where net/http adds a background read per request. The
 // exchange adapter converts a fasthttp.RequestCtx into a pooled
-// *http.Request and http.ResponseWriter: the handler runs in its own
-// goroutine so that it can flush (server-sent events, chunked streams) and
-// hijack (WebSocket) while fasthttp's connection loop writes; a response
-// that neither flushes nor grows past a small buffer is handed back whole
-// and written with its Content-Length.
+// *http.Request and http.ResponseWriter. The handler runs inline, on
+// fasthttp's connection goroutine (inline.go): a response that neither
+// flushes nor grows past a small buffer is handed back whole and written
+// by fasthttp with its Content-Length; one that does is written to the
+// connection by the adapter (fasthttp's header serialisation, then
+// Content-Length, chunked or close-delimited framing), and the connection
+// is then served on by fasthttp's ServeConn. A request that may hijack its
+// connection (an Upgrade header, CONNECT) runs its handler on a worker
+// goroutine instead, so that fasthttp can hand the connection over while
+// the handler runs (WebSocket), and streams through fasthttp's body
+// stream.
 //
 // fasthttp is lenient where net/http is strict; screen.go refuses, before
 // the handler, what net/http refuses (header names and values, Host,
@@ -23,6 +29,8 @@
 //     (net/http notices it at once with its background read), and on TLS
 //     connections only when the answer is written;
 //   - 1xx interim answers other than 101 (103 Early Hints) are not sent;
+//   - only a request with an Upgrade header, or CONNECT, can be hijacked
+//     (net/http hijacks any);
 //   - a request with both Content-Length and chunked framing is answered
 //     and its connection closed (net/http reads on), and any repeated
 //     Content-Length, obs-fold, bare LF and chunked HTTP/1.0 requests are

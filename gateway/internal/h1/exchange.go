@@ -39,6 +39,10 @@ const hijackWait = 10 * time.Second
 // body (the client is gone).
 var errClientGone = errors.New("h1: the client connection is gone")
 
+// errNoHijack is what Hijack returns for a request without an Upgrade
+// header (and not CONNECT), whose handler runs inline.
+var errNoHijack = errors.New("h1: hijack of a request without Upgrade or CONNECT")
+
 // exchange is one request's adapter state: the *http.Request handed to the
 // handler and its http.ResponseWriter. Exchanges are pooled; every field
 // is reset by start.
@@ -69,11 +73,18 @@ type exchange struct {
 	watchConn   net.Conn // the connection check looks at; nil: none
 	watchNoBody bool     // the request came without a body
 
-	stream   *stream
-	bodyDone atomic.Bool // the handler read the request body to its end
-	hijacked bool
-	aborted  bool
-	refs     atomic.Int32
+	stream    *stream
+	inline    bool          // the handler runs on fasthttp's goroutine
+	ob        *bufio.Writer // an inline streamed response's writer
+	obBody    bool          // it sends a body
+	obChunked bool          // in chunks
+	obEvery   bool          // every write goes out at once (flushed)
+	obClose   bool          // its head said Connection: close
+	obErr     error         // writing it failed
+	bodyDone  atomic.Bool   // the handler read the request body to its end
+	hijacked  bool
+	aborted   bool
+	refs      atomic.Int32
 
 	lastAddr net.Addr
 	lastStr  string
@@ -369,7 +380,7 @@ func (ex *exchange) WriteHeader(code int) {
 }
 
 // Write adds p to the body: to fasthttp's buffer while the response fits,
-// then to the stream.
+// then to the connection (inline) or the stream (worker).
 func (ex *exchange) Write(p []byte) (int, error) {
 	if ex.hijacked {
 		return 0, http.ErrHijacked
@@ -386,15 +397,20 @@ func (ex *exchange) Write(p []byte) (int, error) {
 	if ex.declared >= 0 && ex.written+int64(len(p)) > ex.declared {
 		return 0, http.ErrContentLength
 	}
-	if ex.stream == nil {
+	if ex.stream == nil && ex.ob == nil {
 		if len(ex.fctx.Response.Body())+len(p) <= maxBuffered {
 			ex.fctx.Response.AppendBody(p)
 			ex.written += int64(len(p))
 			return len(p), nil
 		}
-		if err := ex.startStream(false); err != nil {
+		if ex.inline {
+			ex.startInline(false)
+		} else if err := ex.startStream(false); err != nil {
 			return 0, err
 		}
+	}
+	if ex.ob != nil {
+		return ex.writeInline(p)
 	}
 	n, err := ex.stream.pw.Write(p)
 	ex.written += int64(n)
@@ -420,14 +436,23 @@ func (ex *exchange) FlushError() error {
 	if !ex.wroteHeader {
 		ex.WriteHeader(http.StatusOK)
 	}
-	if ex.stream == nil {
-		return ex.startStream(true)
+	switch {
+	case ex.ob != nil:
+		return ex.flushInline()
+	case ex.stream != nil:
+		return nil
+	case ex.inline:
+		ex.startInline(true)
+		if ex.obErr != nil {
+			return errClientGone
+		}
+		return nil
 	}
-	return nil
+	return ex.startStream(true)
 }
 
-// startStream hands the response to fasthttp as a body stream and waits
-// until its header has been taken over.
+// startStream hands a worker's response to fasthttp as a body stream and
+// waits until its header has been taken over.
 func (ex *exchange) startStream(flushed bool) error {
 	pr, pw := io.Pipe()
 	st := &stream{ex: ex, pr: pr, pw: pw, flushed: flushed}
@@ -488,8 +513,13 @@ func (ex *exchange) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 	if ex.hijacked {
 		return nil, nil, http.ErrHijacked
 	}
-	if ex.stream != nil || ex.wroteHeader {
+	if ex.stream != nil || ex.ob != nil || ex.wroteHeader {
 		return nil, nil, errors.New("h1: hijack after the response started")
+	}
+	if ex.inline {
+		// Its handler runs on fasthttp's goroutine, which hands the
+		// connection over only once the handler has returned.
+		return nil, nil, errNoHijack
 	}
 	ex.hijacked = true
 	ex.srv.workers.Done() // see Server.worker
@@ -531,6 +561,7 @@ func (ex *exchange) reset() {
 	clear(ex.whdr)
 	ex.status, ex.wroteHeader, ex.written, ex.declared = 0, false, 0, -1
 	ex.stream, ex.hijacked, ex.aborted = nil, false, false
+	ex.inline, ex.ob, ex.obBody, ex.obChunked, ex.obEvery, ex.obClose, ex.obErr = false, nil, false, false, false, false, nil
 	if ex.cctx.canceled() {
 		ex.newContext()
 	} else {

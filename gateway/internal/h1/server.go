@@ -50,6 +50,14 @@ type Server struct {
 	stop    chan struct{}  // closed by Shutdown: idle workers exit
 	stopped sync.Once
 	workers sync.WaitGroup
+	wpool   sync.Pool     // *bufio.Writer of inline streamed responses
+	idle    time.Duration // the wait for a kept-alive connection's next request
+
+	carryMu  sync.Mutex
+	closing  bool                   // Shutdown has begun: no connection is carried on
+	carried  map[*flatConn]struct{} // connections served again after an inline stream
+	carrying atomic.Int64           // handed over, not yet counted by fasthttp
+	inCarry  atomic.Int64           // handed over, carryOn not returned
 }
 
 // workerIdle is how long a handler goroutine waits for its next request
@@ -97,7 +105,13 @@ func New(opts Options) *Server {
 	if opts.MaxHeaderBytes <= 0 {
 		opts.MaxHeaderBytes = DefaultMaxHeaderBytes
 	}
-	s := &Server{h: opts.Handler, log: opts.ErrorLog, work: make(chan *exchange), stop: make(chan struct{})}
+	s := &Server{
+		h: opts.Handler, log: opts.ErrorLog, work: make(chan *exchange), stop: make(chan struct{}),
+		idle: opts.IdleTimeout, carried: map[*flatConn]struct{}{},
+	}
+	if s.idle <= 0 {
+		s.idle = opts.ReadHeaderTimeout // as fasthttp's idle timeout
+	}
 	s.pool.New = func() any { return newExchange(s) }
 	s.fs = &fasthttp.Server{
 		Handler:      s.serve,
@@ -123,7 +137,12 @@ func New(opts Options) *Server {
 		// Idle workers (and their grown stacks) stay for a burst, not
 		// for ten seconds.
 		MaxIdleWorkerDuration: 2 * time.Second,
-		Logger:                quietLogger{s},
+		// Every answer is flushed before the next request is read, so
+		// that an inline handler may write to the connection itself
+		// (inline.go); it also releases each connection's writer
+		// between requests.
+		ReduceMemoryUsage: true,
+		Logger:            quietLogger{s},
 	}
 	return s
 }
@@ -144,14 +163,46 @@ func (s *Server) Serve(ln net.Listener) error {
 // Shutdown stops accepting, waits for in-flight requests until ctx ends,
 // and closes idle connections.
 func (s *Server) Shutdown(ctx context.Context) error {
+	s.carryMu.Lock()
+	s.closing = true
+	s.carryMu.Unlock()
+	// A connection handed over to be carried on is counted by fasthttp
+	// once its ServeConn runs; wait for that, then close the carried-on
+	// connections that wait for their first request (fasthttp would
+	// count them as idle only after a grace of seconds).
+	if waitZero(ctx, &s.carrying) == nil {
+		s.claimCarried()
+	}
 	err := s.fs.ShutdownWithContext(ctx)
 	s.stopped.Do(func() { close(s.stop) })
 	if err != nil {
 		return err
 	}
+	// fasthttp has served the carried-on connections to their end; their
+	// goroutines return now.
+	if err := waitZero(ctx, &s.inCarry); err != nil {
+		return err
+	}
 	// Every connection is closed, so every worker is idle or finishing
 	// its handler; they exit now.
 	s.workers.Wait()
+	return nil
+}
+
+// waitZero waits until n is 0 or ctx ends.
+func waitZero(ctx context.Context, n *atomic.Int64) error {
+	if n.Load() == 0 {
+		return nil
+	}
+	t := time.NewTicker(5 * time.Millisecond)
+	defer t.Stop()
+	for n.Load() > 0 {
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-t.C:
+		}
+	}
 	return nil
 }
 
@@ -170,8 +221,9 @@ func (s *Server) release(ex *exchange) {
 	s.pool.Put(ex)
 }
 
-// serve is fasthttp's handler: it builds the request, runs the handler in
-// its own goroutine and writes what that hands back.
+// serve is fasthttp's handler: it builds the request and runs the handler
+// inline (serveInline), or, for a request that may hijack its connection,
+// on a worker goroutine, and writes what that hands back.
 func (s *Server) serve(fctx *fasthttp.RequestCtx) {
 	ex := s.pool.Get().(*exchange)
 	ex.reset()
@@ -194,6 +246,10 @@ func (s *Server) serve(fctx *fasthttp.RequestCtx) {
 	if s.noKeep.Load() || ex.req.Close {
 		fctx.SetConnectionClose()
 	}
+	if !mayHijack(&ex.req) {
+		s.serveInline(ex)
+		return
+	}
 	s.dispatch(ex)
 	switch ex.wait(fctx) {
 	case modeDone:
@@ -203,6 +259,9 @@ func (s *Server) serve(fctx *fasthttp.RequestCtx) {
 		ex.respond(true)
 		ex.ready <- struct{}{}
 	case modeHijack:
+		if f, ok := fctx.Conn().(interface{ flat() *flatConn }); ok {
+			f.flat().upgraded.Store(true)
+		}
 		fctx.HijackSetNoResponse(true)
 		fctx.Hijack(func(c net.Conn) {
 			ex.conn <- c
@@ -226,17 +285,27 @@ const watchEvery = 200 * time.Millisecond
 // that the core stops waiting for the upstream and counts the client as
 // gone.
 func (ex *exchange) wait(fctx *fasthttp.RequestCtx) mode {
+	ex.watchStart(fctx)
+	m := <-ex.sig
+	ex.watchStop()
+	return m
+}
+
+// watchStart starts looking whether the client is gone (see wait).
+func (ex *exchange) watchStart(fctx *fasthttp.RequestCtx) {
 	ex.watchMu.Lock()
-	ex.watchConn = fctx.Conn()
+	ex.watchConn = baseConn(fctx.Conn())
 	ex.watchNoBody = ex.req.ContentLength == 0 // the handler may change it
 	ex.watchMu.Unlock()
 	ex.watch.Reset(watchEvery)
-	m := <-ex.sig
+}
+
+// watchStop stops it once the handler has returned.
+func (ex *exchange) watchStop() {
 	ex.watch.Stop()
 	ex.watchMu.Lock() // waits for a check under way
 	ex.watchConn = nil
 	ex.watchMu.Unlock()
-	return m
 }
 
 // check is ex.watch's function: see wait.
@@ -260,6 +329,41 @@ func (ex *exchange) check() {
 // response gets its body stream, with the Content-Length the handler set
 // or chunked.
 func (ex *exchange) respond(streamed bool) {
+	resp := &ex.fctx.Response
+	if streamed {
+		ex.copyHeader(ex.stream.pre)
+	} else {
+		ex.copyHeader(resp.Body())
+	}
+	if !streamed {
+		ex.setTrailers()
+	}
+	isHead := ex.req.Method == http.MethodHead
+	switch {
+	case streamed:
+		st := ex.stream
+		size := -1
+		if ex.declared >= 0 {
+			size = int(ex.declared)
+		}
+		resp.SetBodyStream(st, size)
+		resp.ImmediateHeaderFlush = st.flushed
+	case isHead && ex.declared >= 0:
+		resp.Header.SetContentLength(int(ex.declared))
+	case ex.declared >= 0 && ex.written != ex.declared && bodyAllowed(ex.status):
+		// Short of the Content-Length it declared: the client must not
+		// read the next answer from where this one should have gone on.
+		// fasthttp fails the short stream and closes the connection.
+		short := bytes.Clone(resp.Body())
+		resp.SetBodyStream(bytes.NewReader(short), int(ex.declared))
+		ex.fctx.SetConnectionClose()
+	}
+}
+
+// copyHeader copies the handler's status and header to fasthttp's
+// response; body is the start of the body, to sniff a missing
+// Content-Type from.
+func (ex *exchange) copyHeader(body []byte) {
 	resp := &ex.fctx.Response
 	if !ex.wroteHeader {
 		ex.WriteHeader(http.StatusOK)
@@ -296,41 +400,13 @@ func (ex *exchange) respond(streamed bool) {
 		}
 	}
 	if !haveType && bodyAllowed(ex.status) && ex.written > 0 {
-		var b []byte
-		if streamed {
-			b = ex.stream.pre
-		} else {
-			b = resp.Body()
-		}
+		b := body
 		if len(b) > 512 {
 			b = b[:512]
 		}
 		if len(b) > 0 {
 			resp.Header.SetContentType(http.DetectContentType(b))
 		}
-	}
-	if !streamed {
-		ex.setTrailers()
-	}
-	isHead := ex.req.Method == http.MethodHead
-	switch {
-	case streamed:
-		st := ex.stream
-		size := -1
-		if ex.declared >= 0 {
-			size = int(ex.declared)
-		}
-		resp.SetBodyStream(st, size)
-		resp.ImmediateHeaderFlush = st.flushed
-	case isHead && ex.declared >= 0:
-		resp.Header.SetContentLength(int(ex.declared))
-	case ex.declared >= 0 && ex.written != ex.declared && bodyAllowed(ex.status):
-		// Short of the Content-Length it declared: the client must not
-		// read the next answer from where this one should have gone on.
-		// fasthttp fails the short stream and closes the connection.
-		short := bytes.Clone(resp.Body())
-		resp.SetBodyStream(bytes.NewReader(short), int(ex.declared))
-		ex.fctx.SetConnectionClose()
 	}
 }
 
