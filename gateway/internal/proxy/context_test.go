@@ -12,7 +12,6 @@ import (
 // HTTP/1.1 server's request contexts are.
 type afterFuncParent struct {
 	context.Context
-	cancel context.CancelFunc
 	funcs  atomic.Int64 // registered and not stopped
 }
 
