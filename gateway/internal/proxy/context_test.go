@@ -12,7 +12,7 @@ import (
 // HTTP/1.1 server's request contexts are.
 type afterFuncParent struct {
 	context.Context
-	funcs  atomic.Int64 // registered and not stopped
+	funcs atomic.Int64 // registered and not stopped
 }
 
 func (p *afterFuncParent) AfterFunc(f func()) func() bool {
