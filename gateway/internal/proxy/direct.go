@@ -76,16 +76,34 @@ var hopHeaders = []string{
 // names and hopHeaders. Names are canonical in h, so the fixed ones are
 // deleted without canonicalising them again.
 func removeHop(h http.Header) {
-	for _, v := range h["Connection"] {
+	removeConnectionListed(h, h["Connection"])
+	for _, k := range hopHeaders {
+		delete(h, k)
+	}
+}
+
+// removeConnectionListed removes from h the headers that the Connection
+// values conn name.
+func removeConnectionListed(h http.Header, conn []string) {
+	for _, v := range conn {
 		for name := range strings.SplitSeq(v, ",") {
 			if name = textproto.TrimString(name); name != "" {
 				delete(h, textproto.CanonicalMIMEHeaderKey(name))
 			}
 		}
 	}
-	for _, k := range hopHeaders {
-		delete(h, k)
+}
+
+// hopOrForwarding reports a hop-by-hop header (hopHeaders) or one of the
+// forwarding headers ReverseProxy removes before its Rewrite hook.
+func hopOrForwarding(k string) bool {
+	switch k {
+	case "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+		"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
+		"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto":
+		return true
 	}
+	return false
 }
 
 var outHeaders = sync.Pool{New: func() any { return make(http.Header, 16) }}
@@ -99,12 +117,16 @@ func (f *Forwarder) direct(w http.ResponseWriter, in *http.Request, ex *exchange
 		clear(hdr)
 		outHeaders.Put(hdr)
 	}()
+	// The hop-by-hop headers and the client's forwarding headers are
+	// left out as the header is copied; those its Connection names are
+	// removed after.
 	for k, v := range in.Header {
-		hdr[k] = v[:len(v):len(v)]
+		if !hopOrForwarding(k) {
+			hdr[k] = v[:len(v):len(v)]
+		}
 	}
-	removeHop(hdr)
-	for _, k := range [...]string{"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto"} {
-		delete(hdr, k)
+	if conn := in.Header["Connection"]; len(conn) > 0 {
+		removeConnectionListed(hdr, conn)
 	}
 	out := &ex.out
 	*out = *in
