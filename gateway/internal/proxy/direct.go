@@ -114,6 +114,9 @@ var outHeaders = sync.Pool{New: func() any { return make(http.Header, 16) }}
 func (f *Forwarder) direct(w http.ResponseWriter, in *http.Request, ex *exchange) {
 	hdr := outHeaders.Get().(http.Header)
 	defer func() {
+		// The exchange keeps the outgoing request; it must not keep the
+		// map another request takes from the pool next.
+		ex.out.Header = nil
 		clear(hdr)
 		outHeaders.Put(hdr)
 	}()
