@@ -77,6 +77,25 @@ func interleave(ctx context.Context, cfg benchConfig, env benchEnv, active []tar
 	return samples, nil
 }
 
+// pairedMedian is the median over runs of f(a's sample) / f(b's sample):
+// each run measures both targets one after the other, so a ratio within a
+// run does not see the host's slow and fast phases that medians taken
+// apart from each other mix. 0 when a run lacks a sample or a value.
+func pairedMedian(a, b []sample, f func(sample) float64) float64 {
+	if len(a) == 0 || len(a) != len(b) {
+		return 0
+	}
+	var rs []float64
+	for i := range a {
+		x, y := f(a[i]), f(b[i])
+		if x <= 0 || y <= 0 {
+			return 0
+		}
+		rs = append(rs, x/y)
+	}
+	return median(rs)
+}
+
 // medianOf is the median of f over samples.
 func medianOf(samples []sample, f func(sample) float64) float64 {
 	var xs []float64
@@ -148,6 +167,7 @@ func throughput(ctx context.Context, cfg benchConfig, env benchEnv) (string, err
 	if g, c := med("gitgate net/http", rps), med("caddy", rps); g > 0 && c > 0 {
 		fmt.Fprintf(&b, "gitgate net/http / Caddy: %.2fx\n", g/c)
 	}
+	b.WriteString(pairedSummary(samples, rps))
 	if g, k := med("gitgate net/http", rps), med("gitgate net/http 10k routes", rps); g > 0 && k > 0 {
 		fmt.Fprintf(&b, "gitgate net/http 10k routes / 1 route: %.3f (%.1f%% loss)\n", k/g, 100*(1-k/g))
 	}
@@ -155,6 +175,30 @@ func throughput(ctx context.Context, cfg benchConfig, env benchEnv) (string, err
 		fmt.Fprintf(&b, "gitgate net/http policy chain cost per request: %+.1f%% (1/req/s)\n", 100*(g/p-1))
 	}
 	return b.String(), nil
+}
+
+// pairedSummary reports the ratios of the throughput table as medians of
+// the ratios within each run (see pairedMedian), for the pairs that ran.
+func pairedSummary(samples map[string][]sample, rps func(sample) float64) string {
+	cpu := func(s sample) float64 { return s.cpuPerReqUS }
+	var lines []string
+	add := func(format string, a, b string, f func(sample) float64, show func(float64) float64) {
+		if r := pairedMedian(samples[a], samples[b], f); r > 0 {
+			lines = append(lines, fmt.Sprintf(format, show(r)))
+		}
+	}
+	same := func(r float64) float64 { return r }
+	for _, g := range []string{"gitgate", "gitgate net/http"} {
+		add(g+" / nginx requests/s: %.2f", g, "nginx", rps, same)
+		add(g+" / nginx CPU per request: %.2f", g, "nginx", cpu, same)
+		add(g+" / Caddy requests/s: %.2fx", g, "caddy", rps, same)
+		add(g+" 10k routes / 1 route: %.3f", g+" 10k routes", g, rps, same)
+		add(g+" policy chain cost per request: %+.1f%%", g, g+" policy chain", rps, func(r float64) float64 { return 100 * (r - 1) })
+	}
+	if len(lines) == 0 {
+		return ""
+	}
+	return "\nMedians of the ratios within each run (the host's speed varies between runs, less within one):\n\n- " + strings.Join(lines, "\n- ") + "\n"
 }
 
 // reloadUnderLoad keeps wrk busy while each target reloads cfg.reloads times,

@@ -1,0 +1,58 @@
+package main
+
+import (
+	"strings"
+	"testing"
+)
+
+func samplesOf(rps ...float64) []sample {
+	var s []sample
+	for _, r := range rps {
+		s = append(s, sample{wrk: wrkResult{RPS: r}})
+	}
+	return s
+}
+
+// TestPairedMedian: ratios are taken within each run, then their median;
+// a host that is twice as fast in one run does not move it.
+func TestPairedMedian(t *testing.T) {
+	t.Parallel()
+	rps := func(s sample) float64 { return s.wrk.RPS }
+	cases := []struct {
+		name string
+		a, b []sample
+		want float64
+	}{
+		{"same ratio in every run, host speed varying", samplesOf(10, 20, 40), samplesOf(20, 40, 80), 0.5},
+		{"median of three ratios", samplesOf(10, 30, 10), samplesOf(10, 10, 40), 1},
+		{"even count averages the middle two", samplesOf(1, 2, 3, 4), samplesOf(1, 1, 1, 1), 2.5},
+		{"a missing run gives none", samplesOf(1, 2), samplesOf(1), 0},
+		{"a failed measurement gives none", samplesOf(1, 0), samplesOf(1, 1), 0},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			if got := pairedMedian(c.a, c.b, rps); got != c.want {
+				t.Fatalf("pairedMedian = %v, want %v", got, c.want)
+			}
+		})
+	}
+}
+
+func TestPairedSummaryNamesThePairsThatRan(t *testing.T) {
+	t.Parallel()
+	samples := map[string][]sample{
+		"gitgate":              samplesOf(20, 40),
+		"nginx":                samplesOf(40, 80),
+		"gitgate policy chain": samplesOf(10, 20),
+	}
+	got := pairedSummary(samples, func(s sample) float64 { return s.wrk.RPS })
+	for _, want := range []string{"gitgate / nginx requests/s: 0.50", "gitgate policy chain cost per request: +100.0%"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("summary lacks %q:\n%s", want, got)
+		}
+	}
+	if strings.Contains(got, "Caddy") || strings.Contains(got, "10k") || strings.Contains(got, "CPU") {
+		t.Errorf("summary names a pair that did not run:\n%s", got)
+	}
+}
