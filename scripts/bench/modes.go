@@ -167,13 +167,13 @@ func throughput(ctx context.Context, cfg benchConfig, env benchEnv) (string, err
 	if g, c := med("gitgate net/http", rps), med("caddy", rps); g > 0 && c > 0 {
 		fmt.Fprintf(&b, "gitgate net/http / Caddy: %.2fx\n", g/c)
 	}
-	b.WriteString(pairedSummary(samples, rps))
 	if g, k := med("gitgate net/http", rps), med("gitgate net/http 10k routes", rps); g > 0 && k > 0 {
 		fmt.Fprintf(&b, "gitgate net/http 10k routes / 1 route: %.3f (%.1f%% loss)\n", k/g, 100*(1-k/g))
 	}
 	if g, p := med("gitgate net/http", rps), med("gitgate net/http policy chain", rps); g > 0 && p > 0 {
 		fmt.Fprintf(&b, "gitgate net/http policy chain cost per request: %+.1f%% (1/req/s)\n", 100*(g/p-1))
 	}
+	b.WriteString(pairedSummary(samples, rps))
 	return b.String(), nil
 }
 
