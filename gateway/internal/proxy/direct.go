@@ -47,9 +47,9 @@ func (f *Forwarder) forward(w http.ResponseWriter, out *http.Request, ex *exchan
 }
 
 // directEligible reports whether the outgoing request built from in takes
-// the synchronous path (upstream.FastEligible), judged before it is built:
-// ReverseProxy would keep an upgrade, Expect and "TE: trailers", and the
-// body must have a known length up to upstream.MaxFastBody.
+// the pool's synchronous path, judged before it is built: ReverseProxy
+// would keep an upgrade, Expect and "TE: trailers", and the body must have
+// a known length (a chunked one has -1) up to upstream.MaxFastBody.
 func directEligible(in *http.Request) bool {
 	h := in.Header
 	if len(in.Trailer) > 0 || len(h["Expect"]) > 0 {
@@ -61,8 +61,7 @@ func directEligible(in *http.Request) bool {
 	if httpguts.HeaderValuesContainsToken(h["Te"], "trailers") {
 		return false
 	}
-	return in.ContentLength >= 0 && in.ContentLength <= upstream.MaxFastBody &&
-		(in.ContentLength > 0 || in.Body == nil || in.Body == http.NoBody || in.ContentLength == 0)
+	return in.ContentLength >= 0 && in.ContentLength <= upstream.MaxFastBody
 }
 
 // hopHeaders are the hop-by-hop headers ReverseProxy removes from both

@@ -283,16 +283,13 @@ func (p *Pool) Transport() http.RoundTripper { return p.fast }
 
 // FastTarget reports whether t is served by the pool's synchronous
 // HTTP/1.1 path: an http:// target of a pool whose connections are not
-// capped. A request to it takes that path when FastEligible says so; the
-// proxy then skips ReverseProxy's copy of the request (see package proxy).
+// capped. A request to it takes that path unless it has an upgrade,
+// Expect, TE or trailers, is marked to close, or has a body of unknown
+// length or over MaxFastBody bytes; the proxy then skips ReverseProxy's
+// copy of the request (see package proxy).
 func (p *Pool) FastTarget(t *Target) bool {
 	return (*p.fast.conns.Load())[t.URL.Host] != nil
 }
-
-// FastEligible reports whether an outgoing request to a FastTarget takes
-// the synchronous path: no upgrade, Expect, TE or trailers, not marked to
-// close, and a body of at most MaxFastBody bytes with a known length.
-func FastEligible(req *http.Request) bool { return fastEligible(req) }
 
 // MaxFastBody is the largest request body the synchronous path sends.
 const MaxFastBody = maxFastBody
