@@ -85,9 +85,6 @@ type exchange struct {
 	hijacked  bool
 	aborted   bool
 	refs      atomic.Int32
-
-	lastAddr net.Addr
-	lastStr  string
 }
 
 func newExchange(s *Server) *exchange {
@@ -270,13 +267,13 @@ func (ex *exchange) build(fctx *fasthttp.RequestCtx) *refusal {
 	}
 	r.Close = rh.ConnectionClose() || (r.ProtoMinor == 0 && !hasKeepAlive(ex.hdr))
 
-	ra := fctx.RemoteAddr()
-	if ra != ex.lastAddr {
-		ex.lastAddr, ex.lastStr = ra, ra.String()
-	}
-	r.RemoteAddr = ex.lastStr
-	if fctx.IsTLS() {
-		r.TLS = fctx.TLSConnectionState()
+	ci := ex.srv.conns.of(fctx)
+	r.RemoteAddr = ci.addr
+	if ci.tls != nil {
+		// Each request gets its own copy, as on net/http: a handler may
+		// keep or change it.
+		cs := *ci.tls
+		r.TLS = &cs
 	}
 	return nil
 }

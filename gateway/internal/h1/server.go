@@ -51,6 +51,7 @@ type Server struct {
 	stopped sync.Once
 	workers sync.WaitGroup
 	wpool   sync.Pool     // *bufio.Writer of inline streamed responses
+	conns   connInfos     // what requests learn from their connection
 	idle    time.Duration // the wait for a kept-alive connection's next request
 
 	carryMu  sync.Mutex
