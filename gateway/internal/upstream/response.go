@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/textproto"
+	"strconv"
 	"strings"
 
 	"golang.org/x/net/http/httpguts"
@@ -70,7 +71,7 @@ func parseResponse(br *bufio.Reader, req *http.Request) *http.Response {
 	if len(code) != 3 || !isDigits(code) {
 		return nil
 	}
-	res.StatusCode = int(code[0]-'0')*100 + int(code[1]-'0')*10 + int(code[2]-'0')
+	res.StatusCode, _ = strconv.Atoi(code) // three digits: cannot fail
 
 	n := strings.Count(rest, "\r\n")
 	h := make(http.Header, n)
@@ -81,11 +82,11 @@ func parseResponse(br *bufio.Reader, req *http.Request) *http.Response {
 			return nil // obs-fold, or an empty line before the end
 		}
 		k, v, ok := strings.Cut(line, ":")
-		if !ok || k == "" || !validKey(k) || !validValueBytes(v) {
+		if !ok || !validName(k) || !validValue(v) {
 			return nil
 		}
 		k = textproto.CanonicalMIMEHeaderKey(k)
-		v = trimOWS(v)
+		v = textproto.TrimString(v) // no CR or LF left in a line: spaces and tabs
 		if prior, ok := h[k]; ok {
 			h[k] = append(prior, v)
 			continue
@@ -103,10 +104,7 @@ func parseResponse(br *bufio.Reader, req *http.Request) *http.Response {
 		if len(v) > 1 || v[0] == "" || len(v[0]) > 18 || !isDigits(v[0]) {
 			return nil
 		}
-		cl = 0
-		for i := 0; i < len(v[0]); i++ {
-			cl = cl*10 + int64(v[0][i]-'0')
-		}
+		cl, _ = strconv.ParseInt(v[0], 10, 64) // at most 18 digits: cannot fail
 	}
 	conn := h["Connection"]
 	hasClose := httpguts.HeaderValuesContainsToken(conn, "close")
@@ -135,43 +133,9 @@ func parseResponse(br *bufio.Reader, req *http.Request) *http.Response {
 	return res
 }
 
-// trimOWS trims spaces and tabs from both ends of v (strings.Trim with a
-// cutset builds its set on every call).
-func trimOWS(v string) string {
-	for v != "" && (v[0] == ' ' || v[0] == '\t') {
-		v = v[1:]
-	}
-	for v != "" && (v[len(v)-1] == ' ' || v[len(v)-1] == '\t') {
-		v = v[:len(v)-1]
-	}
-	return v
-}
-
 func isDigits(s string) bool {
 	for i := 0; i < len(s); i++ {
 		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
-}
-
-// validKey reports a header name of token characters only (RFC 9110),
-// what textproto accepts in a key.
-func validKey(k string) bool {
-	for i := 0; i < len(k); i++ {
-		if !httpguts.IsTokenRune(rune(k[i])) {
-			return false
-		}
-	}
-	return true
-}
-
-// validValueBytes reports a field value of visible characters, spaces,
-// tabs and obs-text, what textproto accepts in a value.
-func validValueBytes(v string) bool {
-	for i := 0; i < len(v); i++ {
-		if c := v[i]; c < ' ' && c != '\t' || c == 0x7f {
 			return false
 		}
 	}

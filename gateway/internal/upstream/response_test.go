@@ -93,6 +93,11 @@ var responseSeeds = []struct {
 	{"Trailer", "HTTP/1.1 200 OK\r\nTrailer: X-S\r\nContent-Length: 0\r\n\r\n", "GET", false},
 	{"head not whole", "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n", "GET", false},
 	{"empty", "", "GET", false},
+	// A hostile upstream: more header lines than the fast parse takes, a
+	// length past int64, a header name with a delimiter.
+	{"more lines than the fast parse takes", "HTTP/1.1 200 OK\r\n" + strings.Repeat("X-A: 1\r\n", maxFastLines+1) + "Content-Length: 0\r\n\r\n", "GET", false},
+	{"length past int64", "HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999\r\n\r\nx", "GET", false},
+	{"delimiter in a name", "HTTP/1.1 200 OK\r\nX(A): 1\r\nContent-Length: 0\r\n\r\n", "GET", false},
 }
 
 // TestReadResponseMatchesNetHTTP: readResponse and http.ReadResponse give
