@@ -118,14 +118,11 @@ func (c *exchangeCtx) Cause() error {
 }
 
 // Value returns the exchange for exchangeKey and
-// upstream.InformationalKey, c itself for upstream.AborterKey, and defers
-// to the parent otherwise.
+// upstream.InformationalKey, and defers to the parent otherwise.
 func (c *exchangeCtx) Value(key any) any {
 	switch key.(type) {
 	case exchangeKey, upstream.InformationalKey:
 		return c.ex
-	case upstream.AborterKey:
-		return c
 	}
 	return c.parent.Value(key)
 }

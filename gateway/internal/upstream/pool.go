@@ -309,17 +309,14 @@ type InformationalKey struct{}
 // Aborter is a request context that interrupts the connection of a fast
 // exchange itself when it is canceled: Watch registers the function that
 // does it (false: canceled already, or another exchange watches), Unwatch
-// removes it (false: cancellation ran it already). The fast path finds it
-// under AborterKey and falls back to context.AfterFunc without one, or
-// when the request's context is not the Aborter itself (a context derived
-// from it is canceled on its own too).
+// removes it (false: cancellation ran it already). The fast path uses it
+// when the request's context is one, and context.AfterFunc otherwise (a
+// context derived from an Aborter is canceled on its own too, so it is
+// not looked for among the parents).
 type Aborter interface {
 	Watch(abort func()) bool
 	Unwatch() bool
 }
-
-// AborterKey is the context key of an Aborter.
-type AborterKey struct{}
 
 // HashOn returns what the hash balancer hashes, nil for other balancers.
 func (p *Pool) HashOn() *schemas.HashOn {

@@ -498,19 +498,14 @@ type persistConn struct {
 // abort interrupts a blocked read or write when the request's context ends.
 func (pc *persistConn) abort() { _ = pc.conn.SetDeadline(aLongTimeAgo) }
 
-// watch arranges for pc.abort to run when ctx is canceled, through ctx's
-// own Aborter when ctx is one (no allocation), else context.AfterFunc. The
-// returned stop removes it, false when it ran already.
+// watch arranges for pc.abort to run when ctx is canceled, through ctx
+// itself when it is an Aborter that takes the watch (no allocation), else
+// context.AfterFunc. The returned stop removes it, false when it ran
+// already.
 func (pc *persistConn) watch(ctx context.Context) func() bool {
-	if a, ok := ctx.Value(AborterKey{}).(Aborter); ok && any(a) == any(ctx) {
-		if a.Watch(pc.abortFn) {
-			pc.aborter = a
-			return pc.unwatchFn
-		}
-		if ctx.Err() != nil {
-			pc.abort() // canceled already: fail at once, as AfterFunc would
-			return func() bool { return false }
-		}
+	if a, ok := ctx.(Aborter); ok && a.Watch(pc.abortFn) {
+		pc.aborter = a
+		return pc.unwatchFn
 	}
 	return context.AfterFunc(ctx, pc.abortFn)
 }
