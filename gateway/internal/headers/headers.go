@@ -1,6 +1,7 @@
 package headers
 
 import (
+	"iter"
 	"net/http"
 	"net/textproto"
 	"strings"
@@ -74,6 +75,21 @@ var kept = map[string]bool{
 	"Transfer-Encoding": true, "Proxy-Connection": true, "Proxy-Authenticate": true, "Proxy-Authorization": true,
 }
 
+// ConnectionOptions yields the options of Connection header values vals
+// (RFC 9110 section 7.6.1), trimmed, empty ones skipped, as sent: a caller
+// canonicalises them to compare them with header names.
+func ConnectionOptions(vals []string) iter.Seq[string] {
+	return func(yield func(string) bool) {
+		for _, v := range vals {
+			for opt := range strings.SplitSeq(v, ",") {
+				if opt = textproto.TrimString(opt); opt != "" && !yield(opt) {
+					return
+				}
+			}
+		}
+	}
+}
+
 // StripConnectionListed removes from h the headers that its Connection
 // header names (RFC 9110 section 7.6.1), except those in kept, and leaves
 // Connection naming only the kept ones. Run before the policies, it makes
@@ -88,20 +104,14 @@ func StripConnectionListed(h http.Header) {
 	}
 	var keep []string
 	changed := false
-	for _, v := range vals {
-		for opt := range strings.SplitSeq(v, ",") {
-			opt = textproto.TrimString(opt)
-			if opt == "" {
-				continue
-			}
-			name := textproto.CanonicalMIMEHeaderKey(opt)
-			if kept[name] {
-				keep = append(keep, opt)
-				continue
-			}
-			changed = true
-			DeleteAll(h, name)
+	for opt := range ConnectionOptions(vals) {
+		name := textproto.CanonicalMIMEHeaderKey(opt)
+		if kept[name] {
+			keep = append(keep, opt)
+			continue
 		}
+		changed = true
+		DeleteAll(h, name)
 	}
 	if !changed {
 		return

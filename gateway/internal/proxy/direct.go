@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/net/http/httpguts"
 
+	"github.com/gitgate/gitgate/gateway/internal/headers"
 	"github.com/gitgate/gitgate/gateway/internal/upstream"
 )
 
@@ -64,45 +65,44 @@ func directEligible(in *http.Request) bool {
 	return in.ContentLength >= 0 && in.ContentLength <= upstream.MaxFastBody
 }
 
-// hopHeaders are the hop-by-hop headers ReverseProxy removes from both
-// the request and the response (besides those Connection names).
-var hopHeaders = []string{
-	"Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
-	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
+// isHop reports a hop-by-hop header that ReverseProxy removes from both
+// the request and the response, besides those Connection names.
+func isHop(k string) bool {
+	switch k {
+	case "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
+		"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade":
+		return true
+	}
+	return false
 }
 
 // removeHop removes the hop-by-hop headers from h: those its Connection
-// names and hopHeaders. Names are canonical in h, so the fixed ones are
-// deleted without canonicalising them again.
+// names and those isHop reports.
 func removeHop(h http.Header) {
 	removeConnectionListed(h, h["Connection"])
-	for _, k := range hopHeaders {
-		delete(h, k)
+	for k := range h {
+		if isHop(k) {
+			delete(h, k)
+		}
 	}
 }
 
 // removeConnectionListed removes from h the headers that the Connection
 // values conn name.
 func removeConnectionListed(h http.Header, conn []string) {
-	for _, v := range conn {
-		for name := range strings.SplitSeq(v, ",") {
-			if name = textproto.TrimString(name); name != "" {
-				delete(h, textproto.CanonicalMIMEHeaderKey(name))
-			}
-		}
+	for opt := range headers.ConnectionOptions(conn) {
+		delete(h, textproto.CanonicalMIMEHeaderKey(opt))
 	}
 }
 
-// hopOrForwarding reports a hop-by-hop header (hopHeaders) or one of the
-// forwarding headers ReverseProxy removes before its Rewrite hook.
+// hopOrForwarding reports a hop-by-hop header or one of the forwarding
+// headers ReverseProxy removes before its Rewrite hook.
 func hopOrForwarding(k string) bool {
 	switch k {
-	case "Connection", "Proxy-Connection", "Keep-Alive", "Proxy-Authenticate",
-		"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade",
-		"Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto":
+	case "Forwarded", "X-Forwarded-For", "X-Forwarded-Host", "X-Forwarded-Proto":
 		return true
 	}
-	return false
+	return isHop(k)
 }
 
 var outHeaders = sync.Pool{New: func() any { return make(http.Header, 16) }}

@@ -181,6 +181,16 @@ func TestDirectMatchesReverseProxy(t *testing.T) {
 			direct: true,
 		},
 		{
+			name: "hop-by-hop headers that Connection does not name, both ways",
+			request: "GET /h2 HTTP/1.1\r\nHost: gw.example\r\nKeep-Alive: timeout=5\r\nProxy-Authorization: Basic eA==\r\n" +
+				"Proxy-Connection: keep-alive\r\nTe: gzip\r\nUpgrade: h2c\r\nTrailer: X-T\r\n\r\n",
+			answer: func(int, *http.Request) string {
+				return "HTTP/1.1 200 OK\r\nKeep-Alive: timeout=4\r\nProxy-Authenticate: Basic\r\nProxy-Connection: keep-alive\r\n" +
+					"Upgrade: h2\r\nTe: x\r\nContent-Length: 2\r\n\r\nok"
+			},
+			direct: true,
+		},
+		{
 			name:    "query that Go's parser would read differently",
 			request: "GET /q?a=1;b=2&c=%zz&d=4 HTTP/1.1\r\nHost: gw.example\r\n\r\n",
 			answer:  func(int, *http.Request) string { return ok },

@@ -3,7 +3,6 @@ package proxy
 import (
 	"net/http"
 	"net/textproto"
-	"strings"
 
 	"github.com/gitgate/gitgate/gateway/internal/headers"
 )
@@ -31,27 +30,21 @@ func scrubForwarded(out http.Header, trusted bool) {
 	headers.DeleteAliases(out, forwardingHeaders)
 }
 
-// switchHopHeaders are the hop-by-hop headers (RFC 9110 section 7.6.1 and
-// the older RFC 2616 list) that a 101 answer must not pass on; Upgrade and
-// Connection are the handshake itself and are set anew.
-var switchHopHeaders = []string{"Keep-Alive", "Proxy-Connection", "Proxy-Authenticate", "Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding"}
-
 // scrubSwitching removes the hop-by-hop headers of an upstream's 101
 // answer, which ReverseProxy copies to the client as they are: the headers
-// its Connection names and those of switchHopHeaders. Connection is left
-// as "Upgrade", Upgrade as the upstream sent it.
+// its Connection names and the other hop-by-hop ones (isHop), but
+// Connection and Upgrade, which are the handshake itself. Connection is
+// left as "Upgrade", Upgrade as the upstream sent it.
 func scrubSwitching(h http.Header) {
-	for _, v := range h["Connection"] {
-		for opt := range strings.SplitSeq(v, ",") {
-			if opt = textproto.TrimString(opt); opt != "" {
-				if name := textproto.CanonicalMIMEHeaderKey(opt); name != "Upgrade" && name != "Connection" {
-					delete(h, name)
-				}
-			}
+	for opt := range headers.ConnectionOptions(h["Connection"]) {
+		if name := textproto.CanonicalMIMEHeaderKey(opt); name != "Upgrade" && name != "Connection" {
+			delete(h, name)
 		}
 	}
-	for _, n := range switchHopHeaders {
-		delete(h, n)
+	for k := range h {
+		if isHop(k) && k != "Upgrade" && k != "Connection" {
+			delete(h, k)
+		}
 	}
 	h["Connection"] = []string{"Upgrade"}
 }
