@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/gitgate/gitgate/gateway/internal/upstream"
+	"github.com/gitgate/gitgate/gateway/internal/upstream/rawtest"
 	"github.com/gitgate/gitgate/schemas"
 )
 
@@ -29,75 +30,30 @@ type seenRequest struct {
 }
 
 // scriptedUpstream answers every request with answer(i) (i counts the
-// requests it got) written as raw bytes, and records what it received.
+// requests it got) written as raw bytes, closing the connection after an
+// answer that says "Connection: close", and records what it received.
 type scriptedUpstream struct {
-	addr   string
-	mu     sync.Mutex
-	seen   []seenRequest
-	n      atomic.Int64
-	answer func(i int, req *http.Request) string
+	addr string
+	mu   sync.Mutex
+	seen []seenRequest
 }
 
 func newScriptedUpstream(t *testing.T, answer func(i int, req *http.Request) string) *scriptedUpstream {
 	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	u := &scriptedUpstream{addr: ln.Addr().String(), answer: answer}
-	var wg sync.WaitGroup
-	var cmu sync.Mutex
-	var conns []net.Conn
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			cmu.Lock()
-			conns = append(conns, c)
-			cmu.Unlock()
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					req, err := http.ReadRequest(br)
-					if err != nil {
-						return
-					}
-					body, err := io.ReadAll(req.Body)
-					if err != nil {
-						return
-					}
-					h := req.Header.Clone()
-					delete(h, "X-Request-Id") // differs per request
-					u.mu.Lock()
-					u.seen = append(u.seen, seenRequest{req.Method, req.RequestURI, req.Host, h, req.ContentLength, req.TransferEncoding, string(body)})
-					u.mu.Unlock()
-					answer := u.answer(int(u.n.Add(1)-1), req)
-					if _, err := io.WriteString(c, answer); err != nil {
-						return
-					}
-					if req.Close || strings.Contains(answer, "Connection: close\r\n") {
-						return
-					}
-				}
-			}()
+	u := &scriptedUpstream{}
+	srv := rawtest.Start(t, func(w io.Writer, req *http.Request, body []byte, i int) bool {
+		h := req.Header.Clone()
+		delete(h, "X-Request-Id") // differs per request
+		u.mu.Lock()
+		u.seen = append(u.seen, seenRequest{req.Method, req.RequestURI, req.Host, h, req.ContentLength, req.TransferEncoding, string(body)})
+		u.mu.Unlock()
+		a := answer(i, req)
+		if _, err := io.WriteString(w, a); err != nil {
+			return false
 		}
-	}()
-	t.Cleanup(func() {
-		_ = ln.Close()
-		cmu.Lock()
-		for _, c := range conns {
-			_ = c.Close()
-		}
-		cmu.Unlock()
-		wg.Wait()
+		return !req.Close && !strings.Contains(a, "Connection: close\r\n")
 	})
+	u.addr = srv.Addr
 	return u
 }
 

@@ -11,78 +11,12 @@ import (
 	"net/textproto"
 	"strconv"
 	"strings"
-	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/gitgate/gitgate/gateway/internal/upstream/rawtest"
 	"github.com/gitgate/gitgate/schemas"
 )
-
-// rawServer is a scripted HTTP/1.1 upstream: answer writes the raw
-// response to the i-th request (counted over all connections) and returns
-// false to close the connection afterwards.
-type rawServer struct {
-	addr    string
-	accepts atomic.Int64
-	answer  func(w io.Writer, req *http.Request, body []byte, i int) bool
-}
-
-func newRawServer(t *testing.T, answer func(w io.Writer, req *http.Request, body []byte, i int) bool) *rawServer {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	s := &rawServer{addr: ln.Addr().String(), answer: answer}
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	conns := map[net.Conn]bool{}
-	var n atomic.Int64
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			s.accepts.Add(1)
-			mu.Lock()
-			conns[c] = true
-			mu.Unlock()
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					req, err := http.ReadRequest(br)
-					if err != nil {
-						return
-					}
-					body, err := io.ReadAll(req.Body)
-					if err != nil {
-						return
-					}
-					if !s.answer(c, req, body, int(n.Add(1)-1)) {
-						return
-					}
-				}
-			}()
-		}
-	}()
-	t.Cleanup(func() {
-		_ = ln.Close()
-		mu.Lock()
-		for c := range conns {
-			_ = c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
-	})
-	return s
-}
 
 func fastPool(t *testing.T, addr string, mut func(*schemas.Upstream)) *Pool {
 	t.Helper()
@@ -236,10 +170,10 @@ func TestFastTransportResponses(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			s := newRawServer(t, c.answer)
-			rt := fastPool(t, s.addr, nil).Transport()
+			s := rawtest.Start(t, c.answer)
+			rt := fastPool(t, s.Addr, nil).Transport()
 			for i, want := range c.wantBody {
-				res, body, err := do(context.Background(), rt, c.method, s.addr, c.reqBody)
+				res, body, err := do(context.Background(), rt, c.method, s.Addr, c.reqBody)
 				if err != nil {
 					t.Fatalf("request %d: %v", i, err)
 				}
@@ -247,7 +181,7 @@ func TestFastTransportResponses(t *testing.T) {
 					t.Fatalf("request %d: %d %.40q, want %d %.40q", i, res.StatusCode, body, c.wantCode, want)
 				}
 			}
-			if got := s.accepts.Load(); got != c.accepts {
+			if got := s.Accepts(); got != c.accepts {
 				t.Errorf("upstream accepted %d connections, want %d", got, c.accepts)
 			}
 		})
@@ -298,8 +232,8 @@ func TestFastTransportFailures(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			s := newRawServer(t, c.answer)
-			p := fastPool(t, s.addr, nil)
+			s := rawtest.Start(t, c.answer)
+			p := fastPool(t, s.Addr, nil)
 			if c.maxHead > 0 {
 				p.fast.maxHead = c.maxHead
 			}
@@ -309,11 +243,11 @@ func TestFastTransportFailures(t *testing.T) {
 				ctx, cancel = context.WithTimeout(ctx, c.timeout)
 				defer cancel()
 			}
-			_, _, err := do(ctx, p.Transport(), c.method, s.addr, c.body)
+			_, _, err := do(ctx, p.Transport(), c.method, s.Addr, c.body)
 			if !c.wantErr(err) {
 				t.Fatalf("unexpected error %v", err)
 			}
-			if n := len((*p.fast.conns.Load())[s.addr].idle); n != 0 {
+			if n := len((*p.fast.conns.Load())[s.Addr].idle); n != 0 {
 				t.Errorf("%d connections kept after a failed exchange", n)
 			}
 		})
@@ -351,26 +285,26 @@ func TestFastTransportSlowPath(t *testing.T) {
 
 func TestFastTransportMaxConnsUsesTransport(t *testing.T) {
 	t.Parallel()
-	s := newRawServer(t, func(w io.Writer, _ *http.Request, _ []byte, _ int) bool {
+	s := rawtest.Start(t, func(w io.Writer, _ *http.Request, _ []byte, _ int) bool {
 		_, _ = io.WriteString(w, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 		return true
 	})
-	p := fastPool(t, s.addr, func(u *schemas.Upstream) { u.MaxConnsPerTarget = 1 })
+	p := fastPool(t, s.Addr, func(u *schemas.Upstream) { u.MaxConnsPerTarget = 1 })
 	if len(*p.fast.conns.Load()) != 0 {
 		t.Fatal("a pool with a connection cap must not use the fast path")
 	}
-	if _, body, err := do(context.Background(), p.Transport(), http.MethodGet, s.addr, ""); err != nil || body != "ok" {
+	if _, body, err := do(context.Background(), p.Transport(), http.MethodGet, s.Addr, ""); err != nil || body != "ok" {
 		t.Fatalf("got %q, %v", body, err)
 	}
 }
 
 func TestFastTransport1xxTrace(t *testing.T) {
 	t.Parallel()
-	s := newRawServer(t, func(w io.Writer, _ *http.Request, _ []byte, _ int) bool {
+	s := rawtest.Start(t, func(w io.Writer, _ *http.Request, _ []byte, _ int) bool {
 		_, _ = io.WriteString(w, "HTTP/1.1 103 Early Hints\r\nLink: </a.css>\r\n\r\nHTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 		return true
 	})
-	p := fastPool(t, s.addr, nil)
+	p := fastPool(t, s.Addr, nil)
 	var got []string
 	ctx := httptrace.WithClientTrace(context.Background(), &httptrace.ClientTrace{
 		Got1xxResponse: func(code int, h textproto.MIMEHeader) error {
@@ -378,7 +312,7 @@ func TestFastTransport1xxTrace(t *testing.T) {
 			return nil
 		},
 	})
-	if _, body, err := do(ctx, p.Transport(), http.MethodGet, s.addr, ""); err != nil || body != "ok" {
+	if _, body, err := do(ctx, p.Transport(), http.MethodGet, s.Addr, ""); err != nil || body != "ok" {
 		t.Fatalf("got %q, %v", body, err)
 	}
 	if len(got) != 1 || got[0] != "103 </a.css>" {
@@ -388,15 +322,15 @@ func TestFastTransport1xxTrace(t *testing.T) {
 
 func TestFastTransportCloseIdle(t *testing.T) {
 	t.Parallel()
-	s := newRawServer(t, func(w io.Writer, _ *http.Request, _ []byte, _ int) bool {
+	s := rawtest.Start(t, func(w io.Writer, _ *http.Request, _ []byte, _ int) bool {
 		_, _ = io.WriteString(w, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 		return true
 	})
-	p := fastPool(t, s.addr, nil)
-	if _, _, err := do(context.Background(), p.Transport(), http.MethodGet, s.addr, ""); err != nil {
+	p := fastPool(t, s.Addr, nil)
+	if _, _, err := do(context.Background(), p.Transport(), http.MethodGet, s.Addr, ""); err != nil {
 		t.Fatal(err)
 	}
-	cp := (*p.fast.conns.Load())[s.addr]
+	cp := (*p.fast.conns.Load())[s.Addr]
 	if n := len(cp.idle); n != 1 {
 		t.Fatalf("%d idle connections, want 1", n)
 	}
@@ -405,7 +339,7 @@ func TestFastTransportCloseIdle(t *testing.T) {
 		t.Fatalf("%d idle connections after Close", n)
 	}
 	// A request after Close still works; its connection is not kept.
-	if _, _, err := do(context.Background(), p.Transport(), http.MethodGet, s.addr, ""); err != nil {
+	if _, _, err := do(context.Background(), p.Transport(), http.MethodGet, s.Addr, ""); err != nil {
 		t.Fatal(err)
 	}
 	if n := len(cp.idle); n != 0 {
@@ -475,7 +409,7 @@ func TestFastTransportUnsolicitedBytes(t *testing.T) {
 			t.Parallel()
 			inject := make(chan struct{})
 			injectedDone := make(chan struct{})
-			s := newRawServer(t, func(w io.Writer, req *http.Request, _ []byte, i int) bool {
+			s := rawtest.Start(t, func(w io.Writer, req *http.Request, _ []byte, i int) bool {
 				if i == 0 {
 					if !c.late {
 						_, _ = io.WriteString(w, c.first+injected)
@@ -492,8 +426,8 @@ func TestFastTransportUnsolicitedBytes(t *testing.T) {
 				_, _ = io.WriteString(w, "HTTP/1.1 200 OK\r\nContent-Length: "+strconv.Itoa(len(b))+"\r\n\r\n"+b)
 				return true
 			})
-			rt := fastPool(t, s.addr, nil).Transport()
-			if _, _, err := do(context.Background(), rt, c.method, s.addr, ""); err != nil {
+			rt := fastPool(t, s.Addr, nil).Transport()
+			if _, _, err := do(context.Background(), rt, c.method, s.Addr, ""); err != nil {
 				t.Fatalf("first request: %v", err)
 			}
 			if c.late {
@@ -501,7 +435,7 @@ func TestFastTransportUnsolicitedBytes(t *testing.T) {
 			}
 			<-injectedDone
 			for _, id := range []string{"2", "3", "4"} {
-				req, _ := http.NewRequest(http.MethodGet, "http://"+s.addr+"/p", nil)
+				req, _ := http.NewRequest(http.MethodGet, "http://"+s.Addr+"/p", nil)
 				req.Header.Set("X-Request-Id", id)
 				res, err := rt.RoundTrip(req)
 				if err != nil {
