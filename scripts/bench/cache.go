@@ -21,13 +21,7 @@ func cacheThroughput(ctx context.Context, cfg benchConfig, env benchEnv) (string
 		&gitgate{bin: env.gateway, label: "gitgate"},
 		&nginx{},
 	}
-	var active []target
-	for _, t := range targets {
-		if selected(cfg.only, t.Name()) {
-			active = append(active, t)
-		}
-	}
-	samples, err := interleave(ctx, cfg, env, active)
+	active, samples, err := interleave(ctx, cfg, env, targets)
 	if err != nil {
 		return "", err
 	}

@@ -59,22 +59,29 @@ func median(xs []float64) float64 {
 	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
-// interleave measures every target cfg.runs times, rotating the order each
-// run so slow phases of the host spread out.
-func interleave(ctx context.Context, cfg benchConfig, env benchEnv, active []target) (map[string][]sample, error) {
+// interleave measures the targets -only selects cfg.runs times each,
+// rotating the order each run so slow phases of the host spread out, and
+// returns the targets it measured, in their order, with their samples.
+func interleave(ctx context.Context, cfg benchConfig, env benchEnv, targets []target) ([]target, map[string][]sample, error) {
+	var active []target
+	for _, t := range targets {
+		if selected(cfg.only, t.Name()) {
+			active = append(active, t)
+		}
+	}
 	samples := map[string][]sample{}
 	for run := range cfg.runs {
 		for i := range active {
 			t := active[(i+run)%len(active)]
 			s, err := measure(ctx, cfg, env, t)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			fmt.Fprintf(os.Stderr, "run %d %-22s %10.0f req/s p99 %v cpu %.1fus/req\n", run+1, t.Name(), s.wrk.RPS, s.wrk.P99, s.cpuPerReqUS)
 			samples[t.Name()] = append(samples[t.Name()], s)
 		}
 	}
-	return samples, nil
+	return active, samples, nil
 }
 
 // pairedMedian is the median over runs of f(a's sample) / f(b's sample):
@@ -118,13 +125,7 @@ func throughput(ctx context.Context, cfg benchConfig, env benchEnv) (string, err
 		&gitgate{bin: env.gateway, label: "gitgate net/http 10k routes", routes: 10000, http1: "net"},
 		&gitgate{bin: env.gateway, label: "gitgate net/http policy chain", policies: true, http1: "net"},
 	}
-	var active []target
-	for _, t := range targets {
-		if selected(cfg.only, t.Name()) {
-			active = append(active, t)
-		}
-	}
-	samples, err := interleave(ctx, cfg, env, active)
+	active, samples, err := interleave(ctx, cfg, env, targets)
 	if err != nil {
 		return "", err
 	}

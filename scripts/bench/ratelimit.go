@@ -51,13 +51,7 @@ func rateLimitBench(ctx context.Context, cfg benchConfig, env benchEnv) (string,
 		&gitgate{bin: env.gateway, label: "gitgate local limit", limit: &local},
 		counted,
 	}
-	var active []target
-	for _, t := range targets {
-		if selected(cfg.only, t.Name()) {
-			active = append(active, t)
-		}
-	}
-	samples, err := interleave(ctx, cfg, env, active)
+	active, samples, err := interleave(ctx, cfg, env, targets)
 	if err != nil {
 		return "", err
 	}

@@ -77,13 +77,7 @@ func tlsThroughput(ctx context.Context, cfg benchConfig, env benchEnv) (string, 
 		&gitgate{bin: env.gateway, label: "gitgate net/http TLS", tlsCert: cert, tlsKey: key, http1: "net"},
 		&gitgate{bin: env.gateway, label: "gitgate net/http", http1: "net"},
 	}
-	var active []target
-	for _, t := range targets {
-		if selected(cfg.only, t.Name()) {
-			active = append(active, t)
-		}
-	}
-	samples, err := interleave(ctx, cfg, env, active)
+	active, samples, err := interleave(ctx, cfg, env, targets)
 	if err != nil {
 		return "", err
 	}
