@@ -221,6 +221,19 @@ func (t *T) push(ctx context.Context, st *harness.Stack, label string) (string, 
 	return sha, err
 }
 
+// pushServed commits yaml as config.yaml with message msg, sends a signed
+// webhook and waits until the config labelled label is served (waitServed).
+func (t *T) pushServed(ctx context.Context, st *harness.Stack, yaml, msg, label string) (string, error) {
+	sha, err := st.Repo.WriteCommit("config.yaml", yaml, msg)
+	if err != nil {
+		return "", err
+	}
+	if _, err := st.Webhook(ctx); err != nil {
+		return "", err
+	}
+	return sha, t.waitServed(ctx, st, sha, label)
+}
+
 // waitServed waits until the agent applied sha, the gateway runs it, and a
 // request on a new connection is answered by the config labelled label.
 func (t *T) waitServed(ctx context.Context, st *harness.Stack, sha, label string) error {

@@ -85,14 +85,7 @@ func cacheHitsAndStampede(ctx context.Context, t *T) error {
 		return seen[path]
 	}
 
-	sha, err := st.Repo.WriteCommit("config.yaml", cacheConfigYAML(t.upstream, origin.URL, "c2"), "c2")
-	if err != nil {
-		return err
-	}
-	if _, err := st.Webhook(ctx); err != nil {
-		return err
-	}
-	if err := t.waitServed(ctx, st, sha, "c2"); err != nil {
+	if _, err := t.pushServed(ctx, st, cacheConfigYAML(t.upstream, origin.URL, "c2"), "c2", "c2"); err != nil {
 		return err
 	}
 	base := "http://" + st.GatewayAddr

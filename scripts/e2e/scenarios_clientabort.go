@@ -103,14 +103,7 @@ func clientAbortsDownload(ctx context.Context, t *T) error {
 		}
 	}))
 	t.Cleanup(up.Close)
-	sha, err := st.Repo.WriteCommit("config.yaml", abortConfigYAML(up.URL, "c2"), "c2: a breaker in front of a download")
-	if err != nil {
-		return err
-	}
-	if _, err := st.Webhook(ctx); err != nil {
-		return err
-	}
-	if err := t.waitServed(ctx, st, sha, "c2"); err != nil {
+	if _, err := t.pushServed(ctx, st, abortConfigYAML(up.URL, "c2"), "c2: a breaker in front of a download", "c2"); err != nil {
 		return err
 	}
 	idle := func() (bool, error) {

@@ -188,14 +188,8 @@ routes:
     retries: {attempts: 2, on: [connect-failure, reset, "502", "503"], budgetPercent: 100}
     responseHeaders: {set: {X-Config: fo}}
 `)
-	sha, err := st.Repo.WriteCommit("config.yaml", cfg.String(), "fo: api fails over from eu to us")
+	sha, err := t.pushServed(ctx, st, cfg.String(), "fo: api fails over from eu to us", "fo")
 	if err != nil {
-		return err
-	}
-	if _, err := st.Webhook(ctx); err != nil {
-		return err
-	}
-	if err := t.waitServed(ctx, st, sha, "fo"); err != nil {
 		return err
 	}
 	active := func() (string, uint64, error) {

@@ -64,14 +64,7 @@ func fasthttpDataPlane(ctx context.Context, t *T) error {
 		}
 	}))
 	t.Cleanup(up.Close)
-	sha, err := st.Repo.WriteCommit("config.yaml", abortConfigYAML(up.URL, "c2"), "c2: fasthttp")
-	if err != nil {
-		return err
-	}
-	if _, err := st.Webhook(ctx); err != nil {
-		return err
-	}
-	if err := t.waitServed(ctx, st, sha, "c2"); err != nil {
+	if _, err := t.pushServed(ctx, st, abortConfigYAML(up.URL, "c2"), "c2: fasthttp", "c2"); err != nil {
 		return err
 	}
 	t.Logf("c2 pushed and served over fasthttp")

@@ -107,14 +107,7 @@ func jwksProviderHangs(ctx context.Context, t *T) error {
 	}
 	jwksURL := idp.srv.URL + "/.well-known/jwks.json"
 
-	sha, err := st.Repo.WriteCommit("config.yaml", jwksConfig(t.upstream, "c2", jwksURL, caFile), "c2: /secure behind a remote JWKS")
-	if err != nil {
-		return err
-	}
-	if _, err := st.Webhook(ctx); err != nil {
-		return err
-	}
-	if err := t.waitServed(ctx, st, sha, "c2"); err != nil {
+	if _, err := t.pushServed(ctx, st, jwksConfig(t.upstream, "c2", jwksURL, caFile), "c2: /secure behind a remote JWKS", "c2"); err != nil {
 		return err
 	}
 
@@ -181,14 +174,7 @@ func jwksProviderHangs(ctx context.Context, t *T) error {
 	// An unrelated change applied during the hang: the policy did not
 	// change, so it keeps its cached set and the apply does not wait on
 	// the provider.
-	sha3, err := st.Repo.WriteCommit("config.yaml", jwksConfig(t.upstream, "c3", jwksURL, caFile), "c3: new labels, same policy")
-	if err != nil {
-		return err
-	}
-	if _, err := st.Webhook(ctx); err != nil {
-		return err
-	}
-	if err := t.waitServed(ctx, st, sha3, "c3"); err != nil {
+	if _, err := t.pushServed(ctx, st, jwksConfig(t.upstream, "c3", jwksURL, caFile), "c3: new labels, same policy", "c3"); err != nil {
 		return err
 	}
 	if code, label, err := secure(good); err != nil || code != http.StatusOK || label != "c3" {

@@ -149,14 +149,7 @@ policies:
       keys:
         e2e: "sha256:%s"
 `, sitePort, hex.EncodeToString(sum[:]))
-	sha, err := st.Repo.WriteCommit("config.yaml", cfg, "c2")
-	if err != nil {
-		return err
-	}
-	if _, err := st.Webhook(ctx); err != nil {
-		return err
-	}
-	if err := t.waitServed(ctx, st, sha, "c2"); err != nil {
+	if _, err := t.pushServed(ctx, st, cfg, "c2", "c2"); err != nil {
 		return err
 	}
 	gw := "http://" + st.GatewayAddr
@@ -253,14 +246,7 @@ func compressionNegotiated(ctx context.Context, t *T) error {
         weight: 100
     compress: {}
 `
-	sha, err := st.Repo.WriteCommit("config.yaml", cfg, "c2")
-	if err != nil {
-		return err
-	}
-	if _, err := st.Webhook(ctx); err != nil {
-		return err
-	}
-	if err := t.waitServed(ctx, st, sha, "c2"); err != nil {
+	if _, err := t.pushServed(ctx, st, cfg, "c2", "c2"); err != nil {
 		return err
 	}
 	url := "http://" + st.GatewayAddr + "/assets/site.css"

@@ -125,14 +125,7 @@ func upstreamUnsolicitedResponse(ctx context.Context, t *T) error {
 		return err
 	}
 	t.Cleanup(up.Close)
-	sha, err := st.Repo.WriteCommit("config.yaml", harness.ConfigYAML(up.URL(), "c2", nil), "c2: the raw upstream")
-	if err != nil {
-		return err
-	}
-	if _, err := st.Webhook(ctx); err != nil {
-		return err
-	}
-	if err := t.waitServed(ctx, st, sha, "c2"); err != nil {
+	if _, err := t.pushServed(ctx, st, harness.ConfigYAML(up.URL(), "c2", nil), "c2: the raw upstream", "c2"); err != nil {
 		return err
 	}
 	// Each client is a process of its own as far as the gateway can tell:

@@ -149,14 +149,8 @@ func upstreamExpiredCert(ctx context.Context, t *T) error {
 	}
 
 	// c2: the private CA by reference, a valid certificate.
-	sha, err := st.Repo.WriteCommit("config.yaml", tlsConfigYAML(goodURL, "c2", ca.path), "c2: https upstream of a private CA")
+	sha, err := t.pushServed(ctx, st, tlsConfigYAML(goodURL, "c2", ca.path), "c2: https upstream of a private CA", "c2")
 	if err != nil {
-		return err
-	}
-	if _, err := st.Webhook(ctx); err != nil {
-		return err
-	}
-	if err := t.waitServed(ctx, st, sha, "c2"); err != nil {
 		return err
 	}
 	t.Logf("c2: the https upstream of a private CA serves with caRef")
