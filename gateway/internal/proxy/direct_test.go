@@ -397,3 +397,36 @@ func TestDirectFlushesStreamHeadFirst(t *testing.T) {
 		t.Fatalf("direct path took %d attempts, want 1", taken.Load())
 	}
 }
+
+// TestDirectKeepsGatewayHeadersNamedInConnection: a client that names the
+// gateway's own forwarding and correlation headers in Connection cannot
+// have them dropped on the way upstream: the names are removed from what
+// the client sent, before the gateway sets its own.
+func TestDirectKeepsGatewayHeadersNamedInConnection(t *testing.T) {
+	t.Parallel()
+	got := make(chan http.Header, 1)
+	up := httptest.NewServer(http.HandlerFunc(func(_ http.ResponseWriter, r *http.Request) { got <- r.Header.Clone() }))
+	t.Cleanup(up.Close)
+	rt, fw := newDirectRoute(t, up.URL, schemas.Route{})
+	var taken atomic.Int64
+	fw.onDirect = func() { taken.Add(1) }
+	r := httptest.NewRequest(http.MethodGet, "http://gw.example/x", nil)
+	r.RemoteAddr = "192.0.2.7:4711"
+	r.Header = http.Header{
+		"Connection":      {"X-Forwarded-For, X-Forwarded-Proto, X-Forwarded-Host, X-Request-Id"},
+		"X-Forwarded-For": {"6.6.6.6"},
+	}
+	rt.ServeHTTP(httptest.NewRecorder(), r)
+	if taken.Load() != 1 {
+		t.Fatalf("direct path took %d attempts, want 1", taken.Load())
+	}
+	h := <-got
+	for k, want := range map[string]string{"X-Forwarded-For": "192.0.2.7", "X-Forwarded-Proto": "http", "X-Forwarded-Host": "gw.example"} {
+		if h.Get(k) != want {
+			t.Errorf("upstream got %s %q, want %q", k, h.Get(k), want)
+		}
+	}
+	if h.Get("X-Request-Id") == "" {
+		t.Error("upstream got no X-Request-Id")
+	}
+}
