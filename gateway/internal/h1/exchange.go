@@ -72,6 +72,7 @@ type exchange struct {
 	watchMu     sync.Mutex
 	watchConn   net.Conn // the connection check looks at; nil: none
 	watchNoBody bool     // the request came without a body
+	watchArmed  bool     // watch will fire (check rearms it)
 
 	stream    *stream
 	inline    bool          // the handler runs on fasthttp's goroutine

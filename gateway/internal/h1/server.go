@@ -292,19 +292,26 @@ func (ex *exchange) wait(fctx *fasthttp.RequestCtx) mode {
 	return m
 }
 
-// watchStart starts looking whether the client is gone (see wait).
+// watchStart starts looking whether the client is gone (see wait). The
+// timer is not reset per request: once armed it fires within watchEvery
+// and rearms itself while a request is in flight (check), so that a
+// request on a busy exchange costs no timer operation; it disarms when it
+// finds none.
 func (ex *exchange) watchStart(fctx *fasthttp.RequestCtx) {
 	ex.watchMu.Lock()
 	ex.watchConn = baseConn(fctx.Conn())
 	ex.watchNoBody = ex.req.ContentLength == 0 // the handler may change it
+	if !ex.watchArmed {
+		ex.watchArmed = true
+		ex.watch.Reset(watchEvery)
+	}
 	ex.watchMu.Unlock()
-	ex.watch.Reset(watchEvery)
 }
 
-// watchStop stops it once the handler has returned.
+// watchStop ends the looking once the handler has returned; it waits for
+// a check under way.
 func (ex *exchange) watchStop() {
-	ex.watch.Stop()
-	ex.watchMu.Lock() // waits for a check under way
+	ex.watchMu.Lock()
 	ex.watchConn = nil
 	ex.watchMu.Unlock()
 }
@@ -314,13 +321,15 @@ func (ex *exchange) check() {
 	ex.watchMu.Lock()
 	defer ex.watchMu.Unlock()
 	if ex.watchConn == nil {
-		return // the request has ended
+		ex.watchArmed = false // no request: the next one arms it again
+		return
 	}
 	// Not while the handler may be blocked reading the body: the peek
 	// would wait for the connection's read lock.
 	idle := ex.watchNoBody || ex.bodyDone.Load()
 	if idle && peerClosed(ex.watchConn) {
 		ex.cctx.cancel()
+		ex.watchArmed = false
 		return
 	}
 	ex.watch.Reset(watchEvery)

@@ -154,26 +154,55 @@ func TestHijackKeepsBufferedBytes(t *testing.T) {
 }
 
 // A client that closes its connection while the handler waits cancels
-// the request's context, as net/http's background read does.
+// the request's context, as net/http's background read does: on a first
+// request, after quick requests on the same connection (the watch timer
+// armed and rearming), and after an idle spell (the timer disarmed).
 func TestClientGoneCancelsTheContext(t *testing.T) {
 	t.Parallel()
-	canceled := make(chan error, 1)
-	entered := make(chan struct{})
-	addr := start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		close(entered)
-		select {
-		case <-r.Context().Done():
-			canceled <- r.Context().Err()
-		case <-time.After(5 * time.Second):
-			canceled <- nil
-		}
-	}))
-	c, _ := dial(t, addr)
-	_, _ = io.WriteString(c, "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
-	<-entered
-	_ = c.Close()
-	if err := <-canceled; !errors.Is(err, context.Canceled) {
-		t.Fatalf("context ended with %v, want canceled", err)
+	for _, tc := range []struct {
+		name  string
+		quick int           // quick requests before the slow one
+		idle  time.Duration // pause before the slow one
+	}{
+		{name: "first request"},
+		{name: "after quick requests", quick: 50},
+		{name: "after an idle spell", quick: 3, idle: 3 * watchEvery / 2},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			canceled := make(chan error, 1)
+			entered := make(chan struct{})
+			addr := start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if r.URL.Path == "/quick" {
+					_, _ = io.WriteString(w, "ok")
+					return
+				}
+				close(entered)
+				select {
+				case <-r.Context().Done():
+					canceled <- r.Context().Err()
+				case <-time.After(5 * time.Second):
+					canceled <- nil
+				}
+			}))
+			c, br := dial(t, addr)
+			for range tc.quick {
+				_, _ = io.WriteString(c, "GET /quick HTTP/1.1\r\nHost: x\r\n\r\n")
+				res, err := http.ReadResponse(br, nil)
+				if err != nil {
+					t.Fatalf("quick request: %v", err)
+				}
+				_, _ = io.Copy(io.Discard, res.Body)
+				_ = res.Body.Close()
+			}
+			time.Sleep(tc.idle)
+			_, _ = io.WriteString(c, "GET /slow HTTP/1.1\r\nHost: x\r\n\r\n")
+			<-entered
+			_ = c.Close()
+			if err := <-canceled; !errors.Is(err, context.Canceled) {
+				t.Fatalf("context ended with %v, want canceled", err)
+			}
+		})
 	}
 }
 
