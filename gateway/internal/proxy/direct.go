@@ -37,7 +37,8 @@ import (
 // forward serves one attempt of the request out (the route's request with
 // the attempt's context) on w.
 func (f *Forwarder) forward(w http.ResponseWriter, out *http.Request, ex *exchange) {
-	if f.noDirect || f.pool == nil || !directEligible(out) || !f.pool.FastTarget(ex.target) {
+	ex.direct = !f.noDirect && f.pool != nil && directEligible(out) && f.pool.FastTarget(ex.target)
+	if !ex.direct {
 		f.rp.ServeHTTP(w, out)
 		return
 	}
@@ -155,10 +156,9 @@ func (f *Forwarder) direct(w http.ResponseWriter, in *http.Request, ex *exchange
 		return
 	}
 	// As ReverseProxy: an event stream, and a body of unknown length, is
-	// flushed on every write (modifyResponse leaves an event stream's
-	// Content-Type behind for this).
+	// flushed on every write. modifyResponse has shared every header
+	// with w's, and left res.Header as it was for this.
 	flush := res.ContentLength == -1 || isEventStreamType(res.Header)
-	copyHeader(w.Header(), res.Header)
 	announced := len(res.Trailer)
 	if announced > 0 {
 		names := make([]string, 0, announced)

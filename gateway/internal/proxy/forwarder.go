@@ -110,8 +110,9 @@ type exchange struct {
 	// gRPC upstream holding the same deadline may end the call first.
 	deadline time.Time
 
-	// out and outURL are the outgoing request of an attempt on the direct
-	// path (direct.go).
+	// direct is whether the attempt takes the direct path (direct.go);
+	// out and outURL are its outgoing request.
+	direct bool
 	out    http.Request
 	outURL url.URL
 
@@ -223,7 +224,7 @@ func (f *Forwarder) modifyResponse(res *http.Response) error {
 	}
 	ex.route.respHeaders.apply(res.Header)
 	if res.StatusCode != http.StatusSwitchingProtocols {
-		moveHeaders(ex.w.Header(), res.Header)
+		moveHeaders(ex.w.Header(), res.Header, ex.direct)
 	}
 	return nil
 }
@@ -235,9 +236,12 @@ func (f *Forwarder) modifyResponse(res *http.Response) error {
 // choice finds no Content-Type to parse (mime.ParseMediaType allocates).
 // An event stream's Content-Type stays behind for ReverseProxy to copy and
 // see, so it is still flushed on every write; a response without
-// Content-Length is flushed on every write either way.
-func moveHeaders(dst, src http.Header) {
-	stream := isEventStream(src)
+// Content-Length is flushed on every write either way. On the direct path
+// (direct), which copies nothing after this and reads the Content-Type from
+// src itself, every header is shared and src is left as it was: deleting
+// each key was about 2% of the gateway's CPU.
+func moveHeaders(dst, src http.Header, direct bool) {
+	stream := !direct && isEventStream(src)
 	for k, v := range src {
 		if len(v) == 0 || stream && k == "Content-Type" {
 			continue // nothing to add, or left for ReverseProxy
@@ -246,7 +250,9 @@ func moveHeaders(dst, src http.Header) {
 			v = append(prior, v...)
 		}
 		dst[k] = v
-		delete(src, k)
+		if !direct {
+			delete(src, k)
+		}
 	}
 }
 

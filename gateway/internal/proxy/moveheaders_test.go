@@ -10,6 +10,7 @@ func TestMoveHeaders(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		name             string
+		direct           bool
 		src, dst         http.Header
 		wantSrc, wantDst http.Header
 	}{
@@ -38,11 +39,17 @@ func TestMoveHeaders(t *testing.T) {
 			dst:     http.Header{},
 			wantSrc: http.Header{"X-Empty": {}},
 			wantDst: http.Header{}},
+		{name: "direct path shares all and leaves the upstream's header",
+			direct:  true,
+			src:     http.Header{"Content-Type": {"text/event-stream"}, "Vary": {"Origin"}, "X-Empty": {}},
+			dst:     http.Header{"Vary": {"Accept"}, "X-Request-Id": {"r1"}},
+			wantSrc: http.Header{"Content-Type": {"text/event-stream"}, "Vary": {"Origin"}, "X-Empty": {}},
+			wantDst: http.Header{"Content-Type": {"text/event-stream"}, "Vary": {"Accept", "Origin"}, "X-Request-Id": {"r1"}}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			moveHeaders(tc.dst, tc.src)
+			moveHeaders(tc.dst, tc.src, tc.direct)
 			if !reflect.DeepEqual(tc.src, tc.wantSrc) {
 				t.Errorf("upstream header left %v, want %v", tc.src, tc.wantSrc)
 			}
