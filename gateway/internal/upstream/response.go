@@ -86,6 +86,10 @@ func parseResponse(br *bufio.Reader, req *http.Request) *http.Response {
 			return nil
 		}
 		k = textproto.CanonicalMIMEHeaderKey(k)
+		switch k {
+		case "Transfer-Encoding", "Trailer", "Pragma":
+			return nil // framing and cache rules that net/http applies
+		}
 		v = textproto.TrimString(v) // no CR or LF left in a line: spaces and tabs
 		if prior, ok := h[k]; ok {
 			h[k] = append(prior, v)
@@ -93,9 +97,6 @@ func parseResponse(br *bufio.Reader, req *http.Request) *http.Response {
 		}
 		vals[0] = v
 		h[k], vals = vals[:1:1], vals[1:]
-	}
-	if len(h["Transfer-Encoding"]) > 0 || len(h["Trailer"]) > 0 || len(h["Pragma"]) > 0 {
-		return nil
 	}
 	res.Header = h
 
