@@ -342,11 +342,8 @@ func (ex *exchange) respond(streamed bool) {
 	resp := &ex.fctx.Response
 	if streamed {
 		ex.copyHeader(ex.stream.pre)
-	} else {
-		ex.copyHeader(resp.Body())
-	}
-	if !streamed {
-		ex.setTrailers()
+	} else if ex.copyHeader(resp.Body()) {
+		ex.setTrailers() // the handler has returned: its header is final
 	}
 	isHead := ex.req.Method == http.MethodHead
 	switch {
@@ -373,7 +370,9 @@ func (ex *exchange) respond(streamed bool) {
 // copyHeader copies the handler's status and header to fasthttp's
 // response; body is the start of the body, to sniff a missing
 // Content-Type from.
-func (ex *exchange) copyHeader(body []byte) {
+// It reports whether the header holds a Trailer or a http.TrailerPrefix
+// name, which setTrailers looks for.
+func (ex *exchange) copyHeader(body []byte) (trailers bool) {
 	resp := &ex.fctx.Response
 	if !ex.wroteHeader {
 		ex.WriteHeader(http.StatusOK)
@@ -385,6 +384,7 @@ func (ex *exchange) copyHeader(body []byte) {
 		case "Content-Length", "Transfer-Encoding":
 			continue
 		case "Trailer":
+			trailers = true
 			for _, v := range vv {
 				_ = resp.Header.AddTrailer(v) // fasthttp refuses forbidden names
 			}
@@ -400,6 +400,7 @@ func (ex *exchange) copyHeader(body []byte) {
 			continue
 		}
 		if len(k) > len(http.TrailerPrefix) && k[:len(http.TrailerPrefix)] == http.TrailerPrefix {
+			trailers = true
 			continue
 		}
 		if !httpguts.ValidHeaderFieldName(k) {
@@ -418,6 +419,7 @@ func (ex *exchange) copyHeader(body []byte) {
 			resp.Header.SetContentType(http.DetectContentType(b))
 		}
 	}
+	return trailers
 }
 
 // setTrailers gives fasthttp the trailer values the handler set: the

@@ -295,22 +295,34 @@ func TestResponseHeaderNewlinesCannotSplitTheAnswer(t *testing.T) {
 }
 
 // Trailers the handler announces or sets with http.TrailerPrefix follow
-// the body, whether it streamed or not.
+// the body, whether it streamed or not, and a prefixed one alone too.
 func TestTrailersFollowTheBody(t *testing.T) {
 	t.Parallel()
 	addr := start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Trailer", "X-Sum")
+		announce := r.URL.Path != "/prefixed-only"
+		if announce {
+			w.Header().Set("Trailer", "X-Sum")
+		}
 		_, _ = io.WriteString(w, "body")
 		if r.URL.Path == "/flushed" {
 			w.(http.Flusher).Flush()
 		}
-		w.Header().Set("X-Sum", "42")
+		if announce {
+			w.Header().Set("X-Sum", "42")
+		}
 		w.Header().Set(http.TrailerPrefix+"X-Late", "late")
 	}))
-	for _, path := range []string{"/flushed", "/buffered"} {
-		t.Run(path, func(t *testing.T) {
+	for _, tc := range []struct {
+		path string
+		want map[string]string
+	}{
+		{"/flushed", map[string]string{"X-Sum": "42", "X-Late": "late"}},
+		{"/buffered", map[string]string{"X-Sum": "42", "X-Late": "late"}},
+		{"/prefixed-only", map[string]string{"X-Late": "late"}},
+	} {
+		t.Run(tc.path, func(t *testing.T) {
 			c, br := dial(t, addr)
-			_, _ = io.WriteString(c, "GET "+path+" HTTP/1.1\r\nHost: x\r\n\r\n")
+			_, _ = io.WriteString(c, "GET "+tc.path+" HTTP/1.1\r\nHost: x\r\n\r\n")
 			resp, err := http.ReadResponse(br, nil)
 			if err != nil {
 				t.Fatal(err)
@@ -319,11 +331,13 @@ func TestTrailersFollowTheBody(t *testing.T) {
 			if err != nil || string(b) != "body" {
 				t.Fatalf("body %q, %v", b, err)
 			}
-			if got := resp.Trailer.Get("X-Sum"); got != "42" {
-				t.Errorf("trailer X-Sum %q, want 42 (trailers %v)", got, resp.Trailer)
+			if len(resp.Trailer) != len(tc.want) {
+				t.Errorf("trailers %v, want %v", resp.Trailer, tc.want)
 			}
-			if got := resp.Trailer.Get("X-Late"); got != "late" {
-				t.Errorf("trailer X-Late %q, want late (trailers %v)", got, resp.Trailer)
+			for k, v := range tc.want {
+				if got := resp.Trailer.Get(k); got != v {
+					t.Errorf("trailer %s %q, want %q (trailers %v)", k, got, v, resp.Trailer)
+				}
 			}
 		})
 	}
