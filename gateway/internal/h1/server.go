@@ -138,6 +138,9 @@ func New(opts Options) *Server {
 		// Idle workers (and their grown stacks) stay for a burst, not
 		// for ten seconds.
 		MaxIdleWorkerDuration: 2 * time.Second,
+		// Nothing reads the request time fasthttp would take for every
+		// request (a clock read, 1% of the CPU): the core takes its own.
+		LazyRequestTime: true,
 		// Every answer is flushed before the next request is read, so
 		// that an inline handler may write to the connection itself
 		// (inline.go); it also releases each connection's writer

@@ -213,6 +213,13 @@ func WithParams(r *http.Request, params map[string]string) *http.Request {
 	return r.WithContext(context.WithValue(r.Context(), paramsKey{}, params))
 }
 
+// epoch anchors clock.
+var epoch = time.Now()
+
+// clock reads the monotonic clock alone, as a time since epoch: the
+// backend's latency is a duration, and time.Now reads the wall clock too.
+func clock() time.Duration { return time.Since(epoch) }
+
 // Cancellation causes that tell a timeout apart from a client that left.
 var (
 	errRouteTimeout = errors.New("route timeout")
@@ -221,7 +228,7 @@ var (
 
 // ServeHTTP forwards r to a backend of the route.
 func (rt *Route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	start := time.Now()
+	start := clock()
 	rt.active.Add(1)
 	defer rt.active.Add(-1)
 
@@ -230,7 +237,7 @@ func (rt *Route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// No outer handler started the request (the route is served on
 		// its own): the route does.
 		ob = &Observation{}
-		ob.init(rt.opts, w, r, start)
+		ob.init(rt.opts, w, r, time.Now())
 		defer ob.End()
 		w = ob
 	}
@@ -547,12 +554,12 @@ func writeFailure(w http.ResponseWriter, ex *exchange) int {
 }
 
 // countDone counts the request that be served on ob when it ends.
-func countDone(be *backend, ob *Observation, start time.Time) {
+func countDone(be *backend, ob *Observation, start time.Duration) {
 	status := 0
 	if ob.wroteHeader {
 		status = ob.status
 	}
-	be.traffic.Done(status, time.Since(start))
+	be.traffic.Done(status, clock()-start)
 }
 
 // countFailure counts an attempt that ended as k when the gateway answers

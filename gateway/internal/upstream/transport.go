@@ -408,6 +408,14 @@ func (b *fastBody) Close() error {
 	return nil
 }
 
+// epoch anchors clock.
+var epoch = time.Now()
+
+// clock reads the monotonic clock alone, as a time since epoch: idle times
+// are durations, and time.Now reads the wall clock too, twice the cost on
+// every request.
+func clock() time.Duration { return time.Since(epoch) }
+
 // connPool holds the idle connections of one target.
 type connPool struct {
 	addr    string
@@ -437,7 +445,7 @@ func (cp *connPool) get(ctx context.Context, d *net.Dialer, fresh bool) (*persis
 		// answer with a Content-Length, a 204, a 304 or a complete body)
 		// after the connection went idle, and that response must never be
 		// read as the answer to the next request.
-		if time.Since(pc.since) > idleTimeout || !pc.probe.alive() {
+		if clock()-pc.since > idleTimeout || !pc.probe.alive() {
 			_ = pc.conn.Close()
 			continue
 		}
@@ -458,7 +466,7 @@ func (cp *connPool) get(ctx context.Context, d *net.Dialer, fresh bool) (*persis
 
 // put keeps pc for reuse, or closes it when the pool is full or closed.
 func (cp *connPool) put(pc *persistConn) {
-	pc.since = time.Now()
+	pc.since = clock()
 	cp.mu.Lock()
 	if cp.closed || len(cp.idle) >= cp.maxIdle {
 		cp.mu.Unlock()
@@ -466,7 +474,7 @@ func (cp *connPool) put(pc *persistConn) {
 		return
 	}
 	var expired *persistConn
-	if len(cp.idle) > 0 && pc.since.Sub(cp.idle[0].since) > idleTimeout {
+	if len(cp.idle) > 0 && pc.since-cp.idle[0].since > idleTimeout {
 		expired = cp.idle[0]
 		cp.idle = append(cp.idle[:0], cp.idle[1:]...)
 	}
@@ -493,8 +501,8 @@ type persistConn struct {
 	cr    connReader
 	br    *bufio.Reader
 	bw    *bufio.Writer
-	since time.Time // when it went idle
-	probe *prober   // checks the idle connection before reuse
+	since time.Duration // when it went idle (clock)
+	probe *prober       // checks the idle connection before reuse
 	// abortFn and unwatchFn are pc.abort and pc.unwatch, made once per
 	// connection rather than once per exchange (a method value allocates).
 	abortFn   func()

@@ -349,6 +349,41 @@ func TestFastTransportCloseIdle(t *testing.T) {
 	}
 }
 
+// A connection idle for longer than idleTimeout is not reused: the next
+// request dials, and the stale connection is closed.
+func TestFastTransportIdleTimeout(t *testing.T) {
+	t.Parallel()
+	s := rawtest.Start(t, func(w io.Writer, _ *http.Request, _ []byte, _ int) bool {
+		_, _ = io.WriteString(w, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		return true
+	})
+	p := fastPool(t, s.Addr, nil)
+	get := func() {
+		t.Helper()
+		if _, _, err := do(context.Background(), p.Transport(), http.MethodGet, s.Addr, ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	get()
+	get()
+	if n := s.Accepts(); n != 1 {
+		t.Fatalf("%d connections for two requests in a row, want 1 (reused)", n)
+	}
+	cp := (*p.fast.conns.Load())[s.Addr]
+	cp.mu.Lock()
+	cp.idle[0].since -= idleTimeout + time.Second // idle for longer than the timeout
+	cp.mu.Unlock()
+	get()
+	if n := s.Accepts(); n != 2 {
+		t.Fatalf("%d connections after the idle timeout, want 2 (a new one)", n)
+	}
+	cp.mu.Lock()
+	defer cp.mu.Unlock()
+	if n := len(cp.idle); n != 1 {
+		t.Fatalf("%d idle connections, want 1: the stale one closed", n)
+	}
+}
+
 // FuzzWriteRequest checks that what writeRequest accepts reads back as
 // the same request, and that no value can smuggle a header or a second
 // request.
