@@ -163,7 +163,13 @@ type headerOps struct {
 	add    []kv
 }
 
-type kv struct{ k, v string }
+// kv is one header to set or add. vs is v as a value list, made once:
+// set shares it with every request instead of allocating one; its capacity
+// is 1, so that an append to it copies.
+type kv struct {
+	k, v string
+	vs   []string
+}
 
 func compileHeaderOps(h *schemas.HeaderOps, path string, diag func(path, format string, args ...any)) *headerOps {
 	if h == nil || (len(h.Set) == 0 && len(h.Add) == 0 && len(h.Remove) == 0) {
@@ -193,7 +199,7 @@ func compileHeaderOps(h *schemas.HeaderOps, path string, diag func(path, format 
 	}{{"set", h.Set, &ops.set}, {"add", h.Add, &ops.add}} {
 		for name, v := range m.src {
 			if check(m.field, name, v) {
-				*m.dst = append(*m.dst, kv{textproto.CanonicalMIMEHeaderKey(name), v})
+				*m.dst = append(*m.dst, kv{k: textproto.CanonicalMIMEHeaderKey(name), v: v, vs: []string{v}[:1:1]})
 			}
 		}
 		sort.Slice(*m.dst, func(i, j int) bool { return (*m.dst)[i].k < (*m.dst)[j].k })
@@ -212,7 +218,7 @@ func (o *headerOps) apply(h http.Header) {
 	}
 	for _, e := range o.set {
 		headers.DeleteAll(h, e.k)
-		h[e.k] = []string{e.v}
+		h[e.k] = e.vs
 	}
 	for _, e := range o.add {
 		h[e.k] = append(h[e.k], e.v)
