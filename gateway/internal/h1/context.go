@@ -16,11 +16,19 @@ import (
 type reqCtx struct {
 	parent context.Context // the server's base context, for Value
 
-	mu    sync.Mutex
-	done  chan struct{} // made on first Done, nil until then
-	err   error
-	funcs []*afterFunc
+	mu       sync.Mutex
+	done     chan struct{} // made on first Done, nil until then
+	err      error
+	funcs    []*afterFunc
+	children []Child
 }
+
+// Child is a context derived from a request's that AddChild tells of the
+// request's cancellation without a callback allocated per request: the
+// core's route context, which every proxied request has. It is an alias,
+// so that the core's interface, which names no type of this package,
+// matches AddChild and RemoveChild.
+type Child = interface{ ParentCanceled() }
 
 type afterFunc struct{ f func() }
 
@@ -76,6 +84,35 @@ func (c *reqCtx) AfterFunc(f func()) func() bool {
 	}
 }
 
+// AddChild has ch.ParentCanceled run in its own goroutine once c is
+// canceled (at once if it is), as AfterFunc, until RemoveChild.
+func (c *reqCtx) AddChild(ch Child) {
+	c.mu.Lock()
+	if c.err != nil {
+		c.mu.Unlock()
+		go ch.ParentCanceled()
+		return
+	}
+	c.children = append(c.children, ch)
+	c.mu.Unlock()
+}
+
+// RemoveChild undoes AddChild; it reports whether ch was still waiting.
+func (c *reqCtx) RemoveChild(ch Child) bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for i, g := range c.children {
+		if g == ch {
+			n := len(c.children) - 1
+			copy(c.children[i:], c.children[i+1:])
+			c.children[n] = nil // no reference kept past the request
+			c.children = c.children[:n]
+			return true
+		}
+	}
+	return false
+}
+
 // cancel ends the request's context with context.Canceled.
 func (c *reqCtx) cancel() {
 	c.mu.Lock()
@@ -87,11 +124,14 @@ func (c *reqCtx) cancel() {
 	if c.done != nil {
 		close(c.done)
 	}
-	funcs := c.funcs
-	c.funcs = nil
+	funcs, children := c.funcs, c.children
+	c.funcs, c.children = nil, nil
 	c.mu.Unlock()
 	for _, a := range funcs {
 		go a.f()
+	}
+	for _, ch := range children {
+		go ch.ParentCanceled()
 	}
 }
 
@@ -100,6 +140,8 @@ func (c *reqCtx) start() {
 	c.mu.Lock()
 	clear(c.funcs)
 	c.funcs = c.funcs[:0]
+	clear(c.children)
+	c.children = c.children[:0]
 	c.mu.Unlock()
 }
 

@@ -24,8 +24,10 @@ import (
 type exchangeCtx struct {
 	parent context.Context
 	ex     *exchange
-	// stopParent ends the watch on parent's cancellation.
+	// stopParent ends the watch on parent's cancellation; adopter is the
+	// parent that watches for it instead, without a callback.
 	stopParent func() bool
+	adopter    adopter
 
 	mu    sync.Mutex
 	done  chan struct{} // made by the first Done; nil until then
@@ -41,15 +43,29 @@ func (c *exchangeCtx) init(parent context.Context, ex *exchange) {
 	if parent.Done() == nil {
 		return // never canceled
 	}
-	if a, ok := parent.(interface{ AfterFunc(func()) func() bool }); ok {
+	if a, ok := parent.(adopter); ok {
+		c.adopter = a
+		a.AddChild(c)
+	} else if a, ok := parent.(interface{ AfterFunc(func()) func() bool }); ok {
 		c.stopParent = a.AfterFunc(c.parentDone)
 	} else {
 		c.stopParent = context.AfterFunc(parent, c.parentDone)
 	}
 }
 
+// adopter is a parent context that tells its children of its
+// cancellation by a method (the HTTP/1.1 adapter's request context), where
+// AfterFunc would cost a callback and a stop function per request.
+type adopter interface {
+	AddChild(interface{ ParentCanceled() })
+	RemoveChild(interface{ ParentCanceled() }) bool
+}
+
 // parentDone cancels c with the parent's cause.
 func (c *exchangeCtx) parentDone() { c.cancel(context.Cause(c.parent)) }
+
+// ParentCanceled is parentDone, for an adopter.
+func (c *exchangeCtx) ParentCanceled() { c.parentDone() }
 
 // cancel cancels c with cause (nil: context.Canceled); only the first
 // call counts. It interrupts the watched connection at once and runs the
@@ -83,7 +99,9 @@ func (c *exchangeCtx) cancel(cause error) {
 			f()
 		}
 	}
-	if c.stopParent != nil {
+	if c.adopter != nil {
+		c.adopter.RemoveChild(c)
+	} else if c.stopParent != nil {
 		c.stopParent()
 	}
 }
