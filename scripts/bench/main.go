@@ -50,6 +50,7 @@ func main() {
 		idle      = flag.Duration("idle", time.Minute, "idle window over which -mode fleet counts Git requests")
 		idlePoll  = flag.Duration("idle-poll", 5*time.Second, "agents' --poll-interval during -mode fleet's idle windows")
 		upstream  = flag.String("upstream", "", "internal: serve as the benchmark upstream on this address")
+		baseline  = flag.String("baseline", "", "a gateway binary built from another revision (go build -o PATH ./gateway there): -mode throughput runs it too, as \"gitgate baseline\", interleaved with the others, and reports the paired ratios to it")
 	)
 	flag.Parse()
 	if *upstream != "" {
@@ -59,7 +60,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	cfg := benchConfig{mode: *mode, duration: *duration, runs: *runs, conns: *conns, reloads: *reloads, interval: *interval, only: *only, install: !*noInstall,
-		replicas: max(*replicas, 2), idle: *idle, idlePoll: *idlePoll, goodCommits: *goodCount}
+		replicas: max(*replicas, 2), idle: *idle, idlePoll: *idlePoll, goodCommits: *goodCount, baseline: *baseline}
 	report, err := run(ctx, cfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -76,6 +77,7 @@ func main() {
 
 type benchConfig struct {
 	mode        string
+	baseline    string // another build of the gateway, for -mode throughput
 	duration    time.Duration
 	runs, conns int
 	reloads     int

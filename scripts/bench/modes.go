@@ -125,6 +125,9 @@ func throughput(ctx context.Context, cfg benchConfig, env benchEnv) (string, err
 		&gitgate{bin: env.gateway, label: "gitgate net/http 10k routes", routes: 10000, http1: "net"},
 		&gitgate{bin: env.gateway, label: "gitgate net/http policy chain", policies: true, http1: "net"},
 	}
+	if cfg.baseline != "" {
+		targets = append(targets[:2:2], append([]target{&gitgate{bin: cfg.baseline, label: "gitgate baseline"}}, targets[2:]...)...)
+	}
 	active, samples, err := interleave(ctx, cfg, env, targets)
 	if err != nil {
 		return "", err
@@ -196,6 +199,10 @@ func pairedSummary(samples map[string][]sample, rps func(sample) float64) string
 		add(g+" 10k routes / 1 route: %.3f", g+" 10k routes", g, rps, same)
 		add(g+" policy chain cost per request: %+.1f%%", g, g+" policy chain", rps, func(r float64) float64 { return 100 * (r - 1) })
 	}
+	add("gitgate / gitgate baseline requests/s: %.3f", "gitgate", "gitgate baseline", rps, same)
+	add("gitgate / gitgate baseline CPU per request: %.3f", "gitgate", "gitgate baseline", cpu, same)
+	add("gitgate baseline / nginx requests/s: %.2f", "gitgate baseline", "nginx", rps, same)
+	add("gitgate baseline / nginx CPU per request: %.2f", "gitgate baseline", "nginx", cpu, same)
 	if len(lines) == 0 {
 		return ""
 	}

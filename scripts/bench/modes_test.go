@@ -56,3 +56,20 @@ func TestPairedSummaryNamesThePairsThatRan(t *testing.T) {
 		t.Errorf("summary names a pair that did not run:\n%s", got)
 	}
 }
+
+func TestPairedSummaryComparesTheBaselineBuild(t *testing.T) {
+	t.Parallel()
+	samples := map[string][]sample{
+		"gitgate":          samplesOf(22, 40, 18),
+		"gitgate baseline": samplesOf(20, 40, 20),
+		"nginx":            samplesOf(40, 80, 30),
+	}
+	got := pairedSummary(samples, func(s sample) float64 { return s.wrk.RPS })
+	// Ratios within each run: 1.1, 1.0, 0.9 against the baseline; 0.5,
+	// 0.5, 0.667 for the baseline against nginx.
+	for _, want := range []string{"gitgate / gitgate baseline requests/s: 1.000", "gitgate baseline / nginx requests/s: 0.50"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("summary lacks %q:\n%s", want, got)
+		}
+	}
+}
