@@ -36,7 +36,7 @@ import (
 
 func main() {
 	var (
-		mode      = flag.String("mode", "throughput", "throughput | tls (gitgate and nginx listening with TLS on one self-signed ECDSA P-256 certificate, beside plain) | cache (cache-hit throughput: gitgate's response cache against nginx's proxy_cache on the same route, beside both uncached) | reload | sync (push-to-serve latency over 50 commits per run, and idle RSS) | autorollback (detection time of a bad commit at 200 req/s per run, false rollbacks over 30 good commits in the first run) | fleet (push-to-serve and rollback-to-served over -replicas pairs, -runs rounds each, and Git requests while idle) | ratelimit (one route behind a rate limit in memory and in a loopback redis-server, and without one) | correlation (request ids and traceparent with span export off, and export on at sampling 0 and 1)")
+		mode      = flag.String("mode", "throughput", "throughput | tls (gitgate and nginx listening with TLS on one self-signed ECDSA P-256 certificate, beside plain) | cache (cache-hit throughput: gitgate's response cache against nginx's proxy_cache on the same route, beside both uncached) | reload | sync (push-to-serve latency over 50 commits per run, and idle RSS) | autorollback (detection time of a bad commit at 200 req/s per run, false rollbacks over 30 good commits in the first run) | fleet (push-to-serve and rollback-to-served over -replicas pairs, -runs rounds each, and Git requests while idle) | ratelimit (one route behind a rate limit in memory and in a loopback redis-server, and without one) | correlation (request ids and traceparent with span export off, and export on at sampling 0 and 1) | ab (gitgate and a -baseline build loaded at the same time, CPU per request compared)")
 		duration  = flag.Duration("duration", 10*time.Second, "load time per measurement")
 		runs      = flag.Int("runs", 3, "interleaved runs per target (medians are reported)")
 		conns     = flag.Int("conns", 64, "wrk connections")
@@ -114,7 +114,7 @@ func ensureTools(install bool, mode string) error {
 	if mode == "ratelimit" { // redis-server is the only peer
 		need = map[string]string{"wrk": "wrk", "taskset": "util-linux", "redis-server": "redis-server"}
 	}
-	if mode == "correlation" { // gitgate only
+	if mode == "correlation" || mode == "ab" { // gitgate only
 		delete(need, "nginx")
 		delete(need, "caddy")
 		delete(need, "haproxy")
@@ -196,6 +196,8 @@ func run(ctx context.Context, cfg benchConfig) (string, error) {
 	switch cfg.mode {
 	case "throughput":
 		return throughput(ctx, cfg, env)
+	case "ab":
+		return abCompare(ctx, cfg, env)
 	case "tls":
 		return tlsThroughput(ctx, cfg, env)
 	case "cache":

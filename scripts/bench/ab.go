@@ -1,0 +1,88 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+)
+
+// abCompare loads the gateway and a baseline build of it at the same time,
+// both pinned to the proxy CPU, each with half of the connections, and
+// compares their CPU per request over the same window: whatever the host's
+// speed does then, both builds see it, which runs one after the other do
+// not. It reports the median over runs of the ratio gitgate / baseline.
+func abCompare(ctx context.Context, cfg benchConfig, env benchEnv) (string, error) {
+	if cfg.baseline == "" {
+		return "", errors.New("-mode ab needs -baseline: a gateway binary built from another revision")
+	}
+	builds := []*gitgate{{bin: env.gateway, label: "gitgate"}, {bin: cfg.baseline, label: "gitgate baseline"}}
+	var ratios, rpsRatios []float64
+	var b strings.Builder
+	fmt.Fprintf(&b, "## gitgate against a baseline build, loaded at the same time (%d runs of %v, %d connections each, both on CPU 1)\n\n", cfg.runs, cfg.duration, cfg.conns/2)
+	fmt.Fprintf(&b, "Machine: %s\n\n| run | gitgate req/s | baseline req/s | gitgate CPU µs/req | baseline CPU µs/req | CPU/req ratio |\n|---|---:|---:|---:|---:|---:|\n", machineLine())
+	for run := range cfg.runs {
+		s, err := abRun(ctx, cfg, env, builds)
+		if err != nil {
+			return "", err
+		}
+		r := s[0].cpuPerReqUS / s[1].cpuPerReqUS
+		ratios = append(ratios, r)
+		rpsRatios = append(rpsRatios, s[0].wrk.RPS/s[1].wrk.RPS)
+		fmt.Fprintf(os.Stderr, "run %d gitgate %.0f req/s %.1fus/req, baseline %.0f req/s %.1fus/req, ratio %.3f\n", run+1, s[0].wrk.RPS, s[0].cpuPerReqUS, s[1].wrk.RPS, s[1].cpuPerReqUS, r)
+		fmt.Fprintf(&b, "| %d | %.0f | %.0f | %.1f | %.1f | %.3f |\n", run+1, s[0].wrk.RPS, s[1].wrk.RPS, s[0].cpuPerReqUS, s[1].cpuPerReqUS, r)
+	}
+	fmt.Fprintf(&b, "\ngitgate / baseline CPU per request, median: %.3f; requests/s, median: %.3f\n", median(ratios), median(rpsRatios))
+	return b.String(), nil
+}
+
+// abRun starts both builds, warms them, and loads them at once.
+func abRun(ctx context.Context, cfg benchConfig, env benchEnv, builds []*gitgate) ([]sample, error) {
+	urls := make([]string, len(builds))
+	for i, g := range builds {
+		dir := filepath.Join(env.dir, fmt.Sprintf("ab%d", i)) // a socket and a state dir each
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, err
+		}
+		url, err := g.Start(ctx, dir, env.proxyCPU, env.upstream)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", g.Name(), err)
+		}
+		defer g.Stop()
+		urls[i] = url
+	}
+	load := func(d time.Duration) ([]sample, error) {
+		out := make([]sample, len(builds))
+		errs := make([]error, len(builds))
+		before := make([]int64, len(builds))
+		for i, g := range builds {
+			before[i] = g.Proc().cpuTicks()
+		}
+		var wg sync.WaitGroup
+		for i := range builds {
+			wg.Go(func() {
+				r, log, err := runWrk(ctx, env.loadCPU, cfg.conns/2, d, urls[i]+"/")
+				if err != nil {
+					errs[i] = fmt.Errorf("%s: %w\n%s", builds[i].Name(), err, log)
+					return
+				}
+				out[i].wrk = r
+			})
+		}
+		wg.Wait()
+		for i, g := range builds {
+			if out[i].wrk.Requests > 0 {
+				out[i].cpuPerReqUS = float64(g.Proc().cpuTicks()-before[i]) * float64(clockTick.Microseconds()) / float64(out[i].wrk.Requests)
+			}
+		}
+		return out, errors.Join(errs...)
+	}
+	if _, err := load(time.Second); err != nil { // warm-up
+		return nil, err
+	}
+	return load(cfg.duration)
+}
