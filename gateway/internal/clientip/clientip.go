@@ -94,7 +94,7 @@ func Peer(r *http.Request) netip.Addr {
 func splitPeer(remote string) (string, netip.Addr) {
 	host := remote
 	if i := strings.LastIndexByte(remote, ':'); i > 0 {
-		host = strings.Trim(remote[:i], "[]")
+		host = trimBrackets(remote[:i])
 	}
 	a, err := netip.ParseAddr(host)
 	if err != nil || a.Zone() != "" {
@@ -108,6 +108,18 @@ func splitPeer(remote string) (string, netip.Addr) {
 		return a.String(), a
 	}
 	return host, a
+}
+
+// trimBrackets is strings.Trim(s, "[]") without the set that Trim builds
+// on every call: it runs for every request.
+func trimBrackets(s string) string {
+	for len(s) > 0 && (s[0] == '[' || s[0] == ']') {
+		s = s[1:]
+	}
+	for len(s) > 0 && (s[len(s)-1] == '[' || s[len(s)-1] == ']') {
+		s = s[:len(s)-1]
+	}
+	return s
 }
 
 // parseHostAddr parses "ip", "ip:port", "[ipv6]:port" or "[ipv6]". It

@@ -115,7 +115,7 @@ func parseHeaders(s string, h http.Header, vals *[]string) *refusal {
 		if !ok || !httpguts.ValidHeaderFieldName(k) {
 			return refuseHeaderName
 		}
-		v = strings.Trim(v, " \t")
+		v = trimOWS(v)
 		if !httpguts.ValidHeaderFieldValue(v) {
 			return refuseHeaderValue
 		}
@@ -129,6 +129,19 @@ func parseHeaders(s string, h http.Header, vals *[]string) *refusal {
 		h[k] = (*vals)[n : n+1 : n+1]
 	}
 	return nil
+}
+
+// trimOWS trims the optional whitespace around a field value: spaces and
+// tabs, nothing else (a CR left in a value is refused after). It is
+// strings.Trim(v, " \t") without the set that Trim builds on every call.
+func trimOWS(v string) string {
+	for len(v) > 0 && (v[0] == ' ' || v[0] == '\t') {
+		v = v[1:]
+	}
+	for len(v) > 0 && (v[len(v)-1] == ' ' || v[len(v)-1] == '\t') {
+		v = v[:len(v)-1]
+	}
+	return v
 }
 
 // checkFraming applies net/http's rules to Host, Content-Length and

@@ -47,12 +47,13 @@ func parseResponse(br *bufio.Reader, req *http.Request) *http.Response {
 		return nil
 	}
 	head := buf[:end+2] // every line with its CRLF
-	if bytes.Count(head, []byte{'\n'}) > maxFastLines+1 {
+	lf := bytes.Count(head, crlfcrlf[1:2])
+	if lf > maxFastLines+1 {
 		return nil
 	}
 	// Lines end in CRLF and hold no other CR or LF.
 	lines := bytes.Count(head, crlfcrlf[:2])
-	if bytes.Count(head, crlfcrlf[:1]) != lines || bytes.Count(head, crlfcrlf[1:2]) != lines {
+	if lf != lines || bytes.Count(head, crlfcrlf[:1]) != lines {
 		return nil
 	}
 	text := string(head)
@@ -73,7 +74,7 @@ func parseResponse(br *bufio.Reader, req *http.Request) *http.Response {
 	}
 	res.StatusCode, _ = strconv.Atoi(code) // three digits: cannot fail
 
-	n := strings.Count(rest, "\r\n")
+	n := lines - 1 // the header lines, the status line aside
 	h := make(http.Header, n)
 	vals := make([]string, n)
 	for rest != "" {
