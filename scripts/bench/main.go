@@ -36,21 +36,22 @@ import (
 
 func main() {
 	var (
-		mode      = flag.String("mode", "throughput", "throughput | tls (gitgate and nginx listening with TLS on one self-signed ECDSA P-256 certificate, beside plain) | cache (cache-hit throughput: gitgate's response cache against nginx's proxy_cache on the same route, beside both uncached) | reload | sync (push-to-serve latency over 50 commits per run, and idle RSS) | autorollback (detection time of a bad commit at 200 req/s per run, false rollbacks over 30 good commits in the first run) | fleet (push-to-serve and rollback-to-served over -replicas pairs, -runs rounds each, and Git requests while idle) | ratelimit (one route behind a rate limit in memory and in a loopback redis-server, and without one) | correlation (request ids and traceparent with span export off, and export on at sampling 0 and 1) | ab (gitgate and a -baseline build loaded at the same time, CPU per request compared)")
-		duration  = flag.Duration("duration", 10*time.Second, "load time per measurement")
-		runs      = flag.Int("runs", 3, "interleaved runs per target (medians are reported)")
-		conns     = flag.Int("conns", 64, "wrk connections")
-		reloads   = flag.Int("reloads", 200, "reloads in -mode reload, alternating valid and invalid")
-		interval  = flag.Duration("reload-interval", 100*time.Millisecond, "pace of reloads")
-		goodCount = flag.Int("good-commits", 30, "good commits baked for false rollbacks in -mode autorollback")
-		only      = flag.String("only", "", "comma-separated target names to run (default all)")
-		out       = flag.String("out", "", "also write the markdown table to this file")
-		noInstall = flag.Bool("no-install", false, "do not apt-get install missing peers")
-		replicas  = flag.Int("replicas", 20, "agent+gateway pairs in -mode fleet")
-		idle      = flag.Duration("idle", time.Minute, "idle window over which -mode fleet counts Git requests")
-		idlePoll  = flag.Duration("idle-poll", 5*time.Second, "agents' --poll-interval during -mode fleet's idle windows")
-		upstream  = flag.String("upstream", "", "internal: serve as the benchmark upstream on this address")
-		baseline  = flag.String("baseline", "", "a gateway binary built from another revision (go build -o PATH ./gateway there): -mode throughput runs it too, as \"gitgate baseline\", interleaved with the others, and reports the paired ratios to it")
+		mode       = flag.String("mode", "throughput", "throughput | tls (gitgate and nginx listening with TLS on one self-signed ECDSA P-256 certificate, beside plain) | cache (cache-hit throughput: gitgate's response cache against nginx's proxy_cache on the same route, beside both uncached) | reload | sync (push-to-serve latency over 50 commits per run, and idle RSS) | autorollback (detection time of a bad commit at 200 req/s per run, false rollbacks over 30 good commits in the first run) | fleet (push-to-serve and rollback-to-served over -replicas pairs, -runs rounds each, and Git requests while idle) | ratelimit (one route behind a rate limit in memory and in a loopback redis-server, and without one) | correlation (request ids and traceparent with span export off, and export on at sampling 0 and 1) | ab (gitgate and a -baseline build loaded at the same time, CPU per request compared)")
+		duration   = flag.Duration("duration", 10*time.Second, "load time per measurement")
+		runs       = flag.Int("runs", 3, "interleaved runs per target (medians are reported)")
+		conns      = flag.Int("conns", 64, "wrk connections")
+		reloads    = flag.Int("reloads", 200, "reloads in -mode reload, alternating valid and invalid")
+		interval   = flag.Duration("reload-interval", 100*time.Millisecond, "pace of reloads")
+		goodCount  = flag.Int("good-commits", 30, "good commits baked for false rollbacks in -mode autorollback")
+		only       = flag.String("only", "", "comma-separated target names to run (default all)")
+		out        = flag.String("out", "", "also write the markdown table to this file")
+		noInstall  = flag.Bool("no-install", false, "do not apt-get install missing peers")
+		replicas   = flag.Int("replicas", 20, "agent+gateway pairs in -mode fleet")
+		idle       = flag.Duration("idle", time.Minute, "idle window over which -mode fleet counts Git requests")
+		idlePoll   = flag.Duration("idle-poll", 5*time.Second, "agents' --poll-interval during -mode fleet's idle windows")
+		upstream   = flag.String("upstream", "", "internal: serve as the benchmark upstream on this address")
+		gatewayBin = flag.String("gateway", "", "a gateway binary to measure instead of building ./gateway")
+		baseline   = flag.String("baseline", "", "a gateway binary built from another revision (go build -o PATH ./gateway there): -mode throughput runs it too, as \"gitgate baseline\", interleaved with the others, and reports the paired ratios to it")
 	)
 	flag.Parse()
 	if *upstream != "" {
@@ -60,7 +61,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	cfg := benchConfig{mode: *mode, duration: *duration, runs: *runs, conns: *conns, reloads: *reloads, interval: *interval, only: *only, install: !*noInstall,
-		replicas: max(*replicas, 2), idle: *idle, idlePoll: *idlePoll, goodCommits: *goodCount, baseline: *baseline}
+		replicas: max(*replicas, 2), idle: *idle, idlePoll: *idlePoll, goodCommits: *goodCount, baseline: *baseline, gateway: *gatewayBin}
 	report, err := run(ctx, cfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -78,6 +79,7 @@ func main() {
 type benchConfig struct {
 	mode        string
 	baseline    string // another build of the gateway, for -mode throughput
+	gateway     string // the gateway binary; empty: built from ./gateway
 	duration    time.Duration
 	runs, conns int
 	reloads     int
@@ -167,9 +169,12 @@ func run(ctx context.Context, cfg benchConfig) (string, error) {
 		}
 	}
 
-	gw := filepath.Join(dir, "gateway")
-	if out, err := exec.CommandContext(ctx, "go", "build", "-o", gw, "./gateway").CombinedOutput(); err != nil {
-		return "", fmt.Errorf("building the gateway: %w: %s", err, out)
+	gw := cfg.gateway
+	if gw == "" {
+		gw = filepath.Join(dir, "gateway")
+		if out, err := exec.CommandContext(ctx, "go", "build", "-o", gw, "./gateway").CombinedOutput(); err != nil {
+			return "", fmt.Errorf("building the gateway: %w: %s", err, out)
+		}
 	}
 	self, err := os.Executable()
 	if err != nil {
