@@ -106,19 +106,30 @@ func hopOrForwarding(k string) bool {
 	return isHop(k)
 }
 
-var outHeaders = sync.Pool{New: func() any { return make(http.Header, 16) }}
+// outgoing is a direct attempt's outgoing request with its URL and header,
+// pooled: nothing refers to it once direct returns.
+type outgoing struct {
+	req http.Request
+	url url.URL
+	hdr http.Header
+}
+
+var outgoings = sync.Pool{New: func() any { return &outgoing{hdr: make(http.Header, 16)} }}
 
 // direct is ReverseProxy.ServeHTTP for an eligible attempt. The outgoing
-// request is ex.out, a shallow copy of in (which keeps the attempt's
-// context, so the hooks find the exchange) with its own URL and header.
+// request is a shallow copy of in (which keeps the attempt's context, so
+// the hooks find the exchange) with its own URL and header.
 func (f *Forwarder) direct(w http.ResponseWriter, in *http.Request, ex *exchange) {
-	hdr := outHeaders.Get().(http.Header)
+	og := outgoings.Get().(*outgoing)
+	hdr := og.hdr
+	kept := false
 	defer func() {
-		// The exchange keeps the outgoing request; it must not keep the
-		// map another request takes from the pool next.
-		ex.out.Header = nil
+		if kept {
+			return // the http.Transport may still read it: left to the collector
+		}
+		og.req, og.url = http.Request{}, url.URL{} // no reference kept
 		clear(hdr)
-		outHeaders.Put(hdr)
+		outgoings.Put(og)
 	}()
 	// The hop-by-hop headers and the client's forwarding headers are
 	// left out as the header is copied; those its Connection names are
@@ -131,11 +142,11 @@ func (f *Forwarder) direct(w http.ResponseWriter, in *http.Request, ex *exchange
 	if conn := in.Header["Connection"]; len(conn) > 0 {
 		removeConnectionListed(hdr, conn)
 	}
-	out := &ex.out
+	out := &og.req
 	*out = *in
-	ex.outURL = *in.URL
-	ex.outURL.RawQuery = cleanQuery(ex.outURL.RawQuery)
-	out.URL = &ex.outURL
+	og.url = *in.URL
+	og.url.RawQuery = cleanQuery(og.url.RawQuery)
+	out.URL = &og.url
 	out.Header = hdr
 	out.Close = false
 	out.RequestURI = ""
@@ -144,7 +155,7 @@ func (f *Forwarder) direct(w http.ResponseWriter, in *http.Request, ex *exchange
 	}
 	f.rewrite(&httputil.ProxyRequest{In: in, Out: out})
 
-	res, err := f.pool.Transport().RoundTrip(out)
+	res, kept, err := f.pool.RoundTripDirect(out)
 	if err != nil {
 		f.errorHandler(w, out, err)
 		return

@@ -8,7 +8,6 @@ import (
 	"net/http"
 	"net/http/httputil"
 	"net/netip"
-	"net/url"
 	"strings"
 	"sync"
 	"time"
@@ -110,11 +109,8 @@ type exchange struct {
 	// gRPC upstream holding the same deadline may end the call first.
 	deadline time.Time
 
-	// direct is whether the attempt takes the direct path (direct.go);
-	// out and outURL are its outgoing request.
+	// direct is whether the attempt takes the direct path (direct.go).
 	direct bool
-	out    http.Request
-	outURL url.URL
 
 	// hdr backs the X-Forwarded-For/-Host/-Proto values and the empty
 	// User-Agent of the outgoing request, so that setting them allocates

@@ -281,6 +281,14 @@ func (p *Pool) TLSCurrent() bool {
 // for the rest (see fastTransport).
 func (p *Pool) Transport() http.RoundTripper { return p.fast }
 
+// RoundTripDirect is Transport().RoundTrip for a caller that recycles
+// req: kept reports that req went to the http.Transport, which may go on
+// using it (its header and body) after returning, so it must not be
+// reused.
+func (p *Pool) RoundTripDirect(req *http.Request) (res *http.Response, kept bool, err error) {
+	return p.fast.roundTrip(req)
+}
+
 // FastTarget reports whether t is served by the pool's synchronous
 // HTTP/1.1 path: an http:// target of a pool whose connections are not
 // capped. A request to it takes that path unless it has an upgrade,

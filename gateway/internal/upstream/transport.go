@@ -129,16 +129,25 @@ func (t *fastTransport) CloseIdleConnections() {
 
 // RoundTrip sends req on the fast path when it can, else on the slow one.
 func (t *fastTransport) RoundTrip(req *http.Request) (*http.Response, error) {
+	res, _, err := t.roundTrip(req)
+	return res, err
+}
+
+// roundTrip is RoundTrip; slow reports that req went to the http.Transport,
+// which may go on using it after returning (writing a body that the
+// upstream answered before reading).
+func (t *fastTransport) roundTrip(req *http.Request) (res *http.Response, slow bool, err error) {
 	cp := (*t.conns.Load())[req.URL.Host]
 	if cp == nil || !fastEligible(req) {
-		return t.slow.RoundTrip(req)
+		res, err := t.slow.RoundTrip(req)
+		return res, true, err
 	}
 	var body []byte
 	if req.Body != nil && req.Body != http.NoBody {
 		b, err := readBody(req.Body, req.ContentLength)
 		_ = req.Body.Close()
 		if err != nil {
-			return nil, fmt.Errorf("reading request body for %s: %w", cp.addr, err)
+			return nil, false, fmt.Errorf("reading request body for %s: %w", cp.addr, err)
 		}
 		body = b
 	}
@@ -146,16 +155,16 @@ func (t *fastTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 	for try := 0; ; try++ {
 		pc, reused, err := cp.get(ctx, t.dialer, try > 0)
 		if err != nil {
-			return nil, err
+			return nil, false, err
 		}
 		res, stale, err := t.exchange(ctx, cp, pc, req, body)
 		if err == nil {
-			return res, nil
+			return res, false, nil
 		}
 		if reused && stale && try == 0 && ctx.Err() == nil {
 			continue // the upstream closed the idle connection: not processed
 		}
-		return nil, err
+		return nil, false, err
 	}
 }
 

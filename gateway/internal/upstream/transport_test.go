@@ -384,6 +384,52 @@ func TestFastTransportIdleTimeout(t *testing.T) {
 	}
 }
 
+// RoundTripDirect says when the request went to the http.Transport, which
+// may still use it after returning: the proxy recycles only the others.
+func TestRoundTripDirectReportsTheSlowPath(t *testing.T) {
+	t.Parallel()
+	s := rawtest.Start(t, func(w io.Writer, _ *http.Request, _ []byte, _ int) bool {
+		_, _ = io.WriteString(w, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+		return true
+	})
+	p := fastPool(t, s.Addr, nil)
+	for _, tc := range []struct {
+		name     string
+		header   http.Header
+		body     string
+		wantKept bool
+	}{
+		{name: "plain GET", wantKept: false},
+		{name: "small body", body: "abc", wantKept: false},
+		{name: "TE", header: http.Header{"Te": {"trailers"}}, wantKept: true},
+		{name: "Expect", header: http.Header{"Expect": {"100-continue"}}, body: "abc", wantKept: true},
+		{name: "body over the fast path's bound", body: strings.Repeat("b", maxFastBody+1), wantKept: true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var rb io.Reader
+			if tc.body != "" {
+				rb = strings.NewReader(tc.body)
+			}
+			req, err := http.NewRequest(http.MethodPost, "http://"+s.Addr+"/", rb)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for k, v := range tc.header {
+				req.Header[k] = v
+			}
+			res, kept, err := p.RoundTripDirect(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			_, _ = io.Copy(io.Discard, res.Body)
+			_ = res.Body.Close()
+			if kept != tc.wantKept {
+				t.Errorf("kept = %v, want %v", kept, tc.wantKept)
+			}
+		})
+	}
+}
+
 // FuzzWriteRequest checks that what writeRequest accepts reads back as
 // the same request, and that no value can smuggle a header or a second
 // request.
