@@ -53,6 +53,7 @@ type exchange struct {
 	cctx *reqCtx
 	tmpl *http.Request // carries cctx; copied into req for each request
 	req  http.Request
+	url  url.URL // req.URL for an origin-form target (parseOriginForm)
 	hdr  http.Header
 	vals []string
 	body *body // nil for a request without a body
@@ -222,9 +223,12 @@ func (ex *exchange) build(fctx *fasthttp.RequestCtx) *refusal {
 	if authority {
 		rawURL = "http://" + rawURL
 	}
-	u, err := url.ParseRequestURI(rawURL)
-	if err != nil {
-		return refuseTarget
+	u := &ex.url
+	if authority || !parseOriginForm(rawURL, u) {
+		var err error
+		if u, err = url.ParseRequestURI(rawURL); err != nil {
+			return refuseTarget
+		}
 	}
 	if authority {
 		u.Scheme = ""
