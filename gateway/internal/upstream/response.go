@@ -22,8 +22,8 @@ import (
 // anything this parser is unsure of, is left unread for http.ReadResponse,
 // so that whatever it refuses is still refused. FuzzReadResponse holds the
 // two to the same result.
-func readResponse(br *bufio.Reader, req *http.Request) (*http.Response, error) {
-	if res := parseResponse(br, req); res != nil {
+func readResponse(br *bufio.Reader, req *http.Request, fr *fastResponse) (*http.Response, error) {
+	if res := parseResponse(br, req, fr); res != nil {
 		return res, nil
 	}
 	return http.ReadResponse(br, req)
@@ -34,10 +34,18 @@ const maxFastLines = 100
 
 var crlfcrlf = []byte("\r\n\r\n")
 
+// fastResponse holds a fast exchange's response with its body readers:
+// one allocation where there were three.
+type fastResponse struct {
+	res http.Response
+	lb  lengthBody
+	fb  fastBody
+}
+
 // parseResponse returns the response whose head is buffered whole in br,
 // having consumed the head; nil, with nothing consumed, when it leaves the
-// response to http.ReadResponse.
-func parseResponse(br *bufio.Reader, req *http.Request) *http.Response {
+// response to http.ReadResponse. The response is fr's.
+func parseResponse(br *bufio.Reader, req *http.Request, fr *fastResponse) *http.Response {
 	if _, err := br.Peek(1); err != nil {
 		return nil
 	}
@@ -58,7 +66,8 @@ func parseResponse(br *bufio.Reader, req *http.Request) *http.Response {
 	}
 	text := string(head)
 	line, rest, _ := strings.Cut(text, "\r\n")
-	res := &http.Response{Request: req}
+	res := &fr.res
+	*res = http.Response{Request: req}
 	switch {
 	case strings.HasPrefix(line, "HTTP/1.1 "):
 		res.Proto, res.ProtoMajor, res.ProtoMinor = "HTTP/1.1", 1, 1
@@ -127,7 +136,8 @@ func parseResponse(br *bufio.Reader, req *http.Request) *http.Response {
 		res.ContentLength, res.Body = 0, http.NoBody
 	case cl > 0:
 		res.ContentLength = cl
-		res.Body = &lengthBody{r: br, left: cl}
+		fr.lb = lengthBody{r: br, left: cl}
+		res.Body = &fr.lb
 	default:
 		return nil // a body until the connection closes: rare, left to net/http
 	}

@@ -218,11 +218,12 @@ func (t *fastTransport) exchange(ctx context.Context, cp *connPool, pc *persistC
 	}
 	pc.cr.limit = t.maxHead
 	n1xx := 0
+	fr := new(fastResponse) // the response, 1xx answers before it included
 	var res *http.Response
 	for {
 		var err error
 		pc.cr.read = 0
-		res, err = readResponse(pc.br, req)
+		res, err = readResponse(pc.br, req, fr)
 		if err != nil {
 			// Nothing at all came back: the upstream had closed the idle
 			// connection. Only replayable requests are resent, as
@@ -258,7 +259,8 @@ func (t *fastTransport) exchange(ctx context.Context, cp *connPool, pc *persistC
 		pc.done(cp, stop, keep)
 		return res, false, nil
 	}
-	res.Body = &fastBody{rc: res.Body, pc: pc, cp: cp, stop: stop, keep: keep}
+	fr.fb = fastBody{rc: res.Body, pc: pc, cp: cp, stop: stop, keep: keep}
+	res.Body = &fr.fb
 	return res, false, nil
 }
 
