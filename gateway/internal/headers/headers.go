@@ -53,16 +53,24 @@ func DeleteAll(h http.Header, name string) {
 // spelling.
 func DeleteAliases(h http.Header, names []string) {
 	for k := range h {
-		if strings.IndexByte(k, '_') < 0 {
-			continue
-		}
-		for _, n := range names {
-			if SameCGIName(k, n) {
-				delete(h, k)
-				break
-			}
+		if IsAlias(k, names) {
+			delete(h, k)
 		}
 	}
+}
+
+// IsAlias reports whether k has an underscore and the CGI name of one of
+// names: a key DeleteAliases removes.
+func IsAlias(k string, names []string) bool {
+	if strings.IndexByte(k, '_') < 0 {
+		return false
+	}
+	for _, n := range names {
+		if SameCGIName(k, n) {
+			return true
+		}
+	}
+	return false
 }
 
 // kept are the hop-by-hop headers a Connection header may name without

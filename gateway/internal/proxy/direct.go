@@ -131,11 +131,11 @@ func (f *Forwarder) direct(w http.ResponseWriter, in *http.Request, ex *exchange
 		clear(hdr)
 		outgoings.Put(og)
 	}()
-	// The hop-by-hop headers and the client's forwarding headers are
-	// left out as the header is copied; those its Connection names are
-	// removed after.
+	// The hop-by-hop headers and the client's forwarding headers, in any
+	// spelling, are left out as the header is copied; those its
+	// Connection names are removed after.
 	for k, v := range in.Header {
-		if !hopOrForwarding(k) {
+		if !hopOrForwarding(k) && !isForwardingAlias(k) {
 			hdr[k] = v[:len(v):len(v)]
 		}
 	}

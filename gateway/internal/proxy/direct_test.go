@@ -132,7 +132,8 @@ func TestDirectMatchesReverseProxy(t *testing.T) {
 			request: "GET /h HTTP/1.1\r\nHost: gw.example\r\nConnection: keep-alive, X-Drop, x-lower\r\nX-Drop: 1\r\nX-Lower: 2\r\n" +
 				"Keep-Alive: timeout=5\r\nProxy-Authorization: Basic eA==\r\nTe: gzip\r\nUpgrade: h2c\r\nProxy-Connection: keep-alive\r\n" +
 				"X-Forwarded-For: 6.6.6.6\r\nX-Forwarded-Host: evil\r\nX-Forwarded-Proto: https\r\nForwarded: for=6.6.6.6\r\n" +
-				"X_Forwarded_For: 6.6.6.6\r\nX-Real-Ip: 6.6.6.6\r\nUser-Agent: ua/1\r\nX-Multi: a\r\nX-Multi: b\r\n\r\n",
+				"X_Forwarded_For: 6.6.6.6\r\nX-Real-Ip: 6.6.6.6\r\nx_real_ip: 6.6.6.6\r\nX_Forwarded_Host: evil\r\nX_FORWARDED_PROTO: https\r\n" +
+				"X_Original_Url: /admin\r\nX_Keep_Me: yes\r\nUser-Agent: ua/1\r\nX-Multi: a\r\nX-Multi: b\r\n\r\n",
 			answer: func(int, *http.Request) string { return ok },
 			direct: true,
 		},

@@ -107,7 +107,7 @@ type exchange struct {
 	// deadline is when the route timeout ends. A failure seen at or after
 	// it is the timeout's, even before the timer's goroutine has run: a
 	// gRPC upstream holding the same deadline may end the call first.
-	deadline time.Time
+	deadline time.Duration // clock() at the route timeout's end; 0: none
 
 	// direct is whether the attempt takes the direct path (direct.go).
 	direct bool
@@ -148,7 +148,7 @@ func (f *Forwarder) rewrite(pr *httputil.ProxyRequest) {
 	if rt.host != "" {
 		out.Host = rt.host
 	}
-	scrubForwarded(out.Header, ex.client.Trusted)
+	scrubForwarded(out.Header, ex.client.Trusted, !ex.direct)
 	setForwarded(pr, ex.client, &ex.hdr)
 	ex.corr.apply(out.Header)
 	rt.reqHeaders.apply(out.Header)

@@ -36,7 +36,7 @@ type Observation struct {
 	// request (MarkCredentialed).
 	credentialed bool
 	req          *http.Request
-	start        time.Time
+	start        time.Duration // clock() when the request started
 	route        string
 	version      string
 	policy       string
@@ -53,13 +53,13 @@ type Observation struct {
 // Observe starts the observation of r answered on w, deciding its client.
 func (o *Options) Observe(w http.ResponseWriter, r *http.Request) *Observation {
 	ob := &Observation{}
-	ob.init(o, w, r, time.Now())
+	ob.init(o, w, r, clock())
 	return ob
 }
 
 func (o *Options) observing() bool { return o.Metrics != nil || o.AccessLog }
 
-func (ob *Observation) init(o *Options, w http.ResponseWriter, r *http.Request, start time.Time) {
+func (ob *Observation) init(o *Options, w http.ResponseWriter, r *http.Request, start time.Duration) {
 	ob.recorder = recorder{ResponseWriter: w, status: http.StatusOK}
 	ob.opts, ob.on, ob.req, ob.start = o, o.observing(), r, start
 	ob.route, ob.upstream, ob.policy = None, None, None
@@ -151,7 +151,7 @@ func (ob *Observation) End() {
 	if !ob.on {
 		return
 	}
-	d := time.Since(ob.start)
+	d := clock() - ob.start
 	if m := ob.opts.Metrics; m != nil {
 		class := ob.status / 100
 		if class < 1 || class > 5 {

@@ -216,8 +216,9 @@ func WithParams(r *http.Request, params map[string]string) *http.Request {
 // epoch anchors clock.
 var epoch = time.Now()
 
-// clock reads the monotonic clock alone, as a time since epoch: the
-// backend's latency is a duration, and time.Now reads the wall clock too.
+// clock reads the monotonic clock alone, as a time since epoch: latencies
+// and the route deadline are durations, and time.Now reads the wall clock
+// too (a span's timestamps, which need it, read it themselves).
 func clock() time.Duration { return time.Since(epoch) }
 
 // Cancellation causes that tell a timeout apart from a client that left.
@@ -237,7 +238,7 @@ func (rt *Route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		// No outer handler started the request (the route is served on
 		// its own): the route does.
 		ob = &Observation{}
-		ob.init(rt.opts, w, r, time.Now())
+		ob.init(rt.opts, w, r, start)
 		defer ob.End()
 		w = ob
 	}
@@ -295,7 +296,7 @@ func (rt *Route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	total := armRouteTimer(st, timeout)
 	defer total.release()
 	ex.allTimer = total.t
-	ex.deadline = ob.start.Add(timeout)
+	ex.deadline = ob.start + timeout
 
 	// Decide whether a retry is possible and make the body replayable.
 	attempts := 0
@@ -488,7 +489,7 @@ func classify(ex *exchange, ctx, actx context.Context, r *http.Request, lb *limi
 		return kindTryTimeout
 	case r.Context().Err() != nil:
 		return kindClientGone
-	case !ex.deadline.IsZero() && !time.Now().Before(ex.deadline):
+	case ex.deadline > 0 && clock() >= ex.deadline:
 		return kindTimeout
 	case lb != nil && lb.broken.Load():
 		return kindBadBody

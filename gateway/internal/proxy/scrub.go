@@ -20,15 +20,23 @@ var forwardingHeaders = append([]string{"X-Forwarded-For", "X-Forwarded-Host", "
 
 // scrubForwarded removes from out the client-sent forwarding headers that
 // the peer may not set (all of peerSetHeaders unless trusted) and every
-// underscore spelling of a forwarding header, whoever sent it.
-func scrubForwarded(out http.Header, trusted bool) {
+// underscore spelling of a forwarding header, whoever sent it, unless
+// aliasesLeft is false: the direct path leaves those out as it copies the
+// header (isForwardingAlias), which saves a walk over it.
+func scrubForwarded(out http.Header, trusted, aliasesLeft bool) {
 	if !trusted {
 		for _, h := range peerSetHeaders {
 			delete(out, h)
 		}
 	}
-	headers.DeleteAliases(out, forwardingHeaders)
+	if aliasesLeft {
+		headers.DeleteAliases(out, forwardingHeaders)
+	}
 }
+
+// isForwardingAlias reports an underscore spelling of a forwarding header,
+// which scrubForwarded removes.
+func isForwardingAlias(k string) bool { return headers.IsAlias(k, forwardingHeaders) }
 
 // scrubSwitching removes the hop-by-hop headers of an upstream's 101
 // answer, which ReverseProxy copies to the client as they are: the headers

@@ -55,7 +55,7 @@ func (ob *Observation) startSpan(tr trace.Tracer, r *http.Request) {
 			ctx = tracing.FromUntrustedPeer(ctx)
 		}
 	}
-	_, span := tr.Start(ctx, r.Method, trace.WithSpanKind(trace.SpanKindServer), trace.WithTimestamp(ob.start))
+	_, span := tr.Start(ctx, r.Method, trace.WithSpanKind(trace.SpanKindServer), trace.WithTimestamp(time.Now()))
 	ss := &spanState{span: span}
 	ss.setParent(span.SpanContext())
 	ob.corr.span = ss
