@@ -131,6 +131,9 @@ type requestState struct {
 func (st *requestState) cancel(cause error) { st.ctx.cancel(cause) }
 
 func exchangeOf(ctx context.Context) *exchange {
+	if c, ok := ctx.(*exchangeCtx); ok {
+		return c.ex // the Route's own context, without a per-try layer
+	}
 	ex, _ := ctx.Value(exchangeKey{}).(*exchange)
 	return ex
 }
