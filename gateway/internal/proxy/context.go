@@ -35,6 +35,10 @@ type exchangeCtx struct {
 	cause error
 	abort func()   // the upstream connection to interrupt; see Watch
 	funcs []func() // AfterFunc registrations
+	// registered: AfterFunc was called (something outside may hold c);
+	// detached: the first cancel, made by the Route, took c off its
+	// parent before the parent could tell it. Both decide quiet.
+	registered, detached bool
 }
 
 // init readies c as the child of parent carrying ex.
@@ -99,11 +103,26 @@ func (c *exchangeCtx) cancel(cause error) {
 			f()
 		}
 	}
+	detached := true
 	if c.adopter != nil {
-		c.adopter.RemoveChild(c)
+		detached = c.adopter.RemoveChild(c)
 	} else if c.stopParent != nil {
-		c.stopParent()
+		detached = c.stopParent()
 	}
+	c.mu.Lock()
+	c.detached = detached
+	c.mu.Unlock()
+}
+
+// quiet reports that nothing outside the Route holds c once it was
+// canceled: no AfterFunc registration (package context's children, a
+// transport's watch), no watched connection left, and the parent let go of
+// it before it could call ParentCanceled or its AfterFunc (whose goroutine
+// would run later).
+func (c *exchangeCtx) quiet() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.err != nil && c.detached && !c.registered && c.abort == nil
 }
 
 var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
@@ -155,6 +174,7 @@ func (c *exchangeCtx) AfterFunc(f func()) func() bool {
 		go f()
 		return func() bool { return false }
 	}
+	c.registered = true
 	c.funcs = append(c.funcs, f)
 	i := len(c.funcs) - 1
 	return func() bool {

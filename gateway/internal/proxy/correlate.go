@@ -12,29 +12,44 @@ const maxRequestID = 200
 
 // correlation is the request's correlation state: its X-Request-Id, kept
 // from a trusted proxy or generated, and whether it carries a valid W3C
-// traceparent. It lives in the Observation, so it costs no allocation of
-// its own, a generated id included.
+// traceparent. It lives in the Observation; the id has an allocation of
+// its own (requestID).
 type correlation struct {
-	// buf backs a generated id: written once, before the string is made
-	// of it, and never again (an Observation is not reused).
-	buf [32]byte
-	// id backs the X-Request-Id value sent upstream and to the client. The
-	// slice taken of it has capacity one, so a header "add" copies.
-	id     [1]string
+	id     *requestID
 	traced bool // the request has one valid traceparent: it is passed on
 	// span is the request's server span, nil when span export is off: a
 	// pointer, so that the Observation stays as small as without export.
 	span *spanState
 }
 
+// requestID is a request's X-Request-Id: apart from the Observation,
+// because the server reads the answer's header, which holds it, after the
+// Observation may have been recycled (Observation.Release), and a
+// generated id's text is written here.
+type requestID struct {
+	// v backs the value sent upstream and to the client. The slice taken
+	// of it has capacity one, so a header "add" copies.
+	v [1]string
+	// buf backs a generated id: written once, before the string is made
+	// of it, and never again.
+	buf [32]byte
+}
+
+// String returns the id.
+func (id *requestID) String() string { return id.v[0] }
+
+// header returns the id as a header value list.
+func (id *requestID) header() []string { return id.v[0:1:1] }
+
 // decide keeps a sane X-Request-Id of a trusted proxy or generates one, and
 // checks the request's traceparent. Trace context is taken from any peer:
 // it names a trace, it grants nothing.
 func (c *correlation) decide(r *http.Request, trusted bool) {
+	c.id = new(requestID)
 	if v := r.Header["X-Request-Id"]; trusted && len(v) == 1 && saneRequestID(v[0]) {
-		c.id[0] = v[0]
+		c.id.v[0] = v[0]
 	} else {
-		c.id[0] = newRequestID(&c.buf)
+		c.id.v[0] = newRequestID(&c.id.buf)
 	}
 	tp := r.Header["Traceparent"]
 	c.traced = len(tp) == 1 && validTraceparent(tp[0])
@@ -58,7 +73,7 @@ func (c *correlation) traceID(r *http.Request) string {
 // incoming traceparent; else the traceparent and tracestate only when the
 // traceparent is valid.
 func (c *correlation) apply(h http.Header) {
-	h["X-Request-Id"] = c.id[0:1:1]
+	h["X-Request-Id"] = c.id.header()
 	if c.span != nil {
 		h["Traceparent"] = c.span.parent[0:1:1]
 		if !c.traced {

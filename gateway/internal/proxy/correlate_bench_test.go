@@ -30,7 +30,7 @@ func BenchmarkCorrelation(b *testing.B) {
 				*corr = correlation{}
 				corr.decide(r, c.trusted)
 				corr.apply(out)
-				if corr.id[0] == "" {
+				if corr.id.String() == "" {
 					b.Fatal("no id")
 				}
 			}

@@ -39,6 +39,7 @@ import (
 func (f *Forwarder) forward(w http.ResponseWriter, out *http.Request, ex *exchange) {
 	ex.direct = !f.noDirect && f.pool != nil && directEligible(out) && f.pool.FastTarget(ex.target)
 	if !ex.direct {
+		ex.indirect = true
 		f.rp.ServeHTTP(w, out)
 		return
 	}
@@ -156,6 +157,7 @@ func (f *Forwarder) direct(w http.ResponseWriter, in *http.Request, ex *exchange
 	f.rewrite(&httputil.ProxyRequest{In: in, Out: out})
 
 	res, kept, err := f.pool.RoundTripDirect(out)
+	ex.indirect = ex.indirect || kept
 	if err != nil {
 		f.errorHandler(w, out, err)
 		return

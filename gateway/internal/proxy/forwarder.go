@@ -109,8 +109,11 @@ type exchange struct {
 	// gRPC upstream holding the same deadline may end the call first.
 	deadline time.Duration // clock() at the route timeout's end; 0: none
 
-	// direct is whether the attempt takes the direct path (direct.go).
-	direct bool
+	// direct is whether the attempt takes the direct path (direct.go);
+	// indirect, whether any attempt of the request did not (or left its
+	// outgoing request to the http.Transport, or ran a per-try timer):
+	// something may then still refer to the request's state.
+	direct, indirect bool
 
 	// hdr backs the X-Forwarded-For/-Host/-Proto values and the empty
 	// User-Agent of the outgoing request, so that setting them allocates
@@ -125,7 +128,14 @@ type exchange struct {
 type requestState struct {
 	ex  exchange
 	ctx exchangeCtx
+	// timerStopped: the route timer was stopped before it fired.
+	timerStopped bool
 }
+
+// quiet reports that nothing may refer to the request's state any more
+// (see Observation.Release): its route timer never fired and its context
+// is quiet.
+func (st *requestState) quiet() bool { return st.timerStopped && st.ctx.quiet() }
 
 // cancel cancels the request's context with cause.
 func (st *requestState) cancel(cause error) { st.ctx.cancel(cause) }

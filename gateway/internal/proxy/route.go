@@ -245,6 +245,10 @@ func (rt *Route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// The observation's allocation holds the request's exchange and its
 	// context too.
 	st := &ob.state
+	// Registered first, so it runs last: after the context's cancel and
+	// the route timer's release, whose outcomes it reads.
+	served := false // the upstream's answer went to the client
+	defer func() { ob.recyclable = served && st.quiet() && ob.corr.span == nil }()
 	be := rt.pickBackend(r, ob.client.Addr)
 	defer countDone(be, ob, start) // deferred: an aborted response is counted too
 	ob.forwarding(rt, be)
@@ -294,7 +298,7 @@ func (rt *Route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	total := armRouteTimer(st, timeout)
-	defer total.release()
+	defer func() { st.timerStopped = total.release() }()
 	ex.allTimer = total.t
 	ex.deadline = ob.start + timeout
 
@@ -385,6 +389,7 @@ func (rt *Route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		tryCancel = nil
 		open = t
 		if rt.perTry > 0 {
+			ex.indirect = true // the per-try context and timer may outlive the request
 			// The timer's func captures its own variable: one captured
 			// from outside the loop would be moved to the heap for every
 			// request.
@@ -421,6 +426,7 @@ func (rt *Route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			if kind == kindStatus {
 				rt.failed(ob, be, ex, ex.status) // the upstream's own 502-504
 			}
+			served = !ex.indirect && !ob.grpc
 			return // the upstream's response went to the client
 		}
 		if kind == kindStatus {

@@ -68,7 +68,7 @@ func (ob *Observation) startSpan(tr trace.Tracer, r *http.Request) {
 	if r.TLS != nil {
 		scheme = "https"
 	}
-	attrs = append(attrs, semconv.URLScheme(scheme), semconv.URLPath(r.URL.Path), attrRequestID.String(ob.corr.id[0]),
+	attrs = append(attrs, semconv.URLScheme(scheme), semconv.URLPath(r.URL.Path), attrRequestID.String(ob.corr.id.String()),
 		semconv.NetworkProtocolVersion(strconv.Itoa(r.ProtoMajor)+"."+strconv.Itoa(r.ProtoMinor)))
 	if host, port, err := net.SplitHostPort(r.Host); err == nil {
 		attrs = append(attrs, semconv.ServerAddress(host))

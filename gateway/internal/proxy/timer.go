@@ -38,10 +38,13 @@ func armRouteTimer(st *requestState, d time.Duration) *routeTimer {
 
 // release stops the timer and recycles it, unless it fired or was stopped
 // already (a stream): then its callback may still be running, or it is not
-// known whether it ran, and it is left to the garbage collector.
-func (rt *routeTimer) release() {
+// known whether it ran, and it is left to the garbage collector. It reports
+// whether it stopped the timer (its callback then never runs).
+func (rt *routeTimer) release() (stopped bool) {
 	if rt.t.Stop() {
 		rt.st.Store(nil)
 		routeTimers.Put(rt)
+		return true
 	}
+	return false
 }

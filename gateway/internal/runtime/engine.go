@@ -199,8 +199,14 @@ var bodyNoConfig = reply.New("no_config", "no config loaded", "")
 // route, a policy, the upstream or the gateway for a failed upstream.
 func (e *Engine) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ob := e.popts.Observe(w, r) // decides the client, once
-	defer ob.End()              // deferred: a panic (http.ErrAbortHandler) is recorded too
-	w = ob
+	e.serve(ob, r)
+	ob.Release() // not deferred: a request that panicked keeps its Observation
+}
+
+// serve is ServeHTTP for the request that ob observes.
+func (e *Engine) serve(ob *proxy.Observation, r *http.Request) {
+	defer ob.End() // deferred: a panic (http.ErrAbortHandler) is recorded too
+	var w http.ResponseWriter = ob
 	s := e.acquire()
 	if s == nil {
 		reply.Write(w, http.StatusServiceUnavailable, bodyNoConfig)
