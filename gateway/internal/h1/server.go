@@ -113,7 +113,7 @@ func New(opts Options) *Server {
 	if s.idle <= 0 {
 		s.idle = opts.ReadHeaderTimeout // as fasthttp's idle timeout
 	}
-	s.pool.New = func() any { return newExchange(s) }
+	s.pool.New = func() any { ex := newExchange(s); ex.reset(); return ex }
 	s.fs = &fasthttp.Server{
 		Handler:      s.serve,
 		ErrorHandler: s.refuseParse,
@@ -229,8 +229,7 @@ func (s *Server) release(ex *exchange) {
 // inline (serveInline), or, for a request that may hijack its connection,
 // on a worker goroutine, and writes what that hands back.
 func (s *Server) serve(fctx *fasthttp.RequestCtx) {
-	ex := s.pool.Get().(*exchange)
-	ex.reset()
+	ex := s.pool.Get().(*exchange) // reset: by newExchange or by release
 	if rf := ex.build(fctx); rf != nil {
 		refuse(fctx, rf)
 		s.release(ex)
