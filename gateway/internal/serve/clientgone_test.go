@@ -7,8 +7,6 @@ import (
 	"net/http/httptest"
 	"testing"
 	"time"
-
-	"github.com/gitgate/gitgate/schemas"
 )
 
 // TestClientGoneCancelsTheUpstreamRequest: a client that closes its
@@ -32,13 +30,7 @@ func TestClientGoneCancelsTheUpstreamRequest(t *testing.T) {
 		}
 	}))
 	t.Cleanup(up.Close)
-	addr := serveConfig(t, schemas.Config{
-		Upstreams: map[string]schemas.Upstream{"app": {Targets: []string{up.URL}}},
-		Routes: map[string]schemas.Route{"all": {
-			Match:    schemas.Match{Path: "/"},
-			Backends: []schemas.Backend{{Upstream: "app", Weight: 100}},
-		}},
-	})
+	addr := serveConfig(t, allTo(up.URL))
 	for _, quick := range []int{0, 3} {
 		conn, err := net.DialTimeout("tcp", addr, 5*time.Second)
 		if err != nil {

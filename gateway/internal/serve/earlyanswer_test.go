@@ -10,8 +10,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/gitgate/gitgate/schemas"
 )
 
 // TestEarlyUpstreamAnswerDuringAnUpload: an upstream that answers without
@@ -34,13 +32,7 @@ func TestEarlyUpstreamAnswerDuringAnUpload(t *testing.T) {
 		_, _ = io.WriteString(w, "ok")
 	}))
 	t.Cleanup(up.Close)
-	addr := serveConfig(t, schemas.Config{
-		Upstreams: map[string]schemas.Upstream{"app": {Targets: []string{up.URL}}},
-		Routes: map[string]schemas.Route{"all": {
-			Match:    schemas.Match{Path: "/"},
-			Backends: []schemas.Backend{{Upstream: "app", Weight: 100}},
-		}},
-	})
+	addr := serveConfig(t, allTo(up.URL))
 	chunk := "2000\r\n" + strings.Repeat("u", 0x2000) + "\r\n"
 	smuggled := "GET /smuggled HTTP/1.1\r\nHost: x\r\n\r\n"
 	upload := "POST /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n" +

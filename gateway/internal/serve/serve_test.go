@@ -32,17 +32,26 @@ func upstream(t *testing.T, name string) *httptest.Server {
 	return srv
 }
 
+// allTo is a config whose route "all" sends every request to upstream
+// "app", whose one target is target.
+func allTo(target string) schemas.Config {
+	return schemas.Config{
+		Upstreams: map[string]schemas.Upstream{"app": {Targets: []string{target}}},
+		Routes: map[string]schemas.Route{"all": {
+			Match:    schemas.Match{Path: "/"},
+			Backends: []schemas.Backend{{Upstream: "app", Weight: 100}},
+		}},
+	}
+}
+
 // bundle routes every request to target; up names the route's upstream
 // ("app" is the one defined).
 func bundle(t *testing.T, version, target, up string) *schemas.Bundle {
 	t.Helper()
-	cfg := schemas.Config{
-		Upstreams: map[string]schemas.Upstream{"app": {Targets: []string{target}}},
-		Routes: map[string]schemas.Route{"all": {
-			Match:    schemas.Match{Path: "/"},
-			Backends: []schemas.Backend{{Upstream: up, Weight: 100}},
-		}},
-	}
+	cfg := allTo(target)
+	r := cfg.Routes["all"]
+	r.Backends = []schemas.Backend{{Upstream: up, Weight: 100}}
+	cfg.Routes["all"] = r
 	cfg.ApplyDefaults()
 	b, err := schemas.NewBundle(version, schemas.Source{Commit: version}, cfg, time.Now())
 	if err != nil {

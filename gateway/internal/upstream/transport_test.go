@@ -285,12 +285,19 @@ func TestFastTransportSlowPath(t *testing.T) {
 	}
 }
 
-func TestFastTransportMaxConnsUsesTransport(t *testing.T) {
-	t.Parallel()
-	s := rawtest.Start(t, func(w io.Writer, _ *http.Request, _ []byte, _ int) bool {
+// okUpstream is a scripted upstream that answers every request with a
+// two-byte 200 and keeps the connection.
+func okUpstream(t *testing.T) *rawtest.Server {
+	t.Helper()
+	return rawtest.Start(t, func(w io.Writer, _ *http.Request, _ []byte, _ int) bool {
 		_, _ = io.WriteString(w, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
 		return true
 	})
+}
+
+func TestFastTransportMaxConnsUsesTransport(t *testing.T) {
+	t.Parallel()
+	s := okUpstream(t)
 	p := fastPool(t, s.Addr, func(u *schemas.Upstream) { u.MaxConnsPerTarget = 1 })
 	if len(*p.fast.conns.Load()) != 0 {
 		t.Fatal("a pool with a connection cap must not use the fast path")
@@ -324,10 +331,7 @@ func TestFastTransport1xxTrace(t *testing.T) {
 
 func TestFastTransportCloseIdle(t *testing.T) {
 	t.Parallel()
-	s := rawtest.Start(t, func(w io.Writer, _ *http.Request, _ []byte, _ int) bool {
-		_, _ = io.WriteString(w, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-		return true
-	})
+	s := okUpstream(t)
 	p := fastPool(t, s.Addr, nil)
 	if _, _, err := do(context.Background(), p.Transport(), http.MethodGet, s.Addr, ""); err != nil {
 		t.Fatal(err)
@@ -353,10 +357,7 @@ func TestFastTransportCloseIdle(t *testing.T) {
 // request dials, and the stale connection is closed.
 func TestFastTransportIdleTimeout(t *testing.T) {
 	t.Parallel()
-	s := rawtest.Start(t, func(w io.Writer, _ *http.Request, _ []byte, _ int) bool {
-		_, _ = io.WriteString(w, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-		return true
-	})
+	s := okUpstream(t)
 	p := fastPool(t, s.Addr, nil)
 	get := func() {
 		t.Helper()
@@ -388,10 +389,7 @@ func TestFastTransportIdleTimeout(t *testing.T) {
 // may still use it after returning: the proxy recycles only the others.
 func TestRoundTripDirectReportsTheSlowPath(t *testing.T) {
 	t.Parallel()
-	s := rawtest.Start(t, func(w io.Writer, _ *http.Request, _ []byte, _ int) bool {
-		_, _ = io.WriteString(w, "HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
-		return true
-	})
+	s := okUpstream(t)
 	p := fastPool(t, s.Addr, nil)
 	for _, tc := range []struct {
 		name     string
