@@ -19,8 +19,7 @@ type reqCtx struct {
 	mu       sync.Mutex
 	done     chan struct{} // made on first Done, nil until then
 	err      error
-	funcs    []*afterFunc
-	children []Child
+	children []Child // AddChild and AfterFunc registrations
 }
 
 // Child is a context derived from a request's that AddChild tells of the
@@ -30,7 +29,11 @@ type reqCtx struct {
 // matches AddChild and RemoveChild.
 type Child = interface{ ParentCanceled() }
 
+// afterFunc is an AfterFunc registration, as a Child.
 type afterFunc struct{ f func() }
+
+// ParentCanceled runs the registered function.
+func (a *afterFunc) ParentCanceled() { a.f() }
 
 var closedChan = func() chan struct{} { c := make(chan struct{}); close(c); return c }()
 
@@ -60,28 +63,12 @@ func (c *reqCtx) Err() error {
 // Value defers to the server's context.
 func (c *reqCtx) Value(key any) any { return c.parent.Value(key) }
 
-// AfterFunc runs f in its own goroutine once c is canceled.
+// AfterFunc runs f in its own goroutine once c is canceled: a child
+// (AddChild) that calls f.
 func (c *reqCtx) AfterFunc(f func()) func() bool {
-	c.mu.Lock()
-	if c.err != nil {
-		c.mu.Unlock()
-		go f()
-		return func() bool { return false }
-	}
 	a := &afterFunc{f: f}
-	c.funcs = append(c.funcs, a)
-	c.mu.Unlock()
-	return func() bool {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		for i, g := range c.funcs {
-			if g == a {
-				c.funcs = append(c.funcs[:i], c.funcs[i+1:]...)
-				return true
-			}
-		}
-		return false
-	}
+	c.AddChild(a)
+	return func() bool { return c.RemoveChild(a) }
 }
 
 // AddChild has ch.ParentCanceled run in its own goroutine once c is
@@ -124,12 +111,9 @@ func (c *reqCtx) cancel() {
 	if c.done != nil {
 		close(c.done)
 	}
-	funcs, children := c.funcs, c.children
-	c.funcs, c.children = nil, nil
+	children := c.children
+	c.children = nil
 	c.mu.Unlock()
-	for _, a := range funcs {
-		go a.f()
-	}
 	for _, ch := range children {
 		go ch.ParentCanceled()
 	}
@@ -138,8 +122,6 @@ func (c *reqCtx) cancel() {
 // start readies c, which was not canceled, for a new request.
 func (c *reqCtx) start() {
 	c.mu.Lock()
-	clear(c.funcs)
-	c.funcs = c.funcs[:0]
 	clear(c.children)
 	c.children = c.children[:0]
 	c.mu.Unlock()
