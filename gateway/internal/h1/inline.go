@@ -219,14 +219,13 @@ func (s *Server) finishInline(ex *exchange, panicked bool) {
 	ex.ob = nil
 
 	fctx.HijackSetNoResponse(true)
-	prev, nested := fctx.Conn().(interface{ flat() *flatConn })
-	if !whole || ex.obClose || !drained(ex) || !s.holdCarry(nested) {
+	fc := flatOf(fctx.Conn())
+	if !whole || ex.obClose || !drained(ex) || !s.holdCarry(fc != nil) {
 		fctx.Hijack(func(c net.Conn) { _ = c.Close() })
 		return
 	}
-	if nested {
+	if fc != nil {
 		// The connection's carrying goroutine serves it on.
-		fc := prev.flat()
 		fctx.Hijack(func(hj net.Conn) { fc.handOn(takePending(hj, fc.Conn)) })
 		return
 	}
@@ -440,6 +439,15 @@ func (c *flatConn) claimIdle() {
 // flat returns c.
 func (c *flatConn) flat() *flatConn { return c }
 
+// flatOf returns the flatConn that c is or wraps (flatTLSConn), nil when
+// c is the accepted connection itself.
+func flatOf(c net.Conn) *flatConn {
+	if f, ok := c.(interface{ flat() *flatConn }); ok {
+		return f.flat()
+	}
+	return nil
+}
+
 // flatTLSConn is a flatConn over TLS: fasthttp's IsTLS and
 // TLSConnectionState find the TLS connection through it.
 type flatTLSConn struct {
@@ -455,8 +463,8 @@ func (c *flatTLSConn) ConnectionState() tls.ConnectionState { return c.tls.Conne
 
 // baseConn returns the accepted connection under c.
 func baseConn(c net.Conn) net.Conn {
-	if f, ok := c.(interface{ flat() *flatConn }); ok {
-		return f.flat().Conn
+	if f := flatOf(c); f != nil {
+		return f.Conn
 	}
 	return c
 }

@@ -262,8 +262,8 @@ func (s *Server) serve(fctx *fasthttp.RequestCtx) {
 		ex.respond(true)
 		ex.ready <- struct{}{}
 	case modeHijack:
-		if f, ok := fctx.Conn().(interface{ flat() *flatConn }); ok {
-			f.flat().upgraded.Store(true)
+		if fc := flatOf(fctx.Conn()); fc != nil {
+			fc.upgraded.Store(true)
 		}
 		fctx.HijackSetNoResponse(true)
 		fctx.Hijack(func(c net.Conn) {
