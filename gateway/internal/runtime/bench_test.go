@@ -8,12 +8,12 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/gitgate/gitgate/gateway/internal/upstream/rawtest"
 	"github.com/gitgate/gitgate/schemas"
 )
 
@@ -39,54 +39,22 @@ func (d *discardWriter) WriteHeader(int)             {}
 // request, so a benchmark's allocs/op are the gateway's own.
 func rawUpstream(tb testing.TB) string {
 	tb.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		tb.Fatal(err)
-	}
 	resp := []byte("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\nok")
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	conns := map[net.Conn]bool{}
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
+	s := rawtest.Serve(tb, func(c net.Conn) {
+		br := bufio.NewReaderSize(c, 4096)
 		for {
-			c, err := ln.Accept()
+			line, err := br.ReadSlice('\n')
 			if err != nil {
 				return
 			}
-			mu.Lock()
-			conns[c] = true
-			mu.Unlock()
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer c.Close()
-				br := bufio.NewReaderSize(c, 4096)
-				for {
-					line, err := br.ReadSlice('\n')
-					if err != nil {
-						return
-					}
-					if len(line) <= 2 { // end of the request head
-						if _, err := c.Write(resp); err != nil {
-							return
-						}
-					}
+			if len(line) <= 2 { // end of the request head
+				if _, err := c.Write(resp); err != nil {
+					return
 				}
-			}()
+			}
 		}
-	}()
-	tb.Cleanup(func() {
-		_ = ln.Close()
-		mu.Lock()
-		for c := range conns {
-			_ = c.Close()
-		}
-		mu.Unlock()
-		wg.Wait()
 	})
-	return "http://" + ln.Addr().String()
+	return "http://" + s.Addr
 }
 
 const benchKey = "bench-secret-key"

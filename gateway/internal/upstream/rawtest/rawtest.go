@@ -2,6 +2,8 @@
 // it reads each request with net/http's parser and answers with whatever
 // bytes the test writes, well-formed or not, so that a client's handling
 // of hostile or unusual upstream answers can be tested on real sockets.
+// Serve is the loopback server under it, for a test that reads the
+// connection its own way.
 package rawtest
 
 import (
@@ -33,6 +35,31 @@ func (s *Server) Accepts() int64 { return s.accepts.Load() }
 // Start serves answer on a loopback port until t ends.
 func Start(t testing.TB, answer Answer) *Server {
 	t.Helper()
+	var n atomic.Int64
+	return Serve(t, func(c net.Conn) {
+		br := bufio.NewReader(c)
+		for {
+			req, err := http.ReadRequest(br)
+			if err != nil {
+				return
+			}
+			body, err := io.ReadAll(req.Body)
+			if err != nil {
+				return
+			}
+			if !answer(c, req, body, int(n.Add(1)-1)) {
+				return
+			}
+		}
+	})
+}
+
+// Serve runs serve, in a goroutine of its own, for every connection
+// accepted on a loopback port, and closes the connection when serve
+// returns. When t ends it stops accepting, closes every connection and
+// waits for the goroutines.
+func Serve(t testing.TB, serve func(c net.Conn)) *Server {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -41,7 +68,6 @@ func Start(t testing.TB, answer Answer) *Server {
 	var wg sync.WaitGroup
 	var mu sync.Mutex
 	conns := map[net.Conn]bool{}
-	var n atomic.Int64
 	wg.Add(1)
 	go func() {
 		defer wg.Done()
@@ -58,20 +84,7 @@ func Start(t testing.TB, answer Answer) *Server {
 			go func() {
 				defer wg.Done()
 				defer c.Close()
-				br := bufio.NewReader(c)
-				for {
-					req, err := http.ReadRequest(br)
-					if err != nil {
-						return
-					}
-					body, err := io.ReadAll(req.Body)
-					if err != nil {
-						return
-					}
-					if !answer(c, req, body, int(n.Add(1)-1)) {
-						return
-					}
-				}
+				serve(c)
 			}()
 		}
 	}()
