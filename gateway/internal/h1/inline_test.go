@@ -3,21 +3,17 @@ package h1
 import (
 	"bufio"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
-	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
 	"io"
-	"math/big"
 	"net"
 	"net/http"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/gitgate/gitgate/gateway/internal/certs/certstest"
 )
 
 // streamer answers the inline-streaming tests:
@@ -418,12 +414,7 @@ func TestInlineStreamSlowClientsLoseTheirConnection(t *testing.T) {
 			if tc.then != "" {
 				_, _ = io.WriteString(c, tc.then)
 			}
-			// The hang guard of dial is 10 s; the timeouts are 300 ms.
-			rest, err := io.ReadAll(br)
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				t.Fatalf("the connection is still open (read %q)", rest)
-			}
+			readToClose(t, br)
 		})
 	}
 }
@@ -448,46 +439,14 @@ func TestInlineHijackFails(t *testing.T) {
 // startTLS serves h over TLS on a loopback port until the test ends.
 func startTLS(t *testing.T, h http.Handler) (string, *tls.Config) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "127.0.0.1"},
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)},
-		NotBefore:   time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
+	ca := certstest.NewCA(t, t.TempDir(), "h1-test")
+	leaf := ca.Issue(t, "127.0.0.1", "127.0.0.1")
 	raw, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln := tls.NewListener(raw, &tls.Config{
-		Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}},
-		MinVersion:   tls.VersionTLS12,
-	})
-	s := New(Options{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute})
-	done := make(chan error, 1)
-	go func() { done <- s.Serve(ln) }()
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		defer cancel()
-		if err := s.Shutdown(ctx); err != nil {
-			t.Errorf("shutdown: %v", err)
-		}
-		<-done
-	})
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return raw.Addr().String(), &tls.Config{RootCAs: pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12}
+	serveOn(t, tls.NewListener(raw, &tls.Config{Certificates: []tls.Certificate{leaf.TLS}, MinVersion: tls.VersionTLS12}), h)
+	return raw.Addr().String(), &tls.Config{RootCAs: ca.Pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12}
 }
 
 // A connection carried on after a streamed answer can still be upgraded:

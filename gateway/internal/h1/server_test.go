@@ -22,6 +22,13 @@ func start(t testing.TB, h http.Handler) string {
 	if err != nil {
 		t.Fatal(err)
 	}
+	serveOn(t, ln, h)
+	return ln.Addr().String()
+}
+
+// serveOn serves h on ln until the test ends, then shuts the server down.
+func serveOn(t testing.TB, ln net.Listener, h http.Handler) {
+	t.Helper()
 	s := New(Options{Handler: h, ReadHeaderTimeout: 10 * time.Second, IdleTimeout: time.Minute})
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(ln) }()
@@ -35,7 +42,6 @@ func start(t testing.TB, h http.Handler) string {
 			t.Errorf("Serve: %v", err)
 		}
 	})
-	return ln.Addr().String()
 }
 
 // dial opens a raw connection with a hang guard.

@@ -1,6 +1,7 @@
 package h1
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"io"
@@ -64,15 +65,22 @@ func TestSlowClientsLoseTheirConnection(t *testing.T) {
 			if tc.then != "" {
 				_, _ = io.WriteString(c, tc.then)
 			}
-			// The hang guard of dial is 10 s; the timeouts are 300 ms.
-			rest, err := io.ReadAll(br)
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				t.Fatalf("the connection is still open (read %q)", rest)
-			}
-			if s := string(rest); s != "" && !strings.HasPrefix(s, "HTTP/1.1 408") && !strings.HasPrefix(s, "HTTP/1.1 400") {
+			if s := readToClose(t, br); s != "" && !strings.HasPrefix(s, "HTTP/1.1 408") && !strings.HasPrefix(s, "HTTP/1.1 400") {
 				t.Fatalf("answer %q", s)
 			}
 		})
 	}
+}
+
+// readToClose reads what the server sends until it closes the connection,
+// failing when dial's hang guard (10 s, against timeouts of 300 ms) fires
+// first: the connection is still open.
+func readToClose(t *testing.T, br *bufio.Reader) string {
+	t.Helper()
+	rest, err := io.ReadAll(br)
+	var ne net.Error
+	if errors.As(err, &ne) && ne.Timeout() {
+		t.Fatalf("the connection is still open (read %q)", rest)
+	}
+	return string(rest)
 }
