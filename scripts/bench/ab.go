@@ -57,6 +57,7 @@ func abRun(ctx context.Context, cfg benchConfig, env benchEnv, builds []*gitgate
 	}
 	load := func(d time.Duration) ([]sample, error) {
 		out := make([]sample, len(builds))
+		logs := make([]string, len(builds))
 		errs := make([]error, len(builds))
 		before := make([]int64, len(builds))
 		for i, g := range builds {
@@ -70,14 +71,12 @@ func abRun(ctx context.Context, cfg benchConfig, env benchEnv, builds []*gitgate
 					errs[i] = fmt.Errorf("%s: %w\n%s", builds[i].Name(), err, log)
 					return
 				}
-				out[i].wrk = r
+				out[i].wrk, logs[i] = r, log
 			})
 		}
 		wg.Wait()
 		for i, g := range builds {
-			if out[i].wrk.Requests > 0 {
-				out[i].cpuPerReqUS = float64(g.Proc().cpuTicks()-before[i]) * float64(clockTick.Microseconds()) / float64(out[i].wrk.Requests)
-			}
+			out[i] = newSample(g.Name(), out[i].wrk, logs[i], g.Proc(), before[i])
 		}
 		return out, errors.Join(errs...)
 	}

@@ -107,12 +107,5 @@ func measureCorrelation(ctx context.Context, cfg benchConfig, env benchEnv, t *c
 	if err != nil {
 		return sample{}, fmt.Errorf("%s: %w", t.Name(), err)
 	}
-	if r.Non2xx > 0 || r.SocketErrors > 0 {
-		fmt.Fprintf(os.Stderr, "%s: %d non-2xx, %d socket errors\n%s\n", t.Name(), r.Non2xx, r.SocketErrors, out)
-	}
-	s := sample{wrk: r}
-	if r.Requests > 0 {
-		s.cpuPerReqUS = float64(t.Proc().cpuTicks()-before) * float64(clockTick.Microseconds()) / float64(r.Requests)
-	}
-	return s, nil
+	return newSample(t.Name(), r, out, t.Proc(), before), nil
 }

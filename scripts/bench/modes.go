@@ -37,14 +37,22 @@ func measure(ctx context.Context, cfg benchConfig, env benchEnv, t target) (samp
 	if err != nil {
 		return sample{}, fmt.Errorf("%s: %w", t.Name(), err)
 	}
+	return newSample(t.Name(), r, out, t.Proc(), before), nil
+}
+
+// newSample is what one wrk run r (which printed out) measured of name,
+// whose process group p used CPU ticks since before (p nil: not counted).
+// Failed requests are reported, since they are cheap to serve and would
+// flatter the CPU per request.
+func newSample(name string, r wrkResult, out string, p *proc, before int64) sample {
 	if r.Non2xx > 0 || r.SocketErrors > 0 {
-		fmt.Fprintf(os.Stderr, "%s: %d non-2xx, %d socket errors\n%s\n", t.Name(), r.Non2xx, r.SocketErrors, out)
+		fmt.Fprintf(os.Stderr, "%s: %d non-2xx, %d socket errors\n%s\n", name, r.Non2xx, r.SocketErrors, out)
 	}
 	s := sample{wrk: r}
-	if p := t.Proc(); p != nil && r.Requests > 0 {
+	if p != nil && r.Requests > 0 {
 		s.cpuPerReqUS = float64(p.cpuTicks()-before) * float64(clockTick.Microseconds()) / float64(r.Requests)
 	}
-	return s, nil
+	return s
 }
 
 func median(xs []float64) float64 {
