@@ -103,7 +103,7 @@ type exchange struct {
 	retried  bool // the swallowed status was granted a retry
 	kind     attemptKind
 	tryTimer *time.Timer // per-try timeout of the attempt, nil when none
-	allTimer *time.Timer // the route timeout
+	allTimer *routeTimer // the route timeout
 	// deadline is when the route timeout ends. A failure seen at or after
 	// it is the timeout's, even before the timer's goroutine has run: a
 	// gRPC upstream holding the same deadline may end the call first.
@@ -228,7 +228,7 @@ func (f *Forwarder) modifyResponse(res *http.Response) error {
 	}
 	if res.StatusCode == http.StatusSwitchingProtocols || isEventStream(res.Header) {
 		if ex.allTimer != nil {
-			ex.allTimer.Stop()
+			ex.allTimer.lift()
 		}
 	}
 	ex.route.respHeaders.apply(res.Header)

@@ -297,9 +297,9 @@ func (rt *Route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			r.Header["Grpc-Timeout"] = []string{formatGRPCTimeout(timeout)}
 		}
 	}
-	total := armRouteTimer(st, timeout)
+	total := armRouteTimer(st, ob.start, timeout)
 	defer func() { st.timerStopped = total.release() }()
-	ex.allTimer = total.t
+	ex.allTimer = total
 	ex.deadline = ob.start + timeout
 
 	// Decide whether a retry is possible and make the body replayable.
