@@ -130,6 +130,39 @@ type requestState struct {
 	ctx exchangeCtx
 	// timerStopped: the route timer was stopped before it fired.
 	timerStopped bool
+	// attempt is the first attempt's request (see attemptOf); withCtx is
+	// a request that carries ctx, made once per requestState, from which
+	// attempt takes its context: http.Request.WithContext allocates a
+	// request on every call.
+	attempt http.Request
+	withCtx *http.Request
+}
+
+// attemptOf returns r with the request's context, as r.WithContext(&st.ctx)
+// would, in st's own request instead of a new one. It serves the first
+// attempt only, so that nothing of an earlier attempt can still hold the
+// request it overwrites; a request that went anywhere but the direct path
+// keeps st to the garbage collector (Observation.Release).
+func (st *requestState) attemptOf(r *http.Request) *http.Request {
+	if st.withCtx == nil || st.withCtx.Context() != &st.ctx {
+		st.withCtx = (&http.Request{}).WithContext(&st.ctx)
+	}
+	out := &st.attempt
+	*out = *st.withCtx
+	copyRequestFields(out, r)
+	return out
+}
+
+// copyRequestFields copies every exported field of src to dst.
+// TestCopyRequestFieldsCopiesEveryField fails when http.Request gains one.
+func copyRequestFields(dst, src *http.Request) {
+	dst.Method, dst.URL = src.Method, src.URL
+	dst.Proto, dst.ProtoMajor, dst.ProtoMinor = src.Proto, src.ProtoMajor, src.ProtoMinor
+	dst.Header, dst.Body, dst.GetBody = src.Header, src.Body, src.GetBody
+	dst.ContentLength, dst.TransferEncoding, dst.Close = src.ContentLength, src.TransferEncoding, src.Close
+	dst.Host, dst.Form, dst.PostForm, dst.MultipartForm = src.Host, src.Form, src.PostForm, src.MultipartForm
+	dst.Trailer, dst.RemoteAddr, dst.RequestURI, dst.TLS = src.Trailer, src.RemoteAddr, src.RequestURI, src.TLS
+	dst.Cancel, dst.Response, dst.Pattern = src.Cancel, src.Response, src.Pattern //nolint:staticcheck // Cancel: copied as WithContext does
 }
 
 // quiet reports that nothing may refer to the request's state any more

@@ -61,7 +61,9 @@ var observations = sync.Pool{New: func() any { return new(Observation) }}
 // Call Release when the request is over.
 func (o *Options) Observe(w http.ResponseWriter, r *http.Request) *Observation {
 	ob := observations.Get().(*Observation)
+	withCtx := ob.state.withCtx // carries &ob.state.ctx: still good
 	*ob = Observation{}
+	ob.state.withCtx = withCtx
 	ob.init(o, w, r, clock())
 	return ob
 }

@@ -398,7 +398,12 @@ func (rt *Route) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			tryCancel = cancelTry
 			ex.tryTimer = time.AfterFunc(rt.perTry, func() { cancelTry(errTryTimeout) })
 		}
-		out := r.WithContext(actx)
+		var out *http.Request
+		if try == 0 && actx == ctx {
+			out = st.attemptOf(r)
+		} else {
+			out = r.WithContext(actx)
+		}
 		if replay != nil {
 			out.Body = io.NopCloser(bytes.NewReader(replay))
 		}
