@@ -113,9 +113,10 @@ type outgoing struct {
 	req http.Request
 	url url.URL
 	hdr http.Header
+	res upstream.ResponseBuffer
 }
 
-var outgoings = sync.Pool{New: func() any { return &outgoing{hdr: make(http.Header, 16)} }}
+var outgoings = sync.Pool{New: func() any { return &outgoing{hdr: make(http.Header, 8)} }}
 
 // direct is ReverseProxy.ServeHTTP for an eligible attempt. The outgoing
 // request is a shallow copy of in (which keeps the attempt's context, so
@@ -129,6 +130,7 @@ func (f *Forwarder) direct(w http.ResponseWriter, in *http.Request, ex *exchange
 			return // the http.Transport may still read it: left to the collector
 		}
 		og.req, og.url = http.Request{}, url.URL{} // no reference kept
+		og.res.Reset()
 		clear(hdr)
 		outgoings.Put(og)
 	}()
@@ -156,7 +158,7 @@ func (f *Forwarder) direct(w http.ResponseWriter, in *http.Request, ex *exchange
 	}
 	f.rewrite(&httputil.ProxyRequest{In: in, Out: out})
 
-	res, kept, err := f.pool.RoundTripDirect(out)
+	res, kept, err := f.pool.RoundTripDirect(out, &og.res)
 	ex.indirect = ex.indirect || kept
 	if err != nil {
 		f.errorHandler(w, out, err)

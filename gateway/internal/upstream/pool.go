@@ -282,12 +282,23 @@ func (p *Pool) TLSCurrent() bool {
 func (p *Pool) Transport() http.RoundTripper { return p.fast }
 
 // RoundTripDirect is Transport().RoundTrip for a caller that recycles
-// req: kept reports that req went to the http.Transport, which may go on
-// using it (its header and body) after returning, so it must not be
-// reused.
-func (p *Pool) RoundTripDirect(req *http.Request) (res *http.Response, kept bool, err error) {
-	return p.fast.roundTrip(req)
+// req and buf: kept reports that req went to the http.Transport, which may
+// go on using it (its header and body) after returning, so it must not be
+// reused. Otherwise the response, its body readers and its header map are
+// buf's, and buf may serve another round trip once the response's body
+// was closed and nothing refers to the response or its header map (the
+// header's values are not buf's: they may be kept).
+func (p *Pool) RoundTripDirect(req *http.Request, buf *ResponseBuffer) (res *http.Response, kept bool, err error) {
+	return p.fast.roundTrip(req, &buf.fr)
 }
+
+// ResponseBuffer is where RoundTripDirect reads a response: its zero value
+// is ready to use.
+type ResponseBuffer struct{ fr fastResponse }
+
+// Reset drops buf's references to its last response, its request and its
+// connection, keeping the header map for the next.
+func (buf *ResponseBuffer) Reset() { buf.fr = fastResponse{hdr: buf.fr.hdr} }
 
 // FastTarget reports whether t is served by the pool's synchronous
 // HTTP/1.1 path: an http:// target of a pool whose connections are not

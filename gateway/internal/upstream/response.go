@@ -35,11 +35,14 @@ const maxFastLines = 100
 var crlfcrlf = []byte("\r\n\r\n")
 
 // fastResponse holds a fast exchange's response with its body readers:
-// one allocation where there were three.
+// one allocation where there were three. hdr is the header map of its last
+// fast parse, cleared and reused by the next one when the fastResponse is
+// (RoundTripDirect's ResponseBuffer).
 type fastResponse struct {
 	res http.Response
 	lb  lengthBody
 	fb  fastBody
+	hdr http.Header
 }
 
 // parseResponse returns the response whose head is buffered whole in br,
@@ -84,7 +87,13 @@ func parseResponse(br *bufio.Reader, req *http.Request, fr *fastResponse) *http.
 	res.StatusCode, _ = strconv.Atoi(code) // three digits: cannot fail
 
 	n := lines - 1 // the header lines, the status line aside
-	h := make(http.Header, n)
+	h := fr.hdr
+	if h == nil {
+		h = make(http.Header, n)
+		fr.hdr = h
+	} else {
+		clear(h)
+	}
 	vals := make([]string, n)
 	for rest != "" {
 		line, rest, _ = strings.Cut(rest, "\r\n")

@@ -129,14 +129,14 @@ func (t *fastTransport) CloseIdleConnections() {
 
 // RoundTrip sends req on the fast path when it can, else on the slow one.
 func (t *fastTransport) RoundTrip(req *http.Request) (*http.Response, error) {
-	res, _, err := t.roundTrip(req)
+	res, _, err := t.roundTrip(req, new(fastResponse))
 	return res, err
 }
 
-// roundTrip is RoundTrip; slow reports that req went to the http.Transport,
-// which may go on using it after returning (writing a body that the
-// upstream answered before reading).
-func (t *fastTransport) roundTrip(req *http.Request) (res *http.Response, slow bool, err error) {
+// roundTrip is RoundTrip with the fast path's response in fr; slow reports
+// that req went to the http.Transport, which may go on using it after
+// returning (writing a body that the upstream answered before reading).
+func (t *fastTransport) roundTrip(req *http.Request, fr *fastResponse) (res *http.Response, slow bool, err error) {
 	cp := (*t.conns.Load())[req.URL.Host]
 	if cp == nil || !fastEligible(req) {
 		res, err := t.slow.RoundTrip(req)
@@ -157,7 +157,7 @@ func (t *fastTransport) roundTrip(req *http.Request) (res *http.Response, slow b
 		if err != nil {
 			return nil, false, err
 		}
-		res, stale, err := t.exchange(ctx, cp, pc, req, body)
+		res, stale, err := t.exchange(ctx, cp, pc, req, body, fr)
 		if err == nil {
 			return res, false, nil
 		}
@@ -199,7 +199,7 @@ func readBody(r io.Reader, n int64) ([]byte, error) {
 // exchange writes req on pc and reads the response head. stale reports an
 // error that a reused connection closed by the upstream explains, before
 // the request could have been processed.
-func (t *fastTransport) exchange(ctx context.Context, cp *connPool, pc *persistConn, req *http.Request, body []byte) (*http.Response, bool, error) {
+func (t *fastTransport) exchange(ctx context.Context, cp *connPool, pc *persistConn, req *http.Request, body []byte, fr *fastResponse) (*http.Response, bool, error) {
 	stop := pc.watch(ctx)
 	fail := func(err error) (*http.Response, bool, error) {
 		stop()
@@ -218,8 +218,7 @@ func (t *fastTransport) exchange(ctx context.Context, cp *connPool, pc *persistC
 	}
 	pc.cr.limit = t.maxHead
 	n1xx := 0
-	fr := new(fastResponse) // the response, 1xx answers before it included
-	var res *http.Response
+	var res *http.Response // fr's: the response, 1xx answers before it included
 	for {
 		var err error
 		pc.cr.read = 0

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"net/textproto"
+	"reflect"
 	"strconv"
 	"strings"
 	"testing"
@@ -385,6 +386,57 @@ func TestFastTransportIdleTimeout(t *testing.T) {
 	}
 }
 
+// A ResponseBuffer serves one round trip after another: each response
+// has its own header, none of an earlier one's, and the header values a
+// caller kept of an earlier response (the proxy shares them with the
+// client's answer) stay as they were.
+func TestResponseBufferReuse(t *testing.T) {
+	t.Parallel()
+	s := rawtest.Start(t, func(w io.Writer, _ *http.Request, _ []byte, i int) bool {
+		if i%2 == 0 {
+			_, _ = io.WriteString(w, "HTTP/1.1 200 OK\r\nX-First: 1\r\nX-Both: a\r\nContent-Length: 2\r\n\r\nok")
+		} else {
+			_, _ = io.WriteString(w, "HTTP/1.1 204 No Content\r\nX-Both: b\r\nX-Second: 2\r\n\r\n")
+		}
+		return true
+	})
+	p := fastPool(t, s.Addr, nil)
+	var buf ResponseBuffer
+	get := func() (*http.Response, string) {
+		t.Helper()
+		req, err := http.NewRequest(http.MethodGet, "http://"+s.Addr+"/", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		res, kept, err := p.RoundTripDirect(req, &buf)
+		if err != nil || kept {
+			t.Fatalf("round trip: kept %v, %v", kept, err)
+		}
+		b, err := io.ReadAll(res.Body)
+		_ = res.Body.Close()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return res, string(b)
+	}
+	res, body := get()
+	first, both := res.Header["X-First"], res.Header["X-Both"]
+	if res.StatusCode != 200 || body != "ok" || len(first) != 1 || first[0] != "1" || len(both) != 1 || both[0] != "a" {
+		t.Fatalf("first answer: %d %q %v", res.StatusCode, body, res.Header)
+	}
+	res, body = get()
+	want := http.Header{"X-Both": {"b"}, "X-Second": {"2"}}
+	if res.StatusCode != 204 || body != "" || !reflect.DeepEqual(res.Header, want) {
+		t.Fatalf("second answer: %d %q %v, want 204 %v", res.StatusCode, body, res.Header, want)
+	}
+	if first[0] != "1" || both[0] != "a" {
+		t.Fatalf("the first answer's kept values changed to %q %q", first, both)
+	}
+	if n := s.Accepts(); n != 1 {
+		t.Fatalf("%d connections for two requests in a row, want 1", n)
+	}
+}
+
 // RoundTripDirect says when the request went to the http.Transport, which
 // may still use it after returning: the proxy recycles only the others.
 func TestRoundTripDirectReportsTheSlowPath(t *testing.T) {
@@ -415,7 +467,8 @@ func TestRoundTripDirectReportsTheSlowPath(t *testing.T) {
 			for k, v := range tc.header {
 				req.Header[k] = v
 			}
-			res, kept, err := p.RoundTripDirect(req)
+			var buf ResponseBuffer
+			res, kept, err := p.RoundTripDirect(req, &buf)
 			if err != nil {
 				t.Fatal(err)
 			}
