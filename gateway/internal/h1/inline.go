@@ -464,7 +464,10 @@ func (c *flatTLSConn) ConnectionState() tls.ConnectionState { return c.tls.Conne
 // baseConn returns the accepted connection under c.
 func baseConn(c net.Conn) net.Conn {
 	if f := flatOf(c); f != nil {
-		return f.Conn
+		c = f.Conn
+	}
+	if lc, ok := c.(*lazyConn); ok {
+		return lc.TCPConn
 	}
 	return c
 }

@@ -157,7 +157,7 @@ func (s *Server) SetKeepAlivesEnabled(on bool) { s.noKeep.Store(!on) }
 
 // Serve accepts connections on ln until Shutdown.
 func (s *Server) Serve(ln net.Listener) error {
-	err := s.fs.Serve(ln)
+	err := s.fs.Serve(lazyListener{ln})
 	if err == nil || errors.Is(err, net.ErrClosed) {
 		return http.ErrServerClosed
 	}

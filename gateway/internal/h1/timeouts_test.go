@@ -15,11 +15,17 @@ import (
 // startTimeouts serves h with short header and idle timeouts.
 func startTimeouts(t *testing.T, h http.Handler) string {
 	t.Helper()
+	return startWithTimeouts(t, h, 300*time.Millisecond, 300*time.Millisecond)
+}
+
+// startWithTimeouts serves h with the given header and idle timeouts.
+func startWithTimeouts(t *testing.T, h http.Handler, header, idle time.Duration) string {
+	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	s := New(Options{Handler: h, ReadHeaderTimeout: 300 * time.Millisecond, IdleTimeout: 300 * time.Millisecond})
+	s := New(Options{Handler: h, ReadHeaderTimeout: header, IdleTimeout: idle})
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(ln) }()
 	t.Cleanup(func() {
@@ -83,4 +89,38 @@ func readToClose(t *testing.T, br *bufio.Reader) string {
 		t.Fatalf("the connection is still open (read %q)", rest)
 	}
 	return string(rest)
+}
+
+// A kept-alive connection waits for its next request up to the idle
+// timeout, longer than the header timeout, and the header timeout still
+// bounds the header block that then comes slowly: the two deadlines that
+// fasthttp sets for every request both hold, though the socket's is moved
+// lazily (lazyConn).
+func TestIdleLongerThanTheHeaderTimeout(t *testing.T) {
+	t.Parallel()
+	addr := startWithTimeouts(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.WriteString(w, "ok")
+	}), 200*time.Millisecond, 30*time.Second)
+	c, br := dial(t, addr)
+	get := "GET /a HTTP/1.1\r\nHost: x\r\n\r\n"
+	for i := range 2 {
+		if i > 0 {
+			time.Sleep(600 * time.Millisecond) // idle: three header timeouts
+		}
+		_, _ = io.WriteString(c, get)
+		resp, err := http.ReadResponse(br, nil)
+		if err != nil {
+			t.Fatalf("request %d after an idle wait: %v", i+1, err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		if resp.StatusCode != http.StatusOK || string(b) != "ok" {
+			t.Fatalf("request %d: %d %q", i+1, resp.StatusCode, b)
+		}
+	}
+	// A header block that stops half-way loses the connection at the
+	// header timeout, not at the idle one (dial's guard is 10 s).
+	_, _ = io.WriteString(c, "GET /a HTTP/1.1\r\nHost: x\r\n")
+	if s := readToClose(t, br); s != "" && !strings.HasPrefix(s, "HTTP/1.1 408") && !strings.HasPrefix(s, "HTTP/1.1 400") {
+		t.Fatalf("answer %q", s)
+	}
 }
