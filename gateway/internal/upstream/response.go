@@ -32,8 +32,6 @@ func readResponse(br *bufio.Reader, req *http.Request, fr *fastResponse) (*http.
 // maxFastLines bounds the header lines of a fast parse.
 const maxFastLines = 100
 
-var crlfcrlf = []byte("\r\n\r\n")
-
 // fastResponse holds a fast exchange's response with its body readers:
 // one allocation where there were three. hdr is the header map of its last
 // fast parse, cleared and reused by the next one when the fastResponse is
@@ -53,22 +51,16 @@ func parseResponse(br *bufio.Reader, req *http.Request, fr *fastResponse) *http.
 		return nil
 	}
 	buf, _ := br.Peek(br.Buffered())
-	end := bytes.Index(buf, crlfcrlf)
-	if end < 0 {
-		return nil
+	end, lines := headLines(buf)
+	if end < 0 || lines == 0 {
+		return nil // not buffered whole, or an empty line first
 	}
-	head := buf[:end+2] // every line with its CRLF
-	lf := bytes.Count(head, crlfcrlf[1:2])
-	if lf > maxFastLines+1 {
-		return nil
+	text := string(buf[:end]) // every line with its CRLF, the empty one aside
+	nl := strings.IndexByte(text, '\n')
+	line, rest := text[:nl-1], text[nl+1:]
+	if strings.IndexByte(line, '\r') >= 0 {
+		return nil // a CR inside the status line
 	}
-	// Lines end in CRLF and hold no other CR or LF.
-	lines := bytes.Count(head, crlfcrlf[:2])
-	if lf != lines || bytes.Count(head, crlfcrlf[:1]) != lines {
-		return nil
-	}
-	text := string(head)
-	line, rest, _ := strings.Cut(text, "\r\n")
 	res := &fr.res
 	*res = http.Response{Request: req}
 	switch {
@@ -95,21 +87,37 @@ func parseResponse(br *bufio.Reader, req *http.Request, fr *fastResponse) *http.
 		clear(h)
 	}
 	vals := make([]string, n)
+	// What framing reads is noted on the way: no lookups after.
+	clSeen, connSeen := false, false
+	clText := ""
 	for rest != "" {
-		line, rest, _ = strings.Cut(rest, "\r\n")
-		if line == "" || line[0] == ' ' || line[0] == '\t' {
-			return nil // obs-fold, or an empty line before the end
+		nl = strings.IndexByte(rest, '\n')
+		line, rest = rest[:nl-1], rest[nl+1:]
+		// A CR left inside the line fails the name's or the value's check.
+		colon := strings.IndexByte(line, ':')
+		if colon <= 0 {
+			return nil // no name: obs-fold, or no colon
 		}
-		k, v, ok := strings.Cut(line, ":")
-		if !ok || !validName(k) || !validValue(v) {
+		k, v := line[:colon], line[colon+1:]
+		token, canonical := canonicalToken(k)
+		if !token || !validValue(v) {
 			return nil
 		}
-		k = textproto.CanonicalMIMEHeaderKey(k)
+		if !canonical {
+			k = textproto.CanonicalMIMEHeaderKey(k)
+		}
+		v = textproto.TrimString(v) // no CR or LF left in a line: spaces and tabs
 		switch k {
 		case "Transfer-Encoding", "Trailer", "Pragma":
 			return nil // framing and cache rules that net/http applies
+		case "Content-Length":
+			if clSeen {
+				return nil // repeated: net/http decides
+			}
+			clSeen, clText = true, v
+		case "Connection":
+			connSeen = true
 		}
-		v = textproto.TrimString(v) // no CR or LF left in a line: spaces and tabs
 		if prior, ok := h[k]; ok {
 			h[k] = append(prior, v)
 			continue
@@ -120,13 +128,16 @@ func parseResponse(br *bufio.Reader, req *http.Request, fr *fastResponse) *http.
 	res.Header = h
 
 	cl := int64(-1)
-	if v := h["Content-Length"]; len(v) > 0 {
-		if len(v) > 1 || v[0] == "" || len(v[0]) > 18 || !isDigits(v[0]) {
+	if clSeen {
+		if clText == "" || len(clText) > 18 || !isDigits(clText) {
 			return nil
 		}
-		cl, _ = strconv.ParseInt(v[0], 10, 64) // at most 18 digits: cannot fail
+		cl, _ = strconv.ParseInt(clText, 10, 64) // at most 18 digits: cannot fail
 	}
-	conn := h["Connection"]
+	var conn []string
+	if connSeen {
+		conn = h["Connection"]
+	}
 	hasClose := httpguts.HeaderValuesContainsToken(conn, "close")
 	if res.ProtoMinor == 0 {
 		res.Close = hasClose || !httpguts.HeaderValuesContainsToken(conn, "keep-alive")
@@ -150,8 +161,51 @@ func parseResponse(br *bufio.Reader, req *http.Request, fr *fastResponse) *http.
 	default:
 		return nil // a body until the connection closes: rare, left to net/http
 	}
-	_, _ = br.Discard(len(head) + 2)
+	_, _ = br.Discard(end + 2) // the head and its empty line
 	return res
+}
+
+// headLines finds a head buffered whole in buf: it returns the length of
+// its lines (each with its CRLF) before the empty line that ends it, and
+// how many they are; -1 when the empty line is not in buf, a line ends in
+// a bare LF, or there are more than maxFastLines header lines.
+func headLines(buf []byte) (end, lines int) {
+	for i := 0; ; {
+		j := bytes.IndexByte(buf[i:], '\n')
+		if j <= 0 || buf[i+j-1] != '\r' {
+			return -1, 0
+		}
+		if j == 1 {
+			return i, lines
+		}
+		if lines++; lines > maxFastLines+1 {
+			return -1, 0
+		}
+		i += j + 1
+	}
+}
+
+// canonicalToken reports whether k is a non-empty RFC 9110 token, and
+// whether it is in the form textproto.CanonicalMIMEHeaderKey gives it (an
+// upper-case letter first and after each hyphen, lower-case elsewhere),
+// which most names from a server are: those need no copy.
+func canonicalToken(k string) (token, canonical bool) {
+	if k == "" {
+		return false, false
+	}
+	canonical = true
+	upper := true
+	for i := 0; i < len(k); i++ {
+		c := k[i]
+		if !tokenByte[c] {
+			return false, false
+		}
+		if upper && 'a' <= c && c <= 'z' || !upper && 'A' <= c && c <= 'Z' {
+			canonical = false
+		}
+		upper = c == '-'
+	}
+	return true, canonical
 }
 
 func isDigits(s string) bool {

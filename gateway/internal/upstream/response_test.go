@@ -53,6 +53,17 @@ func gatewayRead(br *bufio.Reader, req *http.Request) (*http.Response, error) {
 	return readResponse(br, req, new(fastResponse))
 }
 
+// staleRead is readResponse into a fastResponse that read another answer
+// before, with headers of its own: a pooled ResponseBuffer.
+func staleRead(br *bufio.Reader, req *http.Request) (*http.Response, error) {
+	fr := new(fastResponse)
+	prev := "HTTP/1.1 200 OK\r\nContent-Length: 1\r\nConnection: close\r\nX-Old: 1\r\nContent-Type: a\r\n\r\nx"
+	if parseResponse(bufio.NewReader(strings.NewReader(prev)), req, fr) == nil {
+		panic("the earlier answer was not parsed")
+	}
+	return readResponse(br, req, fr)
+}
+
 // parseOnly is readResponse without the fallback: it reports whether the
 // fast parse took the response.
 func parseOnly(br *bufio.Reader, req *http.Request) (*http.Response, error) {
@@ -156,7 +167,17 @@ func FuzzReadResponse(f *testing.F) {
 		if !reflect.DeepEqual(got, want) {
 			t.Fatalf("input %q:\nreadResponse:\n%+v\nhttp.ReadResponse:\n%+v", input, got, want)
 		}
+		if got := observe(staleRead, input, method); !reflect.DeepEqual(got, want) {
+			t.Fatalf("input %q, after another answer:\nreadResponse:\n%+v\nhttp.ReadResponse:\n%+v", input, got, want)
+		}
 	})
+}
+
+// reusedRead is readResponse into one fastResponse, as a pooled
+// ResponseBuffer is.
+func reusedRead() func(*bufio.Reader, *http.Request) (*http.Response, error) {
+	fr := new(fastResponse)
+	return func(br *bufio.Reader, req *http.Request) (*http.Response, error) { return readResponse(br, req, fr) }
 }
 
 // BenchmarkReadResponse compares the parse of a typical answer.
@@ -165,7 +186,7 @@ func BenchmarkReadResponse(b *testing.B) {
 	for _, c := range []struct {
 		name string
 		read func(*bufio.Reader, *http.Request) (*http.Response, error)
-	}{{"readResponse", gatewayRead}, {"http.ReadResponse", http.ReadResponse}} {
+	}{{"readResponse", gatewayRead}, {"readResponse reused", reusedRead()}, {"http.ReadResponse", http.ReadResponse}} {
 		b.Run(c.name, func(b *testing.B) {
 			r := bytes.NewReader(input)
 			br := bufio.NewReaderSize(r, 4<<10)

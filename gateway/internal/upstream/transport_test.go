@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"net/http/httptrace"
 	"net/textproto"
+	"net/url"
 	"reflect"
 	"strconv"
 	"strings"
@@ -629,5 +630,50 @@ func TestValidNameIsToken(t *testing.T) {
 	}
 	if validName("") {
 		t.Error(`validName("") = true, want false`)
+	}
+}
+
+// BenchmarkWriteRequest writes a typical proxied request head.
+func BenchmarkWriteRequest(b *testing.B) {
+	req, err := http.NewRequest(http.MethodGet, "http://127.0.0.1:8080/api/items?page=2", nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	req.Header = http.Header{
+		"Accept":            {"*/*"},
+		"User-Agent":        {"curl/8.5.0"},
+		"X-Forwarded-For":   {"10.0.0.1"},
+		"X-Forwarded-Proto": {"http"},
+		"X-Forwarded-Host":  {"api.example.com"},
+		"X-Request-Id":      {"0af7651916cd43dd8448eb211c80319c"},
+	}
+	bw := bufio.NewWriterSize(io.Discard, 4<<10)
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := writeRequest(bw, req, nil); err != nil {
+			b.Fatal(err)
+		}
+		_ = bw.Flush()
+	}
+}
+
+// writeRequestURI writes what url.URL.RequestURI returns.
+func TestWriteRequestURI(t *testing.T) {
+	t.Parallel()
+	for _, raw := range []string{
+		"http://h/", "http://h", "http://h/a/b?x=1&y=2", "http://h/a?", "http://h/a%2Fb?q",
+		"http://h/caf%C3%A9", "http://h/a b", "http:opaque?q=1", "http://h//double", "http://h/?",
+	} {
+		u, err := url.Parse(raw)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var sb strings.Builder
+		bw := bufio.NewWriter(&sb)
+		writeRequestURI(bw, u)
+		_ = bw.Flush()
+		if got, want := sb.String(), u.RequestURI(); got != want {
+			t.Errorf("%q: wrote %q, RequestURI is %q", raw, got, want)
+		}
 	}
 }
