@@ -6,6 +6,8 @@ import (
 	"strings"
 
 	"golang.org/x/net/http/httpguts"
+
+	"github.com/gitgate/gitgate/gateway/internal/headers"
 )
 
 // refusal is a request the adapter refuses before the handler, with
@@ -63,12 +65,10 @@ var lowerKeys = func() map[string]string {
 	return m
 }()
 
-// canonicalKey returns the canonical form of the header name k; a common
-// name in any spelling costs no allocation.
+// canonicalKey returns the canonical form of the header name k, a token
+// not in canonical form (parseHeaders keeps those that are as they are);
+// a common name in any spelling costs no allocation.
 func canonicalKey(k string) string {
-	if c, ok := commonKeys[k]; ok {
-		return c
-	}
 	if len(k) <= 32 {
 		var buf [32]byte
 		for i := 0; i < len(k); i++ {
@@ -112,14 +112,17 @@ func parseHeaders(s string, h http.Header, vals *[]string) *refusal {
 			return refuseObsFold
 		}
 		k, v, ok := strings.Cut(line, ":")
-		if !ok || !httpguts.ValidHeaderFieldName(k) {
+		token, canonical := headers.CanonicalToken(k)
+		if !ok || !token {
 			return refuseHeaderName
 		}
 		v = trimOWS(v)
 		if !httpguts.ValidHeaderFieldValue(v) {
 			return refuseHeaderValue
 		}
-		k = canonicalKey(k)
+		if !canonical {
+			k = canonicalKey(k) // a copy, unless a common name
+		}
 		if old, ok := h[k]; ok {
 			h[k] = append(old[:len(old):len(old)], v)
 			continue

@@ -10,6 +10,8 @@ import (
 	"strings"
 
 	"golang.org/x/net/http/httpguts"
+
+	"github.com/gitgate/gitgate/gateway/internal/headers"
 )
 
 // readResponse reads a response head (and frames its body) from br, as
@@ -99,7 +101,7 @@ func parseResponse(br *bufio.Reader, req *http.Request, fr *fastResponse) *http.
 			return nil // no name: obs-fold, or no colon
 		}
 		k, v := line[:colon], line[colon+1:]
-		token, canonical := canonicalToken(k)
+		token, canonical := headers.CanonicalToken(k)
 		if !token || !validValue(v) {
 			return nil
 		}
@@ -183,29 +185,6 @@ func headLines(buf []byte) (end, lines int) {
 		}
 		i += j + 1
 	}
-}
-
-// canonicalToken reports whether k is a non-empty RFC 9110 token, and
-// whether it is in the form textproto.CanonicalMIMEHeaderKey gives it (an
-// upper-case letter first and after each hyphen, lower-case elsewhere),
-// which most names from a server are: those need no copy.
-func canonicalToken(k string) (token, canonical bool) {
-	if k == "" {
-		return false, false
-	}
-	canonical = true
-	upper := true
-	for i := 0; i < len(k); i++ {
-		c := k[i]
-		if !tokenByte[c] {
-			return false, false
-		}
-		if upper && 'a' <= c && c <= 'z' || !upper && 'A' <= c && c <= 'Z' {
-			canonical = false
-		}
-		upper = c == '-'
-	}
-	return true, canonical
 }
 
 func isDigits(s string) bool {

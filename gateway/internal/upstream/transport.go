@@ -12,10 +12,11 @@ import (
 	"net/textproto"
 	"net/url"
 	"strconv"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/gitgate/gitgate/gateway/internal/headers"
 )
 
 // fastTransport is the pool's http.RoundTripper. Plain http:// requests
@@ -354,7 +355,7 @@ func writeRequestURI(bw *bufio.Writer, u *url.URL) {
 }
 
 func writeHeader(bw *bufio.Writer, k string, vv []string) error {
-	if !validName(k) {
+	if !headers.IsToken(k) {
 		return fmt.Errorf("invalid header field name %q", k)
 	}
 	for _, v := range vv {
@@ -385,28 +386,6 @@ func writeField(bw *bufio.Writer, k, v string) {
 	b = append(b, "\r\n"...)
 	_, _ = bw.Write(b)
 }
-
-// validName reports a non-empty RFC 9110 token.
-func validName(s string) bool {
-	if s == "" {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if !tokenByte[s[i]] {
-			return false
-		}
-	}
-	return true
-}
-
-// tokenByte holds the bytes of an RFC 9110 token: a table, because every
-// header name of every request and response goes through validName.
-var tokenByte = func() (t [256]bool) {
-	for c := '!'; c < 0x7f; c++ {
-		t[c] = !strings.ContainsRune(`"(),/:;<=>?@[\]{}`, c)
-	}
-	return t
-}()
 
 // validValue reports a field value without control characters but tab.
 func validValue(s string) bool {

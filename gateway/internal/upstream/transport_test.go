@@ -16,8 +16,6 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/net/http/httpguts"
-
 	"github.com/gitgate/gitgate/gateway/internal/upstream/rawtest"
 	"github.com/gitgate/gitgate/schemas"
 )
@@ -613,23 +611,6 @@ func BenchmarkProbe(b *testing.B) {
 		if !p.alive() {
 			b.Fatal("a quiet connection probed as not alive")
 		}
-	}
-}
-
-// TestValidNameIsToken holds validName's table to x/net's token rule for
-// every byte, alone and inside a name, so that the gateway neither sends
-// nor accepts a header name net/http would refuse.
-func TestValidNameIsToken(t *testing.T) {
-	t.Parallel()
-	for c := 0; c < 256; c++ {
-		for _, s := range []string{string([]byte{byte(c)}), "X-" + string([]byte{byte(c)}) + "-Y"} {
-			if got, want := validName(s), httpguts.ValidHeaderFieldName(s); got != want {
-				t.Errorf("validName(%q) = %v, want %v", s, got, want)
-			}
-		}
-	}
-	if validName("") {
-		t.Error(`validName("") = true, want false`)
 	}
 }
 
