@@ -298,9 +298,33 @@ func moveHeaders(dst, src http.Header, direct bool) {
 	}
 }
 
+// isEventStream reports a Content-Type that starts, spaces aside and in
+// any case, with text/event-stream.
 func isEventStream(h http.Header) bool {
 	v := h["Content-Type"]
-	return len(v) > 0 && strings.HasPrefix(strings.ToLower(strings.TrimSpace(v[0])), "text/event-stream")
+	if len(v) == 0 {
+		return false
+	}
+	return hasLowerPrefixFold(strings.TrimSpace(v[0]), "text/event-stream")
+}
+
+// hasLowerPrefixFold reports whether s starts with prefix, a lower-case
+// ASCII string, in any case: strings.ToLower(s) starts with prefix, without
+// the copy.
+func hasLowerPrefixFold(s, prefix string) bool {
+	if len(s) < len(prefix) {
+		return false
+	}
+	for i := 0; i < len(prefix); i++ {
+		c := s[i]
+		if 'A' <= c && c <= 'Z' {
+			c += 'a' - 'A'
+		}
+		if c != prefix[i] {
+			return false
+		}
+	}
+	return true
 }
 
 func (f *Forwarder) errorHandler(_ http.ResponseWriter, r *http.Request, err error) {

@@ -3,6 +3,7 @@ package proxy
 import (
 	"net/http"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -57,5 +58,29 @@ func TestMoveHeaders(t *testing.T) {
 				t.Errorf("client header %v, want %v", tc.dst, tc.wantDst)
 			}
 		})
+	}
+}
+
+// isEventStream answers as the lower-casing test it replaced.
+func TestIsEventStream(t *testing.T) {
+	t.Parallel()
+	for _, ct := range []string{
+		"text/event-stream", "TEXT/Event-Stream; charset=utf-8", " \ttext/event-stream ", "text/event-streamx",
+		"text/plain", "", "text/event-strea", "application/text/event-stream", "\u212aext/event-stream",
+	} {
+		checkEventStream(t, ct)
+	}
+}
+
+func FuzzIsEventStream(f *testing.F) {
+	f.Add("text/event-stream")
+	f.Add("Text/Event-Stream;q=1")
+	f.Fuzz(checkEventStream)
+}
+
+func checkEventStream(t *testing.T, ct string) {
+	want := strings.HasPrefix(strings.ToLower(strings.TrimSpace(ct)), "text/event-stream")
+	if got := isEventStream(http.Header{"Content-Type": {ct}}); got != want {
+		t.Fatalf("isEventStream(%q) = %v, want %v", ct, got, want)
 	}
 }
