@@ -47,6 +47,25 @@ func DeleteAll(h http.Header, name string) {
 	}
 }
 
+// DeleteAllOf is DeleteAll for each of names, in one pass over h's keys
+// instead of one per name.
+func DeleteAllOf(h http.Header, names []string) {
+	for _, n := range names {
+		delete(h, n)
+	}
+	if len(names) == 0 {
+		return
+	}
+	for k := range h {
+		for _, n := range names {
+			if len(k) == len(n) && SameCGIName(k, n) {
+				delete(h, k)
+				break
+			}
+		}
+	}
+}
+
 // DeleteAliases removes from h every key with an underscore whose CGI name
 // is the name of one of names (canonical keys stay: the caller decides
 // about those). It is DeleteAll for a list, without touching the canonical

@@ -68,3 +68,19 @@ func TestStripConnectionListed(t *testing.T) {
 		})
 	}
 }
+
+// DeleteAllOf removes what DeleteAll removes for each name in turn.
+func TestDeleteAllOf(t *testing.T) {
+	t.Parallel()
+	in := http.Header{"X-Tenant": {"a"}, "X_tenant": {"b"}, "x-tenant": {"c"}, "X-Debug": {"d"}, "X_DEBUG": {"e"}, "Accept": {"f"}, "X-Tenants": {"g"}}
+	for _, names := range [][]string{nil, {"X-Tenant"}, {"X-Tenant", "X-Debug"}, {"X-Debug", "Accept", "X-Nothing"}} {
+		got, want := in.Clone(), in.Clone()
+		DeleteAllOf(got, names)
+		for _, n := range names {
+			DeleteAll(want, n)
+		}
+		if !reflect.DeepEqual(got, want) {
+			t.Errorf("DeleteAllOf(%v) left %v, want %v", names, got, want)
+		}
+	}
+}

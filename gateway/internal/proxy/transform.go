@@ -161,6 +161,12 @@ type headerOps struct {
 	remove []string
 	set    []kv
 	add    []kv
+	// drop is remove and the names of set: every spelling of each goes
+	// first, in one pass over the header. When two names of set are
+	// spellings of one another (X-Foo, X_foo), each set removes the one
+	// before it, and apply goes name by name instead (oneByOne).
+	drop     []string
+	oneByOne bool
 }
 
 // kv is one header to set or add. vs is v as a value list, made once:
@@ -204,6 +210,15 @@ func compileHeaderOps(h *schemas.HeaderOps, path string, diag func(path, format 
 		}
 		sort.Slice(*m.dst, func(i, j int) bool { return (*m.dst)[i].k < (*m.dst)[j].k })
 	}
+	ops.drop = append(ops.drop, ops.remove...)
+	for i, e := range ops.set {
+		ops.drop = append(ops.drop, e.k)
+		for _, later := range ops.set[i+1:] {
+			if headers.SameCGIName(e.k, later.k) {
+				ops.oneByOne = true
+			}
+		}
+	}
 	return ops
 }
 
@@ -213,12 +228,19 @@ func (o *headerOps) apply(h http.Header) {
 	}
 	// Removed and set headers lose their other spellings too ("X_Tenant"
 	// for "X-Tenant"), which CGI-style servers read under the same name.
-	for _, k := range o.remove {
-		headers.DeleteAll(h, k)
-	}
-	for _, e := range o.set {
-		headers.DeleteAll(h, e.k)
-		h[e.k] = e.vs
+	if o.oneByOne {
+		for _, k := range o.remove {
+			headers.DeleteAll(h, k)
+		}
+		for _, e := range o.set {
+			headers.DeleteAll(h, e.k)
+			h[e.k] = e.vs
+		}
+	} else {
+		headers.DeleteAllOf(h, o.drop)
+		for _, e := range o.set {
+			h[e.k] = e.vs
+		}
 	}
 	for _, e := range o.add {
 		h[e.k] = append(h[e.k], e.v)

@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"math/rand/v2"
 	"net/http"
 	"reflect"
 	"testing"
@@ -26,5 +27,44 @@ func TestHeaderOpsSetSharesNoGrowth(t *testing.T) {
 		}
 		h["X-Tier"] = append(h["X-Tier"], "late") // a later stage adds
 		h["X-Tier"][0] = "changed"                // or rewrites its copy
+	}
+}
+
+// apply's one pass over the header removes what removing and setting the
+// names one after the other did, for every mix of spellings.
+func TestHeaderOpsApplyInOnePass(t *testing.T) {
+	t.Parallel()
+	names := []string{"X-Tenant", "X_Tenant", "x-tenant", "X_tenant", "X-Debug", "X_Debug", "X-Other", "Accept"}
+	rnd := rand.New(rand.NewPCG(1, 2))
+	for i := range 500 {
+		spec := &schemas.HeaderOps{Set: map[string]string{}, Add: map[string]string{}}
+		for _, n := range names {
+			switch rnd.IntN(5) {
+			case 0:
+				spec.Remove = append(spec.Remove, n)
+			case 1:
+				spec.Set[n] = "set-" + n
+			case 2:
+				spec.Add[n] = "add-" + n
+			}
+		}
+		ops := compileHeaderOps(spec, "route", func(path, format string, args ...any) { t.Fatalf(format, args...) })
+		if ops == nil {
+			continue
+		}
+		in := http.Header{}
+		for _, n := range names {
+			if rnd.IntN(2) == 0 {
+				in[n] = []string{"client-" + n}
+			}
+		}
+		got, want := in.Clone(), in.Clone()
+		ops.apply(got)
+		ref := *ops
+		ref.oneByOne = true
+		ref.apply(want)
+		if !reflect.DeepEqual(got, want) {
+			t.Fatalf("case %d: ops %+v on %v:\none pass %v\nname by name %v", i, spec, in, got, want)
+		}
 	}
 }
