@@ -20,10 +20,23 @@ func abCompare(ctx context.Context, cfg benchConfig, env benchEnv) (string, erro
 	if cfg.baseline == "" {
 		return "", errors.New("-mode ab needs -baseline: a gateway binary built from another revision")
 	}
+	baseCfg := cfg.abBaseCfg
+	if baseCfg == "" {
+		baseCfg = cfg.abConfig
+	}
 	builds := []*gitgate{{bin: env.gateway, label: "gitgate"}, {bin: cfg.baseline, label: "gitgate baseline"}}
+	for i, name := range []string{cfg.abConfig, baseCfg} {
+		if err := builds[i].useConfig(name); err != nil {
+			return "", err
+		}
+	}
 	var ratios, rpsRatios []float64
 	var b strings.Builder
-	fmt.Fprintf(&b, "## gitgate against a baseline build, loaded at the same time (%d runs of %v, %d connections each, both on CPU 1)\n\n", cfg.runs, cfg.duration, cfg.conns/2)
+	route := "both on the " + cfg.abConfig + " route"
+	if baseCfg != cfg.abConfig {
+		route = "gitgate on the " + cfg.abConfig + " route, the baseline on the " + baseCfg + " one"
+	}
+	fmt.Fprintf(&b, "## gitgate against a baseline build, loaded at the same time (%s; %d runs of %v, %d connections each, both on CPU 1)\n\n", route, cfg.runs, cfg.duration, cfg.conns/2)
 	fmt.Fprintf(&b, "Machine: %s\n\n| run | gitgate req/s | baseline req/s | gitgate CPU µs/req | baseline CPU µs/req | CPU/req ratio |\n|---|---:|---:|---:|---:|---:|\n", machineLine())
 	for run := range cfg.runs {
 		s, err := abRun(ctx, cfg, env, builds)
@@ -38,6 +51,21 @@ func abCompare(ctx context.Context, cfg benchConfig, env benchEnv) (string, erro
 	}
 	fmt.Fprintf(&b, "\ngitgate / baseline CPU per request, median: %.3f; requests/s, median: %.3f\n", median(ratios), median(rpsRatios))
 	return b.String(), nil
+}
+
+// useConfig sets the route g serves in -mode ab: "bare", "chain" or
+// "10k-routes".
+func (g *gitgate) useConfig(name string) error {
+	switch name {
+	case "bare":
+	case "chain":
+		g.policies = true
+	case "10k-routes":
+		g.routes = 10000
+	default:
+		return fmt.Errorf("-config %q: want bare, chain or 10k-routes", name)
+	}
+	return nil
 }
 
 // abRun starts both builds, warms them, and loads them at once.
@@ -66,7 +94,11 @@ func abRun(ctx context.Context, cfg benchConfig, env benchEnv, builds []*gitgate
 		var wg sync.WaitGroup
 		for i := range builds {
 			wg.Go(func() {
-				r, log, err := runWrk(ctx, env.loadCPU, cfg.conns/2, d, urls[i]+"/")
+				var headers []string
+				if builds[i].policies {
+					headers = append(headers, "X-API-Key: "+benchAPIKey)
+				}
+				r, log, err := runWrk(ctx, env.loadCPU, cfg.conns/2, d, urls[i]+"/", headers...)
 				if err != nil {
 					errs[i] = fmt.Errorf("%s: %w\n%s", builds[i].Name(), err, log)
 					return

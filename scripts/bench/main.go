@@ -51,6 +51,8 @@ func main() {
 		idlePoll   = flag.Duration("idle-poll", 5*time.Second, "agents' --poll-interval during -mode fleet's idle windows")
 		upstream   = flag.String("upstream", "", "internal: serve as the benchmark upstream on this address")
 		gatewayBin = flag.String("gateway", "", "a gateway binary to measure instead of building ./gateway")
+		abConfig   = flag.String("config", "bare", "-mode ab: the route gitgate serves: bare | chain (API key, rate limit, header transforms) | 10k-routes (the bare route among 10,000)")
+		abBaseCfg  = flag.String("baseline-config", "", "-mode ab: the route the baseline serves, as -config (default: the same); with a different one, -baseline may be the same binary, and the ratio is the cost of the difference")
 		baseline   = flag.String("baseline", "", "a gateway binary built from another revision (go build -o PATH ./gateway there): -mode throughput runs it too, as \"gitgate baseline\", interleaved with the others, and reports the paired ratios to it")
 	)
 	flag.Parse()
@@ -61,7 +63,7 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	cfg := benchConfig{mode: *mode, duration: *duration, runs: *runs, conns: *conns, reloads: *reloads, interval: *interval, only: *only, install: !*noInstall,
-		replicas: max(*replicas, 2), idle: *idle, idlePoll: *idlePoll, goodCommits: *goodCount, baseline: *baseline, gateway: *gatewayBin}
+		replicas: max(*replicas, 2), idle: *idle, idlePoll: *idlePoll, goodCommits: *goodCount, baseline: *baseline, gateway: *gatewayBin, abConfig: *abConfig, abBaseCfg: *abBaseCfg}
 	report, err := run(ctx, cfg)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
@@ -80,6 +82,8 @@ type benchConfig struct {
 	mode        string
 	baseline    string // another build of the gateway, for -mode throughput
 	gateway     string // the gateway binary; empty: built from ./gateway
+	abConfig    string // -mode ab: gitgate's route (abConfigs)
+	abBaseCfg   string // -mode ab: the baseline's; empty: abConfig
 	duration    time.Duration
 	runs, conns int
 	reloads     int
