@@ -24,6 +24,12 @@ import (
 // interrupts at once; the socket's deadline is moved about once per header
 // timeout instead of twice per request.
 
+// LazyDeadlines returns ln with its TCP connections' read deadlines moved
+// lazily (see lazyConn), for a listener that TLS wraps before Serve gets
+// its connections: tls.Conn sets and reads through it. Serve does the
+// same for a plain listener.
+func LazyDeadlines(ln net.Listener) net.Listener { return lazyListener{ln} }
+
 // lazyListener hands out its plain TCP connections as lazyConns.
 type lazyListener struct{ net.Listener }
 

@@ -3,6 +3,7 @@ package h1
 import (
 	"bufio"
 	"context"
+	"crypto/tls"
 	"errors"
 	"io"
 	"net"
@@ -10,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/gitgate/gitgate/gateway/internal/certs/certstest"
 )
 
 // startTimeouts serves h with short header and idle timeouts.
@@ -25,6 +28,29 @@ func startWithTimeouts(t *testing.T, h http.Handler, header, idle time.Duration)
 	if err != nil {
 		t.Fatal(err)
 	}
+	serveWithTimeouts(t, ln, h, header, idle)
+	return ln.Addr().String()
+}
+
+// startTLSWithTimeouts is startWithTimeouts over TLS, with the lazy read
+// deadlines under it as the data plane has them (LazyDeadlines).
+func startTLSWithTimeouts(t *testing.T, h http.Handler, header, idle time.Duration) (string, *tls.Config) {
+	t.Helper()
+	ca := certstest.NewCA(t, t.TempDir(), "h1-test")
+	leaf := ca.Issue(t, "127.0.0.1", "127.0.0.1")
+	raw, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln := tls.NewListener(LazyDeadlines(raw), &tls.Config{Certificates: []tls.Certificate{leaf.TLS}, MinVersion: tls.VersionTLS12})
+	serveWithTimeouts(t, ln, h, header, idle)
+	return raw.Addr().String(), &tls.Config{RootCAs: ca.Pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12}
+}
+
+// serveWithTimeouts serves h on ln with the given header and idle
+// timeouts until the test ends.
+func serveWithTimeouts(t *testing.T, ln net.Listener, h http.Handler, header, idle time.Duration) {
+	t.Helper()
 	s := New(Options{Handler: h, ReadHeaderTimeout: header, IdleTimeout: idle})
 	done := make(chan error, 1)
 	go func() { done <- s.Serve(ln) }()
@@ -34,7 +60,6 @@ func startWithTimeouts(t *testing.T, h http.Handler, header, idle time.Duration)
 		_ = s.Shutdown(ctx)
 		<-done
 	})
-	return ln.Addr().String()
 }
 
 // A client that sends its header block slowly, or nothing on a kept-alive
@@ -98,10 +123,36 @@ func readToClose(t *testing.T, br *bufio.Reader) string {
 // lazily (lazyConn).
 func TestIdleLongerThanTheHeaderTimeout(t *testing.T) {
 	t.Parallel()
-	addr := startWithTimeouts(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+	for _, useTLS := range []bool{false, true} {
+		name := "plain"
+		if useTLS {
+			name = "TLS"
+		}
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			testIdleLongerThanTheHeaderTimeout(t, useTLS)
+		})
+	}
+}
+
+func testIdleLongerThanTheHeaderTimeout(t *testing.T, useTLS bool) {
+	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.WriteString(w, "ok")
-	}), 200*time.Millisecond, 30*time.Second)
-	c, br := dial(t, addr)
+	})
+	header, idle := 200*time.Millisecond, 30*time.Second
+	var c net.Conn
+	var br *bufio.Reader
+	if useTLS {
+		addr, cfg := startTLSWithTimeouts(t, h, header, idle)
+		raw, _ := dial(t, addr)
+		tc := tls.Client(raw, cfg)
+		if err := tc.Handshake(); err != nil {
+			t.Fatal(err)
+		}
+		c, br = tc, bufio.NewReader(tc)
+	} else {
+		c, br = dial(t, startWithTimeouts(t, h, header, idle))
+	}
 	get := "GET /a HTTP/1.1\r\nHost: x\r\n\r\n"
 	for i := range 2 {
 		if i > 0 {

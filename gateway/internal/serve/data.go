@@ -62,7 +62,10 @@ func (d *dataPlane) serve(l net.Listener) error {
 	case d.tls == nil:
 		return d.fast.Serve(l)
 	}
-	sp := newALPNSplit(tls.NewListener(l, d.tls), d.errs)
+	// Under TLS, so that fasthttp's two read deadlines per request move
+	// the socket's only when they must (HTTP/2's deadlines go through it
+	// too, unchanged in effect).
+	sp := newALPNSplit(tls.NewListener(h1.LazyDeadlines(l), d.tls), d.errs)
 	d.mu.Lock()
 	d.splits = append(d.splits, sp)
 	d.mu.Unlock()
