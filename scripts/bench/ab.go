@@ -26,7 +26,7 @@ func abCompare(ctx context.Context, cfg benchConfig, env benchEnv) (string, erro
 	}
 	builds := []*gitgate{{bin: env.gateway, label: "gitgate"}, {bin: cfg.baseline, label: "gitgate baseline"}}
 	for i, name := range []string{cfg.abConfig, baseCfg} {
-		if err := builds[i].useConfig(name); err != nil {
+		if err := builds[i].useConfig(name, env.dir); err != nil {
 			return "", err
 		}
 	}
@@ -53,17 +53,24 @@ func abCompare(ctx context.Context, cfg benchConfig, env benchEnv) (string, erro
 	return b.String(), nil
 }
 
-// useConfig sets the route g serves in -mode ab: "bare", "chain" or
-// "10k-routes".
-func (g *gitgate) useConfig(name string) error {
+// useConfig sets what g serves in -mode ab: "bare", "chain",
+// "10k-routes", or "tls" (the bare route on a TLS listener, with the
+// certificate of -mode tls written to dir).
+func (g *gitgate) useConfig(name, dir string) error {
 	switch name {
 	case "bare":
 	case "chain":
 		g.policies = true
 	case "10k-routes":
 		g.routes = 10000
+	case "tls":
+		cert, key, err := writeCert(dir)
+		if err != nil {
+			return err
+		}
+		g.tlsCert, g.tlsKey = cert, key
 	default:
-		return fmt.Errorf("-config %q: want bare, chain or 10k-routes", name)
+		return fmt.Errorf("-config %q: want bare, chain, 10k-routes or tls", name)
 	}
 	return nil
 }
