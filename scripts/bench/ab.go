@@ -18,18 +18,41 @@ import (
 // not. It reports the median over runs of the ratio gitgate / baseline.
 func abCompare(ctx context.Context, cfg benchConfig, env benchEnv) (string, error) {
 	if cfg.baseline == "" {
-		return "", errors.New("-mode ab needs -baseline: a gateway binary built from another revision")
+		return "", errors.New("-mode ab needs -baseline: a gateway binary built from another revision, or nginx")
 	}
 	baseCfg := cfg.abBaseCfg
 	if baseCfg == "" {
 		baseCfg = cfg.abConfig
 	}
-	builds := []*gitgate{{bin: env.gateway, label: "gitgate"}, {bin: cfg.baseline, label: "gitgate baseline"}}
-	for i, name := range []string{cfg.abConfig, baseCfg} {
-		if err := builds[i].useConfig(name, env.dir); err != nil {
+	g := &gitgate{bin: env.gateway, label: "gitgate"}
+	if err := g.useConfig(cfg.abConfig, env.dir); err != nil {
+		return "", err
+	}
+	var base target
+	if cfg.baseline == "nginx" {
+		// nginx serves the same route on the same upstream: its CPU per
+		// request over the same window, immune to the host's drift.
+		n := &nginx{label: "nginx"}
+		switch baseCfg {
+		case "bare":
+		case "tls":
+			cert, key, err := writeCert(env.dir)
+			if err != nil {
+				return "", err
+			}
+			n.cert, n.key = cert, key
+		default:
+			return "", fmt.Errorf("-baseline nginx serves -baseline-config bare or tls, not %q", baseCfg)
+		}
+		base = n
+	} else {
+		bg := &gitgate{bin: cfg.baseline, label: "gitgate baseline"}
+		if err := bg.useConfig(baseCfg, env.dir); err != nil {
 			return "", err
 		}
+		base = bg
 	}
+	builds := []target{g, base}
 	var ratios, rpsRatios []float64
 	var b strings.Builder
 	route := "both on the " + cfg.abConfig + " route"
@@ -76,7 +99,7 @@ func (g *gitgate) useConfig(name, dir string) error {
 }
 
 // abRun starts both builds, warms them, and loads them at once.
-func abRun(ctx context.Context, cfg benchConfig, env benchEnv, builds []*gitgate) ([]sample, error) {
+func abRun(ctx context.Context, cfg benchConfig, env benchEnv, builds []target) ([]sample, error) {
 	urls := make([]string, len(builds))
 	for i, g := range builds {
 		dir := filepath.Join(env.dir, fmt.Sprintf("ab%d", i)) // a socket and a state dir each
@@ -102,7 +125,7 @@ func abRun(ctx context.Context, cfg benchConfig, env benchEnv, builds []*gitgate
 		for i := range builds {
 			wg.Go(func() {
 				var headers []string
-				if builds[i].policies {
+				if g, ok := builds[i].(*gitgate); ok && g.policies {
 					headers = append(headers, "X-API-Key: "+benchAPIKey)
 				}
 				r, log, err := runWrk(ctx, env.loadCPU, cfg.conns/2, d, urls[i]+"/", headers...)

@@ -53,7 +53,7 @@ func main() {
 		gatewayBin = flag.String("gateway", "", "a gateway binary to measure instead of building ./gateway")
 		abConfig   = flag.String("config", "bare", "-mode ab: what gitgate serves: bare | chain (API key, rate limit, header transforms) | 10k-routes (the bare route among 10,000) | tls (the bare route on a TLS listener)")
 		abBaseCfg  = flag.String("baseline-config", "", "-mode ab: the route the baseline serves, as -config (default: the same); with a different one, -baseline may be the same binary, and the ratio is the cost of the difference")
-		baseline   = flag.String("baseline", "", "a gateway binary built from another revision (go build -o PATH ./gateway there): -mode throughput runs it too, as \"gitgate baseline\", interleaved with the others, and reports the paired ratios to it")
+		baseline   = flag.String("baseline", "", "a gateway binary built from another revision (go build -o PATH ./gateway there): -mode throughput runs it too, as \"gitgate baseline\", interleaved with the others, and reports the paired ratios to it; in -mode ab, \"nginx\" loads nginx beside gitgate instead")
 	)
 	flag.Parse()
 	if *upstream != "" {
@@ -111,7 +111,7 @@ func serveUpstream(addr string) {
 	}
 }
 
-func ensureTools(install bool, mode string) error {
+func ensureTools(install bool, mode, baseline string) error {
 	need := map[string]string{"wrk": "wrk", "nginx": "nginx", "caddy": "caddy", "haproxy": "haproxy", "taskset": "util-linux"}
 	if mode == "tls" || mode == "cache" { // nginx is the only peer
 		delete(need, "caddy")
@@ -120,8 +120,10 @@ func ensureTools(install bool, mode string) error {
 	if mode == "ratelimit" { // redis-server is the only peer
 		need = map[string]string{"wrk": "wrk", "taskset": "util-linux", "redis-server": "redis-server"}
 	}
-	if mode == "correlation" || mode == "ab" { // gitgate only
-		delete(need, "nginx")
+	if mode == "correlation" || mode == "ab" { // gitgate only, or against nginx
+		if mode != "ab" || baseline != "nginx" {
+			delete(need, "nginx")
+		}
 		delete(need, "caddy")
 		delete(need, "haproxy")
 	}
@@ -168,7 +170,7 @@ func run(ctx context.Context, cfg benchConfig) (string, error) {
 		return autoRollbackBench(ctx, cfg, benchEnv{dir: dir})
 	}
 	if cfg.mode != "fleet" { // -mode fleet needs only git
-		if err := ensureTools(cfg.install, cfg.mode); err != nil {
+		if err := ensureTools(cfg.install, cfg.mode, cfg.baseline); err != nil {
 			return "", err
 		}
 	}
