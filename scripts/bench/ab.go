@@ -59,7 +59,11 @@ func abCompare(ctx context.Context, cfg benchConfig, env benchEnv) (string, erro
 	if baseCfg != cfg.abConfig {
 		route = "gitgate on the " + cfg.abConfig + " route, the baseline on the " + baseCfg + " one"
 	}
-	fmt.Fprintf(&b, "## gitgate against a baseline build, loaded at the same time (%s; %d runs of %v, %d connections each, both on CPU 1)\n\n", route, cfg.runs, cfg.duration, cfg.conns/2)
+	against := "a baseline build"
+	if cfg.baseline == "nginx" {
+		against = "nginx"
+	}
+	fmt.Fprintf(&b, "## gitgate against %s, loaded at the same time (%s; %d runs of %v, %d connections each, both on CPU 1)\n\n", against, route, cfg.runs, cfg.duration, cfg.conns/2)
 	fmt.Fprintf(&b, "Machine: %s\n\n| run | gitgate req/s | baseline req/s | gitgate CPU µs/req | baseline CPU µs/req | CPU/req ratio |\n|---|---:|---:|---:|---:|---:|\n", machineLine())
 	for run := range cfg.runs {
 		s, err := abRun(ctx, cfg, env, builds)
@@ -72,7 +76,7 @@ func abCompare(ctx context.Context, cfg benchConfig, env benchEnv) (string, erro
 		fmt.Fprintf(os.Stderr, "run %d gitgate %.0f req/s %.1fus/req, baseline %.0f req/s %.1fus/req, ratio %.3f\n", run+1, s[0].wrk.RPS, s[0].cpuPerReqUS, s[1].wrk.RPS, s[1].cpuPerReqUS, r)
 		fmt.Fprintf(&b, "| %d | %.0f | %.0f | %.1f | %.1f | %.3f |\n", run+1, s[0].wrk.RPS, s[1].wrk.RPS, s[0].cpuPerReqUS, s[1].cpuPerReqUS, r)
 	}
-	fmt.Fprintf(&b, "\ngitgate / baseline CPU per request, median: %.3f; requests/s, median: %.3f\n", median(ratios), median(rpsRatios))
+	fmt.Fprintf(&b, "\ngitgate / %s CPU per request, median: %.3f; requests/s, median: %.3f\n", base.Name(), median(ratios), median(rpsRatios))
 	return b.String(), nil
 }
 
