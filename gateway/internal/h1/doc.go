@@ -29,6 +29,10 @@
 //     (net/http notices it at once with its background read), and on TLS
 //     connections only when the answer is written;
 //   - 1xx interim answers other than 101 (103 Early Hints) are not sent;
+//   - the Date header is fasthttp's own (the server's clock, to the
+//     second): fasthttp drops a Date the handler sets, so a proxied
+//     answer carries the gateway's Date, not the upstream's (net/http
+//     keeps the handler's);
 //   - only a request with an Upgrade header, or CONNECT, can be hijacked
 //     (net/http hijacks any);
 //   - a request with both Content-Length and chunked framing is answered

@@ -348,3 +348,28 @@ func TestTrailersFollowTheBody(t *testing.T) {
 		})
 	}
 }
+
+// The answer's Date is the server's, whatever the handler set (a known
+// difference from net/http, in the package doc): fasthttp manages it.
+func TestDateIsTheServers(t *testing.T) {
+	t.Parallel()
+	const old = "Mon, 01 Jan 2001 00:00:00 GMT"
+	addr := start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Date", old)
+		_, _ = io.WriteString(w, "ok")
+	}))
+	c, br := dial(t, addr)
+	_, _ = io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dates := resp.Header.Values("Date")
+	if len(dates) != 1 {
+		t.Fatalf("Date values %q, want one", dates)
+	}
+	d, err := http.ParseTime(dates[0])
+	if err != nil || dates[0] == old || time.Since(d).Abs() > time.Minute {
+		t.Fatalf("Date %q (%v): want the server's clock, not the handler's %q", dates[0], err, old)
+	}
+}
