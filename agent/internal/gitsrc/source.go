@@ -301,17 +301,31 @@ func (s *Source) Update(ctx context.Context) (head string, fetched bool, err err
 func (s *Source) fetch(ctx context.Context, specs ...config.RefSpec) error {
 	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
 	defer cancel()
-	err := s.repo.FetchContext(ctx, &git.FetchOptions{
-		RemoteName: remoteName,
-		RefSpecs:   specs,
-		Auth:       s.auth,
-		Tags:       git.NoTags,
-		Force:      true,
-	})
+	var err error
+	for try := 0; try < 2; try++ {
+		err = s.repo.FetchContext(ctx, &git.FetchOptions{
+			RemoteName: remoteName,
+			RefSpecs:   specs,
+			Auth:       s.auth,
+			Tags:       git.NoTags,
+			Force:      true,
+		})
+		if !closedEarly(err) || ctx.Err() != nil {
+			break
+		}
+	}
 	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
 		return s.red.wrap(fmt.Errorf("fetching %s from %s: %w", s.opts.Branch, s.Location(), err))
 	}
 	return nil
+}
+
+// closedEarly reports go-git's error for an SSH server that sent its pack
+// and closed the session before go-git closed its side of it ("closing
+// input: EOF"): a race on a fast server, not a failure of the fetch, which
+// is tried once more. Seen in TestSSHKnownHosts with five fetches at once.
+func closedEarly(err error) bool {
+	return err != nil && strings.Contains(err.Error(), "closing input: EOF")
 }
 
 // Files reads the config files under dir at commit rev (a full SHA); see

@@ -3,6 +3,7 @@ package gitsrc
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -94,5 +95,26 @@ func TestSSHKnownHosts(t *testing.T) {
 				t.Fatalf("Update: %s fetched %v, %v; want %s fetched", head, fetched, err, sha)
 			}
 		})
+	}
+}
+
+// closedEarly picks out go-git's error for a session the server closed
+// first, however it is wrapped, and nothing else.
+func TestClosedEarly(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{name: "none", err: nil},
+		{name: "closing input EOF", err: fmt.Errorf("fetching main: %w", errors.New("closing input: EOF")), want: true},
+		{name: "other EOF", err: errors.New("reading pack: EOF")},
+		{name: "closing input, another error", err: errors.New("closing input: broken pipe")},
+		{name: "auth", err: errors.New("ssh: handshake failed: ssh: unable to authenticate")},
+	} {
+		if got := closedEarly(tc.err); got != tc.want {
+			t.Errorf("%s: closedEarly(%v) = %v, want %v", tc.name, tc.err, got, tc.want)
+		}
 	}
 }
