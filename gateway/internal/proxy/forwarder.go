@@ -162,7 +162,8 @@ func copyRequestFields(dst, src *http.Request) {
 	dst.ContentLength, dst.TransferEncoding, dst.Close = src.ContentLength, src.TransferEncoding, src.Close
 	dst.Host, dst.Form, dst.PostForm, dst.MultipartForm = src.Host, src.Form, src.PostForm, src.MultipartForm
 	dst.Trailer, dst.RemoteAddr, dst.RequestURI, dst.TLS = src.Trailer, src.RemoteAddr, src.RequestURI, src.TLS
-	dst.Cancel, dst.Response, dst.Pattern = src.Cancel, src.Response, src.Pattern //nolint:staticcheck // Cancel: copied as WithContext does
+	//lint:ignore SA1019 Cancel is copied as WithContext copies it: a caller may still set it
+	dst.Cancel, dst.Response, dst.Pattern = src.Cancel, src.Response, src.Pattern
 }
 
 // quiet reports that nothing may refer to the request's state any more
