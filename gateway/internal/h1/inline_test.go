@@ -439,14 +439,24 @@ func TestInlineHijackFails(t *testing.T) {
 // startTLS serves h over TLS on a loopback port until the test ends.
 func startTLS(t *testing.T, h http.Handler) (string, *tls.Config) {
 	t.Helper()
+	ln, client := tlsListener(t)
+	serveOn(t, ln, h)
+	return ln.Addr().String(), client
+}
+
+// tlsListener is a TLS listener on a loopback port, over the lazy read
+// deadlines as the data plane has them (LazyDeadlines), and the config of
+// a client that trusts its certificate.
+func tlsListener(t *testing.T) (net.Listener, *tls.Config) {
+	t.Helper()
 	ca := certstest.NewCA(t, t.TempDir(), "h1-test")
 	leaf := ca.Issue(t, "127.0.0.1", "127.0.0.1")
 	raw, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
 	}
-	serveOn(t, tls.NewListener(raw, &tls.Config{Certificates: []tls.Certificate{leaf.TLS}, MinVersion: tls.VersionTLS12}), h)
-	return raw.Addr().String(), &tls.Config{RootCAs: ca.Pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12}
+	ln := tls.NewListener(LazyDeadlines(raw), &tls.Config{Certificates: []tls.Certificate{leaf.TLS}, MinVersion: tls.VersionTLS12})
+	return ln, &tls.Config{RootCAs: ca.Pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12}
 }
 
 // A connection carried on after a streamed answer can still be upgraded:

@@ -11,8 +11,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/gitgate/gitgate/gateway/internal/certs/certstest"
 )
 
 // startTimeouts serves h with short header and idle timeouts.
@@ -32,19 +30,12 @@ func startWithTimeouts(t *testing.T, h http.Handler, header, idle time.Duration)
 	return ln.Addr().String()
 }
 
-// startTLSWithTimeouts is startWithTimeouts over TLS, with the lazy read
-// deadlines under it as the data plane has them (LazyDeadlines).
+// startTLSWithTimeouts is startWithTimeouts over TLS (tlsListener).
 func startTLSWithTimeouts(t *testing.T, h http.Handler, header, idle time.Duration) (string, *tls.Config) {
 	t.Helper()
-	ca := certstest.NewCA(t, t.TempDir(), "h1-test")
-	leaf := ca.Issue(t, "127.0.0.1", "127.0.0.1")
-	raw, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ln := tls.NewListener(LazyDeadlines(raw), &tls.Config{Certificates: []tls.Certificate{leaf.TLS}, MinVersion: tls.VersionTLS12})
+	ln, client := tlsListener(t)
 	serveWithTimeouts(t, ln, h, header, idle)
-	return raw.Addr().String(), &tls.Config{RootCAs: ca.Pool, ServerName: "127.0.0.1", MinVersion: tls.VersionTLS12}
+	return ln.Addr().String(), client
 }
 
 // serveWithTimeouts serves h on ln with the given header and idle
