@@ -44,6 +44,19 @@ func serveOn(t testing.TB, ln net.Listener, h http.Handler) {
 	})
 }
 
+// getHead sends the raw request on a new connection and reads the
+// answer's head; its body is read from the connection as it comes.
+func getHead(t *testing.T, addr, raw string) *http.Response {
+	t.Helper()
+	c, br := dial(t, addr)
+	_, _ = io.WriteString(c, raw)
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp
+}
+
 // dial opens a raw connection with a hang guard.
 func dial(t *testing.T, addr string) (net.Conn, *bufio.Reader) {
 	t.Helper()
@@ -68,12 +81,7 @@ func TestFlushedResponseArrivesBeforeTheHandlerReturns(t *testing.T) {
 		<-release
 		_, _ = io.WriteString(w, "data: two\n\n")
 	}))
-	c, br := dial(t, addr)
-	_, _ = io.WriteString(c, "GET /events HTTP/1.1\r\nHost: x\r\n\r\n")
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := getHead(t, addr, get("/events"))
 	if len(resp.TransferEncoding) == 0 || resp.TransferEncoding[0] != "chunked" {
 		t.Fatalf("transfer encoding %v, want chunked", resp.TransferEncoding)
 	}
@@ -358,12 +366,7 @@ func TestDateIsTheServers(t *testing.T) {
 		w.Header().Set("Date", old)
 		_, _ = io.WriteString(w, "ok")
 	}))
-	c, br := dial(t, addr)
-	_, _ = io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-	resp, err := http.ReadResponse(br, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
+	resp := getHead(t, addr, get("/"))
 	dates := resp.Header.Values("Date")
 	if len(dates) != 1 {
 		t.Fatalf("Date values %q, want one", dates)
