@@ -2,6 +2,7 @@ package h1
 
 import (
 	"errors"
+	"io"
 	"net"
 	"os"
 	"sync"
@@ -79,6 +80,13 @@ func (c *lazyConn) Read(p []byte) (int, error) {
 			return n, err
 		}
 	}
+}
+
+// WriteTo copies what is read to w through Read, so that the deadline
+// asked for holds: io.Copy would otherwise take the embedded TCPConn's
+// WriteTo, which reads the socket directly and stops at its deadline.
+func (c *lazyConn) WriteTo(w io.Writer) (int64, error) {
+	return io.Copy(w, struct{ io.Reader }{c})
 }
 
 // extend sets the deadline asked for on the socket, whose own has passed;

@@ -5,6 +5,7 @@ import (
 	"io"
 	"net"
 	"os"
+	"strings"
 	"testing"
 	"time"
 )
@@ -95,5 +96,24 @@ func TestLazyConnDeadlines(t *testing.T) {
 				t.Fatalf("timed out after %v, before the deadline asked for (%v)", took, tc.notBefore)
 			}
 		})
+	}
+}
+
+// io.Copy from a lazyConn honours the deadline asked for too (through its
+// Read), not an earlier one still on the socket.
+func TestLazyConnCopy(t *testing.T) {
+	t.Parallel()
+	c, peer := lazyPair(t)
+	_ = c.SetReadDeadline(time.Now().Add(50 * time.Millisecond))
+	_ = c.SetReadDeadline(time.Time{}) // lifted: the socket keeps the earlier one
+	time.AfterFunc(300*time.Millisecond, func() {
+		_, _ = io.WriteString(peer, "late")
+		_ = peer.Close()
+	})
+	guard := time.AfterFunc(10*time.Second, func() { _ = c.TCPConn.SetReadDeadline(time.Unix(1, 0)) })
+	defer guard.Stop()
+	var got strings.Builder
+	if _, err := io.Copy(&got, c); err != nil || got.String() != "late" {
+		t.Fatalf("copied %q, %v; want the bytes sent after the lifted deadline", got.String(), err)
 	}
 }

@@ -166,3 +166,33 @@ func testIdleLongerThanTheHeaderTimeout(t *testing.T, useTLS bool) {
 		t.Fatalf("answer %q", s)
 	}
 }
+
+// A hijacked connection (an upgrade) is the handler's for as long as it
+// lasts: neither the header timeout nor the idle one ends it, however
+// long it stays quiet, and an io.Copy from it waits as a Read does.
+func TestHijackedConnectionOutlivesTheTimeouts(t *testing.T) {
+	t.Parallel()
+	addr := startWithTimeouts(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, brw, err := http.NewResponseController(w).Hijack()
+		if err != nil {
+			t.Errorf("hijack: %v", err)
+			return
+		}
+		defer c.Close()
+		_, _ = brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n")
+		_ = brw.Flush()
+		_, _ = io.Copy(c, brw) // echo until the client closes its side
+	}), 200*time.Millisecond, 300*time.Millisecond)
+	c, br := dial(t, addr)
+	_, _ = io.WriteString(c, "GET /ws HTTP/1.1\r\nHost: x\r\nConnection: Upgrade\r\nUpgrade: echo\r\n\r\n")
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil || resp.StatusCode != http.StatusSwitchingProtocols {
+		t.Fatalf("answer %v, %v", resp, err)
+	}
+	time.Sleep(time.Second) // quiet: five header timeouts, three idle ones
+	_, _ = io.WriteString(c, "still here\n")
+	got, err := br.ReadString('\n')
+	if err != nil || got != "still here\n" {
+		t.Fatalf("echo after a quiet second: %q, %v", got, err)
+	}
+}
