@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"net/textproto"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 
@@ -162,11 +163,8 @@ type headerOps struct {
 	set    []kv
 	add    []kv
 	// drop is remove and the names of set: every spelling of each goes
-	// first, in one pass over the header. When two names of set are
-	// spellings of one another (X-Foo, X_foo), each set removes the one
-	// before it, and apply goes name by name instead (oneByOne).
-	drop     []string
-	oneByOne bool
+	// first, in one pass over the header.
+	drop []string
 }
 
 // kv is one header to set or add. vs is v as a value list, made once:
@@ -210,14 +208,20 @@ func compileHeaderOps(h *schemas.HeaderOps, path string, diag func(path, format 
 		}
 		sort.Slice(*m.dst, func(i, j int) bool { return (*m.dst)[i].k < (*m.dst)[j].k })
 	}
-	ops.drop = append(ops.drop, ops.remove...)
+	// Every set removes each spelling of its name, so of two set names
+	// that are spellings of one another (X-Foo, X_foo) only the later, in
+	// key order, is ever left: the earlier is dropped here, and apply can
+	// remove every name's spellings in one pass before it sets the rest.
+	kept := ops.set[:0]
 	for i, e := range ops.set {
-		ops.drop = append(ops.drop, e.k)
-		for _, later := range ops.set[i+1:] {
-			if headers.SameCGIName(e.k, later.k) {
-				ops.oneByOne = true
-			}
+		if !slices.ContainsFunc(ops.set[i+1:], func(later kv) bool { return headers.SameCGIName(e.k, later.k) }) {
+			kept = append(kept, e)
 		}
+	}
+	ops.set = kept
+	ops.drop = append(ops.drop, ops.remove...)
+	for _, e := range ops.set {
+		ops.drop = append(ops.drop, e.k)
 	}
 	return ops
 }
@@ -228,19 +232,9 @@ func (o *headerOps) apply(h http.Header) {
 	}
 	// Removed and set headers lose their other spellings too ("X_Tenant"
 	// for "X-Tenant"), which CGI-style servers read under the same name.
-	if o.oneByOne {
-		for _, k := range o.remove {
-			headers.DeleteAll(h, k)
-		}
-		for _, e := range o.set {
-			headers.DeleteAll(h, e.k)
-			h[e.k] = e.vs
-		}
-	} else {
-		headers.DeleteAllOf(h, o.drop)
-		for _, e := range o.set {
-			h[e.k] = e.vs
-		}
+	headers.DeleteAllOf(h, o.drop)
+	for _, e := range o.set {
+		h[e.k] = e.vs
 	}
 	for _, e := range o.add {
 		h[e.k] = append(h[e.k], e.v)
