@@ -26,7 +26,6 @@ type routeTimer struct {
 	at       time.Duration // clock() at which t fires, while pending
 	pending  bool          // t will fire
 	fired    bool          // st was cancelled by the timer
-	lifted   bool          // st's deadline was lifted (lift)
 }
 
 var routeTimers = sync.Pool{New: func() any { return newRouteTimer() }}
@@ -75,7 +74,7 @@ func armRouteTimer(st *requestState, now, d time.Duration) *routeTimer {
 func (rt *routeTimer) arm(st *requestState, now, d time.Duration) {
 	deadline := now + d
 	rt.mu.Lock()
-	rt.st, rt.deadline, rt.fired, rt.lifted = st, deadline, false, false
+	rt.st, rt.deadline, rt.fired = st, deadline, false
 	if !rt.pending || rt.at > deadline {
 		rt.pending, rt.at = true, deadline
 		rt.t.Reset(d)
@@ -84,10 +83,11 @@ func (rt *routeTimer) arm(st *requestState, now, d time.Duration) {
 }
 
 // lift keeps the timer from cancelling its request (a stream, an upgrade:
-// the route timeout bounds the wait for the answer's head only).
+// the route timeout bounds the wait for the answer's head only): its
+// deadline becomes 0, never.
 func (rt *routeTimer) lift() {
 	rt.mu.Lock()
-	rt.deadline, rt.lifted = 0, true
+	rt.deadline = 0
 	rt.mu.Unlock()
 }
 
@@ -106,8 +106,8 @@ func (rt *routeTimer) release() (stopped bool) {
 // disarm is release without the recycling.
 func (rt *routeTimer) disarm() (stopped bool) {
 	rt.mu.Lock()
-	stopped = !rt.fired && !rt.lifted
-	rt.st, rt.deadline, rt.fired, rt.lifted = nil, 0, false, false
+	stopped = !rt.fired && rt.deadline != 0 // neither fired nor lifted
+	rt.st, rt.deadline, rt.fired = nil, 0, false
 	rt.mu.Unlock()
 	return stopped
 }
