@@ -24,11 +24,20 @@ func abCompare(ctx context.Context, cfg benchConfig, env benchEnv) (string, erro
 	if baseCfg == "" {
 		baseCfg = cfg.abConfig
 	}
+	// One certificate, written once, for whichever side listens with TLS.
+	var cert, key string
+	if cfg.abConfig == "tls" || baseCfg == "tls" {
+		var err error
+		if cert, key, err = writeCert(env.dir); err != nil {
+			return "", err
+		}
+	}
 	g := &gitgate{bin: env.gateway, label: "gitgate"}
-	if err := g.useConfig(cfg.abConfig, env.dir); err != nil {
+	if err := g.useConfig(cfg.abConfig, cert, key); err != nil {
 		return "", err
 	}
 	var base target
+	against := "a baseline build"
 	if cfg.baseline == "nginx" {
 		// nginx serves the same route on the same upstream: its CPU per
 		// request over the same window, immune to the host's drift.
@@ -36,18 +45,14 @@ func abCompare(ctx context.Context, cfg benchConfig, env benchEnv) (string, erro
 		switch baseCfg {
 		case "bare":
 		case "tls":
-			cert, key, err := writeCert(env.dir)
-			if err != nil {
-				return "", err
-			}
 			n.cert, n.key = cert, key
 		default:
 			return "", fmt.Errorf("-baseline nginx serves -baseline-config bare or tls, not %q", baseCfg)
 		}
-		base = n
+		base, against = n, "nginx"
 	} else {
 		bg := &gitgate{bin: cfg.baseline, label: "gitgate baseline"}
-		if err := bg.useConfig(baseCfg, env.dir); err != nil {
+		if err := bg.useConfig(baseCfg, cert, key); err != nil {
 			return "", err
 		}
 		base = bg
@@ -58,10 +63,6 @@ func abCompare(ctx context.Context, cfg benchConfig, env benchEnv) (string, erro
 	route := "both on the " + cfg.abConfig + " route"
 	if baseCfg != cfg.abConfig {
 		route = "gitgate on the " + cfg.abConfig + " route, the baseline on the " + baseCfg + " one"
-	}
-	against := "a baseline build"
-	if cfg.baseline == "nginx" {
-		against = "nginx"
 	}
 	fmt.Fprintf(&b, "## gitgate against %s, loaded at the same time (%s; %d runs of %v, %d connections each, both on CPU 1)\n\n", against, route, cfg.runs, cfg.duration, cfg.conns/2)
 	fmt.Fprintf(&b, "Machine: %s\n\n| run | gitgate req/s | baseline req/s | gitgate CPU µs/req | baseline CPU µs/req | CPU/req ratio |\n|---|---:|---:|---:|---:|---:|\n", machineLine())
@@ -81,9 +82,9 @@ func abCompare(ctx context.Context, cfg benchConfig, env benchEnv) (string, erro
 }
 
 // useConfig sets what g serves in -mode ab: "bare", "chain",
-// "10k-routes", or "tls" (the bare route on a TLS listener, with the
-// certificate of -mode tls written to dir).
-func (g *gitgate) useConfig(name, dir string) error {
+// "10k-routes", or "tls" (the bare route on a TLS listener with the
+// certificate cert and key, as -mode tls writes them).
+func (g *gitgate) useConfig(name, cert, key string) error {
 	switch name {
 	case "bare":
 	case "chain":
@@ -91,10 +92,6 @@ func (g *gitgate) useConfig(name, dir string) error {
 	case "10k-routes":
 		g.routes = 10000
 	case "tls":
-		cert, key, err := writeCert(dir)
-		if err != nil {
-			return err
-		}
 		g.tlsCert, g.tlsKey = cert, key
 	default:
 		return fmt.Errorf("-config %q: want bare, chain, 10k-routes or tls", name)
