@@ -470,14 +470,11 @@ func TestInlineStreamThenUpgrade(t *testing.T) {
 			st.ServeHTTP(w, r)
 			return
 		}
-		c, brw, err := http.NewResponseController(w).Hijack()
-		if err != nil {
-			t.Errorf("hijack: %v", err)
+		c, brw, ok := upgradeEcho(t, w)
+		if !ok {
 			return
 		}
 		defer c.Close()
-		_, _ = brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n")
-		_ = brw.Flush()
 		for range 2 {
 			line, err := brw.ReadString('\n')
 			if err != nil {

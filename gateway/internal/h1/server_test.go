@@ -44,6 +44,20 @@ func serveOn(t testing.TB, ln net.Listener, h http.Handler) {
 	})
 }
 
+// upgradeEcho hijacks w's connection and answers 101 for the "echo"
+// protocol; ok is false (the test marked failed) when the hijack fails.
+func upgradeEcho(t *testing.T, w http.ResponseWriter) (net.Conn, *bufio.ReadWriter, bool) {
+	t.Helper()
+	c, brw, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		t.Errorf("hijack: %v", err)
+		return nil, nil, false
+	}
+	_, _ = brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n")
+	_ = brw.Flush()
+	return c, brw, true
+}
+
 // getHead sends the raw request on a new connection and reads the
 // answer's head; its body is read from the connection as it comes.
 func getHead(t *testing.T, addr, raw string) *http.Response {
@@ -142,14 +156,11 @@ func itoa(n int64) string { return strconv.FormatInt(n, 10) }
 func TestHijackKeepsBufferedBytes(t *testing.T) {
 	t.Parallel()
 	addr := start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, brw, err := http.NewResponseController(w).Hijack()
-		if err != nil {
-			t.Errorf("hijack: %v", err)
+		c, brw, ok := upgradeEcho(t, w)
+		if !ok {
 			return
 		}
 		defer c.Close()
-		_, _ = brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n")
-		_ = brw.Flush()
 		line, _ := brw.ReadString('\n')
 		_, _ = brw.WriteString("echo " + line)
 		_ = brw.Flush()

@@ -173,14 +173,11 @@ func testIdleLongerThanTheHeaderTimeout(t *testing.T, useTLS bool) {
 func TestHijackedConnectionOutlivesTheTimeouts(t *testing.T) {
 	t.Parallel()
 	addr := startWithTimeouts(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		c, brw, err := http.NewResponseController(w).Hijack()
-		if err != nil {
-			t.Errorf("hijack: %v", err)
+		c, brw, ok := upgradeEcho(t, w)
+		if !ok {
 			return
 		}
 		defer c.Close()
-		_, _ = brw.WriteString("HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\nConnection: Upgrade\r\n\r\n")
-		_ = brw.Flush()
 		_, _ = io.Copy(c, brw) // echo until the client closes its side
 	}), 200*time.Millisecond, 300*time.Millisecond)
 	c, br := dial(t, addr)
