@@ -438,6 +438,9 @@ func runAgent(ctx context.Context, cfg runConfig, logger zerolog.Logger) error {
 	if err != nil {
 		return err
 	}
+	if r := src.Repaired(); len(r) > 0 {
+		logger.Warn().Strs("repairs", r).Msg("repaired the git storage, left torn by a crash; the next fetch restores what was removed")
+	}
 	store, err := bundle.Open(cfg.StateDir, bundle.Options{KeepBundles: cfg.KeepBundles})
 	if err != nil {
 		return err

@@ -23,6 +23,7 @@ import (
 	gitssh "github.com/go-git/go-git/v5/plumbing/transport/ssh"
 
 	"github.com/gitgate/gitgate/agent/internal/source"
+	"github.com/gitgate/gitgate/schemas/atomicfile"
 	"github.com/gitgate/gitgate/schemas/load"
 )
 
@@ -99,6 +100,8 @@ type Source struct {
 	// relative to markPrefix; listed says a listing ran.
 	marks  []source.Mark
 	listed bool
+
+	repaired []string // by Open; see Repaired
 }
 
 // Open opens or creates the bare clone in opts.StorageDir with one remote
@@ -141,6 +144,10 @@ func Open(opts Options) (*Source, error) {
 	if err := os.MkdirAll(opts.StorageDir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating git storage %s: %w", opts.StorageDir, err)
 	}
+	note := func(format string, args ...any) { s.repaired = append(s.repaired, fmt.Sprintf(format, args...)) }
+	if s.repaired, err = repairStorage(opts.StorageDir); err != nil {
+		return nil, err
+	}
 	repo, err := git.PlainOpen(opts.StorageDir)
 	if errors.Is(err, git.ErrRepositoryNotExists) {
 		repo, err = git.PlainInit(opts.StorageDir, true)
@@ -148,11 +155,11 @@ func Open(opts Options) (*Source, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening git storage %s: %w", opts.StorageDir, err)
 	}
+	if err := dropDanglingRefs(repo, note); err != nil {
+		return nil, fmt.Errorf("repairing git storage %s: %w", opts.StorageDir, err)
+	}
 	// (Re)write the remote so a changed --repo takes effect.
-	_ = repo.DeleteRemote(remoteName)
-	if _, err := repo.CreateRemote(&config.RemoteConfig{
-		Name: remoteName, URLs: []string{opts.URL}, Fetch: []config.RefSpec{s.refspec},
-	}); err != nil {
+	if err := s.writeRemote(repo); err != nil {
 		return nil, s.red.wrap(fmt.Errorf("configuring remote %s: %w", Redact(opts.URL), err))
 	}
 	s.repo = repo
@@ -209,6 +216,32 @@ func authFor(opts Options) (transport.AuthMethod, error) {
 		return nil, nil
 	}
 }
+
+// writeRemote sets the one remote in repo's config and writes the config
+// in one atomic step: go-git's own config writes (DeleteRemote,
+// CreateRemote) truncate the file and write it again, twice, which a kill
+// between the two leaves torn.
+func (s *Source) writeRemote(repo *git.Repository) error {
+	cfg, err := repo.Config()
+	if err != nil {
+		return err
+	}
+	cfg.Core.IsBare = true
+	cfg.Remotes[remoteName] = &config.RemoteConfig{Name: remoteName, URLs: []string{s.opts.URL}, Fetch: []config.RefSpec{s.refspec}}
+	if err := cfg.Validate(); err != nil {
+		return err
+	}
+	b, err := cfg.Marshal()
+	if err != nil {
+		return err
+	}
+	return atomicfile.Write(filepath.Join(s.opts.StorageDir, "config"), b, 0o600)
+}
+
+// Repaired lists what Open repaired in the storage, left torn by a process
+// killed in the middle of a write (see repairStorage), for the agent's log;
+// nil when nothing was.
+func (s *Source) Repaired() []string { return s.repaired }
 
 // Location returns the repository address with credentials redacted.
 func (s *Source) Location() string { return Redact(s.opts.URL) }
