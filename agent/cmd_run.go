@@ -434,12 +434,12 @@ func runAgent(ctx context.Context, cfg runConfig, logger zerolog.Logger) error {
 		Token: token, SSHKeyFile: cfg.SSHKeyFile, KnownHostsFile: cfg.KnownHostsFile, TrustedKeys: trusted,
 		PushMarks: pushToken != "" || cfg.PushSSHKeyFile != "" || gitsrc.IsLocal(cfg.Repo),
 		PushToken: pushToken, PushSSHKeyFile: cfg.PushSSHKeyFile,
+		OnRepair: func(repairs []string) {
+			logger.Warn().Strs("repairs", repairs).Msg("repaired the git storage, left torn by a crash or a failed write; the next fetch restores what was removed")
+		},
 	})
 	if err != nil {
 		return err
-	}
-	if r := src.Repaired(); len(r) > 0 {
-		logger.Warn().Strs("repairs", r).Msg("repaired the git storage, left torn by a crash; the next fetch restores what was removed")
 	}
 	store, err := bundle.Open(cfg.StateDir, bundle.Options{KeepBundles: cfg.KeepBundles})
 	if err != nil {

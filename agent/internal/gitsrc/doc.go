@@ -20,6 +20,11 @@
 // the server compare-and-swaps. Pushing uses its own credential
 // (Options.PushToken, PushSSHKeyFile), never the read token.
 //
+// go-git writes refs, HEAD and the config in place, not by rename, so a
+// kill or a failed write can leave them torn; Open repairs the storage
+// before go-git reads it, and Update once more when a fetch trips on an
+// emptied ref (repair.go). What it removes, the next fetch writes again.
+//
 // Credentials (a token, URL userinfo) never appear in errors or logs: every
 // error that may carry the remote URL passes through Redact.
 package gitsrc

@@ -40,7 +40,7 @@ func TestOpenRepairsTornStorage(t *testing.T) {
 	cases := []struct {
 		name string
 		tear func(t *testing.T, store string)
-		want string // in Repaired(); "" for nothing repaired
+		want string // told to OnRepair; "" for nothing repaired
 	}{
 		{"intact", func(*testing.T, string) {}, ""},
 		{"empty remote-tracking ref", func(t *testing.T, store string) {
@@ -103,8 +103,12 @@ func TestOpenRepairsTornStorage(t *testing.T) {
 			second := commitFiles(t, work, "second", map[string]string{"cfg/a.yaml": "a: 2\n"})
 			tc.tear(t, store)
 
-			s = openSource(t, work, func(o *Options) { o.StorageDir = store })
-			got := strings.Join(s.Repaired(), "; ")
+			var repairs []string
+			s = openSource(t, work, func(o *Options) {
+				o.StorageDir = store
+				o.OnRepair = func(r []string) { repairs = append(repairs, r...) }
+			})
+			got := strings.Join(repairs, "; ")
 			if tc.want == "" && got != "" || !strings.Contains(got, tc.want) {
 				t.Fatalf("Repaired() = %q, want it to hold %q", got, tc.want)
 			}
@@ -120,9 +124,48 @@ func TestOpenRepairsTornStorage(t *testing.T) {
 					t.Fatalf("Files at %s: %v %v", rev, files, err)
 				}
 			}
-			if again := openSource(t, work, func(o *Options) { o.StorageDir = store }).Repaired(); again != nil {
+			var again []string
+			openSource(t, work, func(o *Options) {
+				o.StorageDir = store
+				o.OnRepair = func(r []string) { again = append(again, r...) }
+			})
+			if again != nil {
 				t.Fatalf("a third Open repaired again: %q", again)
 			}
 		})
+	}
+}
+
+// TestUpdateRepairsARefEmptiedByAFailedWrite empties the remote-tracking
+// ref under an open Source, as a write that failed halfway on a full disk
+// leaves it (go-git truncates the file, then writes): the next Update must
+// repair it and fetch, not fail until the agent restarts.
+func TestUpdateRepairsARefEmptiedByAFailedWrite(t *testing.T) {
+	t.Parallel()
+	ctx := context.Background()
+	work := newRepo(t)
+	commitFiles(t, work, "first", map[string]string{"cfg/a.yaml": "a: 1\n"})
+	store := filepath.Join(t.TempDir(), "git")
+	var repairs []string
+	s := openSource(t, work, func(o *Options) {
+		o.StorageDir = store
+		o.OnRepair = func(r []string) { repairs = append(repairs, r...) }
+	})
+	if _, _, err := s.Update(ctx); err != nil {
+		t.Fatal(err)
+	}
+	second := commitFiles(t, work, "second", map[string]string{"cfg/a.yaml": "a: 2\n"})
+	if err := os.WriteFile(filepath.Join(store, "refs", "remotes", "origin", "main"), nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	head, _, err := s.Update(ctx)
+	if err != nil || head != second {
+		t.Fatalf("Update = %s, %v; want %s", head, err, second)
+	}
+	if got := strings.Join(repairs, "; "); !strings.Contains(got, "removed main (empty)") {
+		t.Fatalf("OnRepair told %q, want the emptied ref", got)
+	}
+	if files, err := s.Files(ctx, second, "cfg", load.Limits{}); err != nil || len(files) != 1 {
+		t.Fatalf("Files at the new head: %v %v", files, err)
 	}
 }

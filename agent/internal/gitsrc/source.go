@@ -21,6 +21,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
 	gitssh "github.com/go-git/go-git/v5/plumbing/transport/ssh"
+	"github.com/go-git/go-git/v5/storage/filesystem/dotgit"
 
 	"github.com/gitgate/gitgate/agent/internal/source"
 	"github.com/gitgate/gitgate/schemas/atomicfile"
@@ -66,6 +67,11 @@ type Options struct {
 	TrustedKeys string
 	// Timeout bounds one head check or fetch. Default 60s.
 	Timeout time.Duration
+	// OnRepair, when set, is told what was repaired in the storage: by
+	// Open, what a process killed in the middle of a write left torn, and
+	// by Update, a ref that a failed write (a full disk) left empty. See
+	// repairStorage. It is called with the Source's lock held.
+	OnRepair func(repairs []string)
 	// PushMarks lets WriteMarks push the rollback marks (tags under
 	// refs/tags/gitgate/<branch>/) to the repository. False: WriteMarks
 	// fails with source.ErrMarksReadOnly and the marks stay local.
@@ -100,8 +106,6 @@ type Source struct {
 	// relative to markPrefix; listed says a listing ran.
 	marks  []source.Mark
 	listed bool
-
-	repaired []string // by Open; see Repaired
 }
 
 // Open opens or creates the bare clone in opts.StorageDir with one remote
@@ -144,19 +148,9 @@ func Open(opts Options) (*Source, error) {
 	if err := os.MkdirAll(opts.StorageDir, 0o700); err != nil {
 		return nil, fmt.Errorf("creating git storage %s: %w", opts.StorageDir, err)
 	}
-	note := func(format string, args ...any) { s.repaired = append(s.repaired, fmt.Sprintf(format, args...)) }
-	if s.repaired, err = repairStorage(opts.StorageDir); err != nil {
-		return nil, err
-	}
-	repo, err := git.PlainOpen(opts.StorageDir)
-	if errors.Is(err, git.ErrRepositoryNotExists) {
-		repo, err = git.PlainInit(opts.StorageDir, true)
-	}
+	repo, err := s.openStorage()
 	if err != nil {
-		return nil, fmt.Errorf("opening git storage %s: %w", opts.StorageDir, err)
-	}
-	if err := dropDanglingRefs(repo, note); err != nil {
-		return nil, fmt.Errorf("repairing git storage %s: %w", opts.StorageDir, err)
+		return nil, err
 	}
 	// (Re)write the remote so a changed --repo takes effect.
 	if err := s.writeRemote(repo); err != nil {
@@ -238,10 +232,33 @@ func (s *Source) writeRemote(repo *git.Repository) error {
 	return atomicfile.Write(filepath.Join(s.opts.StorageDir, "config"), b, 0o600)
 }
 
-// Repaired lists what Open repaired in the storage, left torn by a process
-// killed in the middle of a write (see repairStorage), for the agent's log;
-// nil when nothing was.
-func (s *Source) Repaired() []string { return s.repaired }
+// openStorage repairs the storage (repairStorage, dropDanglingRefs),
+// tells OnRepair what it repaired, and opens the repository, creating it
+// when there is none.
+func (s *Source) openStorage() (*git.Repository, error) {
+	dir := s.opts.StorageDir
+	repaired, err := repairStorage(dir)
+	defer func() {
+		if len(repaired) > 0 && s.opts.OnRepair != nil {
+			s.opts.OnRepair(repaired)
+		}
+	}()
+	if err != nil {
+		return nil, err
+	}
+	repo, err := git.PlainOpen(dir)
+	if errors.Is(err, git.ErrRepositoryNotExists) {
+		repo, err = git.PlainInit(dir, true)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("opening git storage %s: %w", dir, err)
+	}
+	note := func(format string, args ...any) { repaired = append(repaired, fmt.Sprintf(format, args...)) }
+	if err := dropDanglingRefs(repo, note); err != nil {
+		return nil, fmt.Errorf("repairing git storage %s: %w", dir, err)
+	}
+	return repo, nil
+}
 
 // Location returns the repository address with credentials redacted.
 func (s *Source) Location() string { return Redact(s.opts.URL) }
@@ -302,6 +319,26 @@ func (s *Source) head(ctx context.Context) (plumbing.Hash, map[plumbing.Referenc
 func (s *Source) Update(ctx context.Context) (head string, fetched bool, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	head, fetched, err = s.update(ctx)
+	if errors.Is(err, dotgit.ErrEmptyRefFile) && ctx.Err() == nil {
+		// A write that failed halfway (the disk filled up after go-git
+		// had truncated the ref file) left a ref empty: every fetch
+		// would fail on it until a restart. Repair, reopen, try again.
+		repo, rerr := s.openStorage()
+		if rerr == nil {
+			rerr = s.writeRemote(repo)
+		}
+		if rerr != nil {
+			return head, fetched, errors.Join(err, s.red.wrap(rerr))
+		}
+		s.repo = repo
+		head, fetched, err = s.update(ctx)
+	}
+	return head, fetched, err
+}
+
+// update is Update, with the lock held.
+func (s *Source) update(ctx context.Context) (head string, fetched bool, err error) {
 	h, marks, err := s.head(ctx)
 	if err != nil {
 		return "", false, err
