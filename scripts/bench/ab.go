@@ -18,7 +18,7 @@ import (
 // not. It reports the median over runs of the ratio gitgate / baseline.
 func abCompare(ctx context.Context, cfg benchConfig, env benchEnv) (string, error) {
 	if cfg.baseline == "" {
-		return "", errors.New("-mode ab needs -baseline: a gateway binary built from another revision, or nginx")
+		return "", errors.New("-mode ab needs -baseline: a gateway binary built from another revision, nginx or floor")
 	}
 	baseCfg := cfg.abBaseCfg
 	if baseCfg == "" {
@@ -50,6 +50,11 @@ func abCompare(ctx context.Context, cfg benchConfig, env benchEnv) (string, erro
 			return "", fmt.Errorf("-baseline nginx serves -baseline-config bare or tls, not %q", baseCfg)
 		}
 		base, against = n, "nginx"
+	} else if cfg.baseline == "floor" {
+		if baseCfg != "bare" {
+			return "", fmt.Errorf("-baseline floor serves -baseline-config bare only, not %q", baseCfg)
+		}
+		base, against = &goFloor{}, "the go floor (fasthttp)"
 	} else {
 		bg := &gitgate{bin: cfg.baseline, label: "gitgate baseline"}
 		if err := bg.useConfig(baseCfg, cert, key); err != nil {

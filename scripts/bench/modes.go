@@ -127,6 +127,7 @@ func throughput(ctx context.Context, cfg benchConfig, env benchEnv) (string, err
 		&nginx{},
 		&caddy{},
 		&haproxy{},
+		&goFloor{},
 		&gitgate{bin: env.gateway, label: "gitgate 10k routes", routes: 10000},
 		&gitgate{bin: env.gateway, label: "gitgate policy chain", policies: true},
 		&gitgate{bin: env.gateway, label: "gitgate net/http", http1: "net"},
