@@ -208,6 +208,8 @@ func pairedSummary(samples map[string][]sample, rps func(sample) float64) string
 		add(g+" 10k routes / 1 route: %.3f", g+" 10k routes", g, rps, same)
 		add(g+" policy chain cost per request: %+.1f%%", g, g+" policy chain", rps, func(r float64) float64 { return 100 * (r - 1) })
 	}
+	add("gitgate / go floor CPU per request: %.2f", "gitgate", "go floor (fasthttp)", cpu, same)
+	add("go floor / nginx CPU per request: %.2f", "go floor (fasthttp)", "nginx", cpu, same)
 	add("gitgate / gitgate baseline requests/s: %.3f", "gitgate", "gitgate baseline", rps, same)
 	add("gitgate / gitgate baseline CPU per request: %.3f", "gitgate", "gitgate baseline", cpu, same)
 	add("gitgate baseline / nginx requests/s: %.2f", "gitgate baseline", "nginx", rps, same)

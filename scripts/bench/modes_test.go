@@ -73,3 +73,27 @@ func TestPairedSummaryComparesTheBaselineBuild(t *testing.T) {
 		}
 	}
 }
+
+func TestPairedSummaryComparesTheGoFloor(t *testing.T) {
+	t.Parallel()
+	withCPU := func(cpu ...float64) []sample {
+		var s []sample
+		for _, c := range cpu {
+			s = append(s, sample{wrk: wrkResult{RPS: 1000}, cpuPerReqUS: c})
+		}
+		return s
+	}
+	samples := map[string][]sample{
+		"gitgate":             withCPU(28, 30, 26),
+		"go floor (fasthttp)": withCPU(14, 12, 13),
+		"nginx":               withCPU(16, 15, 13),
+	}
+	got := pairedSummary(samples, func(s sample) float64 { return s.wrk.RPS })
+	// Within each run: 2.0, 2.5, 2.0 against the floor; 0.875, 0.8, 1.0
+	// for the floor against nginx.
+	for _, want := range []string{"gitgate / go floor CPU per request: 2.00", "go floor / nginx CPU per request: 0.88"} {
+		if !strings.Contains(got, want) {
+			t.Errorf("summary lacks %q:\n%s", want, got)
+		}
+	}
+}
