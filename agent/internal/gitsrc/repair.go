@@ -35,6 +35,10 @@ const maxRefFile = 4 << 10
 // are writes that never finished, and Open rewrites the config. HEAD is
 // rewritten, not removed, because go-git takes a storage without one for
 // no repository. It returns one line per repair, for the agent's log.
+//
+// It needs the storage to itself (a temp file of a fetch in flight would
+// go): the agent opens its source only once it holds the state
+// directory's lock, and the Source serializes Update.
 func repairStorage(dir string) ([]string, error) {
 	var repaired []string
 	note := func(format string, args ...any) { repaired = append(repaired, fmt.Sprintf(format, args...)) }
