@@ -3,6 +3,9 @@ package gitsrc
 import (
 	"context"
 	"errors"
+	"fmt"
+	"io"
+	"net/http"
 	"net/http/cgi"
 	"net/http/httptest"
 	"os"
@@ -166,5 +169,81 @@ func TestMarksByHand(t *testing.T) {
 	ms, err := s.ReadMarks(ctx, "pin")
 	if err != nil || len(ms) != 1 || ms[0].Revision != one || ms[0].Note != "" {
 		t.Fatalf("ReadMarks = %+v, %v", ms, err)
+	}
+}
+
+// TestMarksIgnoreRefusedNames serves the repository through git's smart
+// HTTP backend with extra refs under the marks' prefix in the advertisement,
+// names that git's check-ref-format refuses and only a broken or hostile
+// server sends ("../" back into the storage, a ".lock" name). The head
+// check must ignore them: no mark read from them, no fetch asking for one
+// whose object is not local (the server refuses it, and every sync would
+// fail), no file written for them.
+func TestMarksIgnoreRefusedNames(t *testing.T) {
+	t.Parallel()
+	const backend = "/usr/lib/git-core/git-http-backend"
+	if _, err := os.Stat(backend); err != nil {
+		t.Skip("git-http-backend not installed")
+	}
+	names := []string{
+		"refs/tags/gitgate/main/../../../config",
+		"refs/tags/gitgate/main/pin.lock",
+		"refs/tags/gitgate/main/bad/x..y",
+	}
+	for _, tc := range []struct {
+		name   string
+		object func(head string) string
+	}{
+		{"an object the server lacks", func(string) string { return strings.Repeat("ab", 20) }},
+		{"the head's commit", func(head string) string { return head }},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			root, _, _, two := marksRemote(t, false)
+			git := &cgi.Handler{Path: backend, Env: []string{"GIT_PROJECT_ROOT=" + root, "GIT_HTTP_EXPORT_ALL=1", "GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1"}}
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				if !strings.HasSuffix(r.URL.Path, "/info/refs") {
+					git.ServeHTTP(w, r)
+					return
+				}
+				rec := httptest.NewRecorder()
+				git.ServeHTTP(rec, r)
+				body := rec.Body.String()
+				end := strings.LastIndex(body, "0000") // the advertisement's closing flush
+				var extra strings.Builder
+				for _, name := range names {
+					line := tc.object(two) + " " + name + "\n"
+					fmt.Fprintf(&extra, "%04x%s", len(line)+4, line)
+				}
+				for k, v := range rec.Header() {
+					w.Header()[k] = v
+				}
+				w.WriteHeader(rec.Code)
+				_, _ = io.WriteString(w, body[:end]+extra.String()+body[end:])
+			}))
+			t.Cleanup(srv.Close)
+			store := filepath.Join(t.TempDir(), "git")
+			s := openSource(t, srv.URL+"/config.git", func(o *Options) { o.StorageDir = store })
+			head, _, err := s.Update(context.Background())
+			if err != nil || head != two {
+				t.Fatalf("Update = %s, %v; want %s", head, err, two)
+			}
+			if ms, err := s.ReadMarks(context.Background(), ""); err != nil || len(ms) != 0 {
+				t.Fatalf("marks = %v, %v; want none", ms, err)
+			}
+			cfg, err := os.ReadFile(filepath.Join(store, "config"))
+			if err != nil || !strings.Contains(string(cfg), "[remote \"origin\"]") {
+				t.Fatalf("the storage's config changed: %q, %v", cfg, err)
+			}
+			err = filepath.WalkDir(store, func(path string, d os.DirEntry, err error) error {
+				if err == nil && strings.HasSuffix(path, ".lock") {
+					t.Errorf("a file for a refused name: %s", path)
+				}
+				return err
+			})
+			if err != nil {
+				t.Fatal(err)
+			}
+		})
 	}
 }

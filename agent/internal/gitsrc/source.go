@@ -303,7 +303,13 @@ func (s *Source) head(ctx context.Context) (plumbing.Hash, map[plumbing.Referenc
 		case r.Name() == want:
 			head = r.Hash()
 		case r.Type() == plumbing.HashReference && strings.HasPrefix(r.Name().String(), prefix):
-			marks[r.Name()] = r.Hash()
+			// A name git itself would refuse (check-ref-format: "..", a
+			// ".lock" suffix, control bytes) is no mark: only a broken
+			// or hostile server advertises one, and its "../" would
+			// name a file of the storage as the local ref to write.
+			if r.Name().Validate() == nil {
+				marks[r.Name()] = r.Hash()
+			}
 		}
 	}
 	if head.IsZero() {
