@@ -69,6 +69,9 @@ type runConfig struct {
 	// WebhookMaxBodyBytes caps a delivery's body; larger ones are refused
 	// (413) before their signature is checked. Default 1 MiB.
 	WebhookMaxBodyBytes int64
+	// GitMaxFetchBytes caps each response of an HTTP(S) Git server (the
+	// refs listing, a fetch's pack). Default 1 GiB.
+	GitMaxFetchBytes int64
 	// PollInterval between head checks. Default 30s.
 	PollInterval string
 	// HealInterval between checks that the gateway runs the desired digest
@@ -164,6 +167,7 @@ func runFlags() []runFlag {
 		{"poll-interval", "pollInterval", "30s", "time between head checks (jittered ±10%)", func(c *runConfig) any { return &c.PollInterval }},
 		{"heal-interval", "healInterval", "5s", "time between checks that the gateway runs the desired config (0s: only during syncs)", func(c *runConfig) any { return &c.HealInterval }},
 		{"webhook-secret-file", "webhookSecretFile", "", "file with the webhook secret (else $" + webhook.SecretEnv + ")", func(c *runConfig) any { return &c.WebhookSecretFile }},
+		{"git-max-fetch-bytes", "gitMaxFetchBytes", int64(gitsrc.DefaultMaxFetchBytes), "largest response of an HTTP(S) Git server (refs listing, fetched pack), in bytes; a larger one fails the sync", func(c *runConfig) any { return &c.GitMaxFetchBytes }},
 		{"git-token-file", "gitTokenFile", "", "file with an HTTPS token (else $" + tokenEnv + ")", func(c *runConfig) any { return &c.GitTokenFile }},
 		{"ssh-key-file", "sshKeyFile", "", "SSH private key for ssh:// and git@ URLs", func(c *runConfig) any { return &c.SSHKeyFile }},
 		{"push-token-file", "pushTokenFile", "", "file with an HTTPS token that may push the pin tags refs/tags/gitgate/<branch>/ (never the read token; without it or --push-ssh-key-file a rollback pins this replica only)", func(c *runConfig) any { return &c.PushTokenFile }},
@@ -272,6 +276,9 @@ func resolveRunConfig(fs *pflag.FlagSet, configFile string, flags []runFlag, fla
 	}
 	if cfg.WebhookMaxBodyBytes < 1024 || cfg.WebhookMaxBodyBytes > 25<<20 {
 		return runConfig{}, fmt.Errorf("webhook max body bytes %d must be between 1024 and %d (GitHub's 25 MB cap)", cfg.WebhookMaxBodyBytes, 25<<20)
+	}
+	if cfg.GitMaxFetchBytes < 1<<20 {
+		return runConfig{}, fmt.Errorf("git max fetch bytes %d must be at least %d (1 MiB)", cfg.GitMaxFetchBytes, 1<<20)
 	}
 	if cfg.VerifySignatures && cfg.TrustedKeys == "" {
 		return runConfig{}, errors.New("--verify-signatures needs --trusted-keys")
@@ -433,7 +440,7 @@ func runAgent(ctx context.Context, cfg runConfig, logger zerolog.Logger) error {
 		URL: cfg.Repo, Branch: cfg.Branch, StorageDir: filepath.Join(cfg.StateDir, "git"),
 		Token: token, SSHKeyFile: cfg.SSHKeyFile, KnownHostsFile: cfg.KnownHostsFile, TrustedKeys: trusted,
 		PushMarks: pushToken != "" || cfg.PushSSHKeyFile != "" || gitsrc.IsLocal(cfg.Repo),
-		PushToken: pushToken, PushSSHKeyFile: cfg.PushSSHKeyFile,
+		PushToken: pushToken, PushSSHKeyFile: cfg.PushSSHKeyFile, MaxFetchBytes: cfg.GitMaxFetchBytes,
 		OnRepair: func(repairs []string) {
 			logger.Warn().Strs("repairs", repairs).Msg("repaired the git storage, left torn by a crash or a failed write; the next fetch restores what was removed")
 		},

@@ -26,6 +26,7 @@ func TestRunFlagsTable(t *testing.T) {
 		{"poll-interval", "pollInterval"},
 		{"heal-interval", "healInterval"},
 		{"webhook-secret-file", "webhookSecretFile"},
+		{"git-max-fetch-bytes", "gitMaxFetchBytes"},
 		{"git-token-file", "gitTokenFile"},
 		{"ssh-key-file", "sshKeyFile"},
 		{"push-token-file", "pushTokenFile"},

@@ -96,6 +96,12 @@ func TestParseRunConfig(t *testing.T) {
 			}
 		}},
 		{name: "webhook body cap over GitHub's", args: []string{"--config", good, "--webhook-max-body-bytes", "30000000"}, wantErr: "between 1024"},
+		{name: "git fetch cap under 1 MiB", args: []string{"--config", good, "--git-max-fetch-bytes", "4096"}, wantErr: "at least 1048576"},
+		{name: "git fetch cap set", args: []string{"--config", good, "--git-max-fetch-bytes", "2097152"}, check: func(t *testing.T, c runConfig) {
+			if c.GitMaxFetchBytes != 2<<20 {
+				t.Fatalf("GitMaxFetchBytes = %d", c.GitMaxFetchBytes)
+			}
+		}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

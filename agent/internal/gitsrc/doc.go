@@ -25,6 +25,10 @@
 // before go-git reads it, and Update once more when a fetch trips on an
 // emptied ref (repair.go). What it removes, the next fetch writes again.
 //
+// Each response of an HTTP(S) Git server is capped (Options.MaxFetchBytes,
+// capped.go): go-git reads a refs listing or a pack to its end, so a
+// server streaming without end would fill memory or disk.
+//
 // Credentials (a token, URL userinfo) never appear in errors or logs: every
 // error that may carry the remote URL passes through Redact.
 package gitsrc

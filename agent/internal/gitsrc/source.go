@@ -67,6 +67,11 @@ type Options struct {
 	TrustedKeys string
 	// Timeout bounds one head check or fetch. Default 60s.
 	Timeout time.Duration
+	// MaxFetchBytes caps each response of an HTTP(S) Git server (the refs
+	// listing, a fetch's pack, a push's report): a read past it fails the
+	// head check or fetch with ErrFetchTooLarge. 0: DefaultMaxFetchBytes;
+	// negative: no cap. SSH remotes are not capped.
+	MaxFetchBytes int64
 	// OnRepair, when set, is told what was repaired in the storage: by
 	// Open, what a process killed in the middle of a write left torn, and
 	// by Update, a ref that a failed write (a full disk) left empty. See
@@ -116,6 +121,9 @@ func Open(opts Options) (*Source, error) {
 	}
 	if opts.Timeout <= 0 {
 		opts.Timeout = 60 * time.Second
+	}
+	if opts.MaxFetchBytes == 0 {
+		opts.MaxFetchBytes = DefaultMaxFetchBytes
 	}
 	s := &Source{
 		opts:  opts,
@@ -284,7 +292,7 @@ func (s *Source) Head(ctx context.Context) (string, error) {
 // head lists the remote's refs once (ls-remote) and returns the tracked
 // branch's tip and the mark refs (see marks.go), by full name.
 func (s *Source) head(ctx context.Context) (plumbing.Hash, map[plumbing.ReferenceName]plumbing.Hash, error) {
-	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
+	ctx, cancel := context.WithTimeout(capContext(ctx, s.opts.MaxFetchBytes), s.opts.Timeout)
 	defer cancel()
 	rem, err := s.repo.Remote(remoteName)
 	if err != nil {
@@ -375,7 +383,7 @@ func (s *Source) update(ctx context.Context) (head string, fetched bool, err err
 }
 
 func (s *Source) fetch(ctx context.Context, specs ...config.RefSpec) error {
-	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
+	ctx, cancel := context.WithTimeout(capContext(ctx, s.opts.MaxFetchBytes), s.opts.Timeout)
 	defer cancel()
 	var err error
 	for try := 0; try < 2; try++ {
@@ -544,7 +552,7 @@ func (s *Source) FetchRef(ctx context.Context, ref string) (string, error) {
 	spec := config.RefSpec(fmt.Sprintf("+%s:%s", name, local))
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ctx, cancel := context.WithTimeout(ctx, s.opts.Timeout)
+	ctx, cancel := context.WithTimeout(capContext(ctx, s.opts.MaxFetchBytes), s.opts.Timeout)
 	defer cancel()
 	err := s.repo.FetchContext(ctx, &git.FetchOptions{RemoteName: remoteName, RefSpecs: []config.RefSpec{spec}, Auth: s.auth, Tags: git.NoTags, Force: true})
 	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
