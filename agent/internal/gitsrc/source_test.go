@@ -364,3 +364,28 @@ func TestFetchRef(t *testing.T) {
 		}
 	}
 }
+
+// TestOpenRewritesTheRemote opens one storage for one repository, then for
+// another (a changed --repo): the config, written in one atomic step, names
+// only the second, once, and the second's head is fetched.
+func TestOpenRewritesTheRemote(t *testing.T) {
+	t.Parallel()
+	a, b := newRepo(t), newRepo(t)
+	commitFiles(t, a, "in a", map[string]string{"a.yaml": "a: 1\n"})
+	inB := commitFiles(t, b, "in b", map[string]string{"b.yaml": "b: 1\n"})
+	store := filepath.Join(t.TempDir(), "git")
+	if _, _, err := openSource(t, a, func(o *Options) { o.StorageDir = store }).Update(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	s := openSource(t, b, func(o *Options) { o.StorageDir = store })
+	cfg, err := os.ReadFile(filepath.Join(store, "config"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := strings.Count(string(cfg), "[remote "); n != 1 || !strings.Contains(string(cfg), "url = "+b+"\n") || strings.Contains(string(cfg), a) {
+		t.Fatalf("config after the second Open:\n%s", cfg)
+	}
+	if head, _, err := s.Update(context.Background()); err != nil || head != inB {
+		t.Fatalf("Update = %s, %v; want %s", head, err, inB)
+	}
+}
