@@ -44,7 +44,9 @@ var scenarios = []scenario{
 	{
 		name: "c-agent-kill9-during-sync",
 		criterion: "the agent is killed with SIGKILL during its first clone and then 12 times at 0-200 ms after a " +
-			"commit's webhook; after the last restart it converges to the branch head (applied, gateway at it, served), " +
+			"commit's webhook, and once more with its clone's remote-tracking ref emptied and config torn (as a kill " +
+			"inside go-git's in-place writes leaves them); after the last restart it logs the repair and converges to the " +
+			"branch head (applied, gateway at it, served), " +
 			"its history file has no torn or corrupt line, nothing was dropped at open, and state.json names a " +
 			"stored bundle",
 		run: agentKillDuringSync,
@@ -370,6 +372,24 @@ func agentKillDuringSync(ctx context.Context, t *T) error {
 		}
 	}
 	t.Logf("killed %d times at 0-200 ms after a webhook, restarted each time", len(delays))
+	// Once more, leaving what a kill inside go-git's in-place writes
+	// leaves (truncated, not yet written): an empty remote-tracking ref
+	// and a torn config. The agent must repair both when it starts.
+	label = "k-torn"
+	if _, err := t.commit(st, label); err != nil {
+		return err
+	}
+	st.Agent.Kill9()
+	git := filepath.Join(st.AgentState, "git")
+	if err := os.WriteFile(filepath.Join(git, "refs", "remotes", "origin", "main"), nil, 0o600); err != nil {
+		return fmt.Errorf("tearing the remote-tracking ref: %w", err)
+	}
+	if err := os.WriteFile(filepath.Join(git, "config"), []byte("[core]\n\tbare = true\n[remote \"ori"), 0o600); err != nil {
+		return fmt.Errorf("tearing the config: %w", err)
+	}
+	if err := st.StartAgent(ctx); err != nil {
+		return fmt.Errorf("restarting on a torn git storage: %w", err)
+	}
 	head, err := st.Repo.Head()
 	if err != nil {
 		return err
@@ -388,6 +408,10 @@ func agentKillDuringSync(ctx context.Context, t *T) error {
 		return err
 	}
 	t.Logf("converged to the branch head %s", short(head))
+	if !logContains(st.Agent.Log, "repaired the git storage") {
+		return fmt.Errorf("the agent started on a torn ref and config without logging a repair (see %s)", st.Agent.Log)
+	}
+	t.Logf("started on an emptied ref and a torn config: repaired (logged) and converged")
 	if err := checkAgentState(st, head); err != nil {
 		return err
 	}

@@ -84,6 +84,17 @@ func TestOpenRepairsTornStorage(t *testing.T) {
 			}
 			write(t, idx, string(b[:len(b)/2]))
 		}, "(the pack of that index)"},
+		{"garbage packed-refs", func(t *testing.T, store string) {
+			write(t, filepath.Join(store, "packed-refs"), "# pack-refs with: peeled\nnot a ref line\n")
+		}, "re-created the storage"},
+		{"a directory where HEAD belongs", func(t *testing.T, store string) {
+			if err := os.Remove(filepath.Join(store, "HEAD")); err != nil {
+				t.Fatal(err)
+			}
+			if err := os.Mkdir(filepath.Join(store, "HEAD"), 0o700); err != nil {
+				t.Fatal(err)
+			}
+		}, "re-created the storage"},
 		{"temp files of interrupted writes", func(t *testing.T, store string) {
 			write(t, filepath.Join(store, "objects", "pack", "tmp_pack_123"), "PACK")
 			write(t, filepath.Join(store, ".config.tmp-456"), "[core")

@@ -242,7 +242,8 @@ func (s *Source) writeRemote(repo *git.Repository) error {
 
 // openStorage repairs the storage (repairStorage, dropDanglingRefs),
 // tells OnRepair what it repaired, and opens the repository, creating it
-// when there is none.
+// when there is none; a storage that the repairs leave unreadable is
+// removed and created again.
 func (s *Source) openStorage() (*git.Repository, error) {
 	dir := s.opts.StorageDir
 	repaired, err := repairStorage(dir)
@@ -251,9 +252,33 @@ func (s *Source) openStorage() (*git.Repository, error) {
 			s.opts.OnRepair(repaired)
 		}
 	}()
-	if err != nil {
-		return nil, err
+	note := func(format string, args ...any) { repaired = append(repaired, fmt.Sprintf(format, args...)) }
+	var repo *git.Repository
+	if err == nil {
+		repo, err = openRepaired(dir, note)
 	}
+	if err != nil {
+		// What repairStorage does not know (a packed-refs file torn by
+		// a power cut, a directory where a file belongs): the storage is
+		// a cache of the remote, so it starts over, and the next fetch
+		// clones again.
+		note("re-created the storage, which did not open after the repairs (%v); the next fetch clones again", err)
+		if rerr := os.RemoveAll(dir); rerr != nil {
+			return nil, fmt.Errorf("opening git storage %s: %w (and removing it: %v)", dir, err, rerr)
+		}
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			return nil, fmt.Errorf("creating git storage %s: %w", dir, err)
+		}
+		if repo, err = openRepaired(dir, note); err != nil {
+			return nil, err
+		}
+	}
+	return repo, nil
+}
+
+// openRepaired opens the repository at dir, creating it when there is
+// none, and drops its dangling refs.
+func openRepaired(dir string, note func(string, ...any)) (*git.Repository, error) {
 	repo, err := git.PlainOpen(dir)
 	if errors.Is(err, git.ErrRepositoryNotExists) {
 		repo, err = git.PlainInit(dir, true)
@@ -261,7 +286,6 @@ func (s *Source) openStorage() (*git.Repository, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening git storage %s: %w", dir, err)
 	}
-	note := func(format string, args ...any) { repaired = append(repaired, fmt.Sprintf(format, args...)) }
 	if err := dropDanglingRefs(repo, note); err != nil {
 		return nil, fmt.Errorf("repairing git storage %s: %w", dir, err)
 	}
