@@ -54,32 +54,19 @@ func (t cappedTransport) RoundTrip(req *http.Request) (*http.Response, error) {
 		return nil, err
 	}
 	if n, ok := req.Context().Value(capKey{}).(int64); ok && n > 0 {
-		res.Body = &cappedBody{rc: res.Body, left: n, cap: n}
+		res.Body = cappedBody{http.MaxBytesReader(nil, res.Body, n)}
 	}
 	return res, nil
 }
 
-// cappedBody reads rc until left is spent, then fails with
-// ErrFetchTooLarge (one byte past it, so a body of exactly cap bytes
-// reads whole).
-type cappedBody struct {
-	rc        io.ReadCloser
-	left, cap int64
-}
+// cappedBody is an http.MaxBytesReader whose error past the cap is
+// ErrFetchTooLarge, naming the flag that sets it.
+type cappedBody struct{ io.ReadCloser }
 
-func (b *cappedBody) Read(p []byte) (int, error) {
-	if b.left < 0 {
-		return 0, fmt.Errorf("%w: more than %d bytes", ErrFetchTooLarge, b.cap)
-	}
-	if int64(len(p)) > b.left+1 {
-		p = p[:b.left+1]
-	}
-	n, err := b.rc.Read(p)
-	b.left -= int64(n)
-	if b.left < 0 {
-		return n, fmt.Errorf("%w: more than %d bytes", ErrFetchTooLarge, b.cap)
+func (b cappedBody) Read(p []byte) (int, error) {
+	n, err := b.ReadCloser.Read(p)
+	if tooLarge, ok := errors.AsType[*http.MaxBytesError](err); ok {
+		err = fmt.Errorf("%w: more than %d bytes", ErrFetchTooLarge, tooLarge.Limit)
 	}
 	return n, err
 }
-
-func (b *cappedBody) Close() error { return b.rc.Close() }

@@ -18,8 +18,8 @@ import (
 	"github.com/gitgate/gitgate/schemas/atomicfile"
 )
 
-// maxRefFile bounds what is read of one ref file: a valid one is a SHA-256
-// hash or a symbolic ref and a newline.
+// maxRefFile bounds what is read of one ref file: a valid one is a hash or
+// a symbolic ref and a newline.
 const maxRefFile = 4 << 10
 
 // repairStorage undoes what a process killed in the middle of a go-git
@@ -189,25 +189,19 @@ func dropDanglingRefs(repo *git.Repository, note func(string, ...any)) error {
 }
 
 // refFileValid reports whether the file at path holds one ref: a full hex
-// hash or "ref: " and a name, with an optional newline; otherwise why not.
+// hash (plumbing.IsHash) or "ref: " and a name git accepts
+// (ReferenceName.Validate), with an optional newline; otherwise why not.
 func refFileValid(path string) (bool, string) {
 	b, err := readBounded(path, maxRefFile)
 	if err != nil {
 		return false, err.Error()
 	}
 	line := strings.TrimSuffix(string(b), "\n")
-	switch {
-	case line == "":
+	if line == "" {
 		return false, "empty"
-	case strings.HasPrefix(line, "ref: "):
-		name := strings.TrimPrefix(line, "ref: ")
-		if strings.HasPrefix(name, "refs/") && !strings.ContainsAny(name, " \n\x00") {
-			return true, ""
-		}
-	case len(line) == 40 || len(line) == 64:
-		if strings.Trim(line, "0123456789abcdef") == "" {
-			return true, ""
-		}
+	}
+	if name, ok := strings.CutPrefix(line, "ref: "); ok && plumbing.ReferenceName(name).Validate() == nil || plumbing.IsHash(line) {
+		return true, ""
 	}
 	return false, fmt.Sprintf("not a ref: %q", truncate(line, 80))
 }

@@ -160,10 +160,6 @@ func Open(opts Options) (*Source, error) {
 	if err != nil {
 		return nil, err
 	}
-	// (Re)write the remote so a changed --repo takes effect.
-	if err := s.writeRemote(repo); err != nil {
-		return nil, s.red.wrap(fmt.Errorf("configuring remote %s: %w", Redact(opts.URL), err))
-	}
 	s.repo = repo
 	return s, nil
 }
@@ -241,9 +237,10 @@ func (s *Source) writeRemote(repo *git.Repository) error {
 }
 
 // openStorage repairs the storage (repairStorage, dropDanglingRefs),
-// tells OnRepair what it repaired, and opens the repository, creating it
-// when there is none; a storage that the repairs leave unreadable is
-// removed and created again.
+// tells OnRepair what it repaired, opens the repository, creating it when
+// there is none, and (re)writes its remote, so that a changed --repo takes
+// effect; a storage that the repairs leave unreadable is removed and
+// created again.
 func (s *Source) openStorage() (*git.Repository, error) {
 	dir := s.opts.StorageDir
 	repaired, err := repairStorage(dir)
@@ -272,6 +269,9 @@ func (s *Source) openStorage() (*git.Repository, error) {
 		if repo, err = openRepaired(dir, note); err != nil {
 			return nil, err
 		}
+	}
+	if err := s.writeRemote(repo); err != nil {
+		return nil, s.red.wrap(fmt.Errorf("configuring remote %s: %w", Redact(s.opts.URL), err))
 	}
 	return repo, nil
 }
@@ -363,11 +363,8 @@ func (s *Source) Update(ctx context.Context) (head string, fetched bool, err err
 		// had truncated the ref file) left a ref empty: every fetch
 		// would fail on it until a restart. Repair, reopen, try again.
 		repo, rerr := s.openStorage()
-		if rerr == nil {
-			rerr = s.writeRemote(repo)
-		}
 		if rerr != nil {
-			return head, fetched, errors.Join(err, s.red.wrap(rerr))
+			return head, fetched, errors.Join(err, rerr)
 		}
 		s.repo = repo
 		head, fetched, err = s.update(ctx)
