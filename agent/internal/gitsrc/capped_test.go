@@ -7,9 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/http/cgi"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"testing"
 )
@@ -20,10 +18,6 @@ import (
 // and without reading on, and a repository under the cap syncs.
 func TestMaxFetchBytes(t *testing.T) {
 	t.Parallel()
-	const backend = "/usr/lib/git-core/git-http-backend"
-	if _, err := os.Stat(backend); err != nil {
-		t.Skip("git-http-backend not installed")
-	}
 	root, bare, _, _ := marksRemote(t, false)
 	// 256 KiB that do not compress: the pack is larger than that.
 	noise := make([]byte, 128<<10)
@@ -34,8 +28,7 @@ func TestMaxFetchBytes(t *testing.T) {
 	run(t, work, "pull", "-q", bare, "main")
 	head := commitFiles(t, work, "big", map[string]string{"blob.txt": hex.EncodeToString(noise)})
 	run(t, work, "push", "-q", bare, "main")
-	gitSrv := httptest.NewServer(&cgi.Handler{Path: backend, Env: []string{"GIT_PROJECT_ROOT=" + root, "GIT_HTTP_EXPORT_ALL=1", "GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1"}})
-	t.Cleanup(gitSrv.Close)
+	repoURL := httpBackend(t, root)
 
 	sent := make(chan int64, 1)
 	endless := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -62,9 +55,9 @@ func TestMaxFetchBytes(t *testing.T) {
 		max     int64
 		wantErr error
 	}{
-		{"a pack over the cap", gitSrv.URL + "/config.git", 128 << 10, ErrFetchTooLarge},
-		{"the same repository under the cap", gitSrv.URL + "/config.git", 8 << 20, nil},
-		{"no cap", gitSrv.URL + "/config.git", -1, nil},
+		{"a pack over the cap", repoURL, 128 << 10, ErrFetchTooLarge},
+		{"the same repository under the cap", repoURL, 8 << 20, nil},
+		{"no cap", repoURL, -1, nil},
 		{"an endless refs listing", endless.URL + "/config.git", 1 << 20, ErrFetchTooLarge},
 	}
 	for _, tc := range cases {

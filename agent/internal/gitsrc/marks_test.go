@@ -33,14 +33,22 @@ func marksRemote(t *testing.T, receivePack bool) (root, bare, one, two string) {
 	return root, bare, one, two
 }
 
-// httpBackend serves root with git's smart HTTP backend.
-func httpBackend(t *testing.T, root string) string {
+// gitBackend is git's smart HTTP backend serving the repositories under
+// root, for a test to serve or wrap; it skips the test when git's backend
+// is not installed.
+func gitBackend(t *testing.T, root string) *cgi.Handler {
 	t.Helper()
 	const backend = "/usr/lib/git-core/git-http-backend"
 	if _, err := os.Stat(backend); err != nil {
 		t.Skip("git-http-backend not installed")
 	}
-	srv := httptest.NewServer(&cgi.Handler{Path: backend, Env: []string{"GIT_PROJECT_ROOT=" + root, "GIT_HTTP_EXPORT_ALL=1", "GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1"}})
+	return &cgi.Handler{Path: backend, Env: []string{"GIT_PROJECT_ROOT=" + root, "GIT_HTTP_EXPORT_ALL=1", "GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1"}}
+}
+
+// httpBackend serves root with git's smart HTTP backend.
+func httpBackend(t *testing.T, root string) string {
+	t.Helper()
+	srv := httptest.NewServer(gitBackend(t, root))
 	t.Cleanup(srv.Close)
 	return srv.URL + "/config.git"
 }
@@ -181,10 +189,6 @@ func TestMarksByHand(t *testing.T) {
 // fail), no file written for them.
 func TestMarksIgnoreRefusedNames(t *testing.T) {
 	t.Parallel()
-	const backend = "/usr/lib/git-core/git-http-backend"
-	if _, err := os.Stat(backend); err != nil {
-		t.Skip("git-http-backend not installed")
-	}
 	names := []string{
 		"refs/tags/gitgate/main/../../../config",
 		"refs/tags/gitgate/main/pin.lock",
@@ -200,7 +204,7 @@ func TestMarksIgnoreRefusedNames(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
 			root, _, _, two := marksRemote(t, false)
-			git := &cgi.Handler{Path: backend, Env: []string{"GIT_PROJECT_ROOT=" + root, "GIT_HTTP_EXPORT_ALL=1", "GIT_CONFIG_GLOBAL=/dev/null", "GIT_CONFIG_NOSYSTEM=1"}}
+			git := gitBackend(t, root)
 			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 				if !strings.HasSuffix(r.URL.Path, "/info/refs") {
 					git.ServeHTTP(w, r)

@@ -180,3 +180,30 @@ func TestUpdateRepairsARefEmptiedByAFailedWrite(t *testing.T) {
 		t.Fatalf("Files at the new head: %v %v", files, err)
 	}
 }
+
+// TestFreshStorageNeedsNoRepair: a replica that starts later, on an empty
+// state directory, or on a directory that does not exist yet, clones
+// without a repair being reported.
+func TestFreshStorageNeedsNoRepair(t *testing.T) {
+	t.Parallel()
+	work := newRepo(t)
+	head := commitFiles(t, work, "first", map[string]string{"cfg/a.yaml": "a: 1\n"})
+	for _, tc := range []struct{ name, store string }{
+		{"empty directory", t.TempDir()},
+		{"no directory", filepath.Join(t.TempDir(), "state", "git")},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var repairs []string
+			s := openSource(t, work, func(o *Options) {
+				o.StorageDir = tc.store
+				o.OnRepair = func(r []string) { repairs = append(repairs, r...) }
+			})
+			if got, _, err := s.Update(context.Background()); err != nil || got != head {
+				t.Fatalf("Update = %s, %v; want %s", got, err, head)
+			}
+			if repairs != nil {
+				t.Fatalf("a fresh storage was repaired: %q", repairs)
+			}
+		})
+	}
+}

@@ -7,7 +7,6 @@ import (
 	"encoding/pem"
 	"errors"
 	"net/http"
-	"net/http/cgi"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
@@ -25,10 +24,6 @@ import (
 // backend behind a check of the x-access-token basic auth GitHub uses.
 func TestHTTPSTokenAuth(t *testing.T) {
 	t.Parallel()
-	const backend = "/usr/lib/git-core/git-http-backend"
-	if _, err := os.Stat(backend); err != nil {
-		t.Skip("git-http-backend not installed")
-	}
 	root := t.TempDir()
 	work := filepath.Join(root, "config.git")
 	if err := os.Mkdir(work, 0o755); err != nil {
@@ -37,7 +32,7 @@ func TestHTTPSTokenAuth(t *testing.T) {
 	run(t, work, "init", "-q", "-b", "main")
 	sha := commitFiles(t, work, "one", map[string]string{"a.yaml": "a: 1\n"})
 	const token = "ghs_s3cr3tT0ken"
-	cgiH := &cgi.Handler{Path: backend, Env: []string{"GIT_PROJECT_ROOT=" + root, "GIT_HTTP_EXPORT_ALL=1", "GIT_CONFIG_GLOBAL=/dev/null"}}
+	cgiH := gitBackend(t, root)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if u, p, ok := r.BasicAuth(); !ok || u != "x-access-token" || p != token {
 			w.Header().Set("WWW-Authenticate", `Basic realm="git"`)
