@@ -39,16 +39,11 @@ func fold(c byte) byte {
 // with an underscore or outside canonical form can be such spellings, so a
 // request without them costs one pass over its keys and no allocation.
 func DeleteAll(h http.Header, name string) {
-	delete(h, name)
-	for k := range h {
-		if len(k) == len(name) && SameCGIName(k, name) {
-			delete(h, k)
-		}
-	}
+	DeleteAllOf(h, []string{name})
 }
 
 // DeleteAllOf is DeleteAll for each of names, in one pass over h's keys
-// instead of one per name.
+// instead of one per name (DeleteAll is its one-name case).
 func DeleteAllOf(h http.Header, names []string) {
 	for _, n := range names {
 		delete(h, n)

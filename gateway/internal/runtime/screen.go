@@ -141,9 +141,7 @@ func (g *routeGuard) upgrade(h http.Header) bool {
 	}
 	switch {
 	case len(keep) == 0:
-		for _, n := range upgradeHopNames {
-			headers.DeleteAll(h, n)
-		}
+		headers.DeleteAllOf(h, upgradeHopNames)
 		delete(h, "Connection")
 	case dropped:
 		h["Upgrade"] = []string{strings.Join(keep, ", ")}
