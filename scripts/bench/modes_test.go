@@ -57,43 +57,55 @@ func TestPairedSummaryNamesThePairsThatRan(t *testing.T) {
 	}
 }
 
-func TestPairedSummaryComparesTheBaselineBuild(t *testing.T) {
-	t.Parallel()
-	samples := map[string][]sample{
-		"gitgate":          samplesOf(22, 40, 18),
-		"gitgate baseline": samplesOf(20, 40, 20),
-		"nginx":            samplesOf(40, 80, 30),
+// cpuSamplesOf is samplesOf for CPU per request, at one request rate.
+func cpuSamplesOf(cpu ...float64) []sample {
+	var s []sample
+	for _, c := range cpu {
+		s = append(s, sample{wrk: wrkResult{RPS: 1000}, cpuPerReqUS: c})
 	}
-	got := pairedSummary(samples, func(s sample) float64 { return s.wrk.RPS })
-	// Ratios within each run: 1.1, 1.0, 0.9 against the baseline; 0.5,
-	// 0.5, 0.667 for the baseline against nginx.
-	for _, want := range []string{"gitgate / gitgate baseline requests/s: 1.000", "gitgate baseline / nginx requests/s: 0.50"} {
-		if !strings.Contains(got, want) {
-			t.Errorf("summary lacks %q:\n%s", want, got)
-		}
-	}
+	return s
 }
 
-func TestPairedSummaryComparesTheGoFloor(t *testing.T) {
+// TestPairedSummaryComparesPairs: the lines for a baseline build and for
+// the go floor, from the medians of the ratios within each run.
+func TestPairedSummaryComparesPairs(t *testing.T) {
 	t.Parallel()
-	withCPU := func(cpu ...float64) []sample {
-		var s []sample
-		for _, c := range cpu {
-			s = append(s, sample{wrk: wrkResult{RPS: 1000}, cpuPerReqUS: c})
-		}
-		return s
-	}
-	samples := map[string][]sample{
-		"gitgate":             withCPU(28, 30, 26),
-		"go floor (fasthttp)": withCPU(14, 12, 13),
-		"nginx":               withCPU(16, 15, 13),
-	}
-	got := pairedSummary(samples, func(s sample) float64 { return s.wrk.RPS })
-	// Within each run: 2.0, 2.5, 2.0 against the floor; 0.875, 0.8, 1.0
-	// for the floor against nginx.
-	for _, want := range []string{"gitgate / go floor CPU per request: 2.00", "go floor / nginx CPU per request: 0.88"} {
-		if !strings.Contains(got, want) {
-			t.Errorf("summary lacks %q:\n%s", want, got)
-		}
+	for _, tc := range []struct {
+		name    string
+		samples map[string][]sample
+		want    []string
+	}{
+		{
+			// Ratios within each run: 1.1, 1.0, 0.9 against the
+			// baseline; 0.5, 0.5, 0.667 for the baseline against nginx.
+			name: "the baseline build",
+			samples: map[string][]sample{
+				"gitgate":          samplesOf(22, 40, 18),
+				"gitgate baseline": samplesOf(20, 40, 20),
+				"nginx":            samplesOf(40, 80, 30),
+			},
+			want: []string{"gitgate / gitgate baseline requests/s: 1.000", "gitgate baseline / nginx requests/s: 0.50"},
+		},
+		{
+			// Within each run: 2.0, 2.5, 2.0 against the floor; 0.875,
+			// 0.8, 1.0 for the floor against nginx.
+			name: "the go floor",
+			samples: map[string][]sample{
+				"gitgate":             cpuSamplesOf(28, 30, 26),
+				"go floor (fasthttp)": cpuSamplesOf(14, 12, 13),
+				"nginx":               cpuSamplesOf(16, 15, 13),
+			},
+			want: []string{"gitgate / go floor CPU per request: 2.00", "go floor / nginx CPU per request: 0.88"},
+		},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			got := pairedSummary(tc.samples, func(s sample) float64 { return s.wrk.RPS })
+			for _, want := range tc.want {
+				if !strings.Contains(got, want) {
+					t.Errorf("summary lacks %q:\n%s", want, got)
+				}
+			}
+		})
 	}
 }
