@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/valyala/fasthttp"
+
+	"github.com/gitgate/gitgate/gateway/internal/headers"
 )
 
 // mode is how the handler's goroutine hands the response to fasthttp's.
@@ -296,30 +298,11 @@ func hasKeepAlive(h http.Header) bool {
 
 func asciiContainsFold(s, sub string) bool {
 	for i := 0; i+len(sub) <= len(s); i++ {
-		if equalFold(s[i:i+len(sub)], sub) {
+		if headers.EqualFoldASCII(s[i:i+len(sub)], sub) {
 			return true
 		}
 	}
 	return false
-}
-
-func equalFold(a, b string) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := 0; i < len(a); i++ {
-		x, y := a[i], b[i]
-		if 'A' <= x && x <= 'Z' {
-			x += 'a' - 'A'
-		}
-		if 'A' <= y && y <= 'Z' {
-			y += 'a' - 'A'
-		}
-		if x != y {
-			return false
-		}
-	}
-	return true
 }
 
 // run serves the request in the handler's goroutine and tells fasthttp's

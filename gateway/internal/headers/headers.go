@@ -23,6 +23,30 @@ func SameCGIName(a, b string) bool {
 	return true
 }
 
+// EqualFoldASCII reports whether a and b are equal with ASCII letters
+// compared in any case, and every other byte as it is: the comparison of
+// header tokens ("close", "keep-alive", a media type), which
+// strings.EqualFold would widen to Unicode's folds (the Kelvin sign is a
+// "k" to it).
+func EqualFoldASCII(a, b string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := 0; i < len(a); i++ {
+		if lowerASCII(a[i]) != lowerASCII(b[i]) {
+			return false
+		}
+	}
+	return true
+}
+
+func lowerASCII(c byte) byte {
+	if 'A' <= c && c <= 'Z' {
+		return c + 'a' - 'A'
+	}
+	return c
+}
+
 func fold(c byte) byte {
 	switch {
 	case c == '_':

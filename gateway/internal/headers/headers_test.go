@@ -84,3 +84,24 @@ func TestDeleteAllOf(t *testing.T) {
 		}
 	}
 }
+
+func TestEqualFoldASCII(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name string
+		a, b string
+		want bool
+	}{
+		{"same", "keep-alive", "keep-alive", true},
+		{"other case", "Keep-ALIVE", "keep-alive", true},
+		{"other length", "close ", "close", false},
+		{"punctuation is not folded", "text_event", "text-event", false},
+		{"only ASCII letters fold", "é", "É", false},
+		{"a byte past Z", "[", "{", false},
+		{"empty", "", "", true},
+	} {
+		if got := EqualFoldASCII(tc.a, tc.b); got != tc.want {
+			t.Errorf("%s: EqualFoldASCII(%q, %q) = %v, want %v", tc.name, tc.a, tc.b, got, tc.want)
+		}
+	}
+}

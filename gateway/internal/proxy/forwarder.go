@@ -16,6 +16,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 
 	"github.com/gitgate/gitgate/gateway/internal/clientip"
+	"github.com/gitgate/gitgate/gateway/internal/headers"
 	"github.com/gitgate/gitgate/gateway/internal/reply"
 	"github.com/gitgate/gitgate/gateway/internal/upstream"
 )
@@ -306,26 +307,9 @@ func isEventStream(h http.Header) bool {
 	if len(v) == 0 {
 		return false
 	}
-	return hasLowerPrefixFold(strings.TrimSpace(v[0]), "text/event-stream")
-}
-
-// hasLowerPrefixFold reports whether s starts with prefix, a lower-case
-// ASCII string, in any case: strings.ToLower(s) starts with prefix, without
-// the copy.
-func hasLowerPrefixFold(s, prefix string) bool {
-	if len(s) < len(prefix) {
-		return false
-	}
-	for i := 0; i < len(prefix); i++ {
-		c := s[i]
-		if 'A' <= c && c <= 'Z' {
-			c += 'a' - 'A'
-		}
-		if c != prefix[i] {
-			return false
-		}
-	}
-	return true
+	const prefix = "text/event-stream"
+	s := strings.TrimSpace(v[0])
+	return len(s) >= len(prefix) && headers.EqualFoldASCII(s[:len(prefix)], prefix)
 }
 
 func (f *Forwarder) errorHandler(_ http.ResponseWriter, r *http.Request, err error) {
