@@ -167,7 +167,7 @@ func runFlags() []runFlag {
 		{"poll-interval", "pollInterval", "30s", "time between head checks (jittered ±10%)", func(c *runConfig) any { return &c.PollInterval }},
 		{"heal-interval", "healInterval", "5s", "time between checks that the gateway runs the desired config (0s: only during syncs)", func(c *runConfig) any { return &c.HealInterval }},
 		{"webhook-secret-file", "webhookSecretFile", "", "file with the webhook secret (else $" + webhook.SecretEnv + ")", func(c *runConfig) any { return &c.WebhookSecretFile }},
-		{"git-max-fetch-bytes", "gitMaxFetchBytes", int64(gitsrc.DefaultMaxFetchBytes), "largest response of an HTTP(S) Git server (refs listing, fetched pack), in bytes; a larger one fails the sync", func(c *runConfig) any { return &c.GitMaxFetchBytes }},
+		{"git-max-fetch-bytes", "gitMaxFetchBytes", int64(gitsrc.DefaultMaxFetchBytes), "largest response of an HTTP(S) Git server (refs listing, fetched pack) and largest fetched pack over any transport, in bytes; a larger one fails the sync", func(c *runConfig) any { return &c.GitMaxFetchBytes }},
 		{"git-token-file", "gitTokenFile", "", "file with an HTTPS token (else $" + tokenEnv + ")", func(c *runConfig) any { return &c.GitTokenFile }},
 		{"ssh-key-file", "sshKeyFile", "", "SSH private key for ssh:// and git@ URLs", func(c *runConfig) any { return &c.SSHKeyFile }},
 		{"push-token-file", "pushTokenFile", "", "file with an HTTPS token that may push the pin tags refs/tags/gitgate/<branch>/ (never the read token; without it or --push-ssh-key-file a rollback pins this replica only)", func(c *runConfig) any { return &c.PushTokenFile }},

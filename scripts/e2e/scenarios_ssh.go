@@ -21,6 +21,7 @@ func init() {
 			"serves c1; restarted with a known_hosts holding another key it applies nothing, status shows " +
 			"\"key mismatch\" and c1 keeps serving; with the right file again c2 is applied; and the Git source " +
 			"passes agent/internal/gitsrc TestSSHKnownHosts (ed25519-only, RSA-only, both, mismatch, unknown host) " +
+			"and TestMaxFetchBytesSSH (a pack over --git-max-fetch-bytes refused with no temp file left, one under it fetched) " +
 			"with sshd required",
 		run: sshKnownHosts,
 	})
@@ -37,25 +38,25 @@ func sshKnownHosts(ctx context.Context, t *T) error {
 	if err != nil {
 		return err
 	}
-	cmd := exec.CommandContext(ctx, "go", "test", "-count=1", "-v", "-run", "^TestSSHKnownHosts$", "./agent/internal/gitsrc/")
+	cmd := exec.CommandContext(ctx, "go", "test", "-count=1", "-v", "-run", "^(TestSSHKnownHosts|TestMaxFetchBytesSSH)$", "./agent/internal/gitsrc/")
 	cmd.Dir = root
 	cmd.Env = append(os.Environ(), "GITGATE_REQUIRE_SSHD=1")
 	out, err := cmd.CombinedOutput()
 	if err != nil {
-		return fmt.Errorf("TestSSHKnownHosts against a real sshd: %w\n%s", err, out)
+		return fmt.Errorf("TestSSHKnownHosts and TestMaxFetchBytesSSH against a real sshd: %w\n%s", err, out)
 	}
 	passed := 0
 	for _, line := range strings.Split(string(out), "\n") {
-		if l := strings.TrimSpace(line); strings.HasPrefix(l, "--- PASS: TestSSHKnownHosts/") {
+		if l := strings.TrimSpace(line); strings.HasPrefix(l, "--- PASS: TestSSHKnownHosts/") || strings.HasPrefix(l, "--- PASS: TestMaxFetchBytesSSH/") {
 			t.Logf("%s", l)
 			passed++
 		}
 		if strings.Contains(line, "--- SKIP") {
-			return fmt.Errorf("TestSSHKnownHosts skipped although sshd is required:\n%s", out)
+			return fmt.Errorf("an SSH test skipped although sshd is required:\n%s", out)
 		}
 	}
-	if passed != 5 {
-		return fmt.Errorf("%d of 5 known_hosts cases passed:\n%s", passed, out)
+	if passed != 7 {
+		return fmt.Errorf("%d of 7 SSH cases (5 known_hosts, 2 fetch cap) passed:\n%s", passed, out)
 	}
 	return nil
 }

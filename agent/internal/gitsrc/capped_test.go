@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -59,6 +60,10 @@ func TestMaxFetchBytes(t *testing.T) {
 		{"the same repository under the cap", repoURL, 8 << 20, nil},
 		{"no cap", repoURL, -1, nil},
 		{"an endless refs listing", endless.URL + "/config.git", 1 << 20, ErrFetchTooLarge},
+		// git-upload-pack run for a local path: no HTTP body to cut, the
+		// pack itself is capped as it is written.
+		{"a pack over the cap from a local path", bare, 128 << 10, ErrFetchTooLarge},
+		{"the same local path under the cap", bare, 8 << 20, nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -66,6 +71,18 @@ func TestMaxFetchBytes(t *testing.T) {
 			got, _, err := s.Update(context.Background())
 			if !errors.Is(err, tc.wantErr) {
 				t.Fatalf("Update = %s, %v; want %v", got, err, tc.wantErr)
+			}
+			if tc.wantErr != nil && tc.url != endless.URL+"/config.git" {
+				// Refused again on every poll, and nothing left behind:
+				// go-git keeps the temp file of a pack it abandons.
+				for range 3 {
+					if _, _, err := s.Update(context.Background()); !errors.Is(err, tc.wantErr) {
+						t.Fatalf("Update again: %v; want %v", err, tc.wantErr)
+					}
+				}
+				if left := tempFiles(t, s.StorageDir()); len(left) > 0 {
+					t.Fatalf("refused fetches left temp files: %v", left)
+				}
 			}
 			if tc.wantErr == nil && got != head {
 				t.Fatalf("Update = %s, want %s", got, head)
@@ -75,6 +92,59 @@ func TestMaxFetchBytes(t *testing.T) {
 				if n := <-sent; n > 64<<20 {
 					t.Fatalf("the endless listing was read on: %d bytes sent, cap 1 MiB", n)
 				}
+			}
+		})
+	}
+}
+
+// tempFiles lists the temp files of unfinished writes in the storage dir.
+func tempFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	var left []string
+	for _, pattern := range []string{"objects/pack/tmp_*", "._packed-refs*", ".*.tmp-*"} {
+		m, err := filepath.Glob(filepath.Join(dir, pattern))
+		if err != nil {
+			t.Fatal(err)
+		}
+		left = append(left, m...)
+	}
+	return left
+}
+
+// TestMaxFetchBytesSSH caps a pack fetched over SSH from a real sshd, which
+// the HTTP transports' cap does not see, and leaves no temp file behind.
+func TestMaxFetchBytesSSH(t *testing.T) {
+	t.Parallel()
+	srv := startSSHD(t)
+	work := newRepo(t)
+	noise := make([]byte, 128<<10)
+	if _, err := rand.Read(noise); err != nil {
+		t.Fatal(err)
+	}
+	head := commitFiles(t, work, "big", map[string]string{"blob.txt": hex.EncodeToString(noise)})
+	known := filepath.Join(t.TempDir(), "known_hosts")
+	if err := srv.KnownHosts(known, "", srv.HostKeys["ssh-ed25519"]); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		name    string
+		max     int64
+		wantErr error
+	}{
+		{"a pack over the cap", 128 << 10, ErrFetchTooLarge},
+		{"under the cap", 8 << 20, nil},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			s := openSource(t, srv.URL(work), func(o *Options) {
+				o.SSHKeyFile, o.KnownHostsFile, o.MaxFetchBytes = srv.Key, known, tc.max
+			})
+			got, _, err := s.Update(context.Background())
+			if !errors.Is(err, tc.wantErr) || tc.wantErr == nil && got != head {
+				t.Fatalf("Update = %s, %v; want %s, %v", got, err, head, tc.wantErr)
+			}
+			if left := tempFiles(t, s.StorageDir()); len(left) > 0 {
+				t.Fatalf("the fetch left temp files: %v", left)
 			}
 		})
 	}

@@ -26,8 +26,10 @@
 // emptied ref (repair.go). What it removes, the next fetch writes again.
 //
 // Each response of an HTTP(S) Git server is capped (Options.MaxFetchBytes,
-// capped.go): go-git reads a refs listing or a pack to its end, so a
-// server streaming without end would fill memory or disk.
+// capped.go), and so is each pack a fetch writes, over any transport
+// (packcap.go): go-git reads a refs listing or a pack to its end, so a
+// server streaming without end would fill memory or disk. A failed fetch's
+// temp files are removed after it, which go-git does not do.
 //
 // Credentials (a token, URL userinfo) never appear in errors or logs: every
 // error that may carry the remote URL passes through Redact.

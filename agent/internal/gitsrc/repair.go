@@ -43,28 +43,8 @@ func repairStorage(dir string) ([]string, error) {
 	var repaired []string
 	note := func(format string, args ...any) { repaired = append(repaired, fmt.Sprintf(format, args...)) }
 
-	// Temp files of interrupted writes: go-git's pack and object writers'
-	// in objects/pack and its packed-refs rewrite's, and atomicfile's
-	// (".<name>.tmp-*") beside HEAD and the config.
-	for _, d := range []struct {
-		dir      string
-		prefixes []string
-	}{
-		{filepath.Join(dir, "objects", "pack"), []string{"tmp_pack_", "tmp_obj_"}},
-		{dir, []string{"._packed-refs", ".config.tmp-", ".HEAD.tmp-"}},
-	} {
-		entries, err := os.ReadDir(d.dir)
-		if err != nil && !errors.Is(err, fs.ErrNotExist) {
-			return repaired, fmt.Errorf("repairing git storage %s: %w", dir, err)
-		}
-		for _, e := range entries {
-			if !e.Type().IsRegular() || !hasAnyPrefix(e.Name(), d.prefixes) {
-				continue
-			}
-			if err := removeNoted(filepath.Join(d.dir, e.Name()), "an interrupted write's temp file", note); err != nil {
-				return repaired, err
-			}
-		}
+	if err := removeTempFiles(dir, "an interrupted write's temp file", note); err != nil {
+		return repaired, err
 	}
 	if err := repairPacks(filepath.Join(dir, "objects", "pack"), note); err != nil {
 		return repaired, err
@@ -107,6 +87,35 @@ func repairStorage(dir string) ([]string, error) {
 		}
 	}
 	return repaired, nil
+}
+
+// removeTempFiles removes the temp files of writes that never finished,
+// noting each with why: go-git's pack and object writers' in objects/pack
+// (a fetch that failed leaves its pack's: go-git does not remove it), its
+// packed-refs rewrite's, and atomicfile's (".<name>.tmp-*") beside HEAD and
+// the config. Like repairStorage, it needs the storage to itself.
+func removeTempFiles(dir, why string, note func(string, ...any)) error {
+	for _, d := range []struct {
+		dir      string
+		prefixes []string
+	}{
+		{filepath.Join(dir, "objects", "pack"), []string{"tmp_pack_", "tmp_obj_"}},
+		{dir, []string{"._packed-refs", ".config.tmp-", ".HEAD.tmp-"}},
+	} {
+		entries, err := os.ReadDir(d.dir)
+		if err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("removing temp files of git storage %s: %w", dir, err)
+		}
+		for _, e := range entries {
+			if !e.Type().IsRegular() || !hasAnyPrefix(e.Name(), d.prefixes) {
+				continue
+			}
+			if err := removeNoted(filepath.Join(d.dir, e.Name()), why, note); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }
 
 // repairPacks removes, in dir (objects/pack), an index whose pack is

@@ -21,6 +21,7 @@ import (
 	"github.com/go-git/go-git/v5/plumbing/transport"
 	githttp "github.com/go-git/go-git/v5/plumbing/transport/http"
 	gitssh "github.com/go-git/go-git/v5/plumbing/transport/ssh"
+	"github.com/go-git/go-git/v5/storage/filesystem"
 	"github.com/go-git/go-git/v5/storage/filesystem/dotgit"
 
 	"github.com/gitgate/gitgate/agent/internal/source"
@@ -68,9 +69,10 @@ type Options struct {
 	// Timeout bounds one head check or fetch. Default 60s.
 	Timeout time.Duration
 	// MaxFetchBytes caps each response of an HTTP(S) Git server (the refs
-	// listing, a fetch's pack, a push's report): a read past it fails the
-	// head check or fetch with ErrFetchTooLarge. 0: DefaultMaxFetchBytes;
-	// negative: no cap. SSH remotes are not capped.
+	// listing, a fetch's pack, a push's report) and each pack a fetch
+	// writes over any transport: a read or write past it fails the head
+	// check or fetch with ErrFetchTooLarge. 0: DefaultMaxFetchBytes;
+	// negative: no cap. An SSH server's refs listing is not capped.
 	MaxFetchBytes int64
 	// OnRepair, when set, is told what was repaired in the storage: by
 	// Open, what a process killed in the middle of a write left torn, and
@@ -273,6 +275,9 @@ func (s *Source) openStorage() (*git.Repository, error) {
 	if err := s.writeRemote(repo); err != nil {
 		return nil, s.red.wrap(fmt.Errorf("configuring remote %s: %w", Redact(s.opts.URL), err))
 	}
+	if st, ok := repo.Storer.(*filesystem.Storage); ok {
+		repo.Storer = &cappedStorage{Storage: st, max: s.opts.MaxFetchBytes}
+	}
 	return repo, nil
 }
 
@@ -420,9 +425,21 @@ func (s *Source) fetch(ctx context.Context, specs ...config.RefSpec) error {
 		}
 	}
 	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
-		return s.red.wrap(fmt.Errorf("fetching %s from %s: %w", s.opts.Branch, s.Location(), err))
+		return s.sweepFailedFetch(s.red.wrap(fmt.Errorf("fetching %s from %s: %w", s.opts.Branch, s.Location(), err)))
 	}
 	return nil
+}
+
+// sweepFailedFetch removes what the failed fetch whose error is err left
+// in the storage, and returns err. go-git does not remove the temp file of
+// a pack it abandoned (past the cap, cut off, timed out, or not a pack):
+// a server that kept sending such packs would fill the disk, one pack per
+// poll. The caller holds s.mu, so no other fetch is writing.
+func (s *Source) sweepFailedFetch(err error) error {
+	if rerr := removeTempFiles(s.opts.StorageDir, "a failed fetch's temp file", func(string, ...any) {}); rerr != nil {
+		return errors.Join(err, rerr)
+	}
+	return err
 }
 
 // closedEarly reports go-git's error for an SSH server that sent its pack
@@ -577,7 +594,7 @@ func (s *Source) FetchRef(ctx context.Context, ref string) (string, error) {
 	defer cancel()
 	err := s.repo.FetchContext(ctx, &git.FetchOptions{RemoteName: remoteName, RefSpecs: []config.RefSpec{spec}, Auth: s.auth, Tags: git.NoTags, Force: true})
 	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
-		return "", s.red.wrap(fmt.Errorf("fetching %s from %s: %w", ref, s.Location(), err))
+		return "", s.sweepFailedFetch(s.red.wrap(fmt.Errorf("fetching %s from %s: %w", ref, s.Location(), err)))
 	}
 	r, err := s.repo.Reference(local, true)
 	if err != nil {

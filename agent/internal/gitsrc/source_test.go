@@ -3,6 +3,8 @@ package gitsrc
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"os"
 	"path/filepath"
@@ -362,6 +364,30 @@ func TestFetchRef(t *testing.T) {
 		if err != nil || h != tc.want || !src.HasCommit(h) {
 			t.Fatalf("%s: FetchRef = %s, %v; want %s", tc.name, h, err, tc.want)
 		}
+	}
+
+	// A pull request (from a fork: anyone's) whose head brings a pack over
+	// the cap is refused each time it is fetched, and leaves nothing on
+	// disk.
+	run(t, work, "checkout", "-q", "-b", "big")
+	noise := make([]byte, 64<<10) // does not compress
+	if _, err := rand.Read(noise); err != nil {
+		t.Fatal(err)
+	}
+	big := commitFiles(t, work, "big", map[string]string{"big.txt": hex.EncodeToString(noise)})
+	run(t, work, "update-ref", "refs/pull/9/head", big)
+	run(t, work, "checkout", "-q", "main")
+	capped := openSource(t, work, func(o *Options) { o.MaxFetchBytes = 4 << 10 })
+	if _, _, err := capped.Update(context.Background()); err != nil {
+		t.Fatalf("Update under the cap: %v", err)
+	}
+	for range 3 {
+		if h, err := capped.FetchRef(context.Background(), "refs/pull/9/head"); !errors.Is(err, ErrFetchTooLarge) {
+			t.Fatalf("FetchRef of a head over the cap = %s, %v; want %v", h, err, ErrFetchTooLarge)
+		}
+	}
+	if left := tempFiles(t, capped.StorageDir()); len(left) > 0 {
+		t.Fatalf("refused fetches left temp files: %v", left)
 	}
 }
 
