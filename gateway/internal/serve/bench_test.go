@@ -1,10 +1,16 @@
 package serve
 
 import (
+	"bufio"
+	"bytes"
 	"context"
 	"fmt"
+	"io"
+	"net"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -57,4 +63,99 @@ func BenchmarkPutBundle(b *testing.B) {
 			})
 		}
 	}
+}
+
+// rawUpstream answers every request on a kept-alive connection with the
+// same 100-byte response, without net/http: the benchmark's profile is
+// the gateway's. It serves until the benchmark ends.
+func rawUpstream(b *testing.B) string {
+	b.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = ln.Close() })
+	answer := []byte("HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 100\r\n\r\n" + strings.Repeat("x", 100))
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				br := bufio.NewReader(c)
+				for {
+					// A GET without a body: its head ends the request.
+					for {
+						line, err := br.ReadSlice('\n')
+						if err != nil {
+							return
+						}
+						if len(line) <= 2 {
+							break
+						}
+					}
+					if _, err := c.Write(answer); err != nil {
+						return
+					}
+				}
+			}()
+		}
+	}()
+	return "http://" + ln.Addr().String()
+}
+
+// BenchmarkProxy measures a keep-alive GET proxied by the whole data plane
+// (the HTTP/1.1 server, the engine, one route, the upstream pool's
+// transport) to an upstream answering 100 bytes, over loopback, from
+// clients on raw sockets. It is also the profile that gateway/default.pgo
+// is made from (scripts/pgo).
+func BenchmarkProxy(b *testing.B) {
+	g := startGateway(b, "", nil)
+	if _, err := g.admin.Put(context.Background(), manyRoutes(b, "v1", rawUpstream(b), 1), ""); err != nil {
+		b.Fatal(err)
+	}
+	addr := strings.TrimPrefix(g.data, "http://")
+	req := []byte("GET /svc0/api/items?id=7 HTTP/1.1\r\nHost: api.example.com\r\nUser-Agent: bench/1.0\r\nAccept: */*\r\n\r\n")
+	b.ReportAllocs()
+	b.SetParallelism(8) // 8 connections per core, as a loaded sidecar sees
+	b.RunParallel(func(pb *testing.PB) {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			b.Error(err)
+			return
+		}
+		defer c.Close()
+		br := bufio.NewReader(c)
+		body := make([]byte, 100)
+		for pb.Next() {
+			if _, err := c.Write(req); err != nil {
+				b.Error(err)
+				return
+			}
+			n := -1
+			for {
+				line, err := br.ReadSlice('\n')
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				if len(line) <= 2 {
+					break
+				}
+				if v, ok := bytes.CutPrefix(line, []byte("Content-Length: ")); ok {
+					n, _ = strconv.Atoi(string(bytes.TrimSpace(v)))
+				}
+			}
+			if n != len(body) {
+				b.Errorf("answer with Content-Length %d, want %d", n, len(body))
+				return
+			}
+			if _, err := io.ReadFull(br, body); err != nil {
+				b.Error(err)
+				return
+			}
+		}
+	})
 }
