@@ -1,6 +1,8 @@
 package main
 
 import (
+	"github.com/rs/zerolog"
+
 	"bytes"
 	"context"
 	"fmt"
@@ -116,7 +118,7 @@ func TestPREvaluatorCUEBudget(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ev, err := prEvaluator(src, "cfg", budget.New(testBudget))(context.Background(), ghreport.PullRequest{Number: 3, HeadSHA: bomb})
+	ev, err := prEvaluator(src, "cfg", budget.New(testBudget), 1<<30, zerolog.Nop())(context.Background(), ghreport.PullRequest{Number: 3, HeadSHA: bomb})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -70,7 +70,8 @@ type runConfig struct {
 	// (413) before their signature is checked. Default 1 MiB.
 	WebhookMaxBodyBytes int64
 	// GitMaxFetchBytes caps each response of an HTTP(S) Git server (the
-	// refs listing, a fetch's pack). Default 1 GiB.
+	// refs listing, a fetch's pack) and each fetched pack over any
+	// transport. Default 1 GiB.
 	GitMaxFetchBytes int64
 	// PollInterval between head checks. Default 30s.
 	PollInterval string
@@ -120,6 +121,10 @@ type runConfig struct {
 	GitHubDeployments bool
 	// GitHubEnvironment names the Deployments' environment. Default "production".
 	GitHubEnvironment string
+	// GitHubPRMaxStorageBytes bounds the clone that pull requests are
+	// checked in (<state-dir>/git-pulls): over it, the clone is emptied
+	// before the next check. Default 1 GiB.
+	GitHubPRMaxStorageBytes int64
 	// EvalTimeout bounds the wall-clock time of one validation of a config
 	// with .cue files (pushed commits and pull requests). Default "20s".
 	EvalTimeout string
@@ -186,6 +191,7 @@ func runFlags() []runFlag {
 		{"github-deploy-status", "githubDeployStatus", false, "post the gitgate/deploy status on applied commits", func(c *runConfig) any { return &c.GitHubDeployStatus }},
 		{"github-deployments", "githubDeployments", false, "create a GitHub Deployment and its statuses for applied commits (instead of --github-deploy-status)", func(c *runConfig) any { return &c.GitHubDeployments }},
 		{"github-environment", "githubEnvironment", "", "environment of --github-deployments (default \"production\")", func(c *runConfig) any { return &c.GitHubEnvironment }},
+		{"github-pr-max-storage-bytes", "githubPRMaxStorageBytes", int64(1 << 30), "bound of the clone pull requests are checked in (state-dir/git-pulls, apart from the synced one); over it, it is emptied before the next check", func(c *runConfig) any { return &c.GitHubPRMaxStorageBytes }},
 		{"eval-timeout", "evalTimeout", budget.Default.Timeout.String(), strings.ReplaceAll(evalTimeoutUsage, "`", ""), func(c *runConfig) any { return &c.EvalTimeout }},
 		{"eval-memory", "evalMemory", budget.FormatBytes(budget.Default.Memory), strings.ReplaceAll(evalMemoryUsage, "`", ""), func(c *runConfig) any { return &c.EvalMemory }},
 		{"peers", "peers", "", "peers to nudge on a webhook, rollback or resume: dns:NAME:PORT (a headless Service) or host:port,... (needs --webhook-addr)", func(c *runConfig) any { return &c.Peers }},
@@ -279,6 +285,9 @@ func resolveRunConfig(fs *pflag.FlagSet, configFile string, flags []runFlag, fla
 	}
 	if cfg.GitMaxFetchBytes < 1<<20 {
 		return runConfig{}, fmt.Errorf("git max fetch bytes %d must be at least %d (1 MiB)", cfg.GitMaxFetchBytes, 1<<20)
+	}
+	if cfg.GitHubPRMaxStorageBytes < 1<<20 {
+		return runConfig{}, fmt.Errorf("github pr max storage bytes %d must be at least %d (1 MiB)", cfg.GitHubPRMaxStorageBytes, 1<<20)
 	}
 	if cfg.VerifySignatures && cfg.TrustedKeys == "" {
 		return runConfig{}, errors.New("--verify-signatures needs --trusted-keys")
@@ -436,15 +445,16 @@ func runAgent(ctx context.Context, cfg runConfig, logger zerolog.Logger) error {
 	if pushToken != "" && pushToken == token {
 		return errors.New("--push-token-file holds the read token: give the agent a separate token for pushing pins, or none")
 	}
-	src, err := gitsrc.Open(gitsrc.Options{
+	srcOpts := gitsrc.Options{
 		URL: cfg.Repo, Branch: cfg.Branch, StorageDir: filepath.Join(cfg.StateDir, "git"),
 		Token: token, SSHKeyFile: cfg.SSHKeyFile, KnownHostsFile: cfg.KnownHostsFile, TrustedKeys: trusted,
 		PushMarks: pushToken != "" || cfg.PushSSHKeyFile != "" || gitsrc.IsLocal(cfg.Repo),
 		PushToken: pushToken, PushSSHKeyFile: cfg.PushSSHKeyFile, MaxFetchBytes: cfg.GitMaxFetchBytes,
 		OnRepair: func(repairs []string) {
-			logger.Warn().Strs("repairs", repairs).Msg("repaired the git storage, left torn by a crash or a failed write; the next fetch restores what was removed")
+			logger.Warn().Str("storage", "git").Strs("repairs", repairs).Msg("repaired the git storage, left torn by a crash or a failed write; the next fetch restores what was removed")
 		},
-	})
+	}
+	src, err := gitsrc.Open(srcOpts)
 	if err != nil {
 		return err
 	}
@@ -463,7 +473,7 @@ func runAgent(ctx context.Context, cfg runConfig, logger zerolog.Logger) error {
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	// GitHub reports are optional; the reporter's worker is ours to stop.
-	rep, err := newGitHubReporter(cfg, src, ev, logger)
+	rep, err := newGitHubReporter(cfg, srcOpts, ev, logger)
 	if err != nil {
 		return err
 	}
@@ -589,7 +599,9 @@ func runAgent(ctx context.Context, cfg runConfig, logger zerolog.Logger) error {
 
 // newGitHubReporter returns the GitHub reporter, or nil when GitHub
 // reports are not configured (no --github-repo, or no token and no App).
-func newGitHubReporter(cfg runConfig, src *gitsrc.Source, ev *budget.Evaluator, logger zerolog.Logger) (*ghreport.Reporter, error) {
+// Pull requests are checked in a clone of their own (pullRequestSource),
+// opened from the synced clone's options srcOpts.
+func newGitHubReporter(cfg runConfig, srcOpts gitsrc.Options, ev *budget.Evaluator, logger zerolog.Logger) (*ghreport.Reporter, error) {
 	if cfg.GitHubRepo == "" {
 		return nil, nil
 	}
@@ -609,20 +621,50 @@ func newGitHubReporter(cfg runConfig, src *gitsrc.Source, ev *budget.Evaluator, 
 	if err != nil {
 		return nil, err
 	}
+	prSrc, err := pullRequestSource(cfg.StateDir, srcOpts, logger)
+	if err != nil {
+		return nil, err
+	}
 	owner, name, _ := strings.Cut(cfg.GitHubRepo, "/")
 	return ghreport.New(ghreport.Options{
 		Client: gc, Owner: owner, Repo: name, BaseBranch: cfg.Branch, ConfigPath: cfg.Path,
-		Evaluate: prEvaluator(src, cfg.Path, ev), DeployStatuses: cfg.GitHubDeployStatus,
+		Evaluate: prEvaluator(prSrc, cfg.Path, ev, cfg.GitHubPRMaxStorageBytes, logger), DeployStatuses: cfg.GitHubDeployStatus,
 		Deployments: cfg.GitHubDeployments, Environment: cfg.GitHubEnvironment,
 		Logger: logger.With().Str("component", "ghreport").Logger(),
 	})
 }
 
+// pullRequestSource opens the clone that pull requests are checked in,
+// <state-dir>/git-pulls: the synced clone's repository and credentials,
+// never pushing. A pull request's head comes from anyone's fork, and
+// go-git never drops an object, so the heads are kept out of the clone
+// that is synced, applied and rolled back from, and this one is emptied
+// when it grows past its bound (prEvaluator).
+func pullRequestSource(stateDir string, srcOpts gitsrc.Options, logger zerolog.Logger) (*gitsrc.Source, error) {
+	o := srcOpts
+	o.StorageDir = filepath.Join(stateDir, "git-pulls")
+	o.TrustedKeys = "" // pull requests are validated, not verified
+	o.PushMarks, o.PushToken, o.PushSSHKeyFile = false, "", ""
+	o.OnRepair = func(repairs []string) {
+		logger.Warn().Str("storage", "git-pulls").Strs("repairs", repairs).Msg("repaired the git storage, left torn by a crash or a failed write; the next fetch restores what was removed")
+	}
+	return gitsrc.Open(o)
+}
+
 // prEvaluator validates a pull request's head with the same loader and
-// budget as a sync and diffs it against the base, reading both from the
-// agent's clone (fetching refs/pull/N/head when the head is not local yet).
-func prEvaluator(src *gitsrc.Source, path string, eval *budget.Evaluator) ghreport.Evaluator {
+// budget as a sync and diffs it against the base, reading both from src,
+// the pull requests' clone (fetching refs/pull/N/head when the head is not
+// local yet). Before each check the clone is emptied when it holds more
+// than maxStorage bytes.
+func prEvaluator(src *gitsrc.Source, path string, eval *budget.Evaluator, maxStorage int64, logger zerolog.Logger) ghreport.Evaluator {
 	return func(ctx context.Context, pr ghreport.PullRequest) (ghreport.Evaluation, error) {
+		reset, err := src.ResetOver(maxStorage)
+		if err != nil {
+			return ghreport.Evaluation{}, err
+		}
+		if reset {
+			logger.Info().Int64("max_bytes", maxStorage).Msg("emptied the pull requests' clone, grown past its bound by the heads fetched into it; the next fetch clones again")
+		}
 		head := pr.HeadSHA
 		if head == "" || !src.HasCommit(head) {
 			h, err := src.FetchRef(ctx, fmt.Sprintf("refs/pull/%d/head", pr.Number))

@@ -45,6 +45,7 @@ func TestRunFlagsTable(t *testing.T) {
 		{"github-deploy-status", "githubDeployStatus"},
 		{"github-deployments", "githubDeployments"},
 		{"github-environment", "githubEnvironment"},
+		{"github-pr-max-storage-bytes", "githubPRMaxStorageBytes"},
 		{"eval-timeout", "evalTimeout"},
 		{"eval-memory", "evalMemory"},
 		{"peers", "peers"},

@@ -96,6 +96,12 @@ func TestParseRunConfig(t *testing.T) {
 			}
 		}},
 		{name: "webhook body cap over GitHub's", args: []string{"--config", good, "--webhook-max-body-bytes", "30000000"}, wantErr: "between 1024"},
+		{name: "pull requests' clone bound default", args: []string{"--config", good}, check: func(t *testing.T, c runConfig) {
+			if c.GitHubPRMaxStorageBytes != 1<<30 {
+				t.Fatalf("GitHubPRMaxStorageBytes = %d, want 1 GiB", c.GitHubPRMaxStorageBytes)
+			}
+		}},
+		{name: "pull requests' clone bound under 1 MiB", args: []string{"--config", good, "--github-pr-max-storage-bytes", "4096"}, wantErr: "at least 1048576"},
 		{name: "git fetch cap under 1 MiB", args: []string{"--config", good, "--git-max-fetch-bytes", "4096"}, wantErr: "at least 1048576"},
 		{name: "git fetch cap set", args: []string{"--config", good, "--git-max-fetch-bytes", "2097152"}, check: func(t *testing.T, c runConfig) {
 			if c.GitMaxFetchBytes != 2<<20 {
@@ -345,11 +351,20 @@ func TestPREvaluator(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { os.RemoveAll(state) })
-	src, err := gitsrc.Open(gitsrc.Options{URL: repo, Branch: "main", StorageDir: filepath.Join(state, "git")})
-	if err != nil {
-		t.Fatal(err)
+	// The same checks with the clone kept, and with it emptied before
+	// every check (a bound of one byte): the same results.
+	for _, maxStorage := range []int64{1 << 30, 1} {
+		src, err := gitsrc.Open(gitsrc.Options{URL: repo, Branch: "main", StorageDir: filepath.Join(state, fmt.Sprint("git-pulls-", maxStorage))})
+		if err != nil {
+			t.Fatal(err)
+		}
+		checkPREvaluations(t, prEvaluator(src, "cfg", budget.New(budget.Default), maxStorage, zerolog.Nop()), base, good, bad)
 	}
-	eval := prEvaluator(src, "cfg", budget.New(budget.Default))
+}
+
+// checkPREvaluations runs TestPREvaluator's checks with eval.
+func checkPREvaluations(t *testing.T, eval ghreport.Evaluator, base, good, bad string) {
+	t.Helper()
 	tests := []struct {
 		name        string
 		pr          ghreport.PullRequest

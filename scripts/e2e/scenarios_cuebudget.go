@@ -25,7 +25,8 @@ func init() {
 		criterion: "with the default --eval-memory (1 GiB) and --eval-timeout 5s: `agent validate` of a string-doubling " +
 			"CUE bomb exits 1 naming bomb.cue and the memory budget; a pushed commit with that bomb (webhook) is recorded " +
 			"rejected with the memory-budget diagnostic on bomb.cue; a pull_request webhook whose head holds nested " +
-			"comprehensions gets a failure status and check run naming the time budget (fake GitHub API); a following " +
+			"comprehensions gets a failure status and check run naming the time budget (fake GitHub API), and its head is " +
+			"fetched into the pull requests' clone (state-dir/git-pulls) and never into the synced one (state-dir/git); a following " +
 			"good commit c2 is applied and served. Throughout, a client loop (no retries) gets only 200s from c1 then c2, " +
 			"`agent status` answers every poll, and the agent's own RSS stays under 200 MiB",
 		run: cueBudget,
@@ -145,6 +146,17 @@ func cueBudget(ctx context.Context, t *T) error {
 		return fmt.Errorf("%w; GitHub saw: %s", err, gh.String())
 	}
 	t.Logf("pull request #7 (%s): status failure and check run annotation: %s", short(prHead), timeBudgetMsg)
+	// A head from a fork stays out of the clone that is synced and rolled
+	// back from.
+	for _, c := range []struct {
+		dir  string
+		want bool
+	}{{"git-pulls", true}, {"git", false}} {
+		has := exec.CommandContext(ctx, "git", "--git-dir", filepath.Join(st.AgentState, c.dir), "cat-file", "-e", prHead+"^{commit}").Run() == nil
+		if has != c.want {
+			return fmt.Errorf("the pull request's head in %s: %v, want %v", c.dir, has, c.want)
+		}
+	}
 
 	// The agent still works: a good commit is applied.
 	if err := os.Remove(filepath.Join(st.Repo.Dir, "bomb.cue")); err != nil {
