@@ -42,19 +42,8 @@ func TestServeAllocations(t *testing.T) {
 			req := []byte(tc.req)
 			buf := make([]byte, 4096)
 			roundTrip := func() {
-				if _, err := c.Write(req); err != nil {
+				if err := exchangeRaw(c, br, req, buf, len(body)); err != nil {
 					t.Fatal(err)
-				}
-				n := 0
-				for {
-					m, err := br.Read(buf[n:])
-					if err != nil {
-						t.Fatal(err)
-					}
-					n += m
-					if i := indexCRLFCRLF(buf[:n]); i >= 0 && n-i-4 >= len(body) {
-						return
-					}
 				}
 			}
 			roundTrip() // the connection's first request sets up its exchange
