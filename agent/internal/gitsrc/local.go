@@ -93,12 +93,12 @@ func (l *Local) HasDir(rev, dir string) (bool, error) {
 
 // Files reads the config files under dir at commit rev (a full SHA), as
 // Source.Files does.
-func (l *Local) Files(_ context.Context, rev, dir string, lim load.Limits) ([]load.File, error) {
+func (l *Local) Files(ctx context.Context, rev, dir string, lim load.Limits) ([]load.File, error) {
 	h, err := hashOf(rev)
 	if err != nil {
 		return nil, err
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return readFiles(l.repo, h, dir, lim)
+	return readFiles(ctx, l.repo, h, dir, lim)
 }

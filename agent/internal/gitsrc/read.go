@@ -1,6 +1,7 @@
 package gitsrc
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -20,6 +21,17 @@ import (
 // maxTreeDepth bounds how deep readFiles descends below the config path.
 const maxTreeDepth = 32
 
+// maxTreeEntries bounds the entries readFiles visits below the config path,
+// a directory's counted each time the directory is reached. Git trees are
+// content-addressed, so a tree may name one subtree many times: a commit
+// of a few kilobytes (sixteen entries naming the same subtree, eight
+// levels deep) makes a walk of four billion directories, which a pull
+// request from anyone's fork would send the agent into.
+const maxTreeEntries = 100_000
+
+// errWalkStopped ends a walk that reached maxTreeEntries.
+var errWalkStopped = errors.New("walk stopped")
+
 // configExt reports whether name is a config file the loader reads.
 func configExt(name string) bool {
 	switch strings.ToLower(path.Ext(name)) {
@@ -38,12 +50,18 @@ func configExt(name string) bool {
 // Problems a user must fix in the repository come back as a
 // *schemas.InvalidError naming each file (relative to dir; a problem with dir
 // itself has no File): a missing config path, a symlink or
-// submodule anywhere under dir, a file over lim.MaxFileBytes, or a total over
-// lim.MaxTotalBytes. Zero limits take load.DefaultLimits. Other errors
-// (a missing object, a corrupt store) are wrapped and returned as they are.
+// submodule anywhere under dir, a file over lim.MaxFileBytes, a total over
+// lim.MaxTotalBytes, or more than maxTreeEntries entries. Zero limits take
+// load.DefaultLimits. Other errors (a missing object, a corrupt store, ctx
+// ended) are wrapped and returned as they are.
 //
 // readFiles does not lock repo; the caller serializes access to it.
-func readFiles(repo *git.Repository, commit plumbing.Hash, dir string, lim load.Limits) ([]load.File, error) {
+func readFiles(ctx context.Context, repo *git.Repository, commit plumbing.Hash, dir string, lim load.Limits) ([]load.File, error) {
+	return readFilesUpTo(ctx, repo, commit, dir, lim, maxTreeEntries)
+}
+
+// readFilesUpTo is readFiles visiting at most maxEntries entries.
+func readFilesUpTo(ctx context.Context, repo *git.Repository, commit plumbing.Hash, dir string, lim load.Limits, maxEntries int) ([]load.File, error) {
 	if lim.MaxFileBytes <= 0 {
 		lim.MaxFileBytes = load.DefaultLimits.MaxFileBytes
 	}
@@ -78,8 +96,8 @@ func readFiles(repo *git.Repository, commit plumbing.Hash, dir string, lim load.
 			return nil, fmt.Errorf("reading config path %q at commit %s: %w", dir, commit, err)
 		}
 	}
-	r := reader{repo: repo, lim: lim}
-	if err := r.walk(tree, "", 0); err != nil {
+	r := reader{ctx: ctx, repo: repo, lim: lim, maxEntries: maxEntries}
+	if err := r.walk(tree, "", 0); err != nil && !errors.Is(err, errWalkStopped) {
 		return nil, err
 	}
 	if len(r.diags) > 0 {
@@ -90,11 +108,14 @@ func readFiles(repo *git.Repository, commit plumbing.Hash, dir string, lim load.
 }
 
 type reader struct {
-	repo  *git.Repository
-	lim   load.Limits
-	total int64
-	files []load.File
-	diags []schemas.Diagnostic
+	ctx        context.Context
+	repo       *git.Repository
+	lim        load.Limits
+	total      int64
+	entries    int // visited, against maxEntries
+	maxEntries int
+	files      []load.File
+	diags      []schemas.Diagnostic
 }
 
 func (r *reader) refuse(p, format string, args ...any) {
@@ -107,6 +128,15 @@ func (r *reader) walk(t *object.Tree, base string, depth int) error {
 		return nil
 	}
 	for _, e := range t.Entries {
+		if r.entries++; r.entries > r.maxEntries {
+			r.refuse("", "the config path holds more than %d files and directories (a directory counted each time it is reached: trees that name one subtree many times count each time)", r.maxEntries)
+			return errWalkStopped
+		}
+		if r.entries%1024 == 0 {
+			if err := r.ctx.Err(); err != nil {
+				return fmt.Errorf("reading the config path: %w", err)
+			}
+		}
 		if strings.HasPrefix(e.Name, ".") {
 			continue
 		}

@@ -1,8 +1,10 @@
 package gitsrc
 
 import (
+	"context"
 	"errors"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -107,7 +109,7 @@ func TestReadFiles(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			files, err := readFiles(repo, plumbing.NewHash(sha), tc.path, tc.lim)
+			files, err := readFiles(context.Background(), repo, plumbing.NewHash(sha), tc.path, tc.lim)
 			if tc.wantDiag != "" {
 				var inv *schemas.InvalidError
 				if !errors.As(err, &inv) {
@@ -171,9 +173,83 @@ func TestReadFilesUnknownCommit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	_, err = readFiles(repo, plumbing.NewHash("2222222222222222222222222222222222222222"), "", load.Limits{})
+	_, err = readFiles(context.Background(), repo, plumbing.NewHash("2222222222222222222222222222222222222222"), "", load.Limits{})
 	var inv *schemas.InvalidError
 	if err == nil || errors.As(err, &inv) {
 		t.Fatalf("err = %v, want a plain (non-user) error", err)
+	}
+}
+
+// gitStdin runs git in dir with stdin and returns its trimmed stdout.
+func gitStdin(t *testing.T, dir, stdin string, args ...string) string {
+	t.Helper()
+	cmd := execGit(dir, args...)
+	cmd.Stdin = strings.NewReader(stdin)
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("git %s: %v", strings.Join(args, " "), err)
+	}
+	return strings.TrimSpace(string(out))
+}
+
+// TestFilesRefusesARepeatingTree: git trees are content-addressed, so a
+// commit of a few kilobytes can hold a tree whose sixteen entries name one
+// subtree, eight levels deep: four billion directories to walk, each with
+// a config file. A pull request from anyone's fork can ask the agent to
+// read it. The walk stops at maxTreeEntries with a diagnostic on the
+// config path, and an ended context stops it sooner.
+func TestFilesRefusesARepeatingTree(t *testing.T) {
+	t.Parallel()
+	work := newRepo(t)
+	base := commitFiles(t, work, "base", map[string]string{"cfg/a.yaml": "a: 1\n"})
+	blob := gitStdin(t, work, "a: 1\n", "hash-object", "-w", "--stdin")
+	tree := gitStdin(t, work, "100644 blob "+blob+"\ta.yaml\n", "mktree")
+	for range 8 {
+		var b strings.Builder
+		for i := range 16 {
+			b.WriteString("040000 tree " + tree + "\td" + strconv.Itoa(i) + "\n")
+		}
+		tree = gitStdin(t, work, b.String(), "mktree")
+	}
+	root := gitStdin(t, work, "040000 tree "+tree+"\tcfg\n", "mktree")
+	bomb := gitStdin(t, work, "", "commit-tree", root, "-p", base, "-m", "sixteen to the eighth")
+	run(t, work, "update-ref", "refs/heads/main", bomb)
+	s := openSource(t, work, nil)
+	if head, _, err := s.Update(context.Background()); err != nil || head != bomb {
+		t.Fatalf("Update = %s, %v; want %s", head, err, bomb)
+	}
+
+	repo := s.repo // the Source is not used concurrently here
+	ended, cancel := context.WithCancel(context.Background())
+	cancel()
+	for _, tc := range []struct {
+		name    string
+		ctx     context.Context
+		max     int    // entries; the agent's bound is maxTreeEntries
+		wantErr error  // a plain error
+		wantMsg string // else a diagnostic saying this
+	}{
+		// The agent's bound walks 100,000 entries: 2.5 s, 16 s under the
+		// race detector. A lower one shows the same stop.
+		{name: "the walk stops at the bound", ctx: context.Background(), max: 5000, wantMsg: "more than 5000 files and directories"},
+		{name: "an ended context stops it sooner", ctx: ended, max: maxTreeEntries, wantErr: context.Canceled},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			files, err := readFilesUpTo(tc.ctx, repo, plumbing.NewHash(bomb), "cfg", load.Limits{}, tc.max)
+			if tc.wantErr != nil {
+				if !errors.Is(err, tc.wantErr) {
+					t.Fatalf("Files = %d files, %v; want %v", len(files), err, tc.wantErr)
+				}
+				return
+			}
+			var inv *schemas.InvalidError
+			if !errors.As(err, &inv) || !strings.Contains(inv.Diagnostics[len(inv.Diagnostics)-1].Message, tc.wantMsg) {
+				t.Fatalf("Files = %d files, %v; want a diagnostic saying %q", len(files), err, tc.wantMsg)
+			}
+		})
+	}
+	// Through the Source, with the agent's bound, an ended context too.
+	if _, err := s.Files(ended, bomb, "cfg", load.Limits{}); !errors.Is(err, context.Canceled) {
+		t.Fatalf("Source.Files with an ended context: %v", err)
 	}
 }

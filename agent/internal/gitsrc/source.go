@@ -452,14 +452,14 @@ func closedEarly(err error) bool {
 
 // Files reads the config files under dir at commit rev (a full SHA); see
 // readFiles.
-func (s *Source) Files(_ context.Context, rev, dir string, lim load.Limits) ([]load.File, error) {
+func (s *Source) Files(ctx context.Context, rev, dir string, lim load.Limits) ([]load.File, error) {
 	h, err := hashOf(rev)
 	if err != nil {
 		return nil, err
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return readFiles(s.repo, h, dir, lim)
+	return readFiles(ctx, s.repo, h, dir, lim)
 }
 
 // Info returns the metadata of commit rev (a full SHA) in the local store.
