@@ -621,7 +621,7 @@ func newGitHubReporter(cfg runConfig, srcOpts gitsrc.Options, ev *budget.Evaluat
 	if err != nil {
 		return nil, err
 	}
-	prSrc, err := pullRequestSource(cfg.StateDir, srcOpts, logger)
+	prSrc, err := pullRequestSource(cfg.StateDir, srcOpts, cfg.GitHubPRMaxStorageBytes, logger)
 	if err != nil {
 		return nil, err
 	}
@@ -639,10 +639,15 @@ func newGitHubReporter(cfg runConfig, srcOpts gitsrc.Options, ev *budget.Evaluat
 // never pushing. A pull request's head comes from anyone's fork, and
 // go-git never drops an object, so the heads are kept out of the clone
 // that is synced, applied and rolled back from, and this one is emptied
-// when it grows past its bound (prEvaluator).
-func pullRequestSource(stateDir string, srcOpts gitsrc.Options, logger zerolog.Logger) (*gitsrc.Source, error) {
+// when it grows past its bound maxStorage (prEvaluator). A fetch into it
+// is capped at that bound too, when it is lower than the synced clone's
+// cap: a head that would not fit is not fetched.
+func pullRequestSource(stateDir string, srcOpts gitsrc.Options, maxStorage int64, logger zerolog.Logger) (*gitsrc.Source, error) {
 	o := srcOpts
 	o.StorageDir = filepath.Join(stateDir, "git-pulls")
+	if o.MaxFetchBytes <= 0 || maxStorage < o.MaxFetchBytes {
+		o.MaxFetchBytes = maxStorage
+	}
 	o.TrustedKeys = "" // pull requests are validated, not verified
 	o.PushMarks, o.PushToken, o.PushSSHKeyFile = false, "", ""
 	o.OnRepair = func(repairs []string) {

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -437,5 +439,45 @@ func TestSecondAgentOnStateDirRefused(t *testing.T) {
 	}
 	if code, out := cli(t, wrap(runStatus), "--control-socket", cfg.ControlSocket); code != 0 || !strings.Contains(out, "Tracking:") {
 		t.Fatalf("first agent's control socket after the refusal: exit %d %s", code, out)
+	}
+}
+
+// TestPullRequestSourceCapsFetches: with --github-pr-max-storage-bytes under
+// --git-max-fetch-bytes, a pull request head that would not fit in the pull
+// requests' clone is refused as it is fetched, and a small one is checked.
+func TestPullRequestSourceCapsFetches(t *testing.T) {
+	t.Parallel()
+	repo := t.TempDir()
+	gitCmd(t, repo, "init", "-q", "-b", "main")
+	base := commitConfig(t, repo, "base", cfgYAML("9001"))
+	gitCmd(t, repo, "checkout", "-q", "-b", "small")
+	small := commitConfig(t, repo, "change port", cfgYAML("9002"))
+	gitCmd(t, repo, "update-ref", "refs/pull/1/head", small)
+	gitCmd(t, repo, "checkout", "-q", "-b", "big", base)
+	noise := make([]byte, 1<<20) // does not compress: a 2 MiB pack
+	if _, err := rand.Read(noise); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(repo, "blob.bin"), hex.EncodeToString(noise))
+	gitCmd(t, repo, "add", "blob.bin")
+	gitCmd(t, repo, "commit", "-q", "-m", "a large file beside the config")
+	gitCmd(t, repo, "update-ref", "refs/pull/2/head", gitCmd(t, repo, "rev-parse", "HEAD"))
+	gitCmd(t, repo, "checkout", "-q", "main")
+
+	state := t.TempDir()
+	const bound = 1 << 20
+	src, err := pullRequestSource(state, gitsrc.Options{URL: repo, Branch: "main", MaxFetchBytes: 1 << 30}, bound, zerolog.Nop())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if src.StorageDir() != filepath.Join(state, "git-pulls") {
+		t.Fatalf("pull requests' clone in %s", src.StorageDir())
+	}
+	eval := prEvaluator(src, "cfg", budget.New(budget.Default), bound, zerolog.Nop())
+	if ev, err := eval(context.Background(), ghreport.PullRequest{Number: 2}); !errors.Is(err, gitsrc.ErrFetchTooLarge) {
+		t.Fatalf("a head over the bound: %+v, %v; want %v", ev, err, gitsrc.ErrFetchTooLarge)
+	}
+	if ev, err := eval(context.Background(), ghreport.PullRequest{Number: 1}); err != nil || ev.HeadSHA != small || !ev.Changed {
+		t.Fatalf("a small head: %+v, %v; want %s checked", ev, err, small)
 	}
 }

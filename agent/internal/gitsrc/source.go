@@ -109,6 +109,9 @@ type Source struct {
 
 	mu   sync.Mutex
 	repo *git.Repository
+	// capped is repo's storage, which caps each fetched pack; nil when
+	// go-git's storage is not the filesystem one.
+	capped *cappedStorage
 	// marks are the mark refs the last listing advertised, by name
 	// relative to markPrefix; listed says a listing ran.
 	marks  []source.Mark
@@ -275,8 +278,10 @@ func (s *Source) openStorage() (*git.Repository, error) {
 	if err := s.writeRemote(repo); err != nil {
 		return nil, s.red.wrap(fmt.Errorf("configuring remote %s: %w", Redact(s.opts.URL), err))
 	}
+	s.capped = nil
 	if st, ok := repo.Storer.(*filesystem.Storage); ok {
-		repo.Storer = &cappedStorage{Storage: st, max: s.opts.MaxFetchBytes}
+		s.capped = &cappedStorage{Storage: st, max: s.opts.MaxFetchBytes}
+		repo.Storer = s.capped
 	}
 	return repo, nil
 }
@@ -411,6 +416,7 @@ func (s *Source) update(ctx context.Context) (head string, fetched bool, err err
 func (s *Source) fetch(ctx context.Context, specs ...config.RefSpec) error {
 	ctx, cancel := context.WithTimeout(capContext(ctx, s.opts.MaxFetchBytes), s.opts.Timeout)
 	defer cancel()
+	ctx, done := s.fetchContext(ctx)
 	var err error
 	for try := 0; try < 2; try++ {
 		err = s.repo.FetchContext(ctx, &git.FetchOptions{
@@ -424,6 +430,7 @@ func (s *Source) fetch(ctx context.Context, specs ...config.RefSpec) error {
 			break
 		}
 	}
+	err = done(err)
 	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
 		return s.sweepFailedFetch(s.red.wrap(fmt.Errorf("fetching %s from %s: %w", s.opts.Branch, s.Location(), err)))
 	}
@@ -592,7 +599,8 @@ func (s *Source) FetchRef(ctx context.Context, ref string) (string, error) {
 	defer s.mu.Unlock()
 	ctx, cancel := context.WithTimeout(capContext(ctx, s.opts.MaxFetchBytes), s.opts.Timeout)
 	defer cancel()
-	err := s.repo.FetchContext(ctx, &git.FetchOptions{RemoteName: remoteName, RefSpecs: []config.RefSpec{spec}, Auth: s.auth, Tags: git.NoTags, Force: true})
+	ctx, done := s.fetchContext(ctx)
+	err := done(s.repo.FetchContext(ctx, &git.FetchOptions{RemoteName: remoteName, RefSpecs: []config.RefSpec{spec}, Auth: s.auth, Tags: git.NoTags, Force: true}))
 	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
 		return "", s.sweepFailedFetch(s.red.wrap(fmt.Errorf("fetching %s from %s: %w", ref, s.Location(), err)))
 	}
