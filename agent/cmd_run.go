@@ -191,7 +191,7 @@ func runFlags() []runFlag {
 		{"github-deploy-status", "githubDeployStatus", false, "post the gitgate/deploy status on applied commits", func(c *runConfig) any { return &c.GitHubDeployStatus }},
 		{"github-deployments", "githubDeployments", false, "create a GitHub Deployment and its statuses for applied commits (instead of --github-deploy-status)", func(c *runConfig) any { return &c.GitHubDeployments }},
 		{"github-environment", "githubEnvironment", "", "environment of --github-deployments (default \"production\")", func(c *runConfig) any { return &c.GitHubEnvironment }},
-		{"github-pr-max-storage-bytes", "githubPRMaxStorageBytes", int64(1 << 30), "bound of the clone pull requests are checked in (state-dir/git-pulls, apart from the synced one); over it, it is emptied before the next check", func(c *runConfig) any { return &c.GitHubPRMaxStorageBytes }},
+		{"github-pr-max-storage-bytes", "githubPRMaxStorageBytes", int64(1 << 30), "bound of the clone pull requests are checked in (state-dir/git-pulls, apart from the synced one); over it, it is emptied before the next check; fetches into it are capped at it too", func(c *runConfig) any { return &c.GitHubPRMaxStorageBytes }},
 		{"eval-timeout", "evalTimeout", budget.Default.Timeout.String(), strings.ReplaceAll(evalTimeoutUsage, "`", ""), func(c *runConfig) any { return &c.EvalTimeout }},
 		{"eval-memory", "evalMemory", budget.FormatBytes(budget.Default.Memory), strings.ReplaceAll(evalMemoryUsage, "`", ""), func(c *runConfig) any { return &c.EvalMemory }},
 		{"peers", "peers", "", "peers to nudge on a webhook, rollback or resume: dns:NAME:PORT (a headless Service) or host:port,... (needs --webhook-addr)", func(c *runConfig) any { return &c.Peers }},
