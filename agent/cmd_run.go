@@ -450,9 +450,7 @@ func runAgent(ctx context.Context, cfg runConfig, logger zerolog.Logger) error {
 		Token: token, SSHKeyFile: cfg.SSHKeyFile, KnownHostsFile: cfg.KnownHostsFile, TrustedKeys: trusted,
 		PushMarks: pushToken != "" || cfg.PushSSHKeyFile != "" || gitsrc.IsLocal(cfg.Repo),
 		PushToken: pushToken, PushSSHKeyFile: cfg.PushSSHKeyFile, MaxFetchBytes: cfg.GitMaxFetchBytes,
-		OnRepair: func(repairs []string) {
-			logger.Warn().Str("storage", "git").Strs("repairs", repairs).Msg("repaired the git storage, left torn by a crash or a failed write; the next fetch restores what was removed")
-		},
+		OnRepair: logRepairs(logger, "git"),
 	}
 	src, err := gitsrc.Open(srcOpts)
 	if err != nil {
@@ -650,10 +648,16 @@ func pullRequestSource(stateDir string, srcOpts gitsrc.Options, maxStorage int64
 	}
 	o.TrustedKeys = "" // pull requests are validated, not verified
 	o.PushMarks, o.PushToken, o.PushSSHKeyFile = false, "", ""
-	o.OnRepair = func(repairs []string) {
-		logger.Warn().Str("storage", "git-pulls").Strs("repairs", repairs).Msg("repaired the git storage, left torn by a crash or a failed write; the next fetch restores what was removed")
-	}
+	o.OnRepair = logRepairs(logger, "git-pulls")
 	return gitsrc.Open(o)
+}
+
+// logRepairs is a clone's gitsrc.Options.OnRepair: it logs what was
+// repaired in storage, the clone's directory under the state directory.
+func logRepairs(logger zerolog.Logger, storage string) func([]string) {
+	return func(repairs []string) {
+		logger.Warn().Str("storage", storage).Strs("repairs", repairs).Msg("repaired the git storage, left torn by a crash or a failed write; the next fetch restores what was removed")
+	}
 }
 
 // prEvaluator validates a pull request's head with the same loader and

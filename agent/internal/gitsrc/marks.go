@@ -113,7 +113,7 @@ func (s *Source) WriteMarks(ctx context.Context, writes []source.MarkWrite) erro
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ctx, cancel := context.WithTimeout(capContext(ctx, s.opts.MaxFetchBytes), s.opts.Timeout)
+	ctx, cancel := s.remoteContext(ctx)
 	defer cancel()
 
 	cmds := make([]markCmd, 0, len(writes))

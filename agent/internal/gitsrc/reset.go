@@ -3,7 +3,6 @@ package gitsrc
 import (
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 )
 
@@ -25,11 +24,8 @@ func (s *Source) ResetOver(max int64) (bool, error) {
 	if size <= max {
 		return false, nil
 	}
-	if err := os.RemoveAll(dir); err != nil {
-		return false, fmt.Errorf("emptying git storage %s: %w", dir, err)
-	}
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return false, fmt.Errorf("creating git storage %s: %w", dir, err)
+	if err := emptyStorage(dir); err != nil {
+		return false, err
 	}
 	repo, err := s.openStorage()
 	if err != nil {

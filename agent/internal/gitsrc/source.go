@@ -265,11 +265,8 @@ func (s *Source) openStorage() (*git.Repository, error) {
 		// a cache of the remote, so it starts over, and the next fetch
 		// clones again.
 		note("re-created the storage, which did not open after the repairs (%v); the next fetch clones again", err)
-		if rerr := os.RemoveAll(dir); rerr != nil {
-			return nil, fmt.Errorf("opening git storage %s: %w (and removing it: %v)", dir, err, rerr)
-		}
-		if err := os.MkdirAll(dir, 0o700); err != nil {
-			return nil, fmt.Errorf("creating git storage %s: %w", dir, err)
+		if rerr := emptyStorage(dir); rerr != nil {
+			return nil, fmt.Errorf("opening git storage %s: %w (and then %v)", dir, err, rerr)
 		}
 		if repo, err = openRepaired(dir, note); err != nil {
 			return nil, err
@@ -284,6 +281,17 @@ func (s *Source) openStorage() (*git.Repository, error) {
 		repo.Storer = s.capped
 	}
 	return repo, nil
+}
+
+// emptyStorage removes dir and all it holds, and creates it again, empty.
+func emptyStorage(dir string) error {
+	if err := os.RemoveAll(dir); err != nil {
+		return fmt.Errorf("emptying git storage %s: %w", dir, err)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return fmt.Errorf("creating git storage %s: %w", dir, err)
+	}
+	return nil
 }
 
 // openRepaired opens the repository at dir, creating it when there is
@@ -326,7 +334,7 @@ func (s *Source) Head(ctx context.Context) (string, error) {
 // head lists the remote's refs once (ls-remote) and returns the tracked
 // branch's tip and the mark refs (see marks.go), by full name.
 func (s *Source) head(ctx context.Context) (plumbing.Hash, map[plumbing.ReferenceName]plumbing.Hash, error) {
-	ctx, cancel := context.WithTimeout(capContext(ctx, s.opts.MaxFetchBytes), s.opts.Timeout)
+	ctx, cancel := s.remoteContext(ctx)
 	defer cancel()
 	rem, err := s.repo.Remote(remoteName)
 	if err != nil {
@@ -398,12 +406,12 @@ func (s *Source) update(ctx context.Context) (head string, fetched bool, err err
 		if len(specs) == 0 {
 			return h.String(), false, s.readMarks(marks)
 		}
-		if err := s.fetch(ctx, specs...); err != nil {
+		if err := s.fetch(ctx, s.opts.Branch, specs...); err != nil {
 			return "", true, err
 		}
 		return h.String(), true, s.readMarks(marks)
 	}
-	if err := s.fetch(ctx, append(specs, s.refspec)...); err != nil {
+	if err := s.fetch(ctx, s.opts.Branch, append(specs, s.refspec)...); err != nil {
 		return "", true, err
 	}
 	ref, err := s.repo.Reference(s.local, true)
@@ -413,8 +421,10 @@ func (s *Source) update(ctx context.Context) (head string, fetched bool, err err
 	return ref.Hash().String(), true, s.readMarks(marks)
 }
 
-func (s *Source) fetch(ctx context.Context, specs ...config.RefSpec) error {
-	ctx, cancel := context.WithTimeout(capContext(ctx, s.opts.MaxFetchBytes), s.opts.Timeout)
+// fetch fetches specs, what naming them in its error; the caller holds
+// s.mu. A failed fetch's temp files are removed (sweepFailedFetch).
+func (s *Source) fetch(ctx context.Context, what string, specs ...config.RefSpec) error {
+	ctx, cancel := s.remoteContext(ctx)
 	defer cancel()
 	ctx, done := s.fetchContext(ctx)
 	var err error
@@ -432,7 +442,7 @@ func (s *Source) fetch(ctx context.Context, specs ...config.RefSpec) error {
 	}
 	err = done(err)
 	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
-		return s.sweepFailedFetch(s.red.wrap(fmt.Errorf("fetching %s from %s: %w", s.opts.Branch, s.Location(), err)))
+		return s.sweepFailedFetch(s.red.wrap(fmt.Errorf("fetching %s from %s: %w", what, s.Location(), err)))
 	}
 	return nil
 }
@@ -447,6 +457,13 @@ func (s *Source) sweepFailedFetch(err error) error {
 		return errors.Join(err, rerr)
 	}
 	return err
+}
+
+// remoteContext is ctx for one exchange with the remote (a refs listing, a
+// fetch, a push): bounded by Options.Timeout, its HTTP responses capped at
+// Options.MaxFetchBytes (capContext).
+func (s *Source) remoteContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	return context.WithTimeout(capContext(ctx, s.opts.MaxFetchBytes), s.opts.Timeout)
 }
 
 // closedEarly reports go-git's error for an SSH server that sent its pack
@@ -597,12 +614,8 @@ func (s *Source) FetchRef(ctx context.Context, ref string) (string, error) {
 	spec := config.RefSpec(fmt.Sprintf("+%s:%s", name, local))
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	ctx, cancel := context.WithTimeout(capContext(ctx, s.opts.MaxFetchBytes), s.opts.Timeout)
-	defer cancel()
-	ctx, done := s.fetchContext(ctx)
-	err := done(s.repo.FetchContext(ctx, &git.FetchOptions{RemoteName: remoteName, RefSpecs: []config.RefSpec{spec}, Auth: s.auth, Tags: git.NoTags, Force: true}))
-	if err != nil && !errors.Is(err, git.NoErrAlreadyUpToDate) {
-		return "", s.sweepFailedFetch(s.red.wrap(fmt.Errorf("fetching %s from %s: %w", ref, s.Location(), err)))
+	if err := s.fetch(ctx, ref, spec); err != nil {
+		return "", err
 	}
 	r, err := s.repo.Reference(local, true)
 	if err != nil {
