@@ -2,8 +2,6 @@ package gitsrc
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"net/http"
@@ -20,14 +18,11 @@ import (
 func TestMaxFetchBytes(t *testing.T) {
 	t.Parallel()
 	root, bare, _, _ := marksRemote(t, false)
-	// 256 KiB that do not compress: the pack is larger than that.
-	noise := make([]byte, 128<<10)
-	if _, err := rand.Read(noise); err != nil {
-		t.Fatal(err)
-	}
+	// A pack of a little over 128 KiB: over the smallest cap below.
+	noise := incompressible(t, 128<<10)
 	work := newRepo(t)
 	run(t, work, "pull", "-q", bare, "main")
-	head := commitFiles(t, work, "big", map[string]string{"blob.txt": hex.EncodeToString(noise)})
+	head := commitFiles(t, work, "big", map[string]string{"blob.txt": noise})
 	run(t, work, "push", "-q", bare, "main")
 	repoURL := httpBackend(t, root)
 
@@ -117,11 +112,8 @@ func TestMaxFetchBytesSSH(t *testing.T) {
 	t.Parallel()
 	srv := startSSHD(t)
 	work := newRepo(t)
-	noise := make([]byte, 128<<10)
-	if _, err := rand.Read(noise); err != nil {
-		t.Fatal(err)
-	}
-	head := commitFiles(t, work, "big", map[string]string{"blob.txt": hex.EncodeToString(noise)})
+	noise := incompressible(t, 128<<10)
+	head := commitFiles(t, work, "big", map[string]string{"blob.txt": noise})
 	known := filepath.Join(t.TempDir(), "known_hosts")
 	if err := srv.KnownHosts(known, "", srv.HostKeys["ssh-ed25519"]); err != nil {
 		t.Fatal(err)

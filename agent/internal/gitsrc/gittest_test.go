@@ -1,6 +1,8 @@
 package gitsrc
 
 import (
+	"crypto/rand"
+	"encoding/hex"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -67,4 +69,15 @@ func execGit(dir string, args ...string) *exec.Cmd {
 	cmd.Dir = dir
 	cmd.Env = append(os.Environ(), gitEnv...)
 	return cmd
+}
+
+// incompressible returns n random bytes in hex (2n characters): content
+// whose pack is about n bytes, whatever the compression.
+func incompressible(t testing.TB, n int) string {
+	t.Helper()
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(b)
 }

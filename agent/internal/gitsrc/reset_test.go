@@ -2,8 +2,6 @@ package gitsrc
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"testing"
 )
 
@@ -14,11 +12,8 @@ func TestResetOver(t *testing.T) {
 	work := newRepo(t)
 	base := commitFiles(t, work, "base", map[string]string{"a.yaml": "a: 1\n"})
 	run(t, work, "checkout", "-q", "-b", "fork")
-	noise := make([]byte, 64<<10) // does not compress
-	if _, err := rand.Read(noise); err != nil {
-		t.Fatal(err)
-	}
-	pr := commitFiles(t, work, "big head", map[string]string{"big.txt": hex.EncodeToString(noise)})
+	noise := incompressible(t, 64<<10)
+	pr := commitFiles(t, work, "big head", map[string]string{"big.txt": noise})
 	run(t, work, "update-ref", "refs/pull/5/head", pr)
 	run(t, work, "checkout", "-q", "main")
 

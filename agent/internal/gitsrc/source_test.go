@@ -3,8 +3,6 @@ package gitsrc
 import (
 	"bytes"
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"errors"
 	"os"
 	"path/filepath"
@@ -370,11 +368,8 @@ func TestFetchRef(t *testing.T) {
 	// the cap is refused each time it is fetched, and leaves nothing on
 	// disk.
 	run(t, work, "checkout", "-q", "-b", "big")
-	noise := make([]byte, 64<<10) // does not compress
-	if _, err := rand.Read(noise); err != nil {
-		t.Fatal(err)
-	}
-	big := commitFiles(t, work, "big", map[string]string{"big.txt": hex.EncodeToString(noise)})
+	noise := incompressible(t, 64<<10)
+	big := commitFiles(t, work, "big", map[string]string{"big.txt": noise})
 	run(t, work, "update-ref", "refs/pull/9/head", big)
 	run(t, work, "checkout", "-q", "main")
 	capped := openSource(t, work, func(o *Options) { o.MaxFetchBytes = 4 << 10 })
