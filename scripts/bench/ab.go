@@ -50,11 +50,12 @@ func abCompare(ctx context.Context, cfg benchConfig, env benchEnv) (string, erro
 			return "", fmt.Errorf("-baseline nginx serves -baseline-config bare or tls, not %q", baseCfg)
 		}
 		base, against = n, "nginx"
-	} else if cfg.baseline == "floor" {
+	} else if cfg.baseline == "floor" || cfg.baseline == "floor-duties" {
 		if baseCfg != "bare" {
-			return "", fmt.Errorf("-baseline floor serves -baseline-config bare only, not %q", baseCfg)
+			return "", fmt.Errorf("-baseline %s serves -baseline-config bare only, not %q", cfg.baseline, baseCfg)
 		}
-		base, against = &goFloor{}, "the go floor (fasthttp)"
+		f := &goFloor{duties: cfg.baseline == "floor-duties"}
+		base, against = f, "the "+f.Name()
 	} else {
 		bg := &gitgate{bin: cfg.baseline, label: "gitgate baseline"}
 		if err := bg.useConfig(baseCfg, cert, key); err != nil {

@@ -17,9 +17,22 @@ import (
 // It routes nothing, observes nothing and checks nothing beyond fasthttp's
 // parser, so the gap from it to gitgate is what gitgate's features cost,
 // and the gap from nginx to it what Go's runtime and netpoller cost.
-type goFloor struct{ p *proc }
+//
+// With duties set it is the go floor with gitgate's per-request duties on
+// a bare route written natively against fasthttp's request and response
+// (floorDuties): an estimate of what a gitgate core without net/http's
+// types could cost, to tell how much of the gap a rewrite would close.
+type goFloor struct {
+	p      *proc
+	duties bool
+}
 
-func (g *goFloor) Name() string                            { return "go floor (fasthttp)" }
+func (g *goFloor) Name() string {
+	if g.duties {
+		return "go floor with duties (fasthttp)"
+	}
+	return "go floor (fasthttp)"
+}
 func (g *goFloor) Proc() *proc                             { return g.p }
 func (g *goFloor) Stop()                                   { g.p.stop() }
 func (g *goFloor) Reload(context.Context, int, bool) error { return nil }
@@ -34,14 +47,19 @@ func (g *goFloor) Start(ctx context.Context, dir, cpus, upstream string) (string
 		return "", err
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(port)
-	if g.p, err = startProc(dir, "go-floor", cpus, nil, self, "-floor", addr, "-floor-upstream", upstream); err != nil {
+	args := []string{self, "-floor", addr, "-floor-upstream", upstream}
+	if g.duties {
+		args = append(args, "-floor-duties")
+	}
+	if g.p, err = startProc(dir, "go-floor", cpus, nil, args...); err != nil {
 		return "", err
 	}
 	return "http://" + addr, g.p.waitListening(ctx, addr)
 }
 
-// serveFloor runs goFloor's proxy on addr in front of upstream.
-func serveFloor(addr, upstream string) {
+// serveFloor runs goFloor's proxy on addr in front of upstream, with
+// gitgate's duties when duties is set.
+func serveFloor(addr, upstream string, duties bool) {
 	hc := &fasthttp.HostClient{
 		Addr:                     upstream,
 		MaxConns:                 1024,
@@ -54,6 +72,9 @@ func serveFloor(addr, upstream string) {
 			return
 		}
 		ctx.Response.Header.Set("X-Bench", "r0")
+	}
+	if duties {
+		h = floorDuties(hc)
 	}
 	srv := &fasthttp.Server{Handler: h, NoDefaultServerHeader: true, ReadTimeout: time.Minute}
 	if err := srv.ListenAndServe(addr); err != nil {

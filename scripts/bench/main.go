@@ -52,10 +52,11 @@ func main() {
 		upstream   = flag.String("upstream", "", "internal: serve as the benchmark upstream on this address")
 		floorAddr  = flag.String("floor", "", "internal: serve the go floor proxy (goFloor) on this address")
 		floorUp    = flag.String("floor-upstream", "", "internal: the go floor proxy's upstream address")
+		floorDuty  = flag.Bool("floor-duties", false, "internal: the go floor proxy does gitgate's per-request duties (floorDuties)")
 		gatewayBin = flag.String("gateway", "", "a gateway binary to measure instead of building ./gateway")
 		abConfig   = flag.String("config", "bare", "-mode ab: what gitgate serves: bare | chain (API key, rate limit, header transforms) | 10k-routes (the bare route among 10,000) | tls (the bare route on a TLS listener)")
 		abBaseCfg  = flag.String("baseline-config", "", "-mode ab: the route the baseline serves, as -config (default: the same); with a different one, -baseline may be the same binary, and the ratio is the cost of the difference")
-		baseline   = flag.String("baseline", "", "a gateway binary built from another revision (go build -o PATH ./gateway there): -mode throughput runs it too, as \"gitgate baseline\", interleaved with the others, and reports the paired ratios to it; in -mode ab, \"nginx\" loads nginx beside gitgate instead, and \"floor\" a minimal fasthttp proxy (the go floor)")
+		baseline   = flag.String("baseline", "", "a gateway binary built from another revision (go build -o PATH ./gateway there): -mode throughput runs it too, as \"gitgate baseline\", interleaved with the others, and reports the paired ratios to it; in -mode ab, \"nginx\" loads nginx beside gitgate instead, \"floor\" a minimal fasthttp proxy (the go floor), and \"floor-duties\" that proxy doing gitgate's per-request duties natively")
 	)
 	flag.Parse()
 	if *upstream != "" {
@@ -63,7 +64,7 @@ func main() {
 		return
 	}
 	if *floorAddr != "" {
-		serveFloor(*floorAddr, *floorUp)
+		serveFloor(*floorAddr, *floorUp, *floorDuty)
 		return
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
