@@ -53,13 +53,14 @@ type exchange struct {
 	srv  *Server
 	fctx *fasthttp.RequestCtx
 
-	cctx *reqCtx
-	tmpl *http.Request // carries cctx; copied into req for each request
-	req  http.Request
-	url  url.URL // req.URL for an origin-form target (parseOriginForm)
-	hdr  http.Header
-	vals []string
-	body *body // nil for a request without a body
+	cctx  *reqCtx
+	tmpl  *http.Request // carries cctx; copied into req for each request
+	req   http.Request
+	url   url.URL // req.URL for an origin-form target (parseOriginForm)
+	hdr   http.Header
+	vals  []string
+	found seen  // which of seen's names the request came with
+	body  *body // nil for a request without a body
 
 	whdr        http.Header
 	status      int
@@ -245,20 +246,24 @@ func (ex *exchange) build(fctx *fasthttp.RequestCtx) *refusal {
 
 	clear(ex.hdr)
 	ex.vals = ex.vals[:0]
-	if rf := parseHeaders(all[len(target):], ex.hdr, &ex.vals); rf != nil {
+	found, rf := parseHeaders(all[len(target):], ex.hdr, &ex.vals)
+	if rf != nil {
 		return rf
 	}
-	if rf := checkFraming(ex.hdr, r.ProtoMajor == 1 && r.ProtoMinor == 1, u.Host != ""); rf != nil {
+	ex.found = found
+	if rf := checkFraming(ex.hdr, found, r.ProtoMajor == 1 && r.ProtoMinor == 1, u.Host != ""); rf != nil {
 		return rf
 	}
 	r.Header = ex.hdr
 	r.Host = u.Host
-	if r.Host == "" {
-		if h := ex.hdr["Host"]; len(h) > 0 {
-			r.Host = h[0]
+	if found&seenHost != 0 {
+		if r.Host == "" {
+			if h := ex.hdr["Host"]; len(h) > 0 {
+				r.Host = h[0]
+			}
 		}
+		delete(ex.hdr, "Host")
 	}
-	delete(ex.hdr, "Host")
 
 	switch cl := rh.ContentLength(); {
 	case cl == -1:
@@ -278,7 +283,7 @@ func (ex *exchange) build(fctx *fasthttp.RequestCtx) *refusal {
 		ex.body = nil
 		r.Body = http.NoBody
 	}
-	r.Close = rh.ConnectionClose() || (r.ProtoMinor == 0 && !hasKeepAlive(ex.hdr))
+	r.Close = rh.ConnectionClose() || (r.ProtoMinor == 0 && (found&seenConnection == 0 || !hasKeepAlive(ex.hdr)))
 
 	ci := ex.srv.conns.of(fctx)
 	r.RemoteAddr = ci.addr
@@ -547,6 +552,7 @@ func (ex *exchange) reset() {
 	clear(ex.hdr)
 	clear(ex.vals)
 	ex.vals = ex.vals[:0]
+	ex.found = 0
 	ex.body = nil
 	ex.bodyDone.Store(false)
 	clear(ex.whdr)

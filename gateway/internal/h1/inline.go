@@ -38,10 +38,10 @@ const inlineBuffer = 32 << 10
 // fasthttp's own limit; with more left the connection is closed.
 const maxDrain = 256 << 10
 
-// mayHijack reports whether the handler may hijack r's connection, and so
-// runs on a worker goroutine.
-func mayHijack(r *http.Request) bool {
-	return r.Method == http.MethodConnect || len(r.Header["Upgrade"]) > 0
+// mayHijack reports whether the handler may hijack the connection of ex's
+// request, and so runs on a worker goroutine.
+func mayHijack(ex *exchange) bool {
+	return ex.req.Method == http.MethodConnect || ex.found&seenUpgrade != 0 && len(ex.req.Header["Upgrade"]) > 0
 }
 
 // serveInline runs the handler on fasthttp's goroutine and answers.

@@ -89,11 +89,46 @@ func canonicalKey(k string) string {
 	return c
 }
 
+// seen records which of the headers that framing and hijacking depend on a
+// request carries, as parseHeaders finds them: the checks after it look up
+// only those that are there, instead of asking the map for each.
+type seen uint8
+
+const (
+	seenHost seen = 1 << iota
+	seenTransferEncoding
+	seenExpect
+	seenContentLength
+	seenUpgrade
+	seenConnection
+)
+
+// seenOf returns the seen bit of the canonical name k, 0 for any other.
+func seenOf(k string) seen {
+	switch k {
+	case "Host":
+		return seenHost
+	case "Transfer-Encoding":
+		return seenTransferEncoding
+	case "Expect":
+		return seenExpect
+	case "Content-Length":
+		return seenContentLength
+	case "Upgrade":
+		return seenUpgrade
+	case "Connection":
+		return seenConnection
+	}
+	return 0
+}
+
 // parseHeaders fills h from raw, the request's header block as read (one
 // string, s, of which keys and values are slices), applying net/http's
 // rules and the stricter ones RFC 9112 allows: no obs-fold, no bare LF.
-// vals backs the one-value slices of h. It returns the refusal, or nil.
-func parseHeaders(s string, h http.Header, vals *[]string) *refusal {
+// vals backs the one-value slices of h. It returns the refusal, or nil,
+// and which of the names seen tracks h holds.
+func parseHeaders(s string, h http.Header, vals *[]string) (seen, *refusal) {
+	var found seen
 	for len(s) > 0 {
 		i := strings.IndexByte(s, '\n')
 		var line string
@@ -101,7 +136,7 @@ func parseHeaders(s string, h http.Header, vals *[]string) *refusal {
 			line, s = s, ""
 		} else {
 			if i == 0 || s[i-1] != '\r' {
-				return refuseBareLF
+				return found, refuseBareLF
 			}
 			line, s = s[:i-1], s[i+1:]
 		}
@@ -109,20 +144,21 @@ func parseHeaders(s string, h http.Header, vals *[]string) *refusal {
 			break // the empty line that ends the block
 		}
 		if line[0] == ' ' || line[0] == '\t' {
-			return refuseObsFold
+			return found, refuseObsFold
 		}
 		k, v, ok := strings.Cut(line, ":")
 		token, canonical := headers.CanonicalToken(k)
 		if !ok || !token {
-			return refuseHeaderName
+			return found, refuseHeaderName
 		}
 		v = trimOWS(v)
 		if !httpguts.ValidHeaderFieldValue(v) {
-			return refuseHeaderValue
+			return found, refuseHeaderValue
 		}
 		if !canonical {
 			k = canonicalKey(k) // a copy, unless a common name
 		}
+		found |= seenOf(k)
 		if old, ok := h[k]; ok {
 			h[k] = append(old[:len(old):len(old)], v)
 			continue
@@ -131,7 +167,7 @@ func parseHeaders(s string, h http.Header, vals *[]string) *refusal {
 		*vals = append(*vals, v)
 		h[k] = (*vals)[n : n+1 : n+1]
 	}
-	return nil
+	return found, nil
 }
 
 // trimOWS trims the optional whitespace around a field value: spaces and
@@ -148,9 +184,14 @@ func trimOWS(v string) string {
 }
 
 // checkFraming applies net/http's rules to Host, Content-Length and
-// Transfer-Encoding; http11 is whether the request is HTTP/1.1.
-func checkFraming(h http.Header, http11, absolute bool) *refusal {
-	hosts, haveHost := h["Host"]
+// Transfer-Encoding; http11 is whether the request is HTTP/1.1, found what
+// parseHeaders found in h.
+func checkFraming(h http.Header, found seen, http11, absolute bool) *refusal {
+	var hosts []string
+	haveHost := found&seenHost != 0
+	if haveHost {
+		hosts = h["Host"]
+	}
 	switch {
 	case len(hosts) > 1:
 		return refuseManyHosts
@@ -159,15 +200,20 @@ func checkFraming(h http.Header, http11, absolute bool) *refusal {
 	case haveHost && !httpguts.ValidHostHeader(hosts[0]):
 		return refuseBadHost
 	}
-	if te, ok := h["Transfer-Encoding"]; ok {
-		if len(te) != 1 || !strings.EqualFold(te[0], "chunked") {
+	if found&seenTransferEncoding != 0 {
+		if te := h["Transfer-Encoding"]; len(te) != 1 || !strings.EqualFold(te[0], "chunked") {
 			return refuseEncoding
 		}
 	}
 	// As net/http: an expectation other than 100-continue (in the first
 	// Expect line) is refused, never forwarded.
-	if e := h["Expect"]; len(e) > 0 && e[0] != "" && !httpguts.HeaderValuesContainsToken(e[:1], "100-continue") {
-		return refuseExpect
+	if found&seenExpect != 0 {
+		if e := h["Expect"]; len(e) > 0 && e[0] != "" && !httpguts.HeaderValuesContainsToken(e[:1], "100-continue") {
+			return refuseExpect
+		}
+	}
+	if found&seenContentLength == 0 {
+		return nil
 	}
 	cl := h["Content-Length"]
 	for i, v := range cl {

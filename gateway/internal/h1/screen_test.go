@@ -1,6 +1,7 @@
 package h1
 
 import (
+	"net/http"
 	"net/textproto"
 	"testing"
 )
@@ -25,6 +26,61 @@ func TestCanonicalKey(t *testing.T) {
 			}
 			if n := testing.AllocsPerRun(100, func() { _ = canonicalKey(tc.in) }); n > tc.allocs {
 				t.Fatalf("%v allocations, want at most %v", n, tc.allocs)
+			}
+		})
+	}
+}
+
+// TestScreenHeaders runs a header block through parseHeaders and
+// checkFraming, the screen behind fasthttp's own parser: each case is
+// refused (or not) as net/http would, whatever the spelling of the names
+// that framing depends on, which parseHeaders notes for checkFraming.
+func TestScreenHeaders(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name     string
+		block    string
+		http11   bool
+		absolute bool // the target was in absolute form
+		want     *refusal
+	}{
+		{name: "plain", block: "Host: a\r\nAccept: */*\r\n\r\n", http11: true},
+		{name: "no Host on HTTP/1.1", block: "Accept: */*\r\n\r\n", http11: true, want: refuseNoHost},
+		{name: "no Host on HTTP/1.1 with an absolute target", block: "Accept: */*\r\n\r\n", http11: true, absolute: true},
+		{name: "no Host on HTTP/1.0", block: "Accept: */*\r\n\r\n"},
+		{name: "no header at all", block: "\r\n", http11: true, want: refuseNoHost},
+		{name: "two Hosts", block: "Host: a\r\nhost: b\r\n\r\n", http11: true, want: refuseManyHosts},
+		{name: "malformed Host", block: "Host: a b\r\n\r\n", http11: true, want: refuseBadHost},
+		{name: "lower-case host", block: "host: a\r\n\r\n", http11: true},
+		{name: "one Content-Length", block: "Host: a\r\nContent-Length: 5\r\n\r\n", http11: true},
+		{name: "repeated equal Content-Length", block: "Host: a\r\nContent-Length: 5\r\ncontent-length: 5\r\n\r\n", http11: true},
+		{name: "conflicting Content-Length", block: "Host: a\r\nContent-Length: 5\r\ncontent-length: 6\r\n\r\n", http11: true, want: refuseManyLengths},
+		{name: "signed Content-Length", block: "Host: a\r\nCONTENT-LENGTH: +5\r\n\r\n", http11: true, want: refuseLength},
+		{name: "empty Content-Length", block: "Host: a\r\nContent-Length: \r\n\r\n", http11: true, want: refuseLength},
+		{name: "chunked", block: "Host: a\r\nTransfer-Encoding: chunked\r\n\r\n", http11: true},
+		{name: "chunked in upper case", block: "Host: a\r\ntransfer-encoding: CHUNKED\r\n\r\n", http11: true},
+		{name: "gzip, chunked", block: "Host: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", http11: true, want: refuseEncoding},
+		{name: "two Transfer-Encoding lines", block: "Host: a\r\nTransfer-Encoding: chunked\r\ntransfer-encoding: chunked\r\n\r\n", http11: true, want: refuseEncoding},
+		{name: "Expect 100-continue", block: "Host: a\r\nExpect: 100-continue\r\n\r\n", http11: true},
+		{name: "another expectation", block: "Host: a\r\nexpect: 200-ok\r\n\r\n", http11: true, want: refuseExpect},
+		{name: "empty Expect", block: "Host: a\r\nExpect: \r\n\r\n", http11: true},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			h := http.Header{}
+			var vals []string
+			found, rf := parseHeaders(tc.block, h, &vals)
+			if rf != nil {
+				t.Fatalf("parseHeaders refused: %s", rf.reason)
+			}
+			for k := range h {
+				if (found&seenOf(k) != 0) != (seenOf(k) != 0) {
+					t.Errorf("parseHeaders did not note %s", k)
+				}
+			}
+			if got := checkFraming(h, found, tc.http11, tc.absolute); got != tc.want {
+				t.Fatalf("checkFraming = %v, want %v", got, tc.want)
 			}
 		})
 	}

@@ -249,7 +249,7 @@ func (s *Server) serve(fctx *fasthttp.RequestCtx) {
 	if s.noKeep.Load() || ex.req.Close {
 		fctx.SetConnectionClose()
 	}
-	if !mayHijack(&ex.req) {
+	if !mayHijack(ex) {
 		s.serveInline(ex)
 		return
 	}

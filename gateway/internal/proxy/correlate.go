@@ -46,7 +46,11 @@ func (id *requestID) header() []string { return id.v[0:1:1] }
 // it names a trace, it grants nothing.
 func (c *correlation) decide(r *http.Request, trusted bool) {
 	c.id = new(requestID)
-	if v := r.Header["X-Request-Id"]; trusted && len(v) == 1 && saneRequestID(v[0]) {
+	var v []string
+	if trusted { // an untrusted peer's id is not looked at
+		v = r.Header["X-Request-Id"]
+	}
+	if len(v) == 1 && saneRequestID(v[0]) {
 		c.id.v[0] = v[0]
 	} else {
 		c.id.v[0] = newRequestID(&c.id.buf)
@@ -71,20 +75,28 @@ func (c *correlation) traceID(r *http.Request) string {
 // the incoming one: the decided X-Request-Id; with span export on, a
 // traceparent naming the gateway's span, with the tracestate of a valid
 // incoming traceparent; else the traceparent and tracestate only when the
-// traceparent is valid.
-func (c *correlation) apply(h http.Header) {
+// traceparent is valid. copied says that the copy already left out the
+// trace headers of a request without a valid traceparent (leavesOut).
+func (c *correlation) apply(h http.Header, copied bool) {
 	h["X-Request-Id"] = c.id.header()
 	if c.span != nil {
 		h["Traceparent"] = c.span.parent[0:1:1]
-		if !c.traced {
+		if !c.traced && !copied {
 			delete(h, "Tracestate")
 		}
 		return
 	}
-	if !c.traced {
+	if !c.traced && !copied {
 		delete(h, "Traceparent")
 		delete(h, "Tracestate")
 	}
+}
+
+// leavesOut reports a header that a copy of the incoming request for
+// apply may leave out: both trace headers when the traceparent is not
+// valid, which apply would remove or replace.
+func (c *correlation) leavesOut(k string) bool {
+	return !c.traced && (k == "Traceparent" || k == "Tracestate")
 }
 
 // saneRequestID reports whether id is 1 to maxRequestID visible ASCII

@@ -29,7 +29,7 @@ func BenchmarkCorrelation(b *testing.B) {
 			for b.Loop() {
 				*corr = correlation{}
 				corr.decide(r, c.trusted)
-				corr.apply(out)
+				corr.apply(out, false)
 				if corr.id.String() == "" {
 					b.Fatal("no id")
 				}

@@ -107,6 +107,13 @@ func hopOrForwarding(k string) bool {
 	return isHop(k)
 }
 
+// leftOut reports a header the direct path does not copy from the client's
+// request: a hop-by-hop or forwarding one, an underscore spelling of a
+// forwarding one, and, from an untrusted peer, one of peerSetHeaders.
+func leftOut(k string, trusted bool) bool {
+	return hopOrForwarding(k) || !trusted && isPeerSet(k) || isForwardingAlias(k)
+}
+
 // outgoing is a direct attempt's outgoing request with its URL and header,
 // pooled: nothing refers to it once direct returns.
 type outgoing struct {
@@ -135,10 +142,13 @@ func (f *Forwarder) direct(w http.ResponseWriter, in *http.Request, ex *exchange
 		outgoings.Put(og)
 	}()
 	// The hop-by-hop headers and the client's forwarding headers, in any
-	// spelling, are left out as the header is copied; those its
-	// Connection names are removed after.
+	// spelling, are left out as the header is copied (what scrubForwarded
+	// removes on ReverseProxy's path), and so are the trace headers that
+	// correlation.apply would remove; those its Connection names are
+	// removed after.
+	trusted := ex.client.Trusted
 	for k, v := range in.Header {
-		if !hopOrForwarding(k) && !isForwardingAlias(k) {
+		if !leftOut(k, trusted) && !ex.corr.leavesOut(k) {
 			hdr[k] = v[:len(v):len(v)]
 		}
 	}
@@ -261,7 +271,7 @@ func (f *Forwarder) copyBody(w http.ResponseWriter, body io.Reader, flush bool) 
 // ReverseProxy judges it (the media type, parameters aside).
 func isEventStreamType(h http.Header) bool {
 	v := h["Content-Type"]
-	if len(v) == 0 || !isEventStream(h) {
+	if len(v) == 0 || !isEventStreamValue(v[0]) {
 		return false
 	}
 	mt, _, _ := mime.ParseMediaType(v[0])

@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/netip"
 	"reflect"
 	"sort"
 	"strings"
@@ -120,6 +121,7 @@ func TestDirectMatchesReverseProxy(t *testing.T) {
 		request string
 		answer  func(i int, req *http.Request) string
 		direct  bool // the direct path serves it
+		trusted bool // the client is a trusted proxy
 	}{
 		{
 			name:    "plain GET",
@@ -133,7 +135,30 @@ func TestDirectMatchesReverseProxy(t *testing.T) {
 				"Keep-Alive: timeout=5\r\nProxy-Authorization: Basic eA==\r\nTe: gzip\r\nUpgrade: h2c\r\nProxy-Connection: keep-alive\r\n" +
 				"X-Forwarded-For: 6.6.6.6\r\nX-Forwarded-Host: evil\r\nX-Forwarded-Proto: https\r\nForwarded: for=6.6.6.6\r\n" +
 				"X_Forwarded_For: 6.6.6.6\r\nX-Real-Ip: 6.6.6.6\r\nx_real_ip: 6.6.6.6\r\nX_Forwarded_Host: evil\r\nX_FORWARDED_PROTO: https\r\n" +
-				"X_Original_Url: /admin\r\nX_Keep_Me: yes\r\nUser-Agent: ua/1\r\nX-Multi: a\r\nX-Multi: b\r\n\r\n",
+				"X_Original_Url: /admin\r\nX_Keep_Me: yes\r\nUser-Agent: ua/1\r\nX-Multi: a\r\nX-Multi: b\r\n" +
+				"X-Forwarded-Port: 443\r\nX-Forwarded-Prefix: /p\r\nX-Original-Url: /o\r\nX-Rewrite-Url: /r\r\n\r\n",
+			answer: func(int, *http.Request) string { return ok },
+			direct: true,
+		},
+		{
+			name: "forwarding headers from a trusted proxy",
+			request: "GET /h HTTP/1.1\r\nHost: gw.example\r\nX-Forwarded-For: 6.6.6.6\r\nX-Forwarded-Host: front\r\nX-Forwarded-Proto: https\r\n" +
+				"Forwarded: for=6.6.6.6\r\nX-Real-Ip: 6.6.6.6\r\nX-Forwarded-Port: 443\r\nX-Forwarded-Prefix: /p\r\nX-Original-Url: /o\r\n" +
+				"X-Rewrite-Url: /r\r\nX_Real_Ip: 7.7.7.7\r\nX_Forwarded_For: 7.7.7.7\r\nConnection: X-Real-Ip\r\n\r\n",
+			answer:  func(int, *http.Request) string { return ok },
+			direct:  true,
+			trusted: true,
+		},
+		{
+			name:    "an invalid traceparent and its tracestate",
+			request: "GET /tp HTTP/1.1\r\nHost: gw.example\r\nTraceparent: 00-xyz\r\nTracestate: vendor=x\r\n\r\n",
+			answer:  func(int, *http.Request) string { return ok },
+			direct:  true,
+		},
+		{
+			name: "a valid traceparent and its tracestate",
+			request: "GET /tp HTTP/1.1\r\nHost: gw.example\r\nTraceparent: 00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01\r\n" +
+				"Tracestate: vendor=x\r\n\r\n",
 			answer: func(int, *http.Request) string { return ok },
 			direct: true,
 		},
@@ -266,6 +291,9 @@ func TestDirectMatchesReverseProxy(t *testing.T) {
 			for i, direct := range []bool{true, false} {
 				up := newScriptedUpstream(t, c.answer)
 				rt, fw := newDirectRoute(t, "http://"+up.addr, c.route)
+				if c.trusted {
+					rt.opts.TrustedProxies = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8"), netip.MustParsePrefix("::1/128")}
+				}
 				fw.noDirect = !direct
 				var taken atomic.Int64
 				fw.onDirect = func() { taken.Add(1) }

@@ -196,9 +196,11 @@ func (f *Forwarder) rewrite(pr *httputil.ProxyRequest) {
 	if rt.host != "" {
 		out.Host = rt.host
 	}
-	scrubForwarded(out.Header, ex.client.Trusted, !ex.direct)
+	if !ex.direct {
+		scrubForwarded(out.Header, ex.client.Trusted) // direct left them out (leftOut)
+	}
 	setForwarded(pr, ex.client, &ex.hdr)
-	ex.corr.apply(out.Header)
+	ex.corr.apply(out.Header, ex.direct) // direct left out what it removes
 	rt.reqHeaders.apply(out.Header)
 	if _, ok := out.Header["User-Agent"]; !ok {
 		// What ReverseProxy would set after this hook (an empty value
@@ -216,20 +218,23 @@ func setForwarded(pr *httputil.ProxyRequest, client *clientip.Client, vals *[4]s
 	trusted := client.Trusted
 	peer := client.PeerHost
 	xff := peer
-	if prior := in["X-Forwarded-For"]; trusted && len(prior) > 0 {
-		xff = strings.Join(prior, ", ") + ", " + peer
+	// The client's values are looked up only when they are kept.
+	if trusted {
+		if prior := in["X-Forwarded-For"]; len(prior) > 0 {
+			xff = strings.Join(prior, ", ") + ", " + peer
+		}
 	}
 	if peer != "" {
 		vals[0] = xff
 		out["X-Forwarded-For"] = vals[0:1:1]
 	}
-	if v := in["X-Forwarded-Host"]; trusted && len(v) > 0 {
+	if v := trustedValues(in, "X-Forwarded-Host", trusted); len(v) > 0 {
 		out["X-Forwarded-Host"] = v
 	} else {
 		vals[1] = pr.In.Host
 		out["X-Forwarded-Host"] = vals[1:2:2]
 	}
-	if v := in["X-Forwarded-Proto"]; trusted && len(v) > 0 {
+	if v := trustedValues(in, "X-Forwarded-Proto", trusted); len(v) > 0 {
 		out["X-Forwarded-Proto"] = v
 	} else {
 		vals[2] = "http"
@@ -238,6 +243,15 @@ func setForwarded(pr *httputil.ProxyRequest, client *clientip.Client, vals *[4]s
 		}
 		out["X-Forwarded-Proto"] = vals[2:3:3]
 	}
+}
+
+// trustedValues returns the values of h's header k when trusted, nil
+// without looking when not.
+func trustedValues(h http.Header, k string, trusted bool) []string {
+	if !trusted {
+		return nil
+	}
+	return h[k]
 }
 
 // errRetryStatus turns a retryable response into an attempt error.
@@ -304,11 +318,13 @@ func moveHeaders(dst, src http.Header, direct bool) {
 // any case, with text/event-stream.
 func isEventStream(h http.Header) bool {
 	v := h["Content-Type"]
-	if len(v) == 0 {
-		return false
-	}
+	return len(v) > 0 && isEventStreamValue(v[0])
+}
+
+// isEventStreamValue is isEventStream for the Content-Type value v.
+func isEventStreamValue(v string) bool {
 	const prefix = "text/event-stream"
-	s := strings.TrimSpace(v[0])
+	s := strings.TrimSpace(v)
 	return len(s) >= len(prefix) && headers.EqualFoldASCII(s[:len(prefix)], prefix)
 }
 

@@ -20,18 +20,25 @@ var forwardingHeaders = append([]string{"X-Forwarded-For", "X-Forwarded-Host", "
 
 // scrubForwarded removes from out the client-sent forwarding headers that
 // the peer may not set (all of peerSetHeaders unless trusted) and every
-// underscore spelling of a forwarding header, whoever sent it, unless
-// aliasesLeft is false: the direct path leaves those out as it copies the
-// header (isForwardingAlias), which saves a walk over it.
-func scrubForwarded(out http.Header, trusted, aliasesLeft bool) {
+// underscore spelling of a forwarding header, whoever sent it. The direct
+// path does not call it: it leaves those out as it copies the header
+// (leftOut), which saves a delete per name and a walk over the header.
+func scrubForwarded(out http.Header, trusted bool) {
 	if !trusted {
 		for _, h := range peerSetHeaders {
 			delete(out, h)
 		}
 	}
-	if aliasesLeft {
-		headers.DeleteAliases(out, forwardingHeaders)
+	headers.DeleteAliases(out, forwardingHeaders)
+}
+
+// isPeerSet reports one of peerSetHeaders.
+func isPeerSet(k string) bool {
+	switch k {
+	case "X-Real-Ip", "X-Forwarded-Port", "X-Forwarded-Prefix", "X-Original-Url", "X-Rewrite-Url":
+		return true
 	}
+	return false
 }
 
 // isForwardingAlias reports an underscore spelling of a forwarding header,
