@@ -60,6 +60,7 @@ type exchange struct {
 	hdr   http.Header
 	vals  []string
 	found seen  // which of seen's names the request came with
+	peak  int   // the names hdr held after parsing (for headers.Recycle)
 	body  *body // nil for a request without a body
 
 	whdr        http.Header
@@ -244,9 +245,9 @@ func (ex *exchange) build(fctx *fasthttp.RequestCtx) *refusal {
 	}
 	r.URL = u
 
-	clear(ex.hdr)
-	ex.vals = ex.vals[:0]
+	// ex.hdr and ex.vals are empty: reset emptied them.
 	found, rf := parseHeaders(all[len(target):], ex.hdr, &ex.vals)
+	ex.peak = len(ex.hdr)
 	if rf != nil {
 		return rf
 	}
@@ -549,13 +550,19 @@ func (ex *exchange) unref() {
 func (ex *exchange) reset() {
 	ex.fctx = nil
 	ex.req = http.Request{}
-	clear(ex.hdr)
-	clear(ex.vals)
-	ex.vals = ex.vals[:0]
-	ex.found = 0
+	// A request or an answer with many fields leaves no oversized map,
+	// or value list, to the requests after it.
+	ex.hdr = headers.Recycle(ex.hdr, ex.peak)
+	if cap(ex.vals) > 4*headers.MaxPooledFields {
+		ex.vals = nil
+	} else {
+		clear(ex.vals)
+		ex.vals = ex.vals[:0]
+	}
+	ex.found, ex.peak = 0, 0
 	ex.body = nil
 	ex.bodyDone.Store(false)
-	clear(ex.whdr)
+	ex.whdr = headers.Recycle(ex.whdr, 0)
 	ex.status, ex.wroteHeader, ex.written, ex.declared = 0, false, 0, -1
 	ex.stream, ex.hijacked, ex.aborted = nil, false, false
 	ex.inline, ex.ob, ex.obBody, ex.obChunked, ex.obEvery, ex.obClose, ex.obErr = false, nil, false, false, false, false, nil

@@ -1,6 +1,7 @@
 package headers
 
 import (
+	"fmt"
 	"net/http"
 	"reflect"
 	"testing"
@@ -103,5 +104,48 @@ func TestEqualFoldASCII(t *testing.T) {
 		if got := EqualFoldASCII(tc.a, tc.b); got != tc.want {
 			t.Errorf("%s: EqualFoldASCII(%q, %q) = %v, want %v", tc.name, tc.a, tc.b, got, tc.want)
 		}
+	}
+}
+
+// TestRecycle: a pooled header map comes back cleared, the same map while
+// it stayed small, a new one once it held more than MaxPooledFields names
+// at the end or at its peak.
+func TestRecycle(t *testing.T) {
+	t.Parallel()
+	filled := func(n int) http.Header {
+		h := http.Header{}
+		for i := range n {
+			h[fmt.Sprintf("X-F%d", i)] = []string{"v"}
+		}
+		return h
+	}
+	tests := []struct {
+		name     string
+		fields   int
+		peak     int
+		wantSame bool
+	}{
+		{name: "nil", wantSame: false},
+		{name: "small", fields: 5, peak: 5, wantSame: true},
+		{name: "at the bound", fields: MaxPooledFields, wantSame: true},
+		{name: "past the bound", fields: MaxPooledFields + 1, wantSame: false},
+		{name: "past the bound at its peak only", fields: 3, peak: 5000, wantSame: false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			var h http.Header
+			if tc.name != "nil" {
+				h = filled(tc.fields)
+			}
+			got := Recycle(h, tc.peak)
+			if got == nil || len(got) != 0 {
+				t.Fatalf("Recycle returned %v, want an empty map", got)
+			}
+			same := h != nil && reflect.ValueOf(got).UnsafePointer() == reflect.ValueOf(h).UnsafePointer()
+			if same != tc.wantSame {
+				t.Fatalf("same map: %v, want %v", same, tc.wantSame)
+			}
+		})
 	}
 }

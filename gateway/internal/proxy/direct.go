@@ -123,6 +123,16 @@ type outgoing struct {
 	res upstream.ResponseBuffer
 }
 
+// release readies og for the pool: no reference to the request, the
+// response or the connection kept, and the header map emptied, or
+// replaced when it held more than headers.MaxPooledFields names (peak
+// counts them before any was removed).
+func (og *outgoing) release(peak int) {
+	og.req, og.url = http.Request{}, url.URL{}
+	og.res.Reset()
+	og.hdr = headers.Recycle(og.hdr, peak)
+}
+
 var outgoings = sync.Pool{New: func() any { return &outgoing{hdr: make(http.Header, 8)} }}
 
 // direct is ReverseProxy.ServeHTTP for an eligible attempt. The outgoing
@@ -132,13 +142,12 @@ func (f *Forwarder) direct(w http.ResponseWriter, in *http.Request, ex *exchange
 	og := outgoings.Get().(*outgoing)
 	hdr := og.hdr
 	kept := false
+	peak := 0 // the names hdr held before the Connection removal
 	defer func() {
 		if kept {
 			return // the http.Transport may still read it: left to the collector
 		}
-		og.req, og.url = http.Request{}, url.URL{} // no reference kept
-		og.res.Reset()
-		clear(hdr)
+		og.release(peak)
 		outgoings.Put(og)
 	}()
 	// The hop-by-hop headers and the client's forwarding headers, in any
@@ -152,6 +161,7 @@ func (f *Forwarder) direct(w http.ResponseWriter, in *http.Request, ex *exchange
 			hdr[k] = v[:len(v):len(v)]
 		}
 	}
+	peak = len(hdr)
 	if conn := in.Header["Connection"]; len(conn) > 0 {
 		removeConnectionListed(hdr, conn)
 	}

@@ -459,3 +459,36 @@ func TestDirectKeepsGatewayHeadersNamedInConnection(t *testing.T) {
 		t.Error("upstream got no X-Request-Id")
 	}
 }
+
+// TestOutgoingReleaseRecyclesHeader: a direct attempt's pooled outgoing
+// request keeps its header map for the next attempt only while the copy
+// of the client's header held at most headers.MaxPooledFields names.
+func TestOutgoingReleaseRecyclesHeader(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		name        string
+		names, peak int
+		keep        bool
+	}{
+		{name: "ordinary", names: 10, peak: 10, keep: true},
+		{name: "many fields", names: 400, peak: 400},
+		{name: "many fields, most named by Connection", names: 3, peak: 400},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			t.Parallel()
+			og := &outgoing{hdr: http.Header{}}
+			before := og.hdr
+			for i := range tc.names {
+				og.hdr[fmt.Sprintf("X-F%d", i)] = []string{"v"}
+			}
+			og.req.Header = og.hdr
+			og.release(tc.peak)
+			if len(og.hdr) != 0 || og.req.Header != nil {
+				t.Fatalf("released with %d names and a request header %v", len(og.hdr), og.req.Header)
+			}
+			if kept := reflect.ValueOf(og.hdr).UnsafePointer() == reflect.ValueOf(before).UnsafePointer(); kept != tc.keep {
+				t.Fatalf("header map kept: %v, want %v", kept, tc.keep)
+			}
+		})
+	}
+}

@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -111,13 +112,61 @@ func rawUpstream(b *testing.B) string {
 // transport) to an upstream answering 100 bytes, over loopback, from
 // clients on raw sockets. It is also the profile that gateway/default.pgo
 // is made from (scripts/pgo).
-func BenchmarkProxy(b *testing.B) {
+func BenchmarkProxy(b *testing.B) { benchmarkProxy(b, 0) }
+
+// BenchmarkProxyAfterManyHeaders is BenchmarkProxy after clients sent
+// requests with thousands of headers (and an upstream answered with as
+// many), each within the 64 KiB header limit: what a client or upstream
+// that inflates the gateway's pooled header maps costs the requests that
+// come after it.
+func BenchmarkProxyAfterManyHeaders(b *testing.B) { benchmarkProxy(b, 5000) }
+
+// benchmarkProxy is BenchmarkProxy after 64 requests with many headers
+// each, when many is not 0.
+func benchmarkProxy(b *testing.B, many int) {
 	g := startGateway(b, "", nil)
 	if _, err := g.admin.Put(context.Background(), manyRoutes(b, "v1", rawUpstream(b), 1), ""); err != nil {
 		b.Fatal(err)
 	}
 	addr := strings.TrimPrefix(g.data, "http://")
 	req := []byte("GET /svc0/api/items?id=7 HTTP/1.1\r\nHost: api.example.com\r\nUser-Agent: bench/1.0\r\nAccept: */*\r\n\r\n")
+	if many > 0 {
+		var big strings.Builder
+		big.WriteString("GET /svc0/api/items?id=7 HTTP/1.1\r\nHost: api.example.com\r\n")
+		for i := range many {
+			fmt.Fprintf(&big, "X-%d: 1\r\n", i)
+		}
+		big.WriteString("\r\n")
+		inflate := []byte(big.String())
+		// At once, so that as many pooled exchanges as a busy gateway
+		// keeps carry them.
+		var wg sync.WaitGroup
+		for range 64 {
+			wg.Go(func() {
+				c, err := net.Dial("tcp", addr)
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				defer c.Close()
+				if _, err := c.Write(inflate); err != nil {
+					b.Error(err)
+					return
+				}
+				res, err := http.ReadResponse(bufio.NewReader(c), nil)
+				if err != nil {
+					b.Error(err)
+					return
+				}
+				_, _ = io.Copy(io.Discard, res.Body)
+				if res.StatusCode != http.StatusOK {
+					b.Errorf("a request with %d headers got %d", many, res.StatusCode)
+				}
+			})
+		}
+		wg.Wait()
+		b.ResetTimer()
+	}
 	b.ReportAllocs()
 	b.SetParallelism(8) // 8 connections per core, as a loaded sidecar sees
 	b.RunParallel(func(pb *testing.PB) {

@@ -37,7 +37,8 @@ const maxFastLines = 100
 // fastResponse holds a fast exchange's response with its body readers:
 // one allocation where there were three. hdr is the header map of its last
 // fast parse, cleared and reused by the next one when the fastResponse is
-// (RoundTripDirect's ResponseBuffer).
+// (RoundTripDirect's ResponseBuffer); an answer with more than
+// headers.MaxPooledFields header lines gets a map of its own instead.
 type fastResponse struct {
 	res http.Response
 	lb  lengthBody
@@ -82,10 +83,13 @@ func parseResponse(br *bufio.Reader, req *http.Request, fr *fastResponse) *http.
 
 	n := lines - 1 // the header lines, the status line aside
 	h := fr.hdr
-	if h == nil {
+	switch {
+	case n > headers.MaxPooledFields:
+		h = make(http.Header, n) // this answer's own: fr's stays small
+	case h == nil:
 		h = make(http.Header, n)
 		fr.hdr = h
-	} else {
+	default:
 		clear(h)
 	}
 	vals := make([]string, n)

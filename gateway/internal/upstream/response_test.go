@@ -3,12 +3,16 @@ package upstream
 import (
 	"bufio"
 	"bytes"
+	"fmt"
 	"io"
 	"net/http"
 	"reflect"
 	"strings"
 	"testing"
 	"testing/iotest"
+	"unsafe"
+
+	"github.com/gitgate/gitgate/gateway/internal/headers"
 )
 
 // parsed is what a caller of a response parser can observe.
@@ -202,5 +206,46 @@ func BenchmarkReadResponse(b *testing.B) {
 				_, _ = io.Copy(io.Discard, res.Body)
 			}
 		})
+	}
+}
+
+// TestParseResponseKeepsPooledMapSmall: an answer with more than
+// headers.MaxPooledFields header lines is read into a map of its own, so
+// that the pooled map of the ResponseBuffer, reused by the next answers,
+// never grows past the bound.
+func TestParseResponseKeepsPooledMapSmall(t *testing.T) {
+	t.Parallel()
+	req := &http.Request{Method: http.MethodGet}
+	answer := func(names int) string {
+		var b strings.Builder
+		b.WriteString("HTTP/1.1 200 OK\r\nContent-Length: 0\r\n")
+		for i := range names {
+			fmt.Fprintf(&b, "X-F%d: v\r\n", i)
+		}
+		b.WriteString("\r\n")
+		return b.String()
+	}
+	ptr := func(h http.Header) unsafe.Pointer { return reflect.ValueOf(h).UnsafePointer() }
+	fr := new(fastResponse)
+	read := func(names int) *http.Response {
+		t.Helper()
+		res := parseResponse(bufio.NewReader(strings.NewReader(answer(names))), req, fr)
+		if res == nil || len(res.Header) != names+1 {
+			t.Fatalf("answer with %d names: parsed %v", names, res)
+		}
+		return res
+	}
+	pooled := ptr(read(3).Header)
+	if ptr(fr.hdr) != pooled {
+		t.Fatal("a small answer's map is not the pooled one")
+	}
+	if big := read(headers.MaxPooledFields + 10); ptr(big.Header) == pooled {
+		t.Fatal("an answer with many fields was read into the pooled map")
+	}
+	if ptr(fr.hdr) != pooled {
+		t.Fatal("the pooled map was replaced")
+	}
+	if ptr(read(4).Header) != pooled {
+		t.Fatal("the next small answer did not reuse the pooled map")
 	}
 }
