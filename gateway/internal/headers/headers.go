@@ -57,6 +57,23 @@ func fold(c byte) byte {
 	return c
 }
 
+// CGIName returns the name under which CGI, WSGI and PHP read the header
+// k, in lower case with "-" for "_": SameCGIName(a, b) is
+// CGIName(a) == CGIName(b). It allocates only for a k with an upper-case
+// letter or an underscore.
+func CGIName(k string) string {
+	for i := 0; i < len(k); i++ {
+		if fold(k[i]) != k[i] {
+			b := []byte(k)
+			for j := i; j < len(b); j++ {
+				b[j] = fold(b[j])
+			}
+			return string(b)
+		}
+	}
+	return k
+}
+
 // DeleteAll removes from h the header name (canonical) and every other
 // spelling of it that SameCGIName equates, so that the value the gateway
 // sets next is the only one an upstream can read under that name. Only keys
@@ -149,18 +166,42 @@ func StripConnectionListed(h http.Header) {
 		return
 	}
 	var keep []string
-	changed := false
+	var drop map[string]bool // CGIName of every removed name
 	for opt := range ConnectionOptions(vals) {
 		name := textproto.CanonicalMIMEHeaderKey(opt)
 		if kept[name] {
 			keep = append(keep, opt)
 			continue
 		}
-		changed = true
-		DeleteAll(h, name)
+		if drop == nil {
+			drop = map[string]bool{}
+		}
+		delete(h, name)
+		drop[CGIName(name)] = true
 	}
-	if !changed {
+	if drop == nil {
 		return
+	}
+	// The other spellings of every removed name, in one pass over h
+	// whatever the number of options: a pass per option made a request
+	// naming thousands of options and sending thousands of headers cost
+	// seconds of CPU.
+	var buf [64]byte
+	for k := range h {
+		var cgi string
+		if len(k) <= len(buf) {
+			b := buf[:len(k)]
+			for i := range len(k) {
+				b[i] = fold(k[i])
+			}
+			if drop[string(b)] { // no allocation for the lookup
+				delete(h, k)
+			}
+			continue
+		}
+		if cgi = CGIName(k); drop[cgi] {
+			delete(h, k)
+		}
 	}
 	if len(keep) == 0 {
 		delete(h, "Connection")
