@@ -1,6 +1,9 @@
 package router
 
-import "strings"
+import (
+	"bytes"
+	"strings"
+)
 
 // CleanPath returns the decoded URL path p normalized the way Envoy's
 // normalize_path and merge_slashes do: runs of slashes become one, "." and
@@ -35,7 +38,9 @@ func CleanPath(p string) (clean string, ok bool) {
 		switch seg := p[j:k]; seg {
 		case ".":
 		case "..":
-			if n := strings.LastIndexByte(string(out), '/'); n >= 0 {
+			// On out itself: a string of it would copy the path so far
+			// for every "..", quadratic in a long path.
+			if n := bytes.LastIndexByte(out, '/'); n >= 0 {
 				out = out[:n]
 			}
 		default:
