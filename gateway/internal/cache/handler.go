@@ -273,7 +273,7 @@ func (h *handler) primaryKey(r *http.Request) string {
 		b.WriteString(name)
 		b.WriteByte(':')
 		b.WriteString(strings.Join(r.Header[name], ","))
-		writeAliases(&b, r.Header, name)
+		writeAliases(&b, r.Header, name, nil) // keyHeaders come from the config: few
 	}
 	return b.String()
 }

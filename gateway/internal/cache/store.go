@@ -249,6 +249,18 @@ func varyKey(vary []string, h http.Header) string {
 	if len(vary) == 0 {
 		return ""
 	}
+	// A Vary of many names (a stored answer's can list thousands, in its
+	// 64 KiB of headers) indexes h's keys by CGI name once, instead of
+	// walking h for each name: that was quadratic, under the store's
+	// lock, with a client sending thousands of headers.
+	var byCGI map[string][]string
+	if len(vary) > varyScanMax {
+		byCGI = make(map[string][]string, len(h))
+		for k := range h {
+			c := headers.CGIName(k)
+			byCGI[c] = append(byCGI[c], k)
+		}
+	}
 	var b strings.Builder
 	for _, name := range vary {
 		b.WriteString("\x01")
@@ -260,22 +272,34 @@ func varyKey(vary []string, h http.Header) string {
 			}
 			b.WriteString(strings.TrimSpace(v))
 		}
-		writeAliases(&b, h, name)
+		writeAliases(&b, h, name, byCGI)
 	}
 	return b.String()
 }
+
+// varyScanMax is the most Vary names for which varyKey walks the request
+// header once per name rather than indexing it.
+const varyScanMax = 4
 
 // writeAliases writes the values of the other spellings of the header
 // name in h that CGI-style servers (Puma, WEBrick, PHP, WSGI) read under
 // the same variable (X_Tenant for X-Tenant), in a stable order: the
 // upstream may read them as name, so they are part of a key on name.
-// Only keys with "_" or outside canonical form can be such spellings: a
-// request without them costs one pass over its keys.
-func writeAliases(b *strings.Builder, h http.Header, name string) {
+// byCGI, when not nil, holds h's keys by their CGI name; without it h is
+// walked.
+func writeAliases(b *strings.Builder, h http.Header, name string, byCGI map[string][]string) {
 	var aliases []string
-	for k := range h {
-		if k != name && len(k) == len(name) && headers.SameCGIName(k, name) {
-			aliases = append(aliases, k)
+	if byCGI != nil {
+		for _, k := range byCGI[headers.CGIName(name)] {
+			if k != name {
+				aliases = append(aliases, k)
+			}
+		}
+	} else {
+		for k := range h {
+			if k != name && len(k) == len(name) && headers.SameCGIName(k, name) {
+				aliases = append(aliases, k)
+			}
 		}
 	}
 	slices.Sort(aliases)

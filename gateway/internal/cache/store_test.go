@@ -1,0 +1,77 @@
+package cache
+
+import (
+	"math/rand/v2"
+	"net/http"
+	"strconv"
+	"strings"
+	"testing"
+)
+
+// varyKeyByScan is varyKey as it was: a walk of h for every Vary name.
+// The indexed varyKey must make the same keys.
+func varyKeyByScan(vary []string, h http.Header) string {
+	if len(vary) == 0 {
+		return ""
+	}
+	var b strings.Builder
+	for _, name := range vary {
+		b.WriteString("\x01")
+		b.WriteString(name)
+		b.WriteByte(':')
+		for i, v := range h[name] {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			b.WriteString(strings.TrimSpace(v))
+		}
+		writeAliases(&b, h, name, nil)
+	}
+	return b.String()
+}
+
+// TestVaryKeyIndexMatchesScan: with more than varyScanMax Vary names the
+// request header is indexed by CGI name once; the keys are the same as a
+// walk per name makes, spellings with "_" and in other cases included.
+func TestVaryKeyIndexMatchesScan(t *testing.T) {
+	t.Parallel()
+	names := []string{"X-Tenant", "X_Tenant", "x_tenant", "X-TENANT", "Accept", "accept", "X-A", "X_a", "X-B", "Accept-Encoding", "Accept_Encoding", "X-Tenants", "User-Agent"}
+	r := rand.New(rand.NewPCG(3, 4))
+	for i := range 2000 {
+		h := http.Header{}
+		for range r.IntN(8) {
+			h[names[r.IntN(len(names))]] = []string{strconv.Itoa(r.IntN(3)), " v "}
+		}
+		var vs []string
+		for range 1 + r.IntN(2*varyScanMax+2) {
+			vs = append(vs, names[r.IntN(len(names))])
+		}
+		vary, _ := parseVary([]string{strings.Join(vs, ", ")})
+		if got, want := varyKey(vary, h), varyKeyByScan(vary, h); got != want {
+			t.Fatalf("case %d, Vary %v, header %v:\ngot  %q\nwant %q", i, vary, h, got, want)
+		}
+	}
+}
+
+// BenchmarkVaryKeyHostile: a stored answer varying on thousands of names
+// and a request with thousands of headers. A walk per name was quadratic
+// under the store's lock: 0.9 s for 6,000 and 6,000.
+func BenchmarkVaryKeyHostile(b *testing.B) {
+	h := http.Header{}
+	var vs []string
+	for i := range 3000 {
+		h["X-H"+strconv.Itoa(i)] = []string{"v"}
+		vs = append(vs, "X-V"+strconv.Itoa(i))
+	}
+	vary, _ := parseVary([]string{strings.Join(vs, ",")})
+	for _, c := range []struct {
+		name string
+		key  func([]string, http.Header) string
+	}{{"indexed", varyKey}, {"walk-per-name", varyKeyByScan}} {
+		b.Run(c.name, func(b *testing.B) {
+			for b.Loop() {
+				_ = c.key(vary, h)
+			}
+		})
+	}
+}
