@@ -387,8 +387,8 @@ func (ex *exchange) copyHeader(body []byte) (trailers bool) {
 			continue
 		case "Trailer":
 			trailers = true
-			for _, v := range vv {
-				_ = resp.Header.AddTrailer(v) // fasthttp refuses forbidden names
+			for _, name := range announcedTrailers(vv) {
+				_ = resp.Header.AddTrailer(name) // fasthttp refuses forbidden names
 			}
 			continue
 		case "Content-Type":
@@ -429,21 +429,50 @@ func (ex *exchange) copyHeader(body []byte) (trailers bool) {
 // after a chunked body.
 func (ex *exchange) setTrailers() {
 	h := &ex.fctx.Response.Header
-	for _, names := range ex.whdr["Trailer"] {
-		for name := range strings.SplitSeq(names, ",") {
-			name = http.CanonicalHeaderKey(strings.TrimSpace(name))
-			if vv := ex.whdr[name]; len(vv) > 0 && name != "" {
-				h.Set(name, vv[0])
-			}
+	announced := announcedTrailers(ex.whdr["Trailer"])
+	for _, name := range announced {
+		if vv := ex.whdr[name]; len(vv) > 0 {
+			h.Set(name, vv[0])
 		}
 	}
+	n := len(announced)
 	for k, vv := range ex.whdr {
+		if n >= maxTrailers {
+			break
+		}
 		if name, ok := strings.CutPrefix(k, http.TrailerPrefix); ok && len(vv) > 0 {
 			if h.AddTrailer(name) == nil {
 				h.Set(name, vv[0])
+				n++
 			}
 		}
 	}
+}
+
+// maxTrailers bounds the trailer fields of one answer. fasthttp announces
+// each trailer name by moving the header fields already set under it, and
+// checks every header it adds against the trailer names: an upstream
+// announcing thousands of trailers with thousands of headers cost hundreds
+// of milliseconds per answer. Answers carry a handful (gRPC's status and
+// message, a checksum, Server-Timing); the names past the bound are not
+// announced and their values are not sent.
+const maxTrailers = 32
+
+// announcedTrailers returns the names that the Trailer values vv announce,
+// canonical, without empty ones, at most maxTrailers.
+func announcedTrailers(vv []string) []string {
+	var names []string
+	for _, v := range vv {
+		for name := range strings.SplitSeq(v, ",") {
+			if len(names) == maxTrailers {
+				return names
+			}
+			if name = http.CanonicalHeaderKey(strings.TrimSpace(name)); name != "" {
+				names = append(names, name)
+			}
+		}
+	}
+	return names
 }
 
 // refuse answers a request the adapter does not serve, as net/http does:

@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"fmt"
 	"io"
 	"net"
 	"net/http"
@@ -385,5 +386,50 @@ func TestDateIsTheServers(t *testing.T) {
 	d, err := http.ParseTime(dates[0])
 	if err != nil || dates[0] == old || time.Since(d).Abs() > time.Minute {
 		t.Fatalf("Date %q (%v): want the server's clock, not the handler's %q", dates[0], err, old)
+	}
+}
+
+// An answer announcing thousands of trailers, with thousands of headers,
+// sends the first maxTrailers of them and nothing more (fasthttp's cost
+// per trailer name grows with the headers set: 0.3 s per answer at 6,000
+// and 6,000), and prefixed trailers count against the same bound.
+func TestTrailersAreBounded(t *testing.T) {
+	t.Parallel()
+	const many = 3000
+	addr := start(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		names := make([]string, many)
+		for i := range names {
+			names[i] = fmt.Sprintf("X-T%d", i)
+			w.Header().Set(fmt.Sprintf("X-H%d", i), "h")
+		}
+		w.Header().Set("Trailer", strings.Join(names, ", "))
+		_, _ = io.WriteString(w, "body")
+		w.(http.Flusher).Flush()
+		for _, n := range names {
+			w.Header().Set(n, "t")
+		}
+		for i := range many {
+			w.Header().Set(http.TrailerPrefix+fmt.Sprintf("X-P%d", i), "p")
+		}
+	}))
+	c, br := dial(t, addr)
+	_, _ = io.WriteString(c, "GET / HTTP/1.1\r\nHost: x\r\n\r\n")
+	resp, err := http.ReadResponse(br, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b, err := io.ReadAll(resp.Body); err != nil || string(b) != "body" {
+		t.Fatalf("body %q, %v", b, err)
+	}
+	if len(resp.Trailer) != maxTrailers {
+		t.Fatalf("%d trailers, want %d", len(resp.Trailer), maxTrailers)
+	}
+	for i := range maxTrailers {
+		if got := resp.Trailer.Get(fmt.Sprintf("X-T%d", i)); got != "t" {
+			t.Fatalf("trailer X-T%d %q, want t (trailers %v)", i, got, resp.Trailer)
+		}
+	}
+	if got := resp.Header.Get("X-H2999"); got != "h" {
+		t.Fatalf("header X-H2999 %q, want h", got)
 	}
 }
