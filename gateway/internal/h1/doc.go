@@ -42,5 +42,7 @@
 //   - the handler runs once the first 8 KiB of a body of known length (or
 //     the whole of a shorter one) has arrived, within ReadHeaderTimeout;
 //   - the header block is bounded by 64 KiB (net/http: 1 MiB), the size of
-//     each connection's read buffer.
+//     each connection's read buffer;
+//   - an answer carries at most 32 trailer fields (maxTrailers): fasthttp's
+//     cost per trailer name grows with the headers already set.
 package h1
