@@ -188,7 +188,6 @@ func StripConnectionListed(h http.Header) {
 	// seconds of CPU.
 	var buf [64]byte
 	for k := range h {
-		var cgi string
 		if len(k) <= len(buf) {
 			b := buf[:len(k)]
 			for i := range len(k) {
@@ -199,7 +198,7 @@ func StripConnectionListed(h http.Header) {
 			}
 			continue
 		}
-		if cgi = CGIName(k); drop[cgi] {
+		if drop[CGIName(k)] {
 			delete(h, k)
 		}
 	}
