@@ -16,6 +16,33 @@ import (
 type checker struct {
 	cfg   *schemas.Config
 	diags []schemas.Diagnostic
+	// The messages of unknown references, one Suggester per kind, made
+	// on the first: the defined names are sorted once per check.
+	upstreams, plain, policies *rules.Suggester
+}
+
+// upstreamNames makes the messages of unknown upstreams of backends.
+func (c *checker) upstreamNames() *rules.Suggester {
+	if c.upstreams == nil {
+		c.upstreams = rules.NewSuggester("upstream", "upstreams", func() []string { return slices.Sorted(maps.Keys(c.cfg.Upstreams)) })
+	}
+	return c.upstreams
+}
+
+// plainNames makes the messages of unknown failover groups.
+func (c *checker) plainNames() *rules.Suggester {
+	if c.plain == nil {
+		c.plain = rules.NewSuggester("upstream", "upstreams with targets", func() []string { return rules.PlainUpstreams(c.cfg.Upstreams) })
+	}
+	return c.plain
+}
+
+// policyNames makes the messages of unknown policies of routes.
+func (c *checker) policyNames() *rules.Suggester {
+	if c.policies == nil {
+		c.policies = rules.NewSuggester("policy", "policies", func() []string { return slices.Sorted(maps.Keys(c.cfg.Policies)) })
+	}
+	return c.policies
 }
 
 func (c *checker) errf(path string, format string, args ...any) {
@@ -46,7 +73,7 @@ func check(cfg *schemas.Config) []schemas.Diagnostic {
 func (c *checker) upstream(at string, u schemas.Upstream) {
 	c.add(at, rules.Upstream(u))
 	if u.Failover != nil {
-		c.add(at, rules.Failover(*u.Failover, c.cfg.Upstreams))
+		c.add(at, rules.FailoverWith(*u.Failover, c.cfg.Upstreams, c.plainNames().Unknown))
 	}
 }
 
@@ -64,12 +91,12 @@ func (c *checker) route(at string, r schemas.Route) {
 	}
 	for i, b := range r.Backends {
 		if _, ok := c.cfg.Upstreams[b.Upstream]; !ok {
-			c.errf(fmt.Sprintf("%s.backends[%d].upstream", at, i), "%s", rules.Unknown("upstream", "upstreams", b.Upstream, slices.Sorted(maps.Keys(c.cfg.Upstreams))))
+			c.errf(fmt.Sprintf("%s.backends[%d].upstream", at, i), "%s", c.upstreamNames().Unknown(b.Upstream))
 		}
 	}
 	for i, p := range r.Policies {
 		if _, ok := c.cfg.Policies[p]; !ok {
-			c.errf(fmt.Sprintf("%s.policies[%d]", at, i), "%s", rules.Unknown("policy", "policies", p, slices.Sorted(maps.Keys(c.cfg.Policies))))
+			c.errf(fmt.Sprintf("%s.policies[%d]", at, i), "%s", c.policyNames().Unknown(p))
 		}
 	}
 }

@@ -42,16 +42,17 @@ func failoverOnly(u schemas.Upstream) []Violation {
 // targets (not itself a failover upstream, which also rules out cycles),
 // none named twice. Fields are under ".failover".
 func Failover(f schemas.Failover, upstreams map[string]schemas.Upstream) []Violation {
+	return FailoverWith(f, upstreams, NewSuggester("upstream", "upstreams with targets", func() []string { return PlainUpstreams(upstreams) }).Unknown)
+}
+
+// FailoverWith is Failover with unknown making the message for a group
+// that names no upstream: a checker of many failover upstreams passes one
+// Suggester's, so that the names are listed and sorted once, not once per
+// failover upstream (quadratic in a config of thousands).
+func FailoverWith(f schemas.Failover, upstreams map[string]schemas.Upstream, unknown func(name string) string) []Violation {
 	if len(f.Groups) == 0 {
 		return []Violation{violation(".failover.groups", "a failover upstream needs at least one group (an upstream with targets), primary first")}
 	}
-	var plain []string
-	for name, u := range upstreams {
-		if u.Failover == nil {
-			plain = append(plain, name)
-		}
-	}
-	slices.Sort(plain)
 	var out []Violation
 	seen := make(map[string]bool, len(f.Groups))
 	for i, g := range f.Groups {
@@ -59,7 +60,7 @@ func Failover(f schemas.Failover, upstreams map[string]schemas.Upstream) []Viola
 		u, ok := upstreams[g]
 		switch {
 		case !ok:
-			out = append(out, violation(field, "%s", Unknown("upstream", "upstreams with targets", g, plain)))
+			out = append(out, violation(field, "%s", unknown(g)))
 		case u.Failover != nil:
 			out = append(out, violation(field, "group %q is itself a failover upstream: name upstreams with targets", g))
 		case seen[g]:
@@ -68,4 +69,17 @@ func Failover(f schemas.Failover, upstreams map[string]schemas.Upstream) []Viola
 		seen[g] = true
 	}
 	return out
+}
+
+// PlainUpstreams returns the names of the upstreams with targets (not
+// failover upstreams), sorted.
+func PlainUpstreams(upstreams map[string]schemas.Upstream) []string {
+	var plain []string
+	for name, u := range upstreams {
+		if u.Failover == nil {
+			plain = append(plain, name)
+		}
+	}
+	slices.Sort(plain)
+	return plain
 }

@@ -24,6 +24,45 @@ func Unknown(one, many, name string, known []string) string {
 	return msg
 }
 
+// MaxSuggestions is how many unknown references of one kind a Suggester
+// looks for a likely typo of (an edit distance against every defined
+// name); the references after them get the plain message.
+const MaxSuggestions = 20
+
+// Suggester makes the messages for references to undefined names of one
+// kind, against one set of defined names: the names are listed and sorted
+// once, on the first unknown reference, and only the first MaxSuggestions
+// references are compared with every name. A config with thousands of
+// unknown references among thousands of names then costs linear time,
+// where a sort and a comparison with every name per reference took tens of
+// seconds and gigabytes.
+type Suggester struct {
+	one, many string
+	names     func() []string
+	known     []string
+	listed    bool
+	suggested int
+}
+
+// NewSuggester returns a Suggester for references to one kind of thing
+// (one, many: "policy", "policies"), names listing the defined ones.
+func NewSuggester(one, many string, names func() []string) *Suggester {
+	return &Suggester{one: one, many: many, names: names}
+}
+
+// Unknown is the message for a reference to name, which is not defined:
+// Unknown's, without the suggestion past the first MaxSuggestions.
+func (s *Suggester) Unknown(name string) string {
+	if !s.listed {
+		s.known, s.listed = s.names(), true
+	}
+	if s.suggested < MaxSuggestions || len(s.known) <= 5 {
+		s.suggested++
+		return Unknown(s.one, s.many, name, s.known)
+	}
+	return fmt.Sprintf("unknown %s %q", s.one, name)
+}
+
 // Closest returns the candidate nearest to s by edit distance, or "" when
 // none is close enough to be a likely typo.
 func Closest(s string, candidates []string) string {
