@@ -29,6 +29,12 @@ const (
 	annotationsPerRequest = 50
 	// maxAnnotationMessage bounds an annotation's message.
 	maxAnnotationMessage = 4096
+	// maxAnnotations bounds the annotations of one check run (20
+	// requests): a pull request with a hundred thousand problems made
+	// 2,000 requests on the one report worker, stalling every other
+	// report and spending the rate limit. The summary and the comment
+	// still count every problem.
+	maxAnnotations = 1000
 )
 
 // ReportPullRequest evaluates pr and reports on the evaluated head: the
@@ -213,12 +219,16 @@ func (r *Reporter) finishCheck(ctx context.Context, id int64, conclusion, title,
 }
 
 // annotations turns diagnostics that name a file into failure annotations
-// at repository paths. Diagnostics without a file are only in the summary.
+// at repository paths, the first maxAnnotations of them. Diagnostics
+// without a file are only in the summary.
 func (r *Reporter) annotations(diags []schemas.Diagnostic) []*github.CheckRunAnnotation {
 	var out []*github.CheckRunAnnotation
 	for _, d := range diags {
 		if d.File == "" {
 			continue
+		}
+		if len(out) == maxAnnotations {
+			break
 		}
 		p := path.Clean(path.Join(r.opts.ConfigPath, d.File))
 		line := max(d.Line, 1)

@@ -154,6 +154,33 @@ func TestReportPullRequestCases(t *testing.T) {
 		check     func(t *testing.T, f *fakeGitHub, r *Reporter)
 	}{
 		{
+			name: "5,000 diagnostics: the first 1,000 annotated, in 20 requests",
+			eval: invalidEval(5000),
+			check: func(t *testing.T, f *fakeGitHub, r *Reporter) {
+				patches := f.requests("PATCH " + p + "/check-runs/")
+				if len(patches) != maxAnnotations/annotationsPerRequest {
+					t.Fatalf("check run updates = %d, want %d", len(patches), maxAnnotations/annotationsPerRequest)
+				}
+				total := 0
+				for _, u := range patches {
+					out, _ := u.Body["output"].(map[string]any)
+					anns, _ := out["annotations"].([]any)
+					total += len(anns)
+				}
+				if total != maxAnnotations {
+					t.Errorf("annotations = %d, want %d", total, maxAnnotations)
+				}
+				last := patches[len(patches)-1]
+				if str(last.Body, "status") != "completed" || str(last.Body, "conclusion") != "failure" {
+					t.Errorf("last update %v, want completed with failure", last.Body)
+				}
+				st := f.requests("POST " + p + "/statuses/")
+				if d := str(st[len(st)-1].Body, "description"); !strings.HasPrefix(d, "invalid: 5000 problems") {
+					t.Errorf("final status description %q, want it to count every problem", d)
+				}
+			},
+		},
+		{
 			name: "500 diagnostics: 10 annotation batches of 50 and a comment under the limit",
 			eval: invalidEval(500),
 			check: func(t *testing.T, f *fakeGitHub, r *Reporter) {
