@@ -60,3 +60,27 @@ func BenchmarkFailoverMany(b *testing.B) {
 		}
 	}
 }
+
+// TestTemplateParamsBounded: a path or rewrite template may have
+// MaxTemplateParams parameters, not one more.
+func TestTemplateParamsBounded(t *testing.T) {
+	t.Parallel()
+	tmpl := func(n int) string {
+		var b strings.Builder
+		for i := range n {
+			fmt.Fprintf(&b, "/{p%d}", i)
+		}
+		return b.String()
+	}
+	for _, c := range []struct {
+		name  string
+		check func(string) ([]string, error)
+	}{{"path", PathTemplate}, {"rewrite", RewriteTemplate}} {
+		if names, err := c.check(tmpl(MaxTemplateParams)); err != nil || len(names) != MaxTemplateParams {
+			t.Errorf("%s template of %d parameters: %d names, %v", c.name, MaxTemplateParams, len(names), err)
+		}
+		if _, err := c.check(tmpl(MaxTemplateParams + 1)); err == nil || !strings.Contains(err.Error(), "more than 64 parameters") {
+			t.Errorf("%s template of %d parameters: %v, want refused", c.name, MaxTemplateParams+1, err)
+		}
+	}
+}

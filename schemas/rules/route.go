@@ -145,6 +145,9 @@ func PathTemplate(p string) ([]string, error) {
 		if !ok || !ok2 || !paramName(name) {
 			return nil, fail("template %q: segment %q must be a literal or a whole {name} parameter with a name of letters, digits and _", p, seg)
 		}
+		if len(names) == MaxTemplateParams {
+			return nil, fail("template has more than %d parameters", MaxTemplateParams)
+		}
 		if slices.Contains(names, name) {
 			return nil, fail("template parameter {%s} appears twice", name)
 		}
@@ -152,6 +155,11 @@ func PathTemplate(p string) ([]string, error) {
 	}
 	return names, nil
 }
+
+// MaxTemplateParams bounds the parameters of a path or rewrite template.
+// Each is checked against the ones before it, and a path of thousands of
+// parameters (a few hundred KB) took seconds to check.
+const MaxTemplateParams = 64
 
 // RewriteTemplate returns the parameter names of a rewrite path such as
 // "/v2/{id}.json", where a {name} may stand anywhere: braces balance, a name
@@ -174,6 +182,9 @@ func RewriteTemplate(p string) ([]string, error) {
 		name := rest[i+1 : i+1+j]
 		if !paramName(name) {
 			return nil, fail("template parameter {%s} must be a name of letters, digits and _", name)
+		}
+		if len(names) == MaxTemplateParams {
+			return nil, fail("template has more than %d parameters", MaxTemplateParams)
 		}
 		if slices.Contains(names, name) {
 			return nil, fail("template parameter {%s} appears twice", name)

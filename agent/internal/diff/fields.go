@@ -156,23 +156,28 @@ func backendsNote(old, new []schemas.Backend) string {
 
 // listNote names the items only on one side: "attached a, b; detached c".
 func listNote(old, new []string, added, removed string) string {
-	in := func(list []string, s string) bool {
-		for _, x := range list {
-			if x == s {
-				return true
-			}
-		}
-		return false
+	// Sets, not scans: a pull request setting a list of 40,000 hosts made
+	// the scans take 13.7 s.
+	inOld, inNew := make(map[string]bool, len(old)), make(map[string]bool, len(new))
+	for _, s := range old {
+		inOld[s] = true
+	}
+	for _, s := range new {
+		inNew[s] = true
 	}
 	var plus, minus []string
+	noted := make(map[string]bool)
 	for _, s := range new {
-		if !in(old, s) && !in(plus, s) {
+		if !inOld[s] && !noted[s] {
 			plus = append(plus, s)
+			noted[s] = true
 		}
 	}
+	clear(noted)
 	for _, s := range old {
-		if !in(new, s) && !in(minus, s) {
+		if !inNew[s] && !noted[s] {
 			minus = append(minus, s)
+			noted[s] = true
 		}
 	}
 	var parts []string
