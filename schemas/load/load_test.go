@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -23,6 +24,34 @@ var setups = map[string]func(t *testing.T, dir string){
 			t.Fatal(err)
 		}
 		if err := os.Symlink(target, filepath.Join(dir, "linked.yaml")); err != nil {
+			t.Fatal(err)
+		}
+	},
+	// A route whose hosts list is one element over maxItems (CUE's
+	// unification of a list is quadratic in its length), and a header
+	// set one key over it.
+	"too-long-list": func(t *testing.T, dir string) {
+		var b strings.Builder
+		b.WriteString("routes:\n  web:\n    match:\n      path: /\n      hosts: [")
+		for i := range maxItems + 1 {
+			if i > 0 {
+				b.WriteByte(',')
+			}
+			fmt.Fprintf(&b, "h%d.example", i)
+		}
+		b.WriteString("]\n    backends: [{upstream: app, weight: 100}]\n    requestHeaders:\n      set:\n")
+		for i := range maxItems + 1 {
+			fmt.Fprintf(&b, "        X-H%d: v\n", i)
+		}
+		if err := os.WriteFile(filepath.Join(dir, "routes.yaml"), []byte(b.String()), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	},
+	// A route name one byte over maxKeyBytes, and one at it (valid).
+	"too-long-key": func(t *testing.T, dir string) {
+		routes := "routes:\n  " + strings.Repeat("r", maxKeyBytes+1) + ":\n    match: {path: /a}\n    backends: [{upstream: app, weight: 100}]\n" +
+			"  " + strings.Repeat("s", maxKeyBytes) + ":\n    match: {path: /b}\n    backends: [{upstream: app, weight: 100}]\n"
+		if err := os.WriteFile(filepath.Join(dir, "routes.yaml"), []byte(routes), 0o600); err != nil {
 			t.Fatal(err)
 		}
 	},
