@@ -29,6 +29,16 @@ const maxTreeDepth = 32
 // request from anyone's fork would send the agent into.
 const maxTreeEntries = 100_000
 
+// maxPathBytes bounds the path of an entry below the config path, and
+// maxRefusals the problems a walk records (the others are counted): with
+// long directory names nested deep and thousands of entries at the bottom,
+// the refused paths of a commit of 94 KB took 2.7 GB to hold, each one
+// also an annotation.
+const (
+	maxPathBytes = 1024
+	maxRefusals  = 100
+)
+
 // errWalkStopped ends a walk that reached maxTreeEntries.
 var errWalkStopped = errors.New("walk stopped")
 
@@ -97,14 +107,30 @@ func readFilesUpTo(ctx context.Context, repo *git.Repository, commit plumbing.Ha
 		}
 	}
 	r := reader{ctx: ctx, repo: repo, lim: lim, maxEntries: maxEntries}
-	if err := r.walk(tree, "", 0); err != nil && !errors.Is(err, errWalkStopped) {
+	err = r.walk(tree, "", 0)
+	stopped := errors.Is(err, errWalkStopped)
+	if err != nil && !stopped {
 		return nil, err
+	}
+	if r.unrecorded > 0 {
+		r.diags = append(r.diags, schemas.Diagnostic{Message: fmt.Sprintf("and %d more problems in the config path, not listed", r.unrecorded)})
+	}
+	if stopped {
+		r.diags = append(r.diags, schemas.Diagnostic{Message: fmt.Sprintf("the config path holds more than %d files and directories (a directory counted each time it is reached: trees that name one subtree many times count each time)", r.maxEntries)})
 	}
 	if len(r.diags) > 0 {
 		return nil, &schemas.InvalidError{Diagnostics: r.diags}
 	}
 	sort.Slice(r.files, func(i, j int) bool { return r.files[i].Path < r.files[j].Path })
 	return r.files, nil
+}
+
+// clipPath returns p cut to its first 128 bytes, for a message.
+func clipPath(p string) string {
+	if len(p) <= 128 {
+		return p
+	}
+	return strings.ToValidUTF8(p[:128], "") + "…"
 }
 
 type reader struct {
@@ -116,9 +142,14 @@ type reader struct {
 	maxEntries int
 	files      []load.File
 	diags      []schemas.Diagnostic
+	unrecorded int // refusals past maxRefusals
 }
 
 func (r *reader) refuse(p, format string, args ...any) {
+	if len(r.diags) == maxRefusals {
+		r.unrecorded++
+		return
+	}
 	r.diags = append(r.diags, schemas.Diagnostic{File: p, Message: fmt.Sprintf(format, args...)})
 }
 
@@ -129,8 +160,7 @@ func (r *reader) walk(t *object.Tree, base string, depth int) error {
 	}
 	for _, e := range t.Entries {
 		if r.entries++; r.entries > r.maxEntries {
-			r.refuse("", "the config path holds more than %d files and directories (a directory counted each time it is reached: trees that name one subtree many times count each time)", r.maxEntries)
-			return errWalkStopped
+			return errWalkStopped // reported last, never among the unrecorded
 		}
 		if r.entries%1024 == 0 {
 			if err := r.ctx.Err(); err != nil {
@@ -138,6 +168,10 @@ func (r *reader) walk(t *object.Tree, base string, depth int) error {
 			}
 		}
 		if strings.HasPrefix(e.Name, ".") {
+			continue
+		}
+		if len(base)+1+len(e.Name) > maxPathBytes {
+			r.refuse(clipPath(base), "a path below the config path is longer than %d bytes", maxPathBytes)
 			continue
 		}
 		p := path.Join(base, e.Name)

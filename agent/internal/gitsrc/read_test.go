@@ -253,3 +253,57 @@ func TestFilesRefusesARepeatingTree(t *testing.T) {
 		t.Fatalf("Source.Files with an ended context: %v", err)
 	}
 }
+
+// TestFilesBoundsPathsAndProblems: a path below the config path longer
+// than maxPathBytes is refused, not built (long directory names nested
+// deep, with thousands of entries at the bottom, took gigabytes to hold),
+// and a walk records maxRefusals problems and counts the rest.
+func TestFilesBoundsPathsAndProblems(t *testing.T) {
+	t.Parallel()
+	work := newRepo(t)
+	base := commitFiles(t, work, "base", map[string]string{"cfg/a.yaml": "a: 1\n"})
+	blob := gitStdin(t, work, "a: 1\n", "hash-object", "-w", "--stdin")
+	link := gitStdin(t, work, "a.yaml", "hash-object", "-w", "--stdin")
+	// 300 symlinks in one directory, and a file five directories of 250
+	// bytes deep (a path of about 1,260 bytes).
+	var links strings.Builder
+	for i := range 300 {
+		links.WriteString("120000 blob " + link + "\tl" + strconv.Itoa(i) + ".yaml\n")
+	}
+	linksTree := gitStdin(t, work, links.String(), "mktree")
+	deep := gitStdin(t, work, "100644 blob "+blob+"\tdeep.yaml\n", "mktree")
+	for i := range 5 {
+		deep = gitStdin(t, work, "040000 tree "+deep+"\t"+strings.Repeat(strconv.Itoa(i), 250)+"\n", "mktree")
+	}
+	cfg := gitStdin(t, work, "040000 tree "+deep+"\tdeep\n040000 tree "+linksTree+"\tlinks\n100644 blob "+blob+"\ta.yaml\n", "mktree")
+	root := gitStdin(t, work, "040000 tree "+cfg+"\tcfg\n", "mktree")
+	commit := gitStdin(t, work, "", "commit-tree", root, "-p", base, "-m", "long paths, many links")
+	run(t, work, "update-ref", "refs/heads/main", commit)
+	s := openSource(t, work, nil)
+	if head, _, err := s.Update(context.Background()); err != nil || head != commit {
+		t.Fatalf("Update = %s, %v; want %s", head, err, commit)
+	}
+	_, err := readFiles(context.Background(), s.repo, plumbing.NewHash(commit), "cfg", load.Limits{})
+	var inv *schemas.InvalidError
+	if !errors.As(err, &inv) {
+		t.Fatalf("Files = %v, want problems", err)
+	}
+	long := 0
+	for _, d := range inv.Diagnostics {
+		if strings.Contains(d.Message, "longer than 1024 bytes") {
+			long++
+			if len(d.File) > 200 {
+				t.Errorf("the refused path is quoted whole: %d bytes", len(d.File))
+			}
+		}
+	}
+	if long != 1 {
+		t.Errorf("%d long-path problems, want 1", long)
+	}
+	if len(inv.Diagnostics) != maxRefusals+1 || !strings.Contains(inv.Diagnostics[maxRefusals].Message, "more problems in the config path") {
+		t.Fatalf("%d problems, the last %q; want %d and a count of the rest", len(inv.Diagnostics), inv.Diagnostics[len(inv.Diagnostics)-1].Message, maxRefusals+1)
+	}
+	if want := "and 201 more problems"; !strings.Contains(inv.Diagnostics[maxRefusals].Message, want) {
+		t.Errorf("last problem %q, want it to say %q (300 symlinks and one long path, 100 listed)", inv.Diagnostics[maxRefusals].Message, want)
+	}
+}
