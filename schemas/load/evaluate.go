@@ -1,6 +1,7 @@
 package load
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"runtime"
@@ -73,24 +74,27 @@ type part struct {
 // its memory bounded by the largest entry (about ten times faster at 10,000
 // routes than unifying the whole document with #Config). The document level
 // (known sections, names) is checked here in Go.
-func evaluate(sources []source) (*schemas.Config, []schemas.Diagnostic) {
+func evaluate(stop context.Context, sources []source) (*schemas.Config, []schemas.Diagnostic, error) {
 	ctx, defs := newContext()
 	idx := newPosIndex(sources)
 
 	entries, diags := collect(ctx, sources, idx)
 	if len(diags) > 0 {
-		return nil, diags
+		return nil, diags, nil
 	}
-	cfg, diags := validateEntries(ctx, defs, entries, idx)
+	cfg, diags := validateEntries(stop, ctx, defs, entries, idx)
+	if err := stop.Err(); err != nil {
+		return nil, nil, err
+	}
 	if len(diags) > 0 {
 		sortDiagnostics(diags)
-		return nil, diags
+		return nil, diags, nil
 	}
 	if diags := check(cfg); len(diags) > 0 {
-		return nil, idx.locate(diags)
+		return nil, idx.locate(diags), nil
 	}
 	cfg.ApplyDefaults()
-	return cfg, nil
+	return cfg, nil, nil
 }
 
 // newContext returns a fresh CUE context with the schema compiled in it
@@ -152,13 +156,18 @@ func (d *decoded) unmarshal(section string, js []byte) error {
 // one part and with the full evaluation otherwise or when the fast path
 // refuses them; entries with a part from a CUE file are values of ctx and
 // are validated there.
-func validateEntries(ctx *cue.Context, defs []cue.Value, entries []*entry, idx *posIndex) (*schemas.Config, []schemas.Diagnostic) {
+// validateEntries validates every entry, stopping early (its result then
+// incomplete) when stop ends: between entries, and between chunks.
+func validateEntries(stop context.Context, ctx *cue.Context, defs []cue.Value, entries []*entry, idx *posIndex) (*schemas.Config, []schemas.Diagnostic) {
 	out := make([]decoded, len(entries))
 	var literal []int
 	for i, e := range entries {
 		if e.literal() {
 			literal = append(literal, i)
 			continue
+		}
+		if stop.Err() != nil {
+			return nil, nil
 		}
 		e.validate(ctx, defs[e.section], &out[i], idx)
 	}
@@ -182,6 +191,9 @@ func validateEntries(ctx *cue.Context, defs []cue.Value, entries []*entry, idx *
 				spent = 0
 			}
 			for chunk := range chunks {
+				if stop.Err() != nil {
+					continue // drain: the caller stops sending
+				}
 				if cctx == nil || spent+fc.evals > contextBudget {
 					renew()
 				}
@@ -195,11 +207,14 @@ func validateEntries(ctx *cue.Context, defs []cue.Value, entries []*entry, idx *
 			}
 		}()
 	}
-	for start := 0; start < len(literal); start += chunkSize {
+	for start := 0; start < len(literal) && stop.Err() == nil; start += chunkSize {
 		chunks <- literal[start:min(start+chunkSize, len(literal))]
 	}
 	close(chunks)
 	wg.Wait()
+	if stop.Err() != nil {
+		return nil, nil
+	}
 
 	cfg := &schemas.Config{
 		Upstreams: make(map[string]schemas.Upstream),

@@ -1,6 +1,7 @@
 package load
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"testing"
@@ -56,7 +57,7 @@ func FuzzCheck(f *testing.F) {
 		if len(diags) > 0 {
 			return
 		}
-		cfg, diags := validateEntries(ctx, defs, entries, idx)
+		cfg, diags := validateEntries(context.Background(), ctx, defs, entries, idx)
 		if len(diags) > 0 {
 			return
 		}

@@ -1,6 +1,7 @@
 package load
 
 import (
+	"context"
 	"runtime"
 	"sort"
 	"sync"
@@ -60,11 +61,25 @@ func (r Result) Err() error {
 // and decoded with defaults applied. Diagnostics are sorted by file, line
 // and column. Files is safe for concurrent use.
 func Files(files []File, lim Limits) Result {
+	res, _ := FilesContext(context.Background(), files, lim)
+	return res
+}
+
+// FilesContext is Files that stops when ctx ends, between the files it
+// parses and the config entries it validates, and returns ctx's error
+// then. YAML and JSON are validated in the caller's process, outside the
+// budget of a child process that bounds .cue files, and the schema's
+// check costs about 20 µs per list element: 16 MiB of data can take
+// minutes, which a caller's deadline now bounds.
+func FilesContext(ctx context.Context, files []File, lim Limits) (Result, error) {
+	if err := ctx.Err(); err != nil {
+		return Result{}, err
+	}
 	lim = lim.withDefaults()
 	files = selectFiles(files)
 	if len(files) == 0 {
 		return Result{Diagnostics: []schemas.Diagnostic{{
-			Message: "no config files (*.yaml, *.yml, *.json, *.cue) found: is the config path right?"}}}
+			Message: "no config files (*.yaml, *.yml, *.json, *.cue) found: is the config path right?"}}}, nil
 	}
 	var (
 		diags []schemas.Diagnostic
@@ -85,18 +100,24 @@ func Files(files []File, lim Limits) Result {
 		keep = append(keep, f)
 	}
 	if len(diags) > 0 {
-		return fail(diags)
+		return fail(diags), nil
 	}
 	defer tuneGC(total)()
 	sources, diags := parseAll(keep)
 	if len(diags) > 0 {
-		return fail(diags)
+		return fail(diags), nil
 	}
-	cfg, diags := evaluate(sources)
+	if err := ctx.Err(); err != nil {
+		return Result{}, err
+	}
+	cfg, diags, err := evaluate(ctx, sources)
+	if err != nil {
+		return Result{}, err
+	}
 	if len(diags) > 0 {
-		return fail(diags)
+		return fail(diags), nil
 	}
-	return Result{Config: cfg}
+	return Result{Config: cfg}, nil
 }
 
 // parseAll parses files on up to GOMAXPROCS goroutines, keeping the order

@@ -2,12 +2,15 @@ package load
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/gitgate/gitgate/schemas"
@@ -351,5 +354,48 @@ func TestJSONSchema(t *testing.T) {
 	}
 	if _, ok := doc.Defs["Policy"].Properties["jwt"]; !ok {
 		t.Error("Policy has no jwt")
+	}
+}
+
+// stopAfter is a context whose Err reports Canceled from its n-th call:
+// a deadline that passes in the middle of a validation, deterministically.
+type stopAfter struct {
+	context.Context
+	calls atomic.Int64
+	n     int64
+}
+
+func (c *stopAfter) Err() error {
+	if c.calls.Add(1) >= c.n {
+		return context.Canceled
+	}
+	return nil
+}
+
+// TestFilesContextStops: a validation stops when its context ends, before
+// the files are parsed or in the middle of the entries, with the
+// context's error and no result; with a context that does not end it is
+// Files.
+func TestFilesContextStops(t *testing.T) {
+	t.Parallel()
+	var b strings.Builder
+	b.WriteString("upstreams:\n  app:\n    targets: [\"http://app:8080\"]\nroutes:\n")
+	for i := range 1000 {
+		fmt.Fprintf(&b, "  r%d:\n    match: {path: /r%d}\n    backends: [{upstream: app, weight: 100}]\n", i, i)
+	}
+	files := []File{{Path: "config.yaml", Data: []byte(b.String())}}
+	want := Files(files, Limits{})
+	if len(want.Diagnostics) != 0 || len(want.Config.Routes) != 1000 {
+		t.Fatalf("Files: %d routes, %v", len(want.Config.Routes), want.Diagnostics)
+	}
+	got, err := FilesContext(context.Background(), files, Limits{})
+	if err != nil || len(got.Config.Routes) != 1000 {
+		t.Fatalf("FilesContext: %v, %v", got, err)
+	}
+	for _, n := range []int64{1, 2, 3, 10} {
+		res, err := FilesContext(&stopAfter{Context: context.Background(), n: n}, files, Limits{})
+		if !errors.Is(err, context.Canceled) || res.Config != nil || len(res.Diagnostics) != 0 {
+			t.Errorf("stopped at the %d-th check: %v, config %v, %d diagnostics", n, err, res.Config != nil, len(res.Diagnostics))
+		}
 	}
 }

@@ -24,7 +24,8 @@ type Validator interface {
 }
 
 // Validate reads the config directory dir at rev from r and validates it
-// with v (nil: load.Files in this process, with no bound on CUE). Problems a
+// with v (nil: load.FilesContext in this process, with no bound on CUE
+// but ctx). Problems a
 // user must fix, in the source's layout or in the config, are the
 // diagnostics of the result, file names relative to dir; a result without
 // diagnostics has a Config. The error is for failures worth a retry.
@@ -39,8 +40,11 @@ func Validate(ctx context.Context, r FileReader, rev, dir string, v Validator, l
 	}
 	var res load.Result
 	if v == nil {
-		res = load.Files(files, lim)
-	} else if res, err = v.Files(ctx, files, lim); err != nil {
+		res, err = load.FilesContext(ctx, files, lim)
+	} else {
+		res, err = v.Files(ctx, files, lim)
+	}
+	if err != nil {
 		return load.Result{}, fmt.Errorf("validating %s: %w", Short(rev), err)
 	}
 	if len(res.Diagnostics) == 0 && res.Config == nil {

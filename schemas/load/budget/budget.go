@@ -82,7 +82,7 @@ func (e *Evaluator) Files(ctx context.Context, files []load.File, lim load.Limit
 	if len(cue) == 0 || os.Getenv(childEnv) != "" {
 		// Data only; or this is a child already, which must not start
 		// another (a program that forgot ChildMain).
-		return load.Files(files, lim), nil
+		return load.FilesContext(ctx, files, lim)
 	}
 	select {
 	case e.slots <- struct{}{}:
