@@ -17,12 +17,43 @@ import (
 
 // posIndex maps field paths ("routes.api.backends[0].weight") to the place
 // in the input where the field's key is written. It is built from the
-// parsed files on first use, so a valid config never pays for it.
+// parsed files on first use, so a valid config never pays for it. It is a
+// tree of path segments: a map from each whole path held a copy of every
+// ancestor's keys per node, gigabytes for a file that nests long keys deep
+// over many leaves.
 type posIndex struct {
 	sources []source
 	files   map[string]bool
 	once    sync.Once
-	pos     map[string]token.Pos
+	root    posNode
+}
+
+// posNode is one path segment of a posIndex: where it is first written,
+// and the segments below it.
+type posNode struct {
+	pos      token.Pos
+	set      bool
+	children map[string]*posNode
+}
+
+// child returns the node of segment name below n, made when missing.
+func (n *posNode) child(name string) *posNode {
+	c := n.children[name]
+	if c == nil {
+		if n.children == nil {
+			n.children = make(map[string]*posNode)
+		}
+		c = &posNode{}
+		n.children[name] = c
+	}
+	return c
+}
+
+// mark records pos as where n is written, unless it was seen before.
+func (n *posNode) mark(pos token.Pos) {
+	if !n.set {
+		n.pos, n.set = pos, true
+	}
 }
 
 func newPosIndex(sources []source) *posIndex {
@@ -34,18 +65,17 @@ func newPosIndex(sources []source) *posIndex {
 }
 
 func (x *posIndex) build() {
-	x.pos = make(map[string]token.Pos)
 	for _, s := range x.sources {
 		switch n := s.node.(type) {
 		case *ast.File:
-			x.addDecls(n.Decls, nil)
+			x.addDecls(n.Decls, &x.root)
 		case *ast.StructLit:
-			x.addDecls(n.Elts, nil)
+			x.addDecls(n.Elts, &x.root)
 		}
 	}
 }
 
-func (x *posIndex) addDecls(decls []ast.Decl, at []string) {
+func (x *posIndex) addDecls(decls []ast.Decl, at *posNode) {
 	for _, d := range decls {
 		switch d := d.(type) {
 		case *ast.Field:
@@ -53,30 +83,24 @@ func (x *posIndex) addDecls(decls []ast.Decl, at []string) {
 			if err != nil {
 				continue
 			}
-			p := append(at[:len(at):len(at)], name)
-			key := formatPath(p)
-			if _, ok := x.pos[key]; !ok {
-				x.pos[key] = d.Label.Pos()
-			}
-			x.addExpr(d.Value, p)
+			c := at.child(name)
+			c.mark(d.Label.Pos())
+			x.addExpr(d.Value, c)
 		case *ast.EmbedDecl:
 			x.addExpr(d.Expr, at)
 		}
 	}
 }
 
-func (x *posIndex) addExpr(e ast.Expr, at []string) {
+func (x *posIndex) addExpr(e ast.Expr, at *posNode) {
 	switch e := e.(type) {
 	case *ast.StructLit:
 		x.addDecls(e.Elts, at)
 	case *ast.ListLit:
 		for i, el := range e.Elts {
-			p := append(at[:len(at):len(at)], fmt.Sprintf("[%d]", i))
-			key := formatPath(p)
-			if _, ok := x.pos[key]; !ok {
-				x.pos[key] = el.Pos()
-			}
-			x.addExpr(el, p)
+			c := at.child(fmt.Sprintf("[%d]", i))
+			c.mark(el.Pos())
+			x.addExpr(el, c)
 		}
 	case *ast.BinaryExpr:
 		// A CUE file may write `a & {...}`; index both sides.
@@ -89,19 +113,29 @@ func (x *posIndex) addExpr(e ast.Expr, at []string) {
 // the input, and whether one was found.
 func (x *posIndex) nearest(p []string) (token.Pos, bool) {
 	x.once.Do(x.build)
-	for i := len(p); i > 0; i-- {
-		if pos, ok := x.pos[formatPath(p[:i])]; ok {
-			return pos, true
+	pos, found := token.NoPos, false
+	n := &x.root
+	for _, seg := range p {
+		if n = n.children[seg]; n == nil {
+			break
+		}
+		if n.set {
+			pos, found = n.pos, true
 		}
 	}
-	return token.NoPos, false
+	return pos, found
 }
 
 // exact returns the position of p itself when it is written in the input.
 func (x *posIndex) exact(p []string) (token.Pos, bool) {
 	x.once.Do(x.build)
-	pos, ok := x.pos[formatPath(p)]
-	return pos, ok
+	n := &x.root
+	for _, seg := range p {
+		if n = n.children[seg]; n == nil {
+			return token.NoPos, false
+		}
+	}
+	return n.pos, n.set && len(p) > 0
 }
 
 // segments splits a formatted path back into segments. It is the inverse of

@@ -31,21 +31,32 @@ var setups = map[string]func(t *testing.T, dir string){
 		}
 	},
 	// A route whose hosts list is one element over maxItems (CUE's
-	// unification of a list is quadratic in its length), and a header
-	// set one key over it.
+	// unification of a list is quadratic in its length), another whose
+	// header set is one key over it, and a third whose lists are each
+	// under it but hold more than maxEntryNodes items together.
 	"too-long-list": func(t *testing.T, dir string) {
 		var b strings.Builder
-		b.WriteString("routes:\n  web:\n    match:\n      path: /\n      hosts: [")
-		for i := range maxItems + 1 {
-			if i > 0 {
-				b.WriteByte(',')
+		list := func(n int, prefix string) {
+			b.WriteByte('[')
+			for i := range n {
+				if i > 0 {
+					b.WriteByte(',')
+				}
+				fmt.Fprintf(&b, "%s%d.example", prefix, i)
 			}
-			fmt.Fprintf(&b, "h%d.example", i)
+			b.WriteString("]\n")
 		}
-		b.WriteString("]\n    backends: [{upstream: app, weight: 100}]\n    requestHeaders:\n      set:\n")
+		b.WriteString("routes:\n  web:\n    match:\n      path: /\n      hosts: ")
+		list(maxItems+1, "h")
+		b.WriteString("    backends: [{upstream: app, weight: 100}]\n  api:\n    match: {path: /api}\n    backends: [{upstream: app, weight: 100}]\n    requestHeaders:\n      set:\n")
 		for i := range maxItems + 1 {
 			fmt.Fprintf(&b, "        X-H%d: v\n", i)
 		}
+		b.WriteString("  wide:\n    match:\n      path: /wide\n      hosts: ")
+		list(maxItems, "w")
+		b.WriteString("    methods: ")
+		list(maxEntryNodes-maxItems, "m")
+		b.WriteString("    backends: [{upstream: app, weight: 100}]\n")
 		if err := os.WriteFile(filepath.Join(dir, "routes.yaml"), []byte(b.String()), 0o600); err != nil {
 			t.Fatal(err)
 		}
