@@ -211,13 +211,7 @@ func TestFilesRefusesARepeatingTree(t *testing.T) {
 		}
 		tree = gitStdin(t, work, b.String(), "mktree")
 	}
-	root := gitStdin(t, work, "040000 tree "+tree+"\tcfg\n", "mktree")
-	bomb := gitStdin(t, work, "", "commit-tree", root, "-p", base, "-m", "sixteen to the eighth")
-	run(t, work, "update-ref", "refs/heads/main", bomb)
-	s := openSource(t, work, nil)
-	if head, _, err := s.Update(context.Background()); err != nil || head != bomb {
-		t.Fatalf("Update = %s, %v; want %s", head, err, bomb)
-	}
+	s, bomb := commitConfigTree(t, work, base, tree, "sixteen to the eighth")
 
 	repo := s.repo // the Source is not used concurrently here
 	ended, cancel := context.WithCancel(context.Background())
@@ -276,13 +270,7 @@ func TestFilesBoundsPathsAndProblems(t *testing.T) {
 		deep = gitStdin(t, work, "040000 tree "+deep+"\t"+strings.Repeat(strconv.Itoa(i), 250)+"\n", "mktree")
 	}
 	cfg := gitStdin(t, work, "040000 tree "+deep+"\tdeep\n040000 tree "+linksTree+"\tlinks\n100644 blob "+blob+"\ta.yaml\n", "mktree")
-	root := gitStdin(t, work, "040000 tree "+cfg+"\tcfg\n", "mktree")
-	commit := gitStdin(t, work, "", "commit-tree", root, "-p", base, "-m", "long paths, many links")
-	run(t, work, "update-ref", "refs/heads/main", commit)
-	s := openSource(t, work, nil)
-	if head, _, err := s.Update(context.Background()); err != nil || head != commit {
-		t.Fatalf("Update = %s, %v; want %s", head, err, commit)
-	}
+	s, commit := commitConfigTree(t, work, base, cfg, "long paths, many links")
 	_, err := readFiles(context.Background(), s.repo, plumbing.NewHash(commit), "cfg", load.Limits{})
 	var inv *schemas.InvalidError
 	if !errors.As(err, &inv) {
@@ -306,4 +294,19 @@ func TestFilesBoundsPathsAndProblems(t *testing.T) {
 	if want := "and 201 more problems"; !strings.Contains(inv.Diagnostics[maxRefusals].Message, want) {
 		t.Errorf("last problem %q, want it to say %q (300 symlinks and one long path, 100 listed)", inv.Diagnostics[maxRefusals].Message, want)
 	}
+}
+
+// commitConfigTree commits, on main in work after base, a root tree whose
+// only entry is cfg, the tree tree; it returns a Source that has fetched
+// that commit, and the commit.
+func commitConfigTree(t *testing.T, work, base, tree, msg string) (*Source, string) {
+	t.Helper()
+	root := gitStdin(t, work, "040000 tree "+tree+"\tcfg\n", "mktree")
+	commit := gitStdin(t, work, "", "commit-tree", root, "-p", base, "-m", msg)
+	run(t, work, "update-ref", "refs/heads/main", commit)
+	s := openSource(t, work, nil)
+	if head, _, err := s.Update(context.Background()); err != nil || head != commit {
+		t.Fatalf("Update = %s, %v; want %s", head, err, commit)
+	}
+	return s, commit
 }

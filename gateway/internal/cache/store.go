@@ -246,15 +246,21 @@ func (s *Store) drop(e *entry) {
 // varyKey is the part of a full key made of the request's values of the
 // headers named in vary.
 func varyKey(vary []string, h http.Header) string {
-	if len(vary) == 0 {
-		return ""
-	}
 	// A Vary of many names (a stored answer's can list thousands, in its
 	// 64 KiB of headers) indexes h's keys by CGI name once, instead of
 	// walking h for each name: that was quadratic, under the store's
 	// lock, with a client sending thousands of headers.
+	return varyKeyBy(vary, h, len(vary) > varyScanMax)
+}
+
+// varyKeyBy is varyKey, finding the other spellings of each name through
+// an index of h (index) or by walking h for each name.
+func varyKeyBy(vary []string, h http.Header, index bool) string {
+	if len(vary) == 0 {
+		return ""
+	}
 	var byCGI map[string][]string
-	if len(vary) > varyScanMax {
+	if index {
 		byCGI = make(map[string][]string, len(h))
 		for k := range h {
 			c := headers.CGIName(k)
