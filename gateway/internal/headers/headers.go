@@ -64,14 +64,19 @@ func fold(c byte) byte {
 func CGIName(k string) string {
 	for i := 0; i < len(k); i++ {
 		if fold(k[i]) != k[i] {
-			b := []byte(k)
-			for j := i; j < len(b); j++ {
-				b[j] = fold(b[j])
-			}
-			return string(b)
+			return string(AppendCGIName(nil, k))
 		}
 	}
 	return k
+}
+
+// AppendCGIName appends CGIName(k) to dst: with a buffer of the caller's,
+// looking the name up in a map (m[string(b)]) allocates nothing.
+func AppendCGIName(dst []byte, k string) []byte {
+	for i := 0; i < len(k); i++ {
+		dst = append(dst, fold(k[i]))
+	}
+	return dst
 }
 
 // DeleteAll removes from h the header name (canonical) and every other
@@ -188,17 +193,7 @@ func StripConnectionListed(h http.Header) {
 	// seconds of CPU.
 	var buf [64]byte
 	for k := range h {
-		if len(k) <= len(buf) {
-			b := buf[:len(k)]
-			for i := range len(k) {
-				b[i] = fold(k[i])
-			}
-			if drop[string(b)] { // no allocation for the lookup
-				delete(h, k)
-			}
-			continue
-		}
-		if drop[CGIName(k)] {
+		if drop[string(AppendCGIName(buf[:0], k))] {
 			delete(h, k)
 		}
 	}

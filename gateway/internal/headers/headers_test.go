@@ -232,3 +232,19 @@ func BenchmarkStripConnectionListedHostile(b *testing.B) {
 		})
 	}
 }
+
+// CGIName(a) == CGIName(b) is SameCGIName(a, b), and a name already in
+// that form is returned as it is. Not parallel: AllocsPerRun.
+func TestCGIName(t *testing.T) {
+	names := []string{"X-Tenant", "x_tenant", "X_TENANT", "x-tenant", "X-Tenants", "Accept", "accept", "A_B-c", "a-b_C", ""}
+	for _, a := range names {
+		for _, b := range names {
+			if got, want := CGIName(a) == CGIName(b), SameCGIName(a, b); got != want {
+				t.Errorf("CGIName(%q) == CGIName(%q) is %v, SameCGIName %v", a, b, got, want)
+			}
+		}
+	}
+	if n := testing.AllocsPerRun(10, func() { _ = CGIName("x-tenant") }); n != 0 {
+		t.Errorf("%v allocations for a name in CGI form", n)
+	}
+}

@@ -46,11 +46,8 @@ func (id *requestID) header() []string { return id.v[0:1:1] }
 // it names a trace, it grants nothing.
 func (c *correlation) decide(r *http.Request, trusted bool) {
 	c.id = new(requestID)
-	var v []string
-	if trusted { // an untrusted peer's id is not looked at
-		v = r.Header["X-Request-Id"]
-	}
-	if len(v) == 1 && saneRequestID(v[0]) {
+	// An untrusted peer's id is not looked at.
+	if v := trustedValues(r.Header, "X-Request-Id", trusted); len(v) == 1 && saneRequestID(v[0]) {
 		c.id.v[0] = v[0]
 	} else {
 		c.id.v[0] = newRequestID(&c.id.buf)

@@ -219,10 +219,8 @@ func setForwarded(pr *httputil.ProxyRequest, client *clientip.Client, vals *[4]s
 	peer := client.PeerHost
 	xff := peer
 	// The client's values are looked up only when they are kept.
-	if trusted {
-		if prior := in["X-Forwarded-For"]; len(prior) > 0 {
-			xff = strings.Join(prior, ", ") + ", " + peer
-		}
+	if prior := trustedValues(in, "X-Forwarded-For", trusted); len(prior) > 0 {
+		xff = strings.Join(prior, ", ") + ", " + peer
 	}
 	if peer != "" {
 		vals[0] = xff
