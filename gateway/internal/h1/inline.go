@@ -41,7 +41,7 @@ const maxDrain = 256 << 10
 // mayHijack reports whether the handler may hijack the connection of ex's
 // request, and so runs on a worker goroutine.
 func mayHijack(ex *exchange) bool {
-	return ex.req.Method == http.MethodConnect || ex.found&seenUpgrade != 0 && len(ex.req.Header["Upgrade"]) > 0
+	return ex.req.Method == http.MethodConnect || ex.found&seenUpgrade != 0 // parsed, not yet touched by a handler
 }
 
 // serveInline runs the handler on fasthttp's goroutine and answers.
