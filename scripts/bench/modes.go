@@ -128,6 +128,7 @@ func throughput(ctx context.Context, cfg benchConfig, env benchEnv) (string, err
 		&caddy{},
 		&haproxy{},
 		&goFloor{},
+		&goFloor{duties: true},
 		&gitgate{bin: env.gateway, label: "gitgate 10k routes", routes: 10000},
 		&gitgate{bin: env.gateway, label: "gitgate policy chain", policies: true},
 		&gitgate{bin: env.gateway, label: "gitgate net/http", http1: "net"},
@@ -210,6 +211,9 @@ func pairedSummary(samples map[string][]sample, rps func(sample) float64) string
 	}
 	add("gitgate / go floor CPU per request: %.2f", "gitgate", "go floor (fasthttp)", cpu, same)
 	add("go floor / nginx CPU per request: %.2f", "go floor (fasthttp)", "nginx", cpu, same)
+	add("gitgate / go floor with duties CPU per request: %.2f", "gitgate", "go floor with duties (fasthttp)", cpu, same)
+	add("go floor with duties / nginx CPU per request: %.2f", "go floor with duties (fasthttp)", "nginx", cpu, same)
+	add("go floor with duties / nginx requests/s: %.2f", "go floor with duties (fasthttp)", "nginx", rps, same)
 	add("gitgate / gitgate baseline requests/s: %.3f", "gitgate", "gitgate baseline", rps, same)
 	add("gitgate / gitgate baseline CPU per request: %.3f", "gitgate", "gitgate baseline", cpu, same)
 	add("gitgate baseline / nginx requests/s: %.2f", "gitgate baseline", "nginx", rps, same)

@@ -97,6 +97,18 @@ func TestPairedSummaryComparesPairs(t *testing.T) {
 			},
 			want: []string{"gitgate / go floor CPU per request: 2.00", "go floor / nginx CPU per request: 0.88"},
 		},
+		{
+			// Within each run: 1.4, 1.5, 1.3 against the floor with
+			// duties; 1.25, 1.333, 1.385 for it against nginx, whose
+			// requests/s it reaches 0.8, 0.75, 0.9 of.
+			name: "the go floor with duties",
+			samples: map[string][]sample{
+				"gitgate":                         {{wrk: wrkResult{RPS: 500}, cpuPerReqUS: 28}, {wrk: wrkResult{RPS: 500}, cpuPerReqUS: 30}, {wrk: wrkResult{RPS: 500}, cpuPerReqUS: 23.4}},
+				"go floor with duties (fasthttp)": {{wrk: wrkResult{RPS: 800}, cpuPerReqUS: 20}, {wrk: wrkResult{RPS: 750}, cpuPerReqUS: 20}, {wrk: wrkResult{RPS: 900}, cpuPerReqUS: 18}},
+				"nginx":                           {{wrk: wrkResult{RPS: 1000}, cpuPerReqUS: 16}, {wrk: wrkResult{RPS: 1000}, cpuPerReqUS: 15}, {wrk: wrkResult{RPS: 1000}, cpuPerReqUS: 13}},
+			},
+			want: []string{"gitgate / go floor with duties CPU per request: 1.40", "go floor with duties / nginx CPU per request: 1.33", "go floor with duties / nginx requests/s: 0.80"},
+		},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
