@@ -97,8 +97,10 @@ func startNative(b *testing.B, body []byte) string {
 	return ln.Addr().String()
 }
 
-// startNet serves h with net/http until the benchmark ends.
-func startNet(b *testing.B, h http.Handler) string {
+// startNet serves h with net/http's server on a loopback port until the
+// benchmark or test ends.
+func startNet(b testing.TB, h http.Handler) string {
+	b.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		b.Fatal(err)

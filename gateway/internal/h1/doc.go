@@ -44,5 +44,14 @@
 //   - the header block is bounded by 64 KiB (net/http: 1 MiB), the size of
 //     each connection's read buffer;
 //   - an answer carries at most 32 trailer fields (maxTrailers): fasthttp's
-//     cost per trailer name grows with the headers already set.
+//     cost per trailer name grows with the headers already set;
+//   - empty lines before a request line are skipped, as RFC 9112 section
+//     2.2 advises (net/http refuses the request);
+//   - a request trailer field that fasthttp forbids (a longer list than
+//     net/http's: Authorization, Cookie, Content-Type, X-Forwarded-* and
+//     others) ends the body with an error.
+//
+// FuzzServerDeliversWhatNetHTTPDelivers holds the rest to net/http: the
+// same bytes on one connection each, every request this server hands its
+// handler is the one net/http hands its own, in the same place.
 package h1

@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/textproto"
 	"net/url"
 	"strconv"
 	"strings"
@@ -148,8 +149,35 @@ func (b *body) Read(p []byte) (int, error) {
 	n, err := b.r.Read(p)
 	if err != nil {
 		b.ex.bodyDone.Store(true)
+		if err == io.EOF && b.ex.req.ContentLength == -1 {
+			b.ex.takeTrailers()
+		}
 	}
 	return n, err
+}
+
+// takeTrailers sets the trailer fields that ended a chunked request body
+// in the request's Trailer, as net/http does when the body reaches its
+// end: announced or not, in canonical form, each name's values in order.
+// fasthttp has screened them (names, values, and a longer list of
+// forbidden names than net/http's).
+func (ex *exchange) takeTrailers() {
+	rh := &ex.fctx.Request.Header
+	for _, k := range rh.PeekTrailerKeys() {
+		name := string(k)
+		vals := rh.PeekAllTrailer(name)
+		if len(vals) == 0 {
+			continue
+		}
+		vv := make([]string, len(vals))
+		for i, v := range vals {
+			vv[i] = string(v)
+		}
+		if ex.req.Trailer == nil {
+			ex.req.Trailer = http.Header{}
+		}
+		ex.req.Trailer[textproto.CanonicalMIMEHeaderKey(name)] = vv
+	}
 }
 
 // Close stops the handler's reads; fasthttp drains what is left.
@@ -272,6 +300,17 @@ func (ex *exchange) build(fctx *fasthttp.RequestCtx) *refusal {
 		r.TransferEncoding = chunked
 		delete(ex.hdr, "Content-Length")
 		delete(ex.hdr, "Transfer-Encoding")
+		// As net/http: a chunked request's announced trailers move from
+		// the header to Request.Trailer, where its body's end puts the
+		// values (body.Read). Without chunks the header stays as sent.
+		if vv, ok := ex.hdr["Trailer"]; ok {
+			tr, rf := declaredTrailers(vv)
+			if rf != nil {
+				return rf
+			}
+			r.Trailer = tr
+			delete(ex.hdr, "Trailer")
+		}
 	case cl > 0:
 		r.ContentLength = int64(cl)
 	default:

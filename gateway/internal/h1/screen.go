@@ -33,6 +33,7 @@ var (
 	refuseMethod      = &refusal{http.StatusBadRequest, "invalid method"}
 	refuseVersion     = &refusal{http.StatusBadRequest, "malformed HTTP version"}
 	refuseTarget      = &refusal{http.StatusBadRequest, "invalid request target"}
+	refuseTrailerKey  = &refusal{http.StatusBadRequest, "bad trailer key"}
 )
 
 // commonKeys interns the canonical spelling of common header names, so
@@ -270,4 +271,30 @@ func validTarget(t []byte) bool {
 		}
 	}
 	return true
+}
+
+// declaredTrailers returns the trailer fields a chunked request's Trailer
+// header announces, with nil values, as net/http's Request.Trailer holds
+// them before the body is read; nil when it announces none. As net/http,
+// it refuses an announced Transfer-Encoding, Trailer or Content-Length.
+func declaredTrailers(vv []string) (http.Header, *refusal) {
+	var tr http.Header
+	for _, v := range vv {
+		for f := range strings.SplitSeq(v, ",") {
+			f = textproto.TrimString(f)
+			if f == "" {
+				continue
+			}
+			k := textproto.CanonicalMIMEHeaderKey(f)
+			switch k {
+			case "Transfer-Encoding", "Trailer", "Content-Length":
+				return nil, refuseTrailerKey
+			}
+			if tr == nil {
+				tr = http.Header{}
+			}
+			tr[k] = nil
+		}
+	}
+	return tr, nil
 }

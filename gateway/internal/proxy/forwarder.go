@@ -193,6 +193,14 @@ func (f *Forwarder) rewrite(pr *httputil.ProxyRequest) {
 	}
 	pr.SetURL(ex.target.URL)
 	out.Host = pr.In.Host
+	// A chunked request's trailer values arrive at its body's end, in the
+	// incoming request's Trailer map; ReverseProxy's copy of that map
+	// holds only the announced names. The outgoing request shares the
+	// map, so the transport, which writes the trailers after the body,
+	// sends their values.
+	if pr.In.Trailer != nil {
+		out.Trailer = pr.In.Trailer
+	}
 	if rt.host != "" {
 		out.Host = rt.host
 	}
