@@ -431,9 +431,7 @@ func (ex *exchange) setTrailers() {
 	h := &ex.fctx.Response.Header
 	announced := announcedTrailers(ex.whdr["Trailer"])
 	for _, name := range announced {
-		if vv := ex.whdr[name]; len(vv) > 0 {
-			h.Set(name, vv[0])
-		}
+		setAll(h, name, ex.whdr[name])
 	}
 	n := len(announced)
 	for k, vv := range ex.whdr {
@@ -442,9 +440,21 @@ func (ex *exchange) setTrailers() {
 		}
 		if name, ok := strings.CutPrefix(k, http.TrailerPrefix); ok && len(vv) > 0 {
 			if h.AddTrailer(name) == nil {
-				h.Set(name, vv[0])
+				setAll(h, name, vv)
 				n++
 			}
+		}
+	}
+}
+
+// setAll sets every value of vv under name, in order (a trailer may be
+// sent more than once, as a header may).
+func setAll(h *fasthttp.ResponseHeader, name string, vv []string) {
+	for i, v := range vv {
+		if i == 0 {
+			h.Set(name, v)
+		} else {
+			h.Add(name, v)
 		}
 	}
 }

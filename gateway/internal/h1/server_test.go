@@ -9,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -335,16 +336,18 @@ func TestTrailersFollowTheBody(t *testing.T) {
 		}
 		if announce {
 			w.Header().Set("X-Sum", "42")
+			w.Header().Add("X-Sum", "43")
 		}
 		w.Header().Set(http.TrailerPrefix+"X-Late", "late")
+		w.Header().Add(http.TrailerPrefix+"X-Late", "later")
 	}))
 	for _, tc := range []struct {
 		path string
-		want map[string]string
+		want http.Header
 	}{
-		{"/flushed", map[string]string{"X-Sum": "42", "X-Late": "late"}},
-		{"/buffered", map[string]string{"X-Sum": "42", "X-Late": "late"}},
-		{"/prefixed-only", map[string]string{"X-Late": "late"}},
+		{"/flushed", http.Header{"X-Sum": {"42", "43"}, "X-Late": {"late", "later"}}},
+		{"/buffered", http.Header{"X-Sum": {"42", "43"}, "X-Late": {"late", "later"}}},
+		{"/prefixed-only", http.Header{"X-Late": {"late", "later"}}},
 	} {
 		t.Run(tc.path, func(t *testing.T) {
 			c, br := dial(t, addr)
@@ -361,8 +364,8 @@ func TestTrailersFollowTheBody(t *testing.T) {
 				t.Errorf("trailers %v, want %v", resp.Trailer, tc.want)
 			}
 			for k, v := range tc.want {
-				if got := resp.Trailer.Get(k); got != v {
-					t.Errorf("trailer %s %q, want %q (trailers %v)", k, got, v, resp.Trailer)
+				if got := resp.Trailer[k]; !slices.Equal(got, v) {
+					t.Errorf("trailer %s %q, want %q, every value in order (trailers %v)", k, got, v, resp.Trailer)
 				}
 			}
 		})
