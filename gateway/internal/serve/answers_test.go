@@ -2,6 +2,7 @@ package serve
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"slices"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -17,8 +19,8 @@ import (
 	"github.com/gitgate/gitgate/schemas"
 )
 
-// cannedUpstream answers every request with the bytes it holds, then closes
-// the connection.
+// cannedUpstream answers every request with the bytes it holds, and
+// closes a connection once it has been idle for 100 ms.
 type cannedUpstream struct {
 	ln     net.Listener
 	answer atomic.Pointer[[]byte]
@@ -46,18 +48,34 @@ func startCannedUpstream(t testing.TB) *cannedUpstream {
 
 func (u *cannedUpstream) serve(c net.Conn) {
 	defer c.Close()
-	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
 	br := bufio.NewReader(c)
 	for {
-		line, err := br.ReadString('\n')
-		if err != nil {
+		// A kept-alive connection idle for 100 ms is closed; until then
+		// every request on it gets the answer. (An upstream that closed
+		// right after answering would race the gateway's reuse of the
+		// connection: a POST sent as it closes cannot be sent again.)
+		_ = c.SetDeadline(time.Now().Add(100 * time.Millisecond))
+		var length int64
+		for {
+			line, err := br.ReadString('\n')
+			if err != nil {
+				return
+			}
+			if line == "\r\n" {
+				break
+			}
+			if k, v, ok := strings.Cut(line, ":"); ok && strings.EqualFold(k, "Content-Length") {
+				length, _ = strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			}
+		}
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		if _, err := io.CopyN(io.Discard, br, length); err != nil {
 			return
 		}
-		if line == "\r\n" {
-			break
+		if _, err := c.Write(*u.answer.Load()); err != nil {
+			return
 		}
 	}
-	_, _ = c.Write(*u.answer.Load())
 }
 
 // answerSeen is what a client saw of one answer, less what the two
@@ -79,11 +97,12 @@ func (a answerSeen) String() string {
 	return fmt.Sprintf("%d %q body %q (error %v) close %v trailer %q", a.Status, a.Header, a.Body, a.BodyErr, a.Close, a.Trailer)
 }
 
-// askTwice sends two GETs, one after the other, on one connection to addr
-// and returns what the client saw of each answer; the second is nil when
-// the first closed the connection or could not be read. 1xx answers are
-// skipped, as a client does (the fasthttp server passes none on).
-func askTwice(t *testing.T, addr string) []answerSeen {
+// askTwice sends two requests of the given method and HTTP version, one
+// after the other, on one connection to addr and returns what the client
+// saw of each answer; the second is missing when the first closed the
+// connection or could not be read. 1xx answers are skipped, as a client
+// does (the fasthttp server passes none on).
+func askTwice(t *testing.T, addr, method string, http10 bool, announced http.Header) []answerSeen {
 	t.Helper()
 	c, err := net.DialTimeout("tcp", addr, 5*time.Second)
 	if err != nil {
@@ -92,14 +111,30 @@ func askTwice(t *testing.T, addr string) []answerSeen {
 	defer c.Close()
 	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
 	br := bufio.NewReader(c)
+	proto, extra := "HTTP/1.1", ""
+	if http10 {
+		proto, extra = "HTTP/1.0", "Connection: keep-alive\r\n"
+	}
+	if method == http.MethodPost {
+		extra += "Content-Length: 4\r\n\r\nbody"
+	} else {
+		extra += "\r\n"
+	}
 	var seen []answerSeen
 	for i := range 2 {
-		if _, err := fmt.Fprintf(c, "GET /a%d HTTP/1.1\r\nHost: x\r\n\r\n", i); err != nil {
+		if i == 1 && method == http.MethodPost {
+			// The second request checks that the connection is in step,
+			// and is a GET: a POST on a kept-alive upstream connection
+			// that the upstream closes without saying so cannot be sent
+			// again (a 502 on either server, by timing alone).
+			method, extra = http.MethodGet, strings.TrimSuffix(extra, "Content-Length: 4\r\n\r\nbody")+"\r\n"
+		}
+		if _, err := fmt.Fprintf(c, "%s /a%d %s\r\nHost: x\r\n%s", method, i, proto, extra); err != nil {
 			return seen
 		}
 		var resp *http.Response
 		for {
-			resp, err = http.ReadResponse(br, nil)
+			resp, err = http.ReadResponse(br, &http.Request{Method: method})
 			if err != nil || resp.StatusCode >= 200 || resp.StatusCode == http.StatusSwitchingProtocols {
 				break
 			}
@@ -116,8 +151,12 @@ func askTwice(t *testing.T, addr string) []answerSeen {
 			delete(h, k)
 		}
 		// fasthttp sends a header field whose name the answer announces
-		// as a trailer after the body, as a trailer.
+		// as a trailer after the body, as a trailer (to an HTTP/1.0
+		// client, not at all).
 		for k := range resp.Trailer {
+			delete(h, k)
+		}
+		for k := range announced {
 			delete(h, k)
 		}
 		// fasthttp keeps the content type in a field of its own and
@@ -125,9 +164,12 @@ func askTwice(t *testing.T, addr string) []answerSeen {
 		if ct, ok := h["Content-Type"]; ok && len(ct) == 1 && ct[0] == "" {
 			delete(h, "Content-Type")
 		}
-		// Announced trailers that never came are not compared: net/http
-		// announces any name the upstream did, a valid token or not;
-		// the fasthttp server only valid ones.
+		// Announced trailers that never came are not compared, nor the
+		// Trailer header that announces them: net/http announces any
+		// name the upstream did, a valid token or not (and to an HTTP/1.0
+		// client, which gets no trailers); the fasthttp server only
+		// valid ones.
+		delete(h, "Trailer")
 		tr := resp.Trailer.Clone()
 		maps.DeleteFunc(tr, func(_ string, vv []string) bool { return len(vv) == 0 })
 		a := answerSeen{Status: resp.StatusCode, Header: h, Body: string(body), BodyErr: err != nil, Close: resp.Close, Trailer: tr}
@@ -143,7 +185,8 @@ func askTwice(t *testing.T, addr string) []answerSeen {
 // fuzzer's bytes and holds what a client sees through the gateway served by
 // fasthttp (the default) to what it sees through the gateway served by
 // net/http: status, header, body, trailers, and whether the connection
-// stays in step for the next request. An upstream is a peer the gateway
+// stays in step for the next request, for a GET, a HEAD or a POST, over
+// HTTP/1.1 or a kept-alive HTTP/1.0. An upstream is a peer the gateway
 // does not trust; an answer that one server passes on otherwise than the
 // other (a header it lets through, a body it cuts elsewhere) is a way for
 // that upstream to split or desync the client's connection on one of them.
@@ -170,7 +213,17 @@ func FuzzUpstreamAnswersReachClientsAlike(f *testing.F) {
 		"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n\r\ndata: x\n\n",
 		"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nokHTTP/1.1 200 OK\r\nContent-Length: 8\r\n\r\nsmuggled",
 	} {
-		f.Add([]byte(seed))
+		f.Add([]byte(seed), byte(0), false)
+	}
+	// A HEAD's answer has no body whatever it announces, and a POST or an
+	// HTTP/1.0 client changes what the servers may keep open.
+	for _, seed := range []string{
+		"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello",
+		"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+		"HTTP/1.1 200 OK\r\n\r\n",
+	} {
+		f.Add([]byte(seed), byte(1), false)
+		f.Add([]byte(seed), byte(2), true)
 	}
 	up := startCannedUpstream(f)
 	cfg := schemas.Config{
@@ -179,15 +232,20 @@ func FuzzUpstreamAnswersReachClientsAlike(f *testing.F) {
 	}
 	fast := serveConfigOver(f, HTTP1Fast, cfg)
 	ref := serveConfigOver(f, HTTP1Net, cfg)
-	f.Fuzz(func(t *testing.T, answer []byte) {
+	f.Fuzz(func(t *testing.T, answer []byte, m byte, http10 bool) {
+		method := [...]string{http.MethodGet, http.MethodHead, http.MethodPost}[int(m)%3]
 		up.answer.Store(&answer)
-		got, want := askTwice(t, fast), askTwice(t, ref)
+		var announced http.Header // the trailer names the answer announces
+		if res, err := http.ReadResponse(bufio.NewReader(bytes.NewReader(answer)), &http.Request{Method: method}); err == nil {
+			announced = res.Trailer
+		}
+		got, want := askTwice(t, fast, method, http10, announced), askTwice(t, ref, method, http10, announced)
 		if len(got) != len(want) {
-			t.Fatalf("%d answers read through fasthttp, %d through net/http, upstream answer %q:\n%v\n%v", len(got), len(want), answer, got, want)
+			t.Fatalf("%d answers to %s (HTTP/1.0 %v) read through fasthttp, %d through net/http, upstream answer %q:\n%v\n%v", len(got), method, http10, len(want), answer, got, want)
 		}
 		for i := range got {
 			if !sameAnswer(got[i], want[i]) {
-				t.Fatalf("answer %d to the upstream's %q:\nfasthttp %v\nnet/http %v", i, answer, got[i], want[i])
+				t.Fatalf("answer %d to %s (HTTP/1.0 %v), the upstream's %q:\nfasthttp %v\nnet/http %v", i, method, http10, answer, got[i], want[i])
 			}
 		}
 	})
