@@ -3,7 +3,6 @@ package serve
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"fmt"
 	"io"
 	"maps"
@@ -230,8 +229,8 @@ func FuzzUpstreamAnswersReachClientsAlike(f *testing.F) {
 		Upstreams: map[string]schemas.Upstream{"app": {Targets: []string{"http://" + up.ln.Addr().String()}}},
 		Routes:    map[string]schemas.Route{"all": {Match: schemas.Match{Path: "/"}, Backends: []schemas.Backend{{Upstream: "app", Weight: 100}}}},
 	}
-	fast := serveConfigOver(f, HTTP1Fast, cfg)
-	ref := serveConfigOver(f, HTTP1Net, cfg)
+	fast := serveConfigWith(f, func(c *Config) { c.HTTP1Server = HTTP1Fast }, cfg)
+	ref := serveConfigWith(f, func(c *Config) { c.HTTP1Server = HTTP1Net }, cfg)
 	f.Fuzz(func(t *testing.T, answer []byte, m byte, http10 bool) {
 		method := [...]string{http.MethodGet, http.MethodHead, http.MethodPost}[int(m)%3]
 		up.answer.Store(&answer)
@@ -265,23 +264,4 @@ func sameAnswer(a, b answerSeen) bool {
 	}
 	eq := func(x, y http.Header) bool { return maps.EqualFunc(x, y, slices.Equal) }
 	return a.Status == b.Status && eq(a.Header, b.Header) && a.Body == b.Body && a.Close == b.Close && eq(a.Trailer, b.Trailer)
-}
-
-// serveConfigOver starts a gateway over the given HTTP/1.1 server, pushes
-// cfg (defaults applied) to it, and returns the data plane's host:port.
-func serveConfigOver(t testing.TB, http1 string, cfg schemas.Config) string {
-	t.Helper()
-	g := startGateway(t, "", func(c *Config) { c.HTTP1Server = http1 })
-	if g.admin == nil {
-		t.Fatalf("Run failed: %v", <-g.done)
-	}
-	cfg.ApplyDefaults()
-	b, err := schemas.NewBundle("v1", schemas.Source{Commit: "v1"}, cfg, time.Now())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := g.admin.Put(context.Background(), b, ""); err != nil {
-		t.Fatal(err)
-	}
-	return strings.TrimPrefix(g.data, "http://")
 }

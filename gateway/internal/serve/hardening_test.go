@@ -73,7 +73,14 @@ func capturingUpstream(t *testing.T) (*httptest.Server, *requestLog) {
 // it returns the data plane's host:port.
 func serveConfig(t *testing.T, cfg schemas.Config) string {
 	t.Helper()
-	g := startGateway(t, "", nil)
+	return serveConfigWith(t, nil, cfg)
+}
+
+// serveConfigWith is serveConfig for a gateway whose Config tweak
+// changes (nil: none).
+func serveConfigWith(t testing.TB, tweak func(*Config), cfg schemas.Config) string {
+	t.Helper()
+	g := startGateway(t, "", tweak)
 	if g.admin == nil {
 		t.Fatalf("Run failed: %v", <-g.done)
 	}
