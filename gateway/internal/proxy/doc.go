@@ -17,6 +17,11 @@
 //   - X-Forwarded-For/-Proto/-Host from the client are kept only when the
 //     peer is in Options.TrustedProxies; otherwise they are replaced. Headers
 //     named in Connection are dropped before the proxy adds its own.
+//   - A request's trailer fields are not forwarded (nor their Trailer
+//     announcement), as Envoy without enable_trailers and nginx do: they
+//     come after the header that routing and policies judged, and an
+//     upstream that merged them into its header would let a client set
+//     what the gateway removes. Response trailers are passed on.
 //   - X-Request-Id is kept from a trusted proxy when sane (visible ASCII,
 //     at most 200 bytes) and generated otherwise (correlate.go); it goes
 //     upstream and onto every answer. A valid W3C traceparent is passed on

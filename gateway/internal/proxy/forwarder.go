@@ -193,14 +193,14 @@ func (f *Forwarder) rewrite(pr *httputil.ProxyRequest) {
 	}
 	pr.SetURL(ex.target.URL)
 	out.Host = pr.In.Host
-	// A chunked request's trailer values arrive at its body's end, in the
-	// incoming request's Trailer map; ReverseProxy's copy of that map
-	// holds only the announced names. The outgoing request shares the
-	// map, so the transport, which writes the trailers after the body,
-	// sends their values.
-	if pr.In.Trailer != nil {
-		out.Trailer = pr.In.Trailer
-	}
+	// A request's trailer fields stop here, as Envoy (without
+	// enable_trailers) and nginx stop them: they come after the header
+	// that routing, policies and the scrubbing above have judged, and an
+	// upstream that merged them into its header would let a client set
+	// what the gateway removes (forwarding headers, the client
+	// certificate's subject, credentials). ReverseProxy would announce
+	// their names and send no values.
+	out.Trailer = nil
 	if rt.host != "" {
 		out.Host = rt.host
 	}

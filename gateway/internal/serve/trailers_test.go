@@ -12,13 +12,13 @@ import (
 	"github.com/gitgate/gitgate/schemas"
 )
 
-// TestRequestTrailersReachTheUpstream sends chunked requests with trailer
+// TestRequestTrailersStopAtTheGateway sends chunked requests with trailer
 // fields on a raw connection and checks what the upstream's handler got,
-// over the HTTP/1.1 server the package's run was given: announced
-// trailers are forwarded after the body, as net/http's server and
-// ReverseProxy forward them; unannounced ones end the body and go no
-// further, on either server; a forbidden announcement is refused.
-func TestRequestTrailersReachTheUpstream(t *testing.T) {
+// over the HTTP/1.1 server the package's run was given: the body, and
+// neither the trailer fields nor their announcement, announced or not
+// (an upstream that merged them into its header would let a client set
+// what the gateway removes from it); a forbidden announcement is refused.
+func TestRequestTrailersStopAtTheGateway(t *testing.T) {
 	t.Parallel()
 	type seen struct {
 		body    string
@@ -37,22 +37,23 @@ func TestRequestTrailersReachTheUpstream(t *testing.T) {
 		Routes:    map[string]schemas.Route{"all": {Match: schemas.Match{Path: "/"}, Backends: []schemas.Backend{{Upstream: "app", Weight: 100}}}},
 	})
 	tests := []struct {
-		name    string
-		raw     string
-		status  int
-		trailer http.Header // what the upstream's Request.Trailer held
+		name   string
+		raw    string
+		status int
+		// fastStatus replaces status over fasthttp, which refuses more
+		// trailer names than net/http.
+		fastStatus int
 	}{
 		{
-			name:    "announced",
-			raw:     "POST /t HTTP/1.1\r\nHost: x\r\nTrailer: X-Checksum\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nx-checksum: c1\r\n\r\n",
-			status:  http.StatusOK,
-			trailer: http.Header{"X-Checksum": {"c1"}},
+			name:   "announced",
+			raw:    "POST /t HTTP/1.1\r\nHost: x\r\nTrailer: X-Checksum\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nx-checksum: c1\r\n\r\n",
+			status: http.StatusOK,
 		},
 		{
-			name:    "announced twice, sent with two values",
-			raw:     "POST /t HTTP/1.1\r\nHost: x\r\nTrailer: X-A, X-B\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nX-A: 1\r\nX-A: 2\r\nX-B: 3\r\n\r\n",
-			status:  http.StatusOK,
-			trailer: http.Header{"X-A": {"1", "2"}, "X-B": {"3"}},
+			name:       "a forwarding header, announced",
+			raw:        "POST /t HTTP/1.1\r\nHost: x\r\nTrailer: X-Checksum, X-Real-Ip\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\nX-Checksum: c1\r\nX-Real-Ip: 10.0.0.1\r\n\r\n",
+			status:     http.StatusOK,
+			fastStatus: http.StatusBadRequest,
 		},
 		{
 			name:   "not announced",
@@ -82,10 +83,14 @@ func TestRequestTrailersReachTheUpstream(t *testing.T) {
 				t.Fatal(err)
 			}
 			_ = resp.Body.Close()
-			if resp.StatusCode != tc.status {
-				t.Fatalf("status %d, want %d", resp.StatusCode, tc.status)
+			status := tc.status
+			if testHTTP1() == HTTP1Fast && tc.fastStatus != 0 {
+				status = tc.fastStatus
 			}
-			if tc.status != http.StatusOK {
+			if resp.StatusCode != status {
+				t.Fatalf("status %d, want %d", resp.StatusCode, status)
+			}
+			if status != http.StatusOK {
 				select {
 				case s := <-got:
 					t.Fatalf("the upstream got a refused request: %+v", s)
@@ -97,16 +102,13 @@ func TestRequestTrailersReachTheUpstream(t *testing.T) {
 			if s.body != "abc" {
 				t.Errorf("upstream body %q, want abc", s.body)
 			}
-			if len(s.trailer) != len(tc.trailer) {
-				t.Errorf("upstream trailer %q, want %q", s.trailer, tc.trailer)
+			if len(s.trailer) != 0 {
+				t.Errorf("upstream trailer %q, want none", s.trailer)
 			}
-			for k, want := range tc.trailer {
-				if g := s.trailer[k]; len(g) != len(want) || (len(g) > 0 && g[0] != want[0]) || (len(g) > 1 && g[1] != want[1]) {
-					t.Errorf("upstream trailer %s = %q, want %q", k, g, want)
+			for _, k := range []string{"Trailer", "X-Checksum", "X-Real-Ip"} {
+				if v, ok := s.header[k]; ok {
+					t.Errorf("upstream header %s: %q, want none", k, v)
 				}
-			}
-			if v := s.header.Get("X-Checksum"); v != "" {
-				t.Errorf("a trailer reached the upstream as a header: %q", v)
 			}
 		})
 	}
