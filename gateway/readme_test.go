@@ -3,7 +3,11 @@ package main
 import (
 	"flag"
 	"io"
+	"io/fs"
 	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
 	"testing"
 
 	"github.com/rs/zerolog"
@@ -40,5 +44,64 @@ func TestREADMECLIReference(t *testing.T) {
 	}
 	if old != "\n\n"+ref {
 		t.Fatalf("README.md's gateway CLI reference differs from the commands' help; run: go generate ./gateway")
+	}
+}
+
+// TestREADMEFuzzTargets fails when the README's table of fuzz targets
+// leaves one out or names one that is gone: every `func FuzzX` in a test
+// file of the module is listed in its package's row.
+func TestREADMEFuzzTargets(t *testing.T) {
+	doc, err := os.ReadFile("../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	listed := map[string]bool{}
+	for _, line := range strings.Split(string(doc), "\n") {
+		cells := strings.Split(line, "|")
+		if len(cells) != 4 || !strings.HasPrefix(strings.TrimSpace(cells[2]), "`Fuzz") {
+			continue
+		}
+		pkg := strings.Trim(strings.TrimSpace(cells[1]), "`")
+		for _, name := range strings.Split(cells[2], ",") {
+			listed[pkg+"."+strings.Trim(strings.TrimSpace(name), "`")] = true
+		}
+	}
+	found := map[string]bool{}
+	fuzzFunc := regexp.MustCompile(`(?m)^func (Fuzz\w+)\(`)
+	err = filepath.WalkDir("..", func(path string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() && (strings.HasPrefix(d.Name(), ".") || d.Name() == "testdata") && path != ".." {
+			return filepath.SkipDir
+		}
+		if d.IsDir() || !strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		src, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		pkg := filepath.ToSlash(filepath.Dir(strings.TrimPrefix(path, "../")))
+		for _, m := range fuzzFunc.FindAllStringSubmatch(string(src), -1) {
+			found[pkg+"."+m[1]] = true
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(found) == 0 {
+		t.Fatal("no fuzz target found under ..")
+	}
+	for k := range found {
+		if !listed[k] {
+			t.Errorf("README's fuzz table lacks %s", k)
+		}
+	}
+	for k := range listed {
+		if !found[k] {
+			t.Errorf("README's fuzz table lists %s, which no test file defines", k)
+		}
 	}
 }
