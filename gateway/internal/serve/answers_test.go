@@ -238,13 +238,25 @@ func FuzzUpstreamAnswersReachClientsAlike(f *testing.F) {
 		if res, err := http.ReadResponse(bufio.NewReader(bytes.NewReader(answer)), &http.Request{Method: method}); err == nil {
 			announced = res.Trailer
 		}
-		got, want := askTwice(t, fast, method, http10, announced), askTwice(t, ref, method, http10, announced)
-		if len(got) != len(want) {
-			t.Fatalf("%d answers to %s (HTTP/1.0 %v) read through fasthttp, %d through net/http, upstream answer %q:\n%v\n%v", len(got), method, http10, len(want), answer, got, want)
+		differ := func() string {
+			got, want := askTwice(t, fast, method, http10, announced), askTwice(t, ref, method, http10, announced)
+			if len(got) != len(want) {
+				return fmt.Sprintf("%d answers read through fasthttp, %d through net/http:\n%v\n%v", len(got), len(want), got, want)
+			}
+			for i := range got {
+				if !sameAnswer(got[i], want[i]) {
+					return fmt.Sprintf("answer %d:\nfasthttp %v\nnet/http %v", i, got[i], want[i])
+				}
+			}
+			return ""
 		}
-		for i := range got {
-			if !sameAnswer(got[i], want[i]) {
-				t.Fatalf("answer %d to %s (HTTP/1.0 %v), the upstream's %q:\nfasthttp %v\nnet/http %v", i, method, http10, answer, got[i], want[i])
+		// Asked twice before it fails: the upstream's idle close can meet
+		// the gateway's reuse of the connection, and a request sent into
+		// it is answered 502 on either server, by timing alone; a
+		// difference in the servers repeats.
+		if d := differ(); d != "" {
+			if d2 := differ(); d2 != "" {
+				t.Fatalf("%s (HTTP/1.0 %v), the upstream's %q: %s\nasked again: %s", method, http10, answer, d, d2)
 			}
 		}
 	})
