@@ -7,21 +7,29 @@
 //	go run ./scripts/e2e                  # the whole battery
 //	go run ./scripts/e2e -run 'gateway'   # scenarios whose name matches
 //	go run ./scripts/e2e -keep            # keep every scenario's directory (logs, state)
+//	go run ./scripts/e2e -lanes 1         # every scenario alone, in order
 //
 // Everything a scenario starts (processes in their own process groups, an
-// HTTP Git host, tmpfs mounts) it stops or unmounts before the next one.
+// HTTP Git host, tmpfs mounts) it stops or unmounts before it ends. The
+// automatic-rollback scenarios, which mostly wait out detection windows,
+// run in a lane of their own beside the others (-lanes 2, the default):
+// the battery takes about 62 s instead of 111 s. Each scenario's report
+// is printed whole when it ends.
 package main
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"syscall"
 	"time"
 
@@ -34,6 +42,7 @@ func main() {
 		keep    = flag.Bool("keep", false, "keep every scenario's directory (logs, state) instead of only failed ones")
 		perTest = flag.Duration("scenario-timeout", 60*time.Second, "give up on one scenario after this long")
 		list    = flag.Bool("list", false, "list the scenarios and their pass criteria, then exit")
+		lanes   = flag.Int("lanes", 2, "2: the automatic-rollback scenarios (isWaiting) run one after another beside the others; 1: every scenario alone, in order")
 	)
 	flag.Parse()
 	if *list {
@@ -49,11 +58,20 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	os.Exit(battery(ctx, re, *keep, *perTest))
+	os.Exit(battery(ctx, re, *keep, *perTest, *lanes))
 }
 
-// battery builds the binaries and runs the selected scenarios in order.
-func battery(ctx context.Context, re *regexp.Regexp, keep bool, perTest time.Duration) int {
+// isWaiting reports a scenario that spends its time waiting (the
+// automatic-rollback ones: detection windows at a low request rate), which
+// runs in a lane of its own beside the others.
+func isWaiting(name string) bool {
+	return strings.HasPrefix(name, "q-autorollback") || strings.HasPrefix(name, "q2-") || strings.HasPrefix(name, "q3-") ||
+		strings.HasPrefix(name, "q4-") || strings.HasPrefix(name, "q5-") || strings.HasPrefix(name, "q6-")
+}
+
+// battery builds the binaries and runs the selected scenarios, in order
+// within each lane.
+func battery(ctx context.Context, re *regexp.Regexp, keep bool, perTest time.Duration, lanes int) int {
 	began := time.Now()
 	root, err := harness.ModuleRoot()
 	if err != nil {
@@ -77,23 +95,33 @@ func battery(ctx context.Context, re *regexp.Regexp, keep bool, perTest time.Dur
 	type outcome struct {
 		name, verdict string
 		took          time.Duration
+		ran           bool
 	}
-	var results []outcome
-	failed := 0
+	selected := []scenario{}
 	for _, sc := range scenarios {
-		if !re.MatchString(sc.name) {
-			continue
+		if re.MatchString(sc.name) {
+			selected = append(selected, sc)
 		}
+	}
+	results := make([]outcome, len(selected))
+	var (
+		mu     sync.Mutex // serializes the scenarios' reports on stdout
+		failed int
+	)
+	// runOne runs selected[i] and prints its report once it has ended, so
+	// that the reports of scenarios running at once do not interleave.
+	runOne := func(i int) {
+		sc := selected[i]
 		if ctx.Err() != nil {
-			break
+			return
 		}
+		var out bytes.Buffer
 		dir := filepath.Join(top, sc.name)
 		if err := os.MkdirAll(dir, 0o755); err != nil {
-			fmt.Fprintln(os.Stderr, "e2e:", err)
-			return 1
+			fmt.Fprintf(&out, "    error: %v\n", err)
 		}
-		fmt.Printf("\n=== RUN   %s\n    criterion: %s\n", sc.name, sc.criterion)
-		t := &T{dir: dir, bins: bins, upstream: up.URL}
+		fmt.Fprintf(&out, "\n=== RUN   %s\n    criterion: %s\n", sc.name, sc.criterion)
+		t := &T{dir: dir, bins: bins, upstream: up.URL, out: &out}
 		start := time.Now()
 		sctx, cancel := context.WithTimeout(ctx, perTest)
 		err := t.run(sctx, sc.run)
@@ -104,27 +132,59 @@ func battery(ctx context.Context, re *regexp.Regexp, keep bool, perTest time.Dur
 		switch {
 		case errors.As(err, &skip):
 			verdict = "SKIP"
-			fmt.Printf("    skipped: %s\n", skip.reason)
+			fmt.Fprintf(&out, "    skipped: %s\n", skip.reason)
 		case err != nil && t.knownFail != "":
 			verdict = "KNOWN-FAIL"
-			fmt.Printf("    error: %v\n    known failure: %s\n", err, t.knownFail)
+			fmt.Fprintf(&out, "    error: %v\n    known failure: %s\n", err, t.knownFail)
 		case err != nil:
 			verdict = "FAIL"
-			failed++
-			fmt.Printf("    error: %v\n    logs and state kept in %s\n", err, dir)
+			fmt.Fprintf(&out, "    error: %v\n    logs and state kept in %s\n", err, dir)
 		}
-		fmt.Printf("--- %s  %s (%.1fs)\n", verdict, sc.name, took.Seconds())
-		results = append(results, outcome{sc.name, verdict, took})
+		fmt.Fprintf(&out, "--- %s  %s (%.1fs)\n", verdict, sc.name, took.Seconds())
 		if verdict != "FAIL" && !keep {
 			_ = os.RemoveAll(dir)
 		}
+		mu.Lock()
+		defer mu.Unlock()
+		_, _ = os.Stdout.Write(out.Bytes())
+		results[i] = outcome{sc.name, verdict, took, true}
+		if verdict == "FAIL" {
+			failed++
+		}
 	}
+	// Two lanes: the automatic-rollback scenarios, which spend their time
+	// waiting out detection windows at a low request rate, run one after
+	// another beside the rest, which also run one after another. With
+	// -lanes 1 every scenario runs alone, in order.
+	var waiting, rest []int
+	for i, sc := range selected {
+		if lanes > 1 && isWaiting(sc.name) {
+			waiting = append(waiting, i)
+		} else {
+			rest = append(rest, i)
+		}
+	}
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		for _, i := range waiting {
+			runOne(i)
+		}
+	})
+	for _, i := range rest {
+		runOne(i)
+	}
+	wg.Wait()
 
 	fmt.Printf("\n| scenario | result | time |\n|---|---|---|\n")
+	ran := 0
 	for _, r := range results {
+		if !r.ran {
+			continue
+		}
+		ran++
 		fmt.Printf("| %s | %s | %.1fs |\n", r.name, r.verdict, r.took.Seconds())
 	}
-	fmt.Printf("\n%d scenarios, %d failed, %.1fs in all\n", len(results), failed, time.Since(began).Seconds())
+	fmt.Printf("\n%d scenarios, %d failed, %.1fs in all\n", ran, failed, time.Since(began).Seconds())
 	if failed > 0 || ctx.Err() != nil {
 		return 1
 	}
@@ -149,6 +209,7 @@ type T struct {
 	upstream  string
 	cleanups  []func()
 	knownFail string
+	out       io.Writer // the scenario's report, printed when it ends
 }
 
 func (t *T) run(ctx context.Context, fn func(context.Context, *T) error) error {
@@ -163,8 +224,8 @@ func (t *T) run(ctx context.Context, fn func(context.Context, *T) error) error {
 // Cleanup registers fn to run when the scenario ends.
 func (t *T) Cleanup(fn func()) { t.cleanups = append(t.cleanups, fn) }
 
-// Logf prints a step of the scenario.
-func (t *T) Logf(format string, args ...any) { fmt.Printf("    "+format+"\n", args...) }
+// Logf writes a step of the scenario to its report.
+func (t *T) Logf(format string, args ...any) { fmt.Fprintf(t.out, "    "+format+"\n", args...) }
 
 // KnownFail marks a failure of this scenario as a known bug (printed,
 // not counted).
