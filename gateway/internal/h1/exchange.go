@@ -147,11 +147,10 @@ func (b *body) Read(p []byte) (int, error) {
 		return 0, io.EOF
 	}
 	n, err := b.r.Read(p)
-	if err != nil {
-		b.ex.bodyDone.Store(true)
-		if err == io.EOF && b.ex.req.ContentLength == -1 {
-			b.ex.takeTrailers()
-		}
+	// The trailers are taken at the first end only: a reader may read
+	// on after io.EOF, and gets it again.
+	if err != nil && !b.ex.bodyDone.Swap(true) && err == io.EOF && b.ex.req.ContentLength == -1 {
+		b.ex.takeTrailers()
 	}
 	return n, err
 }
@@ -176,8 +175,8 @@ func (ex *exchange) takeTrailers() {
 			continue
 		}
 		vv := make([]string, len(vals))
-		for i, v := range vals {
-			vv[i] = string(v)
+		for j, v := range vals {
+			vv[j] = string(v)
 		}
 		if ex.req.Trailer == nil {
 			ex.req.Trailer = http.Header{}

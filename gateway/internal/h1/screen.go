@@ -279,22 +279,15 @@ func validTarget(t []byte) bool {
 // it refuses an announced Transfer-Encoding, Trailer or Content-Length.
 func declaredTrailers(vv []string) (http.Header, *refusal) {
 	var tr http.Header
-	for _, v := range vv {
-		for f := range strings.SplitSeq(v, ",") {
-			f = textproto.TrimString(f)
-			if f == "" {
-				continue
-			}
-			k := textproto.CanonicalMIMEHeaderKey(f)
-			switch k {
-			case "Transfer-Encoding", "Trailer", "Content-Length":
-				return nil, refuseTrailerKey
-			}
-			if tr == nil {
-				tr = http.Header{}
-			}
-			tr[k] = nil
+	for k := range trailerNames(vv) {
+		switch k {
+		case "Transfer-Encoding", "Trailer", "Content-Length":
+			return nil, refuseTrailerKey
 		}
+		if tr == nil {
+			tr = http.Header{}
+		}
+		tr[k] = nil
 	}
 	return tr, nil
 }

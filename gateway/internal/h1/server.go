@@ -5,9 +5,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"iter"
 	"log"
 	"net"
 	"net/http"
+	"net/textproto"
 	"strconv"
 	"strings"
 	"sync"
@@ -468,21 +470,32 @@ func setAll(h *fasthttp.ResponseHeader, name string, vv []string) {
 // announced and their values are not sent.
 const maxTrailers = 32
 
-// announcedTrailers returns the names that the Trailer values vv announce,
-// canonical, without empty ones, at most maxTrailers.
+// announcedTrailers returns the names that the Trailer values vv announce
+// (trailerNames), at most maxTrailers.
 func announcedTrailers(vv []string) []string {
 	var names []string
-	for _, v := range vv {
-		for name := range strings.SplitSeq(v, ",") {
-			if len(names) == maxTrailers {
-				return names
-			}
-			if name = http.CanonicalHeaderKey(strings.TrimSpace(name)); name != "" {
-				names = append(names, name)
+	for name := range trailerNames(vv) {
+		if len(names) == maxTrailers {
+			break
+		}
+		names = append(names, name)
+	}
+	return names
+}
+
+// trailerNames yields the names that the Trailer values vv announce, one
+// per comma-separated element, trimmed and canonical, empty ones left out:
+// as net/http reads an announcement, in a request or an answer.
+func trailerNames(vv []string) iter.Seq[string] {
+	return func(yield func(string) bool) {
+		for _, v := range vv {
+			for f := range strings.SplitSeq(v, ",") {
+				if f = textproto.TrimString(f); f != "" && !yield(textproto.CanonicalMIMEHeaderKey(f)) {
+					return
+				}
 			}
 		}
 	}
-	return names
 }
 
 // refuse answers a request the adapter does not serve, as net/http does:
