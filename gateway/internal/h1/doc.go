@@ -49,8 +49,10 @@
 //     2.2 advises (net/http refuses the request);
 //   - a request trailer field that fasthttp forbids (a longer list than
 //     net/http's: Authorization, Cookie, Content-Type, X-Forwarded-* and
-//     others) ends the body with an error, and at most maxTrailers names
-//     of a request's trailer fields reach Request.Trailer;
+//     others) ends the body with an error, at most maxTrailers names of a
+//     request's trailer fields reach Request.Trailer, and a trailer name
+//     written with white space before its colon is read without it
+//     (net/http keeps the space in the name);
 //   - an empty Content-Type is not written, and a header field that the
 //     answer also names in Trailer is sent in the trailer section only.
 //
