@@ -16,33 +16,10 @@ import (
 type checker struct {
 	cfg   *schemas.Config
 	diags []schemas.Diagnostic
-	// The messages of unknown references, one Suggester per kind, made
-	// on the first: the defined names are sorted once per check.
+	// The messages of unknown references, one Suggester per kind: each
+	// lists and sorts its names on its first unknown reference, once per
+	// check.
 	upstreams, plain, policies *rules.Suggester
-}
-
-// upstreamNames makes the messages of unknown upstreams of backends.
-func (c *checker) upstreamNames() *rules.Suggester {
-	if c.upstreams == nil {
-		c.upstreams = rules.NewSuggester("upstream", "upstreams", func() []string { return slices.Sorted(maps.Keys(c.cfg.Upstreams)) })
-	}
-	return c.upstreams
-}
-
-// plainNames makes the messages of unknown failover groups.
-func (c *checker) plainNames() *rules.Suggester {
-	if c.plain == nil {
-		c.plain = rules.NewSuggester("upstream", "upstreams with targets", func() []string { return rules.PlainUpstreams(c.cfg.Upstreams) })
-	}
-	return c.plain
-}
-
-// policyNames makes the messages of unknown policies of routes.
-func (c *checker) policyNames() *rules.Suggester {
-	if c.policies == nil {
-		c.policies = rules.NewSuggester("policy", "policies", func() []string { return slices.Sorted(maps.Keys(c.cfg.Policies)) })
-	}
-	return c.policies
 }
 
 func (c *checker) errf(path string, format string, args ...any) {
@@ -53,7 +30,12 @@ func (c *checker) errf(path string, format string, args ...any) {
 // weights, regexes, duplicate routes, URLs and secrets. cfg is decoded but
 // not defaulted.
 func check(cfg *schemas.Config) []schemas.Diagnostic {
-	c := &checker{cfg: cfg}
+	c := &checker{
+		cfg:       cfg,
+		upstreams: rules.NewSuggester("upstream", "upstreams", func() []string { return slices.Sorted(maps.Keys(cfg.Upstreams)) }),
+		plain:     rules.NewSuggester("upstream", "upstreams with targets", func() []string { return rules.PlainUpstreams(cfg.Upstreams) }),
+		policies:  rules.NewSuggester("policy", "policies", func() []string { return slices.Sorted(maps.Keys(cfg.Policies)) }),
+	}
 	for _, name := range slices.Sorted(maps.Keys(cfg.Upstreams)) {
 		c.upstream(formatPath([]string{"upstreams", name}), cfg.Upstreams[name])
 	}
@@ -73,7 +55,7 @@ func check(cfg *schemas.Config) []schemas.Diagnostic {
 func (c *checker) upstream(at string, u schemas.Upstream) {
 	c.add(at, rules.Upstream(u))
 	if u.Failover != nil {
-		c.add(at, rules.FailoverWith(*u.Failover, c.cfg.Upstreams, c.plainNames().Unknown))
+		c.add(at, rules.FailoverWith(*u.Failover, c.cfg.Upstreams, c.plain.Unknown))
 	}
 }
 
@@ -91,12 +73,12 @@ func (c *checker) route(at string, r schemas.Route) {
 	}
 	for i, b := range r.Backends {
 		if _, ok := c.cfg.Upstreams[b.Upstream]; !ok {
-			c.errf(fmt.Sprintf("%s.backends[%d].upstream", at, i), "%s", c.upstreamNames().Unknown(b.Upstream))
+			c.errf(fmt.Sprintf("%s.backends[%d].upstream", at, i), "%s", c.upstreams.Unknown(b.Upstream))
 		}
 	}
 	for i, p := range r.Policies {
 		if _, ok := c.cfg.Policies[p]; !ok {
-			c.errf(fmt.Sprintf("%s.policies[%d]", at, i), "%s", c.policyNames().Unknown(p))
+			c.errf(fmt.Sprintf("%s.policies[%d]", at, i), "%s", c.policies.Unknown(p))
 		}
 	}
 }
