@@ -42,7 +42,7 @@ func main() {
 		keep    = flag.Bool("keep", false, "keep every scenario's directory (logs, state) instead of only failed ones")
 		perTest = flag.Duration("scenario-timeout", 60*time.Second, "give up on one scenario after this long")
 		list    = flag.Bool("list", false, "list the scenarios and their pass criteria, then exit")
-		lanes   = flag.Int("lanes", 2, "2: the automatic-rollback scenarios (isWaiting) run one after another beside the others; 1: every scenario alone, in order")
+		lanes   = flag.Int("lanes", 2, "2: the scenarios that mostly wait (the automatic-rollback ones) run one after another beside the others; 1: every scenario alone, in order")
 	)
 	flag.Parse()
 	if *list {
@@ -59,14 +59,6 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	os.Exit(battery(ctx, re, *keep, *perTest, *lanes))
-}
-
-// isWaiting reports a scenario that spends its time waiting (the
-// automatic-rollback ones: detection windows at a low request rate), which
-// runs in a lane of its own beside the others.
-func isWaiting(name string) bool {
-	return strings.HasPrefix(name, "q-autorollback") || strings.HasPrefix(name, "q2-") || strings.HasPrefix(name, "q3-") ||
-		strings.HasPrefix(name, "q4-") || strings.HasPrefix(name, "q5-") || strings.HasPrefix(name, "q6-")
 }
 
 // battery builds the binaries and runs the selected scenarios, in order
@@ -116,16 +108,16 @@ func battery(ctx context.Context, re *regexp.Regexp, keep bool, perTest time.Dur
 			return
 		}
 		var out bytes.Buffer
-		dir := filepath.Join(top, sc.name)
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			fmt.Fprintf(&out, "    error: %v\n", err)
-		}
 		fmt.Fprintf(&out, "\n=== RUN   %s\n    criterion: %s\n", sc.name, sc.criterion)
+		dir := filepath.Join(top, sc.name)
 		t := &T{dir: dir, bins: bins, upstream: up.URL, out: &out}
 		start := time.Now()
-		sctx, cancel := context.WithTimeout(ctx, perTest)
-		err := t.run(sctx, sc.run)
-		cancel()
+		err := os.MkdirAll(dir, 0o755)
+		if err == nil {
+			sctx, cancel := context.WithTimeout(ctx, perTest)
+			err = t.run(sctx, sc.run)
+			cancel()
+		}
 		took := time.Since(start)
 		verdict := "PASS"
 		var skip *skipError
@@ -158,7 +150,7 @@ func battery(ctx context.Context, re *regexp.Regexp, keep bool, perTest time.Dur
 	// -lanes 1 every scenario runs alone, in order.
 	var waiting, rest []int
 	for i, sc := range selected {
-		if lanes > 1 && isWaiting(sc.name) {
+		if lanes > 1 && sc.waits {
 			waiting = append(waiting, i)
 		} else {
 			rest = append(rest, i)
@@ -199,6 +191,9 @@ type scenario struct {
 	name      string
 	criterion string
 	run       func(ctx context.Context, t *T) error
+	// waits marks a scenario that spends its time waiting (detection
+	// windows at a low request rate): it runs in the waiting lane.
+	waits bool
 }
 
 // T is what a scenario gets: its directory, the binaries, the upstream,

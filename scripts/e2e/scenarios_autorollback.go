@@ -22,13 +22,15 @@ func init() {
 			criterion: "under ~200 req/s of /shop from a non-retrying client, c2 sends half of shop to a backend answering 500; " +
 				"the agent rolls back to c1 within its bake checks (1s interval, 2 breaches), marks c2 bad, records an " +
 				"auto-rollback history entry quoting the 5xx ratio, and the gateway serves c1 again",
-			run: autoRollback,
+			run:   autoRollback,
+			waits: true,
 		},
 		scenario{
 			name: "q2-autorollback-unrelated",
 			criterion: "with shop already failing half its requests, a commit that changes only another route is not rolled " +
 				"back: the bake ends without a rollback and the agent keeps tracking the branch",
-			run: autoRollbackUnrelated,
+			run:   autoRollbackUnrelated,
+			waits: true,
 		},
 	)
 }

@@ -24,26 +24,30 @@ func init() {
 			criterion: "under ~200 req/s of /shop from a non-retrying client, c2 sends half of shop (p99 a few ms under c1) to " +
 				"a backend answering after 2s; the agent rolls back to c1 within its bake checks, marks c2 bad, and its " +
 				"auto-rollback entry quotes shop's p99 latency against the baseline",
-			run: autoRollbackLatency,
+			run:   autoRollbackLatency,
+			waits: true,
 		},
 		scenario{
 			name: "q4-autorollback-flaky-baseline",
 			criterion: "shop's backend fails exactly 1% of its requests under c1 and under c2, which changes shop; with an " +
 				"absolute errorRatio of 0.5% the baseline keeps the verdict ok: the bake passes, nothing is rolled back",
-			run: autoRollbackFlakyBaseline,
+			run:   autoRollbackFlakyBaseline,
+			waits: true,
 		},
 		scenario{
 			name: "q5-autorollback-low-traffic",
 			criterion: "at 5 req/s (below minRequests in the whole window), c2 sends half of shop to a backend answering 500; " +
 				"`agent status` shows the verdict \"insufficient traffic\" during the bake and as its result, and c2 is " +
 				"never rolled back",
-			run: autoRollbackLowTraffic,
+			run:   autoRollbackLowTraffic,
+			waits: true,
 		},
 		scenario{
 			name: "q6-autorollback-rate-limit",
 			criterion: "with 4xx counted as errors, c2 puts a 20 req/s rate limit on shop under ~200 req/s: most clients get " +
 				"429, yet the bake passes on the requests let through and nothing is rolled back",
-			run: autoRollbackRateLimit,
+			run:   autoRollbackRateLimit,
+			waits: true,
 		},
 	)
 }
